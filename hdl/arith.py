@@ -1,0 +1,39 @@
+"""Adder-only building blocks of the neuron datapath, shared by the core and the array.
+
+Each is a function returning an Amaranth expression, so that the caller decides where the pipeline
+registers go. None of them multiplies.
+"""
+
+from amaranth.hdl import Mux, Value
+
+__all__ = ["saturate", "fires", "refractory_next", "bits_for"]
+
+
+def bits_for(n):
+    """Bits needed for an unsigned value ``n`` (at least 1)."""
+    return max(int(n).bit_length(), 1)
+
+
+def saturate(value, width):
+    """Clamp ``value`` to the signed ``width``-bit range and return a ``signed(width)`` value.
+
+    The compare is done at the full width of ``value``, so an out-of-range sum is clamped instead
+    of wrapping.
+    """
+    value = Value.cast(value)
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    if value.shape().width <= width and value.shape().signed:
+        return value.as_signed()
+    clamped = Mux(value > hi, hi, Mux(value < lo, lo, value))
+    return clamped[:width].as_signed()
+
+
+def fires(v_prime, v_th, refractory):
+    """Spike condition of ``docs/neuron.md``: strictly above threshold and not refractory."""
+    return ~refractory & (v_prime > v_th)
+
+
+def refractory_next(r, spike, t_ref):
+    """Next refractory count: count down while refractory, load ``t_ref`` on a spike, else 0."""
+    return Mux(r != 0, r - 1, Mux(spike, t_ref, 0))[:len(r)]
+

@@ -1,0 +1,179 @@
+"""The pipelined, multiplier-free LIF neuron core of ``docs/neuron.md``."""
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .arith import bits_for, fires, refractory_next, saturate
+
+__all__ = ["params_layout", "pack_params", "NeuronCore", "MAX_DECAY_TERMS", "STAGES_RANGE"]
+
+MAX_DECAY_TERMS = 4
+STAGES_RANGE = (1, 4)
+
+# Which intermediate results get a pipeline register in front of them, per stage count. The
+# output is always registered, so the latency equals the stage count. The split points balance
+# the three carry chains (leak terms, their sum, the membrane sum with its saturation) that set
+# the critical path; see docs/neuron.md for the arithmetic itself.
+_REGISTERED_AFTER = {
+    1: (),
+    2: ("leak",),
+    3: ("terms", "v_prime"),
+    4: ("terms", "leak", "v_prime"),
+}
+
+
+def _check_int(name, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise TypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
+
+
+def params_layout(v_width, t_ref_width):
+    """Layout of the per-population parameter port of :class:`NeuronCore`.
+
+    Decay terms are ``{shift, neg, en}``: an enabled term adds (or with ``neg`` subtracts)
+    ``(v - v_rest) >> shift``.
+    """
+    term = data.StructLayout({
+        "shift": unsigned(bits_for(v_width - 1)),
+        "neg": unsigned(1),
+        "en": unsigned(1),
+    })
+    return data.StructLayout({
+        "v_th": signed(v_width),
+        "v_reset": signed(v_width),
+        "v_rest": signed(v_width),
+        "v_peak": signed(v_width),
+        "bias": signed(v_width),
+        "t_ref": unsigned(t_ref_width),
+        "subtract": unsigned(1),
+        "decay": data.ArrayLayout(term, MAX_DECAY_TERMS),
+    })
+
+
+def pack_params(params):
+    """Port value (a ``dict`` for :meth:`~amaranth.lib.data.Layout.const`) of a ``NeuronParams``."""
+    terms = [{"shift": abs(k), "neg": int(k < 0), "en": 1} for k in params.decay]
+    terms += [{"shift": 0, "neg": 0, "en": 0}] * (MAX_DECAY_TERMS - len(terms))
+    return {
+        "v_th": params.v_th, "v_reset": params.v_reset, "v_rest": params.v_rest,
+        "v_peak": params.v_peak, "bias": params.bias, "t_ref": params.t_ref,
+        "subtract": int(params.reset_mode == "subtract"), "decay": terms,
+    }
+
+
+class NeuronCore(wiring.Component):
+    """One LIF update per cycle, pipelined, with adders, shifters and comparators only.
+
+    Feed a neuron's state, its accumulated synaptic input and its population's parameters with
+    ``in_valid``; ``stages`` cycles later the next state, spike and trace appear with
+    ``out_valid``. A new neuron can enter every cycle, so the core is one lane of the
+    time-multiplexed array.
+
+    Parameters
+    ----------
+    v_width : int
+        Membrane width, 2 to 32.
+    acc_width : int
+        Width of the accumulated synaptic input ``acc`` (signed), 2 to 48.
+    t_ref_max : int
+        Largest refractory period the counter must hold, 0 to 65535.
+    stages : int
+        Pipeline depth and latency in cycles, 1 to 4.
+
+    Attributes
+    ----------
+    in_valid : In(1)
+    v : In(signed(v_width))
+    r : In(t_ref_width)
+    acc : In(signed(acc_width))
+    params : In(params_layout(v_width, t_ref_width))
+    out_valid : Out(1)
+    v_next : Out(signed(v_width))
+    r_next : Out(t_ref_width)
+    spike : Out(1)
+    trace : Out(signed(v_width))
+        ``v_peak`` on a spiking step, else ``v_next``.
+    """
+
+    def __init__(self, *, v_width=16, acc_width=16, t_ref_max=15, stages=4):
+        _check_int("v_width", v_width, 2, 32)
+        _check_int("acc_width", acc_width, 2, 48)
+        _check_int("t_ref_max", t_ref_max, 0, 65535)
+        _check_int("stages", stages, *STAGES_RANGE)
+        self.v_width = v_width
+        self.acc_width = acc_width
+        self.t_ref_max = t_ref_max
+        self.t_ref_width = bits_for(t_ref_max)
+        self.stages = stages
+        self.latency = stages
+        super().__init__({
+            "in_valid": In(1),
+            "v": In(signed(v_width)),
+            "r": In(self.t_ref_width),
+            "acc": In(signed(acc_width)),
+            "params": In(params_layout(v_width, self.t_ref_width)),
+            "out_valid": Out(1),
+            "v_next": Out(signed(v_width)),
+            "r_next": Out(self.t_ref_width),
+            "spike": Out(1),
+            "trace": Out(signed(v_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        registered = _REGISTERED_AFTER[self.stages]
+
+        def stage(point, ctx):
+            # Every value still needed downstream crosses the boundary together, so the
+            # pipeline stays aligned whatever the stage count. Unregistered boundaries still
+            # name their values: Amaranth does not share common subexpressions, and reusing an
+            # expression object would duplicate its adders.
+            domain = m.d.sync if point in registered else m.d.comb
+            out = {}
+            for name, value in ctx.items():
+                out[name] = Signal(value.shape(), name=f"{point}_{name}")
+                domain += out[name].eq(value)
+            return out
+
+        ctx = {"valid": self.in_valid, "v": self.v, "r": self.r, "p": self.params,
+               "current": self.acc + self.params.bias}
+
+        # Leak terms: floor shifts of (v - v_rest); a shift is wiring plus a mux, no multiply.
+        d = ctx["v"] - ctx["p"].v_rest
+        for k in range(MAX_DECAY_TERMS):
+            term = ctx["p"].decay[k]
+            shifted = d >> term.shift
+            ctx[f"term{k}"] = Mux(term.en, Mux(term.neg, -shifted, shifted), 0)
+        ctx = stage("terms", ctx)
+
+        ctx["leak"] = sum(ctx.pop(f"term{k}") for k in range(MAX_DECAY_TERMS))
+        ctx = stage("leak", ctx)
+
+        # Computed at full width (Amaranth widens every sum), then saturated once.
+        v_sum_expr = ctx["v"] - ctx.pop("leak") + ctx.pop("current")
+        v_sum = Signal(v_sum_expr.shape())
+        m.d.comb += v_sum.eq(v_sum_expr)
+        ctx["v_prime"] = saturate(v_sum, self.v_width)
+        ctx = stage("v_prime", ctx)
+
+        p = ctx["p"]
+        v_prime = ctx["v_prime"]
+        refractory = ctx["r"] != 0
+        spike = Signal()
+        above = Signal(signed(self.v_width + 1))
+        v_next = Signal(signed(self.v_width))
+        m.d.comb += [
+            spike.eq(fires(v_prime, p.v_th, refractory)),
+            above.eq(v_prime - p.v_th),
+        ]
+        v_after_spike = Mux(p.subtract, saturate(above, self.v_width), p.v_reset)
+        m.d.comb += v_next.eq(Mux(refractory, ctx["v"], Mux(spike, v_after_spike, v_prime)))
+        m.d.sync += [
+            self.out_valid.eq(ctx["valid"]),
+            self.v_next.eq(v_next),
+            self.r_next.eq(refractory_next(ctx["r"], spike, p.t_ref)),
+            self.spike.eq(spike),
+            self.trace.eq(Mux(spike, p.v_peak, v_next)),
+        ]
+        return m

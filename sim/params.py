@@ -1,0 +1,151 @@
+"""Neuron parameters of ``docs/neuron.md``, validated once for every user of them.
+
+The golden model, the hardware generators and the network loader all take a :class:`NeuronParams`;
+validating here means a bad value is reported the same way wherever it enters.
+"""
+
+from dataclasses import dataclass
+import math
+import numbers
+
+__all__ = [
+    "V_WIDTH_RANGE", "W_WIDTH_RANGE", "T_REF_MAX", "MAX_DECAY_TERMS", "RESET_MODES",
+    "NeuronParams", "v_range", "w_range", "check_int", "decay_from_ratio", "decay_value",
+]
+
+V_WIDTH_RANGE = (2, 32)
+W_WIDTH_RANGE = (2, 16)
+T_REF_MAX = 65535
+MAX_DECAY_TERMS = 4
+RESET_MODES = ("zero", "subtract")
+
+
+def v_range(v_width):
+    """Return ``(V_MIN, V_MAX)`` of a signed ``v_width``-bit membrane."""
+    return -(1 << (v_width - 1)), (1 << (v_width - 1)) - 1
+
+
+def w_range(w_width):
+    """Return ``(W_MIN, W_MAX)`` of a signed ``w_width``-bit weight."""
+    return v_range(w_width)
+
+
+def check_int(name, value, lo, hi):
+    """Return ``value`` if it is an integer in ``[lo, hi]``, else raise :class:`TypeError`.
+
+    ``bool`` is refused: ``True`` as a threshold is always a mistake.
+    """
+    if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+            or not lo <= value <= hi):
+        raise TypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    """Parameters of one LIF population, as defined in ``docs/neuron.md``.
+
+    Parameters
+    ----------
+    v_width : int
+        Membrane width in bits (signed), 2 to 32.
+    v_th, v_reset, v_rest, v_peak : int
+        Threshold, reset value, resting potential and the trace value of a spike, in the
+        ``v_width`` range, with ``v_reset <= v_th <= v_peak``.
+    t_ref : int
+        Refractory period in timesteps, 0 to 65535.
+    bias : int
+        Constant input added every step, in the ``v_width`` range.
+    reset_mode : str
+        ``"zero"`` (``v <- v_reset``) or ``"subtract"`` (``v <- sat(v' - v_th)``).
+    decay : tuple of int
+        0 to 4 signed shift terms; ``k >= 0`` adds ``(v - v_rest) >> k``, ``k < 0`` subtracts
+        ``(v - v_rest) >> -k``. Each ``|k| < v_width``.
+
+    Raises
+    ------
+    TypeError
+        A value of the wrong type or out of its range.
+    ValueError
+        Values that are each in range but inconsistent together.
+    """
+
+    v_th: int
+    v_reset: int = 0
+    v_rest: int = 0
+    v_peak: int | None = None
+    t_ref: int = 0
+    bias: int = 0
+    reset_mode: str = "zero"
+    decay: tuple = (4,)
+    v_width: int = 16
+
+    def __post_init__(self):
+        v_width = check_int("v_width", self.v_width, *V_WIDTH_RANGE)
+        lo, hi = v_range(v_width)
+        for name in ("v_th", "v_reset", "v_rest", "bias"):
+            object.__setattr__(self, name, check_int(name, getattr(self, name), lo, hi))
+        if self.v_peak is None:
+            object.__setattr__(self, "v_peak", hi)
+        object.__setattr__(self, "v_peak", check_int("v_peak", self.v_peak, lo, hi))
+        object.__setattr__(self, "t_ref", check_int("t_ref", self.t_ref, 0, T_REF_MAX))
+        if self.reset_mode not in RESET_MODES:
+            raise TypeError(f"reset_mode must be one of 'zero', 'subtract', not {self.reset_mode!r}")
+        if isinstance(self.decay, (str, bytes)) or not hasattr(self.decay, "__iter__"):
+            raise TypeError(f"decay must be a list of 0 to {MAX_DECAY_TERMS} shift terms, "
+                            f"not {self.decay!r}")
+        decay = tuple(self.decay)
+        if len(decay) > MAX_DECAY_TERMS:
+            raise TypeError(f"decay must be a list of 0 to {MAX_DECAY_TERMS} shift terms, "
+                            f"not {len(decay)} terms")
+        decay = tuple(check_int("decay term", k, -(v_width - 1), v_width - 1) for k in decay)
+        object.__setattr__(self, "decay", decay)
+        if not self.v_reset <= self.v_th <= self.v_peak:
+            raise ValueError(f"parameters must satisfy v_reset <= v_th <= v_peak, not "
+                             f"v_reset={self.v_reset}, v_th={self.v_th}, v_peak={self.v_peak}")
+
+    @property
+    def decay_ratio(self):
+        """The leak factor that ``decay`` stands for, as a float (for reports only)."""
+        return decay_value(self.decay)
+
+
+def decay_value(decay):
+    """Return the real factor ``sum sign_k 2**-|k|`` of a list of decay terms."""
+    return sum(math.copysign(2.0 ** -abs(k), 1 if k >= 0 else -1) for k in decay)
+
+
+def decay_from_ratio(ratio, v_width=16, max_terms=MAX_DECAY_TERMS):
+    """Approximate ``ratio`` (``dt / tau_m``) by a signed sum of at most ``max_terms`` powers of two.
+
+    Each step of the search tries the powers of two just below and just above the remaining
+    error, so all ``2**max_terms`` signed-digit expansions of that form are compared and the one
+    with the least absolute error (then the fewest terms) wins.
+
+    Returns
+    -------
+    tuple of int
+        Decay terms in the notation of :class:`NeuronParams`.
+    """
+    if not isinstance(ratio, numbers.Real) or not 0 <= ratio <= 1:
+        raise TypeError(f"dt/tau must be a number in [0, 1], not {ratio!r}")
+    max_shift = v_width - 1
+    best = ((), abs(ratio))
+    frontier = [((), float(ratio))]
+    for _ in range(max_terms):
+        grown = []
+        for terms, rest in frontier:
+            if rest == 0:
+                continue
+            sign = 1 if rest > 0 else -1
+            e = math.log2(abs(rest))
+            for k in {min(max(-math.floor(e), 0), max_shift), min(max(-math.ceil(e), 0), max_shift)}:
+                if sign < 0 and k == 0:
+                    continue
+                new = (terms + ((k if sign > 0 else -k),),
+                       rest - sign * 2.0 ** -k)
+                grown.append(new)
+                if abs(new[1]) < best[1] - 1e-15:
+                    best = (new[0], abs(new[1]))
+        frontier = grown
+    return best[0]
