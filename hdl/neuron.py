@@ -177,3 +177,44 @@ class NeuronCore(wiring.Component):
             self.trace.eq(Mux(spike, p.v_peak, v_next)),
         ]
         return m
+
+    def with_constant_params(self, params):
+        """Return this core with its ``params`` port tied to the constants of ``params``.
+
+        Yosys then folds the shifters into wiring; the result is what ``spikeforge generate
+        core`` writes for a single population.
+
+        Parameters
+        ----------
+        params : NeuronParams
+            Must have this core's ``v_width`` and a ``t_ref <= t_ref_max``.
+        """
+        if params.v_width != self.v_width:
+            raise ValueError(f"params.v_width must equal the core's v_width={self.v_width}, "
+                             f"not {params.v_width}")
+        if params.t_ref > self.t_ref_max:
+            raise ValueError(f"params.t_ref must be at most the core's t_ref_max="
+                             f"{self.t_ref_max}, not {params.t_ref}")
+        return ConstantParamsNeuronCore(self, pack_params(params))
+
+
+class ConstantParamsNeuronCore(wiring.Component):
+    """A :class:`NeuronCore` whose parameters are constants: its ports less ``params``."""
+
+    def __init__(self, core, packed):
+        self.core = core
+        self.latency = core.latency
+        self._packed = core.params.shape().const(packed)
+        super().__init__({name: member for name, member in core.signature.members.items()
+                          if name != "params"})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        m.d.comb += core.params.eq(self._packed)
+        for name, member in self.signature.members.items():
+            if member.flow == wiring.In:
+                m.d.comb += getattr(core, name).eq(getattr(self, name))
+            else:
+                m.d.comb += getattr(self, name).eq(getattr(core, name))
+        return m
