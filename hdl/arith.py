@@ -6,7 +6,7 @@ registers go. None of them multiplies.
 
 from amaranth.hdl import Mux, Value
 
-__all__ = ["saturate", "fires", "refractory_next", "bits_for"]
+__all__ = ["saturate", "fires", "refractory_next", "bits_for", "mul_const"]
 
 
 def bits_for(n):
@@ -37,3 +37,34 @@ def refractory_next(r, spike, t_ref):
     """Next refractory count: count down while refractory, load ``t_ref`` on a spike, else 0."""
     return Mux(r != 0, r - 1, Mux(spike, t_ref, 0))[:len(r)]
 
+
+
+def _csd(constant):
+    """Canonical signed-digit expansion of a non-negative integer: ``[(sign, shift), ...]``."""
+    digits, shift = [], 0
+    while constant:
+        if constant & 1:
+            digit = 2 - (constant & 3)  # +1 if the next bit is 0, -1 if it is 1
+            digits.append((digit, shift))
+            constant -= digit
+        constant >>= 1
+        shift += 1
+    return digits
+
+
+def mul_const(value, constant):
+    """``value * constant`` for a non-negative constant, as shifts and adds (canonical signed
+    digits), so that synthesis sees adders only and never a ``$mul`` cell.
+    """
+    if not isinstance(constant, int) or constant < 0:
+        raise TypeError(f"constant must be a non-negative integer, not {constant!r}")
+    value = Value.cast(value)
+    width = value.shape().width + bits_for(constant)
+    total = None
+    for sign, shift in _csd(constant):
+        term = value << shift
+        total = term if total is None and sign > 0 else (
+            (0 - term) if total is None else (total + term if sign > 0 else total - term))
+    if total is None:
+        return Value.cast(0)
+    return total[:width] if not value.shape().signed else total[:width].as_signed()

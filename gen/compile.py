@@ -1,0 +1,104 @@
+"""Network description to the memory images of the neuron array (``spikeforge.hdl.plan``)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..hdl.plan import LANES, ArrayPlan, PopulationPlan, ProjectionPlan
+from .errors import SpikeforgeError
+
+__all__ = ["Capacity", "compile_network"]
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Per-lane memory limits of a target (a board, or ``None`` for unlimited).
+
+    Attributes
+    ----------
+    weight_words : int or None
+        Weight memory words per lane.
+    slots : int or None
+        Neurons (membrane, refractory counter, bias) per lane.
+    """
+
+    weight_words: int | None = None
+    slots: int | None = None
+
+
+def compile_network(net, lanes=1, capacity=Capacity()):
+    """Lay ``net`` out over ``lanes`` lanes and return the :class:`ArrayPlan`.
+
+    Projections are ordered by source population (then file order) so that the fan-out of one
+    event is contiguous in the walk.
+
+    Raises
+    ------
+    SpikeforgeError
+        ``lanes`` not one of 1, 2, 4, 8; or a memory of ``capacity`` too small, naming it.
+    """
+    if lanes not in LANES:
+        raise SpikeforgeError(f"lanes must be one of {', '.join(map(str, LANES))}, not {lanes!r}")
+    pops = []
+    slot_base = input_offset = lif_index = 0
+    for pop in net.populations:
+        if pop.is_input:
+            pops.append(PopulationPlan(pop.name, pop.size, True, input_offset=input_offset))
+            input_offset += pop.size
+        else:
+            rows = _ceil_div(pop.size, lanes)
+            pops.append(PopulationPlan(pop.name, pop.size, False, params=pop.params,
+                                       slot_base=slot_base, rows=rows, lif_index=lif_index))
+            slot_base += rows
+            lif_index += 1
+    slots = max(slot_base, 1)
+
+    order = sorted(range(len(net.projections)),
+                   key=lambda n: (net.projections[n].source_index, n))
+    projs, blocks = [], []
+    weight_base = 0
+    for n in order:
+        proj = net.projections[n]
+        target = pops[proj.target_index]
+        projs.append(ProjectionPlan(proj.source_index, proj.target_index, weight_base,
+                                    proj.recurrent))
+        # Pad the target axis to whole rows, then deal columns out to lanes: word c of lane l
+        # holds column c * lanes + l.
+        padded = np.zeros((proj.weights.shape[0], target.rows * lanes), np.int64)
+        padded[:, :target.size] = proj.weights
+        blocks.append(padded.reshape(proj.weights.shape[0], target.rows, lanes))
+        weight_base += proj.weights.shape[0] * target.rows
+    if blocks:
+        weights = np.concatenate([b.reshape(-1, lanes) for b in blocks]).T.copy()
+    else:
+        weights = np.zeros((lanes, 1), np.int64)
+
+    bias = np.zeros((lanes, slots), np.int64)
+    v_init = np.zeros((lanes, slots), np.int64)
+    t_ref_max = 0
+    for pop, plan in zip(net.populations, pops):
+        if pop.is_input:
+            continue
+        padded = np.zeros(plan.rows * lanes, np.int64)
+        padded[:pop.size] = pop.bias
+        bias[:, plan.slot_base:plan.slot_base + plan.rows] = padded.reshape(plan.rows, lanes).T
+        v_init[:, plan.slot_base:plan.slot_base + plan.rows] = pop.params.v_rest
+        t_ref_max = max(t_ref_max, pop.params.t_ref)
+
+    if capacity.weight_words is not None and weights.shape[1] > capacity.weight_words:
+        raise SpikeforgeError(
+            f"network needs {weights.shape[1]} weight words per lane, the target holds "
+            f"{capacity.weight_words} (lanes={lanes}); use more lanes or a smaller network")
+    if capacity.slots is not None and slot_base > capacity.slots:
+        raise SpikeforgeError(
+            f"network needs {slot_base} neuron slots per lane, the target holds "
+            f"{capacity.slots} (lanes={lanes}); use more lanes or a smaller network")
+
+    return ArrayPlan(
+        lanes=lanes, v_width=net.v_width, w_width=net.w_width, acc_width=net.acc_width,
+        t_ref_max=t_ref_max, populations=pops, projections=projs, weights=weights, bias=bias,
+        v_init=v_init, network_hash=net.network_hash())

@@ -1,0 +1,449 @@
+"""The time-multiplexed neuron array: a whole network served by ``P`` pipelined lanes.
+
+One timestep (``docs/network.md`` for the timing, ``spikeforge.hdl.plan`` for the memory layout):
+
+1. ``start``; the input spike events of the step arrive on ``spike_in``, closed by an ``end`` item.
+   Each event walks the fan-out rows of its population's projections: one synaptic addition per
+   cycle per lane, back to back, with no stall between events.
+2. For every LIF population in evaluation order: the *update* phase streams its slots through the
+   lanes' neuron cores (one neuron per cycle per lane), then the *deliver* phase walks the fan-out
+   of the spikes it produced, which also leave on ``spike_out``.
+3. ``done`` pulses; ``cycles`` holds the step's cycle count.
+
+Synaptic read-modify-write takes one cycle (accumulator read, add, write back), and the
+accumulator read port is transparent to its write port, so back-to-back additions to one word
+see each other without a stall. Feed-forward deliveries add into the bank of the current step,
+recurrent ones into the other bank, which the next step reads.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .arith import bits_for, mul_const
+from .neuron import NeuronCore, STAGES_RANGE, pack_params, params_layout
+from .plan import LANES
+
+__all__ = ["NeuronArray", "state_layout"]
+
+
+def state_layout(v_width, t_ref_width):
+    return data.StructLayout({"v": signed(v_width), "r": unsigned(t_ref_width)})
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+class NeuronArray(wiring.Component):
+    """A network on ``plan.lanes`` neuron-core lanes with all state in block RAM.
+
+    Parameters
+    ----------
+    plan : ArrayPlan
+        Layout and initial memory contents (``spikeforge.gen.compile.compile_network``).
+    stages : int
+        Pipeline stages of each lane's neuron core, 1 to 4.
+    trace : bool
+        Add ``trace_out``: the membrane trace of every neuron of every step.
+
+    Attributes
+    ----------
+    spike_in : In(stream.Signature({index, end}))
+        Input events of the current step by index into the input vector; ``end`` closes the step.
+    spike_out : Out(stream.Signature({population, index}))
+        Spikes of LIF populations, ``population`` being the index in the network's population list.
+    trace_out : Out(stream.Signature({population, slot, mask, v}))
+        Only with ``trace``: per update cycle, ``v[l]`` is the trace of neuron
+        ``slot * lanes + l`` where ``mask`` bit ``l`` is set.
+    start : In(1)
+        Starts a timestep when ``busy`` is low.
+    busy, done : Out(1)
+        ``done`` pulses for one cycle at the end of a step.
+    cycles : Out(32)
+        Cycles from ``start`` to ``done`` of the last step.
+    timestep : Out(32)
+        Steps completed since reset.
+    """
+
+    def __init__(self, plan, *, stages=4, trace=False):
+        if plan.lanes not in LANES:
+            raise TypeError(f"lanes must be one of {', '.join(map(str, LANES))}, not {plan.lanes!r}")
+        if not isinstance(stages, int) or not STAGES_RANGE[0] <= stages <= STAGES_RANGE[1]:
+            raise TypeError(f"stages must be an integer in [{STAGES_RANGE[0]}, {STAGES_RANGE[1]}], "
+                            f"not {stages!r}")
+        if not plan.lif_populations:
+            raise ValueError("the network has no LIF population to run")
+        self.plan = plan
+        self.stages = stages
+        self.trace = trace
+        lanes = plan.lanes
+        self.t_ref_width = bits_for(plan.t_ref_max)
+        self.slot_width = bits_for(plan.slots - 1)
+        self.pop_width = bits_for(len(plan.populations) - 1)
+        self.index_width = bits_for(plan.max_size - 1)
+        self.row_width = bits_for(max(p.rows for p in plan.lif_populations) - 1)
+
+        self.cores = [NeuronCore(v_width=plan.v_width, acc_width=plan.acc_width,
+                                 t_ref_max=plan.t_ref_max, stages=stages) for _ in range(lanes)]
+        self.param_layout = params_layout(plan.v_width, self.t_ref_width)
+        self.state_layout = state_layout(plan.v_width, self.t_ref_width)
+        self.weight_mem = [memory.Memory(shape=signed(plan.w_width), depth=plan.weight_words,
+                                         init=[int(x) for x in plan.weights[l]])
+                           for l in range(lanes)]
+        self.acc_mem = [memory.Memory(shape=signed(plan.acc_width), depth=2 * plan.slots, init=[])
+                        for _ in range(lanes)]
+        self.state_mem = [memory.Memory(shape=self.state_layout, depth=plan.slots,
+                                        init=[{"v": int(v), "r": 0} for v in plan.v_init[l]])
+                          for l in range(lanes)]
+        self.bias_mem = [memory.Memory(shape=signed(plan.v_width), depth=plan.slots,
+                                       init=[int(b) for b in plan.bias[l]])
+                         for l in range(lanes)]
+        # The array reads each neuron's bias from bias_mem; the population row carries 0.
+        param_rows = []
+        for pop in plan.lif_populations:
+            row = pack_params(pop.params)
+            row["bias"] = 0
+            param_rows.append(row)
+        self.param_mem = memory.Memory(shape=self.param_layout, depth=len(param_rows),
+                                       init=param_rows)
+
+        members = {
+            "spike_in": In(stream.Signature(data.StructLayout({
+                "index": unsigned(bits_for(max(plan.n_inputs - 1, 0))), "end": unsigned(1)}))),
+            "spike_out": Out(stream.Signature(data.StructLayout({
+                "population": unsigned(self.pop_width), "index": unsigned(self.index_width)}))),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "cycles": Out(32),
+            "timestep": Out(32),
+        }
+        if trace:
+            members["trace_out"] = Out(stream.Signature(data.StructLayout({
+                "population": unsigned(self.pop_width), "slot": unsigned(self.row_width),
+                "mask": unsigned(lanes), "v": data.ArrayLayout(signed(plan.v_width), lanes)})))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self.plan
+        lanes = plan.lanes
+        lane_bits = bits_for(lanes - 1) if lanes > 1 else 0
+        pops = plan.populations
+        lifs = plan.lif_populations
+        projs = plan.projections
+        latency = self.stages
+
+        for l in range(lanes):
+            m.submodules[f"core{l}"] = self.cores[l]
+            m.submodules[f"weights{l}"] = self.weight_mem[l]
+            m.submodules[f"acc{l}"] = self.acc_mem[l]
+            m.submodules[f"state{l}"] = self.state_mem[l]
+            m.submodules[f"bias{l}"] = self.bias_mem[l]
+        m.submodules.params = self.param_mem
+
+        w_rd = [mem.read_port() for mem in self.weight_mem]
+        acc_wr = [mem.write_port() for mem in self.acc_mem]
+        acc_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(self.acc_mem, acc_wr)]
+        st_rd = [mem.read_port() for mem in self.state_mem]
+        st_wr = [mem.write_port() for mem in self.state_mem]
+        b_rd = [mem.read_port() for mem in self.bias_mem]
+        p_rd = self.param_mem.read_port()
+
+        # --- Timestep bookkeeping --------------------------------------------------------------
+        parity = Signal()          # accumulator bank of the current step
+        k = Signal(range(max(len(lifs), 1)))   # LIF population being updated / delivered
+        cycle_count = Signal(32)
+        with m.If(self.busy):
+            m.d.sync += cycle_count.eq(cycle_count + 1)
+
+        cur_bank_base = Mux(parity, plan.slots, 0)
+
+        # --- Event source: input stream (INPUT phase) or the spike words of population k --------
+        ev_valid = Signal()
+        ev_src = Signal(range(len(pops)))
+        ev_j = Signal(self.index_width)
+        ev_out = Signal()           # a LIF spike, to be reported on spike_out
+        ev_ready = Signal()
+
+        in_phase = Signal()
+        deliver_phase = Signal()
+        input_ended = Signal()
+
+        payload = self.spike_in.payload
+        with m.If(in_phase & ~input_ended & self.spike_in.valid):
+            with m.If(payload.end):
+                m.d.comb += self.spike_in.ready.eq(1)
+                m.d.sync += input_ended.eq(1)
+            with m.Else():
+                matched = Const(0)
+                for index, pop in enumerate(pops):
+                    if not pop.is_input:
+                        continue
+                    hit = (payload.index >= pop.input_offset) & \
+                          (payload.index < pop.input_offset + pop.size)
+                    matched = matched | hit
+                    with m.If(hit):
+                        m.d.comb += [ev_src.eq(index), ev_j.eq(payload.index - pop.input_offset)]
+                # An index past the input vector has no synapses: it is consumed and dropped.
+                m.d.comb += [ev_valid.eq(matched), self.spike_in.ready.eq(ev_ready | ~matched)]
+
+        # Spike words: (row within the population, lane mask) of each update cycle with a spike.
+        spike_fifo = fifo.SyncFIFOBuffered(width=self.row_width + lanes,
+                                           depth=max(p.rows for p in lifs) + 1)
+        m.submodules.spike_fifo = spike_fifo
+        word_valid = Signal()
+        word_row = Signal(self.row_width)
+        word_mask = Signal(lanes)
+        lowest = Signal(range(lanes))
+        for l in reversed(range(lanes)):
+            with m.If(word_mask[l]):
+                m.d.comb += lowest.eq(l)
+        remaining = Signal(lanes)
+        m.d.comb += remaining.eq(word_mask & ~(1 << lowest))
+        pop_index_of_k = Array([Const(pops.index(p), range(len(pops))) for p in lifs])[k]
+        with m.If(deliver_phase & word_valid):
+            m.d.comb += [
+                ev_valid.eq(1), ev_src.eq(pop_index_of_k), ev_out.eq(1),
+                ev_j.eq(Cat(lowest, word_row) if lanes > 1 else word_row),
+            ]
+        load_word = Signal()
+        m.d.comb += load_word.eq(~word_valid | (ev_ready & (remaining == 0)))
+        with m.If(deliver_phase & ev_ready & word_valid):
+            m.d.sync += word_mask.eq(remaining)
+        with m.If(load_word):
+            m.d.comb += spike_fifo.r_en.eq(deliver_phase)
+            m.d.sync += word_valid.eq(deliver_phase & spike_fifo.r_rdy)
+            m.d.sync += [word_row.eq(spike_fifo.r_data[lanes:]), word_mask.eq(spike_fifo.r_data[:lanes])]
+
+        # --- Decode: one registered stage computing each projection's row address ---------------
+        d_valid = Signal()
+        d_src = Signal.like(ev_src)
+        d_j = Signal.like(ev_j)
+        d_out = Signal()
+        d_base = [Signal(bits_for(max(plan.weight_words - 1, 0)), name=f"d_base{n}")
+                  for n in range(len(projs))]
+        take = Signal()
+        m.d.comb += ev_ready.eq(~d_valid | take)
+        with m.If(ev_ready):
+            m.d.sync += [d_valid.eq(ev_valid), d_src.eq(ev_src), d_j.eq(ev_j), d_out.eq(ev_out)]
+            for n, proj in enumerate(projs):
+                rows = pops[proj.target].rows
+                m.d.sync += d_base[n].eq(proj.weight_base + mul_const(ev_j, rows))
+
+        # --- Walker: one fan-out word per cycle, all lanes in step -------------------------------
+        first_proj = {}
+        for n, proj in enumerate(projs):
+            first_proj.setdefault(proj.source, n)
+        out_fifo = fifo.SyncFIFOBuffered(width=self.pop_width + self.index_width, depth=4)
+        m.submodules.out_fifo = out_fifo
+        m.d.comb += [
+            self.spike_out.valid.eq(out_fifo.r_rdy),
+            self.spike_out.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.spike_out.ready),
+        ]
+
+        active = Signal()
+        p_cur = Signal(range(max(len(projs), 1)))
+        col = Signal(self.row_width)
+        w_ptr = Signal(bits_for(max(plan.weight_words - 1, 0)))
+        a_ptr = Signal(bits_for(2 * plan.slots - 1))
+        bases = [Signal.like(b, name=f"w_base{n}") for n, b in enumerate(d_base)]
+
+        proj_last_col = Array([Const(pops[q.target].rows - 1, self.row_width) for q in projs]) \
+            if projs else None
+        proj_has_next = Array([Const(int(n + 1 < len(projs) and projs[n + 1].source == q.source), 1)
+                               for n, q in enumerate(projs)]) if projs else None
+
+        def acc_base(proj):
+            # The target's slot base in the right bank; the bank flips for recurrent deliveries.
+            bank = ~parity if proj.recurrent else parity
+            return Mux(bank, plan.slots, 0) + pops[proj.target].slot_base
+
+        at_end = Signal()
+        if projs:
+            m.d.comb += at_end.eq(~active | ((col == proj_last_col[p_cur]) & ~proj_has_next[p_cur]))
+        else:
+            m.d.comb += at_end.eq(1)
+        m.d.comb += take.eq(at_end & d_valid & (out_fifo.w_rdy | ~d_out))
+        out_word = Signal(self.spike_out.payload.shape())
+        m.d.comb += [out_word.population.eq(d_src), out_word.index.eq(d_j),
+                     out_fifo.w_data.eq(out_word.as_value())]
+        with m.If(take & d_out):
+            m.d.comb += out_fifo.w_en.eq(1)
+
+        with m.If(active):
+            m.d.sync += [col.eq(col + 1), w_ptr.eq(w_ptr + 1), a_ptr.eq(a_ptr + 1)]
+            with m.If(col == proj_last_col[p_cur]):
+                with m.If(proj_has_next[p_cur]):
+                    m.d.sync += [p_cur.eq(p_cur + 1), col.eq(0)]
+                    with m.Switch(p_cur):
+                        for n, proj in enumerate(projs):
+                            if n + 1 < len(projs) and projs[n + 1].source == proj.source:
+                                with m.Case(n):
+                                    m.d.sync += [w_ptr.eq(bases[n + 1]),
+                                                 a_ptr.eq(acc_base(projs[n + 1]))]
+                with m.Else():
+                    m.d.sync += active.eq(0)
+        with m.If(take):
+            m.d.sync += [bases[n].eq(d_base[n]) for n in range(len(projs))]
+            m.d.sync += [active.eq(0), col.eq(0)]
+            with m.Switch(d_src):
+                for src, n in first_proj.items():
+                    with m.Case(src):
+                        m.d.sync += [active.eq(1), p_cur.eq(n), w_ptr.eq(d_base[n]),
+                                     a_ptr.eq(acc_base(projs[n]))]
+
+        # --- Update issue ----------------------------------------------------------------------
+        upd_issue = Signal()
+        upd_row = Signal(self.row_width)
+        slot_base_k = Array([Const(p.slot_base, self.slot_width) for p in lifs])[k]
+        rows_k = Array([Const(p.rows, self.row_width + 1) for p in lifs])[k]
+        last_mask_k = Array([Const((1 << (p.size - (p.rows - 1) * lanes)) - 1, lanes)
+                             for p in lifs])[k]
+        upd_slot = Signal(self.slot_width)
+        m.d.comb += upd_slot.eq(slot_base_k + upd_row)
+
+        # --- Memory addressing: the delivery walker or the update issue -------------------------
+        m.d.comb += p_rd.addr.eq(k)
+        issue_valid_d = Signal()
+        acc_addr_d = Signal.like(a_ptr)
+        upd_valid_d = Signal()
+        upd_row_d = Signal.like(upd_row)
+        upd_slot_d = Signal.like(upd_slot)
+        upd_mask_d = Signal(lanes)
+        for l in range(lanes):
+            m.d.comb += [
+                w_rd[l].addr.eq(w_ptr),
+                acc_rd[l].addr.eq(Mux(upd_issue, cur_bank_base + upd_slot, a_ptr)),
+                st_rd[l].addr.eq(upd_slot),
+                b_rd[l].addr.eq(upd_slot),
+            ]
+        m.d.sync += [
+            issue_valid_d.eq(active),
+            acc_addr_d.eq(Mux(upd_issue, cur_bank_base + upd_slot, a_ptr)),
+            upd_valid_d.eq(upd_issue),
+            upd_row_d.eq(upd_row),
+            upd_slot_d.eq(upd_slot),
+            upd_mask_d.eq(Mux(upd_row == rows_k - 1, last_mask_k, (1 << lanes) - 1)),
+        ]
+        for l in range(lanes):
+            m.d.comb += [
+                acc_wr[l].addr.eq(acc_addr_d),
+                # Synaptic add (exact: acc_width covers every partial sum), or the clear that
+                # the update of a neuron leaves behind.
+                acc_wr[l].data.eq(Mux(upd_valid_d, 0, acc_rd[l].data + w_rd[l].data)),
+                acc_wr[l].en.eq(issue_valid_d | upd_valid_d),
+            ]
+
+        # --- Lanes: the neuron cores -------------------------------------------------------------
+        for l, core in enumerate(self.cores):
+            m.d.comb += [
+                core.in_valid.eq(upd_valid_d & upd_mask_d[l]),
+                core.v.eq(st_rd[l].data.v),
+                core.r.eq(st_rd[l].data.r),
+                core.acc.eq(acc_rd[l].data),
+                core.params.eq(p_rd.data),
+                core.params.bias.eq(b_rd[l].data),
+            ]
+        # Slot, row and lane mask travel beside the cores' pipelines.
+        out_slot, out_row, out_mask, out_valid = upd_slot_d, upd_row_d, upd_mask_d, upd_valid_d
+        for n in range(latency):
+            nxt = [Signal.like(out_slot, name=f"pipe{n}_slot"), Signal.like(out_row, name=f"pipe{n}_row"),
+                   Signal.like(out_mask, name=f"pipe{n}_mask"), Signal(name=f"pipe{n}_valid")]
+            m.d.sync += [nxt[0].eq(out_slot), nxt[1].eq(out_row), nxt[2].eq(out_mask),
+                         nxt[3].eq(out_valid)]
+            out_slot, out_row, out_mask, out_valid = nxt
+        spikes = Signal(lanes)
+        m.d.comb += spikes.eq(Cat(core.spike for core in self.cores) & out_mask)
+        for l, core in enumerate(self.cores):
+            m.d.comb += [
+                st_wr[l].addr.eq(out_slot),
+                st_wr[l].data.v.eq(core.v_next),
+                st_wr[l].data.r.eq(core.r_next),
+                st_wr[l].en.eq(core.out_valid),
+            ]
+        with m.If(out_valid & (spikes != 0)):
+            m.d.comb += [spike_fifo.w_en.eq(1), spike_fifo.w_data.eq(Cat(spikes, out_row))]
+
+        trace_room = Const(1)
+        if self.trace:
+            depth = latency + 4
+            trace_fifo = fifo.SyncFIFOBuffered(width=len(self.trace_out.payload.as_value()),
+                                               depth=depth)
+            m.submodules.trace_fifo = trace_fifo
+            trace_word = Signal(self.trace_out.payload.shape())
+            m.d.comb += [
+                trace_word.population.eq(pop_index_of_k),
+                trace_word.slot.eq(out_row),
+                trace_word.mask.eq(out_mask),
+            ]
+            for l, core in enumerate(self.cores):
+                m.d.comb += trace_word.v[l].eq(core.trace)
+            m.d.comb += [
+                trace_fifo.w_en.eq(out_valid),
+                trace_fifo.w_data.eq(trace_word.as_value()),
+                self.trace_out.valid.eq(trace_fifo.r_rdy),
+                self.trace_out.payload.eq(trace_fifo.r_data),
+                trace_fifo.r_en.eq(self.trace_out.ready),
+            ]
+            # Issue only while every update in flight still finds room in the trace FIFO.
+            trace_room = trace_fifo.level <= depth - (latency + 3)
+
+        # --- The schedule ------------------------------------------------------------------------
+        drain = Signal(range(latency + 2))
+        delivery_idle = Signal()
+        m.d.comb += delivery_idle.eq(~ev_valid & ~d_valid & ~active & ~issue_valid_d)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.busy.eq(0)
+                with m.If(self.start):
+                    m.d.sync += [cycle_count.eq(1), input_ended.eq(0), k.eq(0)]
+                    m.next = "INPUT"
+            with m.State("INPUT"):
+                m.d.comb += [self.busy.eq(1), in_phase.eq(1)]
+                with m.If(input_ended & delivery_idle):
+                    m.next = "PARAMS"
+            with m.State("PARAMS"):
+                # The parameter memory read of population k lands this cycle.
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += upd_row.eq(0)
+                m.next = "UPDATE"
+            with m.State("UPDATE"):
+                m.d.comb += [self.busy.eq(1), upd_issue.eq(trace_room)]
+                with m.If(trace_room):
+                    m.d.sync += upd_row.eq(upd_row + 1)
+                    with m.If(upd_row == rows_k - 1):
+                        # The last core output and its spike word land latency + 1 cycles on.
+                        m.d.sync += drain.eq(latency + 1)
+                        m.next = "UPDATE_DRAIN"
+            with m.State("UPDATE_DRAIN"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
+                    m.next = "DELIVER"
+            with m.State("DELIVER"):
+                m.d.comb += [self.busy.eq(1), deliver_phase.eq(1)]
+                with m.If((spike_fifo.level == 0) & ~word_valid & delivery_idle):
+                    with m.If(k == len(lifs) - 1):
+                        m.next = "FINISH"
+                    with m.Else():
+                        m.d.sync += k.eq(k + 1)
+                        m.next = "PARAMS"
+            with m.State("FINISH"):
+                # Every spike of the step has left before done, so a host can stop reading at done.
+                m.d.comb += self.busy.eq(1)
+                out_empty = out_fifo.level == 0
+                if self.trace:
+                    out_empty = out_empty & (trace_fifo.level == 0)
+                with m.If(out_empty):
+                    m.d.comb += self.done.eq(1)
+                    m.d.sync += [
+                        self.cycles.eq(cycle_count),
+                        self.timestep.eq(self.timestep + 1),
+                        parity.eq(~parity),
+                    ]
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,96 @@
+"""The memory layout of a network on the neuron array: plain numbers and arrays, no I/O.
+
+``spikeforge.gen.compile`` builds an :class:`ArrayPlan` from a network description; the array
+(:mod:`spikeforge.hdl.array`) is elaborated from it. Keeping the layout arithmetic here, apart from
+both, lets the tests and the host driver address the same memories the hardware has.
+
+Layout, for ``P`` lanes:
+
+- LIF neuron ``i`` of population ``k`` lives in lane ``i % P`` at slot ``base_k + i // P``; every
+  population owns ``rows_k = ceil(size_k / P)`` slots in every lane, so a slot address means the
+  same population in all lanes.
+- The weights of projection ``p`` (source ``a`` to target ``b``) from source neuron ``j`` are the
+  ``rows_b`` words at ``weight_base_p + j * rows_b`` of each lane; word ``c`` of lane ``l`` holds
+  ``W[j, c * P + l]`` (0 past the end of ``b``).
+- The accumulators have two banks of ``slots`` words; the bank of timestep ``t`` is ``t % 2``.
+  A recurrent projection (from the same or a later population) adds into the other bank.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["PopulationPlan", "ProjectionPlan", "ArrayPlan", "LANES"]
+
+LANES = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class PopulationPlan:
+    """One population. ``params`` (a ``NeuronParams``) is ``None`` for an input population."""
+
+    name: str
+    size: int
+    is_input: bool
+    params: object = None
+    input_offset: int = 0    # input populations: first index in the input spike vector
+    slot_base: int = 0       # LIF populations: first slot in every lane
+    rows: int = 0            # LIF populations: slots per lane
+    lif_index: int = 0       # LIF populations: row of the parameter memory
+
+
+@dataclass(frozen=True)
+class ProjectionPlan:
+    source: int              # population index
+    target: int              # population index
+    weight_base: int
+    recurrent: bool
+
+
+@dataclass
+class ArrayPlan:
+    """Everything the array needs: widths, layout and the initial memory images.
+
+    Attributes
+    ----------
+    weights : ndarray, shape (lanes, weight_words)
+    bias : ndarray, shape (lanes, slots)
+    v_init : ndarray, shape (lanes, slots)
+    """
+
+    lanes: int
+    v_width: int
+    w_width: int
+    acc_width: int
+    t_ref_max: int
+    populations: list
+    projections: list
+    weights: np.ndarray
+    bias: np.ndarray
+    v_init: np.ndarray
+    network_hash: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def slots(self):
+        """Slots per lane over all LIF populations (at least 1)."""
+        return max(sum(p.rows for p in self.populations if not p.is_input), 1)
+
+    @property
+    def weight_words(self):
+        return max(self.weights.shape[1], 1)
+
+    @property
+    def n_inputs(self):
+        return sum(p.size for p in self.populations if p.is_input)
+
+    @property
+    def lif_populations(self):
+        return [p for p in self.populations if not p.is_input]
+
+    @property
+    def max_size(self):
+        return max(p.size for p in self.populations)
+
+    def projections_from(self, index):
+        return [q for q in self.projections if q.source == index]
