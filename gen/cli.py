@@ -18,6 +18,7 @@ __all__ = ["main", "COMMANDS"]
 # Modules that provide a subcommand, in the order `spikeforge --help` lists them.
 COMMANDS = [
     "spikeforge.gen.cmd_generate",
+    "spikeforge.gen.cmd_simulate",
     "spikeforge.gen.cmd_train_digits",
 ]
 

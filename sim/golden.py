@@ -10,9 +10,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .network_golden import run_network
 from .params import MAX_DECAY_TERMS, NeuronParams, v_range
 
-__all__ = ["ParamArrays", "param_arrays", "leak", "lif_step", "PopulationRun", "run_population"]
+__all__ = ["ParamArrays", "param_arrays", "leak", "lif_step", "PopulationRun", "run_population",
+           "run_network"]
 
 
 class ParamArrays(NamedTuple):

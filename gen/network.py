@@ -1,0 +1,603 @@
+"""The network description of ``docs/network.md``: load, validate, save.
+
+A network is a JSON file (``"format": "spikeforge-network/1"``) with populations in evaluation
+order and dense projections between them; big weight matrices may live in an ``.npz`` beside it.
+:meth:`Network.from_dict` is the one validator: every rule it enforces reports the JSON path and the
+rule broken, in one line, as a :class:`SpikeforgeError`.
+"""
+
+import hashlib
+import json
+import os
+import re
+import zipfile
+
+import numpy as np
+
+from ..sim.params import NeuronParams, V_WIDTH_RANGE, W_WIDTH_RANGE, v_range, w_range
+from .errors import SpikeforgeError
+from .spike_io import write_npz
+
+__all__ = [
+    "FORMAT", "SIZE_MAX", "ACC_WIDTH_RANGE", "NPZ_THRESHOLD", "Population", "Projection", "Network",
+    "load_network", "save_network", "signed_width",
+]
+
+FORMAT = "spikeforge-network/1"
+# Largest population; far beyond any FPGA, it only stops a typo from allocating gigabytes.
+SIZE_MAX = 1 << 20
+# The accumulator is held in int64 by the golden model.
+ACC_WIDTH_RANGE = (2, 64)
+# save_network moves a matrix with more entries than this to the .npz beside the JSON file.
+NPZ_THRESHOLD = 4096
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_TOP_KEYS = ("format", "v_width", "w_width", "acc_width", "populations", "projections")
+_TOP_REQUIRED = ("format", "v_width", "w_width", "populations", "projections")
+_INPUT_KEYS = ("name", "kind", "size")
+_LIF_KEYS = ("name", "kind", "size", "v_th", "v_reset", "v_rest", "v_peak", "t_ref", "decay",
+             "reset_mode", "bias")
+_PROJECTION_KEYS = ("from", "to", "weights")
+_NPZ_KEYS = ("npz", "key")
+_KINDS = ("input", "lif")
+
+
+def signed_width(lo, hi):
+    """Smallest width of a signed integer that holds every value in ``[lo, hi]`` (at least 2)."""
+    width = 2
+    while not -(1 << (width - 1)) <= lo <= hi <= (1 << (width - 1)) - 1:
+        width += 1
+    return width
+
+
+def _error(path, rule):
+    return SpikeforgeError(f"{path}: {rule}")
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _int(path, value, lo, hi):
+    if not _is_int(value) or not lo <= value <= hi:
+        raise _error(path, f"must be an integer in [{lo}, {hi}], not {value!r}")
+    return int(value)
+
+
+def _keys(path, obj, allowed, required):
+    if not isinstance(obj, dict):
+        raise _error(path, f"must be a JSON object, not {type(obj).__name__}")
+    for key in obj:
+        if key not in allowed:
+            raise _error(path, f"unknown key {key!r}; allowed are {', '.join(allowed)}")
+    for key in required:
+        if key not in obj:
+            raise _error(path, f"missing key {key!r}")
+
+
+def _list(path, value):
+    if not isinstance(value, list):
+        raise _error(path, f"must be a JSON list, not {type(value).__name__}")
+    return value
+
+
+class Population:
+    """One population: ``kind`` ``"input"`` (spike sources) or ``"lif"`` (neurons).
+
+    Attributes
+    ----------
+    name : str
+    kind : str
+    size : int
+    params : NeuronParams or None
+        The LIF parameters (``bias`` 0 when the bias is given per neuron); None for inputs.
+    bias : ndarray of int64, shape (size,), or None
+        The bias of every neuron; None for inputs.
+    per_neuron_bias : bool
+        The file gave a list rather than one value (kept so that saving writes it back alike).
+    """
+
+    def __init__(self, name, kind, size, params=None, bias=None, per_neuron_bias=False):
+        self.name = name
+        self.kind = kind
+        self.size = size
+        self.params = params
+        self.bias = bias
+        self.per_neuron_bias = per_neuron_bias
+        if bias is not None:
+            bias.setflags(write=False)
+
+    @property
+    def is_input(self):
+        """True for an input population (spike sources, no neurons)."""
+        return self.kind == "input"
+
+    def to_dict(self):
+        """The JSON object of this population."""
+        out = {"name": self.name, "kind": self.kind, "size": self.size}
+        if self.kind == "lif":
+            p = self.params
+            out.update(v_th=p.v_th, v_reset=p.v_reset, v_rest=p.v_rest, v_peak=p.v_peak,
+                       t_ref=p.t_ref, decay=list(p.decay), reset_mode=p.reset_mode,
+                       bias=[int(b) for b in self.bias] if self.per_neuron_bias else p.bias)
+        return out
+
+    def __repr__(self):
+        return f"Population({self.name!r}, kind={self.kind!r}, size={self.size})"
+
+
+class Projection:
+    """Dense weights from population ``source`` to LIF population ``target``.
+
+    Attributes
+    ----------
+    source, target : str
+        Population names (the JSON ``from`` and ``to``).
+    source_index, target_index : int
+        Their positions in the evaluation order.
+    weights : ndarray of int64, shape (size of source, size of target), read-only
+    """
+
+    def __init__(self, source, target, weights, source_index, target_index):
+        self.source = source
+        self.target = target
+        self.weights = weights
+        self.weights.setflags(write=False)
+        self.source_index = source_index
+        self.target_index = target_index
+
+    @property
+    def recurrent(self):
+        """True if the spikes of step ``t`` arrive at step ``t + 1``: the source is the target
+        itself or comes after it in the evaluation order."""
+        return self.source_index >= self.target_index
+
+    def __repr__(self):
+        return (f"Projection({self.source!r} -> {self.target!r}, shape={self.weights.shape}, "
+                f"recurrent={self.recurrent})")
+
+
+class Network:
+    """A validated network; build it with :meth:`from_dict` or :func:`load_network`.
+
+    Attributes
+    ----------
+    v_width, w_width : int
+    acc_width : int
+        The explicit ``acc_width`` of the file, or :meth:`required_acc_width`.
+    acc_width_explicit : bool
+    populations : list of Population
+        In evaluation order.
+    projections : list of Projection
+        In file order.
+    input_populations, lif_populations : list of Population
+    n_inputs : int
+        Columns of the input spike array: the sizes of the input populations, in their order.
+    """
+
+    def __init__(self, v_width, w_width, populations, projections, acc_width=None):
+        self.v_width = v_width
+        self.w_width = w_width
+        self.populations = list(populations)
+        self.projections = list(projections)
+        self._by_name = {p.name: i for i, p in enumerate(self.populations)}
+        self.input_populations = [p for p in self.populations if p.kind == "input"]
+        self.lif_populations = [p for p in self.populations if p.kind == "lif"]
+        self.n_inputs = sum(p.size for p in self.input_populations)
+        self.acc_width_explicit = acc_width is not None
+        self.acc_width = acc_width if acc_width is not None else self.required_acc_width()
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def index(self, name):
+        """Position of population ``name`` in the evaluation order."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise SpikeforgeError(f"no population named {name!r}; the network has "
+                                  f"{', '.join(self._by_name)}") from None
+
+    def population(self, name):
+        """The :class:`Population` called ``name``."""
+        return self.populations[self.index(name)]
+
+    def _lif(self, name):
+        pop = self.population(name)
+        if pop.kind != "lif":
+            raise SpikeforgeError(f"population {name!r} is an input population, not a LIF one")
+        return pop
+
+    def neuron_params(self, name):
+        """:class:`NeuronParams` of LIF population ``name`` (bias 0 if given per neuron)."""
+        return self._lif(name).params
+
+    def bias(self, name):
+        """Bias of every neuron of LIF population ``name``, int64 array of shape (size,)."""
+        return self._lif(name).bias
+
+    def input_slice(self, name):
+        """Columns of input population ``name`` in the input spike array."""
+        start = 0
+        for pop in self.input_populations:
+            if pop.name == name:
+                return slice(start, start + pop.size)
+            start += pop.size
+        raise SpikeforgeError(f"{name!r} is not an input population")
+
+    def incoming(self, name):
+        """Projections into population ``name``, in file order."""
+        return [proj for proj in self.projections if proj.target == name]
+
+    def input_bounds(self):
+        """Per LIF population, ``(lo, hi)`` arrays of the extreme weight sums of each neuron.
+
+        ``lo`` is the sum of the negative incoming weights over all projections, ``hi`` the sum of
+        the positive ones; the bias is not included.
+        """
+        bounds = {}
+        for pop in self.lif_populations:
+            lo = np.zeros(pop.size, np.int64)
+            hi = np.zeros(pop.size, np.int64)
+            for proj in self.incoming(pop.name):
+                lo += np.minimum(proj.weights, 0).sum(axis=0)
+                hi += np.maximum(proj.weights, 0).sum(axis=0)
+            bounds[pop.name] = lo, hi
+        return bounds
+
+    def input_range(self):
+        """``(min lo, max hi)`` over all LIF neurons (see :meth:`input_bounds`), as ints."""
+        lo = hi = 0
+        for pop_lo, pop_hi in self.input_bounds().values():
+            lo = min(lo, int(pop_lo.min()))
+            hi = max(hi, int(pop_hi.max()))
+        return lo, hi
+
+    def required_acc_width(self):
+        """Smallest signed accumulator width that holds every neuron's weight sum exactly.
+
+        The range covered is :meth:`input_range`; the result is at least 2.
+        """
+        return signed_width(*self.input_range())
+
+    # -- conversion ------------------------------------------------------------------------------
+
+    def to_dict(self, weights=None):
+        """The JSON object of the network, weights inline as lists.
+
+        Parameters
+        ----------
+        weights : callable, optional
+            ``weights(index, projection) -> JSON value`` replaces the inline matrix (used by
+            :func:`save_network` to refer to an ``.npz``).
+        """
+        out = {"format": FORMAT, "v_width": self.v_width, "w_width": self.w_width}
+        if self.acc_width_explicit:
+            out["acc_width"] = self.acc_width
+        out["populations"] = [pop.to_dict() for pop in self.populations]
+        out["projections"] = [
+            {"from": proj.source, "to": proj.target,
+             "weights": proj.weights.tolist() if weights is None else weights(i, proj)}
+            for i, proj in enumerate(self.projections)]
+        return out
+
+    def network_hash(self):
+        """sha256 (hex) of the canonical content: what the hardware is built from.
+
+        Covers widths (with the effective ``acc_width``), every population and every weight, and
+        nothing about how the file was written (key order, inline or ``.npz``, explicit or implied
+        ``acc_width``).
+        """
+        def digest(_, proj):
+            data = np.ascontiguousarray(proj.weights, "<i8").tobytes()
+            return {"shape": list(proj.weights.shape), "int64le_sha256":
+                    hashlib.sha256(data).hexdigest()}
+
+        content = self.to_dict(weights=digest)
+        content["acc_width"] = self.acc_width
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def __eq__(self, other):
+        if not isinstance(other, Network):
+            return NotImplemented
+        return (self.network_hash() == other.network_hash()
+                and self.acc_width_explicit == other.acc_width_explicit
+                and [p.to_dict() for p in self.populations]
+                == [p.to_dict() for p in other.populations])
+
+    __hash__ = None
+
+    def __repr__(self):
+        return (f"Network(v_width={self.v_width}, w_width={self.w_width}, "
+                f"acc_width={self.acc_width}, populations={[p.name for p in self.populations]}, "
+                f"projections={len(self.projections)})")
+
+    # -- validation ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, d, base_dir="."):
+        """Validate a network given as a JSON-like dict and build it.
+
+        Parameters
+        ----------
+        d : dict
+            As in ``docs/network.md``. Besides JSON lists, weights and a per-neuron bias may be
+            integer NumPy arrays (for programs that build networks).
+        base_dir : str or path-like
+            Folder that ``{"npz": ...}`` weight references are relative to.
+
+        Raises
+        ------
+        SpikeforgeError
+            The first rule broken, naming its JSON path.
+        """
+        _keys("network", d, _TOP_KEYS, _TOP_REQUIRED)
+        if d["format"] != FORMAT:
+            raise _error("format", f"must be {FORMAT!r}, not {d['format']!r}")
+        v_width = _int("v_width", d["v_width"], *V_WIDTH_RANGE)
+        w_width = _int("w_width", d["w_width"], *W_WIDTH_RANGE)
+        acc_width = None
+        if "acc_width" in d:
+            acc_width = _int("acc_width", d["acc_width"], *ACC_WIDTH_RANGE)
+
+        pops = []
+        names = {}
+        for i, spec in enumerate(_list("populations", d["populations"])):
+            pop = _population(f"populations[{i}]", spec, v_width)
+            if pop.name in names:
+                raise _error(f"populations[{i}].name",
+                             f"duplicate name {pop.name!r} (also populations[{names[pop.name]}])")
+            names[pop.name] = i
+            pops.append(pop)
+        if not any(p.kind == "lif" for p in pops):
+            raise _error("populations", "must contain at least one 'lif' population")
+
+        projections = []
+        pairs = {}
+        npz_cache = {}
+        for i, spec in enumerate(_list("projections", d["projections"])):
+            path = f"projections[{i}]"
+            _keys(path, spec, _PROJECTION_KEYS, _PROJECTION_KEYS)
+            ends = []
+            for key in ("from", "to"):
+                name = spec[key]
+                if not isinstance(name, str) or name not in names:
+                    raise _error(f"{path}.{key}", f"unknown population {name!r}; the network has "
+                                 f"{', '.join(names)}")
+                ends.append(names[name])
+            src, dst = ends
+            if pops[dst].kind != "lif":
+                raise _error(f"{path}.to", f"{pops[dst].name!r} is an input population; a "
+                             f"projection must end at a 'lif' population")
+            if (src, dst) in pairs:
+                raise _error(path, f"duplicate projection {pops[src].name} -> {pops[dst].name} "
+                             f"(also projections[{pairs[src, dst]}]); merge the weight matrices")
+            pairs[src, dst] = i
+            weights = _weights(f"{path}.weights", spec["weights"], (pops[src].size,
+                               pops[dst].size), (pops[src].name, pops[dst].name), w_width,
+                               base_dir, npz_cache)
+            projections.append(Projection(pops[src].name, pops[dst].name, weights, src, dst))
+
+        net = cls(v_width, w_width, pops, projections, acc_width)
+        if acc_width is not None:
+            required = net.required_acc_width()
+            if acc_width < required:
+                lo, hi = net.input_range()
+                raise _error("acc_width", f"{acc_width} is too small for the worst-case weight "
+                             f"sum range [{lo}, {hi}], which needs {required} bits")
+        return net
+
+
+def _population(path, spec, v_width):
+    if not isinstance(spec, dict):
+        raise _error(path, f"must be a JSON object, not {type(spec).__name__}")
+    if "kind" not in spec:
+        raise _error(path, "missing key 'kind'")
+    kind = spec["kind"]
+    if kind not in _KINDS:
+        raise _error(f"{path}.kind", f"must be one of 'input', 'lif', not {kind!r}")
+    allowed = _INPUT_KEYS if kind == "input" else _LIF_KEYS
+    _keys(path, spec, allowed, allowed)
+    name = spec["name"]
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise _error(f"{path}.name", f"must be 1 to 64 letters, digits or '_' not starting with a "
+                     f"digit, not {name!r}")
+    size = _int(f"{path}.size", spec["size"], 1, SIZE_MAX)
+    if kind == "input":
+        return Population(name, kind, size)
+
+    bias_spec = spec["bias"]
+    per_neuron = not _is_int(bias_spec) and not isinstance(bias_spec, bool)
+    decay = spec["decay"]
+    if not isinstance(decay, list):
+        raise _error(f"{path}.decay", f"must be a JSON list of shift terms, not {decay!r}")
+    values = {key: spec[key] for key in ("v_th", "v_reset", "v_rest", "v_peak", "t_ref",
+                                          "reset_mode")}
+    try:
+        params = NeuronParams(v_width=v_width, decay=tuple(decay),
+                              bias=0 if per_neuron else bias_spec, **values)
+    except (TypeError, ValueError) as error:
+        raise _error(path, str(error)) from None
+    if per_neuron:
+        bias = _bias_list(f"{path}.bias", bias_spec, size, v_width)
+    else:
+        bias = np.full(size, params.bias, np.int64)
+    return Population(name, kind, size, params, bias, per_neuron)
+
+
+def _bias_list(path, value, size, v_width):
+    lo, hi = v_range(v_width)
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1 or not np.issubdtype(value.dtype, np.integer):
+            raise _error(path, f"must be an integer or a list of {size} integers, not an array "
+                         f"of shape {value.shape} and dtype {value.dtype}")
+        value = value.tolist()
+    if not isinstance(value, list):
+        raise _error(path, f"must be an integer or a list of {size} integers, not {value!r}")
+    if len(value) != size:
+        raise _error(path, f"has {len(value)} values, the population has size {size}")
+    for j, b in enumerate(value):
+        _int(f"{path}[{j}]", b, lo, hi)
+    return np.array(value, np.int64)
+
+
+def _weights(path, value, shape, names, w_width, base_dir, npz_cache):
+    lo, hi = w_range(w_width)
+    if isinstance(value, dict):
+        array = _npz_weights(path, value, base_dir, npz_cache)
+    elif isinstance(value, np.ndarray):
+        array = value
+    elif isinstance(value, list):
+        array = _inline_weights(path, value, shape, w_width)
+    else:
+        raise _error(path, f"must be a list of lists of integers or {{\"npz\": FILE, \"key\": "
+                     f"NAME}}, not {type(value).__name__}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise _error(path, f"dtype {array.dtype} is not an integer type; weights are integers")
+    if array.shape != shape:
+        raise _error(path, f"shape {tuple(array.shape)}, expected (size of {names[0]!r}, size of "
+                     f"{names[1]!r}) = {shape}")
+    if array.size:
+        bad = (array < lo) | (array > hi)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise _range_error(path, array[index], index, w_width)
+    return np.array(array, np.int64)
+
+
+def _inline_weights(path, rows, shape, w_width):
+    lo, hi = w_range(w_width)
+    if len(rows) != shape[0]:
+        raise _error(path, f"has {len(rows)} rows, expected {shape[0]} (size of the source)")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != shape[1]:
+            got = f"{len(row)} entries" if isinstance(row, list) else type(row).__name__
+            raise _error(f"{path}[{i}]", f"must be a list of {shape[1]} integers (size of the "
+                         f"target), not {got}")
+        for j, w in enumerate(row):
+            if not _is_int(w):
+                raise _error(f"{path}[{i}][{j}]", f"must be an integer, not {w!r}")
+            if not lo <= w <= hi:
+                # Checked here because a Python int beyond int64 would not even convert.
+                raise _range_error(path, w, (i, j), w_width)
+    return np.array(rows, np.int64).reshape(shape)
+
+
+def _range_error(path, value, index, w_width):
+    lo, hi = w_range(w_width)
+    return _error(path, f"value {int(value)} at {list(index)} outside w_width={w_width} range "
+                  f"[{lo}, {hi}]")
+
+
+def _npz_weights(path, ref, base_dir, npz_cache):
+    _keys(path, ref, _NPZ_KEYS, _NPZ_KEYS)
+    file, key = ref["npz"], ref["key"]
+    if not isinstance(file, str) or not file:
+        raise _error(f"{path}.npz", f"must be a file name, not {file!r}")
+    if not isinstance(key, str):
+        raise _error(f"{path}.key", f"must be a string, not {key!r}")
+    full = os.path.join(os.fspath(base_dir), file)
+    if full not in npz_cache:
+        if not os.path.isfile(full):
+            raise _error(f"{path}.npz", f"file {file!r} not found (looked for {full!r})")
+        try:
+            with np.load(full, allow_pickle=False) as archive:
+                npz_cache[full] = {name: archive[name] for name in archive.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise _error(f"{path}.npz", f"cannot read {file!r} as an .npz file "
+                         f"({detail})") from None
+    arrays = npz_cache[full]
+    if key not in arrays:
+        raise _error(f"{path}.key", f"{file!r} has no array {key!r} (it has: "
+                     f"{', '.join(arrays) or 'none'})")
+    return arrays[key]
+
+
+def _reject_duplicate_keys(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise SpikeforgeError(f"duplicate JSON key {key!r}")
+        out[key] = value
+    return out
+
+
+def load_network(path):
+    """Read, validate and return the :class:`Network` in the JSON file ``path``."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise SpikeforgeError(f"network file {path!r} not found")
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpikeforgeError(f"{path}: cannot read the network file ({error})") from None
+    try:
+        d = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except json.JSONDecodeError as error:
+        raise SpikeforgeError(f"{path}: line {error.lineno} column {error.colno}: invalid JSON "
+                              f"({error.msg})") from None
+    except SpikeforgeError as error:
+        raise SpikeforgeError(f"{path}: {error}") from None
+    return Network.from_dict(d, base_dir=os.path.dirname(os.path.abspath(path)))
+
+
+def save_network(net, path, npz=None):
+    """Write ``net`` as JSON to ``path``; big matrices may go to ``<stem>.npz`` beside it.
+
+    Parameters
+    ----------
+    net : Network
+    path : str or path-like
+    npz : bool or None
+        True puts every weight matrix in the ``.npz``, False keeps all inline, None (default) moves
+        those with more than :data:`NPZ_THRESHOLD` entries.
+
+    Loading the written file gives a network equal to ``net``. The output is deterministic.
+    """
+    path = os.fspath(path)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    npz_name = f"{stem}.npz"
+    arrays = {}
+
+    def weights(i, proj):
+        if npz is False or (npz is None and proj.weights.size <= NPZ_THRESHOLD):
+            return proj.weights.tolist()
+        key = f"w{i}_{proj.source}_{proj.target}"
+        # w_width <= 16, so int16 holds every weight exactly and the file stays small.
+        arrays[key] = proj.weights.astype(np.int16)
+        return {"npz": npz_name, "key": key}
+
+    d = net.to_dict(weights=weights)
+    text = _dumps(d)
+    if arrays:
+        write_npz(os.path.join(os.path.dirname(os.path.abspath(path)), npz_name), arrays)
+    with open(path, "w", encoding="utf-8", newline="\n") as file:
+        file.write(text)
+
+
+def _dumps(d):
+    """JSON with one population per line and one weight row per line: diff-friendly."""
+    lines = ["{"]
+    head = [f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in d.items()
+            if k not in ("populations", "projections")]
+    lines += head
+    lines.append('  "populations": [')
+    lines.append(",\n".join(f"    {json.dumps(p)}" for p in d["populations"]))
+    lines.append("  ],")
+    lines.append('  "projections": [')
+    projs = []
+    for proj in d["projections"]:
+        w = proj["weights"]
+        if isinstance(w, list):
+            rows = ",\n".join(f"        {json.dumps(row)}" for row in w)
+            w_text = f"[\n{rows}\n      ]" if w else "[]"
+        else:
+            w_text = json.dumps(w)
+        projs.append(f'    {{"from": {json.dumps(proj["from"])}, "to": {json.dumps(proj["to"])},\n'
+                     f'      "weights": {w_text}}}')
+    lines.append(",\n".join(projs))
+    lines.append("  ]")
+    lines.append("}")
+    return "\n".join(line for line in lines if line) + "\n"

@@ -1,0 +1,169 @@
+"""Spike and result files of ``docs/network.md``: input spikes in, ``.npz`` results out.
+
+Input spikes are an integer (or bool) 0/1 array of shape ``(T, n_in)`` or ``(B, T, n_in)``, in a
+``.npy`` file or in an ``.npz`` file (array ``spikes``, or its only array). Results are an ``.npz``
+with ``spikes_<population>`` (uint8) for every LIF population, ``v_<population>`` (int32, the
+observable membrane trace) when traces were asked for, and ``cycles`` (int64, one per timestep)
+from hardware back-ends.
+
+Every ``.npz`` written here is byte-for-byte deterministic: the zip members carry a fixed date, so
+that the same run gives the same file.
+"""
+
+import io
+import os
+import zipfile
+
+import numpy as np
+
+from .errors import SpikeforgeError
+
+__all__ = ["write_npz", "load_input_spikes", "check_input_spikes", "save_outputs", "load_outputs"]
+
+# Any fixed date; zip cannot store one before 1980.
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def write_npz(path, arrays):
+    """Write ``arrays`` (name -> array) as an uncompressed ``.npz`` that ``np.load`` reads.
+
+    Unlike ``np.savez`` the file does not depend on the clock. Members are written in the given
+    order.
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, buffer.getvalue())
+
+
+def _read_array(path, what, key=None):
+    """Read one array from a ``.npy`` or ``.npz`` file, with one-line errors naming ``what``."""
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in (".npy", ".npz"):
+        raise SpikeforgeError(f"{what}: file must be .npy or .npz, not {path!r}")
+    if not os.path.isfile(path):
+        raise SpikeforgeError(f"{what}: file {path!r} not found")
+    try:
+        with open(path, "rb") as file:
+            if suffix == ".npy":
+                return np.load(file, allow_pickle=False)
+            with np.load(file, allow_pickle=False) as archive:
+                names = list(archive.files)
+                if key in names:
+                    return archive[key]
+                if key is None or len(names) != 1:
+                    raise SpikeforgeError(
+                        f"{what}: {path!r} has no array {key!r} (it has: "
+                        f"{', '.join(names) or 'none'})")
+                return archive[names[0]]
+    except SpikeforgeError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SpikeforgeError(f"{what}: cannot read {path!r} as a NumPy file ({detail})") from None
+
+
+def check_input_spikes(spikes, n_inputs, what="input"):
+    """Validate an array of input spikes and return it as a C-contiguous uint8 array.
+
+    Parameters
+    ----------
+    spikes : array_like
+        Integer or bool 0/1 values shaped ``(T, n_in)`` or ``(B, T, n_in)``, ``T >= 1``.
+    n_inputs : int
+        The network's ``n_in``.
+    what : str
+        Name used in error messages.
+
+    Raises
+    ------
+    SpikeforgeError
+        Wrong dimensions, wrong width, an empty time axis, a non-integer dtype or a value other
+        than 0 and 1.
+    """
+    array = np.asarray(spikes)
+    if not (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer)):
+        raise SpikeforgeError(f"{what}: dtype {array.dtype} is not an integer type; spikes are "
+                              f"0/1 integers")
+    if array.ndim not in (2, 3):
+        raise SpikeforgeError(f"{what}: shape {array.shape} must be (T, n_in) or (B, T, n_in)")
+    if array.shape[-1] != n_inputs:
+        raise SpikeforgeError(f"{what}: shape {array.shape} has {array.shape[-1]} columns, the "
+                              f"network has n_in={n_inputs} input neurons")
+    if array.shape[-2] == 0 or (array.ndim == 3 and array.shape[0] == 0):
+        raise SpikeforgeError(f"{what}: shape {array.shape} has no timesteps or no batch entries")
+    bad = (array != 0) & (array != 1)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise SpikeforgeError(f"{what}: values must be 0 or 1, found {int(array[index])} at index "
+                              f"{index}")
+    return np.ascontiguousarray(array, np.uint8)
+
+
+def load_input_spikes(source, net, what="input"):
+    """Input spikes for ``net`` from a ``.npy``/``.npz`` path or an array.
+
+    See :func:`check_input_spikes` for the rules.
+
+    An ``.npz`` file must hold an array named ``spikes`` or exactly one array.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        source = _read_array(source, what, key="spikes")
+    return check_input_spikes(source, net.n_inputs, what)
+
+
+def save_outputs(path, spikes, v=None, cycles=None):
+    """Write a result ``.npz``.
+
+    Parameters
+    ----------
+    path : str or path-like
+    spikes : dict of str to array
+        Spikes of every LIF population, ``(T, size)`` or ``(B, T, size)``; stored as uint8.
+    v : dict of str to array, optional
+        Membrane traces, same shapes; stored as int32 (every ``v_width <= 32`` value fits).
+    cycles : array, optional
+        Clock cycles per timestep (hardware back-ends); stored as int64.
+    """
+    arrays = {f"spikes_{name}": np.asarray(array, np.uint8) for name, array in spikes.items()}
+    for name, array in (v or {}).items():
+        arrays[f"v_{name}"] = np.asarray(array, np.int32)
+    if cycles is not None:
+        arrays["cycles"] = np.asarray(cycles, np.int64)
+    write_npz(path, arrays)
+
+
+def load_outputs(path, what="result"):
+    """Read a result ``.npz`` back as a :class:`~spikeforge.sim.network_golden.NetworkRun`."""
+    from ..sim.network_golden import NetworkRun
+
+    path = os.fspath(path)
+    if not path.lower().endswith(".npz"):
+        raise SpikeforgeError(f"{what}: file must be .npz, not {path!r}")
+    if not os.path.isfile(path):
+        raise SpikeforgeError(f"{what}: file {path!r} not found")
+    spikes, v, cycles = {}, {}, None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            for key in archive.files:
+                if key.startswith("spikes_"):
+                    spikes[key[len("spikes_"):]] = archive[key]
+                elif key.startswith("v_"):
+                    v[key[len("v_"):]] = archive[key].astype(np.int64)
+                elif key == "cycles":
+                    cycles = archive[key]
+                else:
+                    raise SpikeforgeError(f"{what}: {path!r} has an unknown array {key!r}; "
+                                          f"allowed are spikes_<name>, v_<name>, cycles")
+    except SpikeforgeError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SpikeforgeError(f"{what}: cannot read {path!r} as a NumPy file ({detail})") from None
+    if not spikes:
+        raise SpikeforgeError(f"{what}: {path!r} has no spikes_<population> array")
+    return NetworkRun(spikes=spikes, v=v, cycles=cycles)

@@ -1,0 +1,110 @@
+"""The NumPy golden model of a whole network (``docs/network.md``).
+
+Populations are stepped in evaluation order inside each timestep with :func:`~.golden.lif_step`.
+A projection from an earlier population delivers that population's spikes of the same timestep;
+one from the same or a later population (``Projection.recurrent``) delivers the spikes of the
+previous timestep (none at the first).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["NetworkRun", "run_network", "FLOAT_EXACT_ACC_WIDTH"]
+
+# A float64 holds every integer of magnitude <= 2**53. With 0/1 spikes every partial sum of a
+# weight matmul is a sum of a subset of one neuron's incoming weights, so it lies in
+# [sum of negatives, sum of positives] and is exact when the accumulator fits this width.
+FLOAT_EXACT_ACC_WIDTH = 54
+
+
+@dataclass
+class NetworkRun:
+    """Result of a network run; arrays are ``(T, size)`` or ``(B, T, size)`` like the input.
+
+    Attributes
+    ----------
+    spikes : dict of str to uint8 ndarray
+        0/1 spikes of every LIF population.
+    v : dict of str to int64 ndarray
+        Observable membrane traces (``docs/neuron.md``) of every LIF population; empty unless
+        traces were asked for.
+    cycles : ndarray of int64, shape (T,) or (B, T), or None
+        Clock cycles per timestep, from hardware back-ends; None for the golden model.
+    """
+
+    spikes: dict
+    v: dict = field(default_factory=dict)
+    cycles: np.ndarray | None = None
+
+    def save(self, path):
+        """Write the result ``.npz`` (:func:`spikeforge.gen.spike_io.save_outputs`)."""
+        from ..gen.spike_io import save_outputs
+        save_outputs(path, self.spikes, self.v, self.cycles)
+
+
+def run_network(net, spikes, trace=False):
+    """Run ``net`` on input spikes with the golden model.
+
+    Parameters
+    ----------
+    net : spikeforge.gen.network.Network
+    spikes : array_like of 0/1, shape (T, n_in) or (B, T, n_in)
+        Input spikes; columns are the input populations in their order.
+    trace : bool
+        Also record the membrane trace of every LIF neuron.
+
+    Returns
+    -------
+    NetworkRun
+    """
+    # Imported here: sim.golden re-exports this function; a module-level import would be circular.
+    from .golden import lif_step, param_arrays
+    from ..gen.spike_io import check_input_spikes
+
+    inputs = check_input_spikes(spikes, net.n_inputs)
+    batched = inputs.ndim == 3
+    if not batched:
+        inputs = inputs[np.newaxis]
+    n_batch, n_steps, _ = inputs.shape
+
+    exact_in_float = net.required_acc_width() <= FLOAT_EXACT_ACC_WIDTH
+    dtype = np.float64 if exact_in_float else np.int64
+    weights = [proj.weights.astype(dtype) for proj in net.projections]
+    incoming = {pop.name: [(i, proj) for i, proj in enumerate(net.projections)
+                           if proj.target == pop.name] for pop in net.lif_populations}
+    params = {pop.name: param_arrays(pop.params)._replace(bias=pop.bias)
+              for pop in net.lif_populations}
+
+    v = {pop.name: np.broadcast_to(np.int64(pop.params.v_rest), (n_batch, pop.size)).copy()
+         for pop in net.lif_populations}
+    r = {pop.name: np.zeros((n_batch, pop.size), np.int64) for pop in net.lif_populations}
+    previous = {pop.name: np.zeros((n_batch, pop.size), dtype) for pop in net.populations}
+    out = {pop.name: np.zeros((n_batch, n_steps, pop.size), np.uint8)
+           for pop in net.lif_populations}
+    traces = ({pop.name: np.zeros((n_batch, n_steps, pop.size), np.int64)
+               for pop in net.lif_populations} if trace else {})
+    slices = {pop.name: net.input_slice(pop.name) for pop in net.input_populations}
+
+    for t in range(n_steps):
+        current = {}
+        for pop in net.populations:
+            if pop.kind == "input":
+                current[pop.name] = inputs[:, t, slices[pop.name]].astype(dtype)
+                continue
+            acc = np.zeros((n_batch, pop.size), dtype)
+            for i, proj in incoming[pop.name]:
+                source = previous if proj.recurrent else current
+                acc += source[proj.source] @ weights[i]
+            v[pop.name], r[pop.name], spike, tr = lif_step(
+                v[pop.name], r[pop.name], acc.astype(np.int64), params[pop.name])
+            current[pop.name] = spike.astype(dtype)
+            out[pop.name][:, t] = spike
+            if trace:
+                traces[pop.name][:, t] = tr
+        previous = current
+
+    if not batched:
+        out = {name: array[0] for name, array in out.items()}
+        traces = {name: array[0] for name, array in traces.items()}
+    return NetworkRun(spikes=out, v=traces, cycles=None)

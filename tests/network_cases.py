@@ -1,0 +1,137 @@
+"""Random networks and input spikes for checking network simulators against the golden model.
+
+:func:`random_network` draws feed-forward or recurrent networks of 1 to 4 LIF populations with
+sizes up to 256: mostly "live" parameters (thresholds that a few input spikes cross), and on
+purpose some extremes (full-range parameters from ``neuron_cases.random_params``, saturating
+weights, long refractory periods, tiny widths, per-neuron bias, inputs placed late in the order).
+"""
+
+import numpy as np
+
+from neuron_cases import random_params
+from spikeforge.gen.network import Network
+from spikeforge.sim.params import v_range, w_range
+
+__all__ = ["random_network", "random_spikes"]
+
+
+def _live_params(rng, v_width, w_width, t_ref_max):
+    """Parameters under which a handful of input spikes make a neuron fire."""
+    v_lo, v_hi = v_range(v_width)
+    w_hi = w_range(w_width)[1]
+    v_rest = int(rng.integers(max(v_lo, -4 * w_hi), min(v_hi, 4 * w_hi) // 2, endpoint=True))
+    v_th = int(rng.integers(v_rest, min(v_hi, v_rest + 4 * w_hi + 1), endpoint=True))
+    v_reset = int(rng.integers(max(v_lo, v_rest - 2 * w_hi), v_th, endpoint=True))
+    v_peak = int(rng.integers(v_th, v_hi, endpoint=True))
+    n_terms = int(rng.integers(0, 2, endpoint=True))
+    decay = [int(rng.integers(1, v_width - 1, endpoint=True)) if v_width > 2 else 1
+             for _ in range(n_terms)]
+    return dict(v_th=v_th, v_reset=v_reset, v_rest=v_rest, v_peak=v_peak,
+                t_ref=int(rng.integers(0, t_ref_max, endpoint=True)), decay=decay,
+                reset_mode=str(rng.choice(["zero", "subtract"])), bias=0)
+
+
+def _weights(rng, shape, w_width, density, saturating):
+    lo, hi = w_range(w_width)
+    if saturating:
+        values = rng.choice([lo, hi, hi, hi], size=shape)
+    else:
+        # Mostly excitatory, so that activity propagates; inhibition keeps it bounded.
+        values = rng.integers(lo // 2, hi, size=shape, endpoint=True)
+    return np.where(rng.random(shape) < density, values, 0).astype(np.int64)
+
+
+def random_network(rng, *, n_lif=None, max_size=256, recurrent=None, v_width=None, w_width=None,
+                   extremes=0.2, density=None):
+    """Draw a random valid :class:`Network`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n_lif : int, optional
+        Number of LIF populations, 1 to 4 (random if None).
+    max_size : int
+        Largest population size.
+    recurrent : bool, optional
+        Whether projections from the same or later populations are drawn (random if None).
+    v_width, w_width : int, optional
+        Widths (random if None; small widths are drawn now and then).
+    extremes : float
+        Probability that a population gets full-range parameters and its input saturating
+        weights.
+    density : float, optional
+        Fraction of nonzero weights (random per projection if None).
+    """
+    if n_lif is None:
+        n_lif = int(rng.integers(1, 4, endpoint=True))
+    if recurrent is None:
+        recurrent = bool(rng.random() < 0.5)
+    if v_width is None:
+        v_width = int(rng.choice([4, 8, 12, 16, 16, 16, 24, 32]))
+    if w_width is None:
+        w_width = int(rng.choice([2, 4, 8, 8, 8, 12, 16]))
+
+    def size():
+        # Small sizes are the interesting ones for edge cases; big ones exercise the matmuls.
+        return int(rng.integers(1, max_size, endpoint=True) if rng.random() < 0.3
+                   else rng.integers(1, min(max_size, 16), endpoint=True))
+
+    n_input = int(rng.integers(1, 2, endpoint=True))
+    kinds = ["input"] * n_input + ["lif"] * n_lif
+    # Now and then an input population later in the order: its projections are recurrent.
+    if n_input == 2 and rng.random() < 0.3:
+        kinds = ["input", "lif", "input"] + ["lif"] * (n_lif - 1)
+    pops = []
+    saturating = {}
+    for i, kind in enumerate(kinds):
+        name = f"{kind}{i}"
+        spec = {"name": name, "kind": kind, "size": size()}
+        if kind == "lif":
+            t_ref_max = int(rng.choice([0, 3, 3, 20]))
+            extreme = bool(rng.random() < extremes)
+            saturating[name] = extreme
+            if extreme:
+                p = random_params(rng, v_width, t_ref_max)
+                spec.update(v_th=p.v_th, v_reset=p.v_reset, v_rest=p.v_rest, v_peak=p.v_peak,
+                            t_ref=p.t_ref, decay=list(p.decay), reset_mode=p.reset_mode,
+                            bias=p.bias)
+            else:
+                spec.update(_live_params(rng, v_width, w_width, t_ref_max))
+            if rng.random() < 0.3:
+                lo, hi = v_range(v_width)
+                spec["bias"] = rng.integers(max(lo, -8), min(hi, 8), spec["size"],
+                                            endpoint=True)
+        pops.append(spec)
+
+    projections = []
+    for j, dst in enumerate(pops):
+        if dst["kind"] != "lif":
+            continue
+        sources = {int(rng.integers(0, j))} if j else set()
+        for i, src in enumerate(pops):
+            if i < j and rng.random() < 0.3:
+                sources.add(i)
+            if recurrent and i >= j and rng.random() < 0.4:
+                sources.add(i)
+        for i in sorted(sources):
+            d = rng.uniform(0.05, 0.6) if density is None else density
+            projections.append({"from": pops[i]["name"], "to": dst["name"],
+                                "weights": _weights(rng, (pops[i]["size"], dst["size"]),
+                                                    w_width, d, saturating[dst["name"]])})
+
+    d = {"format": "spikeforge-network/1", "v_width": v_width, "w_width": w_width,
+         "populations": pops, "projections": projections}
+    net = Network.from_dict(d)
+    if rng.random() < 0.3:
+        d["acc_width"] = net.required_acc_width() + int(rng.integers(0, 3, endpoint=True))
+        net = Network.from_dict(d)
+    return net
+
+
+def random_spikes(rng, net, T, batch=None, activity=0.2):
+    """Random 0/1 input spikes for ``net``: uint8, ``(T, n_in)`` or ``(batch, T, n_in)``.
+
+    ``activity`` is the probability that an input neuron spikes in a timestep.
+    """
+    shape = (T, net.n_inputs) if batch is None else (batch, T, net.n_inputs)
+    return (rng.random(shape) < activity).astype(np.uint8)

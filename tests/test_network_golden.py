@@ -1,0 +1,179 @@
+"""The golden network model against a naive reference and against ``run_population``."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from network_cases import random_network, random_spikes
+from spikeforge.gen.network import Network
+from spikeforge.sim import network_golden
+from spikeforge.sim.golden import run_network, run_population
+from spikeforge.sim.params import NeuronParams, v_range, w_range
+
+
+def naive_run(net, spikes):
+    """One neuron at a time in plain Python ints, from docs/network.md and docs/neuron.md.
+
+    Returns ``(spikes, traces)`` as dicts of ``(T, size)`` lists.
+    """
+    lo, hi = v_range(net.v_width)
+    sat = lambda x: min(max(x, lo), hi)  # noqa: E731
+    state = {p.name: ([p.params.v_rest] * p.size, [0] * p.size) for p in net.lif_populations}
+    out = {p.name: [] for p in net.lif_populations}
+    traces = {p.name: [] for p in net.lif_populations}
+    previous = {p.name: [0] * p.size for p in net.populations}
+    for t in range(len(spikes)):
+        current = {}
+        column = 0
+        for pi, pop in enumerate(net.populations):
+            if pop.kind == "input":
+                current[pop.name] = [int(s) for s in spikes[t][column:column + pop.size]]
+                column += pop.size
+                continue
+            p = pop.params
+            v, r = state[pop.name]
+            fired, trace = [], []
+            for n in range(pop.size):
+                total = int(pop.bias[n])
+                for proj in net.projections:
+                    if proj.target != pop.name:
+                        continue
+                    # The timing rule: an earlier population's spikes of this step, else the
+                    # spikes of the previous step.
+                    src_index = net.index(proj.source)
+                    seen = current[proj.source] if src_index < pi else previous[proj.source]
+                    for j, s in enumerate(seen):
+                        if s:
+                            total += int(proj.weights[j][n])
+                if r[n] > 0:
+                    r[n] -= 1
+                    fired.append(0)
+                    trace.append(v[n])
+                    continue
+                leak = 0
+                for k in p.decay:
+                    step = (v[n] - p.v_rest) >> abs(k)
+                    leak += step if k >= 0 else -step
+                v_prime = sat(v[n] - leak + total)
+                if v_prime > p.v_th:
+                    v[n] = p.v_reset if p.reset_mode == "zero" else sat(v_prime - p.v_th)
+                    r[n] = p.t_ref
+                    fired.append(1)
+                    trace.append(p.v_peak)
+                else:
+                    v[n] = v_prime
+                    fired.append(0)
+                    trace.append(v_prime)
+            current[pop.name] = fired
+            out[pop.name].append(fired)
+            traces[pop.name].append(trace)
+        previous = current
+    return out, traces
+
+
+def test_timing_rule_example():
+    """One input spike at t=2 through every kind of projection (docs/network.md example)."""
+    relay = {"kind": "lif", "size": 1, "v_th": 0, "v_reset": 0, "v_rest": 0, "v_peak": 9,
+             "t_ref": 0, "decay": [], "reset_mode": "zero", "bias": 0}
+    net = Network.from_dict({
+        "format": "spikeforge-network/1", "v_width": 8, "w_width": 4,
+        "populations": [{"name": "y", **relay}, {"name": "in", "kind": "input", "size": 1},
+                        {"name": "x", **relay}, {"name": "a", **relay}, {"name": "b", **relay}],
+        "projections": [{"from": "in", "to": "y", "weights": [[1]]},   # later input: next step
+                        {"from": "in", "to": "a", "weights": [[1]]},   # earlier: same step
+                        {"from": "a", "to": "b", "weights": [[1]]},    # earlier: same step
+                        {"from": "a", "to": "x", "weights": [[1]]},    # later: next step
+                        {"from": "b", "to": "b", "weights": [[1]]}]})  # self: next step
+    spikes = np.zeros((6, 1), np.uint8)
+    spikes[2, 0] = 1
+    run = run_network(net, spikes, trace=True)
+    when = {name: np.nonzero(s[:, 0])[0].tolist() for name, s in run.spikes.items()}
+    # b keeps itself firing through its self-loop from t=2 on.
+    assert when == {"y": [3], "x": [3], "a": [2], "b": [2, 3, 4, 5]}
+    assert run.v["a"][:, 0].tolist() == [0, 0, 9, 0, 0, 0]
+    assert [p.recurrent for p in net.projections] == [True, False, False, True, True]
+    assert run.cycles is None
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_against_naive_reference(seed):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, max_size=10, recurrent=seed % 2 == 0)
+    spikes = random_spikes(rng, net, 25, activity=rng.uniform(0.05, 0.6))
+    run = run_network(net, spikes, trace=True)
+    expected, traces = naive_run(net, spikes.tolist())
+    for pop in net.lif_populations:
+        assert run.spikes[pop.name].dtype == np.uint8
+        assert run.spikes[pop.name].tolist() == expected[pop.name], pop.name
+        assert run.v[pop.name].tolist() == traces[pop.name], pop.name
+
+
+def test_batch_equals_separate_runs():
+    rng = np.random.default_rng(99)
+    net = random_network(rng, n_lif=3, recurrent=True, max_size=64)
+    spikes = random_spikes(rng, net, 30, batch=4, activity=0.3)
+    run = run_network(net, spikes, trace=True)
+    assert not run_network(net, spikes).v
+    for b in range(4):
+        single = run_network(net, spikes[b], trace=True)
+        for pop in net.lif_populations:
+            assert run.spikes[pop.name].shape == (4, 30, pop.size)
+            assert np.array_equal(run.spikes[pop.name][b], single.spikes[pop.name])
+            assert np.array_equal(run.v[pop.name][b], single.v[pop.name])
+
+
+def test_integer_matmul_path_agrees(monkeypatch):
+    """Networks too wide for an exact float64 sum take the int64 path; both give one answer."""
+    rng = np.random.default_rng(5)
+    nets = [random_network(rng, recurrent=True, w_width=16, max_size=128) for _ in range(3)]
+    inputs = [random_spikes(rng, net, 20, batch=2, activity=0.5) for net in nets]
+    float_runs = [run_network(n, s, trace=True) for n, s in zip(nets, inputs)]
+    monkeypatch.setattr(network_golden, "FLOAT_EXACT_ACC_WIDTH", 0)
+    for net, spikes, expected in zip(nets, inputs, float_runs):
+        got = run_network(net, spikes, trace=True)
+        for pop in net.lif_populations:
+            assert np.array_equal(got.spikes[pop.name], expected.spikes[pop.name])
+            assert np.array_equal(got.v[pop.name], expected.v[pop.name])
+
+
+@st.composite
+def single_population(draw):
+    v_width = draw(st.integers(2, 32))
+    w_width = draw(st.integers(2, 16))
+    lo, hi = v_range(v_width)
+    n_in, size, steps = draw(st.integers(1, 8)), draw(st.integers(1, 8)), draw(st.integers(1, 20))
+    values = st.integers(lo, hi)
+    v_reset, v_th, v_peak = sorted(draw(st.lists(values, min_size=3, max_size=3)))
+    params = NeuronParams(
+        v_width=v_width, v_th=v_th, v_reset=v_reset, v_peak=v_peak, v_rest=draw(values),
+        t_ref=draw(st.sampled_from([0, 1, 2, 7, 65535])),
+        reset_mode=draw(st.sampled_from(["zero", "subtract"])),
+        decay=tuple(draw(st.lists(st.integers(-(v_width - 1), v_width - 1).filter(bool)
+                                  | st.just(0), max_size=4))))
+    bias = draw(st.one_of(values, st.lists(values, min_size=size, max_size=size)))
+    w_lo, w_hi = w_range(w_width)
+    weights = np.array(draw(st.lists(st.integers(w_lo, w_hi), min_size=n_in * size,
+                                     max_size=n_in * size))).reshape(n_in, size)
+    spikes = np.array(draw(st.lists(st.integers(0, 1), min_size=steps * n_in,
+                                    max_size=steps * n_in)), np.uint8).reshape(steps, n_in)
+    return v_width, w_width, params, bias, weights, spikes
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(single_population())
+def test_single_population_equals_run_population(case):
+    v_width, w_width, params, bias, weights, spikes = case
+    spec = {"name": "pop", "kind": "lif", "size": weights.shape[1], "v_th": params.v_th,
+            "v_reset": params.v_reset, "v_rest": params.v_rest, "v_peak": params.v_peak,
+            "t_ref": params.t_ref, "decay": list(params.decay), "reset_mode": params.reset_mode,
+            "bias": bias}
+    net = Network.from_dict({
+        "format": "spikeforge-network/1", "v_width": v_width, "w_width": w_width,
+        "populations": [{"name": "in", "kind": "input", "size": weights.shape[0]}, spec],
+        "projections": [{"from": "in", "to": "pop", "weights": weights.tolist()}]})
+    biases = bias if isinstance(bias, list) else [bias] * weights.shape[1]
+    per_neuron = [NeuronParams(**{**params.__dict__, "bias": b}) for b in biases]
+    expected = run_population(per_neuron, spikes.astype(np.int64) @ weights, trace=True)
+    got = run_network(net, spikes, trace=True)
+    assert np.array_equal(got.spikes["pop"], expected.spikes)
+    assert np.array_equal(got.v["pop"], expected.trace)
