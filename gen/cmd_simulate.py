@@ -1,6 +1,7 @@
 """``spikeforge simulate``: run a network file on input spikes with a chosen back-end."""
 
 from ..sim.backends import BACKENDS, get_backend
+from ..sim.network_golden import NetworkRun
 from .network import load_network
 from .spike_io import load_input_spikes
 
@@ -32,7 +33,7 @@ def run(args):
     spikes = load_input_spikes(args.input, net)
     # Traces are drawn when plotting, so record them then even without --trace.
     result = backend(net, spikes, args.trace or bool(args.plot))
-    saved = result if args.trace else type(result)(spikes=result.spikes, cycles=result.cycles)
+    saved = result if args.trace else NetworkRun(spikes=result.spikes, cycles=result.cycles)
     saved.save(args.output)
     counts = ", ".join(f"{name} {int(s.sum())}" for name, s in result.spikes.items())
     print(f"wrote {args.output}: {args.backend}, {spikes.shape[-2]} timesteps"

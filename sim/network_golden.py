@@ -13,8 +13,9 @@ import numpy as np
 __all__ = ["NetworkRun", "run_network", "FLOAT_EXACT_ACC_WIDTH"]
 
 # A float64 holds every integer of magnitude <= 2**53. With 0/1 spikes every partial sum of a
-# weight matmul is a sum of a subset of one neuron's incoming weights, so it lies in
-# [sum of negatives, sum of positives] and is exact when the accumulator fits this width.
+# weight product is a sum of a subset of one neuron's incoming weights, so it lies in
+# [sum of negatives, sum of positives] and is exact when the accumulator fits this width;
+# wider networks are summed in int64.
 FLOAT_EXACT_ACC_WIDTH = 54
 
 
@@ -95,7 +96,9 @@ def run_network(net, spikes, trace=False):
             acc = np.zeros((n_batch, pop.size), dtype)
             for i, proj in incoming[pop.name]:
                 source = previous if proj.recurrent else current
-                acc += source[proj.source] @ weights[i]
+                # einsum runs its own loop, not BLAS: as fast for these shapes, and free of
+                # BLAS threads, which crawl when the cores are shared.
+                acc += np.einsum("bi,ij->bj", source[proj.source], weights[i])
             v[pop.name], r[pop.name], spike, tr = lif_step(
                 v[pop.name], r[pop.name], acc.astype(np.int64), params[pop.name])
             current[pop.name] = spike.astype(dtype)

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from network_cases import random_network
 from spikeforge.gen.errors import SpikeforgeError
@@ -337,3 +338,40 @@ def test_network_hash():
     wider["acc_width"] = 10
     assert Network.from_dict(wider).network_hash() != net.network_hash()
     assert Network.from_dict(changed) != net
+
+
+def test_docs_example_is_valid(tmp_path):
+    docs = os.path.join(os.path.dirname(__file__), "..", "docs", "network.md")
+    with open(docs, encoding="utf-8") as file:
+        text = file.read()
+    example = text.split("```json\n", 1)[1].split("```", 1)[0]
+    write_npz(tmp_path / "weights.npz", {"feedback": np.array([[-20, -20]], np.int8)})
+    net = load_network(write_json(tmp_path / "net.json", example))
+    assert net == Network.from_dict(base())
+
+
+def _paths(obj, prefix=()):
+    yield prefix
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        yield from _paths(value, prefix + (key,))
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70) | st.floats(allow_nan=False)
+    | st.text(max_size=5) | st.sampled_from(["in", "hid", "out", "lif", "input"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.sampled_from(list(_paths(base()))[1:]), JSON, st.booleans())
+def test_fuzzed_network_is_valid_or_one_line_error(path, value, delete):
+    """Any value anywhere gives a network or a one-line SpikeforgeError, never a crash."""
+    d = base()
+    edit(path, DELETE if delete and isinstance(path[-1], str) else value)(d)
+    try:
+        Network.from_dict(d)
+    except SpikeforgeError as error:
+        assert "\n" not in str(error) and re.match(r"^[a-z_\[\]0-9.]+: ", str(error))
