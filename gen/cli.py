@@ -20,6 +20,7 @@ COMMANDS = [
     "spikeforge.gen.cmd_generate",
     "spikeforge.gen.cmd_simulate",
     "spikeforge.gen.cmd_train_digits",
+    "spikeforge.gen.cmd_boards",
 ]
 
 

@@ -1,0 +1,117 @@
+"""The boards spikeforge builds for, on top of the ``amaranth-boards`` platforms."""
+
+from dataclasses import dataclass
+
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+from amaranth_boards.icesugar import ICESugarPlatform
+from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform
+from amaranth_boards.tang_nano_9k import TangNano9kPlatform
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+from amaranth.vendor import LatticeECP5Platform
+
+from ..gen.errors import SpikeforgeError
+
+__all__ = ["Board", "BOARDS", "get_board", "board_names"]
+
+
+class _OrangeCrabPlatform(OrangeCrabR0_2_25FPlatform):
+    # The upstream platform runs dfu-suffix (Debian's dfu-util) inside the build only to tag
+    # the bitstream for the USB bootloader. spikeforge adds that tag itself when it flashes
+    # (boards/flash.py), so a build needs nothing beyond the YoWASP wheels.
+    @property
+    def required_tools(self):
+        return LatticeECP5Platform.required_tools.fget(self)
+
+    @property
+    def command_templates(self):
+        return LatticeECP5Platform.command_templates.fget(self)
+
+
+@dataclass(frozen=True)
+class Board:
+    """One supported board.
+
+    Attributes
+    ----------
+    name : str
+        What ``--board`` takes.
+    title : str
+        Human name of the board.
+    platform : type
+        The Amaranth platform class; ``board.platform()`` makes a fresh instance.
+    family : str
+        ``"ice40"``, ``"ecp5"`` or ``"gowin"`` (selects the tools).
+    device : str
+        FPGA part.
+    clock_mhz : float
+        Frequency of the board clock (the platform's default clock).
+    bitstream : str
+        File name of the bitstream that a build named ``top`` writes.
+    programmer : tuple of tuple of str
+        The command that loads ``{bitstream}`` into the FPGA; ``programmer[0]`` is the tool.
+    uart : tuple of (str, int) or None
+        Resource of the host serial link, or None when the board has no USB-serial bridge.
+    leds : tuple of (str, int, str or None)
+        Single-bit LED outputs as (resource, number, subsignal).
+    """
+
+    name: str
+    title: str
+    platform: type
+    family: str
+    device: str
+    clock_mhz: float
+    bitstream: str
+    programmer: tuple
+    uart: tuple | None
+    leds: tuple
+
+    def summary(self):
+        """One line for ``spikeforge boards``."""
+        uart = f"uart {self.uart[0]}#{self.uart[1]}" if self.uart else "no uart"
+        return (f"{self.name:<12} {self.title:<28} {self.family:<6} {self.device:<22} "
+                f"{self.clock_mhz:g} MHz, {len(self.leds)} leds, {uart}, "
+                f"flash: {' '.join(self.programmer)}")
+
+
+def _leds(name, count):
+    return tuple((name, i, None) for i in range(count))
+
+
+BOARDS = {board.name: board for board in [
+    Board(name="icebreaker", title="1BitSquared iCEBreaker", platform=ICEBreakerPlatform,
+          family="ice40", device="iCE40UP5K-SG48", clock_mhz=12.0, bitstream="top.bin",
+          programmer=("iceprog", "{bitstream}"), uart=("uart", 0), leds=_leds("led", 2)),
+    Board(name="icesugar", title="MuseLab iCESugar", platform=ICESugarPlatform,
+          family="ice40", device="iCE40UP5K-SG48", clock_mhz=12.0, bitstream="top.bin",
+          programmer=("icesprog", "{bitstream}"), uart=("uart", 0), leds=_leds("led", 3)),
+    Board(name="ulx3s-85f", title="Radiona ULX3S-85F", platform=ULX3S_85F_Platform,
+          family="ecp5", device="LFE5U-85F-BG381-6", clock_mhz=25.0, bitstream="top.bit",
+          # -m: load into SRAM (the flash keeps its design).
+          programmer=("openFPGALoader", "-b", "ulx3s", "-m", "{bitstream}"),
+          uart=("uart", 0), leds=_leds("led", 8)),
+    Board(name="orangecrab", title="OrangeCrab r0.2 (25F)", platform=_OrangeCrabPlatform,
+          family="ecp5", device="LFE5U-25F-MG285-8", clock_mhz=48.0, bitstream="top.bit",
+          # USB bootloader (1209:5af0, entered by holding the button at power-up); the file is
+          # a copy of the bitstream with the DFU suffix that the bootloader checks.
+          programmer=("dfu-util", "-a", "0", "-D", "{bitstream}"), uart=None,
+          leds=tuple(("rgb_led", 0, colour) for colour in "rgb")),
+    Board(name="tangnano9k", title="Sipeed Tang Nano 9K", platform=TangNano9kPlatform,
+          family="gowin", device="GW1NR-LV9QN88PC6/I5", clock_mhz=27.0, bitstream="top.fs",
+          programmer=("openFPGALoader", "-b", "tangnano9k", "{bitstream}"),
+          uart=("uart", 0), leds=_leds("led", 6)),
+]}
+
+
+def board_names():
+    """Names of the supported boards, in the order ``spikeforge boards`` lists them."""
+    return list(BOARDS)
+
+
+def get_board(name):
+    """The :class:`Board` called ``name``, or a one-line error listing the supported ones."""
+    try:
+        return BOARDS[name]
+    except (KeyError, TypeError):
+        raise SpikeforgeError(f"unknown board {name!r}: supported boards are "
+                              f"{', '.join(BOARDS)}") from None
