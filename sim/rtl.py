@@ -47,6 +47,10 @@ _VERILATOR_MIN = (5, 36)
 _VERILATOR_BUILD_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
 # Amaranth emits no `timescale; Icarus needs one for cocotb's nanosecond clocks.
 _ICARUS_TIMESCALE = ("1ns", "1ps")
+# Top-level ports become members of Verilator's model class; these names clash with its
+# methods and fail in the C++ compiler with a cryptic error (seen with the neuron core's
+# `trace` port).
+_VERILATOR_RESERVED_PORTS = ("trace", "eval", "final")
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,17 @@ def _tail(path, lines=15):
     return "\n".join(text[-lines:])
 
 
+def _check_ports(source, toplevel):
+    """Reject top-level port names that Verilator's model class cannot take."""
+    header = re.search(rf"\bmodule\s+{re.escape(toplevel)}\s*\(([^)]*)\)", source.read_text())
+    ports = set(re.findall(r"\w+", header.group(1))) if header else set()
+    for name in _VERILATOR_RESERVED_PORTS:
+        if name in ports:
+            raise SpikeforgeError(f"port {name!r} of top module {toplevel} clashes with "
+                                  f"Verilator's {name}() method; wrap the module or rename "
+                                  f"the port")
+
+
 def _build(runner, simulator, source, toplevel, build_dir):
     """Build unless ``build_dir`` already holds a build of the same source and settings."""
     settings = {"simulator": simulator, "toplevel": toplevel,
@@ -230,7 +245,7 @@ def _build(runner, simulator, source, toplevel, build_dir):
     try:
         runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
                      build_args=settings["build_args"], always=True,
-                     timescale=settings["timescale"] and tuple(settings["timescale"]),
+                     timescale=_ICARUS_TIMESCALE if simulator == "icarus" else None,
                      log_file=log)
     except (RuntimeError, SystemExit) as error:
         raise RTLSimulationError(f"{simulator} could not build {source} ({error}); "
@@ -270,7 +285,7 @@ def run_cocotb(verilog, *, toplevel, test_module, build_dir, simulator, test_dir
     Parameters
     ----------
     verilog : str or os.PathLike
-        Verilog text, or the path of a Verilog file.
+        Verilog text (a ``str``), or the path of a Verilog file (a path object).
     toplevel : str
         Name of the top module.
     test_module : str
@@ -296,7 +311,8 @@ def run_cocotb(verilog, *, toplevel, test_module, build_dir, simulator, test_dir
     Raises
     ------
     SpikeforgeError
-        The simulator is unknown or not available.
+        The simulator is unknown or not available, or a top-level port name is one Verilator
+        cannot take (``trace``, ``eval``, ``final``).
     RTLSimulationError
         The build failed, the simulator crashed, or a cocotb test failed; the message carries
         the cocotb failure messages.
@@ -318,6 +334,8 @@ def run_cocotb(verilog, *, toplevel, test_module, build_dir, simulator, test_dir
 
     results_xml = test_dir / "results.xml"
     log = test_dir / "test.log"
+    if simulator == "verilator":
+        _check_ports(source, toplevel)
     with _tool_path(simulator):
         runner = get_runner(simulator)
         _build(runner, simulator, source, toplevel, build_dir)

@@ -1,8 +1,10 @@
 """The RTL simulation back-end: simulator discovery, the require-or-skip rule, run_cocotb.
 
 The cocotb tests at the bottom run inside the simulator (this module is their test module too).
-Runtime about 5 s with Icarus (Verilator is covered by test_neuron_core_cocotb.py).
+Runtime about 10 s, with Icarus (Verilator runs are in test_neuron_core_cocotb.py).
 """
+
+import re
 
 import cocotb
 import pytest
@@ -96,6 +98,17 @@ def test_run_cocotb_reports_a_build_failure(tmp_path):
     with pytest.raises(RTLSimulationError, match=r"^icarus could not build .*counter\.v"):
         run_cocotb(COUNTER.replace("endmodule", ""), toplevel="counter",
                    test_module="test_rtl_backend", build_dir=tmp_path, simulator="icarus")
+
+
+def test_verilator_reserved_port_is_rejected(tmp_path):
+    # Caught before the build: the C++ compiler's message about it is cryptic.
+    require_or_skip("verilator")
+    with pytest.raises(SpikeforgeError, match=r"^port 'trace' of top module counter clashes "
+                                              r"with Verilator's trace\(\) method; wrap the "
+                                              r"module or rename the port$"):
+        run_cocotb(re.sub(r"\bcount\b", "trace", COUNTER), toplevel="counter",
+                   test_module="test_rtl_backend", build_dir=tmp_path, simulator="verilator")
+    assert not (tmp_path / "build.log").exists()
 
 
 async def count_after(dut, cycles):
