@@ -6,12 +6,14 @@ the packer; all YoWASP wheels from PyPI) and returns the figures of
 fields (``neurons``, ``synapses``) to the returned dictionary.
 """
 
+import dataclasses
 import json
 import os
 import re
 import subprocess
 
 from ..gen.errors import SpikeforgeError
+from .pll import PLLTop, pll_for
 from .registry import get_board
 from .report import check_report, load_report, parse_report
 from .toolchain import tool_environment
@@ -78,8 +80,9 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True):
         Output folder (created); any path works, including ones under ``/tmp``, because the
         tools run inside it with relative paths.
     clock_mhz : float, optional
-        The clock the design must meet; default and only accepted value for now: the board
-        clock (PLLs are not generated yet).
+        The ``sync`` clock; default: the board clock. Any other frequency is made by a PLL
+        (iCE40 and ECP5 boards; see :mod:`spikeforge.boards.pll`), within 1%, and the report's
+        ``clock_mhz`` is the frequency the PLL really makes.
     check_timing : bool
         Raise :class:`~spikeforge.boards.report.ReportError` when fmax is below ``clock_mhz``
         (the bitstream and ``report.json`` are written first).
@@ -87,13 +90,13 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True):
     Returns
     -------
     dict
-        The figures of :func:`~spikeforge.boards.report.parse_report`, also written to
-        ``build_dir/report.json``.
+        The figures of :func:`~spikeforge.boards.report.parse_report` plus ``pll`` (the PLL
+        settings, or None), also written to ``build_dir/report.json``.
 
     Raises
     ------
     SpikeforgeError
-        Unknown board, unsupported clock or missing tool.
+        Unknown board, a clock no PLL can make, or a missing tool.
     BuildError
         A tool failed; says which, and by how much the design is too big if it does not fit.
     """
@@ -102,9 +105,14 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True):
     if clock_mhz is None:
         clock_mhz = board.clock_mhz
     if (not isinstance(clock_mhz, (int, float)) or isinstance(clock_mhz, bool)
-            or clock_mhz != board.clock_mhz):
-        raise SpikeforgeError(f"clock_mhz must be the {board.clock_mhz:g} MHz board clock of "
-                              f"{board.name} (no PLL support yet), not {clock_mhz!r}")
+            or not 0 < clock_mhz <= 1000):
+        raise SpikeforgeError(f"clock_mhz must be a frequency in MHz in (0, 1000], "
+                              f"not {clock_mhz!r}")
+    pll = None
+    if clock_mhz != board.clock_mhz:
+        pll = pll_for(board, clock_mhz)
+        top = PLLTop(top, pll)
+        clock_mhz = round(pll.f_out_mhz, 6)
     build_dir = os.path.abspath(os.fspath(build_dir))
     env = tool_environment(board.family, build_dir)
     # The report JSON is the machine-readable source of the figures. Gowin's place-and-route
@@ -126,6 +134,7 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True):
                           _read(os.path.join(build_dir, f"{NAME}.rpt")), board=board,
                           clock_mhz=clock_mhz,
                           bitstream=os.path.join(build_dir, board.bitstream))
+    report["pll"] = None if pll is None else dataclasses.asdict(pll)
     with open(os.path.join(build_dir, REPORT_NAME), "w", encoding="utf-8", newline="\n") as file:
         json.dump(report, file, indent=2, sort_keys=True)
         file.write("\n")

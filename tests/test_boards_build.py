@@ -11,42 +11,14 @@ import shutil
 
 import pytest
 from amaranth.hdl import Cat, Elaboratable, Module, Signal
-from amaranth.lib import io, wiring
+from amaranth.lib import io
 
 from spikeforge.boards.build import BuildError, _explain_failure, build
 from spikeforge.boards.registry import get_board
 from spikeforge.boards.report import ReportError, check_report, parse_report, yosys_cells
 from spikeforge.gen.errors import SpikeforgeError
-from spikeforge.hdl.uart import UARTRx, UARTTx, uart_divisor
 
-
-class EchoBlink(Elaboratable):
-    """Test-only board top: echo every UART byte, blink LED 0, toggle LED 1 per byte."""
-
-    def __init__(self, board):
-        self.board = board
-
-    def elaborate(self, platform):
-        m = Module()
-        divisor = uart_divisor(platform.default_clk_frequency, 115200)
-        m.submodules.rx = rx = UARTRx(divisor)
-        m.submodules.tx = tx = UARTTx(divisor)
-        wiring.connect(m, rx.data, tx.data)
-        pins = platform.request(*self.board.uart, dir="-")
-        m.submodules.rx_buffer = rx_buffer = io.Buffer("i", pins.rx)
-        m.submodules.tx_buffer = tx_buffer = io.Buffer("o", pins.tx)
-        m.d.comb += [rx.rx.eq(rx_buffer.i), tx_buffer.o.eq(tx.tx)]
-
-        counter = Signal(24)
-        toggle = Signal()
-        m.d.sync += counter.eq(counter + 1)
-        with m.If(rx.data.valid & rx.data.ready):
-            m.d.sync += toggle.eq(~toggle)
-        for (resource, number, _), value in zip(self.board.leds, [counter[-1], toggle]):
-            m.submodules[f"led{number}"] = led = io.Buffer(
-                "o", platform.request(resource, number, dir="-"))
-            m.d.comb += led.o.eq(value)
-        return m
+from board_test_top import EchoBlink
 
 
 def _require_yowasp():
@@ -68,7 +40,7 @@ def test_real_build(name, tmp_path):
     assert 0 < report["luts"] < report["luts_available"]
     assert report["ffs"] > 24      # the blink counter alone has 24
     assert report["fmax_mhz"] > report["clock_mhz"] == board.clock_mhz
-    assert report["timing_met"] is True
+    assert report["timing_met"] is True and report["pll"] is None
     assert report["bitstream"] == str(build_dir / board.bitstream)
     assert os.path.getsize(report["bitstream"]) > 0
     # The saved report is the returned one; callers add design fields to the dictionary.
@@ -79,9 +51,13 @@ def test_real_build(name, tmp_path):
 def test_build_bad_arguments(tmp_path):
     with pytest.raises(SpikeforgeError, match=r"^unknown board 'arty': supported boards are "):
         build(None, "arty", tmp_path)
-    with pytest.raises(SpikeforgeError, match=r"^clock_mhz must be the 12 MHz board clock of "
-                                              r"icebreaker \(no PLL support yet\), not 40$"):
-        build(None, "icebreaker", tmp_path, clock_mhz=40)
+    with pytest.raises(SpikeforgeError, match=r"^clock_mhz must be the 27 MHz board clock of "
+                                              r"tangnano9k: no gowin PLL support yet, not 50$"):
+        build(None, "tangnano9k", tmp_path, clock_mhz=50)
+    for bad in ("40", 0, -5, 1e4, True):
+        with pytest.raises(SpikeforgeError, match=r"^clock_mhz must be a frequency in MHz in "
+                                                  r"\(0, 1000\], not "):
+            build(None, "icebreaker", tmp_path, clock_mhz=bad)
 
 
 def test_combinational_design_has_no_timing(tmp_path, monkeypatch):
