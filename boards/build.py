@@ -15,11 +15,14 @@ import subprocess
 from ..gen.errors import SpikeforgeError
 from .pll import PLLTop, pll_for
 from .registry import get_board
-from .report import check_report, load_report, parse_report
+from .report import REPORT_FIELDS, check_report, load_report, parse_report
 from .toolchain import tool_environment
 
-__all__ = ["BuildError", "build"]
+__all__ = ["BuildError", "build", "default_build_dir", "DEFAULT_BUILD_DIR"]
 
+# Where `spikeforge build --board NAME` puts its output unless told otherwise, and where
+# `spikeforge flash` looks for the bitstream.
+DEFAULT_BUILD_DIR = os.path.join("build", "{board}")
 NAME = "top"
 LOG_NAME = "build.log"
 REPORT_NAME = "report.json"
@@ -30,6 +33,12 @@ _UTILISATION_LINE = re.compile(r"^Info:\s+(\S+):\s+(\d+)/\s*(\d+)\s+\d+%", re.MU
 
 class BuildError(SpikeforgeError):
     """A tool of the flow failed; the message names the step and the first error line."""
+
+
+def default_build_dir(board):
+    """``build/BOARD``: the build folder of ``board`` (a name or a Board) unless told otherwise."""
+    board = get_board(board) if isinstance(board, str) else board
+    return DEFAULT_BUILD_DIR.format(board=board.name)
 
 
 def _read(path):
@@ -66,7 +75,7 @@ def _explain_failure(board, build_dir):
     return f"{step} failed for {board.name} without an error message (log: {log_path})"
 
 
-def build(top, board, build_dir, *, clock_mhz=None, check_timing=True):
+def build(top, board, build_dir, *, clock_mhz=None, check_timing=True, extra=None):
     """Synthesise, place and route ``top`` for ``board``, and write the bitstream.
 
     Parameters
@@ -86,6 +95,9 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True):
     check_timing : bool
         Raise :class:`~spikeforge.boards.report.ReportError` when fmax is below ``clock_mhz``
         (the bitstream and ``report.json`` are written first).
+    extra : dict, optional
+        Design fields (``neurons``, ``synapses``, ...) added to the report before it is saved;
+        they may not replace a field of the build.
 
     Returns
     -------
@@ -113,6 +125,11 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True):
         pll = pll_for(board, clock_mhz)
         top = PLLTop(top, pll)
         clock_mhz = round(pll.f_out_mhz, 6)
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(REPORT_FIELDS))
+    if clash:
+        raise SpikeforgeError(f"extra report fields must not replace build fields, not "
+                              f"{', '.join(clash)}")
     build_dir = os.path.abspath(os.fspath(build_dir))
     env = tool_environment(board.family, build_dir)
     # The report JSON is the machine-readable source of the figures. Gowin's place-and-route
@@ -135,6 +152,7 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True):
                           clock_mhz=clock_mhz,
                           bitstream=os.path.join(build_dir, board.bitstream))
     report["pll"] = None if pll is None else dataclasses.asdict(pll)
+    report.update(extra)
     with open(os.path.join(build_dir, REPORT_NAME), "w", encoding="utf-8", newline="\n") as file:
         json.dump(report, file, indent=2, sort_keys=True)
         file.write("\n")

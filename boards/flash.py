@@ -12,13 +12,10 @@ import subprocess
 import zlib
 
 from ..gen.errors import SpikeforgeError
+from .build import default_build_dir
 from .registry import get_board
 
-__all__ = ["DEFAULT_BUILD_DIR", "default_bitstream", "dfu_suffix", "programmer_command",
-           "flash"]
-
-# Where `spikeforge build --board NAME` puts its output unless told otherwise.
-DEFAULT_BUILD_DIR = os.path.join("build", "{board}")
+__all__ = ["default_bitstream", "dfu_suffix", "programmer_command", "flash"]
 
 # The OrangeCrab bootloader's USB ids; dfu-util checks the suffix of the file against them.
 _DFU_IDS = {"orangecrab": (0x1209, 0x5AF0)}
@@ -39,7 +36,7 @@ _NO_BOARD = ("unable to open ftdi device", "can't find ice ftdi usb device", "no
 def default_bitstream(board):
     """Path of the bitstream a default ``spikeforge build --board`` writes for ``board``."""
     board = get_board(board) if isinstance(board, str) else board
-    return os.path.join(DEFAULT_BUILD_DIR.format(board=board.name), board.bitstream)
+    return os.path.join(default_build_dir(board), board.bitstream)
 
 
 def dfu_suffix(data, vendor, product):

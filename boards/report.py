@@ -12,7 +12,8 @@ import re
 
 from ..gen.errors import SpikeforgeError
 
-__all__ = ["ReportError", "yosys_cells", "parse_report", "check_report", "load_report"]
+__all__ = ["REPORT_FIELDS", "ReportError", "yosys_cells", "parse_report", "check_report", "load_report",
+           "format_report"]
 
 # Cell types of nextpnr's utilisation per family: what counts as a LUT, a flip-flop, a block
 # RAM, a single-port RAM, a DSP. Gowin ALUs occupy LUT slots of the same slice, so they count.
@@ -30,6 +31,12 @@ _UTILISATION = {
 # use one space, cell types three).
 _CELL_LINE = re.compile(r"^\s*(\d+)\s{3}(\S+)\s*$")
 _PASS_HEADING = re.compile(r"^\d+(\.\d+)*\. ")
+
+
+# The fields of a build report (build() adds "pll"); design fields come on top.
+REPORT_FIELDS = ("board", "family", "device", "luts", "luts_available", "ffs", "brams", "sprams",
+                 "dsps", "fmax_mhz", "clock_mhz", "slack_mhz", "timing_met", "bitstream",
+                 "clocks", "utilization", "cells", "pll")
 
 
 class ReportError(SpikeforgeError):
@@ -149,3 +156,13 @@ def load_report(path):
     """Parse nextpnr's ``--report`` JSON file at ``path``."""
     with open(path, encoding="utf-8") as file:
         return json.load(file)
+
+
+def format_report(report):
+    """One line that sums up a build, for the CLI: resources, fmax against the clock, file."""
+    verdict = "met" if report["timing_met"] else "MISSED"
+    pll = " (PLL)" if report.get("pll") else ""
+    return (f"{report['board']} ({report['device']}): {report['luts']}/"
+            f"{report['luts_available']} LUTs, {report['ffs']} FFs, {report['brams']} BRAMs, "
+            f"{report['sprams']} SPRAMs, {report['dsps']} DSPs; fmax {report['fmax_mhz']:.1f} "
+            f"MHz at {report['clock_mhz']:g} MHz{pll}: timing {verdict}; {report['bitstream']}")

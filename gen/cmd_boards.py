@@ -1,6 +1,7 @@
 """``spikeforge boards`` (list the supported boards) and ``spikeforge flash`` (program one)."""
 
-from ..boards.flash import DEFAULT_BUILD_DIR, flash
+from ..boards.build import DEFAULT_BUILD_DIR
+from ..boards.flash import flash
 from ..boards.registry import BOARDS
 
 __all__ = ["add_parser"]

@@ -13,9 +13,10 @@ import pytest
 from amaranth.hdl import Cat, Elaboratable, Module, Signal
 from amaranth.lib import io
 
-from spikeforge.boards.build import BuildError, _explain_failure, build
+from spikeforge.boards.build import BuildError, _explain_failure, build, default_build_dir
 from spikeforge.boards.registry import get_board
-from spikeforge.boards.report import ReportError, check_report, parse_report, yosys_cells
+from spikeforge.boards.report import (REPORT_FIELDS, ReportError, check_report, format_report, parse_report,
+                                      yosys_cells)
 from spikeforge.gen.errors import SpikeforgeError
 
 from board_test_top import EchoBlink
@@ -34,7 +35,8 @@ def test_real_build(name, tmp_path):
     board = get_board(name)
     build_dir = tmp_path / "build"
     assert str(build_dir).startswith("/tmp/")
-    report = build(EchoBlink(board), name, build_dir)
+    report = build(EchoBlink(board), name, build_dir, extra={"neurons": 0, "synapses": 0})
+    assert set(report) == set(REPORT_FIELDS) | {"neurons", "synapses"}
     assert report["board"] == name and report["device"] == board.device
     assert report["dsps"] == 0 and report["brams"] == 0 and report["sprams"] == 0
     assert 0 < report["luts"] < report["luts_available"]
@@ -54,6 +56,9 @@ def test_build_bad_arguments(tmp_path):
     with pytest.raises(SpikeforgeError, match=r"^clock_mhz must be the 27 MHz board clock of "
                                               r"tangnano9k: no gowin PLL support yet, not 50$"):
         build(None, "tangnano9k", tmp_path, clock_mhz=50)
+    with pytest.raises(SpikeforgeError, match=r"^extra report fields must not replace build "
+                                              r"fields, not fmax_mhz, luts$"):
+        build(None, "icebreaker", tmp_path, extra={"luts": 1, "fmax_mhz": 2, "neurons": 3})
     for bad in ("40", 0, -5, 1e4, True):
         with pytest.raises(SpikeforgeError, match=r"^clock_mhz must be a frequency in MHz in "
                                                   r"\(0, 1000\], not "):
@@ -166,6 +171,11 @@ def test_parse_report_fields():
         "luts": 43, "luts_available": 5280, "ffs": 33, "brams": 2, "dsps": 0,
         "fmax_mhz": 79.74, "slack_mhz": 67.74, "timing_met": True}
     check_report(report)
+    report["pll"] = None
+    assert format_report(report) == (
+        "icebreaker (iCE40UP5K-SG48): 43/5280 LUTs, 33 FFs, 2 BRAMs, 0 SPRAMs, 0 DSPs; fmax "
+        "79.7 MHz at 12 MHz: timing met; b/top.bin")
+    assert default_build_dir("tangnano9k") == "build/tangnano9k"
 
 
 def test_missed_clock_says_by_how_much():
