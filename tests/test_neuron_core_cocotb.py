@@ -1,9 +1,10 @@
 """The neuron core's generated Verilog under Verilator and Icarus against the golden model.
 
-The cocotb side is ``cocotb_neuron_core.py``. Compiling dominates under Verilator (20-40 s a
-build on this machine, mostly its runtime library), so the configurations of a run share one
-build: the top level is a bank of cores side by side, driven at once. Default run: about 10 s
-under Icarus, 30-50 s under Verilator; ``--slow`` adds a second, longer bank.
+The cocotb side is ``cocotb_neuron_core.py``. Compiling dominates under Verilator (40-80 s a
+build on this 2-core machine, mostly its C++ runtime library; the 28,000 cases then take 3 s),
+so the configurations of a run share one build: the top level is a bank of cores side by side,
+driven at once. Default run: 15-25 s under Icarus, 45-85 s under Verilator; ``--slow`` adds a
+second bank with 90,000 cases.
 """
 
 import json

@@ -1,9 +1,8 @@
 """The neuron core synthesizes without a multiplier or DSP cell, on every FPGA family.
 
-Default run about 40 s on a loaded 2-core machine (Yosys in WebAssembly); the runtime-parameter
-core's full mapping on all three families (another 60-80 s) runs under ``--slow``. The coarse
-check, which sees any product as a ``$mul`` before mapping could hide it, runs by default on
-both cores.
+Both the runtime-parameter core and the constant-parameter core are mapped for all three
+families; the coarse check sees any product as a ``$mul`` before mapping could hide it. About
+45 s on a 2-core machine (Yosys in WebAssembly), about twice that when it is busy.
 """
 
 import pytest
@@ -59,7 +58,6 @@ def test_constant_params_core_has_no_dsp(family, tmp_path):
     assert (tmp_path / "build" / "synth.log").is_file()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_runtime_params_core_has_no_dsp(family):
     stats = synth_stats(NeuronCore(), family)
