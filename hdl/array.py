@@ -16,7 +16,7 @@ see each other without a stall. Feed-forward deliveries add into the bank of the
 recurrent ones into the other bank, which the next step reads.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,8 +31,17 @@ def state_layout(v_width, t_ref_width):
     return data.StructLayout({"v": signed(v_width), "r": unsigned(t_ref_width)})
 
 
-def _ceil_div(a, b):
-    return -(-a // b)
+def _table(index, values, shape):
+    """``values[index]`` for a list of constants, as a chain of multiplexers.
+
+    Not ``Array``: Yosys writes an ``Array`` of constants as an ``always @*`` block that reads
+    only ``index``, and Icarus never evaluates such a block while ``index`` keeps its initial
+    value, so the table would read as ``x``.
+    """
+    result = Const(values[-1], shape)
+    for n in reversed(range(len(values) - 1)):
+        result = Mux(index == n, Const(values[n], shape), result)
+    return result
 
 
 class NeuronArray(wiring.Component):
@@ -181,8 +190,9 @@ class NeuronArray(wiring.Component):
                 for index, pop in enumerate(pops):
                     if not pop.is_input:
                         continue
-                    hit = (payload.index >= pop.input_offset) & \
-                          (payload.index < pop.input_offset + pop.size)
+                    hit = payload.index < pop.input_offset + pop.size
+                    if pop.input_offset:
+                        hit &= payload.index >= pop.input_offset
                     matched = matched | hit
                     with m.If(hit):
                         m.d.comb += [ev_src.eq(index), ev_j.eq(payload.index - pop.input_offset)]
@@ -202,7 +212,7 @@ class NeuronArray(wiring.Component):
                 m.d.comb += lowest.eq(l)
         remaining = Signal(lanes)
         m.d.comb += remaining.eq(word_mask & ~(1 << lowest))
-        pop_index_of_k = Array([Const(pops.index(p), range(len(pops))) for p in lifs])[k]
+        pop_index_of_k = _table(k, [pops.index(p) for p in lifs], range(len(pops)))
         with m.If(deliver_phase & word_valid):
             m.d.comb += [
                 ev_valid.eq(1), ev_src.eq(pop_index_of_k), ev_out.eq(1),
@@ -251,10 +261,11 @@ class NeuronArray(wiring.Component):
         a_ptr = Signal(bits_for(2 * plan.slots - 1))
         bases = [Signal.like(b, name=f"w_base{n}") for n, b in enumerate(d_base)]
 
-        proj_last_col = Array([Const(pops[q.target].rows - 1, self.row_width) for q in projs]) \
-            if projs else None
-        proj_has_next = Array([Const(int(n + 1 < len(projs) and projs[n + 1].source == q.source), 1)
-                               for n, q in enumerate(projs)]) if projs else None
+        if projs:
+            proj_last_col = _table(p_cur, [pops[q.target].rows - 1 for q in projs],
+                                   self.row_width)
+            proj_has_next = _table(p_cur, [int(n + 1 < len(projs) and projs[n + 1].source == q.source)
+                                           for n, q in enumerate(projs)], 1)
 
         def acc_base(proj):
             # The target's slot base in the right bank; the bank flips for recurrent deliveries.
@@ -263,7 +274,7 @@ class NeuronArray(wiring.Component):
 
         at_end = Signal()
         if projs:
-            m.d.comb += at_end.eq(~active | ((col == proj_last_col[p_cur]) & ~proj_has_next[p_cur]))
+            m.d.comb += at_end.eq(~active | ((col == proj_last_col) & ~proj_has_next))
         else:
             m.d.comb += at_end.eq(1)
         m.d.comb += take.eq(at_end & d_valid & (out_fifo.w_rdy | ~d_out))
@@ -275,8 +286,8 @@ class NeuronArray(wiring.Component):
 
         with m.If(active):
             m.d.sync += [col.eq(col + 1), w_ptr.eq(w_ptr + 1), a_ptr.eq(a_ptr + 1)]
-            with m.If(col == proj_last_col[p_cur]):
-                with m.If(proj_has_next[p_cur]):
+            with m.If(col == proj_last_col):
+                with m.If(proj_has_next):
                     m.d.sync += [p_cur.eq(p_cur + 1), col.eq(0)]
                     with m.Switch(p_cur):
                         for n, proj in enumerate(projs):
@@ -298,10 +309,9 @@ class NeuronArray(wiring.Component):
         # --- Update issue ----------------------------------------------------------------------
         upd_issue = Signal()
         upd_row = Signal(self.row_width)
-        slot_base_k = Array([Const(p.slot_base, self.slot_width) for p in lifs])[k]
-        rows_k = Array([Const(p.rows, self.row_width + 1) for p in lifs])[k]
-        last_mask_k = Array([Const((1 << (p.size - (p.rows - 1) * lanes)) - 1, lanes)
-                             for p in lifs])[k]
+        slot_base_k = _table(k, [p.slot_base for p in lifs], self.slot_width)
+        rows_k = _table(k, [p.rows for p in lifs], self.row_width + 1)
+        last_mask_k = _table(k, [(1 << (p.size - (p.rows - 1) * lanes)) - 1 for p in lifs], lanes)
         upd_slot = Signal(self.slot_width)
         m.d.comb += upd_slot.eq(slot_base_k + upd_row)
 

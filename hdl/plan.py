@@ -94,3 +94,15 @@ class ArrayPlan:
 
     def projections_from(self, index):
         return [q for q in self.projections if q.source == index]
+
+    def max_step_cycles(self, stages=4):
+        """An upper bound on the cycles of one timestep, with every neuron spiking.
+
+        Every fan-out word walked once per source spike, every slot updated, one cycle per
+        event, and a generous per-population allowance for pipeline fill and drain. Drivers use
+        it to turn a stuck design into an error instead of a hang.
+        """
+        events = sum(p.size for p in self.populations)
+        per_population = 2 * stages + 16
+        return (self.weights.shape[1] + self.slots + events
+                + per_population * (len(self.populations) + 1))

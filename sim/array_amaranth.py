@@ -8,7 +8,7 @@ from ..gen.spike_io import check_input_spikes
 from ..hdl.array import NeuronArray
 from .network_golden import NetworkRun
 
-__all__ = ["run_array_amaranth", "ArrayRecorder"]
+__all__ = ["run_array_amaranth", "ArrayRecorder", "collect_runs", "max_wait_cycles"]
 
 
 class ArrayRecorder:
@@ -39,6 +39,11 @@ class ArrayRecorder:
         for lane, value in enumerate(values):
             if mask >> lane & 1:
                 self.v[pop.name][t, row * self.plan.lanes + lane] = value
+
+
+def max_wait_cycles(plan, stages, out_stall):
+    """Cycles a driver waits for ``ready`` or ``done`` before it calls the design stuck."""
+    return int(plan.max_step_cycles(stages) / (1 - min(out_stall, 0.9))) + 1000
 
 
 def input_events(step_spikes):
@@ -80,10 +85,11 @@ def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall
         if rec.errors:
             raise AssertionError("; ".join(rec.errors[:5]))
         runs.append(rec)
-    return _collect(runs, batched, trace)
+    return collect_runs(runs, batched, trace)
 
 
-def _collect(runs, batched, trace):
+def collect_runs(runs, batched, trace):
+    """Stack per-batch recorders into one :class:`NetworkRun`."""
     def stack(get):
         arrays = [get(r) for r in runs]
         return np.stack(arrays) if batched else arrays[0]

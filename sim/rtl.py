@@ -44,7 +44,11 @@ _VERILATOR_MIN = (5, 36)
 
 # Amaranth sizes every expression exactly and relies on Verilog's implicit widening and
 # truncation, which Verilator would otherwise report as fatal lint warnings.
-_VERILATOR_BUILD_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
+_VERILATOR_BUILD_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE")
+# The wheel's verilated.mk leaves the precompiled-header include flag empty, so a design large
+# enough to get a precompiled header fails to compile ("Vtop__pch.h.fast: linker input file not
+# found"). A variable definition in MAKEFLAGS overrides the makefile's own assignment.
+_VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
 # Amaranth emits no `timescale; Icarus needs one for cocotb's nanosecond clocks.
 _ICARUS_TIMESCALE = ("1ns", "1ps")
 # Top-level ports become members of Verilator's model class; these names clash with its
@@ -200,15 +204,17 @@ def _tool_path(simulator):
     if simulator != "verilator":
         yield
         return
-    saved = os.environ.get("PATH")
-    os.environ["PATH"] = os.pathsep.join([str(_verilator_bin()), saved or ""])
+    saved = {name: os.environ.get(name) for name in ("PATH", "MAKEFLAGS")}
+    os.environ["PATH"] = os.pathsep.join([str(_verilator_bin()), saved["PATH"] or ""])
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved["MAKEFLAGS"], _VERILATOR_MAKEFLAGS]))
     try:
         yield
     finally:
-        if saved is None:
-            del os.environ["PATH"]
-        else:
-            os.environ["PATH"] = saved
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def _tail(path, lines=15):
