@@ -1,7 +1,11 @@
 """``spikeforge simulate``: run a network file on input spikes with a chosen back-end."""
 
-from ..sim.backends import BACKENDS, get_backend
+from ..hdl.neuron import STAGES_RANGE
+from ..hdl.plan import LANES
+from ..sim.backends import BACKENDS, get_backend, simulate
+from ..sim.params import check_int
 from ..sim.network_golden import NetworkRun
+from .errors import SpikeforgeError
 from .network import load_network
 from .spike_io import load_input_spikes
 
@@ -18,6 +22,10 @@ def add_parser(subparsers):
     parser.add_argument("--input", required=True, help="input spikes, .npy or .npz")
     parser.add_argument("--backend", default="golden",
                         help=f"simulator: {', '.join(BACKENDS)} (default golden)")
+    parser.add_argument("--lanes", type=int, default=1,
+                        help="hardware back-ends: update lanes, 1, 2, 4 or 8 (default 1)")
+    parser.add_argument("--stages", type=int, default=4,
+                        help="hardware back-ends: neuron pipeline stages, 1 to 4 (default 4)")
     parser.add_argument("-o", "--output", required=True, help="result file to write, .npz")
     parser.add_argument("--trace", action="store_true",
                         help="also write the membrane traces v_<population>")
@@ -28,11 +36,16 @@ def add_parser(subparsers):
 
 
 def run(args):
-    backend = get_backend(args.backend)
+    get_backend(args.backend)
+    if args.lanes not in LANES:
+        raise SpikeforgeError(f"--lanes must be one of {', '.join(map(str, LANES))}, "
+                              f"not {args.lanes}")
+    check_int("--stages", args.stages, *STAGES_RANGE)
     net = load_network(args.network)
     spikes = load_input_spikes(args.input, net)
     # Traces are drawn when plotting, so record them then even without --trace.
-    result = backend(net, spikes, args.trace or bool(args.plot))
+    result = simulate(net, spikes, args.backend, args.trace or bool(args.plot),
+                      lanes=args.lanes, stages=args.stages)
     saved = result if args.trace else NetworkRun(spikes=result.spikes, cycles=result.cycles)
     saved.save(args.output)
     counts = ", ".join(f"{name} {int(s.sum())}" for name, s in result.spikes.items())

@@ -8,12 +8,32 @@ Every back-end is a callable ``(net, spikes, trace) -> NetworkRun`` with the arg
 from ..gen.errors import SpikeforgeError
 from .network_golden import run_network
 
-__all__ = ["BACKENDS", "get_backend", "simulate"]
+__all__ = ["BACKENDS", "HARDWARE_BACKENDS", "get_backend", "simulate"]
 
-# name -> callable(net, spikes, trace) -> NetworkRun
+
+
+def _amaranth(net, spikes, trace=False, **options):
+    from .array_amaranth import run_array_amaranth
+    return run_array_amaranth(net, spikes, trace, **options)
+
+
+def _rtl(simulator):
+    def run(net, spikes, trace=False, **options):
+        from .array_rtl import run_array_rtl
+        return run_array_rtl(net, spikes, trace, simulator=simulator, **options)
+    return run
+
+
+# name -> callable(net, spikes, trace, **options) -> NetworkRun. The hardware back-ends take the
+# array options `lanes` and `stages`; they import lazily so that `golden` needs neither Amaranth's
+# simulator nor cocotb.
 BACKENDS = {
     "golden": run_network,
+    "amaranth": _amaranth,
+    "verilator": _rtl("verilator"),
+    "icarus": _rtl("icarus"),
 }
+HARDWARE_BACKENDS = ("amaranth", "verilator", "icarus")
 
 
 def get_backend(name):
@@ -25,6 +45,11 @@ def get_backend(name):
                               f"not {name!r}") from None
 
 
-def simulate(net, spikes, backend="golden", trace=False):
-    """Run ``net`` on ``spikes`` with the back-end called ``backend``."""
-    return get_backend(backend)(net, spikes, trace)
+def simulate(net, spikes, backend="golden", trace=False, **options):
+    """Run ``net`` on ``spikes`` with the back-end called ``backend``.
+
+    ``options`` (``lanes``, ``stages``) configure the array of the hardware back-ends.
+    """
+    if backend == "golden":
+        return get_backend(backend)(net, spikes, trace)
+    return get_backend(backend)(net, spikes, trace, **options)
