@@ -7,7 +7,7 @@ import numpy as np
 from ..hdl.plan import LANES, ArrayPlan, PopulationPlan, ProjectionPlan
 from .errors import SpikeforgeError
 
-__all__ = ["Capacity", "compile_network"]
+__all__ = ["Capacity", "compile_network", "runtime_writes"]
 
 
 def _ceil_div(a, b):
@@ -102,3 +102,39 @@ def compile_network(net, lanes=1, capacity=Capacity()):
         lanes=lanes, v_width=net.v_width, w_width=net.w_width, acc_width=net.acc_width,
         t_ref_max=t_ref_max, populations=pops, projections=projs, weights=weights, bias=bias,
         v_init=v_init, network_hash=net.network_hash())
+
+
+def runtime_writes(plan, memories=("weights", "bias", "params")):
+    """The ``cfg`` port writes that load ``plan``'s contents into a running array.
+
+    An array elaborated from another plan with the same layout (same populations, sizes,
+    projections, lanes and widths) then computes exactly what ``plan`` describes; the host link
+    sends these to change weights and parameters without a rebuild.
+
+    Yields
+    ------
+    (mem, lane, addr, data) : tuple of int
+        ``mem`` is one of ``CFG_WEIGHTS``, ``CFG_BIAS``, ``CFG_PARAMS`` of
+        :mod:`spikeforge.hdl.array`; ``data`` is the raw word.
+    """
+    from ..hdl.array import CFG_BIAS, CFG_PARAMS, CFG_WEIGHTS
+    from ..hdl.arith import bits_for
+    from ..hdl.neuron import pack_params, params_layout
+
+    def raw(value, width):
+        return int(value) & ((1 << width) - 1)
+
+    if "weights" in memories:
+        for lane in range(plan.lanes):
+            for addr, word in enumerate(plan.weights[lane]):
+                yield CFG_WEIGHTS, lane, addr, raw(word, plan.w_width)
+    if "bias" in memories:
+        for lane in range(plan.lanes):
+            for addr, word in enumerate(plan.bias[lane]):
+                yield CFG_BIAS, lane, addr, raw(word, plan.v_width)
+    if "params" in memories:
+        layout = params_layout(plan.v_width, bits_for(plan.t_ref_max))
+        for index, pop in enumerate(plan.lif_populations):
+            row = pack_params(pop.params)
+            row["bias"] = 0  # the array takes each neuron's bias from the bias memory
+            yield CFG_PARAMS, 0, index, layout.const(row).as_value().value

@@ -24,7 +24,10 @@ from .arith import bits_for, mul_const
 from .neuron import NeuronCore, STAGES_RANGE, pack_params, params_layout
 from .plan import LANES
 
-__all__ = ["NeuronArray", "state_layout"]
+__all__ = ["NeuronArray", "state_layout", "CFG_WEIGHTS", "CFG_BIAS", "CFG_STATE", "CFG_PARAMS"]
+
+# Memory codes of the `cfg` port.
+CFG_WEIGHTS, CFG_BIAS, CFG_STATE, CFG_PARAMS = range(4)
 
 
 def state_layout(v_width, t_ref_width):
@@ -65,6 +68,13 @@ class NeuronArray(wiring.Component):
     trace_out : Out(stream.Signature({population, slot, mask, v}))
         Only with ``trace``: per update cycle, ``v[l]`` is the trace of neuron
         ``slot * lanes + l`` where ``mask`` bit ``l`` is set.
+    cfg : In(stream.Signature({mem, lane, addr, data}))
+        Runtime loading while idle: writes ``data`` to word ``addr`` of memory ``mem`` (one of
+        :data:`CFG_WEIGHTS`, :data:`CFG_BIAS`, :data:`CFG_STATE`, :data:`CFG_PARAMS`) of lane
+        ``lane`` (parameters are shared by all lanes). Layouts as in ``spikeforge.hdl.plan``.
+    reset_state : In(1)
+        While idle, a pulse restarts the network: every membrane to its population's ``v_rest``,
+        refractory counters and both accumulator banks to 0, ``timestep`` to 0.
     start : In(1)
         Starts a timestep when ``busy`` is low.
     busy, done : Out(1)
@@ -117,11 +127,18 @@ class NeuronArray(wiring.Component):
         self.param_mem = memory.Memory(shape=self.param_layout, depth=len(param_rows),
                                        init=param_rows)
 
+        self.cfg_addr_width = bits_for(max(plan.weight_words, plan.slots, len(param_rows)) - 1)
+        self.cfg_data_width = max(plan.w_width, plan.v_width, self.state_layout.size,
+                                  self.param_layout.size)
         members = {
             "spike_in": In(stream.Signature(data.StructLayout({
                 "index": unsigned(bits_for(max(plan.n_inputs - 1, 0))), "end": unsigned(1)}))),
             "spike_out": Out(stream.Signature(data.StructLayout({
                 "population": unsigned(self.pop_width), "index": unsigned(self.index_width)}))),
+            "cfg": In(stream.Signature(data.StructLayout({
+                "mem": unsigned(2), "lane": unsigned(3),
+                "addr": unsigned(self.cfg_addr_width), "data": unsigned(self.cfg_data_width)}))),
+            "reset_state": In(1),
             "start": In(1),
             "busy": Out(1),
             "done": Out(1),
@@ -159,6 +176,11 @@ class NeuronArray(wiring.Component):
         st_wr = [mem.write_port() for mem in self.state_mem]
         b_rd = [mem.read_port() for mem in self.bias_mem]
         p_rd = self.param_mem.read_port()
+        # Written only by the cfg port; the state and accumulator memories share the port of
+        # the datapath, which is idle while cfg writes are accepted.
+        w_wr = [mem.write_port() for mem in self.weight_mem]
+        b_wr = [mem.write_port() for mem in self.bias_mem]
+        p_wr = self.param_mem.write_port()
 
         # --- Timestep bookkeeping --------------------------------------------------------------
         parity = Signal()          # accumulator bank of the current step
@@ -401,6 +423,33 @@ class NeuronArray(wiring.Component):
             # Issue only while every update in flight still finds room in the trace FIFO.
             trace_room = trace_fifo.level <= depth - (latency + 3)
 
+        # --- Runtime loading and state reset (idle only) -----------------------------------------
+        reset_addr = Signal.like(a_ptr)
+        reset_acc = Signal()
+        reset_state_row = Signal()
+        cfg = self.cfg.payload
+        cfg_write = Signal()
+        m.d.comb += cfg_write.eq(self.cfg.valid & self.cfg.ready)
+        m.d.comb += [p_wr.addr.eq(cfg.addr), p_wr.data.eq(cfg.data),
+                     p_wr.en.eq(cfg_write & (cfg.mem == CFG_PARAMS))]
+        for l in range(lanes):
+            lane_write = cfg_write & (cfg.lane == l)
+            m.d.comb += [
+                w_wr[l].addr.eq(cfg.addr), w_wr[l].data.eq(cfg.data),
+                w_wr[l].en.eq(lane_write & (cfg.mem == CFG_WEIGHTS)),
+                b_wr[l].addr.eq(cfg.addr), b_wr[l].data.eq(cfg.data),
+                b_wr[l].en.eq(lane_write & (cfg.mem == CFG_BIAS)),
+            ]
+            with m.If(lane_write & (cfg.mem == CFG_STATE)):
+                m.d.comb += [st_wr[l].addr.eq(cfg.addr), st_wr[l].data.eq(cfg.data),
+                             st_wr[l].en.eq(1)]
+            with m.If(reset_state_row):
+                m.d.comb += [st_wr[l].addr.eq(upd_slot), st_wr[l].data.v.eq(p_rd.data.v_rest),
+                             st_wr[l].data.r.eq(0), st_wr[l].en.eq(1)]
+            with m.If(reset_acc):
+                m.d.comb += [acc_wr[l].addr.eq(reset_addr), acc_wr[l].data.eq(0),
+                             acc_wr[l].en.eq(1)]
+
         # --- The schedule ------------------------------------------------------------------------
         drain = Signal(range(latency + 2))
         delivery_idle = Signal()
@@ -408,10 +457,33 @@ class NeuronArray(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.busy.eq(0)
-                with m.If(self.start):
+                m.d.comb += [self.busy.eq(0), self.cfg.ready.eq(1)]
+                with m.If(self.reset_state):
+                    m.d.sync += [k.eq(0), reset_addr.eq(0)]
+                    m.next = "RESET_ACC"
+                with m.Elif(self.start):
                     m.d.sync += [cycle_count.eq(1), input_ended.eq(0), k.eq(0)]
                     m.next = "INPUT"
+            with m.State("RESET_ACC"):
+                m.d.comb += [self.busy.eq(1), reset_acc.eq(1)]
+                m.d.sync += reset_addr.eq(reset_addr + 1)
+                with m.If(reset_addr == 2 * plan.slots - 1):
+                    m.next = "RESET_PARAMS"
+            with m.State("RESET_PARAMS"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += upd_row.eq(0)
+                m.next = "RESET_STATE"
+            with m.State("RESET_STATE"):
+                # One row of population k per cycle, to its v_rest from the parameter memory.
+                m.d.comb += [self.busy.eq(1), reset_state_row.eq(1)]
+                m.d.sync += upd_row.eq(upd_row + 1)
+                with m.If(upd_row == rows_k - 1):
+                    with m.If(k == len(lifs) - 1):
+                        m.d.sync += [parity.eq(0), self.timestep.eq(0)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += k.eq(k + 1)
+                        m.next = "RESET_PARAMS"
             with m.State("INPUT"):
                 m.d.comb += [self.busy.eq(1), in_phase.eq(1)]
                 with m.If(input_ended & delivery_idle):
