@@ -21,6 +21,7 @@ COMMANDS = [
     "spikeforge.gen.cmd_simulate",
     "spikeforge.gen.cmd_train_digits",
     "spikeforge.gen.cmd_boards",
+    "spikeforge.gen.cmd_nir",
 ]
 
 
