@@ -110,7 +110,8 @@ class FloatModel:
     """The imported graph in float64, aligned with the network it was quantized to.
 
     ``populations`` and ``projections`` are in the order of ``network.populations`` and
-    ``network.projections``.
+    ``network.projections``; ``nodes`` maps each Input and neuron node name to its population
+    name.
     """
 
     network: Network
@@ -476,6 +477,7 @@ class _Importer:
         return inputs + [n for n in ranked if n not in inputs]
 
     def expr_sources(self, name):
+        """The spike sources (Input and spiking nodes) that neuron node ``name`` depends on."""
         size = self.size(name)
         return list(self.input_sum(name, size)[0])
 

@@ -11,7 +11,7 @@ import pytest
 from spikeforge.gen.cli import main
 from spikeforge.gen.network import load_network
 from spikeforge.gen.nir_io import import_graph, import_nir
-from spikeforge.gen.quant_report import quantization_report, simulate_float
+from spikeforge.gen.quant_report import format_report, quantization_report, simulate_float
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.network_golden import run_network
 
@@ -75,7 +75,7 @@ def test_affine_bias_and_r_per_neuron():
     assert p.decay == (2,)  # 1e-3 / 4e-3
 
 
-def test_linear_if_li_chain_exact_and_on_hardware():
+def test_flatten_linear_if_li_chain_exact_and_on_hardware():
     # Weights are multiples of 1/128 and the IF has no leak: the float model and the fixed-point
     # network agree exactly, spike for spike.
     rng = np.random.default_rng(3)
@@ -83,12 +83,14 @@ def test_linear_if_li_chain_exact_and_on_hardware():
     w2 = rng.integers(-60, 128, (3, 5)) / 128
     # The largest weight, 127/128, maps to 127: the scale is exactly 1/128.
     w1[0, 0] = w2[0, 0] = 127 / 128
-    g = graph({"in": nir.Input(np.array([4])), "w1": nir.Linear(w1),
+    g = graph({"in": nir.Input(np.array([4])), "flat": nir.Flatten(input_type=None),
+               "w1": nir.Linear(w1),
                "if": nir.IF(r=np.ones(5), v_threshold=np.full(5, 1.0)),
                "w2": nir.Linear(w2),
                "li": nir.LI(tau=np.full(3, 2.0), r=np.full(3, 2.0), v_leak=np.zeros(3)),
                "out": nir.Output(np.array([3]))},
-              [("in", "w1"), ("w1", "if"), ("if", "w2"), ("w2", "li"), ("li", "out")], dt=1.0)
+              [("in", "flat"), ("flat", "w1"), ("w1", "if"), ("if", "w2"), ("w2", "li"),
+               ("li", "out")], dt=1.0)
     model = import_graph(g)
     net = model.network
     assert [p.name for p in net.populations] == ["in", "if", "li"]
@@ -104,6 +106,13 @@ def test_linear_if_li_chain_exact_and_on_hardware():
     # The readout: the same leak up to the floor of the shift.
     q = model.population("li").scale
     assert np.abs(want.v["li"] * q - flt_v["li"]).max() < 0.1 * np.ptp(flt_v["li"])
+    report = quantization_report(model, inputs, "test")
+    by_name = {p["name"]: p for p in report["populations"]}
+    assert by_name["if"]["spikes"]["neurons_equal"] == 1.0
+    assert by_name["li"]["readout"]["max_abs_error"] < 0.1 * by_name["li"]["readout"]["float_range"]
+    text = format_report(report)
+    assert "  if (IF, 5): scale 0.007812/LSB" in text and "li (LI, 3)" in text
+    assert "readout max error" in text
 
 
 def test_flatten_and_multidimensional_input():
@@ -118,7 +127,7 @@ def test_flatten_and_multidimensional_input():
 def test_recurrent_graph_order_delay_and_hardware():
     rng = np.random.default_rng(7)
     g = graph({"in": nir.Input(np.array([3])), "a_in": nir.Affine(rng.uniform(0, 1, (4, 3)),
-                                                                 np.zeros(4)),
+                                                                 rng.uniform(-0.2, 0.2, 4)),
                "a": lif(4, v_threshold=1.5), "rec": nir.Linear(rng.uniform(-0.5, 1, (4, 4))),
                "a_b": nir.Linear(rng.uniform(0, 1, (2, 4))), "b": lif(2, v_threshold=1.0),
                "b_a": nir.Linear(rng.uniform(-1, 0, (4, 2))), "o": nir.Output(np.array([2]))},
@@ -127,6 +136,7 @@ def test_recurrent_graph_order_delay_and_hardware():
     model = import_graph(g)
     net = model.network
     assert [p.name for p in net.populations] == ["in", "a", "b"]
+    assert net.population("a").per_neuron_bias and net.bias("a").any()
     pairs = [(p.source, p.target, p.recurrent) for p in net.projections]
     assert pairs == [("in", "a", False), ("a", "a", True), ("b", "a", True), ("a", "b", False)]
     inputs = spikes(2, 20, 3, 0.5)
@@ -134,7 +144,10 @@ def test_recurrent_graph_order_delay_and_hardware():
     assert want.spikes["a"].sum() > 0 and want.spikes["b"].sum() > 0
     report = quantization_report(model, spikes(5, 200, 3), "random")
     for entry in report["populations"]:
-        assert entry["spikes"]["neurons_equal"] >= 0.5, entry
+        # Rounding moves a spike here and there, over hundreds of steps, never many.
+        s = entry["spikes"]
+        assert s["float"] > 10 and abs(s["float"] - s["fixed"]) <= 0.1 * s["float"], entry
+        assert s["mean_abs_count_difference"] <= 2, entry
 
 
 def test_identity_edges_and_metadata_order():
