@@ -1,5 +1,5 @@
 """Every import error of ``docs/nir.md`` pinned, and a fuzz of the importer on malformed graphs:
-it either succeeds or raises one :class:`SpikeforgeError`. Runtime about 10 s."""
+it either succeeds or raises one :class:`SpikeforgeError`. Runtime about 13 s."""
 
 import re
 

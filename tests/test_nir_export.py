@@ -1,6 +1,6 @@
 """NIR export (``docs/nir.md``): import(export(net)) equals ``net``, in memory and through
 ``.nir`` files and the CLI, and the exported graph means in NIR what the network does.
-Runtime about 5 s."""
+Runtime about 8 s."""
 
 import json
 
