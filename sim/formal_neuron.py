@@ -1,0 +1,298 @@
+"""Formal harnesses of :class:`~spikeforge.hdl.neuron.NeuronCore`, for :func:`.formal.prove`.
+
+Each harness is a port-less component holding the core(s) under test, free parameters
+(``AnyConst``, assumed valid) and free inputs (``AnySeq``), a reference of ``docs/neuron.md``
+computed in wide arithmetic, and the ``Assert``\\ s of the properties selected by ``check``:
+
+``"membrane"``
+    A non-refractory step stores and traces exactly the spec's value: ``v' = sat(v - leak + I)``
+    with ``v - leak + I`` exact, then reset (zero or saturated subtract) on a spike. So the
+    membrane never wraps and saturates exactly at the ends of its range.
+``"spike"``
+    A spike exactly when not refractory and ``v' > v_th``; never while refractory.
+``"refractory"``
+    ``r_next <= t_ref``; while refractory it counts down by exactly one; otherwise it loads
+    ``t_ref`` on a spike and 0 without.
+``"hold"``
+    While refractory the membrane is unchanged and the trace shows it.
+``"valid"``
+    ``out_valid`` is ``in_valid`` delayed by the core's ``latency``.
+
+The reference sees the core's inputs delayed by ``latency`` cycles, so the same harness checks
+every stage count. :class:`PipelineEquivalence` checks a pipelined core against the one-stage
+core instead.
+"""
+
+from amaranth.asserts import AnyConst, AnySeq
+from amaranth.hdl import Assert, Assume, Module, Mux, ResetSignal, Signal, signed
+from amaranth.lib import wiring
+
+from spikeforge.hdl.neuron import MAX_DECAY_TERMS, NeuronCore
+
+__all__ = ["PROPERTIES", "NeuronHarness", "PipelineEquivalence"]
+
+PROPERTIES = ("membrane", "spike", "refractory", "hold", "valid")
+
+
+def _check_properties(check):
+    check = tuple(check)
+    unknown = [c for c in check if c not in PROPERTIES]
+    if unknown or not check:
+        raise TypeError(f"check must name some of {', '.join(PROPERTIES)}, not {check!r}")
+    return check
+
+
+def _no_reset(m):
+    # The reset stays a top-level input (a domain defined here would tie the clock to 0 and
+    # freeze every register), assumed low: a free reset would let the solver restart the core
+    # and the reference's delay line at will, which proves nothing more. Registers start from
+    # their init values.
+    m.d.comb += Assume(~ResetSignal("sync"))
+
+
+def assume_valid_params(m, core):
+    """Assume what :class:`~spikeforge.sim.params.NeuronParams` guarantees of ``core.params``.
+
+    ``v_reset <= v_th <= v_peak``, every enabled decay shift below ``v_width``, no negative
+    term with shift 0 (it cannot be written), ``t_ref <= t_ref_max``. Every other field takes
+    any value of its type.
+    """
+    p = core.params
+    m.d.comb += [
+        Assume(p.v_reset <= p.v_th),
+        Assume(p.v_th <= p.v_peak),
+        Assume(p.t_ref <= core.t_ref_max),
+    ]
+    for k in range(MAX_DECAY_TERMS):
+        term = p.decay[k]
+        m.d.comb += Assume(~term.en | ((term.shift < core.v_width) & ~(term.neg &
+                                                                      (term.shift == 0))))
+
+
+def delayed(m, value, cycles, name):
+    """``value`` delayed by ``cycles`` clock cycles through registers (0: ``value`` itself)."""
+    for i in range(cycles):
+        reg = Signal(value.shape(), name=f"{name}_d{i + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+def reference_step(m, v_width, acc_width, p, v, r, acc):
+    """The step of ``docs/neuron.md`` in arithmetic that cannot wrap.
+
+    Written from the spec, not from the core: every intermediate value lives in a signal of
+    ``wide`` bits that holds it whole, the leak terms are selected with ``If`` and summed in
+    another order, the clamp compares against the range ends, and spike, reset and refractory
+    logic are as the spec words them.
+
+    Returns
+    -------
+    dict
+        ``v_prime``, ``spike``, ``v_next``, ``r_next``, ``trace`` as signals.
+    """
+    # |v - v_rest| < 2**W, the four terms sum below 2**(W+2), and |I| < 2**max(W, acc)+1: this
+    # width holds v - leak + I with room to spare.
+    wide = signed(max(v_width, acc_width) + 6)
+    v_min, v_max = -(1 << (v_width - 1)), (1 << (v_width - 1)) - 1
+
+    def clamp(x, name):
+        out = Signal(signed(v_width), name=name)
+        with m.If(x > v_max):
+            m.d.comb += out.eq(v_max)
+        with m.Elif(x < v_min):
+            m.d.comb += out.eq(v_min)
+        with m.Else():
+            m.d.comb += out.eq(x)
+        return out
+
+    def wide_signal(value, name):
+        sig = Signal(wide, name=name)
+        m.d.comb += sig.eq(value)
+        return sig
+
+    current = wide_signal(acc + p.bias, "ref_current")
+    d = wide_signal(v - p.v_rest, "ref_d")
+    terms = []
+    for k in range(MAX_DECAY_TERMS):
+        term = p.decay[k]
+        t = Signal(wide, name=f"ref_term{k}")
+        with m.If(term.en & ~term.neg):
+            m.d.comb += t.eq(d >> term.shift)
+        with m.Elif(term.en & term.neg):
+            m.d.comb += t.eq(-(d >> term.shift))
+        terms.append(t)
+    # Summed in the opposite order to the core's, so that the check does not lean on
+    # matching adder trees.
+    leak = wide_signal(terms[3] + terms[2] + terms[1] + terms[0], "ref_leak")
+    exact = Signal(wide, name="ref_exact")
+    m.d.comb += exact.eq(v - leak + current)
+    v_prime = clamp(exact, "ref_v_prime")
+
+    over = Signal(wide, name="ref_over")
+    m.d.comb += over.eq(v_prime - p.v_th)
+    subtracted = clamp(over, "ref_subtracted")
+
+    spike = Signal(name="ref_spike")
+    v_next = Signal(signed(v_width), name="ref_v_next")
+    r_next = Signal(r.shape(), name="ref_r_next")
+    with m.If(r > 0):
+        m.d.comb += [v_next.eq(v), r_next.eq(r - 1)]
+    with m.Elif(v_prime > p.v_th):
+        m.d.comb += [spike.eq(1), r_next.eq(p.t_ref)]
+        with m.If(p.subtract):
+            m.d.comb += v_next.eq(subtracted)
+        with m.Else():
+            m.d.comb += v_next.eq(p.v_reset)
+    with m.Else():
+        m.d.comb += v_next.eq(v_prime)
+    trace = Signal(signed(v_width), name="ref_trace")
+    m.d.comb += trace.eq(Mux(spike, p.v_peak, v_next))
+    return {"v_prime": v_prime, "spike": spike, "v_next": v_next, "r_next": r_next,
+            "trace": trace}
+
+
+class NeuronHarness(wiring.Component):
+    """A :class:`NeuronCore` against the spec, for every parameter value and input stream.
+
+    Parameters
+    ----------
+    v_width, acc_width, t_ref_max, stages : int
+        Passed to :class:`NeuronCore`.
+    check : iterable of str
+        Which of :data:`PROPERTIES` to assert.
+    closed_loop : bool
+        ``False``: ``in_valid``, ``v``, ``r`` and ``acc`` are free every cycle, with ``r <=
+        t_ref`` assumed, which is what an array that stores ``r_next`` and starts from ``r = 0``
+        feeds the core. ``True``: the core's ``v_next``/``r_next`` are its next ``v``/``r``
+        (``in_valid`` high, ``acc`` free), from the all-zero initial state and with no
+        assumption on ``r``; with ``latency`` stages this is ``latency`` neurons taking turns,
+        each of which is one neuron fed back on itself. This discharges the open-loop
+        assumption: ``"refractory"`` then proves ``r <= t_ref`` holds forever.
+    """
+
+    def __init__(self, *, v_width=8, acc_width=8, t_ref_max=7, stages=1,
+                 check=PROPERTIES, closed_loop=False):
+        self.check = _check_properties(check)
+        self.core = NeuronCore(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max,
+                               stages=stages)
+        self.closed_loop = bool(closed_loop)
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        _no_reset(m)
+        m.submodules.core = core = self.core
+        p = core.params
+
+        m.d.comb += p.as_value().eq(AnyConst(len(p.as_value())))
+        assume_valid_params(m, core)
+        acc = AnySeq(core.acc.shape())
+        m.d.comb += core.acc.eq(acc)
+        if self.closed_loop:
+            m.d.comb += [
+                core.in_valid.eq(1),
+                core.v.eq(core.v_next),
+                core.r.eq(core.r_next),
+            ]
+        else:
+            m.d.comb += [
+                core.in_valid.eq(AnySeq(1)),
+                core.v.eq(AnySeq(core.v.shape())),
+                core.r.eq(AnySeq(core.r.shape())),
+                Assume(core.r <= p.t_ref),
+            ]
+
+        # The reference sees the inputs in the same cycle as the core, and its results are
+        # delayed to meet the core's outputs. Parameters are constant and need no delay.
+        ref = reference_step(m, core.v_width, core.acc_width, p, core.v, core.r, core.acc)
+        lat = core.latency
+        ref = {name: delayed(m, value, lat, f"ref_{name}") for name, value in ref.items()}
+        v = delayed(m, core.v, lat, "in_v")
+        r = delayed(m, core.r, lat, "in_r")
+        valid = delayed(m, core.in_valid, lat, "in_valid")
+        # Until the delay line has filled, the core's outputs come from its init values.
+        filled = Signal(range(lat + 1), name="filled")
+        with m.If(filled != lat):
+            m.d.sync += filled.eq(filled + 1)
+        ready = filled == lat
+
+        step = ready & valid
+        refractory = r != 0
+        # Built only when selected: Amaranth warns about a property that is never added.
+        asserts = {
+            "membrane": lambda: [
+                Assert(~step | refractory | (core.v_next == ref["v_next"]),
+                       "membrane: stored v differs from the spec"),
+                Assert(~step | refractory | (core.trace == ref["trace"]),
+                       "membrane: trace differs from the spec"),
+            ],
+            "spike": lambda: [
+                Assert(~step | (core.spike == (~refractory & (ref["v_prime"] > p.v_th))),
+                       "spike: not exactly when v' > v_th"),
+                Assert(~step | ~refractory | ~core.spike, "spike: fired while refractory"),
+            ],
+            "refractory": lambda: [
+                Assert(~step | (core.r_next <= p.t_ref), "refractory: r_next > t_ref"),
+                Assert(~step | ~refractory | (core.r_next == r - 1),
+                       "refractory: did not count down by one"),
+                Assert(~step | refractory | (core.r_next == Mux(core.spike, p.t_ref, 0)),
+                       "refractory: not t_ref after a spike, 0 otherwise"),
+            ],
+            "hold": lambda: [
+                Assert(~step | ~refractory | ((core.v_next == v) & (core.trace == v)),
+                       "hold: v changed while refractory"),
+            ],
+            "valid": lambda: [
+                Assert(~ready | (core.out_valid == valid), "valid: out_valid misaligned"),
+            ],
+        }
+        for name in self.check:
+            m.d.comb += asserts[name]()
+        return m
+
+
+class PipelineEquivalence(wiring.Component):
+    """A ``stages``-stage core equals the one-stage core, ``stages - 1`` cycles later.
+
+    Both get the same free input stream and the same free (valid) parameters; every output,
+    ``out_valid`` included, is compared once the delay line has filled.
+
+    Parameters
+    ----------
+    v_width, acc_width, t_ref_max, stages : int
+        Passed to :class:`NeuronCore`; ``stages`` 2 to 4.
+    """
+
+    def __init__(self, *, v_width=8, acc_width=8, t_ref_max=7, stages=4):
+        if not isinstance(stages, int) or isinstance(stages, bool) or not 2 <= stages <= 4:
+            raise TypeError(f"stages must be an integer in [2, 4], not {stages!r}")
+        kwargs = dict(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max)
+        self.reference = NeuronCore(**kwargs, stages=1)
+        self.pipelined = NeuronCore(**kwargs, stages=stages)
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        _no_reset(m)
+        m.submodules.reference = ref = self.reference
+        m.submodules.pipelined = dut = self.pipelined
+
+        params = AnyConst(len(ref.params.as_value()))
+        m.d.comb += [ref.params.as_value().eq(params), dut.params.as_value().eq(params)]
+        assume_valid_params(m, ref)
+        for port in ("in_valid", "v", "r", "acc"):
+            value = AnySeq(getattr(ref, port).shape())
+            m.d.comb += [getattr(ref, port).eq(value), getattr(dut, port).eq(value)]
+        # No assumption on r: the two must agree on every input, reachable or not.
+
+        extra = dut.latency - ref.latency
+        filled = Signal(range(dut.latency + 1), name="filled")
+        with m.If(filled != dut.latency):
+            m.d.sync += filled.eq(filled + 1)
+        ready = filled == dut.latency
+        for port in ("out_valid", "v_next", "r_next", "spike", "trace"):
+            want = delayed(m, getattr(ref, port), extra, f"ref_{port}")
+            m.d.comb += Assert(~ready | (getattr(dut, port) == want),
+                               f"pipeline: {port} differs from the one-stage core")
+        return m
