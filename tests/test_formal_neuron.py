@@ -4,7 +4,7 @@
 
 Every proof quantifies over all valid parameter values (``AnyConst``) and all input streams
 (``AnySeq``); see ``docs/verification.md`` for what each property says. Default run: 8-bit
-proofs, 1 to 2.5 minutes on two shared cores; ``--slow`` adds 16- and 32-bit proofs and the
+proofs, about 2 minutes on two shared cores; ``--slow`` adds 16- and 32-bit proofs and the
 deeper closed-loop inductions (about 4 minutes more).
 """
 
