@@ -17,11 +17,13 @@ __all__ = ["main", "COMMANDS"]
 
 # Modules that provide a subcommand, in the order `spikeforge --help` lists them.
 COMMANDS = [
+    "spikeforge.gen.cmd_demo",
     "spikeforge.gen.cmd_generate",
     "spikeforge.gen.cmd_simulate",
     "spikeforge.gen.cmd_train_digits",
     "spikeforge.gen.cmd_boards",
     "spikeforge.gen.cmd_nir",
+    "spikeforge.gen.cmd_bench",
 ]
 
 

@@ -1,9 +1,10 @@
-"""``spikeforge generate``: Verilog or RTLIL of the neuron core (and, later, of whole networks)."""
+"""``spikeforge generate``: Verilog or RTLIL of the neuron core or of a whole network's array."""
 
 from ..hdl.neuron import NeuronCore, STAGES_RANGE
 from ..sim.params import NeuronParams, W_WIDTH_RANGE, check_int
 from .errors import SpikeforgeError
-from .output import FORMATS, convert
+from .network import load_network
+from .output import FORMATS, array_source, convert
 from .params_cli import add_neuron_arguments, neuron_params_from_args
 
 __all__ = ["add_parser"]
@@ -11,9 +12,15 @@ __all__ = ["add_parser"]
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "generate", help="write Verilog or RTLIL of the neuron core",
-        description="Write the neuron core ('core') as Verilog or RTLIL.")
-    parser.add_argument("target", help="'core'")
+        "generate", help="write Verilog or RTLIL of the neuron core or of a network's array",
+        description="Write the neuron core ('core') or the neuron array of NETWORK.json "
+                    "(docs/network.md) as Verilog or RTLIL. The output is byte-identical for "
+                    "identical arguments.")
+    parser.add_argument("target", help="'core', or a network description NETWORK.json")
+    parser.add_argument("--lanes", type=int, default=1,
+                        help="network: update lanes, 1, 2, 4 or 8 (default 1)")
+    parser.add_argument("--trace", action="store_true",
+                        help="network: add the membrane trace stream")
     add_neuron_arguments(parser)
     parser.add_argument("--w-width", type=int, default=8, help="weight width in bits (default 8)")
     parser.add_argument("--fan-in", type=int, default=256,
@@ -28,10 +35,10 @@ def add_parser(subparsers):
 
 
 def run(args):
-    if args.target != "core":
-        raise SpikeforgeError(f"generate: target must be 'core', not {args.target!r}")
     if args.format not in FORMATS:
         raise SpikeforgeError(f"--format must be one of {', '.join(FORMATS)}, not {args.format!r}")
+    if args.target != "core":
+        return run_network(args)
     params = neuron_params_from_args(args)
     w_width = check_int("--w-width", args.w_width, *W_WIDTH_RANGE)
     fan_in = check_int("--fan-in", args.fan_in, 1, 1 << 24)
@@ -56,3 +63,20 @@ def _describe(params: NeuronParams):
     return (f"v_th={params.v_th} v_reset={params.v_reset} v_rest={params.v_rest} "
             f"v_peak={params.v_peak} t_ref={params.t_ref} bias={params.bias} "
             f"reset_mode={params.reset_mode} decay={list(params.decay)}")
+
+
+def run_network(args):
+    if not args.target.endswith(".json"):
+        raise SpikeforgeError(f"generate: target must be 'core' or a network .json file, "
+                              f"not {args.target!r}")
+    net = load_network(args.target)
+    stages = check_int("--stages", args.stages, *STAGES_RANGE)
+    text, array = array_source(net, lanes=args.lanes, stages=stages, trace=args.trace,
+                               fmt=args.format)
+    plan = array.plan
+    with open(args.output, "w", encoding="utf-8", newline="\n") as file:
+        file.write(text)
+    neurons = sum(p.size for p in plan.lif_populations)
+    print(f"wrote {args.output}: {neurons} neurons on {plan.lanes} lanes, {plan.slots} slots and "
+          f"{plan.weight_words} weight words per lane, {args.format}")
+    return 0

@@ -55,7 +55,7 @@ def compile_network(net, lanes=1, capacity=Capacity()):
                                        slot_base=slot_base, rows=rows, lif_index=lif_index))
             slot_base += rows
             lif_index += 1
-    slots = max(slot_base, 1)
+    slots = max(slot_base, 2)  # no memory of the array has a single word
 
     order = sorted(range(len(net.projections)),
                    key=lambda n: (net.projections[n].source_index, n))
@@ -75,7 +75,9 @@ def compile_network(net, lanes=1, capacity=Capacity()):
     if blocks:
         weights = np.concatenate([b.reshape(-1, lanes) for b in blocks]).T.copy()
     else:
-        weights = np.zeros((lanes, 1), np.int64)
+        weights = np.zeros((lanes, 0), np.int64)
+    if weights.shape[1] < 2:
+        weights = np.pad(weights, ((0, 0), (0, 2 - weights.shape[1])))
 
     bias = np.zeros((lanes, slots), np.int64)
     v_init = np.zeros((lanes, slots), np.int64)

@@ -4,7 +4,9 @@ from amaranth.back import rtlil, verilog
 
 from .version import version
 
-__all__ = ["FORMATS", "convert"]
+__all__ = ["FORMATS", "ARRAY_TOP", "convert", "array_source"]
+
+ARRAY_TOP = "spikeforge_array"
 
 FORMATS = ("verilog", "rtlil")
 
@@ -34,3 +36,24 @@ def convert(component, *, name, fmt="verilog", parameters=()):
     else:
         body = rtlil.convert(component, name=name, emit_src=False)
     return "\n".join(header) + "\n" + body
+
+
+def array_source(net, *, lanes=1, stages=4, trace=False, fmt="verilog"):
+    """Text of ``net``'s neuron array with a header naming the network and configuration.
+
+    Returns
+    -------
+    (str, NeuronArray)
+        The text, and the array it was generated from (for its port widths).
+    """
+    from ..hdl.array import NeuronArray
+    from .compile import compile_network
+
+    plan = compile_network(net, lanes)
+    array = NeuronArray(plan, stages=stages, trace=trace)
+    header = [("network", plan.network_hash), ("lanes", plan.lanes), ("stages", stages),
+              ("trace", trace), ("v_width", plan.v_width), ("w_width", plan.w_width),
+              ("acc_width", plan.acc_width), ("slots per lane", plan.slots),
+              ("weight words per lane", plan.weight_words),
+              ("populations", ", ".join(f"{p.name}:{p.size}" for p in plan.populations))]
+    return convert(array, name=ARRAY_TOP, fmt=fmt, parameters=header), array

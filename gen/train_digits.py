@@ -294,7 +294,7 @@ def train(seed=DEFAULT_SEED, epochs=DEFAULT_EPOCHS, hidden=DEFAULT_HIDDEN, subse
         "seed": seed, "epochs": epochs, "hidden": hidden, "steps": STEPS,
         "train_size": len(train_y), "test_size": len(test_y),
         "accuracy_fixed": accuracy(net, test_x, test_y),
-        "accuracy_float": float(np.mean(_classify(float_counts) == test_y)),
+        "accuracy_float": float(np.mean(classify(float_counts) == test_y)),
         "train_accuracy_fixed": accuracy(net, train_x, train_y),
         "seconds": seconds, "test_index": test_index, "loss": losses,
     }
@@ -349,7 +349,8 @@ def output_counts(net, images, T=STEPS):
     return run_network(net, spikes).spikes[output.name].sum(axis=-2, dtype=np.int64)
 
 
-def _classify(counts):
+def classify(counts):
+    """Class of each row of output spike counts: the most spikes, the lowest index on a tie."""
     # np.argmax returns the first maximum: ties go to the lowest class index.
     return np.argmax(counts, axis=-1)
 
@@ -360,7 +361,7 @@ def predict(net, images, T=STEPS):
     The class is the output neuron with the most spikes over ``T`` steps (at most 32), the lowest
     index on a tie. Returns an int64 array ``(n,)``.
     """
-    return _classify(output_counts(net, images, T))
+    return classify(output_counts(net, images, T))
 
 
 def accuracy(net, images, labels, T=STEPS):

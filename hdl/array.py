@@ -20,6 +20,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._validate import check_int, validating
 from .arith import bits_for, mul_const
 from .neuron import NeuronCore, STAGES_RANGE, pack_params, params_layout
 from .plan import LANES
@@ -86,13 +87,13 @@ class NeuronArray(wiring.Component):
     """
 
     def __init__(self, plan, *, stages=4, trace=False):
-        if plan.lanes not in LANES:
-            raise TypeError(f"lanes must be one of {', '.join(map(str, LANES))}, not {plan.lanes!r}")
-        if not isinstance(stages, int) or not STAGES_RANGE[0] <= stages <= STAGES_RANGE[1]:
-            raise TypeError(f"stages must be an integer in [{STAGES_RANGE[0]}, {STAGES_RANGE[1]}], "
-                            f"not {stages!r}")
-        if not plan.lif_populations:
-            raise ValueError("the network has no LIF population to run")
+        with validating(self):
+            if plan.lanes not in LANES:
+                raise TypeError(f"lanes must be one of {', '.join(map(str, LANES))}, "
+                                f"not {plan.lanes!r}")
+            check_int("stages", stages, *STAGES_RANGE)
+            if not plan.lif_populations:
+                raise ValueError("the network has no LIF population to run")
         self.plan = plan
         self.stages = stages
         self.trace = trace
@@ -124,7 +125,9 @@ class NeuronArray(wiring.Component):
             row = pack_params(pop.params)
             row["bias"] = 0
             param_rows.append(row)
-        self.param_mem = memory.Memory(shape=self.param_layout, depth=len(param_rows),
+        # At least two rows (and two words in every memory): a one-word memory would have a
+        # zero-width address, which Verilator rejects.
+        self.param_mem = memory.Memory(shape=self.param_layout, depth=max(len(param_rows), 2),
                                        init=param_rows)
 
         self.cfg_addr_width = bits_for(max(plan.weight_words, plan.slots, len(param_rows)) - 1)
@@ -184,7 +187,7 @@ class NeuronArray(wiring.Component):
 
         # --- Timestep bookkeeping --------------------------------------------------------------
         parity = Signal()          # accumulator bank of the current step
-        k = Signal(range(max(len(lifs), 1)))   # LIF population being updated / delivered
+        k = Signal(range(max(len(lifs), 2)))   # LIF population being updated / delivered
         cycle_count = Signal(32)
         with m.If(self.busy):
             m.d.sync += cycle_count.eq(cycle_count + 1)
@@ -193,7 +196,7 @@ class NeuronArray(wiring.Component):
 
         # --- Event source: input stream (INPUT phase) or the spike words of population k --------
         ev_valid = Signal()
-        ev_src = Signal(range(len(pops)))
+        ev_src = Signal(range(max(len(pops), 2)))
         ev_j = Signal(self.index_width)
         ev_out = Signal()           # a LIF spike, to be reported on spike_out
         ev_ready = Signal()
@@ -228,7 +231,7 @@ class NeuronArray(wiring.Component):
         word_valid = Signal()
         word_row = Signal(self.row_width)
         word_mask = Signal(lanes)
-        lowest = Signal(range(lanes))
+        lowest = Signal(range(max(lanes, 2)))
         for l in reversed(range(lanes)):
             with m.If(word_mask[l]):
                 m.d.comb += lowest.eq(l)
@@ -277,7 +280,7 @@ class NeuronArray(wiring.Component):
         ]
 
         active = Signal()
-        p_cur = Signal(range(max(len(projs), 1)))
+        p_cur = Signal(range(max(len(projs), 2)))
         col = Signal(self.row_width)
         w_ptr = Signal(bits_for(max(plan.weight_words - 1, 0)))
         a_ptr = Signal(bits_for(2 * plan.slots - 1))

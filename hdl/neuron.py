@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._validate import check_int, validating
 from .arith import bits_for, fires, refractory_next, saturate
 
 __all__ = ["params_layout", "pack_params", "NeuronCore", "MAX_DECAY_TERMS", "STAGES_RANGE"]
@@ -21,11 +22,6 @@ _REGISTERED_AFTER = {
     3: ("terms", "v_prime"),
     4: ("terms", "leak", "v_prime"),
 }
-
-
-def _check_int(name, value, lo, hi):
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise TypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
 
 
 def params_layout(v_width, t_ref_width):
@@ -97,10 +93,11 @@ class NeuronCore(wiring.Component):
     """
 
     def __init__(self, *, v_width=16, acc_width=16, t_ref_max=15, stages=4):
-        _check_int("v_width", v_width, 2, 32)
-        _check_int("acc_width", acc_width, 2, 48)
-        _check_int("t_ref_max", t_ref_max, 0, 65535)
-        _check_int("stages", stages, *STAGES_RANGE)
+        with validating(self):
+            check_int("v_width", v_width, 2, 32)
+            check_int("acc_width", acc_width, 2, 48)
+            check_int("t_ref_max", t_ref_max, 0, 65535)
+            check_int("stages", stages, *STAGES_RANGE)
         self.v_width = v_width
         self.acc_width = acc_width
         self.t_ref_max = t_ref_max

@@ -73,12 +73,13 @@ class ArrayPlan:
 
     @property
     def slots(self):
-        """Slots per lane over all LIF populations (at least 1)."""
-        return max(sum(p.rows for p in self.populations if not p.is_input), 1)
+        """Slots per lane over all LIF populations (at least 2: no memory has one word)."""
+        return max(sum(p.rows for p in self.populations if not p.is_input), 2)
 
     @property
     def weight_words(self):
-        return max(self.weights.shape[1], 1)
+        """Weight words per lane (at least 2)."""
+        return max(self.weights.shape[1], 2)
 
     @property
     def n_inputs(self):

@@ -67,6 +67,9 @@ def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall
     seed : int
         Seed of the back-pressure pattern.
 
+    All batch elements run on one simulated array, which ``reset_state`` returns to its initial
+    state between them.
+
     Returns
     -------
     NetworkRun
@@ -77,14 +80,13 @@ def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall
     if not batched:
         inputs = inputs[np.newaxis]
     plan = compile_network(net, lanes)
-    runs = []
-    for b in range(inputs.shape[0]):
-        dut = NeuronArray(plan, stages=stages, trace=trace)
-        rec = ArrayRecorder(plan, inputs.shape[1])
-        _simulate(dut, inputs[b], rec, out_stall, np.random.default_rng([seed, b]))
-        if rec.errors:
-            raise AssertionError("; ".join(rec.errors[:5]))
-        runs.append(rec)
+    dut = NeuronArray(plan, stages=stages, trace=trace)
+    runs = [ArrayRecorder(plan, inputs.shape[1]) for _ in range(inputs.shape[0])]
+    _simulate(dut, inputs, runs, out_stall, np.random.default_rng(seed),
+              max_wait_cycles(plan, stages, out_stall))
+    errors = [error for rec in runs for error in rec.errors]
+    if errors:
+        raise AssertionError("; ".join(errors[:5]))
     return collect_runs(runs, batched, trace)
 
 
@@ -100,31 +102,45 @@ def collect_runs(runs, batched, trace):
         cycles=stack(lambda r: r.cycles))
 
 
-def _simulate(dut, inputs, rec, out_stall, rng):
-    n_steps = inputs.shape[0]
-    step = {"t": 0, "finished": False}
+async def _wait(ctx, signal, limit, what):
+    # A bounded wait: a design that never answers fails the run instead of hanging it.
+    for _ in range(limit):
+        _, _, high = await ctx.tick().sample(signal)
+        if high:
+            return
+    raise AssertionError(f"no {what} within {limit} cycles")
+
+
+def _simulate(dut, inputs, recs, out_stall, rng, max_wait):
+    """Run every batch element of ``inputs`` on one array, with ``reset_state`` between them."""
+    where = {"rec": recs[0], "t": 0, "finished": False}
 
     async def driver(ctx):
-        for t in range(n_steps):
-            step["t"] = t
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            for index in input_events(inputs[t]):
-                ctx.set(dut.spike_in.payload, {"index": index, "end": 0})
-                ctx.set(dut.spike_in.valid, 1)
-                await ctx.tick().until(dut.spike_in.ready)
-            ctx.set(dut.spike_in.payload, {"index": 0, "end": 1})
-            ctx.set(dut.spike_in.valid, 1)
-            await ctx.tick().until(dut.spike_in.ready)
-            ctx.set(dut.spike_in.valid, 0)
-            await ctx.tick().until(dut.done)
-            rec.cycles[t] = ctx.get(dut.cycles)
-        step["finished"] = True
+        for b, rec in enumerate(recs):
+            if b:
+                ctx.set(dut.reset_state, 1)
+                await ctx.tick()
+                ctx.set(dut.reset_state, 0)
+                await _wait(ctx, ~dut.busy, max_wait, "end of reset_state")
+            where["rec"] = rec
+            for t in range(inputs.shape[1]):
+                where["t"] = t
+                ctx.set(dut.start, 1)
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+                for index in input_events(inputs[b, t]) + [None]:
+                    end = index is None
+                    ctx.set(dut.spike_in.payload, {"index": 0 if end else index, "end": end})
+                    ctx.set(dut.spike_in.valid, 1)
+                    await _wait(ctx, dut.spike_in.ready, max_wait, f"spike_in ready in step {t}")
+                ctx.set(dut.spike_in.valid, 0)
+                await _wait(ctx, dut.done, max_wait, f"done in step {t}")
+                rec.cycles[t] = ctx.get(dut.cycles)
+        where["finished"] = True
 
     def consumer(port, record):
         async def process(ctx):
-            while not step["finished"]:
+            while not where["finished"]:
                 ready = int(rng.random() >= out_stall)
                 ctx.set(port.ready, ready)
                 _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
@@ -136,10 +152,11 @@ def _simulate(dut, inputs, rec, out_stall, rng):
     sim.add_clock(1e-8)
     sim.add_testbench(driver)
     sim.add_testbench(consumer(
-        dut.spike_out, lambda p: rec.spike(step["t"], p.population, p.index)), background=True)
+        dut.spike_out, lambda p: where["rec"].spike(where["t"], p.population, p.index)),
+        background=True)
     if dut.trace:
         sim.add_testbench(consumer(
             dut.trace_out,
-            lambda p: rec.trace(step["t"], p.population, p.slot, p.mask, list(p.v))),
+            lambda p: where["rec"].trace(where["t"], p.population, p.slot, p.mask, list(p.v))),
             background=True)
     sim.run()

@@ -166,9 +166,11 @@ def simulator_status(name):
 def required_simulators():
     """The simulators named in ``SPIKEFORGE_REQUIRE_SIMULATORS``, as a ``frozenset``."""
     names = {x.strip() for x in os.environ.get(REQUIRE_ENV, "").split(",") if x.strip()}
-    unknown = sorted(names - set(SIMULATORS))
+    # "formal" names the SymbiYosys tools, required through the same variable (sim/formal.py).
+    allowed = SIMULATORS + ("formal",)
+    unknown = sorted(names - set(allowed))
     if unknown:
-        raise SpikeforgeError(f"{REQUIRE_ENV} may name only {', '.join(SIMULATORS)}, "
+        raise SpikeforgeError(f"{REQUIRE_ENV} may name only {', '.join(allowed)}, "
                               f"not {', '.join(map(repr, unknown))}")
     return frozenset(names)
 

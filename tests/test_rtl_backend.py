@@ -54,7 +54,7 @@ def test_required_simulators_parse(monkeypatch):
 def test_required_simulators_reject_unknown_names(monkeypatch):
     monkeypatch.setenv(REQUIRE_ENV, "icarus,verilater")
     with pytest.raises(SpikeforgeError, match=r"^SPIKEFORGE_REQUIRE_SIMULATORS may name only "
-                                              r"verilator, icarus, not 'verilater'$"):
+                                              r"verilator, icarus, formal, not 'verilater'$"):
         required_simulators()
 
 

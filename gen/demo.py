@@ -1,0 +1,144 @@
+"""The main job: the shipped digit classifier on the neuron array, golden model against RTL.
+
+Loads the trained network and the held-out digits shipped in ``spikeforge.gen/data``, encodes the
+digits as spike trains, runs the golden model and the array's generated Verilog (Verilator by
+default) on every digit, and reports accuracy, bit-exact agreement, cycles per inference and what
+that means on a board. See ``docs/digits.md`` for the network and its training.
+"""
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..sim.backends import HARDWARE_BACKENDS, simulate
+from ..sim.network_golden import run_network
+from .encode import encode
+from .errors import SpikeforgeError
+from .output import array_source
+from .progress import Progress
+from .train_digits import STEPS, classify, load_test_digits, shipped_network
+
+__all__ = ["run_demo", "REPORT_FILE"]
+
+# The iCEBreaker build report of the shipped network (spikeforge build, lanes 4), shipped so the
+# demo can project board figures without a 1-minute place and route.
+REPORT_FILE = "digits_icebreaker_report.json"
+
+
+def _shipped_report():
+    path = resources.files("spikeforge.gen") / "data" / REPORT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_demo(out_dir="spikeforge-demo", *, backend="verilator", lanes=4, digits=None,
+             chunk=40, board=None, log=print):
+    """Run the demo and return its figures as a dict (also written as ``demo.json``).
+
+    Parameters
+    ----------
+    out_dir : path
+        Where the Verilog, the raster plot and ``demo.json`` go.
+    backend : str
+        Hardware back-end for the RTL run: ``verilator``, ``icarus`` or ``amaranth``.
+    lanes : int
+        Lanes of the array.
+    digits : int, optional
+        Run only the first ``digits`` test digits (all 360 by default).
+    chunk : int
+        Digits per simulator run (one progress step each).
+    board : str, optional
+        Also build the bitstream for this board and project from its report.
+    """
+    if backend not in HARDWARE_BACKENDS:
+        raise SpikeforgeError(f"--backend must be one of {', '.join(HARDWARE_BACKENDS)}, "
+                              f"not {backend!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = shipped_network()
+    images, labels = load_test_digits()
+    if digits is not None:
+        if not isinstance(digits, int) or not 1 <= digits <= len(images):
+            raise SpikeforgeError(f"--digits must be an integer in [1, {len(images)}], "
+                                  f"not {digits!r}")
+        images, labels = images[:digits], labels[:digits]
+    spikes = encode(images, STEPS)
+    log(f"spikeforge demo: {len(images)} held-out 8x8 digits (scikit-learn digits, CC BY 4.0), "
+        f"{STEPS} timesteps each, network "
+        + " -> ".join(f"{p.name} {p.size}" for p in net.populations))
+
+    began = time.monotonic()
+    golden = run_network(net, spikes)
+    golden_seconds = time.monotonic() - began
+    golden_pred = classify(golden.spikes["output"].sum(axis=1))
+
+    verilog, array = array_source(net, lanes=lanes)
+    (out / "digits_array.v").write_text(verilog)
+
+    runs = []
+    began = time.monotonic()
+    with Progress(f"{backend} RTL simulation", len(images)) as bar:
+        for start in range(0, len(images), chunk):
+            runs.append(simulate(net, spikes[start:start + chunk], backend, lanes=lanes))
+            bar.advance(len(spikes[start:start + chunk]))
+    rtl_seconds = time.monotonic() - began
+    rtl_spikes = {name: np.concatenate([r.spikes[name] for r in runs]) for name in golden.spikes}
+    cycles = np.concatenate([r.cycles for r in runs])
+    rtl_pred = classify(rtl_spikes["output"].sum(axis=1))
+    agree = [bool((rtl_spikes[name] == golden.spikes[name]).all(axis=(1, 2)).all())
+             for name in golden.spikes]
+    digits_agreeing = int(np.all([(rtl_spikes[name] == golden.spikes[name]).all(axis=(1, 2))
+                                  for name in golden.spikes], axis=0).sum())
+
+    per_inference = cycles.sum(axis=1)
+    figures = {
+        "digits": len(images), "timesteps": STEPS, "lanes": lanes, "backend": backend,
+        "accuracy_golden": float(np.mean(golden_pred == labels)),
+        "accuracy_rtl": float(np.mean(rtl_pred == labels)),
+        "bit_exact_digits": digits_agreeing, "bit_exact": all(agree),
+        "cycles_per_inference_median": float(np.median(per_inference)),
+        "cycles_per_inference_max": int(per_inference.max()),
+        "golden_seconds": golden_seconds, "rtl_seconds": rtl_seconds,
+        "neurons": sum(p.size for p in net.lif_populations),
+        "synapses": int(sum(np.count_nonzero(p.weights) for p in net.projections)),
+    }
+    log(f"golden model: accuracy {figures['accuracy_golden']:.2%} "
+        f"({golden_seconds:.2f} s for all digits)")
+    log(f"RTL ({backend}, {lanes} lanes): accuracy {figures['accuracy_rtl']:.2%}, "
+        f"bit-exact with the golden model on {digits_agreeing}/{len(images)} digits "
+        f"(every spike of every population), {rtl_seconds:.1f} s")
+    log(f"cycles per inference ({STEPS} steps): median {figures['cycles_per_inference_median']:.0f}, "
+        f"max {figures['cycles_per_inference_max']}")
+
+    report = _board_report(net, board, lanes, out, log) if board else _shipped_report()
+    if report is not None:
+        fmax = report["fmax_mhz"]
+        latency_us = figures["cycles_per_inference_median"] / fmax
+        figures.update(board=report["board"], fmax_mhz=fmax, latency_us=latency_us,
+                       inferences_per_second=1e6 / latency_us, luts=report["luts"],
+                       brams=report["brams"], dsps=report["dsps"])
+        log(f"on {report['board']} at its post-route Fmax {fmax:.1f} MHz: {latency_us:.1f} us per "
+            f"inference, {1e6 / latency_us:,.0f} inferences/s; {report['luts']} LUTs, "
+            f"{report['brams']} BRAMs, {report['dsps']} DSPs"
+            + ("" if board else " (shipped build report; --board builds anew)"))
+    else:
+        log("no board report: add --board icebreaker to build one and project board figures")
+
+    from .plot import plot_run
+    first = simulate(net, spikes[:1], backend, trace=True, lanes=lanes)
+    plot_run(out / "raster.png", first, run_network(net, spikes[:1], trace=True),
+             title=f"digit {int(labels[0])}: {backend} RTL over golden")
+    (out / "demo.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    log(f"wrote {out / 'digits_array.v'}, {out / 'raster.png'}, {out / 'demo.json'}")
+    if not all(agree):
+        raise SpikeforgeError("RTL and golden model disagree: the hardware is not bit-exact")
+    return figures
+
+
+def _board_report(net, board, lanes, out, log):
+    from ..boards.flow import build_network
+
+    log(f"building the bitstream for {board} ...")
+    return build_network(net, board, out / f"build-{board}", lanes=lanes)
