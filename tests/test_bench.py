@@ -1,0 +1,133 @@
+"""The benchmark code: the cycle bound L on hand-computed cases, and quick-mode runs of the suite
+that produce well-formed results (nothing here is timed). About 25 s."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from spikeforge.gen import bench
+from spikeforge.gen.cli import main
+from spikeforge.gen.errors import SpikeforgeError
+from spikeforge.gen.network import FORMAT, Network
+from spikeforge.sim.network_golden import NetworkRun
+
+
+def lif(name, size):
+    return {"name": name, "kind": "lif", "size": size, "v_th": 10, "v_reset": 0, "v_rest": 0,
+            "v_peak": 20, "t_ref": 0, "decay": [], "reset_mode": "zero", "bias": 0}
+
+
+def small_network(recurrent):
+    pops = [{"name": "inp", "kind": "input", "size": 3}, lif("a", 5), lif("b", 2)]
+    projs = [{"from": "inp", "to": "a", "weights": np.ones((3, 5), int)},
+             {"from": "a", "to": "b", "weights": np.ones((5, 2), int)}]
+    if recurrent:
+        projs.append({"from": "b", "to": "a", "weights": np.ones((2, 5), int)})
+    return Network.from_dict({"format": FORMAT, "v_width": 8, "w_width": 4,
+                              "populations": pops, "projections": projs})
+
+
+def test_lower_bound_by_hand():
+    net = small_network(recurrent=True)
+    inputs = np.array([[1, 0, 1], [0, 0, 0]])
+    run = NetworkRun(spikes={"a": np.array([[1, 1, 0, 0, 0], [0, 0, 0, 0, 1]]),
+                             "b": np.array([[1, 0], [0, 0]])})
+    # P = 2. Fan-out walk per event: inp -> a ceil(5/2) = 3, a -> b ceil(2/2) = 1,
+    # b -> a 3. Updates: ceil(5/2) + ceil(2/2) = 4.
+    # Step 0: 2 inputs * 3 + 2 a-spikes * 1 + 1 b-spike * 3 + 4 = 15; step 1: 1 + 4 = 5.
+    assert bench.fanout_cycles(net, 2) == {"inp": 3, "a": 1, "b": 3}
+    assert bench.lower_bound(net, 2, inputs, run).tolist() == [15, 5]
+    # P = 1: 2 * 5 + 2 * 2 + 1 * 5 + 7 = 26, then 2 + 7 = 9.
+    assert bench.lower_bound(net, 1, inputs, run).tolist() == [26, 9]
+    # Synaptic additions: every event times its full fan-out (2*5 + 2*2 + 1*5, then 2).
+    assert bench.synaptic_ops(net, inputs, run).tolist() == [19, 2]
+
+
+def test_lower_bound_event_without_projection_costs_nothing():
+    net = small_network(recurrent=False)
+    inputs = np.array([[0, 1, 0]])
+    run = NetworkRun(spikes={"a": np.zeros((1, 5), np.uint8), "b": np.ones((1, 2), np.uint8)})
+    # P = 4: one input * ceil(5/4) = 2; b's spikes go nowhere; updates 2 + 1.
+    assert bench.lower_bound(net, 4, inputs, run).tolist() == [5]
+
+
+def test_lower_bound_rejects_lanes():
+    with pytest.raises(SpikeforgeError, match=r"lanes must be one of 1, 2, 4, 8, not 3"):
+        bench.fanout_cycles(small_network(False), 3)
+
+
+def test_bench_cli_cycles_quick(tmp_path, capsys):
+    out = tmp_path / "results.json"
+    assert main(["bench", "--quick", "--parts", "cycles", "--lanes", "2", "--repeat", "1",
+                 "--doc", "none", "-o", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["quick"] is True and results["machine"]["packages"]["amaranth"]
+    assert [c["case"] for c in results["cycles"]] == ["feedforward", "recurrent"]
+    for case in results["cycles"]:
+        assert case["lanes"] == 2 and len(case["cycles"]) == case["steps"]
+        # L is a lower bound: no step may take fewer cycles.
+        assert all(c >= b for c, b in zip(case["cycles"], case["bound"]))
+        assert 0 < case["ratio"] <= 1
+    assert "L / cycles" in capsys.readouterr().out
+
+
+def test_suite_quick_speed_and_brian2(tmp_path):
+    results = bench.run_suite(("speed", "brian2"), quick=True, repeat=1,
+                              speed_backends=("golden", "amaranth"), log=lambda _: None)
+    for entry in results["speed"]:
+        for key in ("golden_b1", "golden_b64", "amaranth"):
+            rate = entry[key]["neuron_steps_per_s"]
+            assert rate["min"] <= rate["median"] <= rate["max"] and rate["n"] >= 1
+        assert entry["verilog_s"]["median"] > 0
+    if importlib.util.find_spec("brian2") is None:
+        assert results["brian2"] == {"status": "not installed"}
+    else:
+        assert results["brian2"]["rates_agree"]
+
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"# Performance\n\nintro\n\n{bench.BEGIN}\nOLD-BLOCK\n{bench.END}\n\nend\n")
+    bench.update_doc(doc, results)
+    text = doc.read_text()
+    assert "OLD-BLOCK" not in text and text.startswith("# Performance\n\nintro")
+    assert text.endswith(f"{bench.END}\n\nend\n")
+    assert "Simulation speed" in text and "Golden model against Brian2" in text
+    bench.save_results(tmp_path / "r.json", results)
+    assert json.loads((tmp_path / "r.json").read_text())["speed"][0]["case"] == "feedforward"
+
+
+def test_render_build_rows():
+    results = {"date": "d", "quick": True, "repeat": 1, "machine": bench.machine_info(),
+               "build": [{"board": "icebreaker", "network": "4-3-2", "lanes": 1, "error":
+                          "design does not fit"},
+                         {"board": "icebreaker", "network": "4-3-2", "lanes": 2, "luts": 10,
+                          "ffs": 5, "brams": 1, "sprams": 0, "dsps": 0, "fmax_mhz": 30.0,
+                          "build_s": {"median": 2.0, "min": 2.0, "max": 2.0, "n": 1}}]}
+    text = bench.render_tables(results)
+    assert "does not build: design does not fit" in text
+    assert "| icebreaker | 4-3-2 | 2 | 10 | 5 | 1 | 0 | 0 | 30.0 | - | - | 2 [2, 2] |" in text
+
+
+def test_update_doc_needs_block(tmp_path):
+    doc = tmp_path / "p.md"
+    doc.write_text("no block\n")
+    with pytest.raises(SpikeforgeError, match=r"has no generated block"):
+        bench.update_doc(doc, {})
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--parts", "cycles,nope"], r"bench parts must be among cycles, speed, build, brian2, "
+                                 r"not 'nope'"),
+    (["--backend", "golden"], r"--backend must be one of amaranth, verilator, icarus, "
+                              r"not 'golden'"),
+    (["--repeat", "0"], r"--repeat must be an integer in \[1, 100\], not 0"),
+    (["--lanes", "1,x"], r"argument --lanes: must be a comma-separated list of integers, not '1,x'"),
+    (["--boards", "nope"], r"unknown board 'nope'"),
+])
+def test_bench_cli_errors(argv, message, capsys, tmp_path):
+    assert main(["bench", "--doc", "none", "-o", str(tmp_path / "r.json"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    import re
+    assert re.search(message, err)
