@@ -3,12 +3,15 @@
 Runs inside the simulator process started by :func:`spikeforge.sim.array_rtl.run_array_rtl`,
 which names two files with environment variables:
 
-- ``SPIKEFORGE_ARRAY_IN`` (``.npz``): ``inputs`` (T, n_in) 0/1, ``out_stall`` (probability of
+- ``SPIKEFORGE_ARRAY_IN`` (``.npz``): ``inputs`` (B, T, n_in) 0/1, ``out_stall`` (probability of
   holding ``ready`` low), ``seed``, ``trace`` and the payload field widths ``pop_width``,
   ``index_width``, ``row_width``, ``lanes``, ``v_width``, ``in_index_width`` and ``max_wait``
   (cycles any one wait may take before the test fails);
-- ``SPIKEFORGE_ARRAY_OUT`` (``.npz``): written here: ``spikes`` (step, population, index) rows,
-  ``traces`` (step, population, row, mask, v_0 ... v_{lanes-1}) rows and ``cycles`` per step.
+- ``SPIKEFORGE_ARRAY_OUT`` (``.npz``): written here: ``spikes`` (run, step, population, index)
+  rows, ``traces`` (run, step, population, row, mask, v_0 ... v_{lanes-1}) rows and ``cycles``
+  (B, T).
+
+The runs of a batch follow each other on one array; ``reset_state`` separates them.
 
 Inputs change and outputs are sampled half a cycle away from the rising edge, so neither
 simulator's event ordering can race them.
@@ -36,12 +39,15 @@ class TB:
         self.dut = dut
         self.cfg = config
         self.rng = np.random.default_rng(int(config["seed"]))
+        self.run = 0
         self.step = 0
         self.spikes = []
         self.traces = []
         Clock(dut.clk, 10, unit="ns").start()
         dut.start.value = 0
         dut.spike_in__valid.value = 0
+        dut.cfg__valid.value = 0
+        dut.reset_state.value = 0
         dut.spike_out__ready.value = 0
         if int(config["trace"]):
             dut.trace_out__ready.value = 0
@@ -59,6 +65,16 @@ class TB:
             high = int(signal.value) == 1
             await FallingEdge(self.dut.clk)
             if high:
+                return
+        raise AssertionError(f"step {self.step}: no {what} within {int(self.cfg['max_wait'])} cycles")
+
+    async def wait_for_low(self, signal, what):
+        """Wait for a cycle with ``signal`` low, bounded like :meth:`wait_for`."""
+        for _ in range(int(self.cfg["max_wait"])):
+            await ReadOnly()
+            low = int(signal.value) == 0
+            await FallingEdge(self.dut.clk)
+            if low:
                 return
         raise AssertionError(f"step {self.step}: no {what} within {int(self.cfg['max_wait'])} cycles")
 
@@ -80,7 +96,7 @@ class TB:
 
     def record_spike(self, word):
         pw = int(self.cfg["pop_width"])
-        self.spikes.append((self.step, _field(word, 0, pw),
+        self.spikes.append((self.run, self.step, _field(word, 0, pw),
                             _field(word, pw, int(self.cfg["index_width"]))))
 
     def record_trace(self, word):
@@ -88,7 +104,7 @@ class TB:
         lanes, vw = int(self.cfg["lanes"]), int(self.cfg["v_width"])
         offset = pw + rw + lanes
         values = [_field(word, offset + l * vw, vw, signed=True) for l in range(lanes)]
-        self.traces.append((self.step, _field(word, 0, pw), _field(word, pw, rw),
+        self.traces.append((self.run, self.step, _field(word, 0, pw), _field(word, pw, rw),
                             _field(word, pw + rw, lanes), *values))
 
 
@@ -106,20 +122,27 @@ async def run_steps(dut):
                                      dut.trace_out__payload, tb.record_trace))
     inputs = config["inputs"]
     end_item = 1 << int(config["in_index_width"])
-    cycles = []
-    for t in range(inputs.shape[0]):
-        tb.step = t
-        dut.start.value = 1
-        await FallingEdge(dut.clk)
-        dut.start.value = 0
-        for index in np.flatnonzero(inputs[t]):
-            await tb.put(int(index))
-        await tb.put(end_item)
-        dut.spike_in__valid.value = 0
-        await tb.wait_for(dut.done, "done")
-        cycles.append(int(dut.cycles.value))
+    cycles = np.zeros(inputs.shape[:2], np.int64)
+    for b in range(inputs.shape[0]):
+        if b:
+            dut.reset_state.value = 1
+            await FallingEdge(dut.clk)
+            dut.reset_state.value = 0
+            await tb.wait_for_low(dut.busy, "end of reset_state")
+        tb.run = b
+        for t in range(inputs.shape[1]):
+            tb.step = t
+            dut.start.value = 1
+            await FallingEdge(dut.clk)
+            dut.start.value = 0
+            for index in np.flatnonzero(inputs[b, t]):
+                await tb.put(int(index))
+            await tb.put(end_item)
+            dut.spike_in__valid.value = 0
+            await tb.wait_for(dut.done, "done")
+            cycles[b, t] = int(dut.cycles.value)
     lanes = int(config["lanes"])
     np.savez(os.environ["SPIKEFORGE_ARRAY_OUT"],
-             spikes=np.array(tb.spikes, np.int64).reshape(-1, 3),
-             traces=np.array(tb.traces, np.int64).reshape(-1, 4 + lanes),
-             cycles=np.array(cycles, np.int64))
+             spikes=np.array(tb.spikes, np.int64).reshape(-1, 4),
+             traces=np.array(tb.traces, np.int64).reshape(-1, 5 + lanes),
+             cycles=cycles)

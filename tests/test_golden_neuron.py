@@ -1,0 +1,139 @@
+"""The golden model against the worked examples of docs/neuron.md and its own properties."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from spikeforge.sim.golden import lif_step, param_arrays, run_population
+from spikeforge.sim.params import NeuronParams, decay_from_ratio, decay_value, v_range
+
+BASE = dict(v_th=100, v_reset=0, v_rest=0, v_peak=200, t_ref=2, bias=0, decay=(4,))
+
+# (v, r, I, parameter changes) -> (v, r, spike, trace): the table of docs/neuron.md.
+WORKED = [
+    ((50, 0, 10, {}), (57, 0, 0, 57)),
+    ((-100, 0, 0, {}), (-93, 0, 0, -93)),
+    ((15, 0, 0, {}), (15, 0, 0, 15)),
+    ((95, 0, 20, {}), (0, 2, 1, 200)),
+    ((95, 0, 20, {"reset_mode": "subtract"}), (10, 2, 1, 200)),
+    ((0, 2, 999, {}), (0, 1, 0, 0)),
+    ((32000, 0, 2000, {"decay": (15,), "v_th": 32767, "v_peak": 32767}), (32767, 0, 0, 32767)),
+    ((64, 0, 0, {"decay": (3, -6)}), (57, 0, 0, 57)),
+    ((100, 0, 0, {}), (94, 0, 0, 94)),
+]
+
+
+@pytest.mark.parametrize("before, after", WORKED)
+def test_worked_examples(before, after):
+    v, r, current, changes = before
+    got = lif_step(v, r, current, param_arrays(NeuronParams(**{**BASE, **changes})))
+    assert tuple(int(x) for x in got) == after
+
+
+@st.composite
+def populations(draw):
+    v_width = draw(st.integers(2, 32))
+    lo, hi = v_range(v_width)
+    v_reset, v_th, v_peak = sorted(draw(st.lists(st.integers(lo, hi), min_size=3, max_size=3)))
+    decay = draw(st.lists(st.integers(-(v_width - 1), v_width - 1).filter(lambda k: k != 0)
+                          | st.just(0), max_size=4))
+    params = NeuronParams(v_width=v_width, v_th=v_th, v_reset=v_reset, v_peak=v_peak,
+                          v_rest=draw(st.integers(lo, hi)), t_ref=draw(st.integers(0, 20)),
+                          bias=draw(st.integers(lo, hi)), decay=tuple(decay),
+                          reset_mode=draw(st.sampled_from(["zero", "subtract"])))
+    n = draw(st.integers(1, 6))
+    steps = draw(st.integers(1, 30))
+    acc = np.array(draw(st.lists(st.integers(-(1 << 20), 1 << 20), min_size=n * steps,
+                                 max_size=n * steps))).reshape(steps, n)
+    return params, acc
+
+
+@settings(max_examples=200, deadline=None)
+@given(populations())
+def test_membrane_stays_in_range_and_refractory_holds(case):
+    params, acc = case
+    lo, hi = v_range(params.v_width)
+    run = run_population(params, acc, trace=True)
+    p = param_arrays(params)
+    v = np.full(acc.shape[1], params.v_rest)
+    r = np.zeros(acc.shape[1], np.int64)
+    for t in range(acc.shape[0]):
+        v_next, r_next, spike, trace = lif_step(v, r, acc[t], p)
+        assert ((lo <= v_next) & (v_next <= hi)).all()
+        assert (r_next <= params.t_ref).all()
+        refractory = r > 0
+        # Refractory steps leave v unchanged, count down by one and never spike.
+        assert (v_next[refractory] == v[refractory]).all()
+        assert (r_next[refractory] == r[refractory] - 1).all()
+        assert not spike[refractory].any()
+        assert (trace[spike] == params.v_peak).all()
+        assert (trace[~spike] == v_next[~spike]).all()
+        v, r = v_next, r_next
+    assert (run.v == v).all() and (run.r == r).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(4, 16).flatmap(lambda w: st.tuples(
+    st.just(w), st.integers(*v_range(w)), st.integers(*v_range(w)), st.integers(1, min(6, w - 1)))))
+def test_no_input_decays_toward_rest(case):
+    v_width, v_rest, v0, shift = case
+    lo, hi = v_range(v_width)
+    params = NeuronParams(v_width=v_width, v_th=hi, v_peak=hi, v_reset=lo, v_rest=v_rest,
+                          decay=(shift,))
+    # Each step removes at least 1/2**shift of the distance (or 1 LSB below rest): enough steps
+    # to get from any start to the end state.
+    steps = (v_width + 2) << shift
+    run = run_population(params, np.zeros((steps, 1), np.int64), v0=[v0], trace=True)
+    distance = np.abs(np.concatenate([[v0], run.trace[:, 0]]) - v_rest)
+    # Never moves away from rest; from below it reaches rest exactly, from above it stops in
+    # the floor-shift dead band of docs/neuron.md.
+    assert (np.diff(distance) <= 0).all()
+    assert 0 <= run.v[0] - v_rest < (1 << shift)
+    if v0 <= v_rest:
+        assert run.v[0] == v_rest
+
+
+def test_batch_equals_separate_runs():
+    rng = np.random.default_rng(0)
+    params = NeuronParams(v_th=50, t_ref=1, decay=(2, -5))
+    acc = rng.integers(-30, 60, (3, 20, 7))
+    batch = run_population(params, acc)
+    for b in range(3):
+        assert (run_population(params, acc[b]).spikes == batch.spikes[b]).all()
+
+
+@pytest.mark.parametrize("ratio, terms", [(1 / 8 - 1 / 64, (3, -6)), (1.0, (0,)), (0.0, ())])
+def test_decay_from_ratio_exact_cases(ratio, terms):
+    assert decay_from_ratio(ratio) == terms
+
+
+def test_decay_from_ratio_is_close():
+    for ratio in np.linspace(0.001, 0.999, 200):
+        assert abs(decay_value(decay_from_ratio(ratio)) - ratio) <= ratio / 16 + 2 ** -15
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"v_th": 40000}, TypeError, r"^v_th must be an integer in \[-32768, 32767\], not 40000$"),
+    ({"v_th": 1.5}, TypeError, r"^v_th must be an integer in \[-32768, 32767\], not 1.5$"),
+    ({"v_th": True}, TypeError, r"^v_th must be an integer in \[-32768, 32767\], not True$"),
+    ({"v_th": 0, "v_width": 1}, TypeError, r"^v_width must be an integer in \[2, 32\], not 1$"),
+    ({"v_th": 0, "t_ref": -1}, TypeError, r"^t_ref must be an integer in \[0, 65535\], not -1$"),
+    ({"v_th": 0, "reset_mode": "hard"}, TypeError,
+     r"^reset_mode must be one of 'zero', 'subtract', not 'hard'$"),
+    ({"v_th": 0, "decay": (1, 2, 3, 4, 5)}, TypeError,
+     r"^decay must be a list of 0 to 4 shift terms, not 5 terms$"),
+    ({"v_th": 0, "decay": "4"}, TypeError, r"^decay must be a list of 0 to 4 shift terms, not '4'$"),
+    ({"v_th": 0, "decay": (16,)}, TypeError, r"^decay term must be an integer in \[-15, 15\], not 16$"),
+    ({"v_th": 0, "bias": -40000}, TypeError, r"^bias must be an integer in \[-32768, 32767\]"),
+    ({"v_th": 10, "v_reset": 20}, ValueError,
+     r"^parameters must satisfy v_reset <= v_th <= v_peak, not v_reset=20, v_th=10, v_peak=32767$"),
+    ({"v_th": 10, "v_peak": 5}, ValueError, r"^parameters must satisfy v_reset <= v_th <= v_peak"),
+])
+def test_parameter_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        NeuronParams(**kwargs)
+
+
+def test_decay_from_ratio_error():
+    with pytest.raises(TypeError, match=r"^dt/tau must be a number in \[0, 1\], not 2$"):
+        decay_from_ratio(2)
