@@ -32,7 +32,7 @@ from .network import FORMAT, Network
 __all__ = ["PARTS", "feedforward_network", "recurrent_network", "brian_network", "poisson_inputs",
            "fanout_cycles", "lower_bound", "synaptic_ops", "timed", "measure_cycles",
            "measure_speeds", "measure_builds", "BenchTop", "brian_comparison", "machine_info",
-           "run_suite", "render_tables", "update_doc"]
+           "run_suite", "render_tables", "update_doc", "merge_results", "save_results"]
 
 # The parts of the suite, in the order they run (`spikeforge bench --parts`).
 PARTS = ("cycles", "speed", "build", "brian2")
@@ -501,8 +501,18 @@ def render_tables(results):
               + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
               + f", Icarus `{m['icarus']}`, Verilator `{m['verilator']}`. "
               f"Timings: median [min, max] of {results['repeat']} runs.", ""]
+    runs = results.get("runs", {})
+
+    def measured(part):
+        run = runs.get(part)
+        if not run:
+            return []
+        return [f"Measured {run['date']}{' (quick mode)' if run['quick'] else ''}, "
+                f"{run['repeat']} runs per timing.", ""]
+
     if results.get("cycles"):
-        lines += ["### Cycles per timestep against the bound L", "",
+        lines += ["### Cycles per timestep against the bound L", ""] + measured("cycles")
+        lines += [
                   "| network | P | steps | mean cycles/step | mean L/step | L / cycles | "
                   "overhead cycles/step | synaptic ops/step |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -513,8 +523,9 @@ def render_tables(results):
                          f"{c['synaptic_ops_per_step']:.0f} |")
         lines.append("")
     if results.get("build"):
-        lines += ["### Builds (feed-forward network, bare array in `BenchTop`)", "",
-                  "| board | network | P | LUT | FF | BRAM | SPRAM | DSP | Fmax MHz | "
+        lines += ["### Builds (feed-forward network, bare array in `BenchTop`)", ""]
+        lines += measured("build")
+        lines += ["| board | network | P | LUT | FF | BRAM | SPRAM | DSP | Fmax MHz | "
                   "latency/step µs | synaptic ops/s at Fmax | build s |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for b in results["build"]:
@@ -529,8 +540,9 @@ def render_tables(results):
                          f"{b['fmax_mhz']:.1f} | {lat} | {sops} | {_fmt(b['build_s'])} |")
         lines.append("")
     if results.get("speed"):
-        lines += ["### Simulation speed (LIF neuron-steps per second)", "",
-                  "| network | steps | golden B=1 | golden B=64 | amaranth | verilator | icarus | "
+        lines += ["### Simulation speed (LIF neuron-steps per second)", ""]
+        lines += measured("speed")
+        lines += ["| network | steps | golden B=1 | golden B=64 | amaranth | verilator | icarus | "
                   "Verilog generation s |", "|---|---|---|---|---|---|---|---|"]
         for s in results["speed"]:
             cells = [_fmt(s[k]["neuron_steps_per_s"]) if k in s else "-"
@@ -540,7 +552,7 @@ def render_tables(results):
         lines.append("")
     if "brian2" in results:
         b = results["brian2"]
-        lines += ["### Golden model against Brian2", ""]
+        lines += ["### Golden model against Brian2", ""] + measured("brian2")
         if b["status"] != "ok":
             lines.append(f"Brian2: {b['status']}.")
         else:
@@ -568,6 +580,25 @@ def update_doc(path, results):
     _, tail = rest.split(END, 1)
     with open(path, "w", encoding="utf-8", newline="\n") as file:
         file.write(f"{head}{BEGIN}\n{render_tables(results)}\n{END}{tail}")
+
+
+def merge_results(path, results):
+    """``results`` on top of the parts of an existing results file at ``path`` that it lacks.
+
+    Each part keeps the machine description and date of the run that measured it (``runs``).
+    """
+    merged = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as file:
+            merged = json.load(file)
+    runs = merged.get("runs", {})
+    for part in PARTS:
+        if part in results:
+            merged[part] = results[part]
+            runs[part] = {k: results[k] for k in ("date", "quick", "repeat", "machine")}
+    merged.update({k: results[k] for k in ("date", "quick", "repeat", "machine")})
+    merged["runs"] = runs
+    return merged
 
 
 def save_results(path, results):

@@ -48,6 +48,9 @@ def add_parser(subparsers):
     bench.add_argument("--doc", default=os.path.join("docs", "performance.md"),
                        help="Markdown file whose generated block is replaced "
                             "(default docs/performance.md; 'none' to skip)")
+    bench.add_argument("--fresh", action="store_true",
+                       help="drop the parts of an existing results file that this run does not "
+                            "measure (by default they are kept, so parts can run one at a time)")
     bench.set_defaults(func=run_bench)
 
     explore = subparsers.add_parser(
@@ -84,7 +87,7 @@ def add_parser(subparsers):
 
 def run_bench(args):
     from ..sim.backends import HARDWARE_BACKENDS
-    from .bench import render_tables, run_suite, save_results, update_doc
+    from .bench import merge_results, render_tables, run_suite, save_results, update_doc
     from ..sim.params import check_int
 
     check_int("--repeat", args.repeat, 1, 100)
@@ -97,6 +100,8 @@ def run_bench(args):
             get_board(name)
     results = run_suite(args.parts, quick=args.quick, boards=args.boards, repeat=args.repeat,
                         lanes=tuple(args.lanes), backend=args.backend)
+    if not args.fresh:
+        results = merge_results(args.output, results)
     save_results(args.output, results)
     print(f"wrote {args.output}")
     if args.doc != "none":
