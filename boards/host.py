@@ -1,0 +1,342 @@
+"""The host side of the host link: a driver for a board running a network, and a simulated board.
+
+:class:`HostDriver` talks to a board over anything with pyserial's ``read(n)``/``write(data)``
+(``serial.Serial`` from :func:`open_port`, or :class:`SimulatedBoard`, which runs the board's
+host-link logic in Amaranth's simulator). Every command is a frame (``docs/host-link.md``)
+answered by one frame; an error frame, a corrupted response or silence is retried a bounded
+number of times, then :class:`HostLinkError` says what went wrong in one line.
+
+A STEP whose response got lost may still have run on the board. Before sending it again the
+driver asks for the status: when the board's timestep already moved on, it asks for the last
+response again (LAST) instead of running the step a second time.
+"""
+
+import collections
+
+import numpy as np
+
+from ..gen.compile import runtime_writes
+from ..gen.errors import SpikeforgeError
+from ..gen.spike_io import check_input_spikes
+from . import protocol as p
+
+__all__ = ["HostDriver", "HostLinkError", "SimulatedBoard", "open_port", "DEFAULT_BAUD"]
+
+DEFAULT_BAUD = 115200
+
+
+class HostLinkError(SpikeforgeError):
+    """The board did not answer a command correctly within the retries."""
+
+
+def open_port(device, baud=DEFAULT_BAUD, timeout=0.5):
+    """Open a serial port with pyserial; a missing port or pyserial is a one-line error."""
+    try:
+        import serial
+    except ImportError:
+        raise SpikeforgeError("pyserial is not installed: pip install pyserial") from None
+    try:
+        return serial.Serial(device, baud, timeout=timeout)
+    except (serial.SerialException, OSError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SpikeforgeError(f"cannot open serial port {device!r}: {detail}") from None
+
+
+class HostDriver:
+    """Commands of the host link over a serial port.
+
+    Parameters
+    ----------
+    port : file-like
+        ``read(n)`` returns up to ``n`` bytes, fewer (or none) when its timeout passes;
+        ``write(data)``. The port's timeout must be longer than the board's byte timeout (the
+        board answers an error only after the line has been quiet that long).
+    retries : int
+        Attempts after the first for every command.
+    """
+
+    def __init__(self, port, *, retries=4):
+        self.port = port
+        self.retries = retries
+        self.attempts = 0           # frames sent, retries included
+        self.recovered = 0          # commands that needed a retry
+        self._identity = None
+        self._timestep = None       # the board's timestep, once known
+
+    # --- framing -------------------------------------------------------------------------------
+    def _read_frame(self):
+        """One response frame, or raises FrameError (bad CRC, silence, garbage)."""
+        decoder = p.FrameDecoder()
+        while True:
+            buffered = decoder.buffer
+            if len(buffered) >= 4 and buffered[0] == p.SYNC:
+                needed = 6 + (buffered[2] | buffered[3] << 8) - len(buffered)
+            else:
+                needed = 4 - len(buffered) if buffered[:1] == bytes([p.SYNC]) else 1
+            data = self.port.read(max(needed, 1))
+            if not data:
+                what = "a truncated response" if decoder.pending() else "no response"
+                raise p.FrameError(f"{what} (timeout)", p.ERR_TIMEOUT)
+            frames = decoder.feed(data)
+            if frames:
+                return frames[0]
+
+    def _drain(self):
+        # Read until the line stays quiet for one port timeout: the rest of a broken frame, and
+        # the board's error frame, which follows its own quiet time.
+        while self.port.read(256):
+            pass
+
+    def _command(self, command, payload=b"", *, expect, before_retry=None):
+        last = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.recovered += attempt == 1
+                self._drain()
+                if before_retry is not None:
+                    command, payload = before_retry(command, payload)
+            self.attempts += 1
+            self.port.write(p.encode_frame(command, payload))
+            try:
+                code, data = self._read_frame()
+            except p.FrameError as error:
+                last = str(error)
+                continue
+            if code == p.RSP_ERROR and len(data) == 2:
+                last = f"board answered error {data[0]}: {p.ERRORS.get(data[0], 'unknown')}"
+                continue
+            if code != expect:
+                last = f"unexpected response code 0x{code:02x}"
+                continue
+            return data
+        raise HostLinkError(f"host link: command 0x{command:02x} failed after "
+                            f"{self.retries + 1} attempts ({last})")
+
+    # --- commands ------------------------------------------------------------------------------
+    def identify(self):
+        """The design's identity: ``network_hash``, ``lanes``, widths, sizes (``protocol``)."""
+        data = self._command(p.CMD_IDENTIFY, expect=p.RESPONSE | p.CMD_IDENTIFY)
+        self._identity = p.decode_identity(data)
+        return dict(self._identity)
+
+    def status(self):
+        """``busy``, ``modified``, ``timestep``, ``cycles`` and the link's error counters."""
+        return p.decode_status(self._command(p.CMD_STATUS, expect=p.RESPONSE | p.CMD_STATUS))
+
+    def reset(self):
+        """Network state back to initial (membranes, refractory counters, timestep)."""
+        self._command(p.CMD_RESET, expect=p.RESPONSE | p.CMD_RESET)
+        self._timestep = 0
+
+    def step(self, input_indices):
+        """Run one timestep with the given input indices spiking.
+
+        Returns
+        -------
+        spikes : list of (population, index)
+            Output spikes in the order the array produced them.
+        cycles : int
+            Clock cycles of the step.
+        """
+        indices = sorted(int(i) for i in input_indices)
+        if self._timestep is None:
+            self._timestep = self.status()["timestep"]
+        timestep = self._timestep
+
+        def before_retry(command, payload):
+            if command == p.CMD_STEP:
+                if self.status()["timestep"] == (timestep + 1) & 0xFFFFFFFF:
+                    return p.CMD_LAST, b""
+            return command, payload
+
+        data = self._command(p.CMD_STEP, p.encode_step(indices), expect=p.RESPONSE | p.CMD_STEP,
+                             before_retry=before_retry)
+        cycles, done_step, spikes = p.decode_step(data)
+        if done_step != (timestep + 1) & 0xFFFFFFFF:
+            self._timestep = None
+            raise HostLinkError(f"host link: the board is at timestep {done_step}, expected "
+                                f"{timestep + 1}")
+        self._timestep = done_step
+        return spikes, cycles
+
+    def write_cfg(self, mem, lane, addr, data):
+        """One runtime write of the array's ``cfg`` port."""
+        if self._identity is None:
+            self.identify()
+        data_bytes = (self._identity["cfg_data_width"] + 7) // 8
+        self._command(p.CMD_CFG, p.encode_cfg(mem, lane, addr, data, data_bytes),
+                      expect=p.RESPONSE | p.CMD_CFG)
+
+    def check_plan(self, plan):
+        """Raise a one-line error unless the board's array has ``plan``'s layout."""
+        identity = self.identify()
+        expected = {"lanes": plan.lanes, "v_width": plan.v_width, "w_width": plan.w_width,
+                    "acc_width": plan.acc_width, "n_inputs": plan.n_inputs,
+                    "slots": plan.slots, "weight_words": plan.weight_words,
+                    "populations": len(plan.populations),
+                    "neurons": sum(q.size for q in plan.lif_populations)}
+        wrong = [f"{name} {identity[name]} (network: {value})"
+                 for name, value in expected.items() if identity[name] != value]
+        if wrong:
+            raise SpikeforgeError(f"the board's design has another layout than the network: "
+                                  f"{', '.join(wrong)}; rebuild with spikeforge build")
+        return identity
+
+    def load(self, plan):
+        """Load ``plan``'s weights, biases and parameters into the board (same layout)."""
+        self.check_plan(plan)
+        for write in runtime_writes(plan):
+            self.write_cfg(*write)
+
+    def run(self, plan, spikes):
+        """Run input spikes on the board, like ``spikeforge simulate``.
+
+        The network state is reset before the run (and before every batch entry).
+
+        Parameters
+        ----------
+        plan : ArrayPlan
+            The network as compiled for the board's lanes (for decoding the output).
+        spikes : array of 0/1, shape (T, n_in) or (B, T, n_in)
+
+        Returns
+        -------
+        NetworkRun
+            Spikes of every LIF population and ``cycles`` per step.
+        """
+        from ..sim.array_amaranth import ArrayRecorder, collect_runs, input_events
+
+        inputs = check_input_spikes(spikes, plan.n_inputs)
+        batched = inputs.ndim == 3
+        if not batched:
+            inputs = inputs[np.newaxis]
+        runs = []
+        for entry in inputs:
+            self.reset()
+            recorder = ArrayRecorder(plan, entry.shape[0])
+            for t, step_spikes in enumerate(entry):
+                out, recorder.cycles[t] = self.step(input_events(step_spikes))
+                for population, index in out:
+                    recorder.spike(t, population, index)
+            if recorder.errors:
+                raise HostLinkError(f"host link: {recorder.errors[0]}")
+            runs.append(recorder)
+        return collect_runs(runs, batched, False)
+
+
+class SimulatedBoard:
+    """A board in Amaranth's simulator behind a serial-port interface.
+
+    Runs :class:`~spikeforge.hdl.host_link.HostLink` directly on byte streams, or, with
+    ``divisor``, :class:`~spikeforge.hdl.host_link.HostLinkUART` with bit-level serial lines
+    (the host side is a software 8N1 UART at the same divisor).
+
+    Parameters
+    ----------
+    plan : ArrayPlan
+    stages : int
+    divisor : int, optional
+        Clock cycles per UART bit; None drives the byte streams.
+    timeout : int
+        The link's byte timeout in cycles.
+    read_cycles : int
+        What a read's timeout is in simulated cycles: ``read(n)`` returns early with what it has
+        after this many cycles without ``n`` bytes.
+    """
+
+    def __init__(self, plan, *, stages=4, divisor=None, timeout=None, read_cycles=None):
+        from amaranth.sim import Simulator
+
+        from ..hdl.host_link import HostLink, HostLinkUART
+
+        byte_cycles = 1 if divisor is None else 10 * divisor
+        if timeout is None:
+            timeout = 64 * max(byte_cycles, 4)
+        if divisor is None:
+            self.dut = HostLink(plan, stages=stages, timeout=timeout)
+            self.link = self.dut
+        else:
+            self.dut = HostLinkUART(plan, divisor, stages=stages, timeout=timeout)
+            self.link = self.dut.link
+        self.divisor = divisor
+        # Long enough for the slowest step plus a full-size response.
+        self.read_cycles = read_cycles or (2 * timeout + 2 * plan.max_step_cycles(stages)
+                                           + 8 * byte_cycles * (16 + 3 * self.link.neurons))
+        self.cycles = 0
+        self._to_board = collections.deque()
+        self._from_board = bytearray()
+        self._sim = Simulator(self.dut)
+        self._period = 1e-6
+        self._sim.add_clock(self._period)
+        if divisor is None:
+            self._sim.add_testbench(self._feed_bytes, background=True)
+            self._sim.add_testbench(self._take_bytes, background=True)
+        else:
+            self._sim.add_testbench(self._feed_line, background=True)
+            self._sim.add_testbench(self._take_line, background=True)
+
+    # --- testbenches ---------------------------------------------------------------------------
+    async def _feed_bytes(self, ctx):
+        rx = self.dut.rx
+        while True:
+            if not self._to_board:
+                ctx.set(rx.valid, 0)
+                await ctx.tick()
+                continue
+            ctx.set(rx.payload, self._to_board.popleft())
+            ctx.set(rx.valid, 1)
+            await ctx.tick().until(rx.ready)
+            ctx.set(rx.valid, 0)
+
+    async def _take_bytes(self, ctx):
+        tx = self.dut.tx
+        ctx.set(tx.ready, 1)
+        while True:
+            _, _, valid, payload = await ctx.tick().sample(tx.valid, tx.payload)
+            if valid:
+                self._from_board.append(payload)
+
+    async def _feed_line(self, ctx):
+        while True:
+            if not self._to_board:
+                await ctx.tick()
+                continue
+            byte = self._to_board.popleft()
+            for level in [0, *((byte >> i) & 1 for i in range(8)), 1]:
+                ctx.set(self.dut.rx, level)
+                await ctx.tick().repeat(self.divisor)
+
+    async def _take_line(self, ctx):
+        divisor = self.divisor
+        while True:
+            await ctx.tick().until(self.dut.tx == 0)
+            # Middle of the start bit, then the middle of each data bit.
+            await ctx.tick().repeat(divisor // 2)
+            byte = 0
+            for bit in range(8):
+                await ctx.tick().repeat(divisor)
+                byte |= ctx.get(self.dut.tx) << bit
+            await ctx.tick().repeat(divisor)
+            if ctx.get(self.dut.tx):
+                self._from_board.append(byte)
+
+    # --- serial-port interface -----------------------------------------------------------------
+    def _advance(self, cycles):
+        self.cycles += cycles
+        self._sim.run_until(self.cycles * self._period)
+
+    def write(self, data):
+        """Queue bytes to the board."""
+        self._to_board.extend(bytes(data))
+        return len(data)
+
+    def read(self, size=1):
+        """Up to ``size`` bytes from the board; fewer after ``read_cycles`` simulated cycles."""
+        waited = 0
+        chunk = 64 if self.divisor is None else 10 * self.divisor
+        while len(self._from_board) < size and waited < self.read_cycles:
+            self._advance(chunk)
+            waited += chunk
+        data = bytes(self._from_board[:size])
+        del self._from_board[:size]
+        return data

@@ -1,0 +1,192 @@
+"""Frames of the host link (``docs/host-link.md``): encoding, decoding and the CRC.
+
+Shared by the host driver (:mod:`spikeforge.boards.host`), the simulated board and the tests, so
+that every side speaks from one definition. The gateware side is
+:class:`spikeforge.hdl.host_link.HostLink`, which imports its constants from here.
+
+A frame, in both directions::
+
+    SYNC  CODE  LEN_LO LEN_HI  PAYLOAD[LEN]  CRC_HI CRC_LO
+
+``CRC`` is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final
+XOR) over ``CODE``, ``LEN`` and ``PAYLOAD``; sent high byte first, so that running the CRC over
+the whole frame after ``SYNC`` leaves 0.
+"""
+
+import struct
+
+from ..gen.errors import SpikeforgeError
+
+__all__ = ["SYNC", "MAGIC", "VERSION", "CMD_IDENTIFY", "CMD_STATUS", "CMD_STEP", "CMD_CFG",
+           "CMD_RESET", "CMD_LAST", "RESPONSE", "RSP_ERROR", "ERRORS", "ERR_CRC", "ERR_TIMEOUT",
+           "ERR_COMMAND", "ERR_LENGTH", "ERR_PAYLOAD", "ERR_LINE", "CRC_INIT", "crc16",
+           "crc16_byte", "encode_frame", "FrameDecoder", "FrameError", "IDENTITY_FORMAT",
+           "STATUS_FORMAT", "decode_identity", "decode_status", "decode_step", "encode_step",
+           "encode_cfg"]
+
+SYNC = 0x5A
+MAGIC = b"SPKF"
+VERSION = 1
+
+# Commands, host to board.
+CMD_IDENTIFY = 0x01   # -> identity of the design
+CMD_STATUS = 0x02     # -> counters and state
+CMD_STEP = 0x03       # input indices -> one timestep's output spikes and cycle count
+CMD_CFG = 0x04        # one runtime write of the array's cfg port -> acknowledgement
+CMD_RESET = 0x05      # network state back to initial -> acknowledgement
+CMD_LAST = 0x06       # -> the response of the last STEP again (lost responses)
+COMMANDS = (CMD_IDENTIFY, CMD_STATUS, CMD_STEP, CMD_CFG, CMD_RESET, CMD_LAST)
+# A successful response carries the command code with the top bit set.
+RESPONSE = 0x80
+RSP_ERROR = 0xFF
+
+# Error codes, the payload of an RSP_ERROR frame: (code, command byte of the bad frame or 0).
+ERR_CRC, ERR_TIMEOUT, ERR_COMMAND, ERR_LENGTH, ERR_PAYLOAD, ERR_LINE = range(1, 7)
+ERRORS = {
+    ERR_CRC: "CRC mismatch",
+    ERR_TIMEOUT: "frame truncated (byte timeout)",
+    ERR_COMMAND: "unknown command",
+    ERR_LENGTH: "wrong payload length",
+    ERR_PAYLOAD: "bad payload (index, lane or address out of range, or indices not ascending)",
+    ERR_LINE: "UART framing error or overrun",
+}
+
+CRC_INIT = 0xFFFF
+_CRC_POLY = 0x1021
+
+# Identity payload: magic, protocol version, lanes, stages, v_width, w_width, acc_width,
+# cfg_addr_width, cfg_data_width, populations, n_inputs, slots, weight_words, LIF neurons,
+# clock in Hz, network hash (sha256).
+IDENTITY_FORMAT = "<4sBBBBBBBBBHHIHI32s"
+IDENTITY_FIELDS = ("magic", "version", "lanes", "stages", "v_width", "w_width", "acc_width",
+                   "cfg_addr_width", "cfg_data_width", "populations", "n_inputs", "slots",
+                   "weight_words", "neurons", "clock_hz", "network_hash")
+# Status payload: flags (bit 0 busy, bit 1 modified: a CFG write since configuration), timestep, cycles of the last step, good frames, CRC errors, timeouts,
+# other errors.
+STATUS_FORMAT = "<BIIIHHH"
+STATUS_FIELDS = ("flags", "timestep", "cycles", "frames", "crc_errors", "timeouts", "errors")
+
+
+class FrameError(SpikeforgeError):
+    """A frame from the board that is malformed or an error frame; ``code`` is its error code."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def crc16_byte(crc, byte):
+    """One byte of CRC-16/CCITT-FALSE (the bitwise form the gateware implements)."""
+    crc ^= byte << 8
+    for _ in range(8):
+        crc = ((crc << 1) ^ _CRC_POLY) if crc & 0x8000 else crc << 1
+        crc &= 0xFFFF
+    return crc
+
+
+def crc16(data, crc=CRC_INIT):
+    """CRC-16/CCITT-FALSE of ``data`` (``crc16(b"123456789") == 0x29B1``)."""
+    for byte in data:
+        crc = crc16_byte(crc, byte)
+    return crc
+
+
+def encode_frame(code, payload=b""):
+    """The bytes of one frame with command or response ``code``."""
+    payload = bytes(payload)
+    if not 0 <= code <= 0xFF or len(payload) > 0xFFFF:
+        raise SpikeforgeError(f"frame code must be a byte and the payload at most 65535 bytes, "
+                              f"not {code!r} and {len(payload)}")
+    body = bytes([code]) + struct.pack("<H", len(payload)) + payload
+    return bytes([SYNC]) + body + struct.pack(">H", crc16(body))
+
+
+class FrameDecoder:
+    """Incremental decoder: feed bytes, take whole frames.
+
+    Bytes before a ``SYNC`` are skipped (and counted in ``skipped``). A frame whose CRC does not
+    match raises :class:`FrameError` from :meth:`feed`, after which the decoder hunts for the next
+    ``SYNC``.
+    """
+
+    def __init__(self):
+        self.buffer = bytearray()
+        self.skipped = 0
+
+    def feed(self, data):
+        """Add received bytes; returns the list of complete frames as ``(code, payload)``."""
+        self.buffer += data
+        frames = []
+        while True:
+            start = self.buffer.find(SYNC)
+            if start < 0:
+                self.skipped += len(self.buffer)
+                self.buffer.clear()
+                return frames
+            self.skipped += start
+            del self.buffer[:start]
+            if len(self.buffer) < 4:
+                return frames
+            length = self.buffer[2] | self.buffer[3] << 8
+            end = 4 + length + 2
+            if len(self.buffer) < end:
+                return frames
+            frame = bytes(self.buffer[:end])
+            del self.buffer[:1]   # on a bad CRC the next SYNC may be inside this frame
+            if crc16(frame[1:]) != 0:
+                raise FrameError(f"response frame with a bad CRC (code 0x{frame[1]:02x}, "
+                                 f"{length} bytes)", ERR_CRC)
+            del self.buffer[:end - 1]
+            frames.append((frame[1], frame[4:4 + length]))
+
+    def pending(self):
+        """Whether a frame has started but not completed."""
+        return SYNC in self.buffer
+
+
+def _unpack(fmt, fields, payload, what):
+    if len(payload) != struct.calcsize(fmt):
+        raise FrameError(f"{what} response has {len(payload)} bytes, expected "
+                         f"{struct.calcsize(fmt)}", ERR_LENGTH)
+    return dict(zip(fields, struct.unpack(fmt, payload)))
+
+
+def decode_identity(payload):
+    """The identity response as a dict (``network_hash`` as hex)."""
+    identity = _unpack(IDENTITY_FORMAT, IDENTITY_FIELDS, payload, "identify")
+    if identity["magic"] != MAGIC:
+        raise FrameError(f"identify response has magic {identity['magic']!r}, not a spikeforge "
+                         f"design ({MAGIC!r})")
+    identity["network_hash"] = identity["network_hash"].hex()
+    identity["magic"] = identity["magic"].decode()
+    return identity
+
+
+def decode_status(payload):
+    """The status response as a dict."""
+    status = _unpack(STATUS_FORMAT, STATUS_FIELDS, payload, "status")
+    flags = status.pop("flags")
+    status["busy"] = bool(flags & 1)
+    status["modified"] = bool(flags & 2)
+    return status
+
+
+def encode_step(indices):
+    """STEP payload: the input indices of one timestep, u16 little-endian, ascending."""
+    return b"".join(struct.pack("<H", int(i)) for i in indices)
+
+
+def decode_step(payload):
+    """STEP response: ``(cycles, timestep, [(population, index), ...])``."""
+    if len(payload) < 8 or (len(payload) - 8) % 3:
+        raise FrameError(f"step response has {len(payload)} bytes, expected 8 + 3 per spike",
+                         ERR_LENGTH)
+    cycles, timestep = struct.unpack_from("<II", payload)
+    spikes = [(payload[n], payload[n + 1] | payload[n + 2] << 8)
+              for n in range(8, len(payload), 3)]
+    return cycles, timestep, spikes
+
+
+def encode_cfg(mem, lane, addr, data, data_bytes):
+    """CFG payload: memory code, lane, address (u16) and ``data_bytes`` bytes of data (LE)."""
+    return struct.pack("<BBH", mem, lane, addr) + int(data).to_bytes(data_bytes, "little")

@@ -1,0 +1,215 @@
+"""The host link at byte-stream level: protocol, driver and HostLink core against the golden model.
+
+The board is :class:`SimulatedBoard` (HostLink in Amaranth's simulator, bytes handed over directly);
+the UART-level runs are in test_host_link_uart.py. Runtime about 25 s.
+"""
+
+import numpy as np
+import pytest
+
+from host_link_cases import FaultyPort, relayout_variant, small_network
+from network_cases import random_spikes
+from spikeforge.boards import protocol as p
+from spikeforge.boards.host import HostDriver, HostLinkError, SimulatedBoard
+from spikeforge.gen.compile import compile_network
+from spikeforge.hdl.host_link import HostLink
+from spikeforge.sim.network_golden import run_network
+
+
+def _assert_same(run, golden):
+    assert set(run.spikes) == set(golden.spikes)
+    for name in golden.spikes:
+        np.testing.assert_array_equal(run.spikes[name], golden.spikes[name], err_msg=name)
+
+
+def _fired(run):
+    return sum(int(s.sum()) for s in run.spikes.values())
+
+
+def _exchange(board, frame):
+    """Send raw bytes, return the one response frame as (code, payload)."""
+    board.write(frame)
+    decoder = p.FrameDecoder()
+    while True:
+        data = board.read(1)
+        assert data, "no response from the board"
+        frames = decoder.feed(data)
+        if frames:
+            return frames[0]
+
+
+# --- protocol ------------------------------------------------------------------------------------
+
+def test_crc_and_frames():
+    assert p.crc16(b"123456789") == 0x29B1            # the CRC-16/CCITT-FALSE check value
+    frame = p.encode_frame(p.CMD_STEP, p.encode_step([1, 7, 300]))
+    assert frame[:4] == bytes([p.SYNC, p.CMD_STEP, 6, 0])
+    assert p.crc16(frame[1:]) == 0                    # CRC sent high byte first
+    decoder = p.FrameDecoder()
+    # Junk before the frame is skipped; a frame may arrive in pieces.
+    assert decoder.feed(b"\x00\x13" + frame[:5]) == []
+    assert decoder.feed(frame[5:]) == [(p.CMD_STEP, p.encode_step([1, 7, 300]))]
+    assert decoder.skipped == 2
+    bad = bytearray(frame)
+    bad[5] ^= 1
+    with pytest.raises(p.FrameError, match=r"^response frame with a bad CRC \(code 0x03, 6 bytes\)$"):
+        p.FrameDecoder().feed(bytes(bad))
+    assert p.decode_step(bytes(8) + bytes([1, 0x34, 0x12])) == (0, 0, [(1, 0x1234)])
+    with pytest.raises(p.FrameError, match=r"^step response has 9 bytes, expected 8 \+ 3 per spike$"):
+        p.decode_step(bytes(9))
+    with pytest.raises(p.FrameError, match=r"^status response has 3 bytes, expected 19$"):
+        p.decode_status(bytes(3))
+    with pytest.raises(p.FrameError, match=r"^identify response has magic b'XXXX', not a "):
+        p.decode_identity(b"XXXX" + bytes(55))
+    with pytest.raises(ValueError, match=r"^frame code must be a byte and the payload at most "
+                                         r"65535 bytes, not 256 and 0$"):
+        p.encode_frame(256)
+
+
+def test_host_link_parameter_errors():
+    plan = compile_network(small_network(0), 1)
+    with pytest.raises(TypeError, match=r"^timeout must be an integer in \[16, 4294967295\], "
+                                        r"not 3$"):
+        HostLink(plan, timeout=3)
+    big = compile_network(small_network(0), 1)
+    big.populations[0] = type(big.populations[0])("in", 40000, True)
+    with pytest.raises(ValueError, match=r"^the host link carries at most 32767 inputs, 255 "
+                                         r"populations and 21842 LIF neurons, not 40000, "):
+        HostLink(big)
+
+
+# --- end to end ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed,lanes", [(1, 1), (2, 2), (3, 4)])
+def test_run_matches_golden(seed, lanes):
+    net = small_network(seed, recurrent=seed == 2)
+    plan = compile_network(net, lanes)
+    spikes = random_spikes(np.random.default_rng(seed), net, 8, batch=2, activity=0.4)
+    driver = HostDriver(SimulatedBoard(plan))
+    identity = driver.check_plan(plan)
+    assert identity["network_hash"] == net.network_hash()
+    assert (identity["magic"], identity["version"], identity["lanes"]) == ("SPKF", 1, lanes)
+    run = driver.run(plan, spikes)
+    golden = run_network(net, spikes)
+    _assert_same(run, golden)
+    assert _fired(golden) > 0
+    assert run.cycles.shape == (2, 8) and (run.cycles > 0).all()
+    status = driver.status()
+    assert status["timestep"] == 8 and status["cycles"] == run.cycles[-1, -1]
+    assert status["frames"] == driver.attempts and driver.recovered == 0
+    assert not status["busy"] and not status["modified"]
+    assert status["crc_errors"] == status["timeouts"] == status["errors"] == 0
+
+
+def test_step_and_reset():
+    net = small_network(4)
+    plan = compile_network(net, 2)
+    spikes = random_spikes(np.random.default_rng(4), net, 5, activity=0.5)
+    golden = run_network(net, spikes)
+    driver = HostDriver(SimulatedBoard(plan))
+    for _ in range(2):     # a reset returns to the initial state: the same run again
+        driver.reset()
+        for t in range(5):
+            out, cycles = driver.step(np.flatnonzero(spikes[t]))
+            expected = {(plan.populations.index(q), int(i))
+                        for q in plan.lif_populations
+                        for i in np.flatnonzero(golden.spikes[q.name][t])}
+            assert set(out) == expected and len(out) == len(expected) and cycles > 0
+
+
+def test_runtime_load_changes_outputs_as_golden_predicts():
+    net = small_network(5, n_lif=2)
+    other = relayout_variant(net, 5)
+    assert other.network_hash() != net.network_hash()
+    plan = compile_network(net, 2)
+    other_plan = compile_network(other, 2)
+    spikes = random_spikes(np.random.default_rng(5), net, 8, activity=0.5)
+    golden, golden_other = run_network(net, spikes), run_network(other, spikes)
+    assert any((golden.spikes[n] != golden_other.spikes[n]).any() for n in golden.spikes)
+    driver = HostDriver(SimulatedBoard(plan))
+    _assert_same(driver.run(plan, spikes), golden)
+    driver.load(other_plan)
+    assert driver.status()["modified"]
+    _assert_same(driver.run(other_plan, spikes), golden_other)
+    driver.load(plan)
+    _assert_same(driver.run(plan, spikes), golden)
+
+
+def test_load_refuses_another_layout():
+    driver = HostDriver(SimulatedBoard(compile_network(small_network(6), 1)))
+    with pytest.raises(ValueError, match=r"^the board's design has another layout than the "
+                                         r"network: lanes 1 \(network: 2\)"):
+        driver.load(compile_network(small_network(6), 2))
+
+
+# --- errors on the link --------------------------------------------------------------------------
+
+def test_bad_frames_are_answered_and_change_nothing():
+    net = small_network(7)
+    plan = compile_network(net, 1)
+    board = SimulatedBoard(plan)
+    n_in = plan.n_inputs
+    error = p.RSP_ERROR
+    cases = [
+        (p.encode_frame(0x42), (error, bytes([p.ERR_COMMAND, 0x42]))),
+        (p.encode_frame(p.CMD_STATUS, b"\x00"), (error, bytes([p.ERR_LENGTH, p.CMD_STATUS]))),
+        (p.encode_frame(p.CMD_STEP, b"\x00"), (error, bytes([p.ERR_LENGTH, p.CMD_STEP]))),
+        (p.encode_frame(p.CMD_STEP, p.encode_step(range(n_in + 1))),
+         (error, bytes([p.ERR_LENGTH, p.CMD_STEP]))),
+        # Out of range, repeated, descending: the step must not run.
+        (p.encode_frame(p.CMD_STEP, p.encode_step([n_in])),
+         (error, bytes([p.ERR_PAYLOAD, p.CMD_STEP]))),
+        (p.encode_frame(p.CMD_STEP, p.encode_step([0, 0])) if n_in > 1 else
+         p.encode_frame(p.CMD_STEP, p.encode_step([1])), (error, bytes([p.ERR_PAYLOAD, p.CMD_STEP]))),
+        (p.encode_frame(p.CMD_CFG, p.encode_cfg(0, 1, 0, 0, board.link.data_bytes)),
+         (error, bytes([p.ERR_PAYLOAD, p.CMD_CFG]))),
+        (p.encode_frame(p.CMD_CFG, p.encode_cfg(0, 0, plan.weight_words, 0,
+                                                board.link.data_bytes)),
+         (error, bytes([p.ERR_PAYLOAD, p.CMD_CFG]))),
+        # A truncated frame: the byte timeout drops it.
+        (p.encode_frame(p.CMD_STEP, p.encode_step([0]))[:5], (error, bytes([p.ERR_TIMEOUT,
+                                                                              p.CMD_STEP]))),
+        # A bit flipped in the payload.
+        (bytes([p.SYNC, p.CMD_STEP, 2, 0, 1, 0]) + p.encode_frame(p.CMD_STEP, b"\x00\x00")[-2:],
+         (error, bytes([p.ERR_CRC, p.CMD_STEP]))),
+    ]
+    for frame, expected in cases:
+        assert _exchange(board, frame) == expected, frame.hex()
+    # Junk between frames is skipped without an answer.
+    board.write(b"\x00\x11\x22")
+    code, data = _exchange(board, p.encode_frame(p.CMD_STATUS))
+    status = p.decode_status(data)
+    assert status["timestep"] == 0 and not status["modified"]
+    assert (status["crc_errors"], status["timeouts"], status["errors"]) == (1, 1, 8)
+    # Nothing reached the network: it still runs exactly as the golden model.
+    spikes = random_spikes(np.random.default_rng(7), net, 6, activity=0.5)
+    _assert_same(HostDriver(board).run(plan, spikes), run_network(net, spikes))
+
+
+@pytest.mark.parametrize("faults", [
+    {"write_faults": {3: "flip", 6: "drop", 9: "truncate"}},
+    # Responses damaged: a STEP response (the step ran) and a RESET response.
+    {"read_faults": {2, 15, 50}},
+])
+def test_driver_recovers_from_damaged_bytes(faults):
+    net = small_network(8)
+    plan = compile_network(net, 2)
+    spikes = random_spikes(np.random.default_rng(8), net, 6, activity=0.5)
+    port = FaultyPort(SimulatedBoard(plan), **faults)
+    driver = HostDriver(port)
+    _assert_same(driver.run(plan, spikes), run_network(net, spikes))
+    assert port.injected == 3 and driver.recovered >= 2
+    status = driver.status()
+    assert status["timestep"] == 6
+    if "write_faults" in faults:
+        assert status["crc_errors"] + status["timeouts"] + status["errors"] >= 3
+
+
+def test_driver_gives_up_with_one_line():
+    plan = compile_network(small_network(9), 1)
+    port = FaultyPort(SimulatedBoard(plan), write_faults={n: "flip" for n in range(3)})
+    driver = HostDriver(port, retries=2)
+    with pytest.raises(HostLinkError, match=r"^host link: command 0x02 failed after 3 attempts "
+                                            r"\(board answered error 4: wrong payload length\)$"):
+        driver.status()     # the flipped bit is in LEN
+    assert driver.status()["errors"] == 3
