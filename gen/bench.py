@@ -355,9 +355,10 @@ def brian_comparison(steps=1000, repeat=3, log=print):
     """The 1,024-neuron LIF network with 256 Poisson inputs (20 Hz at 1 ms steps) on the golden
     model and on Brian2 in this process: wall times and firing rates.
 
-    Brian2 runs the same integer arithmetic (``v -= v // 16`` leak, integer weights, threshold,
-    reset to 0, refractory steps) with its numpy target; rates agree when their relative
-    difference is within ``tolerance``. Without Brian2 the result says "not installed".
+    Brian2 runs the same integer arithmetic (leak ``v - floor(v / 16)``, integer weights,
+    saturation, strict threshold, reset to 0, refractory steps) with its numpy target; the mean
+    rates agree when their relative difference is within ``tolerance``. Without Brian2 the
+    result says "not installed".
     """
     try:
         import brian2
@@ -368,7 +369,8 @@ def brian_comparison(steps=1000, repeat=3, log=print):
     golden, golden_t = timed(lambda: run_network(net, inputs), repeat)
     pop = net.population("lif")
     p = pop.params
-    w = net.projections[0].weights
+    weights = net.projections[0].weights
+    lo, hi = -(1 << (net.v_width - 1)), (1 << (net.v_width - 1)) - 1
 
     def run_brian():
         b2 = brian2
@@ -377,18 +379,22 @@ def brian_comparison(steps=1000, repeat=3, log=print):
         b2.defaultclock.dt = 1 * b2.ms
         idx, times = np.nonzero(inputs.T)
         source = b2.SpikeGeneratorGroup(256, idx, times * b2.ms)
-        # Golden order within a step: add the input, leak (v - v >> 4, floor), threshold,
-        # refractory; the integer update is run in float64, exact for these magnitudes.
+        # docs/neuron.md in Brian2's language, in float64 (exact for these magnitudes): a
+        # neuron out of its refractory period (ok = 1) takes v - floor(v / 16) + acc,
+        # saturated, and spikes above v_th. Brian2 delivers the inputs of step t after that
+        # step's update (its schedule runs synapses after thresholds), one step later than the
+        # golden model: the spike trains differ, the rates may not.
         group = b2.NeuronGroup(
-            pop.size, "v : 1\nacc : 1\nrc : 1",
-            threshold=f"v >= {p.v_th}", reset=f"v = {p.v_reset}\nrc = {p.t_ref}",
+            pop.size, "v : 1\nacc : 1\nrc : 1\nok : 1",
+            threshold=f"ok == 1 and v > {p.v_th}", reset=f"v = {p.v_reset}\nrc = {p.t_ref}",
             method="euler")
         group.run_regularly(
-            "v = int(rc == 0) * (v + acc - floor((v + acc) / 16.0)) + int(rc > 0) * v\n"
-            "rc = clip(rc - 1, 0, 1e9)\nacc = 0", when="before_thresholds")
+            "ok = int(rc == 0)\n"
+            f"v = ok * clip(v - floor(v / 16.0) + acc, {lo}, {hi}) + (1 - ok) * v\n"
+            "rc = clip(rc - 1, 0, inf)\nacc = 0", when="before_thresholds")
         syn = b2.Synapses(source, group, "w : 1", on_pre="acc += w")
         syn.connect()
-        syn.w = w.reshape(-1)
+        syn.w = weights.reshape(-1)
         monitor = b2.SpikeMonitor(group)
         b2.run(steps * b2.ms)
         return np.bincount(np.asarray(monitor.i), minlength=pop.size)
@@ -396,7 +402,7 @@ def brian_comparison(steps=1000, repeat=3, log=print):
     counts, brian_t = timed(run_brian, repeat)
     golden_rate = golden.spikes["lif"].sum(axis=0) / (steps * 1e-3)
     brian_rate = counts / (steps * 1e-3)
-    tolerance = 0.05
+    tolerance = 0.02
     mean_g, mean_b = float(golden_rate.mean()), float(brian_rate.mean())
     result = {"status": "ok", "brian2": brian2.__version__, "steps": steps, "neurons": pop.size,
               "golden_s": golden_t, "brian2_s": brian_t,
