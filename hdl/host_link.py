@@ -92,13 +92,20 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, plan, *, stages=4, timeout=4096, clock_hz=0):
-        check_int("timeout", timeout, *TIMEOUT_RANGE)
-        check_int("clock_hz", clock_hz, 0, (1 << 32) - 1)
         neurons = sum(q.size for q in plan.lif_populations)
-        if plan.n_inputs > MAX_INPUTS or len(plan.populations) > 0xFF or neurons > MAX_NEURONS:
-            raise ValueError(f"the host link carries at most {MAX_INPUTS} inputs, 255 populations "
-                             f"and {MAX_NEURONS} LIF neurons, not {plan.n_inputs}, "
-                             f"{len(plan.populations)} and {neurons}")
+        try:
+            check_int("timeout", timeout, *TIMEOUT_RANGE)
+            check_int("clock_hz", clock_hz, 0, (1 << 32) - 1)
+            if (plan.n_inputs > MAX_INPUTS or len(plan.populations) > 0xFF
+                    or neurons > MAX_NEURONS):
+                raise ValueError(f"the host link carries at most {MAX_INPUTS} inputs, 255 "
+                                 f"populations and {MAX_NEURONS} LIF neurons, not "
+                                 f"{plan.n_inputs}, {len(plan.populations)} and {neurons}")
+        except (TypeError, ValueError):
+            # A refused component was never usable; without this Amaranth warns, when it is
+            # collected, that it was "created but never used".
+            self._MustUse__silence = True
+            raise
         self.array = NeuronArray(plan, stages=stages)
         self.plan = plan
         self.stages = stages
