@@ -158,7 +158,6 @@ class NeuronArray(wiring.Component):
         m = Module()
         plan = self.plan
         lanes = plan.lanes
-        lane_bits = bits_for(lanes - 1) if lanes > 1 else 0
         pops = plan.populations
         lifs = plan.lif_populations
         projs = plan.projections
@@ -237,7 +236,7 @@ class NeuronArray(wiring.Component):
                 m.d.comb += lowest.eq(l)
         remaining = Signal(lanes)
         m.d.comb += remaining.eq(word_mask & ~(1 << lowest))
-        pop_index_of_k = _table(k, [pops.index(p) for p in lifs], range(len(pops)))
+        pop_index_of_k = _table(k, [pops.index(p) for p in lifs], range(max(len(pops), 2)))
         with m.If(deliver_phase & word_valid):
             m.d.comb += [
                 ev_valid.eq(1), ev_src.eq(pop_index_of_k), ev_out.eq(1),
@@ -415,7 +414,7 @@ class NeuronArray(wiring.Component):
                 trace_word.mask.eq(out_mask),
             ]
             for l, core in enumerate(self.cores):
-                m.d.comb += trace_word.v[l].eq(core.trace)
+                m.d.comb += trace_word.v[l].eq(core.v_trace)
             m.d.comb += [
                 trace_fifo.w_en.eq(out_valid),
                 trace_fifo.w_data.eq(trace_word.as_value()),

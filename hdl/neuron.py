@@ -88,7 +88,7 @@ class NeuronCore(wiring.Component):
     v_next : Out(signed(v_width))
     r_next : Out(t_ref_width)
     spike : Out(1)
-    trace : Out(signed(v_width))
+    v_trace : Out(signed(v_width))
         ``v_peak`` on a spiking step, else ``v_next``.
     """
 
@@ -114,7 +114,7 @@ class NeuronCore(wiring.Component):
             "v_next": Out(signed(v_width)),
             "r_next": Out(self.t_ref_width),
             "spike": Out(1),
-            "trace": Out(signed(v_width)),
+            "v_trace": Out(signed(v_width)),
         })
 
     def elaborate(self, platform):
@@ -171,7 +171,7 @@ class NeuronCore(wiring.Component):
             self.v_next.eq(v_next),
             self.r_next.eq(refractory_next(ctx["r"], spike, p.t_ref)),
             self.spike.eq(spike),
-            self.trace.eq(Mux(spike, p.v_peak, v_next)),
+            self.v_trace.eq(Mux(spike, p.v_peak, v_next)),
         ]
         return m
 

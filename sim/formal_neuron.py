@@ -224,7 +224,7 @@ class NeuronHarness(wiring.Component):
             "membrane": lambda: [
                 Assert(~step | refractory | (core.v_next == ref["v_next"]),
                        "membrane: stored v differs from the spec"),
-                Assert(~step | refractory | (core.trace == ref["trace"]),
+                Assert(~step | refractory | (core.v_trace == ref["trace"]),
                        "membrane: trace differs from the spec"),
             ],
             "spike": lambda: [
@@ -240,7 +240,7 @@ class NeuronHarness(wiring.Component):
                        "refractory: not t_ref after a spike, 0 otherwise"),
             ],
             "hold": lambda: [
-                Assert(~step | ~refractory | ((core.v_next == v) & (core.trace == v)),
+                Assert(~step | ~refractory | ((core.v_next == v) & (core.v_trace == v)),
                        "hold: v changed while refractory"),
             ],
             "valid": lambda: [
@@ -291,7 +291,7 @@ class PipelineEquivalence(wiring.Component):
         with m.If(filled != dut.latency):
             m.d.sync += filled.eq(filled + 1)
         ready = filled == dut.latency
-        for port in ("out_valid", "v_next", "r_next", "spike", "trace"):
+        for port in ("out_valid", "v_next", "r_next", "spike", "v_trace"):
             want = delayed(m, getattr(ref, port), extra, f"ref_{port}")
             m.d.comb += Assert(~ready | (getattr(dut, port) == want),
                                f"pipeline: {port} differs from the one-stage core")

@@ -12,7 +12,7 @@ prefix to an ``.npz`` file of cases and golden results:
   ``params_text`` (a readable description of each set, for failure messages);
 - ``idle``: cycles with ``in_valid`` low before each case, to check that ``out_valid`` follows;
 - ``latency``: the expected pipeline latency in cycles;
-- ``v_next``, ``r_next``, ``spike``, ``trace``: the golden results;
+- ``v_next``, ``r_next``, ``spike``, ``v_trace``: the golden results;
 - ``config``: the core's parameters, for failure messages.
 """
 
@@ -24,8 +24,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
-OUTPUTS = ("v_next", "r_next", "spike", "trace")
-SIGNED = {"v_next": True, "r_next": False, "spike": False, "trace": True}
+OUTPUTS = ("v_next", "r_next", "spike", "v_trace")
+SIGNED = {"v_next": True, "r_next": False, "spike": False, "v_trace": True}
 
 
 class Lane:

@@ -36,11 +36,7 @@ SIMULATORS = ("verilator", "icarus")
 
 
 class CoreBank(wiring.Component):
-    """Cores side by side on one clock, the ports of core ``i`` prefixed with ``c<i>_``.
-
-    The prefix also keeps a port from being called ``trace`` at the top level, which would
-    clash with the ``trace()`` method of Verilator's model class.
-    """
+    """Cores side by side on one clock, the ports of core ``i`` prefixed with ``c<i>_``."""
 
     def __init__(self, cores):
         self.cores = cores
@@ -77,14 +73,14 @@ def write_cases(path, core, config, cases, *, rng, idle_fraction=0.1):
              params_hex=[f"{layout.const(pack_params(p)).as_value().value:x}" for p in unique],
              params_index=[index[p] for p in cases.params],
              params_text=[repr(p) for p in unique], idle=idle, latency=core.latency,
-             v_next=v_next, r_next=r_next, spike=spike.astype(np.int64), trace=trace,
+             v_next=v_next, r_next=r_next, spike=spike.astype(np.int64), v_trace=trace,
              config="v_width={}, acc_width={}, t_ref_max={}, stages={}".format(*config[:4]))
 
 
 def run_bank(build_root, tmp_path, simulator, configs, seed, plant=None):
     """Run random cases through a bank of ``configs`` and return each config's cases.
 
-    ``plant`` = (lane, case) adds one to that golden ``trace`` value, to check that the test
+    ``plant`` = (lane, case) adds one to that golden ``v_trace`` value, to check that the test
     catches a wrong result.
     """
     cores = [make_core(config) for config in configs]
@@ -100,7 +96,7 @@ def run_bank(build_root, tmp_path, simulator, configs, seed, plant=None):
         lane, case = plant
         with np.load(manifest[f"c{lane}"]) as data:
             planted = {name: data[name] for name in data.files}
-        planted["trace"][case] += 1
+        planted["v_trace"][case] += 1
         np.savez(manifest[f"c{lane}"], **planted)
     (tmp_path / "cases.json").write_text(json.dumps(manifest))
     # The Verilog is the same for the same configs, so one build directory per bank.
@@ -146,6 +142,6 @@ def test_mismatch_is_reported_with_its_case(build_root, tmp_path, simulator):
     configs = [(*config[:4], 50) for config in CONFIGS]
     with pytest.raises(RTLSimulationError,
                        match=r"neuron_core_matches_golden: .*c2 \(v_width=16, acc_width=18, "
-                             r"t_ref_max=255, stages=3\): mismatches \(trace in 1 of 50 "
-                             r"cases\); first: case 37 v=.* trace got"):
+                             r"t_ref_max=255, stages=3\): mismatches \(v_trace in 1 of 50 "
+                             r"cases\); first: case 37 v=.* v_trace got"):
         run_bank(build_root, tmp_path, simulator, configs, seed=3, plant=(2, 37))

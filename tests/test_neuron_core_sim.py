@@ -28,7 +28,7 @@ def run_core(core, cases):
     unique = {p: layout.const(pack_params(p)).as_value().value for p in set(cases.params)}
     packed = [unique[p] for p in cases.params]
     n = len(packed)
-    got = {"v_next": [], "r_next": [], "spike": [], "trace": []}
+    got = {"v_next": [], "r_next": [], "spike": [], "v_trace": []}
 
     async def producer(ctx):
         for i in range(n):
@@ -62,7 +62,7 @@ def test_core_matches_golden(v_width, acc_width, t_ref_max, stages, n):
     core = NeuronCore(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, stages=stages)
     got = run_core(core, cases)
     v, r, spike, trace = cases.expected()
-    for name, want in (("v_next", v), ("r_next", r), ("spike", spike), ("trace", trace)):
+    for name, want in (("v_next", v), ("r_next", r), ("spike", spike), ("v_trace", trace)):
         bad = np.flatnonzero(got[name] != want)
         assert bad.size == 0, (
             f"{name} differs in {bad.size} of {n} cases; first: case {bad[0]} "
@@ -86,4 +86,4 @@ def test_core_matches_golden_long(seed):
     got = run_core(core, cases)
     v, r, spike, trace = cases.expected()
     assert (got["v_next"] == v).all() and (got["r_next"] == r).all()
-    assert (got["spike"] == spike).all() and (got["trace"] == trace).all()
+    assert (got["spike"] == spike).all() and (got["v_trace"] == trace).all()
