@@ -22,6 +22,7 @@ COMMANDS = [
     "spikeforge.gen.cmd_simulate",
     "spikeforge.gen.cmd_train_digits",
     "spikeforge.gen.cmd_boards",
+    "spikeforge.gen.cmd_build",
     "spikeforge.gen.cmd_nir",
     "spikeforge.gen.cmd_bench",
 ]

