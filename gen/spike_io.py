@@ -49,9 +49,16 @@ def _read_array(path, what, key=None):
         raise SpikeforgeError(f"{what}: file {path!r} not found")
     try:
         with open(path, "rb") as file:
+            loaded = np.load(file, allow_pickle=False)
+            # np.load goes by the file's contents, not its name: check they agree.
             if suffix == ".npy":
-                return np.load(file, allow_pickle=False)
-            with np.load(file, allow_pickle=False) as archive:
+                if not isinstance(loaded, np.ndarray):
+                    loaded.close()
+                    raise SpikeforgeError(f"{what}: {path!r} is an .npz archive, not an .npy array")
+                return loaded
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise SpikeforgeError(f"{what}: {path!r} is an .npy array, not an .npz archive")
+            with loaded as archive:
                 names = list(archive.files)
                 if key in names:
                     return archive[key]
@@ -148,7 +155,10 @@ def load_outputs(path, what="result"):
         raise SpikeforgeError(f"{what}: file {path!r} not found")
     spikes, v, cycles = {}, {}, None
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise SpikeforgeError(f"{what}: {path!r} is an .npy array, not an .npz archive")
+        with loaded as archive:
             for key in archive.files:
                 if key.startswith("spikes_"):
                     spikes[key[len("spikes_"):]] = archive[key]
