@@ -22,7 +22,7 @@ import os
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 
 def _field(word, offset, width, signed=False):
@@ -68,15 +68,24 @@ class TB:
                 return
         raise AssertionError(f"step {self.step}: no {what} within {int(self.cfg['max_wait'])} cycles")
 
-    async def wait_for_low(self, signal, what):
-        """Wait for a cycle with ``signal`` low, bounded like :meth:`wait_for`."""
-        for _ in range(int(self.cfg["max_wait"])):
+    async def wait_level(self, signal, level, what):
+        """Sleep until ``signal`` settles at ``level``, without waking up every cycle; bounded.
+
+        An edge only wakes the wait: combinational signals of the generated Verilog may glitch
+        within a time step, so the level is confirmed once the step has settled. Returns at the
+        next falling clock edge.
+        """
+        limit = int(self.cfg["max_wait"])
+        edge = RisingEdge(signal) if level else FallingEdge(signal)
+        for _ in range(limit):
             await ReadOnly()
-            low = int(signal.value) == 0
-            await FallingEdge(self.dut.clk)
-            if low:
+            if int(signal.value) == level:
+                await FallingEdge(self.dut.clk)
                 return
-        raise AssertionError(f"step {self.step}: no {what} within {int(self.cfg['max_wait'])} cycles")
+            timeout = Timer(10 * limit, unit="ns")
+            if await First(edge, timeout) is timeout:
+                break
+        raise AssertionError(f"step {self.step}: no {what} within {limit} cycles")
 
     async def put(self, payload):
         """Offer one ``spike_in`` item until a rising edge takes it."""
@@ -85,9 +94,17 @@ class TB:
         await self.wait_for(self.dut.spike_in__ready, "spike_in ready")
 
     async def consume(self, valid, ready, payload, record):
-        """Take items with random back-pressure until the test ends."""
+        """Take items with random back-pressure until the test ends.
+
+        Without back-pressure it sleeps while ``valid`` is low: waking up every cycle from Python
+        would cost more than the simulation itself.
+        """
         stall = float(self.cfg["out_stall"])
         while True:
+            if not stall and not int(valid.value):
+                ready.value = 1
+                await RisingEdge(valid)
+                await FallingEdge(self.dut.clk)
             ready.value = int(self.rng.random() >= stall)
             await ReadOnly()
             if int(valid.value) and int(ready.value):
@@ -128,7 +145,7 @@ async def run_steps(dut):
             dut.reset_state.value = 1
             await FallingEdge(dut.clk)
             dut.reset_state.value = 0
-            await tb.wait_for_low(dut.busy, "end of reset_state")
+            await tb.wait_level(dut.busy, 0, "end of reset_state")
         tb.run = b
         for t in range(inputs.shape[1]):
             tb.step = t
@@ -139,7 +156,9 @@ async def run_steps(dut):
                 await tb.put(int(index))
             await tb.put(end_item)
             dut.spike_in__valid.value = 0
-            await tb.wait_for(dut.done, "done")
+            await tb.wait_level(dut.done, 1, "done")
+            # `cycles` is registered at the clock edge that ends the `done` cycle.
+            await FallingEdge(dut.clk)
             cycles[b, t] = int(dut.cycles.value)
     lanes = int(config["lanes"])
     np.savez(os.environ["SPIKEFORGE_ARRAY_OUT"],
