@@ -60,9 +60,11 @@ class FaultyPort:
         self.writes = 0
         self.read_count = 0
         self.injected = 0
+        self.codes = []         # command code of every frame written
 
     def write(self, data):
         data = bytearray(data)
+        self.codes.append(data[1])
         fault = self.write_faults.get(self.writes)
         self.writes += 1
         middle = len(data) // 2
