@@ -118,7 +118,7 @@ def test_step_and_reset():
 
 
 def test_runtime_load_changes_outputs_as_golden_predicts():
-    net = small_network(5, n_lif=2)
+    net = small_network(5, n_lif=2, max_size=6)
     other = relayout_variant(net, 5)
     assert other.network_hash() != net.network_hash()
     plan = compile_network(net, 2)
