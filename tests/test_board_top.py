@@ -8,9 +8,11 @@ import shutil
 import pytest
 
 from host_link_cases import small_network
+from spikeforge.boards.registry import get_board
 from spikeforge.boards.report import REPORT_FIELDS
-from spikeforge.boards.top import LED_ROLES, byte_timeout
+from spikeforge.boards.top import LED_ROLES, BoardTop, byte_timeout
 from spikeforge.gen.cli import main
+from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import save_network
 
 
@@ -56,3 +58,19 @@ def test_build_command_icebreaker(tmp_path, capsys):
     assert lines[0].startswith("icebreaker (iCE40UP5K-SG48): ") and len(lines) == 2
     assert lines[1].startswith(f"{tmp_path / 'net.json'}: {neurons} neurons, {synapses} "
                                f"synapses on 2 lanes; host link at 115200 baud; report ")
+
+
+@pytest.mark.parametrize("name", ["icesugar", "ulx3s-85f", "tangnano9k"])
+def test_board_top_elaborates_for_other_boards(name):
+    # Pins and LEDs of every board with a UART; the iCEBreaker is built for real above.
+    board = get_board(name)
+    plan = compile_network(small_network(32, max_size=4), 1)
+    top = BoardTop(board, plan, clock_mhz=board.clock_mhz)
+    files = board.platform().build(top, name="top", do_build=False).files
+    rtlil = files["top.il"]
+    rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
+    # One LED buffer per role, as far as the board has LEDs, and the link with the array.
+    roles = LED_ROLES[:len(board.leds)]
+    assert all(f"cell \\top.led_{role} " in rtlil for role in roles)
+    assert "cell \\top.link.link.array " in rtlil
+    assert top.link.link.clock_hz == round(board.clock_mhz * 1e6)
