@@ -80,6 +80,7 @@ def _write_report(path, report):
 
 def run_build(args):
     from ..boards.build import build, default_build_dir
+    from ..boards.pll import pll_for
     from ..boards.registry import get_board
     from ..boards.report import ReportError, format_report
     from ..boards.top import BoardTop
@@ -90,9 +91,16 @@ def run_build(args):
         raise SpikeforgeError(f"--lanes must be one of {', '.join(map(str, LANES))}, "
                               f"not {args.lanes}")
     check_int("--stages", args.stages, *STAGES_RANGE)
+    clock_mhz = board.clock_mhz
+    if args.clock is not None and args.clock != board.clock_mhz:
+        if not 0 < args.clock <= 1000:
+            raise SpikeforgeError(f"--clock must be a frequency in MHz in (0, 1000], "
+                                  f"not {args.clock:g}")
+        # The UART divisor is made for the frequency the PLL really gives.
+        clock_mhz = pll_for(board, args.clock).f_out_mhz
     net = load_network(args.network)
     plan = compile_network(net, args.lanes)
-    top = BoardTop(board, plan, stages=args.stages, clock_mhz=args.clock, baud=args.baud)
+    top = BoardTop(board, plan, stages=args.stages, clock_mhz=clock_mhz, baud=args.baud)
     build_dir = args.output or default_build_dir(board)
     try:
         report = build(top, board, build_dir, clock_mhz=args.clock,

@@ -9,6 +9,7 @@ import pytest
 from host_link_cases import relayout_variant, small_network
 from network_cases import random_spikes
 from spikeforge.boards.host import SimulatedBoard
+from spikeforge.boards.registry import get_board
 from spikeforge.gen import cmd_build
 from spikeforge.gen.cli import main
 from spikeforge.gen.compile import compile_network
@@ -81,8 +82,36 @@ def test_build_errors(files, capsys):
         (["--board", "orangecrab"], "board orangecrab has no USB-serial UART for the host link"),
         (["--board", "icebreaker", "--baud", "4000000"],
          "--baud: baud 4e+06 from a 12 MHz clock needs 3 cycles per bit, outside [4, 16777216]"),
+        (["--board", "icebreaker", "--clock", "-5"],
+         "--clock must be a frequency in MHz in (0, 1000], not -5"),
+        (["--board", "tangnano9k", "--clock", "50"],
+         "clock_mhz must be the 27 MHz board clock of tangnano9k: no gowin PLL support yet"),
     ]
     for extra, message in cases:
         status, out, err = cli(capsys, "build", net, *extra, "-o", folder / "b")
         assert status == 2 and out == "" and err.count("\n") == 1, err
         assert err.startswith(f"spikeforge: error: {message}"), err
+
+
+def test_build_clock_through_pll(files, capsys, monkeypatch):
+    # The top's UART divisor is made for the clock the PLL really gives (39.75 MHz for 40).
+    from spikeforge.boards import build as build_module
+
+    seen = {}
+
+    def fake_build(top, board, build_dir, *, clock_mhz, extra):
+        seen.update(top=top, clock_mhz=clock_mhz, extra=extra)
+        raise build_module.BuildError("stopped before the tools")
+
+    monkeypatch.setattr(build_module, "build", fake_build)
+    _, _, folder = files
+    status, out, err = cli(capsys, "build", folder / "net.json", "--board", "icebreaker",
+                           "--clock", "40", "-o", folder / "b")
+    assert (status, err) == (2, "spikeforge: error: stopped before the tools\n")
+    assert seen["clock_mhz"] == 40 and seen["top"].clock_mhz == 39.75
+    assert seen["top"].link.link.clock_hz == 39_750_000
+    assert seen["top"].link.uart_rx.divisor == 345         # 39.75 MHz / 115200
+    assert seen["extra"]["lanes"] == 1 and seen["extra"]["stages"] == 4
+    # The top elaborates (and so its parts count as used).
+    files = get_board("icebreaker").platform().build(seen["top"], do_build=False).files
+    assert "top.il" in files
