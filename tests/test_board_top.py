@@ -1,5 +1,6 @@
 """A real bitstream of the board top (array + UART host link + LEDs) for the iCEBreaker, built
-through ``spikeforge build``. Runtime about 40 s once YoWASP has compiled its WebAssembly."""
+through ``spikeforge build``, and the top elaborated for the other boards with a UART. Runtime
+about 90 s of CPU (160 s on two shared cores) once YoWASP has compiled its WebAssembly."""
 
 import json
 import os

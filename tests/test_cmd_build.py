@@ -1,6 +1,7 @@
 """``spikeforge run`` against a simulated board, and the one-line errors of ``build`` and ``run``.
 
-The real ``spikeforge build`` is exercised in test_board_top.py. Runtime about 15 s.
+The real ``spikeforge build`` is exercised in test_board_top.py. Runtime about 10 s of CPU (20 s
+on two shared cores).
 """
 
 import numpy as np

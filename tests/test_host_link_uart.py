@@ -1,5 +1,5 @@
 """The host link through the real UARTRx/UARTTx: serial lines at a small divisor in Amaranth's
-simulator, the driver on the other end. Runtime about 15 s."""
+simulator, the driver on the other end. Runtime about 10 s of CPU (15 s on two shared cores)."""
 
 import numpy as np
 from amaranth.sim import Simulator
