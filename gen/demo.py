@@ -126,10 +126,14 @@ def run_demo(out_dir="spikeforge-demo", *, backend="verilator", lanes=4, digits=
     else:
         log("no board report: add --board icebreaker to build one and project board figures")
 
+    from ..sim.network_golden import NetworkRun
     from .plot import plot_run
-    first = simulate(net, spikes[:1], backend, trace=True, lanes=lanes)
-    plot_run(out / "raster.png", first, run_network(net, spikes[:1], trace=True),
-             title=f"digit {int(labels[0])}: {backend} RTL over golden")
+    # The raster of the first digit from the runs above (spikes only: a trace run would need a
+    # second Verilator build).
+    plot_run(out / "raster.png",
+             NetworkRun(spikes={name: s[:1] for name, s in rtl_spikes.items()}),
+             NetworkRun(spikes={name: s[:1] for name, s in golden.spikes.items()}),
+             title=f"digit {int(labels[0])} (label): {backend} RTL over golden")
     (out / "demo.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     log(f"wrote {out / 'digits_array.v'}, {out / 'raster.png'}, {out / 'demo.json'}")
     if not all(agree):
