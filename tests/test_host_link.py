@@ -217,3 +217,24 @@ def test_driver_gives_up_with_one_line():
                                             r"\(board answered error 4: wrong payload length\)$"):
         driver.status()     # the flipped bit is in LEN
     assert driver.status()["errors"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_random_faults_soak(seed):
+    # Random damage in both directions over whole runs, loads included.
+    rng = np.random.default_rng(100 + seed)
+    net = small_network(100 + seed, max_size=6, recurrent=bool(seed % 2))
+    other = relayout_variant(net, seed)
+    plan, other_plan = compile_network(net, 2), compile_network(other, 2)
+    spikes = random_spikes(rng, net, 6, activity=0.5)
+    kinds = ["flip", "drop", "truncate"]
+    write_faults = {int(n): kinds[int(rng.integers(3))]
+                    for n in rng.choice(60, size=6, replace=False)}
+    read_faults = {int(n) for n in rng.choice(500, size=6, replace=False)}
+    port = FaultyPort(SimulatedBoard(plan), write_faults, read_faults)
+    driver = HostDriver(port)
+    _assert_same(driver.run(plan, spikes), run_network(net, spikes))
+    driver.load(other_plan)
+    _assert_same(driver.run(other_plan, spikes), run_network(other, spikes))
+    assert port.injected > 0
