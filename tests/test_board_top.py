@@ -7,6 +7,8 @@ import os
 import shutil
 
 import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
 
 from host_link_cases import small_network
 from spikeforge.boards.registry import get_board
@@ -75,3 +77,24 @@ def test_board_top_elaborates_for_other_boards(name):
     assert all(f"cell \\top.led_{role} " in rtlil for role in roles)
     assert "cell \\top.link.link.array " in rtlil
     assert top.link.link.clock_hz == round(board.clock_mhz * 1e6)
+
+
+def test_led_stretch():
+    # A one-cycle strobe lights its LED for the given number of cycles; a new strobe restarts it.
+    m = Module()
+    strobe = Signal()
+    lit = Signal()
+    m.d.comb += lit.eq(BoardTop._stretch(m, strobe, 5, "test"))
+    levels = []
+
+    async def bench(ctx):
+        for n in range(16):
+            ctx.set(strobe, n in (1, 9))
+            await ctx.tick()
+            levels.append(ctx.get(lit))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert levels == [0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0]
