@@ -62,6 +62,7 @@ class HostDriver:
         self.recovered = 0          # commands that needed a retry
         self._identity = None
         self._timestep = None       # the board's timestep, once known
+        self._plan = None           # the plan last checked against the board or loaded
 
     # --- framing -------------------------------------------------------------------------------
     def _read_frame(self):
@@ -180,6 +181,7 @@ class HostDriver:
         if wrong:
             raise SpikeforgeError(f"the board's design has another layout than the network: "
                                   f"{', '.join(wrong)}; rebuild with spikeforge build")
+        self._plan = plan
         return identity
 
     def load(self, plan):
@@ -188,16 +190,17 @@ class HostDriver:
         for write in runtime_writes(plan):
             self.write_cfg(*write)
 
-    def run(self, plan, spikes):
+    def run(self, spikes, plan=None):
         """Run input spikes on the board, like ``spikeforge simulate``.
 
         The network state is reset before the run (and before every batch entry).
 
         Parameters
         ----------
-        plan : ArrayPlan
-            The network as compiled for the board's lanes (for decoding the output).
         spikes : array of 0/1, shape (T, n_in) or (B, T, n_in)
+        plan : ArrayPlan, optional
+            The network as compiled for the board's lanes (to name and size the outputs);
+            default: the plan of the last :meth:`check_plan` or :meth:`load`.
 
         Returns
         -------
@@ -206,6 +209,10 @@ class HostDriver:
         """
         from ..sim.array_amaranth import ArrayRecorder, collect_runs, input_events
 
+        plan = plan if plan is not None else self._plan
+        if plan is None:
+            raise HostLinkError("host link: run needs the network: call check_plan(plan) or "
+                                "load(plan) first, or pass plan")
         inputs = check_input_spikes(spikes, plan.n_inputs)
         batched = inputs.ndim == 3
         if not batched:

@@ -139,7 +139,7 @@ def run_run(args):
         loaded = identity["network_hash"] != net.network_hash() or status["modified"]
         if loaded:
             driver.load(plan)
-        result = driver.run(plan, spikes)
+        result = driver.run(spikes, plan)
     finally:
         close = getattr(port, "close", None)
         if close is not None:

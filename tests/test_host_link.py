@@ -90,7 +90,7 @@ def test_run_matches_golden(seed, lanes):
     identity = driver.check_plan(plan)
     assert identity["network_hash"] == net.network_hash()
     assert (identity["magic"], identity["version"], identity["lanes"]) == ("SPKF", 1, lanes)
-    run = driver.run(plan, spikes)
+    run = driver.run(spikes)        # the plan of check_plan
     golden = run_network(net, spikes)
     _assert_same(run, golden)
     assert _fired(golden) > 0
@@ -128,16 +128,19 @@ def test_runtime_load_changes_outputs_as_golden_predicts():
     golden, golden_other = run_network(net, spikes), run_network(other, spikes)
     assert any((golden.spikes[n] != golden_other.spikes[n]).any() for n in golden.spikes)
     driver = HostDriver(SimulatedBoard(plan))
-    _assert_same(driver.run(plan, spikes), golden)
+    _assert_same(driver.run(spikes, plan), golden)
     driver.load(other_plan)
     assert driver.status()["modified"]
-    _assert_same(driver.run(other_plan, spikes), golden_other)
+    _assert_same(driver.run(spikes, other_plan), golden_other)
     driver.load(plan)
-    _assert_same(driver.run(plan, spikes), golden)
+    _assert_same(driver.run(spikes, plan), golden)
 
 
 def test_load_refuses_another_layout():
     driver = HostDriver(SimulatedBoard(compile_network(small_network(6), 1)))
+    with pytest.raises(HostLinkError, match=r"^host link: run needs the network: call "
+                                            r"check_plan\(plan\) or load\(plan\) first, or pass plan$"):
+        driver.run(np.zeros((1, 1), np.uint8))
     with pytest.raises(ValueError, match=r"^the board's design has another layout than the "
                                          r"network: lanes 1 \(network: 2\)"):
         driver.load(compile_network(small_network(6), 2))
@@ -184,7 +187,7 @@ def test_bad_frames_are_answered_and_change_nothing():
     assert (status["crc_errors"], status["timeouts"], status["errors"]) == (1, 1, 8)
     # Nothing reached the network: it still runs exactly as the golden model.
     spikes = random_spikes(np.random.default_rng(7), net, 6, activity=0.5)
-    _assert_same(HostDriver(board).run(plan, spikes), run_network(net, spikes))
+    _assert_same(HostDriver(board).run(spikes, plan), run_network(net, spikes))
 
 
 @pytest.mark.parametrize("faults", [
@@ -198,7 +201,7 @@ def test_driver_recovers_from_damaged_bytes(faults):
     spikes = random_spikes(np.random.default_rng(8), net, 6, activity=0.5)
     port = FaultyPort(SimulatedBoard(plan), **faults)
     driver = HostDriver(port)
-    _assert_same(driver.run(plan, spikes), run_network(net, spikes))
+    _assert_same(driver.run(spikes, plan), run_network(net, spikes))
     assert port.injected == 3 and driver.recovered >= 2
     status = driver.status()
     assert status["timestep"] == 6
@@ -234,7 +237,7 @@ def test_random_faults_soak(seed):
     read_faults = {int(n) for n in rng.choice(500, size=6, replace=False)}
     port = FaultyPort(SimulatedBoard(plan), write_faults, read_faults)
     driver = HostDriver(port)
-    _assert_same(driver.run(plan, spikes), run_network(net, spikes))
+    _assert_same(driver.run(spikes, plan), run_network(net, spikes))
     driver.load(other_plan)
-    _assert_same(driver.run(other_plan, spikes), run_network(other, spikes))
+    _assert_same(driver.run(spikes, other_plan), run_network(other, spikes))
     assert port.injected > 0

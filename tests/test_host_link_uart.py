@@ -21,7 +21,7 @@ def test_run_through_uart_matches_golden():
     spikes = random_spikes(np.random.default_rng(11), net, 4, activity=0.5)
     port = FaultyPort(SimulatedBoard(plan, divisor=DIVISOR), write_faults={4: "flip"})
     driver = HostDriver(port)
-    run = driver.run(plan, spikes)
+    run = driver.run(spikes, plan)
     golden = run_network(net, spikes)
     for name in golden.spikes:
         np.testing.assert_array_equal(run.spikes[name], golden.spikes[name], err_msg=name)
