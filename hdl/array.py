@@ -127,8 +127,10 @@ class NeuronArray(wiring.Component):
             param_rows.append(row)
         # At least two rows (and two words in every memory): a one-word memory would have a
         # zero-width address, which Verilator rejects.
+        # The parameter rows are few and wide (over 100 bits): as block RAM they would take
+        # seven iCE40 EBRs for two rows, so they are kept in logic.
         self.param_mem = memory.Memory(shape=self.param_layout, depth=max(len(param_rows), 2),
-                                       init=param_rows)
+                                       init=param_rows, attrs={"ram_style": "logic"})
 
         self.cfg_addr_width = bits_for(max(plan.weight_words, plan.slots, len(param_rows)) - 1)
         self.cfg_data_width = max(plan.w_width, plan.v_width, self.state_layout.size,
