@@ -7,7 +7,7 @@ The array of ``formal_array.small_network()`` (3 inputs, LIF populations of 3 an
 ``docs/verification.md``. Default run: the update and output properties to depth 25 (a whole
 step without input events takes 17 cycles) and a planted bug for update, acc and output,
 about 2 minutes on two loaded cores. ``--slow`` adds the acc property, bounded liveness to
-depth 58 and its planted hang (about 15 minutes more).
+depth 58 and its planted hang (about 20 minutes more).
 """
 
 import dataclasses
