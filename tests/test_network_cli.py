@@ -62,7 +62,7 @@ def test_hardware_backend_is_plotted_over_golden(files, capsys, monkeypatch):
     net, spikes, folder = files
     calls = []
 
-    def fake(net, spikes, trace):
+    def fake(net, spikes, trace, **options):
         calls.append(trace)
         run = run_network(net, spikes, trace)
         return NetworkRun(spikes=run.spikes, v=run.v, cycles=np.full(len(spikes), 7, np.int64))
@@ -92,7 +92,7 @@ def write(path, text):
                     "neurons"),
     ("not_binary", "input: values must be 0 or 1, found 3 at index \\(0, 0\\)"),
     ("float_input", "input: dtype float64 is not an integer type"),
-    ("backend", "backend must be one of golden, not 'spice'"),
+    ("backend", "backend must be one of golden, amaranth, verilator, icarus, not 'spice'"),
     ("no_input_option", "spikeforge simulate: the following arguments are required: --input"),
 ])
 def test_errors_are_one_line(files, capsys, case, message):

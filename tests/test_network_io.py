@@ -102,7 +102,8 @@ def test_backend_registry():
     spikes = random_spikes(rng, net, 5)
     run = simulate(net, spikes, "golden", trace=True)
     assert isinstance(run, NetworkRun) and run.cycles is None and set(run.v) == set(run.spikes)
-    with pytest.raises(SpikeforgeError, match=r"^backend must be one of golden, not 'verilog'$"):
+    with pytest.raises(SpikeforgeError, match=r"^backend must be one of golden, amaranth, verilator, "
+                                              r"icarus, not 'verilog'$"):
         get_backend("verilog")
 
 
