@@ -198,6 +198,13 @@ class HostLink(wiring.Component):
         t_kind = Signal(range(5))
         t_pos = Signal(17)
         t_crc = Signal(16)
+        # The CRC takes in each sent byte one cycle later (during TX_FETCH): folding it in the
+        # cycle that selects the byte put the byte multiplexer and the CRC in one path, which set
+        # the board's Fmax.
+        crc_byte = Signal(8)
+        crc_pending = Signal()
+        with m.If(crc_pending):
+            m.d.sync += [t_crc.eq(_crc16_byte(t_crc, crc_byte)), crc_pending.eq(0)]
         sp_i = Signal(16)
         sp_j = Signal(2)
         m.d.comb += spk_rd.addr.eq(sp_i)
@@ -475,7 +482,7 @@ class HostLink(wiring.Component):
                 with m.If(self.tx.ready):
                     m.d.sync += t_pos.eq(t_pos + 1)
                     with m.If((t_pos != 0) & ((t_pos < 4) | in_payload)):
-                        m.d.sync += t_crc.eq(_crc16_byte(t_crc, out))
+                        m.d.sync += [crc_byte.eq(out), crc_pending.eq(1)]
                     with m.If(in_payload & (t_kind == KIND_SPIKES) & (payload_pos >= 8)):
                         with m.If(sp_j == 2):
                             m.d.sync += [sp_j.eq(0), sp_i.eq(sp_i + 1)]
