@@ -78,44 +78,60 @@ def _write_report(path, report):
         file.write("\n")
 
 
-def run_build(args):
+def build_network(net, board_name, build_dir=None, *, lanes=1, stages=4, clock=None,
+                  baud=None, report_path=None):
+    """Build the board top of ``net`` for ``board_name`` and return the build report.
+
+    Shared by ``spikeforge build`` and ``spikeforge demo --board``. With ``report_path`` the
+    report is written there, also when the build fails timing (the error says by how much).
+    """
     from ..boards.build import build, default_build_dir
+    from ..boards.host import DEFAULT_BAUD
     from ..boards.pll import pll_for
     from ..boards.registry import get_board
-    from ..boards.report import ReportError, format_report
+    from ..boards.report import ReportError
     from ..boards.top import BoardTop
     from .compile import compile_network
 
-    board = get_board(args.board)
-    if args.lanes not in LANES:
+    board = get_board(board_name)
+    if lanes not in LANES:
         raise SpikeforgeError(f"--lanes must be one of {', '.join(map(str, LANES))}, "
-                              f"not {args.lanes}")
-    check_int("--stages", args.stages, *STAGES_RANGE)
+                              f"not {lanes}")
+    check_int("--stages", stages, *STAGES_RANGE)
     clock_mhz = board.clock_mhz
-    if args.clock is not None and args.clock != board.clock_mhz:
-        if not 0 < args.clock <= 1000:
+    if clock is not None and clock != board.clock_mhz:
+        if not 0 < clock <= 1000:
             raise SpikeforgeError(f"--clock must be a frequency in MHz in (0, 1000], "
-                                  f"not {args.clock:g}")
+                                  f"not {clock:g}")
         # The UART divisor is made for the frequency the PLL really gives.
-        clock_mhz = pll_for(board, args.clock).f_out_mhz
-    net = load_network(args.network)
-    plan = compile_network(net, args.lanes)
-    top = BoardTop(board, plan, stages=args.stages, clock_mhz=clock_mhz, baud=args.baud)
-    build_dir = args.output or default_build_dir(board)
+        clock_mhz = pll_for(board, clock).f_out_mhz
+    plan = compile_network(net, lanes)
+    top = BoardTop(board, plan, stages=stages, clock_mhz=clock_mhz, baud=baud or DEFAULT_BAUD)
+    build_dir = build_dir or default_build_dir(board)
     try:
-        report = build(top, board, build_dir, clock_mhz=args.clock,
-                       extra=design_fields(net, plan, args.stages))
+        report = build(top, board, build_dir, clock_mhz=clock,
+                       extra=design_fields(net, plan, stages))
     except ReportError as error:
         # The timing report is still worth keeping where it was asked for.
-        if args.report:
-            _write_report(args.report, error.report)
+        if report_path:
+            _write_report(report_path, error.report)
         raise
-    if args.report:
-        _write_report(args.report, report)
+    if report_path:
+        _write_report(report_path, report)
+    report["build_dir"] = str(build_dir)
+    return report
+
+
+def run_build(args):
+    from ..boards.report import format_report
+
+    net = load_network(args.network)
+    report = build_network(net, args.board, args.output, lanes=args.lanes, stages=args.stages,
+                           clock=args.clock, baud=args.baud, report_path=args.report)
     print(format_report(report))
     print(f"{args.network}: {report['neurons']} neurons, {report['synapses']} synapses on "
-          f"{plan.lanes} lane{'s' * (plan.lanes > 1)}; host link at {args.baud} baud; "
-          f"report {os.path.join(build_dir, 'report.json')}")
+          f"{args.lanes} lane{'s' * (args.lanes > 1)}; host link at {args.baud} baud; "
+          f"report {os.path.join(report['build_dir'], 'report.json')}")
     return 0
 
 

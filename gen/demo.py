@@ -142,7 +142,9 @@ def run_demo(out_dir="spikeforge-demo", *, backend="verilator", lanes=4, digits=
 
 
 def _board_report(net, board, lanes, out, log):
-    from ..boards.flow import build_network
+    from .cmd_build import build_network
 
     log(f"building the bitstream for {board} ...")
-    return build_network(net, board, out / f"build-{board}", lanes=lanes)
+    report = build_network(net, board, out / f"build-{board}", lanes=lanes)
+    log(f"wrote {report['bitstream']}")
+    return report
