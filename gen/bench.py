@@ -599,6 +599,10 @@ def merge_results(path, results):
             merged = json.load(file)
     runs = merged.get("runs", {})
     for part in PARTS:
+        # A run without Brian2 does not replace a comparison measured where it is installed.
+        if (part == "brian2" and results.get(part, {}).get("status") == "not installed"
+                and merged.get(part, {}).get("status") == "ok"):
+            continue
         if part in results:
             merged[part] = results[part]
             runs[part] = {k: results[k] for k in ("date", "quick", "repeat", "machine")}
