@@ -18,7 +18,8 @@ def add_parser(subparsers):
                              "(default spikeforge-demo)")
     parser.add_argument("--backend", default="verilator",
                         help="RTL simulator: verilator, icarus or amaranth (default verilator)")
-    parser.add_argument("--lanes", type=int, default=4, help="array lanes: 1, 2, 4 or 8 (default 4)")
+    parser.add_argument("--lanes", type=int, default=2,
+                        help="array lanes: 1, 2, 4 or 8 (default 2, which fits the iCEBreaker)")
     parser.add_argument("--digits", type=int, default=None,
                         help="run only the first N test digits (default: all 360)")
     parser.add_argument("--board", default=None,

@@ -23,8 +23,8 @@ from .train_digits import STEPS, classify, load_test_digits, shipped_network
 
 __all__ = ["run_demo", "REPORT_FILE"]
 
-# The iCEBreaker build report of the shipped network (spikeforge build, lanes 4), shipped so the
-# demo can project board figures without a 1-minute place and route.
+# The iCEBreaker build report of the shipped network (`spikeforge build --lanes 2`: 4 lanes do not
+# fit the iCE40UP5K), shipped so the demo can project board figures without a place and route.
 REPORT_FILE = "digits_icebreaker_report.json"
 
 
@@ -33,7 +33,7 @@ def _shipped_report():
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_demo(out_dir="spikeforge-demo", *, backend="verilator", lanes=4, digits=None,
+def run_demo(out_dir="spikeforge-demo", *, backend="verilator", lanes=2, digits=None,
              chunk=40, board=None, log=print):
     """Run the demo and return its figures as a dict (also written as ``demo.json``).
 
@@ -113,6 +113,10 @@ def run_demo(out_dir="spikeforge-demo", *, backend="verilator", lanes=4, digits=
         f"max {figures['cycles_per_inference_max']}")
 
     report = _board_report(net, board, lanes, out, log) if board else _shipped_report()
+    if report is not None and report["lanes"] != lanes:
+        log(f"the shipped build report is for {report['lanes']} lanes, not {lanes}: "
+            f"add --board to build this configuration")
+        report = None
     if report is not None:
         fmax = report["fmax_mhz"]
         latency_us = figures["cycles_per_inference_median"] / fmax
