@@ -8,7 +8,7 @@ from ..gen.spike_io import check_input_spikes
 from ..hdl.array import NeuronArray
 from .network_golden import NetworkRun
 
-__all__ = ["run_array_amaranth", "ArrayRecorder", "collect_runs", "max_wait_cycles"]
+__all__ = ["run_array_amaranth", "ArrayRecorder", "as_batch", "collect_runs", "max_wait_cycles"]
 
 
 class ArrayRecorder:
@@ -39,6 +39,12 @@ class ArrayRecorder:
         for lane, value in enumerate(values):
             if mask >> lane & 1:
                 self.v[pop.name][t, row * self.plan.lanes + lane] = value
+
+
+def as_batch(spikes, net):
+    """Checked input spikes as a ``(B, T, n_in)`` array, and whether the input had a batch axis."""
+    inputs = check_input_spikes(spikes, net.n_inputs)
+    return (inputs, True) if inputs.ndim == 3 else (inputs[np.newaxis], False)
 
 
 def max_wait_cycles(plan, stages, out_stall):
@@ -75,10 +81,7 @@ def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall
     NetworkRun
         With ``cycles`` per timestep.
     """
-    inputs = check_input_spikes(spikes, net.n_inputs)
-    batched = inputs.ndim == 3
-    if not batched:
-        inputs = inputs[np.newaxis]
+    inputs, batched = as_batch(spikes, net)
     plan = compile_network(net, lanes)
     dut = NeuronArray(plan, stages=stages, trace=trace)
     runs = [ArrayRecorder(plan, inputs.shape[1]) for _ in range(inputs.shape[0])]

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..gen.output import ARRAY_TOP, array_source
-from ..gen.spike_io import check_input_spikes
-from .array_amaranth import ArrayRecorder, collect_runs, max_wait_cycles
+from .array_amaranth import ArrayRecorder, as_batch, collect_runs, max_wait_cycles
 from .rtl import run_cocotb
 
 __all__ = ["run_array_rtl"]
@@ -28,10 +27,7 @@ def run_array_rtl(net, spikes, trace=False, *, simulator, lanes=1, stages=4, out
     NetworkRun
         With ``cycles`` per timestep.
     """
-    inputs = check_input_spikes(spikes, net.n_inputs)
-    batched = inputs.ndim == 3
-    if not batched:
-        inputs = inputs[np.newaxis]
+    inputs, batched = as_batch(spikes, net)
     verilog, dut = array_source(net, lanes=lanes, stages=stages, trace=trace)
     key = hashlib.sha256(verilog.encode()).hexdigest()[:16]
     root = Path(build_root or Path(tempfile.gettempdir()) / "spikeforge")
