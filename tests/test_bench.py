@@ -137,9 +137,9 @@ def test_merge_keeps_other_parts_and_a_measured_brian2(tmp_path):
     path = tmp_path / "r.json"
     base = {"date": "d1", "quick": False, "repeat": 1, "machine": {"cpu": "x"}}
     bench.save_results(path, bench.merge_results(path, dict(base, brian2={"status": "ok"},
-                                                            cycles=[{"case": "a"}])))
+                                                            cycles=[{"case": "a", "lanes": 1}])))
     later = dict(base, date="d2", brian2={"status": "not installed"}, speed=[{"case": "b"}])
     merged = bench.merge_results(path, later)
-    assert merged["brian2"] == {"status": "ok"} and merged["cycles"] == [{"case": "a"}]
+    assert merged["brian2"] == {"status": "ok"} and merged["cycles"] == [{"case": "a", "lanes": 1}]
     assert merged["speed"] == [{"case": "b"}]
     assert merged["runs"]["cycles"]["date"] == "d1" and merged["runs"]["speed"]["date"] == "d2"
