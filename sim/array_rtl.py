@@ -1,5 +1,6 @@
 """The ``verilator`` and ``icarus`` back-ends: the array's generated Verilog under cocotb."""
 
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -39,10 +40,14 @@ def run_array_rtl(net, spikes, trace=False, *, simulator, lanes=1, stages=4, out
              row_width=dut.row_width, lanes=lanes, v_width=dut.plan.v_width,
              in_index_width=len(dut.spike_in.payload.index),
              max_wait=max_wait_cycles(dut.plan, stages, out_stall))
-    run_cocotb(verilog, toplevel=ARRAY_TOP, test_module="spikeforge.sim.cocotb_array",
-               build_dir=build_dir, test_dir=run_dir, simulator=simulator,
-               env={"SPIKEFORGE_ARRAY_IN": str(run_dir / "in.npz"),
-                    "SPIKEFORGE_ARRAY_OUT": str(run_dir / "out.npz")})
+    # Processes that simulate the same design share its build folder: one builds while the
+    # others wait (two Verilator builds in one folder corrupt its precompiled headers).
+    with open(build_dir / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run_cocotb(verilog, toplevel=ARRAY_TOP, test_module="spikeforge.sim.cocotb_array",
+                   build_dir=build_dir, test_dir=run_dir, simulator=simulator,
+                   env={"SPIKEFORGE_ARRAY_IN": str(run_dir / "in.npz"),
+                        "SPIKEFORGE_ARRAY_OUT": str(run_dir / "out.npz")})
     runs = [ArrayRecorder(dut.plan, inputs.shape[1]) for _ in range(inputs.shape[0])]
     with np.load(run_dir / "out.npz") as out:
         for b, t, population, index in out["spikes"]:
