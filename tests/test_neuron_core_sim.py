@@ -72,11 +72,6 @@ def test_core_matches_golden(v_width, acc_width, t_ref_max, stages, n):
     assert spike.any() and (~spike).any() and (cases.r > 0).any() and (cases.r == 0).any()
 
 
-def test_latency_is_stage_count():
-    for stages in range(1, 5):
-        assert NeuronCore(stages=stages).latency == stages
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_core_matches_golden_long(seed):
