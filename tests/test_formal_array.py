@@ -22,27 +22,12 @@ from amaranth.lib.wiring import In, Out
 import spikeforge.hdl.array as array
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import Network
-from spikeforge.sim.formal import prove, require_or_skip
+from spikeforge.sim.formal import prove
 from spikeforge.sim.formal_array import PROPERTIES, ArrayHarness, small_network
 
+from formal_checks import assert_fails_with_trace, assert_passes
+
 LIVE = dict(ready_every=2, input_within=2, done_within=56)
-
-
-@pytest.fixture
-def formal():
-    require_or_skip()
-
-
-def assert_passes(result):
-    assert result.status == "PASS", f"{result.name}: {result.status}\n{result.log_tail()}"
-    assert result.counterexample is None
-
-
-def assert_fails_with_trace(result, build_dir):
-    assert result.status == "FAIL", f"{result.name}: {result.status}\n{result.log_tail()}"
-    vcd = result.counterexample
-    assert vcd is not None and vcd.is_relative_to(build_dir) and vcd.suffix == ".vcd"
-    assert "$enddefinitions" in vcd.read_text()
 
 
 # --- the properties hold -------------------------------------------------------------------

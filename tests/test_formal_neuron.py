@@ -18,25 +18,10 @@ from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.sim.formal import missing_tools, prove, require_or_skip
 from spikeforge.sim.formal_neuron import PROPERTIES, NeuronHarness, PipelineEquivalence
 
+from formal_checks import assert_fails_with_trace, assert_passes
+
 SMALL = dict(v_width=8, acc_width=8, t_ref_max=7)
 DEFAULT = dict(v_width=16, acc_width=16, t_ref_max=15)
-
-
-@pytest.fixture
-def formal():
-    require_or_skip()
-
-
-def assert_passes(result):
-    assert result.status == "PASS", f"{result.name}: {result.status}\n{result.log_tail()}"
-    assert result.counterexample is None
-
-
-def assert_fails_with_trace(result, build_dir):
-    assert result.status == "FAIL", f"{result.name}: {result.status}\n{result.log_tail()}"
-    vcd = result.counterexample
-    assert vcd is not None and vcd.is_relative_to(build_dir) and vcd.suffix == ".vcd"
-    assert "$enddefinitions" in vcd.read_text()
 
 
 # --- the properties hold -------------------------------------------------------------------
