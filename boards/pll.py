@@ -1,7 +1,9 @@
 """PLLs that run a board top's ``sync`` domain at another frequency than the board clock.
 
-The divider searches give the same settings as the Project IceStorm / Trellis tools
-(``icepll``, ``ecppll``; the YoWASP wheels ship both); the tests pin their outputs.
+The iCE40 and ECP5 divider searches give the same settings as the Project IceStorm / Trellis
+tools (``icepll``, ``ecppll``; the YoWASP wheels ship both); the Gowin search reaches the same
+frequencies as Apicula's ``gowin_pll`` (installed with the himbaechel wheel). The tests pin
+their outputs.
 """
 
 from dataclasses import dataclass
@@ -12,7 +14,8 @@ from amaranth.lib.cdc import ResetSynchronizer
 
 from ..gen.errors import SpikeforgeError
 
-__all__ = ["ICE40PLL", "ECP5PLL", "ice40_pll", "ecp5_pll", "PLLTop", "pll_for"]
+__all__ = ["ICE40PLL", "ECP5PLL", "GowinPLL", "ice40_pll", "ecp5_pll", "gowin_pll", "PLLTop",
+           "pll_for"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,21 @@ class ECP5PLL:
     clki_div: int
     clkfb_div: int
     clkop_div: int
+    f_in_mhz: float
+    f_out_mhz: float
+    f_vco_mhz: float
+
+
+@dataclass(frozen=True)
+class GowinPLL:
+    """``rPLL`` settings, internal feedback: f_out = f_in·(fbdiv_sel+1) / (idiv_sel+1).
+
+    The VCO runs at f_out·odiv_sel (``odiv_sel`` is the divider itself, not a code).
+    """
+
+    idiv_sel: int
+    fbdiv_sel: int
+    odiv_sel: int
     f_in_mhz: float
     f_out_mhz: float
     f_vco_mhz: float
@@ -92,6 +110,52 @@ def ecp5_pll(f_in_mhz, f_out_mhz):
     return ECP5PLL(clki_div, clkfb_div, clkop_div, f_in_mhz, f_out, f_vco)
 
 
+# GW1N(R)-9 C6/I5 rPLL limits (Gowin DS117, GW1N series data sheet; the same as Apicula's
+# gowin_pll and gowin_pack use for the GW1NR-9C of the Tang Nano 9K): phase detector 3-400 MHz,
+# VCO 400-1200 MHz, CLKOUT above 3.125 and up to 600 MHz.
+GOWIN_PFD_MHZ = (3, 400)
+GOWIN_VCO_MHZ = (400, 1200)
+GOWIN_CLKOUT_MHZ = (3.125, 600)
+# The output dividers the rPLL has (UG286, Gowin clock user guide).
+GOWIN_ODIVS = (2, 4, 8, 16, 32, 48, 64, 80, 96, 112, 128)
+
+
+def gowin_pll(f_in_mhz, f_out_mhz):
+    """The GW1N(R)-9 ``rPLL`` dividers whose CLKOUT is closest to ``f_out_mhz``.
+
+    IDIV_SEL and FBDIV_SEL run over 0–63. Of equally close settings the one with the fastest
+    phase detector wins (less jitter), then the one with the VCO nearest the middle of its
+    range (800 MHz); ``gowin_pll`` takes the first in (IDIV, FBDIV, ODIV) order instead, so the
+    two reach the same frequency with possibly other dividers.
+    """
+    best = None
+    vco_middle = sum(GOWIN_VCO_MHZ) / 2
+    for idiv_sel in range(64):
+        f_pfd = f_in_mhz / (idiv_sel + 1)
+        if not GOWIN_PFD_MHZ[0] <= f_pfd <= GOWIN_PFD_MHZ[1]:
+            continue
+        for fbdiv_sel in range(64):
+            f_out = f_in_mhz * (fbdiv_sel + 1) / (idiv_sel + 1)
+            if not GOWIN_CLKOUT_MHZ[0] < f_out <= GOWIN_CLKOUT_MHZ[1]:
+                continue
+            for odiv_sel in GOWIN_ODIVS:
+                f_vco = f_out * odiv_sel
+                if not GOWIN_VCO_MHZ[0] <= f_vco <= GOWIN_VCO_MHZ[1]:
+                    continue
+                # Rounded so that equal frequencies reached through other ratios tie exactly.
+                key = (round(abs(f_out - f_out_mhz), 9), -f_pfd, abs(f_vco - vco_middle))
+                if best is None or key < best[0]:
+                    best = (key, idiv_sel, fbdiv_sel, odiv_sel, f_out, f_vco)
+    if best is None:
+        raise SpikeforgeError(f"no Gowin PLL setting takes {f_in_mhz:g} MHz in")
+    _, idiv_sel, fbdiv_sel, odiv_sel, f_out, f_vco = best
+    return GowinPLL(idiv_sel, fbdiv_sel, odiv_sel, f_in_mhz, f_out, f_vco)
+
+
+# The divider search of each family in the registry. The Gowin one has the limits of the
+# GW1N(R)-9, the part of the one Gowin board.
+_SEARCHES = {"ice40": ice40_pll, "ecp5": ecp5_pll, "gowin": gowin_pll}
+
 # Largest relative miss of the requested clock that is accepted without complaint.
 MAX_CLOCK_ERROR = 0.01
 
@@ -102,19 +166,15 @@ def pll_for(board, clock_mhz):
     Raises
     ------
     SpikeforgeError
-        The family has no PLL support here, or no setting comes within 1%.
+        No setting comes within 1% (the message says how far the closest is).
     """
-    if board.family == "ice40":
-        pll = ice40_pll(board.clock_mhz, clock_mhz)
-    elif board.family == "ecp5":
-        pll = ecp5_pll(board.clock_mhz, clock_mhz)
-    else:
-        raise SpikeforgeError(f"clock_mhz must be the {board.clock_mhz:g} MHz board clock of "
-                              f"{board.name}: no {board.family} PLL support yet, not {clock_mhz!r}")
-    if abs(pll.f_out_mhz - clock_mhz) > MAX_CLOCK_ERROR * clock_mhz:
+    pll = _SEARCHES[board.family](board.clock_mhz, clock_mhz)
+    miss = abs(pll.f_out_mhz - clock_mhz) / clock_mhz
+    if miss > MAX_CLOCK_ERROR:
         raise SpikeforgeError(f"clock_mhz {clock_mhz:g} cannot be made from the "
                               f"{board.clock_mhz:g} MHz clock of {board.name}: the closest PLL "
-                              f"output is {pll.f_out_mhz:.3f} MHz (more than 1% off)")
+                              f"output is {pll.f_out_mhz:.3f} MHz, {100 * miss:.1f}% off "
+                              f"(at most 1%)")
     return pll
 
 
@@ -127,7 +187,7 @@ class PLLTop(Elaboratable):
     ----------
     top : Elaboratable
         The board top, added as a submodule.
-    pll : ICE40PLL or ECP5PLL
+    pll : ICE40PLL, ECP5PLL or GowinPLL
     """
 
     def __init__(self, top, pll):
@@ -148,6 +208,19 @@ class PLLTop(Elaboratable):
                 p_DIVQ=pll.divq, p_FILTER_RANGE=pll.filter_range,
                 i_PACKAGEPIN=pin.io, i_RESETB=1, i_BYPASS=0,
                 o_PLLOUTGLOBAL=sync.clk, o_LOCK=lock)
+        elif isinstance(pll, GowinPLL):
+            m.submodules.clk_buffer = clk_buffer = io.Buffer("i", pin)
+            # Static dividers, internal feedback, only CLKOUT used. gowin_pack derives the
+            # charge pump and loop filter from FCLKIN and the dividers, and checks the limits
+            # of gowin_pll() again.
+            m.submodules.pll = Instance(
+                "rPLL", p_FCLKIN=f"{pll.f_in_mhz:g}", p_IDIV_SEL=pll.idiv_sel,
+                p_FBDIV_SEL=pll.fbdiv_sel, p_ODIV_SEL=pll.odiv_sel, p_DYN_IDIV_SEL="false",
+                p_DYN_FBDIV_SEL="false", p_DYN_ODIV_SEL="false", p_CLKFB_SEL="internal",
+                p_CLKOUT_BYPASS="false", p_DEVICE="GW1NR-9C",
+                i_CLKIN=clk_buffer.i, i_CLKFB=0, i_RESET=0, i_RESET_P=0, i_FBDSEL=0, i_IDSEL=0,
+                i_ODSEL=0, i_PSDA=0, i_DUTYDA=0, i_FDLY=0,
+                o_CLKOUT=sync.clk, o_LOCK=lock)
         else:
             m.submodules.clk_buffer = clk_buffer = io.Buffer("i", pin)
             m.submodules.pll = Instance(

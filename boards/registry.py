@@ -7,7 +7,9 @@ from amaranth_boards.icesugar import ICESugarPlatform
 from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform
 from amaranth_boards.tang_nano_9k import TangNano9kPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
+from amaranth.build import Attrs
 from amaranth.vendor import LatticeECP5Platform
+from amaranth_boards.resources import UARTResource
 
 from ..gen.errors import SpikeforgeError
 
@@ -15,6 +17,13 @@ __all__ = ["Board", "BOARDS", "get_board", "board_names"]
 
 
 class _OrangeCrabPlatform(OrangeCrabR0_2_25FPlatform):
+    # The board's USB port goes straight to the FPGA, with no USB-serial bridge; the host link
+    # uses the Feather header's UART pins instead (0 = RX, 1 = TX, 3.3 V) and an external
+    # USB-serial adapter.
+    resources = OrangeCrabR0_2_25FPlatform.resources + [
+        UARTResource(0, rx="0", tx="1", conn=("io", 0), attrs=Attrs(IO_TYPE="LVCMOS33")),
+    ]
+
     # The upstream platform runs dfu-suffix (Debian's dfu-util) inside the build only to tag
     # the bitstream for the USB bootloader. spikeforge adds that tag itself when it flashes
     # (boards/flash.py), so a build needs nothing beyond the YoWASP wheels.
@@ -50,7 +59,9 @@ class Board:
     programmer : tuple of tuple of str
         The command that loads ``{bitstream}`` into the FPGA; ``programmer[0]`` is the tool.
     uart : tuple of (str, int) or None
-        Resource of the host serial link, or None when the board has no USB-serial bridge.
+        Resource of the host serial link, or None when the board has none.
+    uart_note : str
+        How the host reaches that UART (the USB-serial bridge, or what to wire).
     leds : tuple of (str, int, str or None)
         Single-bit LED outputs as (resource, number, subsignal).
     """
@@ -65,10 +76,12 @@ class Board:
     programmer: tuple
     uart: tuple | None
     leds: tuple
+    uart_note: str = "USB-serial bridge on the board"
 
     def summary(self):
         """One line for ``spikeforge boards``."""
-        uart = f"uart {self.uart[0]}#{self.uart[1]}" if self.uart else "no uart"
+        uart = (f"uart {self.uart[0]}#{self.uart[1]} ({self.uart_note})" if self.uart
+                else "no uart")
         return (f"{self.name:<12} {self.title:<28} {self.family:<6} {self.device:<22} "
                 f"{self.clock_mhz:g} MHz, {len(self.leds)} leds, {uart}, "
                 f"flash: {' '.join(self.programmer)}")
@@ -94,7 +107,8 @@ BOARDS = {board.name: board for board in [
           family="ecp5", device="LFE5U-25F-MG285-8", clock_mhz=48.0, bitstream="top.bit",
           # USB bootloader (1209:5af0, entered by holding the button at power-up); the file is
           # a copy of the bitstream with the DFU suffix that the bootloader checks.
-          programmer=("dfu-util", "-a", "0", "-D", "{bitstream}"), uart=None,
+          programmer=("dfu-util", "-a", "0", "-D", "{bitstream}"), uart=("uart", 0),
+          uart_note="header pins 0 (RX) and 1 (TX), through a 3.3 V USB-serial adapter",
           leds=tuple(("rgb_led", 0, colour) for colour in "rgb")),
     Board(name="tangnano9k", title="Sipeed Tang Nano 9K", platform=TangNano9kPlatform,
           family="gowin", device="GW1NR-LV9QN88PC6/I5", clock_mhz=27.0, bitstream="top.fs",

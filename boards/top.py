@@ -90,9 +90,14 @@ class BoardTop(Elaboratable):
         error = self._stretch(m, link.frame_error, self.clock_hz // 2, "error")
         values = {"heartbeat": heartbeat[-1], "activity": activity, "error": error,
                   "busy": link.busy}
-        # Every board with a UART has single-pin LEDs (the registry's subsignal is None).
-        for (resource, number, _), role in zip(self.board.leds, LED_ROLES):
-            pin = platform.request(resource, number, dir="-")
+        # An RGB LED is one resource with a subsignal per colour: requested once.
+        requested = {}
+        for (resource, number, subsignal), role in zip(self.board.leds, LED_ROLES):
+            if (resource, number) not in requested:
+                requested[resource, number] = platform.request(resource, number, dir="-")
+            pin = requested[resource, number]
+            if subsignal is not None:
+                pin = getattr(pin, subsignal)
             m.submodules[f"led_{role}"] = led = io.Buffer("o", pin)
             m.d.comb += led.o.eq(values[role])
         return m

@@ -6,10 +6,13 @@ import sys
 
 import pytest
 
+from host_link_cases import small_network
 from spikeforge.boards.gowin_nextpnr import translate_args
 from spikeforge.boards.registry import BOARDS, board_names, get_board
+from spikeforge.boards.top import BoardTop
 from spikeforge.boards.toolchain import GOWIN_WRAPPER_NAME, find_tool, tool_environment
 from spikeforge.gen.cli import main
+from spikeforge.gen.compile import compile_network
 from spikeforge.gen.errors import SpikeforgeError
 
 
@@ -45,6 +48,19 @@ def test_unknown_board(name):
                                               r"icebreaker, icesugar, ulx3s-85f, orangecrab, "
                                               r"tangnano9k$"):
         get_board(name)
+
+
+def test_orangecrab_top_uses_header_uart_and_rgb_led():
+    # The OrangeCrab has no USB-serial bridge: the board top's link is on the Feather header
+    # (0 = RX on N17, 1 = TX on M18), its LEDs are the three colours of the one RGB LED.
+    board = get_board("orangecrab")
+    top = BoardTop(board, compile_network(small_network(33, max_size=4), 1))
+    lpf = board.platform().build(top, name="top", do_build=False).files["top.lpf"]
+    for port, site in [("uart_0__rx__io", "N17"), ("uart_0__tx__io", "M18"),
+                       ("rgb_led_0__r__io", "K4"), ("rgb_led_0__g__io", "M3"),
+                       ("rgb_led_0__b__io", "J3")]:
+        assert f'LOCATE COMP "{port}" SITE "{site}";' in lpf
+    assert "header pins 0 (RX) and 1 (TX)" in board.summary()
 
 
 def test_cli_boards_lists_every_board(capsys):

@@ -4,13 +4,15 @@ The real ``spikeforge build`` is exercised in test_board_top.py. Runtime about 1
 on two shared cores).
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from host_link_cases import relayout_variant, small_network
 from network_cases import random_spikes
 from spikeforge.boards.host import SimulatedBoard
-from spikeforge.boards.registry import get_board
+from spikeforge.boards.registry import BOARDS, get_board
 from spikeforge.gen import cmd_build
 from spikeforge.gen.cli import main
 from spikeforge.gen.compile import compile_network
@@ -58,7 +60,7 @@ def test_run_on_simulated_board(files, capsys, monkeypatch, preloaded):
         assert archive["cycles"].shape == (2, 6) and (archive["cycles"] > 0).all()
 
 
-def test_run_errors(files, capsys):
+def test_run_errors(files, capsys, monkeypatch):
     _, _, folder = files
     args = ["run", folder / "net.json", "--input", folder / "in.npy", "-o", folder / "out.npz"]
     status, out, err = cli(capsys, *args, "--board", "icebreaker", "--port",
@@ -67,12 +69,14 @@ def test_run_errors(files, capsys):
     assert err.startswith("spikeforge: error: cannot open serial port "
                           "'/dev/spikeforge-no-such-port': ")
     assert err.count("\n") == 1
+    # Every registered board has a UART now; a board entry without one is refused up front.
+    monkeypatch.setitem(BOARDS, "orangecrab", replace(get_board("orangecrab"), uart=None))
     status, out, err = cli(capsys, *args, "--board", "orangecrab", "--port", "/dev/ttyACM0")
     assert (status, err) == (2, "spikeforge: error: board orangecrab has no USB-serial UART "
                                 "for the host link\n")
 
 
-def test_build_errors(files, capsys):
+def test_build_errors(files, capsys, monkeypatch):
     _, _, folder = files
     net = folder / "net.json"
     cases = [
@@ -80,18 +84,22 @@ def test_build_errors(files, capsys):
         (["--board", "icebreaker", "--lanes", "3"], "--lanes must be one of 1, 2, 4, 8, not 3"),
         (["--board", "icebreaker", "--stages", "5"],
          "--stages must be an integer in [1, 4], not 5"),
-        (["--board", "orangecrab"], "board orangecrab has no USB-serial UART for the host link"),
         (["--board", "icebreaker", "--baud", "4000000"],
          "--baud: baud 4e+06 from a 12 MHz clock needs 3 cycles per bit, outside [4, 16777216]"),
         (["--board", "icebreaker", "--clock", "-5"],
          "--clock must be a frequency in MHz in (0, 1000], not -5"),
-        (["--board", "tangnano9k", "--clock", "50"],
-         "clock_mhz must be the 27 MHz board clock of tangnano9k: no gowin PLL support yet"),
+        (["--board", "tangnano9k", "--clock", "700"],
+         "clock_mhz 700 cannot be made from the 27 MHz clock of tangnano9k: the closest PLL "
+         "output is 594.000 MHz, 15.1% off (at most 1%)\n"),
     ]
     for extra, message in cases:
         status, out, err = cli(capsys, "build", net, *extra, "-o", folder / "b")
         assert status == 2 and out == "" and err.count("\n") == 1, err
         assert err.startswith(f"spikeforge: error: {message}"), err
+    monkeypatch.setitem(BOARDS, "orangecrab", replace(get_board("orangecrab"), uart=None))
+    status, out, err = cli(capsys, "build", net, "--board", "orangecrab", "-o", folder / "b")
+    assert (status, out, err) == (2, "", "spikeforge: error: board orangecrab has no USB-serial "
+                                         "UART for the host link\n")
 
 
 def test_build_clock_through_pll(files, capsys, monkeypatch):
