@@ -15,7 +15,7 @@ as new frames, then answers.
 
 import struct
 
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,7 +25,8 @@ from .arith import bits_for
 from .array import CFG_BIAS, CFG_PARAMS, CFG_STATE, CFG_WEIGHTS, NeuronArray
 from .uart import UARTRx, UARTTx
 
-__all__ = ["HostLink", "HostLinkUART", "TIMEOUT_RANGE", "MAX_INPUTS", "MAX_NEURONS"]
+__all__ = ["HostLink", "HostLinkUART", "TIMEOUT_RANGE", "MAX_INPUTS", "MAX_NEURONS", "STATES",
+           "RX_STATES", "TX_STATES"]
 
 # The byte timeout: long enough for the gaps of a USB-serial bridge, short enough to fit 32 bits.
 TIMEOUT_RANGE = (16, (1 << 32) - 1)
@@ -33,6 +34,15 @@ TIMEOUT_RANGE = (16, (1 << 32) - 1)
 # per output spike.
 MAX_INPUTS = 0xFFFF // 2
 MAX_NEURONS = (0xFFFF - 8) // 3
+
+# The states of HostLink's one state machine. Receiving a frame: HUNT (between frames) to
+# CHECK; dropping the rest of a broken frame: FLUSH; executing: ERROR, EXEC to STEP_DONE;
+# answering: TX_SYNC to TX_END.
+RX_STATES = ("CODE", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
+TX_STATES = ("TX_SYNC", "TX_CODE", "TX_LEN0", "TX_LEN1", "TX_PAYLOAD", "TX_CRC0", "TX_CRC1",
+             "TX_END")
+STATES = ("HUNT", *RX_STATES, "LEN_CHECK", "CRC_FOLD", "CHECK", "FLUSH", "ERROR", "EXEC",
+          "RESET_WAIT", "CFG_WRITE", "FEED_WAIT", "FEED", "STEP_WAIT", "STEP_DONE", *TX_STATES)
 
 
 def _crc16_terms():
@@ -89,6 +99,10 @@ class HostLink(wiring.Component):
         The array is running a step.
     array : NeuronArray
         The array (for back-door reads in tests).
+    probes : dict
+        Set by ``elaborate``: internal registers by name, and ``state``, a dict from each name
+        of :data:`STATES` to a signal that is high in that state; for formal harnesses
+        (:mod:`spikeforge.sim.formal_host_link`).
     """
 
     def __init__(self, plan, *, stages=4, timeout=4096, clock_hz=0):
@@ -135,11 +149,17 @@ class HostLink(wiring.Component):
         m.submodules.array = array
         n_in = plan.n_inputs
         cfg_len = 4 + self.data_bytes
+        index_width = len(array.spike_in.payload.index)
 
         # Input indices of a STEP frame, and the output spikes of the last step.
-        idx_mem = memory.Memory(shape=unsigned(16), depth=max(n_in, 1), init=[])
+        idx_mem = memory.Memory(shape=unsigned(index_width), depth=max(n_in, 1), init=[])
         spk_width = array.pop_width + array.index_width
-        spk_mem = memory.Memory(shape=unsigned(spk_width), depth=max(self.neurons, 1), init=[])
+        # The identity sits past the spike entries, one byte per entry: in the block RAM the
+        # spikes take anyway rather than in a multiplexer of constants.
+        ident_base = self.neurons
+        spk_mem = memory.Memory(shape=unsigned(max(spk_width, 8)),
+                                depth=ident_base + len(self.identity),
+                                init=[0] * ident_base + list(self.identity))
         m.submodules.idx_mem = idx_mem
         m.submodules.spk_mem = spk_mem
         idx_wr = idx_mem.write_port()
@@ -147,22 +167,34 @@ class HostLink(wiring.Component):
         spk_wr = spk_mem.write_port()
         spk_rd = spk_mem.read_port()
 
+        # --- The CRC, shared by receiver and transmitter (they never run at once) --------------
+        # It folds in the byte held in `byte_reg` one cycle after the byte got there, so that
+        # its input is two registers: the receiver's byte select and the transmitter's byte
+        # multiplexer end in `byte_reg`, not in the CRC.
+        crc = Signal(16, init=p.CRC_INIT)
+        byte_reg = Signal(8)        # the last byte received, or the byte being sent
+        fold = Signal()
+        crc_next = Signal(16)
+        m.d.comb += crc_next.eq(_crc16_byte(crc, byte_reg))
+        m.d.sync += fold.eq(0)
+        with m.If(fold):
+            m.d.sync += crc.eq(crc_next)
+
         # --- Receiver registers ------------------------------------------------------------------
         code = Signal(8)
-        length = Signal(16)
-        count = Signal(16)
-        crc = Signal(16, init=p.CRC_INIT)
+        # Payload bytes still to come; a LEN that passed the length check fits.
+        left = Signal(range(max(2 * n_in, cfg_len) + 1))
         timer = Signal(range(self.timeout + 1))
-        err_code = Signal(8)
+        err_code = Signal(range(max(p.ERRORS) + 1))
         line_bad = Signal()
         half = Signal()
-        idx_lo = Signal(8)
-        n_idx = Signal(16)
-        prev = Signal(16)
+        lo_byte = Signal(8)         # the low byte of LEN, or of a STEP index
+        n_idx = Signal(range(n_in + 1))
+        prev = Signal(index_width)
         have_prev = Signal()
         bad_payload = Signal()
         cfg_buf = Signal(8 * cfg_len)
-        feed = Signal(16)
+        feed = Signal(range(n_in + 1))
         # Status counters.
         frames = Signal(32)
         crc_errors = Signal(16)
@@ -173,18 +205,19 @@ class HostLink(wiring.Component):
         byte = self.rx.payload
         got = Signal()
         m.d.comb += got.eq(self.rx.valid & self.rx.ready)
-        crc_next = Signal(16)
-        m.d.comb += crc_next.eq(_crc16_byte(crc, byte))
         with m.If(self.rx_error):
             m.d.sync += line_bad.eq(1)
 
         # --- Output spikes, collected whenever the array produces them ------------------------
-        n_spk = Signal(16)
+        # At most one per LIF neuron and step.
+        n_spk = Signal(range(self.neurons + 1))
         m.d.comb += [
             array.spike_out.ready.eq(1),
             spk_wr.addr.eq(n_spk),
             spk_wr.data.eq(array.spike_out.payload.as_value()),
-            spk_wr.en.eq(array.spike_out.valid),
+            # (The array sends each neuron's spike at most once a step; the guard keeps even a
+            # faulty one off the identity.)
+            spk_wr.en.eq(array.spike_out.valid & (n_spk != self.neurons)),
             self.spike.eq(array.spike_out.valid),
             self.busy.eq(array.busy),
         ]
@@ -194,35 +227,36 @@ class HostLink(wiring.Component):
         # --- Transmitter registers ---------------------------------------------------------------
         KIND_NONE, KIND_IDENT, KIND_STATUS, KIND_SPIKES, KIND_ERROR = range(5)
         t_code = Signal(8)
-        t_len = Signal(16)
+        t_len = Signal(16)          # LEN, then the payload bytes still to send
         t_kind = Signal(range(5))
-        t_pos = Signal(17)
-        t_crc = Signal(16)
-        # The CRC takes in each sent byte one cycle later (during TX_FETCH): folding it in the
-        # cycle that selects the byte put the byte multiplexer and the CRC in one path, which set
-        # the board's Fmax.
-        crc_byte = Signal(8)
-        crc_pending = Signal()
-        with m.If(crc_pending):
-            m.d.sync += [t_crc.eq(_crc16_byte(t_crc, crc_byte)), crc_pending.eq(0)]
-        sp_i = Signal(16)
+        # Position in an identity, status or error payload. The 8-byte head of a STEP response
+        # (cycles, timestep) is bytes 5 to 8, then 1 to 4 of the status, which share its
+        # multiplexer; `t_spikes` then says "in the spikes".
+        t_idx = Signal(bits_for(max(len(self.identity), _status_length()) - 1))
+        t_spikes = Signal()
+        sp_i = Signal(range(self.neurons + 1))
         sp_j = Signal(2)
-        m.d.comb += spk_rd.addr.eq(sp_i)
+        t_full = Signal()           # `byte_reg` holds a byte for `tx`
+        m.d.comb += [self.tx.valid.eq(t_full), self.tx.payload.eq(byte_reg)]
+        with m.If(self.tx.valid & self.tx.ready):
+            m.d.sync += t_full.eq(0)
+        m.d.comb += spk_rd.addr.eq(Mux(t_kind == KIND_IDENT, ident_base + t_idx, sp_i))
         m.d.comb += idx_rd.addr.eq(feed)
 
         def respond(code_value, kind, length_value):
             m.d.sync += [t_code.eq(code_value), t_kind.eq(kind), t_len.eq(length_value),
-                         t_pos.eq(0), t_crc.eq(p.CRC_INIT), sp_i.eq(0), sp_j.eq(0)]
-            m.next = "TX_FETCH"
+                         t_idx.eq(5 if kind == KIND_SPIKES else 0), t_spikes.eq(0),
+                         crc.eq(p.CRC_INIT), sp_i.eq(0), sp_j.eq(0)]
+            m.next = "TX_SYNC"
+
+        def send(value, crc_it):
+            # Called under `~t_full`: the byte goes to `tx` from the next cycle on.
+            m.d.sync += [byte_reg.eq(value), t_full.eq(1), fold.eq(crc_it)]
 
         def fail(code_value, flush):
+            # Counted in ERROR, which every error passes once: the counters' enables then
+            # depend on two registers, not on every way into an error.
             m.d.sync += [err_code.eq(code_value), timer.eq(0)]
-            if code_value == p.ERR_CRC:
-                m.d.sync += crc_errors.eq(crc_errors + 1)
-            elif code_value == p.ERR_TIMEOUT:
-                m.d.sync += timeouts.eq(timeouts + 1)
-            else:
-                m.d.sync += errors.eq(errors + 1)
             m.next = "FLUSH" if flush else "ERROR"
 
         def in_frame(state_body):
@@ -231,17 +265,40 @@ class HostLink(wiring.Component):
                 m.d.sync += line_bad.eq(0)
                 fail(p.ERR_LINE, flush=True)
             with m.Elif(got):
-                m.d.sync += [timer.eq(0), crc.eq(crc_next)]
+                m.d.sync += [timer.eq(0), byte_reg.eq(byte), fold.eq(1)]
                 state_body()
             with m.Elif(timer == self.timeout):
                 fail(p.ERR_TIMEOUT, flush=False)
             with m.Else():
                 m.d.sync += timer.eq(timer + 1)
 
+        # A STEP index is checked and stored in the cycle after its high byte came, from
+        # registers: `lo_byte` and `byte_reg` (a next byte can only change `lo_byte` at the end
+        # of this cycle).
+        index_ready = Signal()
+        m.d.sync += index_ready.eq(0)
+        with m.If(index_ready):
+            index = Cat(lo_byte, byte_reg)
+            # An index below n_in fits `prev`, so comparing the low bits is enough when the
+            # first term is false.
+            with m.If((index >= n_in) | (have_prev & (index[:index_width] <= prev))):
+                m.d.sync += bad_payload.eq(1)
+            m.d.comb += [idx_wr.addr.eq(n_idx), idx_wr.data.eq(index), idx_wr.en.eq(1)]
+            m.d.sync += [n_idx.eq(n_idx + 1), prev.eq(index), have_prev.eq(1)]
+
+        # The range check of a CFG write, registered: `cfg_buf` is still from the frame's last
+        # payload byte, four cycles before EXEC uses this.
+        cfg_ok = Signal()
+        mem, lane, addr = cfg_buf[:8], cfg_buf[8:16], cfg_buf[16:32]
+        m.d.sync += cfg_ok.eq((lane < plan.lanes) & (
+            ((mem == CFG_WEIGHTS) & (addr < plan.weight_words))
+            | (((mem == CFG_BIAS) | (mem == CFG_STATE)) & (addr < plan.slots))
+            | ((mem == CFG_PARAMS) & (addr < len(plan.lif_populations)))))
+
         receiving = Signal()
         m.d.comb += self.rx.ready.eq(receiving)
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("HUNT"):
                 m.d.comb += receiving.eq(1)
                 with m.If(line_bad):
@@ -263,56 +320,56 @@ class HostLink(wiring.Component):
                 m.d.comb += receiving.eq(1)
 
                 def body():
-                    m.d.sync += length[:8].eq(byte)
+                    m.d.sync += lo_byte.eq(byte)
                     m.next = "LEN1"
                 in_frame(body)
 
             with m.State("LEN1"):
                 m.d.comb += receiving.eq(1)
-                new_length = Cat(length[:8], byte)
 
                 def body():
-                    m.d.sync += [length.eq(new_length), count.eq(0), half.eq(0), n_idx.eq(0),
-                                 have_prev.eq(0), bad_payload.eq(0)]
-                    ok = Signal()
-                    known = Signal()
-                    with m.Switch(code):
-                        with m.Case(p.CMD_IDENTIFY, p.CMD_STATUS, p.CMD_RESET, p.CMD_LAST):
-                            m.d.comb += [known.eq(1), ok.eq(new_length == 0)]
-                        with m.Case(p.CMD_CFG):
-                            m.d.comb += [known.eq(1), ok.eq(new_length == cfg_len)]
-                        with m.Case(p.CMD_STEP):
-                            m.d.comb += [known.eq(1),
-                                         ok.eq(~new_length[0] & (new_length <= 2 * n_in))]
-                    with m.If(~known):
-                        fail(p.ERR_COMMAND, flush=True)
-                    with m.Elif(~ok):
-                        fail(p.ERR_LENGTH, flush=True)
-                    with m.Elif(new_length == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
+                    m.next = "LEN_CHECK"
                 in_frame(body)
+
+            with m.State("LEN_CHECK"):
+                # The header is checked from registers (LEN's high byte is in `byte_reg`), a
+                # cycle after it arrived, so that the UART's byte is not the start of this path.
+                new_length = Cat(lo_byte, byte_reg)
+                m.d.sync += [left.eq(new_length), half.eq(0), n_idx.eq(0), have_prev.eq(0),
+                             bad_payload.eq(0)]
+                ok = Signal()
+                known = Signal()
+                with m.Switch(code):
+                    with m.Case(p.CMD_IDENTIFY, p.CMD_STATUS, p.CMD_RESET, p.CMD_LAST):
+                        m.d.comb += [known.eq(1), ok.eq(new_length == 0)]
+                    with m.Case(p.CMD_CFG):
+                        m.d.comb += [known.eq(1), ok.eq(new_length == cfg_len)]
+                    with m.Case(p.CMD_STEP):
+                        m.d.comb += [known.eq(1),
+                                     ok.eq(~new_length[0] & (new_length <= 2 * n_in))]
+                with m.If(~known):
+                    fail(p.ERR_COMMAND, flush=True)
+                with m.Elif(~ok):
+                    fail(p.ERR_LENGTH, flush=True)
+                with m.Elif(new_length == 0):
+                    m.next = "CRC0"
+                with m.Else():
+                    m.next = "PAYLOAD"
 
             with m.State("PAYLOAD"):
                 m.d.comb += receiving.eq(1)
 
                 def body():
-                    m.d.sync += count.eq(count + 1)
+                    m.d.sync += left.eq(left - 1)
                     with m.If(code == p.CMD_STEP):
                         m.d.sync += half.eq(~half)
                         with m.If(~half):
-                            m.d.sync += idx_lo.eq(byte)
+                            m.d.sync += lo_byte.eq(byte)
                         with m.Else():
-                            index = Cat(idx_lo, byte)
-                            with m.If((index >= n_in) | (have_prev & (index <= prev))):
-                                m.d.sync += bad_payload.eq(1)
-                            m.d.comb += [idx_wr.addr.eq(n_idx), idx_wr.data.eq(index),
-                                         idx_wr.en.eq(1)]
-                            m.d.sync += [n_idx.eq(n_idx + 1), prev.eq(index), have_prev.eq(1)]
+                            m.d.sync += index_ready.eq(1)
                     with m.Else():
                         m.d.sync += cfg_buf.eq(Cat(cfg_buf[8:], byte))
-                    with m.If(count == length - 1):
+                    with m.If(left == 1):
                         m.next = "CRC0"
                 in_frame(body)
 
@@ -327,13 +384,21 @@ class HostLink(wiring.Component):
                 m.d.comb += receiving.eq(1)
 
                 def body():
-                    with m.If(crc_next != 0):
-                        fail(p.ERR_CRC, flush=True)
-                    with m.Elif(bad_payload):
-                        fail(p.ERR_PAYLOAD, flush=False)
-                    with m.Else():
-                        m.next = "EXEC"
+                    m.next = "CRC_FOLD"
                 in_frame(body)
+
+            with m.State("CRC_FOLD"):
+                # The CRC folds in the frame's last byte (and the last STEP index is checked).
+                m.next = "CHECK"
+
+            with m.State("CHECK"):
+                # Over the whole frame the CRC leaves 0.
+                with m.If(crc != 0):
+                    fail(p.ERR_CRC, flush=True)
+                with m.Elif(bad_payload):
+                    fail(p.ERR_PAYLOAD, flush=False)
+                with m.Else():
+                    m.next = "EXEC"
 
             with m.State("FLUSH"):
                 # Drop bytes until the line has been quiet for `timeout` cycles.
@@ -348,6 +413,13 @@ class HostLink(wiring.Component):
 
             with m.State("ERROR"):
                 m.d.comb += self.frame_error.eq(1)
+                with m.Switch(err_code):
+                    with m.Case(p.ERR_CRC):
+                        m.d.sync += crc_errors.eq(crc_errors + 1)
+                    with m.Case(p.ERR_TIMEOUT):
+                        m.d.sync += timeouts.eq(timeouts + 1)
+                    with m.Default():
+                        m.d.sync += errors.eq(errors + 1)
                 respond(p.RSP_ERROR, KIND_ERROR, 2)
 
             with m.State("EXEC"):
@@ -367,16 +439,7 @@ class HostLink(wiring.Component):
                         m.d.sync += n_spk.eq(0)
                         m.next = "RESET_WAIT"
                     with m.Case(p.CMD_CFG):
-                        mem, lane, addr = cfg_buf[:8], cfg_buf[8:16], cfg_buf[16:32]
-                        depth = Signal(32)
-                        with m.Switch(mem):
-                            with m.Case(CFG_WEIGHTS):
-                                m.d.comb += depth.eq(plan.weight_words)
-                            with m.Case(CFG_BIAS, CFG_STATE):
-                                m.d.comb += depth.eq(plan.slots)
-                            with m.Case(CFG_PARAMS):
-                                m.d.comb += depth.eq(len(plan.lif_populations))
-                        with m.If((addr < depth) & (lane < plan.lanes)):
+                        with m.If(cfg_ok):
                             m.next = "CFG_WRITE"
                         with m.Else():
                             fail(p.ERR_PAYLOAD, flush=False)
@@ -427,71 +490,98 @@ class HostLink(wiring.Component):
                 # `cycles` and `timestep` of the array are updated now.
                 respond(p.RESPONSE | p.CMD_STEP, KIND_SPIKES, 8 + n_spk + (n_spk << 1))
 
-            with m.State("TX_FETCH"):
-                # One cycle for the spike memory's read of entry `sp_i`.
-                m.next = "TX"
+            # The response, one state per part of the frame. Each byte is chosen into
+            # `byte_reg` while `tx` is empty and offered from the next cycle: two cycles a
+            # byte at most, far quicker than the UART, and no multiplexer in front of `tx`
+            # or the CRC.
+            with m.State("TX_SYNC"):
+                with m.If(~t_full):
+                    send(p.SYNC, crc_it=0)
+                    m.next = "TX_CODE"
 
-            with m.State("TX"):
-                payload_pos = Signal(17)
-                m.d.comb += payload_pos.eq(t_pos - 4)
-                out = Signal(8)
-                in_payload = (t_pos >= 4) & (payload_pos < t_len)
-                with m.If(t_pos == 0):
-                    m.d.comb += out.eq(p.SYNC)
-                with m.Elif(t_pos == 1):
-                    m.d.comb += out.eq(t_code)
-                with m.Elif(t_pos == 2):
-                    m.d.comb += out.eq(t_len[:8])
-                with m.Elif(t_pos == 3):
-                    m.d.comb += out.eq(t_len[8:])
-                with m.Elif(in_payload):
-                    with m.Switch(t_kind):
-                        with m.Case(KIND_IDENT):
-                            ident = Const(int.from_bytes(self.identity, "little"),
-                                          8 * len(self.identity))
-                            m.d.comb += out.eq(ident.word_select(
-                                payload_pos[:bits_for(len(self.identity) - 1)], 8))
-                        with m.Case(KIND_STATUS):
-                            status = Cat(array.busy, modified, Const(0, 6), array.timestep, array.cycles,
-                                         frames, crc_errors, timeouts, errors)
-                            m.d.comb += out.eq(status.word_select(
-                                payload_pos[:bits_for(_status_length() - 1)], 8))
-                        with m.Case(KIND_ERROR):
-                            m.d.comb += out.eq(Cat(err_code, code).word_select(payload_pos[0], 8))
-                        with m.Case(KIND_SPIKES):
-                            with m.If(payload_pos < 8):
-                                m.d.comb += out.eq(Cat(array.cycles, array.timestep)
-                                                   .word_select(payload_pos[:3], 8))
-                            with m.Else():
-                                entry = spk_rd.data
-                                # The payload layout of spike_out: population, then index.
-                                pop = entry[:array.pop_width]
-                                index = Cat(entry[array.pop_width:], Const(0, 16))
-                                with m.Switch(sp_j):
-                                    with m.Case(0):
-                                        m.d.comb += out.eq(pop)
-                                    with m.Case(1):
-                                        m.d.comb += out.eq(index[:8])
-                                    with m.Case(2):
-                                        m.d.comb += out.eq(index[8:16])
-                with m.Elif(payload_pos == t_len):
-                    m.d.comb += out.eq(t_crc[8:])
-                with m.Else():
-                    m.d.comb += out.eq(t_crc[:8])
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(out)]
-                with m.If(self.tx.ready):
-                    m.d.sync += t_pos.eq(t_pos + 1)
-                    with m.If((t_pos != 0) & ((t_pos < 4) | in_payload)):
-                        m.d.sync += [crc_byte.eq(out), crc_pending.eq(1)]
-                    with m.If(in_payload & (t_kind == KIND_SPIKES) & (payload_pos >= 8)):
-                        with m.If(sp_j == 2):
-                            m.d.sync += [sp_j.eq(0), sp_i.eq(sp_i + 1)]
-                        with m.Else():
-                            m.d.sync += sp_j.eq(sp_j + 1)
-                    with m.If(payload_pos == t_len + 1):
-                        m.next = "HUNT"
+            with m.State("TX_CODE"):
+                with m.If(~t_full):
+                    send(t_code, crc_it=1)
+                    m.next = "TX_LEN0"
+
+            with m.State("TX_LEN0"):
+                with m.If(~t_full):
+                    send(t_len[:8], crc_it=1)
+                    m.next = "TX_LEN1"
+
+            with m.State("TX_LEN1"):
+                with m.If(~t_full):
+                    send(t_len[8:], crc_it=1)
+                    with m.If(t_len == 0):
+                        m.next = "TX_CRC0"
                     with m.Else():
-                        m.next = "TX_FETCH"
+                        m.next = "TX_PAYLOAD"
+
+            with m.State("TX_PAYLOAD"):
+                out = Signal(8)
+                spikes = t_kind == KIND_SPIKES
+                in_spikes = spikes & t_spikes
+                status = Cat(array.busy, modified, Const(0, 6), array.timestep, array.cycles,
+                             frames, crc_errors, timeouts, errors)
+                entry = spk_rd.data
+                with m.If(t_kind == KIND_IDENT):
+                    m.d.comb += out.eq(entry[:8])
+                with m.Elif(t_kind == KIND_ERROR):
+                    m.d.comb += out.eq(Mux(t_idx[0], code, err_code))
+                with m.Elif(in_spikes):
+                    # The payload layout of spike_out: population, then index.
+                    pop = entry[:array.pop_width]
+                    index = Cat(entry[array.pop_width:spk_width], Const(0, 16))
+                    with m.Switch(sp_j):
+                        with m.Case(0):
+                            m.d.comb += out.eq(pop)
+                        with m.Case(1):
+                            m.d.comb += out.eq(index[:8])
+                        with m.Case(2):
+                            m.d.comb += out.eq(index[8:16])
+                with m.Else():
+                    m.d.comb += out.eq(status.word_select(t_idx[:bits_for(_status_length() - 1)],
+                                                          8))
+                with m.If(~t_full):
+                    send(out, crc_it=1)
+                    m.d.sync += t_len.eq(t_len - 1)
+                    with m.If(spikes & ~t_spikes & (t_idx == 8)):
+                        m.d.sync += t_idx.eq(1)
+                    with m.Elif(spikes & ~t_spikes & (t_idx == 4)):
+                        m.d.sync += t_spikes.eq(1)
+                    with m.Elif(~in_spikes):
+                        m.d.sync += t_idx.eq(t_idx + 1)
+                    with m.Elif(sp_j == 2):
+                        # The next entry's read lands before its first byte is chosen: that
+                        # is at least two cycles away.
+                        m.d.sync += [sp_j.eq(0), sp_i.eq(sp_i + 1)]
+                    with m.Else():
+                        m.d.sync += sp_j.eq(sp_j + 1)
+                    with m.If(t_len == 1):
+                        m.next = "TX_CRC0"
+
+            with m.State("TX_CRC0"):
+                # The last payload byte was folded in while it waited for `tx`.
+                with m.If(~t_full):
+                    send(crc[8:], crc_it=0)
+                    m.next = "TX_CRC1"
+
+            with m.State("TX_CRC1"):
+                with m.If(~t_full):
+                    send(crc[:8], crc_it=0)
+                    m.next = "TX_END"
+
+            with m.State("TX_END"):
+                # No new frame before the answer is out.
+                with m.If(~t_full):
+                    m.next = "HUNT"
+
+            states = {name: fsm.ongoing(name) for name in STATES}
+        self.probes = dict(
+            state=states, timer=timer, line_bad=line_bad, code=code, lo_byte=lo_byte,
+            byte_reg=byte_reg, fold=fold, crc=crc, left=left, half=half, n_idx=n_idx,
+            index_ready=index_ready, bad_payload=bad_payload, feed=feed, n_spk=n_spk,
+            t_code=t_code, t_len=t_len, t_kind=t_kind, t_full=t_full)
         return m
 
 
