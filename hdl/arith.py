@@ -17,15 +17,23 @@ def bits_for(n):
 def saturate(value, width):
     """Clamp ``value`` to the signed ``width``-bit range and return a ``signed(width)`` value.
 
-    The compare is done at the full width of ``value``, so an out-of-range sum is clamped instead
-    of wrapping.
+    An out-of-range value is clamped instead of wrapping. The range test looks at the bits above
+    the result's sign bit (all equal to the sign of ``value`` exactly when it fits), which is a
+    few LUTs instead of two comparators' carry chains on the critical path.
     """
     value = Value.cast(value)
     lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    if value.shape().width <= width and value.shape().signed:
+    shape = value.shape()
+    if shape.width <= width and shape.signed:
         return value.as_signed()
-    clamped = Mux(value > hi, hi, Mux(value < lo, lo, value))
-    return clamped[:width].as_signed()
+    if shape.signed:
+        top = value[width - 1:]
+        fits = top.all() | ~top.any()
+        limit = Mux(value[-1], lo, hi)
+    else:
+        fits = ~value[width - 1:].any()
+        limit = hi
+    return Mux(fits, value[:width], limit)[:width].as_signed()
 
 
 def fires(v_prime, v_th, refractory):

@@ -10,9 +10,9 @@ One timestep (``docs/network.md`` for the timing, ``spikeforge.hdl.plan`` for th
    of the spikes it produced, which also leave on ``spike_out``.
 3. ``done`` pulses; ``cycles`` holds the step's cycle count.
 
-Synaptic read-modify-write takes one cycle (accumulator read, add, write back), and the
-accumulator read port is transparent to its write port, so back-to-back additions to one word
-see each other without a stall. Feed-forward deliveries add into the bank of the current step,
+Synaptic read-modify-write is pipelined (accumulator and weight read, registered, then add and
+write back) and the two writes still in flight are forwarded, so back-to-back additions to one
+word see each other without a stall, one per cycle per lane. Feed-forward deliveries add into the bank of the current step,
 recurrent ones into the other bank, which the next step reads.
 """
 
@@ -105,8 +105,9 @@ class NeuronArray(wiring.Component):
         self.row_width = bits_for(max(p.rows for p in plan.lif_populations) - 1)
 
         self.cores = [NeuronCore(v_width=plan.v_width, acc_width=plan.acc_width,
-                                 t_ref_max=plan.t_ref_max, stages=stages) for _ in range(lanes)]
-        self.param_layout = params_layout(plan.v_width, self.t_ref_width)
+                                 t_ref_max=plan.t_ref_max, stages=stages,
+                                 decay_sets=plan.decay_sets) for _ in range(lanes)]
+        self.param_layout = params_layout(plan.v_width, self.t_ref_width, plan.decay_sets)
         self.state_layout = state_layout(plan.v_width, self.t_ref_width)
         self.weight_mem = [memory.Memory(shape=signed(plan.w_width), depth=plan.weight_words,
                                          init=[int(x) for x in plan.weights[l]])
@@ -122,7 +123,7 @@ class NeuronArray(wiring.Component):
         # The array reads each neuron's bias from bias_mem; the population row carries 0.
         param_rows = []
         for pop in plan.lif_populations:
-            row = pack_params(pop.params)
+            row = pack_params(pop.params, plan.decay_sets)
             row["bias"] = 0
             param_rows.append(row)
         # At least two rows (and two words in every memory): a one-word memory would have a
@@ -175,7 +176,7 @@ class NeuronArray(wiring.Component):
 
         w_rd = [mem.read_port() for mem in self.weight_mem]
         acc_wr = [mem.write_port() for mem in self.acc_mem]
-        acc_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(self.acc_mem, acc_wr)]
+        acc_rd = [mem.read_port() for mem in self.acc_mem]
         st_rd = [mem.read_port() for mem in self.state_mem]
         st_wr = [mem.write_port() for mem in self.state_mem]
         b_rd = [mem.read_port() for mem in self.bias_mem]
@@ -244,11 +245,14 @@ class NeuronArray(wiring.Component):
                 ev_valid.eq(1), ev_src.eq(pop_index_of_k), ev_out.eq(1),
                 ev_j.eq(Cat(lowest, word_row) if lanes > 1 else word_row),
             ]
-        load_word = Signal()
-        m.d.comb += load_word.eq(~word_valid | (ev_ready & (remaining == 0)))
+        # A word is read from the FIFO only into an empty word register (one bubble cycle per
+        # spike word), so that the FIFO's read enable does not hang at the end of the ready
+        # chain of the decode stage and the walker.
         with m.If(deliver_phase & ev_ready & word_valid):
             m.d.sync += word_mask.eq(remaining)
-        with m.If(load_word):
+            with m.If(remaining == 0):
+                m.d.sync += word_valid.eq(0)
+        with m.If(~word_valid):
             m.d.comb += spike_fifo.r_en.eq(deliver_phase)
             m.d.sync += word_valid.eq(deliver_phase & spike_fifo.r_rdy)
             m.d.sync += [word_row.eq(spike_fifo.r_data[lanes:]), word_mask.eq(spike_fifo.r_data[:lanes])]
@@ -290,19 +294,20 @@ class NeuronArray(wiring.Component):
         if projs:
             proj_last_col = _table(p_cur, [pops[q.target].rows - 1 for q in projs],
                                    self.row_width)
-            proj_has_next = _table(p_cur, [int(n + 1 < len(projs) and projs[n + 1].source == q.source)
-                                           for n, q in enumerate(projs)], 1)
 
         def acc_base(proj):
             # The target's slot base in the right bank; the bank flips for recurrent deliveries.
             bank = ~parity if proj.recurrent else parity
             return Mux(bank, plan.slots, 0) + pops[proj.target].slot_base
 
+        # The walker knows a cycle ahead when it walks an event's last word: `last` is a
+        # register, so that the ready chain back to the spike FIFO and the input stream starts
+        # at flip-flops instead of behind the column compare.
+        last = Signal()
+        words_left = Signal(bits_for(max([sum(pops[q.target].rows for q in plan.projections_from(src))
+                                          for src in first_proj] + [1])))
         at_end = Signal()
-        if projs:
-            m.d.comb += at_end.eq(~active | ((col == proj_last_col) & ~proj_has_next))
-        else:
-            m.d.comb += at_end.eq(1)
+        m.d.comb += at_end.eq(~active | last)
         m.d.comb += take.eq(at_end & d_valid & (out_fifo.w_rdy | ~d_out))
         out_word = Signal(self.spike_out.payload.shape())
         m.d.comb += [out_word.population.eq(d_src), out_word.index.eq(d_j),
@@ -311,26 +316,29 @@ class NeuronArray(wiring.Component):
             m.d.comb += out_fifo.w_en.eq(1)
 
         with m.If(active):
-            m.d.sync += [col.eq(col + 1), w_ptr.eq(w_ptr + 1), a_ptr.eq(a_ptr + 1)]
-            with m.If(col == proj_last_col):
-                with m.If(proj_has_next):
-                    m.d.sync += [p_cur.eq(p_cur + 1), col.eq(0)]
-                    with m.Switch(p_cur):
-                        for n, proj in enumerate(projs):
-                            if n + 1 < len(projs) and projs[n + 1].source == proj.source:
-                                with m.Case(n):
-                                    m.d.sync += [w_ptr.eq(bases[n + 1]),
-                                                 a_ptr.eq(acc_base(projs[n + 1]))]
-                with m.Else():
-                    m.d.sync += active.eq(0)
+            m.d.sync += [col.eq(col + 1), w_ptr.eq(w_ptr + 1), a_ptr.eq(a_ptr + 1),
+                         words_left.eq(words_left - 1), last.eq(words_left == 2)]
+            with m.If(last):
+                m.d.sync += active.eq(0)
+            with m.Elif(col == proj_last_col):
+                # Not the event's last word, so the source has a next projection.
+                m.d.sync += [p_cur.eq(p_cur + 1), col.eq(0)]
+                with m.Switch(p_cur):
+                    for n, proj in enumerate(projs):
+                        if n + 1 < len(projs) and projs[n + 1].source == proj.source:
+                            with m.Case(n):
+                                m.d.sync += [w_ptr.eq(bases[n + 1]),
+                                             a_ptr.eq(acc_base(projs[n + 1]))]
         with m.If(take):
             m.d.sync += [bases[n].eq(d_base[n]) for n in range(len(projs))]
             m.d.sync += [active.eq(0), col.eq(0)]
             with m.Switch(d_src):
                 for src, n in first_proj.items():
+                    words = sum(pops[q.target].rows for q in plan.projections_from(src))
                     with m.Case(src):
                         m.d.sync += [active.eq(1), p_cur.eq(n), w_ptr.eq(d_base[n]),
-                                     a_ptr.eq(acc_base(projs[n]))]
+                                     a_ptr.eq(acc_base(projs[n])), words_left.eq(words),
+                                     last.eq(words == 1)]
 
         # --- Update issue ----------------------------------------------------------------------
         upd_issue = Signal()
@@ -338,8 +346,18 @@ class NeuronArray(wiring.Component):
         slot_base_k = _table(k, [p.slot_base for p in lifs], self.slot_width)
         rows_k = _table(k, [p.rows for p in lifs], self.row_width + 1)
         last_mask_k = _table(k, [(1 << (p.size - (p.rows - 1) * lanes)) - 1 for p in lifs], lanes)
+        # The row's slot and accumulator address are counters beside upd_row rather than sums,
+        # so the memory addresses come straight from flip-flops.
         upd_slot = Signal(self.slot_width)
-        m.d.comb += upd_slot.eq(slot_base_k + upd_row)
+        upd_acc_addr = Signal(bits_for(2 * plan.slots - 1))
+
+        def first_row():
+            return [upd_row.eq(0), upd_slot.eq(slot_base_k),
+                    upd_acc_addr.eq(cur_bank_base + slot_base_k)]
+
+        def next_row():
+            return [upd_row.eq(upd_row + 1), upd_slot.eq(upd_slot + 1),
+                    upd_acc_addr.eq(upd_acc_addr + 1)]
 
         # --- Memory addressing: the delivery walker or the update issue -------------------------
         m.d.comb += p_rd.addr.eq(k)
@@ -352,39 +370,90 @@ class NeuronArray(wiring.Component):
         for l in range(lanes):
             m.d.comb += [
                 w_rd[l].addr.eq(w_ptr),
-                acc_rd[l].addr.eq(Mux(upd_issue, cur_bank_base + upd_slot, a_ptr)),
+                acc_rd[l].addr.eq(Mux(upd_issue, upd_acc_addr, a_ptr)),
                 st_rd[l].addr.eq(upd_slot),
                 b_rd[l].addr.eq(upd_slot),
             ]
         m.d.sync += [
             issue_valid_d.eq(active),
-            acc_addr_d.eq(Mux(upd_issue, cur_bank_base + upd_slot, a_ptr)),
+            acc_addr_d.eq(Mux(upd_issue, upd_acc_addr, a_ptr)),
             upd_valid_d.eq(upd_issue),
             upd_row_d.eq(upd_row),
             upd_slot_d.eq(upd_slot),
             upd_mask_d.eq(Mux(upd_row == rows_k - 1, last_mask_k, (1 << lanes) - 1)),
         ]
+        # Every block RAM output goes straight into a register (the read stage "_q"): a block
+        # RAM's clock-to-output time is most of a cycle at the target clocks, so it must not
+        # be followed by an adder in the same cycle.
+        issue_valid_q = Signal()
+        upd_valid_q = Signal()
+        acc_addr_q = Signal.like(acc_addr_d)
+        upd_row_q = Signal.like(upd_row)
+        upd_slot_q = Signal.like(upd_slot)
+        upd_mask_q = Signal(lanes)
+        m.d.sync += [
+            issue_valid_q.eq(issue_valid_d),
+            upd_valid_q.eq(upd_valid_d),
+            acc_addr_q.eq(acc_addr_d),
+            upd_row_q.eq(upd_row_d),
+            upd_slot_q.eq(upd_slot_d),
+            upd_mask_q.eq(upd_mask_d),
+        ]
+        # Synaptic read-modify-write over three cycles: read, register, add and write. The two
+        # writes still in flight when a word is read are forwarded from their registers (the
+        # newer first), so back-to-back additions to one word see each other without a stall.
+        wrote1 = Signal()
+        wrote2 = Signal()
+        addr1 = Signal.like(acc_addr_d)
+        addr2 = Signal.like(acc_addr_d)
+        hit1 = Signal()
+        hit2 = Signal()
+        m.d.sync += [
+            wrote1.eq(issue_valid_q | upd_valid_q), addr1.eq(acc_addr_q),
+            wrote2.eq(wrote1), addr2.eq(addr1),
+            hit1.eq((issue_valid_q | upd_valid_q) & (acc_addr_d == acc_addr_q)),
+            hit2.eq(wrote1 & (acc_addr_d == addr1)),
+        ]
+        acc_q, w_q, v_q, r_q, bias_q = [], [], [], [], []
         for l in range(lanes):
-            m.d.comb += [
-                acc_wr[l].addr.eq(acc_addr_d),
-                # Synaptic add (exact: acc_width covers every partial sum), or the clear that
-                # the update of a neuron leaves behind.
-                acc_wr[l].data.eq(Mux(upd_valid_d, 0, acc_rd[l].data + w_rd[l].data)),
-                acc_wr[l].en.eq(issue_valid_d | upd_valid_d),
+            acc_q.append(Signal(signed(plan.acc_width), name=f"acc_q{l}"))
+            w_q.append(Signal(signed(plan.w_width), name=f"w_q{l}"))
+            v_q.append(Signal(signed(plan.v_width), name=f"v_q{l}"))
+            r_q.append(Signal(self.t_ref_width, name=f"r_q{l}"))
+            bias_q.append(Signal(signed(plan.v_width), name=f"bias_q{l}"))
+            m.d.sync += [
+                acc_q[l].eq(acc_rd[l].data), w_q[l].eq(w_rd[l].data),
+                v_q[l].eq(st_rd[l].data.v), r_q[l].eq(st_rd[l].data.r),
+                bias_q[l].eq(b_rd[l].data),
             ]
+            sum1 = Signal(signed(plan.acc_width), name=f"acc_sum1_{l}")
+            sum2 = Signal(signed(plan.acc_width), name=f"acc_sum2_{l}")
+            operand = Mux(hit1, sum1, Mux(hit2, sum2, acc_q[l]))
+            # A synaptic add (exact: acc_width covers every partial sum), or the clear that the
+            # update of a neuron leaves behind.
+            written = Signal(signed(plan.acc_width), name=f"acc_written{l}")
+            m.d.comb += [
+                written.eq(Mux(upd_valid_q, 0, operand + w_q[l])),
+                acc_wr[l].addr.eq(acc_addr_q),
+                acc_wr[l].data.eq(written),
+                acc_wr[l].en.eq(issue_valid_q | upd_valid_q),
+            ]
+            m.d.sync += [sum1.eq(written), sum2.eq(sum1)]
 
         # --- Lanes: the neuron cores -------------------------------------------------------------
+        # No synaptic write is in flight during an update phase (the schedule drains the
+        # deliveries first), so the cores take the registered read data as it is.
         for l, core in enumerate(self.cores):
             m.d.comb += [
-                core.in_valid.eq(upd_valid_d & upd_mask_d[l]),
-                core.v.eq(st_rd[l].data.v),
-                core.r.eq(st_rd[l].data.r),
-                core.acc.eq(acc_rd[l].data),
+                core.in_valid.eq(upd_valid_q & upd_mask_q[l]),
+                core.v.eq(v_q[l]),
+                core.r.eq(r_q[l]),
+                core.acc.eq(acc_q[l]),
                 core.params.eq(p_rd.data),
-                core.params.bias.eq(b_rd[l].data),
+                core.params.bias.eq(bias_q[l]),
             ]
         # Slot, row and lane mask travel beside the cores' pipelines.
-        out_slot, out_row, out_mask, out_valid = upd_slot_d, upd_row_d, upd_mask_d, upd_valid_d
+        out_slot, out_row, out_mask, out_valid = upd_slot_q, upd_row_q, upd_mask_q, upd_valid_q
         for n in range(latency):
             nxt = [Signal.like(out_slot, name=f"pipe{n}_slot"), Signal.like(out_row, name=f"pipe{n}_row"),
                    Signal.like(out_mask, name=f"pipe{n}_mask"), Signal(name=f"pipe{n}_valid")]
@@ -393,8 +462,14 @@ class NeuronArray(wiring.Component):
             out_slot, out_row, out_mask, out_valid = nxt
         spikes = Signal(lanes)
         m.d.comb += spikes.eq(Cat(core.spike for core in self.cores) & out_mask)
+        # Every memory write except the accumulator's read-modify-write is registered (the write
+        # ports are driven from flip-flops): their enables and data come from several sources
+        # (the cores, runtime loading, state reset), whose multiplexers would otherwise sit in
+        # front of the memories' write setup. A write lands one cycle late, which no reader
+        # notices: the state of a slot is read again only in the next timestep, and a ``cfg``
+        # write taken in the cycle of ``start`` lands before the step's first read.
         for l, core in enumerate(self.cores):
-            m.d.comb += [
+            m.d.sync += [
                 st_wr[l].addr.eq(out_slot),
                 st_wr[l].data.v.eq(core.v_next),
                 st_wr[l].data.r.eq(core.r_next),
@@ -405,7 +480,7 @@ class NeuronArray(wiring.Component):
 
         trace_room = Const(1)
         if self.trace:
-            depth = latency + 4
+            depth = latency + 5
             trace_fifo = fifo.SyncFIFOBuffered(width=len(self.trace_out.payload.as_value()),
                                                depth=depth)
             m.submodules.trace_fifo = trace_fifo
@@ -425,7 +500,7 @@ class NeuronArray(wiring.Component):
                 trace_fifo.r_en.eq(self.trace_out.ready),
             ]
             # Issue only while every update in flight still finds room in the trace FIFO.
-            trace_room = trace_fifo.level <= depth - (latency + 3)
+            trace_room = trace_fifo.level <= depth - (latency + 4)
 
         # --- Runtime loading and state reset (idle only) -----------------------------------------
         reset_addr = Signal.like(a_ptr)
@@ -434,30 +509,31 @@ class NeuronArray(wiring.Component):
         cfg = self.cfg.payload
         cfg_write = Signal()
         m.d.comb += cfg_write.eq(self.cfg.valid & self.cfg.ready)
-        m.d.comb += [p_wr.addr.eq(cfg.addr), p_wr.data.eq(cfg.data),
+        m.d.sync += [p_wr.addr.eq(cfg.addr), p_wr.data.eq(cfg.data),
                      p_wr.en.eq(cfg_write & (cfg.mem == CFG_PARAMS))]
         for l in range(lanes):
             lane_write = cfg_write & (cfg.lane == l)
-            m.d.comb += [
+            m.d.sync += [
                 w_wr[l].addr.eq(cfg.addr), w_wr[l].data.eq(cfg.data),
                 w_wr[l].en.eq(lane_write & (cfg.mem == CFG_WEIGHTS)),
                 b_wr[l].addr.eq(cfg.addr), b_wr[l].data.eq(cfg.data),
                 b_wr[l].en.eq(lane_write & (cfg.mem == CFG_BIAS)),
             ]
             with m.If(lane_write & (cfg.mem == CFG_STATE)):
-                m.d.comb += [st_wr[l].addr.eq(cfg.addr), st_wr[l].data.eq(cfg.data),
+                m.d.sync += [st_wr[l].addr.eq(cfg.addr), st_wr[l].data.eq(cfg.data),
                              st_wr[l].en.eq(1)]
             with m.If(reset_state_row):
-                m.d.comb += [st_wr[l].addr.eq(upd_slot), st_wr[l].data.v.eq(p_rd.data.v_rest),
+                m.d.sync += [st_wr[l].addr.eq(upd_slot), st_wr[l].data.v.eq(p_rd.data.v_rest),
                              st_wr[l].data.r.eq(0), st_wr[l].en.eq(1)]
             with m.If(reset_acc):
                 m.d.comb += [acc_wr[l].addr.eq(reset_addr), acc_wr[l].data.eq(0),
                              acc_wr[l].en.eq(1)]
 
         # --- The schedule ------------------------------------------------------------------------
-        drain = Signal(range(latency + 2))
+        drain = Signal(range(latency + 3))
         delivery_idle = Signal()
-        m.d.comb += delivery_idle.eq(~ev_valid & ~d_valid & ~active & ~issue_valid_d)
+        m.d.comb += delivery_idle.eq(~ev_valid & ~d_valid & ~active & ~issue_valid_d
+                                     & ~issue_valid_q)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -475,12 +551,12 @@ class NeuronArray(wiring.Component):
                     m.next = "RESET_PARAMS"
             with m.State("RESET_PARAMS"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += upd_row.eq(0)
+                m.d.sync += first_row()
                 m.next = "RESET_STATE"
             with m.State("RESET_STATE"):
                 # One row of population k per cycle, to its v_rest from the parameter memory.
                 m.d.comb += [self.busy.eq(1), reset_state_row.eq(1)]
-                m.d.sync += upd_row.eq(upd_row + 1)
+                m.d.sync += next_row()
                 with m.If(upd_row == rows_k - 1):
                     with m.If(k == len(lifs) - 1):
                         m.d.sync += [parity.eq(0), self.timestep.eq(0)]
@@ -495,15 +571,15 @@ class NeuronArray(wiring.Component):
             with m.State("PARAMS"):
                 # The parameter memory read of population k lands this cycle.
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += upd_row.eq(0)
+                m.d.sync += first_row()
                 m.next = "UPDATE"
             with m.State("UPDATE"):
                 m.d.comb += [self.busy.eq(1), upd_issue.eq(trace_room)]
                 with m.If(trace_room):
-                    m.d.sync += upd_row.eq(upd_row + 1)
+                    m.d.sync += next_row()
                     with m.If(upd_row == rows_k - 1):
-                        # The last core output and its spike word land latency + 1 cycles on.
-                        m.d.sync += drain.eq(latency + 1)
+                        # The last core output and its spike word land latency + 2 cycles on.
+                        m.d.sync += drain.eq(latency + 2)
                         m.next = "UPDATE_DRAIN"
             with m.State("UPDATE_DRAIN"):
                 m.d.comb += self.busy.eq(1)

@@ -1,6 +1,6 @@
 """The pipelined, multiplier-free LIF neuron core of ``docs/neuron.md``."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -14,8 +14,8 @@ STAGES_RANGE = (1, 4)
 
 # Which intermediate results get a pipeline register in front of them, per stage count. The
 # output is always registered, so the latency equals the stage count. The split points balance
-# the three carry chains (leak terms, their sum, the membrane sum with its saturation) that set
-# the critical path; see docs/neuron.md for the arithmetic itself.
+# the carry chains (v - v_rest and the leak terms; their sum beside v + I; (v + I) - leak; the
+# threshold compare) that set the critical path; see docs/neuron.md for the arithmetic itself.
 _REGISTERED_AFTER = {
     1: (),
     2: ("leak",),
@@ -24,17 +24,22 @@ _REGISTERED_AFTER = {
 }
 
 
-def params_layout(v_width, t_ref_width):
+def params_layout(v_width, t_ref_width, decay_sets=None):
     """Layout of the per-population parameter port of :class:`NeuronCore`.
 
-    Decay terms are ``{shift, neg, en}``: an enabled term adds (or with ``neg`` subtracts)
-    ``(v - v_rest) >> shift``.
+    Without ``decay_sets``, the decay terms are ``{shift, neg, en}``: an enabled term adds (or
+    with ``neg`` subtracts) ``(v - v_rest) >> shift``. With ``decay_sets`` (a core built for a
+    fixed list of decays), ``decay_sel`` picks one of them instead.
     """
-    term = data.StructLayout({
-        "shift": unsigned(bits_for(v_width - 1)),
-        "neg": unsigned(1),
-        "en": unsigned(1),
-    })
+    if decay_sets is not None:
+        decay = {"decay_sel": unsigned(bits_for(len(decay_sets) - 1))}
+    else:
+        term = data.StructLayout({
+            "shift": unsigned(bits_for(v_width - 1)),
+            "neg": unsigned(1),
+            "en": unsigned(1),
+        })
+        decay = {"decay": data.ArrayLayout(term, MAX_DECAY_TERMS)}
     return data.StructLayout({
         "v_th": signed(v_width),
         "v_reset": signed(v_width),
@@ -43,19 +48,31 @@ def params_layout(v_width, t_ref_width):
         "bias": signed(v_width),
         "t_ref": unsigned(t_ref_width),
         "subtract": unsigned(1),
-        "decay": data.ArrayLayout(term, MAX_DECAY_TERMS),
+        **decay,
     })
 
 
-def pack_params(params):
-    """Port value (a ``dict`` for :meth:`~amaranth.lib.data.Layout.const`) of a ``NeuronParams``."""
-    terms = [{"shift": abs(k), "neg": int(k < 0), "en": 1} for k in params.decay]
-    terms += [{"shift": 0, "neg": 0, "en": 0}] * (MAX_DECAY_TERMS - len(terms))
-    return {
+def pack_params(params, decay_sets=None):
+    """Port value (a ``dict`` for :meth:`~amaranth.lib.data.Layout.const`) of a ``NeuronParams``.
+
+    With ``decay_sets``, the decay is given as its index in that list, and must be in it.
+    """
+    packed = {
         "v_th": params.v_th, "v_reset": params.v_reset, "v_rest": params.v_rest,
         "v_peak": params.v_peak, "bias": params.bias, "t_ref": params.t_ref,
-        "subtract": int(params.reset_mode == "subtract"), "decay": terms,
+        "subtract": int(params.reset_mode == "subtract"),
     }
+    if decay_sets is not None:
+        decay = tuple(params.decay)
+        if decay not in decay_sets:
+            raise ValueError(f"decay {list(decay)} is not one the core was built for: "
+                             f"{', '.join(str(list(d)) for d in decay_sets)}")
+        packed["decay_sel"] = decay_sets.index(decay)
+    else:
+        terms = [{"shift": abs(k), "neg": int(k < 0), "en": 1} for k in params.decay]
+        terms += [{"shift": 0, "neg": 0, "en": 0}] * (MAX_DECAY_TERMS - len(terms))
+        packed["decay"] = terms
+    return packed
 
 
 class NeuronCore(wiring.Component):
@@ -76,6 +93,10 @@ class NeuronCore(wiring.Component):
         Largest refractory period the counter must hold, 0 to 65535.
     stages : int
         Pipeline depth and latency in cycles, 1 to 4.
+    decay_sets : list of tuple of int, optional
+        Build the core for these decays only (each a ``decay`` of ``docs/neuron.md``): the
+        ``params`` port then selects one by ``decay_sel`` instead of carrying shift terms. The
+        shifters become wiring, which is what the array does with its populations' decays.
 
     Attributes
     ----------
@@ -83,7 +104,7 @@ class NeuronCore(wiring.Component):
     v : In(signed(v_width))
     r : In(t_ref_width)
     acc : In(signed(acc_width))
-    params : In(params_layout(v_width, t_ref_width))
+    params : In(params_layout(v_width, t_ref_width, decay_sets))
     out_valid : Out(1)
     v_next : Out(signed(v_width))
     r_next : Out(t_ref_width)
@@ -92,12 +113,15 @@ class NeuronCore(wiring.Component):
         ``v_peak`` on a spiking step, else ``v_next``.
     """
 
-    def __init__(self, *, v_width=16, acc_width=16, t_ref_max=15, stages=4):
+    def __init__(self, *, v_width=16, acc_width=16, t_ref_max=15, stages=4, decay_sets=None):
         with validating(self):
             check_int("v_width", v_width, 2, 32)
             check_int("acc_width", acc_width, 2, 48)
             check_int("t_ref_max", t_ref_max, 0, 65535)
             check_int("stages", stages, *STAGES_RANGE)
+            if decay_sets is not None:
+                decay_sets = _check_decay_sets(decay_sets, v_width)
+        self.decay_sets = decay_sets
         self.v_width = v_width
         self.acc_width = acc_width
         self.t_ref_max = t_ref_max
@@ -109,7 +133,7 @@ class NeuronCore(wiring.Component):
             "v": In(signed(v_width)),
             "r": In(self.t_ref_width),
             "acc": In(signed(acc_width)),
-            "params": In(params_layout(v_width, self.t_ref_width)),
+            "params": In(params_layout(v_width, self.t_ref_width, decay_sets)),
             "out_valid": Out(1),
             "v_next": Out(signed(v_width)),
             "r_next": Out(self.t_ref_width),
@@ -136,19 +160,35 @@ class NeuronCore(wiring.Component):
         ctx = {"valid": self.in_valid, "v": self.v, "r": self.r, "p": self.params,
                "current": self.acc + self.params.bias}
 
-        # Leak terms: floor shifts of (v - v_rest); a shift is wiring plus a mux, no multiply.
+        # Leak terms are floor shifts of (v - v_rest): wiring plus, for a runtime shift amount,
+        # a multiplexer; never a multiply.
         d = ctx["v"] - ctx["p"].v_rest
-        for k in range(MAX_DECAY_TERMS):
-            term = ctx["p"].decay[k]
-            shifted = d >> term.shift
-            ctx[f"term{k}"] = Mux(term.en, Mux(term.neg, -shifted, shifted), 0)
+        if self.decay_sets is None:
+            for k in range(MAX_DECAY_TERMS):
+                term = ctx["p"].decay[k]
+                shifted = d >> term.shift
+                ctx[f"term{k}"] = Mux(term.en, Mux(term.neg, -shifted, shifted), 0)
+        else:
+            ctx["d"] = d
         ctx = stage("terms", ctx)
 
-        ctx["leak"] = sum(ctx.pop(f"term{k}") for k in range(MAX_DECAY_TERMS))
+        if self.decay_sets is None:
+            leak = sum(ctx.pop(f"term{k}") for k in range(MAX_DECAY_TERMS))
+        else:
+            # The shifts of a built-in decay are constants, so each candidate leak is a small
+            # adder tree on wires of d; the population's decay_sel picks one.
+            d = ctx.pop("d")
+            leaks = [_fixed_leak(d, decay) for decay in self.decay_sets]
+            leak = leaks[-1]
+            for n in reversed(range(len(leaks) - 1)):
+                leak = Mux(ctx["p"].decay_sel == n, leaks[n], leak)
+        ctx["leak"] = leak
+        # v + I here, so that the next stage has one carry chain left: (v + I) - leak.
+        ctx["v_plus_current"] = ctx["v"] + ctx.pop("current")
         ctx = stage("leak", ctx)
 
         # Computed at full width (Amaranth widens every sum), then saturated once.
-        v_sum_expr = ctx["v"] - ctx.pop("leak") + ctx.pop("current")
+        v_sum_expr = ctx.pop("v_plus_current") - ctx.pop("leak")
         v_sum = Signal(v_sum_expr.shape())
         m.d.comb += v_sum.eq(v_sum_expr)
         ctx["v_prime"] = saturate(v_sum, self.v_width)
@@ -192,7 +232,32 @@ class NeuronCore(wiring.Component):
         if params.t_ref > self.t_ref_max:
             raise ValueError(f"params.t_ref must be at most the core's t_ref_max="
                              f"{self.t_ref_max}, not {params.t_ref}")
-        return ConstantParamsNeuronCore(self, pack_params(params))
+        return ConstantParamsNeuronCore(self, pack_params(params, self.decay_sets))
+
+
+def _check_decay_sets(decay_sets, v_width):
+    if isinstance(decay_sets, (str, bytes)) or not hasattr(decay_sets, "__iter__"):
+        raise TypeError(f"decay_sets must be a list of decays, not {decay_sets!r}")
+    checked = []
+    for decay in decay_sets:
+        decay = tuple(decay)
+        if len(decay) > MAX_DECAY_TERMS:
+            raise ValueError(f"a decay has at most {MAX_DECAY_TERMS} terms, not {list(decay)}")
+        for k in decay:
+            check_int("decay term", k, -(v_width - 1), v_width - 1)
+        checked.append(decay)
+    if not checked:
+        raise ValueError("decay_sets must hold at least one decay")
+    return tuple(checked)
+
+
+def _fixed_leak(d, decay):
+    """``leak`` of ``docs/neuron.md`` for constant shift terms: signed floor shifts of ``d``."""
+    leak = Const(0)
+    for k in decay:
+        shifted = d >> abs(k)
+        leak = leak - shifted if k < 0 else leak + shifted
+    return leak
 
 
 class ConstantParamsNeuronCore(wiring.Component):

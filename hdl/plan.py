@@ -90,6 +90,19 @@ class ArrayPlan:
         return [p for p in self.populations if not p.is_input]
 
     @property
+    def decay_sets(self):
+        """The distinct decays of the LIF populations, in population order.
+
+        The array's neuron cores are built for exactly these (their shifts become wiring), so
+        they belong to the layout: parameters loaded at run time must use one of them.
+        """
+        sets = []
+        for pop in self.lif_populations:
+            if tuple(pop.params.decay) not in sets:
+                sets.append(tuple(pop.params.decay))
+        return tuple(sets)
+
+    @property
     def max_size(self):
         return max(p.size for p in self.populations)
 
@@ -100,10 +113,11 @@ class ArrayPlan:
         """An upper bound on the cycles of one timestep, with every neuron spiking.
 
         Every fan-out word walked once per source spike, every slot updated, one cycle per
-        event, and a generous per-population allowance for pipeline fill and drain. Drivers use
+        event and per spike word, and a generous per-population allowance for pipeline fill and
+        drain. Drivers use
         it to turn a stuck design into an error instead of a hang.
         """
         events = sum(p.size for p in self.populations)
         per_population = 2 * stages + 16
-        return (self.weights.shape[1] + self.slots + events
+        return (self.weights.shape[1] + 2 * self.slots + events
                 + per_population * (len(self.populations) + 1))
