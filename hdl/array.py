@@ -535,6 +535,20 @@ class NeuronArray(wiring.Component):
         m.d.comb += delivery_idle.eq(~ev_valid & ~d_valid & ~active & ~issue_valid_d
                                      & ~issue_valid_q)
 
+        # The end conditions of the deliver and finish phases are registered (one cycle later,
+        # once per population and step): a FIFO's level is a sum, too slow to feed the state
+        # register directly. Both stay true once true, as nothing refills the FIFOs then.
+        delivered = Signal()
+        sent = Signal()
+        finishing = Signal()
+        out_empty = out_fifo.level == 0
+        if self.trace:
+            out_empty = out_empty & (trace_fifo.level == 0)
+        m.d.sync += [
+            delivered.eq(deliver_phase & (spike_fifo.level == 0) & ~word_valid & delivery_idle),
+            sent.eq(finishing & out_empty & ~sent),
+        ]
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.busy.eq(0), self.cfg.ready.eq(1)]
@@ -588,7 +602,7 @@ class NeuronArray(wiring.Component):
                     m.next = "DELIVER"
             with m.State("DELIVER"):
                 m.d.comb += [self.busy.eq(1), deliver_phase.eq(1)]
-                with m.If((spike_fifo.level == 0) & ~word_valid & delivery_idle):
+                with m.If(delivered):
                     with m.If(k == len(lifs) - 1):
                         m.next = "FINISH"
                     with m.Else():
@@ -596,11 +610,8 @@ class NeuronArray(wiring.Component):
                         m.next = "PARAMS"
             with m.State("FINISH"):
                 # Every spike of the step has left before done, so a host can stop reading at done.
-                m.d.comb += self.busy.eq(1)
-                out_empty = out_fifo.level == 0
-                if self.trace:
-                    out_empty = out_empty & (trace_fifo.level == 0)
-                with m.If(out_empty):
+                m.d.comb += [self.busy.eq(1), finishing.eq(1)]
+                with m.If(sent):
                     m.d.comb += self.done.eq(1)
                     m.d.sync += [
                         self.cycles.eq(cycle_count),
