@@ -26,7 +26,7 @@ from .array import CFG_BIAS, CFG_PARAMS, CFG_STATE, CFG_WEIGHTS, NeuronArray
 from .uart import UARTRx, UARTTx
 
 __all__ = ["HostLink", "HostLinkUART", "TIMEOUT_RANGE", "MAX_INPUTS", "MAX_NEURONS", "STATES",
-           "RX_STATES", "TX_STATES"]
+           "RX_STATES", "TX_STATES", "RESPONSES"]
 
 # The byte timeout: long enough for the gaps of a USB-serial bridge, short enough to fit 32 bits.
 TIMEOUT_RANGE = (16, (1 << 32) - 1)
@@ -41,6 +41,8 @@ MAX_NEURONS = (0xFFFF - 8) // 3
 RX_STATES = ("CODE", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
 TX_STATES = ("TX_SYNC", "TX_CODE", "TX_LEN0", "TX_LEN1", "TX_PAYLOAD", "TX_CRC0", "TX_CRC1",
              "TX_END")
+# The responses, by the index HostLink keeps while answering.
+RESPONSES = ("ERROR", "IDENTIFY", "STATUS", "STEP", "CFG", "RESET")
 STATES = ("HUNT", *RX_STATES, "LEN_CHECK", "CRC_FOLD", "CHECK", "FLUSH", "ERROR", "EXEC",
           "RESET_WAIT", "CFG_WRITE", "FEED_WAIT", "FEED", "STEP_WAIT", "STEP_DONE", *TX_STATES)
 
@@ -225,10 +227,11 @@ class HostLink(wiring.Component):
             m.d.sync += n_spk.eq(n_spk + 1)
 
         # --- Transmitter registers ---------------------------------------------------------------
-        KIND_NONE, KIND_IDENT, KIND_STATUS, KIND_SPIKES, KIND_ERROR = range(5)
-        t_code = Signal(8)
+        # The response to send, an index into RESPONSES; TX_SYNC loads the rest from it, so
+        # that the many ways into an answer set only this.
+        resp = Signal(range(len(RESPONSES)))
+        R = {name: n for n, name in enumerate(RESPONSES)}
         t_len = Signal(16)          # LEN, then the payload bytes still to send
-        t_kind = Signal(range(5))
         # Position in an identity, status or error payload. The 8-byte head of a STEP response
         # (cycles, timestep) is bytes 5 to 8, then 1 to 4 of the status, which share its
         # multiplexer; `t_spikes` then says "in the spikes".
@@ -240,13 +243,11 @@ class HostLink(wiring.Component):
         m.d.comb += [self.tx.valid.eq(t_full), self.tx.payload.eq(byte_reg)]
         with m.If(self.tx.valid & self.tx.ready):
             m.d.sync += t_full.eq(0)
-        m.d.comb += spk_rd.addr.eq(Mux(t_kind == KIND_IDENT, ident_base + t_idx, sp_i))
+        m.d.comb += spk_rd.addr.eq(Mux(resp == R["IDENTIFY"], ident_base + t_idx, sp_i))
         m.d.comb += idx_rd.addr.eq(feed)
 
-        def respond(code_value, kind, length_value):
-            m.d.sync += [t_code.eq(code_value), t_kind.eq(kind), t_len.eq(length_value),
-                         t_idx.eq(5 if kind == KIND_SPIKES else 0), t_spikes.eq(0),
-                         crc.eq(p.CRC_INIT), sp_i.eq(0), sp_j.eq(0)]
+        def respond(name):
+            m.d.sync += resp.eq(R[name])
             m.next = "TX_SYNC"
 
         def send(value, crc_it):
@@ -301,11 +302,13 @@ class HostLink(wiring.Component):
         with m.FSM() as fsm:
             with m.State("HUNT"):
                 m.d.comb += receiving.eq(1)
+                # Set whatever comes: none is used here, and the received byte then only
+                # chooses the next state, not also the enables of these registers.
+                m.d.sync += [crc.eq(p.CRC_INIT), timer.eq(0), code.eq(0)]
                 with m.If(line_bad):
-                    m.d.sync += [line_bad.eq(0), code.eq(0)]
+                    m.d.sync += line_bad.eq(0)
                     fail(p.ERR_LINE, flush=True)
                 with m.Elif(got & (byte == p.SYNC)):
-                    m.d.sync += [crc.eq(p.CRC_INIT), timer.eq(0), code.eq(0)]
                     m.next = "CODE"
 
             with m.State("CODE"):
@@ -420,20 +423,18 @@ class HostLink(wiring.Component):
                         m.d.sync += timeouts.eq(timeouts + 1)
                     with m.Default():
                         m.d.sync += errors.eq(errors + 1)
-                respond(p.RSP_ERROR, KIND_ERROR, 2)
+                respond("ERROR")
 
             with m.State("EXEC"):
                 m.d.comb += self.frame_ok.eq(1)
                 m.d.sync += frames.eq(frames + 1)
                 with m.Switch(code):
                     with m.Case(p.CMD_IDENTIFY):
-                        respond(p.RESPONSE | p.CMD_IDENTIFY, KIND_IDENT, len(self.identity))
+                        respond("IDENTIFY")
                     with m.Case(p.CMD_STATUS):
-                        respond(p.RESPONSE | p.CMD_STATUS, KIND_STATUS,
-                                _status_length())
+                        respond("STATUS")
                     with m.Case(p.CMD_LAST):
-                        respond(p.RESPONSE | p.CMD_STEP, KIND_SPIKES,
-                                8 + n_spk + (n_spk << 1))
+                        respond("STEP")
                     with m.Case(p.CMD_RESET):
                         m.d.comb += array.reset_state.eq(1)
                         m.d.sync += n_spk.eq(0)
@@ -450,7 +451,7 @@ class HostLink(wiring.Component):
 
             with m.State("RESET_WAIT"):
                 with m.If(~array.busy):
-                    respond(p.RESPONSE | p.CMD_RESET, KIND_NONE, 0)
+                    respond("RESET")
 
             with m.State("CFG_WRITE"):
                 m.d.comb += [
@@ -462,7 +463,7 @@ class HostLink(wiring.Component):
                 ]
                 with m.If(array.cfg.ready):
                     m.d.sync += modified.eq(1)
-                    respond(p.RESPONSE | p.CMD_CFG, KIND_NONE, 0)
+                    respond("CFG")
 
             with m.State("FEED_WAIT"):
                 # The index memory's read of address `feed` lands in the next cycle.
@@ -488,18 +489,34 @@ class HostLink(wiring.Component):
 
             with m.State("STEP_DONE"):
                 # `cycles` and `timestep` of the array are updated now.
-                respond(p.RESPONSE | p.CMD_STEP, KIND_SPIKES, 8 + n_spk + (n_spk << 1))
+                respond("STEP")
 
             # The response, one state per part of the frame. Each byte is chosen into
             # `byte_reg` while `tx` is empty and offered from the next cycle: two cycles a
             # byte at most, far quicker than the UART, and no multiplexer in front of `tx`
             # or the CRC.
             with m.State("TX_SYNC"):
+                # Entered with `tx` empty: one cycle.
+                m.d.sync += [t_idx.eq(Mux(resp == R["STEP"], 5, 0)), t_spikes.eq(0),
+                             crc.eq(p.CRC_INIT), sp_i.eq(0), sp_j.eq(0)]
+                with m.Switch(resp):
+                    for name, length in [("ERROR", 2), ("IDENTIFY", len(self.identity)),
+                                         ("STATUS", _status_length()),
+                                         ("STEP", 8 + n_spk + (n_spk << 1)),
+                                         ("CFG", 0), ("RESET", 0)]:
+                        with m.Case(R[name]):
+                            m.d.sync += t_len.eq(length)
                 with m.If(~t_full):
                     send(p.SYNC, crc_it=0)
                     m.next = "TX_CODE"
 
             with m.State("TX_CODE"):
+                t_code = Signal(8)
+                with m.Switch(resp):
+                    for name in RESPONSES:
+                        with m.Case(R[name]):
+                            m.d.comb += t_code.eq(p.RSP_ERROR if name == "ERROR" else
+                                                  p.RESPONSE | getattr(p, f"CMD_{name}"))
                 with m.If(~t_full):
                     send(t_code, crc_it=1)
                     m.next = "TX_LEN0"
@@ -519,14 +536,14 @@ class HostLink(wiring.Component):
 
             with m.State("TX_PAYLOAD"):
                 out = Signal(8)
-                spikes = t_kind == KIND_SPIKES
+                spikes = resp == R["STEP"]
                 in_spikes = spikes & t_spikes
                 status = Cat(array.busy, modified, Const(0, 6), array.timestep, array.cycles,
                              frames, crc_errors, timeouts, errors)
                 entry = spk_rd.data
-                with m.If(t_kind == KIND_IDENT):
+                with m.If(resp == R["IDENTIFY"]):
                     m.d.comb += out.eq(entry[:8])
-                with m.Elif(t_kind == KIND_ERROR):
+                with m.Elif(resp == R["ERROR"]):
                     m.d.comb += out.eq(Mux(t_idx[0], code, err_code))
                 with m.Elif(in_spikes):
                     # The payload layout of spike_out: population, then index.
@@ -581,7 +598,7 @@ class HostLink(wiring.Component):
             state=states, timer=timer, line_bad=line_bad, code=code, lo_byte=lo_byte,
             byte_reg=byte_reg, fold=fold, crc=crc, left=left, half=half, n_idx=n_idx,
             index_ready=index_ready, bad_payload=bad_payload, feed=feed, n_spk=n_spk,
-            t_code=t_code, t_len=t_len, t_kind=t_kind, t_full=t_full)
+            resp=resp, t_len=t_len, t_full=t_full)
         return m
 
 

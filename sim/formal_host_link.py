@@ -41,7 +41,9 @@ from amaranth.lib import wiring
 from spikeforge.boards import protocol as p
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import Network
-from spikeforge.hdl.host_link import RX_STATES, TX_STATES, HostLink
+from spikeforge.hdl.host_link import RESPONSES, RX_STATES, TX_STATES, HostLink
+
+from .params import check_int
 
 from .formal_neuron import _no_reset
 
@@ -198,6 +200,9 @@ class HostLinkHarness(wiring.Component):
                  done_within=4, reset_within=4, gap=2, quiet=None, garbage=True,
                  invariants=True):
         self.check = _check_properties(check)
+        for name, value in [("tx_stall", tx_stall), ("in_stall", in_stall),
+                            ("done_within", done_within), ("reset_within", reset_within)]:
+            check_int(name, value, 0, 255)
         if not 0 <= gap < timeout:
             raise ValueError(f"gap must be below the timeout {timeout}, not {gap!r}")
         if quiet is not None and (not isinstance(quiet, int) or quiet < 1):
@@ -220,6 +225,7 @@ class HostLinkHarness(wiring.Component):
         self.max_len = max(len(self.link.identity), self.status_len, 2,
                            8 + 3 * self.link.neurons)
         self.tx_waited = Signal(range(tx_stall + 1))    # cycles tx.ready has been low
+        self.resp_len = Signal(16)
         self.quiet_bound = self._max_rank()
         self.quiet = self.quiet_bound if quiet is None else quiet
         self.garbage = garbage
@@ -263,6 +269,11 @@ class HostLinkHarness(wiring.Component):
         c = self._costs()
         return max(1 + c["check"] + c["line"], 2 * c["line"],
                    self._tx(self.max_len) + c["line"], c["exec_max"] + c["line"])
+
+    def response_length(self, name, n_spk):
+        """The payload length of response ``name`` (of :data:`RESPONSES`)."""
+        return {"ERROR": 2, "IDENTIFY": len(self.link.identity), "STATUS": self.status_len,
+                "STEP": 8 + 3 * n_spk, "CFG": 0, "RESET": 0}[name]
 
     def rank(self, m, state, lb):
         """A bound on the quiet cycles until the link is idle, as a signal (0 when idle)."""
@@ -324,9 +335,18 @@ class HostLinkHarness(wiring.Component):
             m.d.comb += rank.eq((a.done_within - a.since_end) + 1 + c["step_done_max"] + extra)
         with m.If(state["STEP_DONE"]):
             m.d.comb += rank.eq(1 + (14 + 3 * n_spk) * B + 1 + extra)
-        # Bytes still to be chosen into byte_reg, per state of the transmitter.
+        # Bytes still to be chosen into byte_reg, per state of the transmitter. TX_SYNC loads
+        # t_len from the response chosen.
         to_send = {"TX_SYNC": 6, "TX_CODE": 5, "TX_LEN0": 4, "TX_LEN1": 3, "TX_PAYLOAD": 2}
+        with m.Switch(pr["resp"]):
+            for n, name in enumerate(RESPONSES):
+                with m.Case(n):
+                    m.d.comb += self.resp_len.eq(self.response_length(name, n_spk))
         for name in TX_STATES:
+            if name == "TX_SYNC":
+                with m.If(state[name]):
+                    m.d.comb += rank.eq((6 + self.resp_len) * B + 1 + extra)
+                continue
             with m.If(state[name]):
                 if name in to_send:
                     left = to_send[name] + t_len
@@ -518,12 +538,17 @@ class HostLinkHarness(wiring.Component):
                        | (waited <= sent * (self.gap + 1) + gap_count
                           + Mux(sent >= 5, int(self.gap == 0), 0)), "seq: waited"),
             ]
+            # EXEC, TX_SYNC (which loads the length), then TX_CODE sends the code of `resp`.
             ok_d = Signal()
-            m.d.sync += ok_d.eq(in_send & link.frame_ok)
-            asserts.append(check(~ok_d | (state["TX_SYNC"] & (pr["t_code"] == (p.RESPONSE | cmd))
-                                           & (pr["t_len"] == Mux(which, len(link.identity),
-                                                                  self.status_len))),
-                                  "recover: wrong response"))
+            ok_dd = Signal()
+            m.d.sync += [ok_d.eq(in_send & link.frame_ok), ok_dd.eq(ok_d)]
+            answer = Mux(which, RESPONSES.index("IDENTIFY"), RESPONSES.index("STATUS"))
+            asserts += [
+                check(~ok_d | (state["TX_SYNC"] & (pr["resp"] == answer)),
+                      "recover: wrong response"),
+                check(~ok_dd | (state["TX_CODE"] & (pr["t_len"] == Mux(
+                    which, len(link.identity), self.status_len))), "recover: wrong length"),
+            ]
             expect = {1: "CODE", 2: "LEN0", 3: "LEN1", 5: "CRC1"}
             for k, name in expect.items():
                 asserts.append(check(~(in_send & (sent == k))

@@ -92,4 +92,6 @@ def test_harness_rejects_bad_arguments():
         HostLinkHarness(gap=16)
     with pytest.raises(TypeError, match=r"^quiet must be a positive integer, not 0$"):
         HostLinkHarness(quiet=0)
+    with pytest.raises(TypeError, match=r"^tx_stall must be an integer in \[0, 255\], not -1$"):
+        HostLinkHarness(tx_stall=-1)
     assert PROPERTIES == ("live", "recover")
