@@ -77,7 +77,10 @@ def leak(v, p):
     d = np.asarray(v, np.int64) - p.v_rest
     total = np.zeros(np.broadcast_shapes(d.shape, p.decay_shift[..., 0].shape), np.int64)
     for k in range(MAX_DECAY_TERMS):
-        total += p.decay_sign[..., k] * (d >> p.decay_shift[..., k])
+        sign = p.decay_sign[..., k]
+        # A term no neuron uses adds nothing; most neurons use one or two of the four.
+        if np.count_nonzero(sign):
+            total += sign * (d >> p.decay_shift[..., k])
     return total
 
 
@@ -101,12 +104,18 @@ def lif_step(v, r, acc, p):
     v = np.asarray(v, np.int64)
     r = np.asarray(r, np.int64)
     current = np.asarray(acc, np.int64) + p.bias
-    v_prime = np.clip(v - leak(v, p) + current, lo, hi)
+    # np.minimum/np.maximum rather than np.clip, whose Python wrapper costs more than the
+    # arithmetic at small sizes.
+    v_prime = np.minimum(np.maximum(v - leak(v, p) + current, lo), hi)
     refractory = r > 0
     spike = ~refractory & (v_prime > p.v_th)
-    v_after_spike = np.where(p.subtract, np.clip(v_prime - p.v_th, lo, hi), p.v_reset)
+    # Skipped when no neuron subtracts: np.where would discard it.
+    v_after_spike = (np.where(p.subtract, np.minimum(np.maximum(v_prime - p.v_th, lo), hi),
+                              p.v_reset) if np.count_nonzero(p.subtract) else p.v_reset)
     v_next = np.where(refractory, v, np.where(spike, v_after_spike, v_prime))
-    r_next = np.where(refractory, r - 1, np.where(spike, p.t_ref, 0))
+    # r - 1 while refractory, t_ref on a spike (never while refractory), else 0: without
+    # np.where, which is slow on unpredictable masks.
+    r_next = np.maximum(r - 1, 0) + spike * p.t_ref
     trace = np.where(spike, p.v_peak, v_next)
     return v_next, r_next, spike, trace
 

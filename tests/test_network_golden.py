@@ -108,6 +108,23 @@ def test_against_naive_reference(seed):
         assert run.v[pop.name].tolist() == traces[pop.name], pop.name
 
 
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+@pytest.mark.parametrize("seed", range(6))
+def test_event_and_dense_sums_against_naive_reference(seed, fraction, monkeypatch):
+    """Both ways of summing the weights (per spike event, dense product) on a batch whose
+    entries have different activities, so the busiest-first event order is exercised."""
+    monkeypatch.setattr(network_golden, "EVENT_FRACTION", fraction)
+    rng = np.random.default_rng(100 + seed)
+    net = random_network(rng, max_size=10, recurrent=seed % 2 == 0)
+    spikes = np.stack([random_spikes(rng, net, 15, activity=a) for a in (0.05, 0.6, 0.0, 0.3)])
+    run = run_network(net, spikes, trace=True)
+    for b in range(len(spikes)):
+        expected, traces = naive_run(net, spikes[b].tolist())
+        for pop in net.lif_populations:
+            assert run.spikes[pop.name][b].tolist() == expected[pop.name], pop.name
+            assert run.v[pop.name][b].tolist() == traces[pop.name], pop.name
+
+
 def test_batch_equals_separate_runs():
     rng = np.random.default_rng(99)
     net = random_network(rng, n_lif=3, recurrent=True, max_size=64)
