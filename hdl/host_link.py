@@ -296,6 +296,13 @@ class HostLink(wiring.Component):
             | (((mem == CFG_BIAS) | (mem == CFG_STATE)) & (addr < plan.slots))
             | ((mem == CFG_PARAMS) & (addr < len(plan.lif_populations)))))
 
+        # The array's `start` and `reset_state`, high in EXEC for a STEP or RESET: set by
+        # CHECK, so that they come straight from a register into the array's control.
+        start = Signal()
+        reset = Signal()
+        m.d.sync += [start.eq(0), reset.eq(0)]
+        m.d.comb += [array.start.eq(start), array.reset_state.eq(reset)]
+
         receiving = Signal()
         m.d.comb += self.rx.ready.eq(receiving)
 
@@ -401,6 +408,7 @@ class HostLink(wiring.Component):
                 with m.Elif(bad_payload):
                     fail(p.ERR_PAYLOAD, flush=False)
                 with m.Else():
+                    m.d.sync += [start.eq(code == p.CMD_STEP), reset.eq(code == p.CMD_RESET)]
                     m.next = "EXEC"
 
             with m.State("FLUSH"):
@@ -436,7 +444,6 @@ class HostLink(wiring.Component):
                     with m.Case(p.CMD_LAST):
                         respond("STEP")
                     with m.Case(p.CMD_RESET):
-                        m.d.comb += array.reset_state.eq(1)
                         m.d.sync += n_spk.eq(0)
                         m.next = "RESET_WAIT"
                     with m.Case(p.CMD_CFG):
@@ -445,7 +452,6 @@ class HostLink(wiring.Component):
                         with m.Else():
                             fail(p.ERR_PAYLOAD, flush=False)
                     with m.Case(p.CMD_STEP):
-                        m.d.comb += array.start.eq(1)
                         m.d.sync += [n_spk.eq(0), feed.eq(0)]
                         m.next = "FEED_WAIT"
 
@@ -598,7 +604,7 @@ class HostLink(wiring.Component):
             state=states, timer=timer, line_bad=line_bad, code=code, lo_byte=lo_byte,
             byte_reg=byte_reg, fold=fold, crc=crc, left=left, half=half, n_idx=n_idx,
             index_ready=index_ready, bad_payload=bad_payload, feed=feed, n_spk=n_spk,
-            resp=resp, t_len=t_len, t_full=t_full)
+            resp=resp, t_len=t_len, t_full=t_full, start=start, reset=reset)
         return m
 
 

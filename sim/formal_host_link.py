@@ -282,7 +282,9 @@ class HostLinkHarness(wiring.Component):
         c = self._costs()
         T, S = self.timeout, self.tx_stall
         B = S + 2
-        rank = Signal(24, name="rank")
+        # Wide enough for every state that meets the invariants (at most quiet_bound); one
+        # that does not fails an invariant.
+        rank = Signal(range(4 * self.quiet_bound), name="rank")
         extra = Mux(lb, c["line"], 0)
         timer, t_len = pr["timer"], pr["t_len"]
         # A byte in byte_reg is taken within tx_stall - tx_waited + 1 cycles.
@@ -305,7 +307,7 @@ class HostLinkHarness(wiring.Component):
             m.d.comb += rank.eq(c["error"] + extra)
         with m.If(state["EXEC"]):
             code = pr["code"]
-            exec_rank = Signal(24, name="exec_rank")
+            exec_rank = Signal(range(4 * self.quiet_bound), name="exec_rank")
             with m.Switch(code):
                 with m.Case(p.CMD_IDENTIFY):
                     m.d.comb += exec_rank.eq(1 + self._tx(len(link.identity)))
@@ -451,7 +453,7 @@ class HostLinkHarness(wiring.Component):
                 m.d.sync += quiet_for.eq(quiet_for + 1)
             was_quiet = Signal()
             was_idle = Signal()
-            last_rank = Signal(24)
+            last_rank = Signal.like(rank)
             m.d.sync += [was_quiet.eq(quiet), was_idle.eq(idle), last_rank.eq(rank)]
             in_tx = Const(0)
             for name in TX_STATES:
@@ -482,6 +484,10 @@ class HostLinkHarness(wiring.Component):
             for name in ("PAYLOAD", "CRC0", "CRC1", "CRC_FOLD", "CHECK", "EXEC"):
                 after_len = after_len | state[name]
             asserts.append(check(~after_len | known, "inv: command known"))
+            asserts.append(check(Mux(state["EXEC"],
+                                     (pr["start"] == (pr["code"] == p.CMD_STEP))
+                                     & (pr["reset"] == (pr["code"] == p.CMD_RESET)),
+                                     ~pr["start"] & ~pr["reset"]), "inv: start and reset"))
             # The STEP indices: LEN_CHECK took at most 2 n_in bytes.
             n_idx, half, left = pr["n_idx"], pr["half"], pr["left"]
             taken = n_idx + pr["index_ready"]
@@ -500,6 +506,7 @@ class HostLinkHarness(wiring.Component):
             asserts += [
                 check(~(a.running & a.resetting), "inv: array"),
                 check(a.stalled <= a.in_stall, "inv: in_stall"),
+                check(self.tx_waited <= self.tx_stall, "inv: tx_stall"),
                 check(a.since_end <= a.done_within, "inv: since_end"),
                 check(a.reset_cycles <= a.reset_within, "inv: reset_cycles"),
                 check(~feeding | (a.running & ~a.ended), "inv: feeding"),
