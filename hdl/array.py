@@ -233,10 +233,16 @@ class NeuronArray(wiring.Component):
         word_valid = Signal()
         word_row = Signal(self.row_width)
         word_mask = Signal(lanes)
+        # The lowest set lane of word_mask, kept in a register beside it, so that the priority
+        # encoder sits before the register and not in front of the decode stage's adders.
         lowest = Signal(range(max(lanes, 2)))
-        for l in reversed(range(lanes)):
-            with m.If(word_mask[l]):
-                m.d.comb += lowest.eq(l)
+
+        def lowest_of(mask):
+            result = Const(0, lowest.shape())
+            for l in reversed(range(lanes)):
+                result = Mux(mask[l], l, result)
+            return result
+
         remaining = Signal(lanes)
         m.d.comb += remaining.eq(word_mask & ~(1 << lowest))
         pop_index_of_k = _table(k, [pops.index(p) for p in lifs], range(max(len(pops), 2)))
@@ -249,13 +255,14 @@ class NeuronArray(wiring.Component):
         # spike word), so that the FIFO's read enable does not hang at the end of the ready
         # chain of the decode stage and the walker.
         with m.If(deliver_phase & ev_ready & word_valid):
-            m.d.sync += word_mask.eq(remaining)
+            m.d.sync += [word_mask.eq(remaining), lowest.eq(lowest_of(remaining))]
             with m.If(remaining == 0):
                 m.d.sync += word_valid.eq(0)
         with m.If(~word_valid):
             m.d.comb += spike_fifo.r_en.eq(deliver_phase)
             m.d.sync += word_valid.eq(deliver_phase & spike_fifo.r_rdy)
-            m.d.sync += [word_row.eq(spike_fifo.r_data[lanes:]), word_mask.eq(spike_fifo.r_data[:lanes])]
+            m.d.sync += [word_row.eq(spike_fifo.r_data[lanes:]), word_mask.eq(spike_fifo.r_data[:lanes]),
+                         lowest.eq(lowest_of(spike_fifo.r_data[:lanes]))]
 
         # --- Decode: one registered stage computing each projection's row address ---------------
         d_valid = Signal()

@@ -16,6 +16,8 @@ Layout, for ``P`` lanes:
   A recurrent projection (from the same or a later population) adds into the other bank.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +103,26 @@ class ArrayPlan:
             if tuple(pop.params.decay) not in sets:
                 sets.append(tuple(pop.params.decay))
         return tuple(sets)
+
+    def layout_hash(self):
+        """A hash of everything an elaborated array fixes: widths, lanes, the memory layout of
+        populations and projections, and ``decay_sets``; not the memory contents.
+
+        Two plans with the same layout hash can be loaded into each other's array at run time
+        (``spikeforge.gen.compile.runtime_writes``). Hex, 16 digits.
+        """
+        layout = {
+            "lanes": self.lanes, "v_width": self.v_width, "w_width": self.w_width,
+            "acc_width": self.acc_width, "t_ref_max": self.t_ref_max,
+            "weight_words": self.weight_words, "slots": self.slots,
+            "populations": [[p.size, p.is_input, p.input_offset, p.slot_base, p.rows]
+                            for p in self.populations],
+            "projections": [[q.source, q.target, q.weight_base, q.recurrent]
+                            for q in self.projections],
+            "decay_sets": [list(d) for d in self.decay_sets],
+        }
+        text = json.dumps(layout, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def max_size(self):
