@@ -358,13 +358,24 @@ class NeuronArray(wiring.Component):
         upd_slot = Signal(self.slot_width)
         upd_acc_addr = Signal(bits_for(2 * plan.slots - 1))
 
+        # Likewise "this is the population's last row" and "k is the last LIF population" are
+        # flags kept beside their counters, not compares in front of the state register.
+        row_is_last = Signal()
+        k_is_last = Signal()
+
         def first_row():
             return [upd_row.eq(0), upd_slot.eq(slot_base_k),
-                    upd_acc_addr.eq(cur_bank_base + slot_base_k)]
+                    upd_acc_addr.eq(cur_bank_base + slot_base_k), row_is_last.eq(rows_k == 1)]
 
         def next_row():
             return [upd_row.eq(upd_row + 1), upd_slot.eq(upd_slot + 1),
-                    upd_acc_addr.eq(upd_acc_addr + 1)]
+                    upd_acc_addr.eq(upd_acc_addr + 1), row_is_last.eq(upd_row + 2 == rows_k)]
+
+        def first_population():
+            return [k.eq(0), k_is_last.eq(len(lifs) == 1)]
+
+        def next_population():
+            return [k.eq(k + 1), k_is_last.eq(k + 2 == len(lifs))]
 
         # --- Memory addressing: the delivery walker or the update issue -------------------------
         m.d.comb += p_rd.addr.eq(k)
@@ -387,7 +398,7 @@ class NeuronArray(wiring.Component):
             upd_valid_d.eq(upd_issue),
             upd_row_d.eq(upd_row),
             upd_slot_d.eq(upd_slot),
-            upd_mask_d.eq(Mux(upd_row == rows_k - 1, last_mask_k, (1 << lanes) - 1)),
+            upd_mask_d.eq(Mux(row_is_last, last_mask_k, (1 << lanes) - 1)),
         ]
         # Every block RAM output goes straight into a register (the read stage "_q"): a block
         # RAM's clock-to-output time is most of a cycle at the target clocks, so it must not
@@ -560,10 +571,10 @@ class NeuronArray(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += [self.busy.eq(0), self.cfg.ready.eq(1)]
                 with m.If(self.reset_state):
-                    m.d.sync += [k.eq(0), reset_addr.eq(0)]
+                    m.d.sync += [*first_population(), reset_addr.eq(0)]
                     m.next = "RESET_ACC"
                 with m.Elif(self.start):
-                    m.d.sync += [cycle_count.eq(1), input_ended.eq(0), k.eq(0)]
+                    m.d.sync += [cycle_count.eq(1), input_ended.eq(0), *first_population()]
                     m.next = "INPUT"
             with m.State("RESET_ACC"):
                 m.d.comb += [self.busy.eq(1), reset_acc.eq(1)]
@@ -578,12 +589,12 @@ class NeuronArray(wiring.Component):
                 # One row of population k per cycle, to its v_rest from the parameter memory.
                 m.d.comb += [self.busy.eq(1), reset_state_row.eq(1)]
                 m.d.sync += next_row()
-                with m.If(upd_row == rows_k - 1):
-                    with m.If(k == len(lifs) - 1):
+                with m.If(row_is_last):
+                    with m.If(k_is_last):
                         m.d.sync += [parity.eq(0), self.timestep.eq(0)]
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += k.eq(k + 1)
+                        m.d.sync += next_population()
                         m.next = "RESET_PARAMS"
             with m.State("INPUT"):
                 m.d.comb += [self.busy.eq(1), in_phase.eq(1)]
@@ -598,7 +609,7 @@ class NeuronArray(wiring.Component):
                 m.d.comb += [self.busy.eq(1), upd_issue.eq(trace_room)]
                 with m.If(trace_room):
                     m.d.sync += next_row()
-                    with m.If(upd_row == rows_k - 1):
+                    with m.If(row_is_last):
                         # The last core output and its spike word land latency + 2 cycles on.
                         m.d.sync += drain.eq(latency + 2)
                         m.next = "UPDATE_DRAIN"
@@ -610,10 +621,10 @@ class NeuronArray(wiring.Component):
             with m.State("DELIVER"):
                 m.d.comb += [self.busy.eq(1), deliver_phase.eq(1)]
                 with m.If(delivered):
-                    with m.If(k == len(lifs) - 1):
+                    with m.If(k_is_last):
                         m.next = "FINISH"
                     with m.Else():
-                        m.d.sync += k.eq(k + 1)
+                        m.d.sync += next_population()
                         m.next = "PARAMS"
             with m.State("FINISH"):
                 # Every spike of the step has left before done, so a host can stop reading at done.
