@@ -524,9 +524,13 @@ class NeuronArray(wiring.Component):
         reset_addr = Signal.like(a_ptr)
         reset_acc = Signal()
         reset_state_row = Signal()
-        cfg = self.cfg.payload
+        # An accepted cfg item is registered before it is decoded into write enables, so the
+        # path from the state register (ready) to the memories' write ports has a register in
+        # it; the write lands two cycles after acceptance, before any read of a step started in
+        # the same cycle can reach the memory (the first weight read comes three cycles later).
+        cfg = Signal.like(self.cfg.payload)
         cfg_write = Signal()
-        m.d.comb += cfg_write.eq(self.cfg.valid & self.cfg.ready)
+        m.d.sync += [cfg.eq(self.cfg.payload), cfg_write.eq(self.cfg.valid & self.cfg.ready)]
         m.d.sync += [p_wr.addr.eq(cfg.addr), p_wr.data.eq(cfg.data),
                      p_wr.en.eq(cfg_write & (cfg.mem == CFG_PARAMS))]
         for l in range(lanes):
