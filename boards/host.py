@@ -178,6 +178,10 @@ class HostDriver:
                     "neurons": sum(q.size for q in plan.lif_populations)}
         wrong = [f"{name} {identity[name]} (network: {value})"
                  for name, value in expected.items() if identity[name] != value]
+        if not wrong and identity["layout_hash"] != plan.layout_hash():
+            # Same sizes, but the cores' decays, the projections or the refractory width differ.
+            wrong = [f"layout_hash {identity['layout_hash']} (network: {plan.layout_hash()}: "
+                     f"other decays, projections or t_ref range)"]
         if wrong:
             raise SpikeforgeError(f"the board's design has another layout than the network: "
                                   f"{', '.join(wrong)}; rebuild with spikeforge build")

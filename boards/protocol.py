@@ -26,7 +26,7 @@ __all__ = ["SYNC", "MAGIC", "VERSION", "CMD_IDENTIFY", "CMD_STATUS", "CMD_STEP",
 
 SYNC = 0x5A
 MAGIC = b"SPKF"
-VERSION = 1
+VERSION = 2
 
 # Commands, host to board.
 CMD_IDENTIFY = 0x01   # -> identity of the design
@@ -56,11 +56,12 @@ _CRC_POLY = 0x1021
 
 # Identity payload: magic, protocol version, lanes, stages, v_width, w_width, acc_width,
 # cfg_addr_width, cfg_data_width, populations, n_inputs, slots, weight_words, LIF neurons,
-# clock in Hz, network hash (sha256).
-IDENTITY_FORMAT = "<4sBBBBBBBBBHHIHI32s"
+# clock in Hz, network hash (sha256), layout hash (``ArrayPlan.layout_hash``: what a runtime
+# load cannot change, the neuron cores' decays among it).
+IDENTITY_FORMAT = "<4sBBBBBBBBBHHIHI32s8s"
 IDENTITY_FIELDS = ("magic", "version", "lanes", "stages", "v_width", "w_width", "acc_width",
                    "cfg_addr_width", "cfg_data_width", "populations", "n_inputs", "slots",
-                   "weight_words", "neurons", "clock_hz", "network_hash")
+                   "weight_words", "neurons", "clock_hz", "network_hash", "layout_hash")
 # Status payload: flags (bit 0 busy, bit 1 modified: a CFG write since configuration), timestep, cycles of the last step, good frames, CRC errors, timeouts,
 # other errors.
 STATUS_FORMAT = "<BIIIHHH"
@@ -158,6 +159,7 @@ def decode_identity(payload):
         raise FrameError(f"identify response has magic {identity['magic']!r}, not a spikeforge "
                          f"design ({MAGIC!r})")
     identity["network_hash"] = identity["network_hash"].hex()
+    identity["layout_hash"] = identity["layout_hash"].hex()
     identity["magic"] = identity["magic"].decode()
     return identity
 

@@ -133,7 +133,8 @@ class HostLink(wiring.Component):
             p.IDENTITY_FORMAT, p.MAGIC, p.VERSION, plan.lanes, stages, plan.v_width,
             plan.w_width, plan.acc_width, self.array.cfg_addr_width, self.array.cfg_data_width,
             len(plan.populations), plan.n_inputs, plan.slots, plan.weight_words, neurons,
-            clock_hz, bytes.fromhex(plan.network_hash or "00" * 32))
+            clock_hz, bytes.fromhex(plan.network_hash or "00" * 32),
+            bytes.fromhex(plan.layout_hash()))
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),

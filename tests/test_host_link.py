@@ -13,6 +13,7 @@ from network_cases import random_spikes
 from spikeforge.boards import protocol as p
 from spikeforge.boards.host import HostDriver, HostLinkError, SimulatedBoard
 from spikeforge.gen.compile import compile_network
+from spikeforge.gen.network import Network
 from spikeforge.hdl.host_link import HostLink
 from spikeforge.sim.network_golden import run_network
 
@@ -89,7 +90,8 @@ def test_run_matches_golden(seed, lanes):
     driver = HostDriver(SimulatedBoard(plan))
     identity = driver.check_plan(plan)
     assert identity["network_hash"] == net.network_hash()
-    assert (identity["magic"], identity["version"], identity["lanes"]) == ("SPKF", 1, lanes)
+    assert (identity["magic"], identity["version"], identity["lanes"]) == ("SPKF", 2, lanes)
+    assert identity["layout_hash"] == plan.layout_hash()
     run = driver.run(spikes)        # the plan of check_plan
     golden = run_network(net, spikes)
     _assert_same(run, golden)
@@ -144,6 +146,17 @@ def test_load_refuses_another_layout():
     with pytest.raises(ValueError, match=r"^the board's design has another layout than the "
                                          r"network: lanes 1 \(network: 2\)"):
         driver.load(compile_network(small_network(6), 2))
+    # Same sizes and widths, another decay: the cores are built for their decays, so a runtime
+    # load cannot change one.
+    net = small_network(6)
+    d = net.to_dict()
+    lif = next(pop for pop in d["populations"] if pop["kind"] == "lif")
+    lif["decay"] = [1] if lif["decay"] != [1] else [2]
+    with pytest.raises(ValueError, match=r"^the board's design has another layout than the "
+                                         r"network: layout_hash [0-9a-f]{16} \(network: "
+                                         r"[0-9a-f]{16}: other decays, projections or t_ref "
+                                         r"range\); rebuild with spikeforge build$"):
+        driver.load(compile_network(Network.from_dict(d), 1))
 
 
 # --- errors on the link --------------------------------------------------------------------------
