@@ -1,13 +1,15 @@
 # amaranth: UnusedElaboratable=no
 # (The argument checks raise before a harness or design is elaborated.)
-"""Bounded model checks of the neuron array (SymbiYosys + yices) and planted bugs for each.
+"""Proofs of the neuron array (SymbiYosys + yices) and planted bugs for each.
 
 The array of ``formal_array.small_network()`` (3 inputs, LIF populations of 3 and 4 neurons,
 2 lanes, 1 stage) under free input events and free output back-pressure; see
-``docs/verification.md``. Default run: the update and output properties to depth 25 (a whole
-step without input events takes 17 cycles) and a planted bug for update, acc and output,
-about 2 minutes on two loaded cores. ``--slow`` adds the acc property, bounded liveness to
-depth 58 and its planted hang (about 20 minutes more).
+``docs/verification.md``. ``update`` and ``output`` are proven for every step (k-induction over
+the harness's auxiliary invariants), ``acc`` one tracked neuron at a time; ``live`` is bounded.
+Default run: the update and output inductions, the acc induction of A[0], and a planted bug
+for update, acc and output. ``--slow`` adds the acc inductions of four more neurons (B[0]
+takes about 4 minutes), the bounded acc check of all neurons, bounded liveness to depth 58
+and its planted hang.
 """
 
 import dataclasses
@@ -15,7 +17,7 @@ import functools
 import types
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Fragment, Module, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,19 +25,34 @@ import spikeforge.hdl.array as array
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import Network
 from spikeforge.sim.formal import prove
-from spikeforge.sim.formal_array import PROPERTIES, ArrayHarness, small_network
+from spikeforge.sim.formal_array import PROPERTIES, ArrayHarness, _Inside, small_network
 
 from formal_checks import assert_fails_with_trace, assert_passes
 
+# k-induction closes at this length: the read-modify-write's forwarding registers are fixed by
+# the two cycles before the one checked.
+INDUCTION_DEPTH = 3
+# The neurons whose acc induction closes within minutes; B[1] and B[2] did not finish in 5
+# minutes each (see docs/verification.md) and stay with the bounded check below.
+PROVEN_ACC = [("A", 0), ("A", 1), ("A", 2), ("B", 0), ("B", 3)]
 LIVE = dict(ready_every=2, input_within=2, done_within=56)
 
 
 # --- the properties hold -------------------------------------------------------------------
 
 @pytest.mark.parametrize("prop", ["update", "output"])
-def test_property_holds(formal, tmp_path, prop):
-    harness = ArrayHarness(small_network(), check=[prop])
-    assert_passes(prove(harness, prop, mode="bmc", depth=25, build_dir=tmp_path))
+def test_property_proven(formal, tmp_path, prop):
+    harness = ArrayHarness(small_network(), check=[prop], inductive=True)
+    assert_passes(prove(harness, prop, mode="prove", depth=INDUCTION_DEPTH, build_dir=tmp_path))
+
+
+@pytest.mark.parametrize("neuron", [
+    pytest.param(n, marks=pytest.mark.slow) if n != ("A", 0) else n for n in PROVEN_ACC],
+    ids=lambda n: f"{n[0]}{n[1]}")
+def test_acc_proven(formal, tmp_path, neuron):
+    # One neuron per proof keeps each induction small.
+    harness = ArrayHarness(small_network(), check=["acc"], inductive=True, track=[neuron])
+    assert_passes(prove(harness, "acc", mode="prove", depth=INDUCTION_DEPTH, build_dir=tmp_path))
 
 
 @pytest.mark.slow
@@ -107,7 +124,7 @@ def test_acc_catches_a_wrong_weight(formal, tmp_path):
     weights[0, 0] = -1
     harness = ArrayHarness(net, check=["acc"],
                            dut_plan=dataclasses.replace(plan, weights=weights))
-    assert_fails_with_trace(prove(harness, "acc_bug", mode="bmc", depth=12,
+    assert_fails_with_trace(prove(harness, "acc_bug", mode="bmc", depth=16,
                                   build_dir=tmp_path), tmp_path)
 
 
@@ -136,4 +153,17 @@ def test_harness_rejects_bad_arguments():
                                      "weights": [[1, 1, 1]] * 4})
     with pytest.raises(ValueError, match=r"^the acc property needs a feed-forward network$"):
         ArrayHarness(Network.from_dict(recurrent), check=["acc"])
+    with pytest.raises(ValueError, match=r"^the inductive invariants are written for stages 1 "
+                                         r"and the update, acc and output properties$"):
+        ArrayHarness(small_network(), stages=2, inductive=True)
+    with pytest.raises(ValueError, match=r"^track must name LIF neurons as \(population, index\) "
+                                         r"pairs, not \(\('A', 3\),\)$"):
+        ArrayHarness(small_network(), track=[("A", 3)])
     assert PROPERTIES == ("update", "acc", "output", "live")
+
+
+def test_invariants_name_a_missing_register():
+    # The invariants find the array's registers by name; a renamed one must not go unnoticed.
+    with pytest.raises(ValueError, match=r"^the array has no single register named 'k'; the "
+                                         r"inductive invariants must follow the change$"):
+        _Inside(Fragment(), "the array")["k"]
