@@ -4,8 +4,8 @@ errors.
 The file takes about 170-180 s of CPU (measured: 8 to 20 minutes wall-clock on two cores busy
 with other jobs; the Tang Nano 9K build is the longest) once YoWASP has compiled its
 WebAssembly (cached in ~/.cache/YoWASP; the very first run adds about a minute). Every build
-folder is under /tmp
-(pytest's tmp_path), the case that breaks YoWASP tools given absolute paths.
+folder is under /tmp (pytest's tmp_path), the case that breaks YoWASP tools given absolute
+paths.
 """
 
 import json
