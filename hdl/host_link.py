@@ -16,7 +16,7 @@ as new frames, then answers.
 import struct
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..boards import protocol as p
@@ -656,7 +656,20 @@ class HostLinkUART(wiring.Component):
         m.submodules.uart_rx = self.uart_rx
         m.submodules.uart_tx = self.uart_tx
         m.submodules.link = link = self.link
-        wiring.connect(m, self.uart_rx.data, link.rx)
+        # Two bytes of buffer between the receiver and the link: the link's `ready` is decoded
+        # from its state register and the receiver's overrun logic feeds the link's error input,
+        # so a direct connection would close a combinational loop through both state machines
+        # (the iCE40 critical path). Bytes arrive every 10 bit times, so the buffer never fills
+        # unless the link is busy, as the receiver's single register did before.
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=2)
+        m.d.comb += [
+            rx_fifo.w_data.eq(self.uart_rx.data.payload),
+            rx_fifo.w_en.eq(self.uart_rx.data.valid),
+            self.uart_rx.data.ready.eq(rx_fifo.w_rdy),
+            link.rx.valid.eq(rx_fifo.r_rdy),
+            link.rx.payload.eq(rx_fifo.r_data),
+            rx_fifo.r_en.eq(link.rx.ready),
+        ]
         wiring.connect(m, link.tx, self.uart_tx.data)
         m.d.comb += [
             self.uart_rx.rx.eq(self.rx),
