@@ -96,7 +96,9 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True, extra=Non
         ``clock_mhz`` is the frequency the PLL really makes.
     check_timing : bool
         Raise :class:`~spikeforge.boards.report.ReportError` when fmax is below ``clock_mhz``
-        (the bitstream and ``report.json`` are written first).
+        (the bitstream and ``report.json`` are written first). When false, nextpnr is told to
+        finish a design that misses ``clock_mhz`` too, so that measurements can constrain
+        above what they expect and still get the report.
     extra : dict, optional
         Design fields (``neurons``, ``synapses``, ...) added to the report before it is saved;
         they may not replace a field of the build.
@@ -139,6 +141,10 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True, extra=Non
     nextpnr_opts = [f"--report {NAME}.report.json"]
     if board.family == "gowin":
         nextpnr_opts.append(f"--freq {clock_mhz:g}")
+    if not check_timing:
+        # Measurements (the benchmarks) constrain above what they expect and want the report
+        # of a design that misses it, not a failed build.
+        nextpnr_opts.append("--timing-allow-fail")
     plan = board.platform().build(top, name=NAME, do_build=False,
                                   nextpnr_opts=" ".join(nextpnr_opts))
     plan.extract(build_dir)
