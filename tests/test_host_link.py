@@ -62,7 +62,7 @@ def test_crc_and_frames():
     with pytest.raises(p.FrameError, match=r"^status response has 3 bytes, expected 19$"):
         p.decode_status(bytes(3))
     with pytest.raises(p.FrameError, match=r"^identify response has magic b'XXXX', not a "):
-        p.decode_identity(b"XXXX" + bytes(55))
+        p.decode_identity(b"XXXX" + bytes(63))
     with pytest.raises(ValueError, match=r"^frame code must be a byte and the payload at most "
                                          r"65535 bytes, not 256 and 0$"):
         p.encode_frame(256)
