@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from spikeforge.hdl.neuron import NeuronCore, pack_params
@@ -25,10 +26,13 @@ def run_core(core, cases):
     """Drive every case through ``core`` and return its outputs in order."""
     layout = core.params.shape()
     # Parameters repeat across cases; building a layout constant is the slow part.
-    unique = {p: layout.const(pack_params(p)).as_value().value for p in set(cases.params)}
+    unique = {p: layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value
+              for p in set(cases.params)}
     packed = [unique[p] for p in cases.params]
     n = len(packed)
     got = {"v_next": [], "r_next": [], "spike": [], "v_trace": []}
+    if core.synaptic:
+        got["i_next"] = []
 
     async def producer(ctx):
         for i in range(n):
@@ -36,6 +40,8 @@ def run_core(core, cases):
             ctx.set(core.v, int(cases.v[i]))
             ctx.set(core.r, int(cases.r[i]))
             ctx.set(core.acc, int(cases.acc[i]))
+            if core.synaptic:
+                ctx.set(core.i, int(cases.i[i]))
             ctx.set(core.params.as_value(), packed[i])
             await ctx.tick()
         ctx.set(core.in_valid, 0)
@@ -82,3 +88,54 @@ def test_core_matches_golden_long(seed):
     v, r, spike, trace = cases.expected()
     assert (got["v_next"] == v).all() and (got["r_next"] == r).all()
     assert (got["spike"] == spike).all() and (got["v_trace"] == trace).all()
+
+
+# (v_width, acc_width, t_ref_max, stages, cases) of the synaptic core: current-based and plain
+# parameters mixed, every stage count, the extreme widths. About 25 s together.
+SYNAPTIC_CONFIGS = [
+    (16, 16, 15, 1, 2_000),
+    (16, 18, 15, 2, 2_000),
+    (16, 16, 255, 3, 2_000),
+    (16, 20, 15, 4, 3_000),
+    (2, 2, 1, 2, 1_000),
+    (32, 40, 65535, 4, 1_500),
+]
+
+
+@pytest.mark.parametrize("v_width, acc_width, t_ref_max, stages, n", SYNAPTIC_CONFIGS)
+def test_synaptic_core_matches_golden(v_width, acc_width, t_ref_max, stages, n):
+    rng = np.random.default_rng([v_width, acc_width, t_ref_max, stages, 1])
+    cases = random_cases(rng, n, v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max,
+                         synaptic=True)
+    core = NeuronCore(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, stages=stages,
+                      synaptic=True)
+    got = run_core(core, cases)
+    v, r, spike, trace, i = cases.expected()
+    for name, want in (("v_next", v), ("r_next", r), ("spike", spike), ("v_trace", trace),
+                       ("i_next", i)):
+        bad = np.flatnonzero(got[name] != want)
+        assert bad.size == 0, (
+            f"{name} differs in {bad.size} of {n} cases; first: case {bad[0]} "
+            f"v={cases.v[bad[0]]} i={cases.i[bad[0]]} r={cases.r[bad[0]]} "
+            f"acc={cases.acc[bad[0]]} {cases.params[bad[0]]}: got {got[name][bad[0]]}, "
+            f"want {want[bad[0]]}")
+    synaptic = np.array([p.synaptic for p in cases.params])
+    # Both kinds of population ran, spiking and refractory, and the current saturated.
+    assert synaptic.any() and (~synaptic).any() and spike[synaptic].any()
+    assert (cases.r[synaptic] > 0).any()
+    assert (np.abs(i[synaptic]) == (1 << (v_width - 1)) - 1).any() or v_width == 2
+
+
+def test_synaptic_parameter_errors():
+    from spikeforge.sim.params import NeuronParams
+    cuba = NeuronParams(v_th=100, syn_decay=(2,))
+    core = NeuronCore()
+    with pytest.raises(ValueError, match=r"^params has a syn_decay, which needs a core built "
+                                         r"with synaptic=True$"):
+        core.with_constant_params(cuba)
+    Fragment.get(core, None)  # elaborated, so that it is not reported as unused
+    with pytest.raises(ValueError, match=r"^params has a syn_decay, which needs a synaptic "
+                                         r"parameter port$"):
+        pack_params(cuba, synaptic=False)
+    with pytest.raises(TypeError, match=r"^synaptic must be a bool, not 1$"):
+        NeuronCore(synaptic=1)
