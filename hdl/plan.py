@@ -125,6 +125,22 @@ class ArrayPlan:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
+    def synaptic(self):
+        """True if a LIF population is current-based: the state memory then holds ``i`` too and
+        the parameter rows carry the synaptic decay."""
+        return any(p.params.synaptic for p in self.lif_populations)
+
+    @property
+    def syn_decay_sets(self):
+        """The distinct ``syn_decay`` values of the current-based populations, in population
+        order; like :attr:`decay_sets`, part of the layout (empty without such populations)."""
+        sets = []
+        for pop in self.lif_populations:
+            if pop.params.synaptic and pop.params.syn_decay not in sets:
+                sets.append(pop.params.syn_decay)
+        return tuple(sets)
+
+    @property
     def max_size(self):
         return max(p.size for p in self.populations)
 
