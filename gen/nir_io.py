@@ -5,7 +5,8 @@
 sum of at most four signed powers of two (CubaLIF and CubaLI: also ``dt/tau_syn``), and every
 voltage-like value divided by one scale per population and rounded. It also keeps the float64
 description of the graph (:class:`FloatModel`) that :mod:`spikeforge.gen.quant_report` simulates
-for the quantization report. :func:`export_network` writes a network back as a NIR graph whose re-import is exact.
+for the quantization report. :func:`export_network` writes a network back as a NIR graph whose
+re-import is exact.
 
 Anything the mapping cannot represent is a one-line :class:`SpikeforgeError` naming the node.
 """
