@@ -4,8 +4,9 @@ The cocotb side is ``cocotb_neuron_core.py``. Compiling dominates under Verilato
 build on this 2-core machine, mostly its C++ runtime library; the 28,000 cases then take 3 s),
 so the configurations of a run share one build: the top level is a bank of cores side by side,
 driven at once; one of them is a synaptic core (the current-based neuron, current-based and
-plain parameters mixed). Default run: 15-25 s under Icarus, 45-85 s under Verilator; ``--slow``
-adds a second bank with 90,000 cases.
+plain parameters mixed). Default run: 15-25 s under Icarus, 45-85 s under Verilator on an idle
+machine (with the synaptic core, measured while other jobs loaded both cores: 73 s and 171 s);
+``--slow`` adds a second bank with 90,000 cases.
 """
 
 import json
