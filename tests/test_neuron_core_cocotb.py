@@ -76,9 +76,10 @@ def write_cases(path, core, config, cases, *, rng, idle_fraction=0.1):
     idle = np.where(rng.random(n) < idle_fraction, rng.integers(1, 4, n), 0)
     # A synaptic core's cases also have the current in and out.
     current = {"i": cases.i, "i_next": i_next[0]} if core.synaptic else {}
+    packed = [layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value
+              for p in unique]
     np.savez(path, v=cases.v, r=cases.r, acc=cases.acc,
-             params_hex=[f"{layout.const(pack_params(p, core.synaptic)).as_value().value:x}"
-                         for p in unique],
+             params_hex=[f"{word:x}" for word in packed],
              params_index=[index[p] for p in cases.params],
              params_text=[repr(p) for p in unique], idle=idle, latency=core.latency,
              v_next=v_next, r_next=r_next, spike=spike.astype(np.int64), v_trace=trace,

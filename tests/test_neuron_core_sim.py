@@ -22,12 +22,16 @@ CONFIGS = [
 ]
 
 
-def run_core(core, cases):
-    """Drive every case through ``core`` and return its outputs in order."""
+def run_core(core, cases, packed=None):
+    """Drive every case through ``core`` and return its outputs in order.
+
+    ``packed`` maps each parameter set to its port value, for a core whose port is not the
+    default layout of ``pack_params``.
+    """
     layout = core.params.shape()
     # Parameters repeat across cases; building a layout constant is the slow part.
-    unique = {p: layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value
-              for p in set(cases.params)}
+    unique = packed or {p: layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value
+                        for p in set(cases.params)}
     packed = [unique[p] for p in cases.params]
     n = len(packed)
     got = {"v_next": [], "r_next": [], "spike": [], "v_trace": []}
@@ -139,3 +143,29 @@ def test_synaptic_parameter_errors():
         pack_params(cuba, synaptic=False)
     with pytest.raises(TypeError, match=r"^synaptic must be a bool, not 1$"):
         NeuronCore(synaptic=1)
+    with pytest.raises(ValueError, match=r"^syn_decay_sets needs synaptic=True$"):
+        NeuronCore(syn_decay_sets=[(1,)])
+    with pytest.raises(ValueError, match=r"^syn_decay \[2\] is not one the core was built for: "
+                                         r"\[1\], \[3, -5\]$"):
+        pack_params(cuba, synaptic=True, syn_decay_sets=((1,), (3, -5)))
+
+
+def test_core_with_built_in_synaptic_decays_matches_golden():
+    """The array's kind of synaptic core: membrane and current decays built in, selected per
+    population (plain populations mixed in)."""
+    rng = np.random.default_rng(77)
+    cases = random_cases(rng, 1_500, v_width=16, acc_width=18, t_ref_max=15, synaptic=True)
+    # Ten parameter sets, as in a network of ten populations: a core is built for few decays.
+    pool = list(dict.fromkeys(cases.params))[:10]
+    cases.params = [pool[k] for k in rng.integers(0, len(pool), len(cases.params))]
+    assert {p.synaptic for p in pool} == {True, False}
+    decay_sets = tuple(sorted({p.decay for p in cases.params}))
+    syn_sets = tuple(sorted({p.syn_decay for p in cases.params if p.synaptic}))
+    core = NeuronCore(v_width=16, acc_width=18, t_ref_max=15, stages=3, synaptic=True,
+                      decay_sets=decay_sets, syn_decay_sets=syn_sets)
+    layout = core.params.shape()
+    packed = {p: layout.const(pack_params(p, decay_sets, synaptic=True, syn_decay_sets=syn_sets))
+              for p in set(cases.params)}
+    got = run_core(core, cases, packed={p: c.as_value().value for p, c in packed.items()})
+    for name, want in zip(("v_next", "r_next", "spike", "v_trace", "i_next"), cases.expected()):
+        assert (got[name] == want).all(), name
