@@ -106,7 +106,8 @@ class ArrayPlan:
 
     def layout_hash(self):
         """A hash of everything an elaborated array fixes: widths, lanes, the memory layout of
-        populations and projections, and ``decay_sets``; not the memory contents.
+        populations and projections, ``decay_sets`` and, for an array with a current-based
+        population, ``syn_decay_sets``; not the memory contents.
 
         Two plans with the same layout hash can be loaded into each other's array at run time
         (``spikeforge.gen.compile.runtime_writes``). Hex, 16 digits.
@@ -121,6 +122,9 @@ class ArrayPlan:
                             for q in self.projections],
             "decay_sets": [list(d) for d in self.decay_sets],
         }
+        if self.synaptic:
+            # Only then: a plain network's hash stays what it was before synaptic currents.
+            layout["syn_decay_sets"] = [list(d) for d in self.syn_decay_sets]
         text = json.dumps(layout, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

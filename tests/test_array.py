@@ -206,6 +206,16 @@ def test_runtime_loading_and_reset(syn_decays):
         assert (rec.spikes["hidden"] == want.spikes["hidden"]).all(), what
 
 
+def test_layout_hash_covers_the_synaptic_layout():
+    """A current-based population, and its synaptic decays, are part of the array's layout."""
+    plain, _ = _recurrent_pair()
+    cuba, same = _recurrent_pair(([2, -4], [2, -4]))
+    other, _ = _recurrent_pair(([1], [1]))
+    hashes = [compile_network(net, 2).layout_hash() for net in (plain, cuba, same, other)]
+    assert hashes[1] == hashes[2]
+    assert len({hashes[0], hashes[1], hashes[3]}) == 3
+
+
 def test_cycles_are_reported_per_step():
     net_a, _ = _recurrent_pair()
     spikes = random_spikes(np.random.default_rng(4), net_a, 4, activity=0.5)
