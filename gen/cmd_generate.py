@@ -45,7 +45,7 @@ def run(args):
     stages = check_int("--stages", args.stages, *STAGES_RANGE)
     acc_width = w_width + fan_in.bit_length()
     core = NeuronCore(v_width=params.v_width, acc_width=acc_width, t_ref_max=params.t_ref,
-                      stages=stages)
+                      stages=stages, synaptic=params.synaptic)
     if not args.runtime_params:
         core = core.with_constant_params(params)
     header = [("v_width", params.v_width), ("w_width", w_width), ("fan_in", fan_in),
@@ -62,7 +62,8 @@ def run(args):
 def _describe(params: NeuronParams):
     return (f"v_th={params.v_th} v_reset={params.v_reset} v_rest={params.v_rest} "
             f"v_peak={params.v_peak} t_ref={params.t_ref} bias={params.bias} "
-            f"reset_mode={params.reset_mode} decay={list(params.decay)}")
+            f"reset_mode={params.reset_mode} decay={list(params.decay)}"
+            + (f" syn_decay={list(params.syn_decay)}" if params.synaptic else ""))
 
 
 def run_network(args):

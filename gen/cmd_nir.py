@@ -19,7 +19,8 @@ DEFAULT_RATE = 0.2
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "import", help="map a NIR graph onto a spikeforge network, with a quantization report",
-        description="Read GRAPH.nir (nodes Input, Output, Affine, Linear, Flatten, LIF, IF, LI), "
+        description="Read GRAPH.nir (nodes Input, Output, Affine, Linear, Flatten, LIF, IF, LI, "
+                    "CubaLIF, CubaLI), "
                     "write a spikeforge network and report how the fixed-point network compares "
                     "with the float NIR semantics (docs/nir.md).")
     parser.add_argument("graph", help="NIR graph, .nir (HDF5)")

@@ -110,9 +110,9 @@ def runtime_writes(plan, memories=("weights", "bias", "params")):
     """The ``cfg`` port writes that load ``plan``'s contents into a running array.
 
     An array elaborated from another plan with the same layout (same populations, sizes,
-    projections, lanes, widths and ``decay_sets``) then computes exactly what ``plan``
-    describes; the host link
-    sends these to change weights and parameters without a rebuild.
+    projections, lanes, widths, ``decay_sets`` and ``syn_decay_sets``) then computes exactly what
+    ``plan`` describes; the host link sends these to change weights and parameters without a
+    rebuild.
 
     Yields
     ------
@@ -136,8 +136,11 @@ def runtime_writes(plan, memories=("weights", "bias", "params")):
             for addr, word in enumerate(plan.bias[lane]):
                 yield CFG_BIAS, lane, addr, raw(word, plan.v_width)
     if "params" in memories:
-        layout = params_layout(plan.v_width, bits_for(plan.t_ref_max), plan.decay_sets)
+        synaptic = dict(synaptic=plan.synaptic,
+                        syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None)
+        layout = params_layout(plan.v_width, bits_for(plan.t_ref_max), plan.decay_sets,
+                               **synaptic)
         for index, pop in enumerate(plan.lif_populations):
-            row = pack_params(pop.params, plan.decay_sets)
+            row = pack_params(pop.params, plan.decay_sets, **synaptic)
             row["bias"] = 0  # the array takes each neuron's bias from the bias memory
             yield CFG_PARAMS, 0, index, layout.const(row).as_value().value

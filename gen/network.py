@@ -37,6 +37,8 @@ _TOP_REQUIRED = ("format", "v_width", "w_width", "populations", "projections")
 _INPUT_KEYS = ("name", "kind", "size")
 _LIF_KEYS = ("name", "kind", "size", "v_th", "v_reset", "v_rest", "v_peak", "t_ref", "decay",
              "reset_mode", "bias")
+# Optional: a population with it is current-based (docs/neuron.md).
+_LIF_OPTIONAL = ("syn_decay",)
 _PROJECTION_KEYS = ("from", "to", "weights")
 _NPZ_KEYS = ("npz", "key")
 _KINDS = ("input", "lif")
@@ -118,7 +120,10 @@ class Population:
         if self.kind == "lif":
             p = self.params
             out.update(v_th=p.v_th, v_reset=p.v_reset, v_rest=p.v_rest, v_peak=p.v_peak,
-                       t_ref=p.t_ref, decay=list(p.decay), reset_mode=p.reset_mode,
+                       t_ref=p.t_ref, decay=list(p.decay))
+            if p.synaptic:
+                out["syn_decay"] = list(p.syn_decay)
+            out.update(reset_mode=p.reset_mode,
                        bias=[int(b) for b in self.bias] if self.per_neuron_bias else p.bias)
         return out
 
@@ -395,8 +400,8 @@ def _population(path, spec, v_width):
     kind = spec["kind"]
     if kind not in _KINDS:
         raise _error(f"{path}.kind", f"must be one of 'input', 'lif', not {kind!r}")
-    allowed = _INPUT_KEYS if kind == "input" else _LIF_KEYS
-    _keys(path, spec, allowed, allowed)
+    required = _INPUT_KEYS if kind == "input" else _LIF_KEYS
+    _keys(path, spec, required if kind == "input" else _LIF_KEYS + _LIF_OPTIONAL, required)
     name = spec["name"]
     if not isinstance(name, str) or not _NAME.match(name):
         raise _error(f"{path}.name", f"must be 1 to 64 letters, digits or '_' not starting with a "
@@ -412,6 +417,11 @@ def _population(path, spec, v_width):
         raise _error(f"{path}.decay", f"must be a JSON list of shift terms, not {decay!r}")
     values = {key: spec[key] for key in ("v_th", "v_reset", "v_rest", "v_peak", "t_ref",
                                           "reset_mode")}
+    if "syn_decay" in spec:
+        if not isinstance(spec["syn_decay"], list):
+            raise _error(f"{path}.syn_decay", f"must be a JSON list of shift terms, not "
+                         f"{spec['syn_decay']!r}")
+        values["syn_decay"] = tuple(spec["syn_decay"])
     try:
         params = NeuronParams(v_width=v_width, decay=tuple(decay),
                               bias=0 if per_neuron else bias_spec, **values)

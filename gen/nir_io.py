@@ -2,10 +2,11 @@
 
 :func:`import_graph` maps a NIR graph (``nir`` package, version 1.0) onto a
 :class:`~spikeforge.gen.network.Network`: forward Euler with the graph's ``dt``, ``dt/tau`` as a
-sum of at most four signed powers of two, and every voltage-like value divided by one scale per
-population and rounded. It also keeps the float64 description of the graph
-(:class:`FloatModel`) that :mod:`spikeforge.gen.quant_report` simulates for the quantization
-report. :func:`export_network` writes a network back as a NIR graph whose re-import is exact.
+sum of at most four signed powers of two (CubaLIF and CubaLI: also ``dt/tau_syn``), and every
+voltage-like value divided by one scale per population and rounded. It also keeps the float64
+description of the graph (:class:`FloatModel`) that :mod:`spikeforge.gen.quant_report` simulates
+for the quantization report. :func:`export_network` writes a network back as a NIR graph whose
+re-import is exact.
 
 Anything the mapping cannot represent is a one-line :class:`SpikeforgeError` naming the node.
 """
@@ -29,18 +30,17 @@ __all__ = [
 ]
 
 # The node types the importer understands, in the order error messages list them.
-SUPPORTED = ("Input", "Output", "Affine", "Linear", "Flatten", "LIF", "IF", "LI")
+SUPPORTED = ("Input", "Output", "Affine", "Linear", "Flatten", "LIF", "IF", "LI", "CubaLIF",
+             "CubaLI")
 RESET_MODES = ("zero", "subtract")
 _SUPPORTED_TEXT = ", ".join(SUPPORTED)
-_NEURONS = ("LIF", "IF", "LI")
+_NEURONS = ("LIF", "IF", "LI", "CubaLIF", "CubaLI")
+_SPIKING = ("LIF", "IF", "CubaLIF")
+# Non-spiking readouts: their membrane is the output.
+_READOUTS = ("LI", "CubaLI")
+# Current-based: a synaptic current with its own decay (docs/neuron.md).
+_CUBA = ("CubaLIF", "CubaLI")
 _LINEAR = ("Affine", "Linear", "Flatten")
-# Types that NIR defines but spikeforge cannot run exactly yet, and why.
-_NOT_YET = {
-    "CubaLIF": "its synaptic current is a second state with its own decay, which the neuron spec "
-               "(docs/neuron.md) does not have yet",
-    "CubaLI": "its synaptic current is a second state with its own decay, which the neuron spec "
-              "(docs/neuron.md) does not have yet",
-}
 # Where the (scaled) dt/tau of a forced-scale graph may differ from its stored decay terms:
 # export writes tau = 1/d and import computes dt/tau, which is d up to a few ulps.
 _RATIO_TOLERANCE = 1e-12
@@ -58,11 +58,15 @@ class FloatPopulation:
     node : str
         The NIR node it came from.
     kind : str
-        ``"Input"``, ``"LIF"``, ``"IF"`` or ``"LI"``.
+        ``"Input"``, ``"LIF"``, ``"IF"``, ``"LI"``, ``"CubaLIF"`` or ``"CubaLI"``.
     size : int
     ratio : float
-        ``dt / tau`` (0 for IF; unused for inputs).
+        ``dt / tau`` (``dt / tau_mem`` for CubaLIF and CubaLI; 0 for IF; unused for inputs).
     decay : tuple of int
+        Its shift-term approximation.
+    syn_ratio : float or None
+        ``dt / tau_syn`` of CubaLIF and CubaLI; None for the others.
+    syn_decay : tuple of int or None
         Its shift-term approximation.
     v_leak, v_threshold, v_reset : float
         ``v_threshold`` is ``inf`` for LI (it never fires).
@@ -71,7 +75,8 @@ class FloatPopulation:
     scale : float
         NIR units per membrane LSB, ``q``.
     bias : ndarray of float64, shape (size,)
-        Input added every step, ``dt r / tau * b`` (``dt r b`` for IF).
+        Input added every step, ``dt r / tau * b`` (``dt r b`` for IF, ``g b`` with the gain
+        ``g`` of ``docs/nir.md`` for CubaLIF and CubaLI).
     clipped : int
         Weights and bias values that rounding put beyond the integer range and were clipped.
     zeroed : int
@@ -84,6 +89,8 @@ class FloatPopulation:
     size: int
     ratio: float = 0.0
     decay: tuple = ()
+    syn_ratio: float | None = None
+    syn_decay: tuple | None = None
     v_leak: float = 0.0
     v_threshold: float = 0.0
     v_reset: float = 0.0
@@ -98,7 +105,8 @@ class FloatPopulation:
 @dataclass
 class FloatProjection:
     """Effective float weights ``(size of source, size of target)``: what one spike adds to the
-    target's membrane (the NIR weight times ``dt r / tau``)."""
+    target's membrane (the NIR weight times ``dt r / tau``), or to its synaptic current (CubaLIF
+    and CubaLI, times the gain ``g`` of ``docs/nir.md``)."""
 
     source: str
     target: str
@@ -210,17 +218,22 @@ def _meta_float(where, meta, key):
     return float(value)
 
 
-def _meta_decay(where, meta, v_width):
-    text = meta.get("spikeforge_decay")
+def _meta_decay(where, meta, v_width, key="spikeforge_decay"):
+    text = meta.get(key)
     if text is None:
         return None
     try:
         terms = json.loads(text) if isinstance(text, str) else None
         return NeuronParams(v_th=0, decay=terms, v_width=v_width).decay
     except (ValueError, TypeError):
-        raise SpikeforgeError(f"{where}: metadata spikeforge_decay must be a JSON list of at "
+        raise SpikeforgeError(f"{where}: metadata {key} must be a JSON list of at "
                               f"most 4 shift terms in [{1 - v_width}, {v_width - 1}], "
                               f"not {text!r}") from None
+
+
+def _readout_text(kind):
+    article = "an" if kind == "LI" else "a"
+    return f"{article} {kind} node is a non-spiking readout; it may feed Output nodes only"
 
 
 def _uniform(where, key, arr):
@@ -289,9 +302,6 @@ class _Importer:
             if not isinstance(name, str):
                 raise SpikeforgeError(f"NIR graph: node name {name!r} is not a string")
             kind = _type(node)
-            if kind in _NOT_YET:
-                raise SpikeforgeError(f"{_where(name, node)}: not supported yet: "
-                                      f"{_NOT_YET[kind]}; supported are {_SUPPORTED_TEXT}")
             if kind not in SUPPORTED:
                 raise SpikeforgeError(f"{_where(name, node)}: not supported; supported are "
                                       f"{_SUPPORTED_TEXT}")
@@ -363,7 +373,9 @@ class _Importer:
     def _params(self, name):
         node = self.nodes[name]
         keys = {"LIF": ("tau", "r", "v_leak", "v_threshold", "v_reset"),
-                "IF": ("r", "v_threshold", "v_reset"), "LI": ("tau", "r", "v_leak")}[_type(node)]
+                "IF": ("r", "v_threshold", "v_reset"), "LI": ("tau", "r", "v_leak"),
+                "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
+                "CubaLI": ("tau_syn", "tau_mem", "r", "v_leak", "w_in")}[_type(node)]
         return {k: _array(_where(name, node), k, getattr(node, k, None), (0, 1)) for k in keys}
 
     def _neuron_size(self, name, stack):
@@ -401,11 +413,10 @@ class _Importer:
         kind = _type(node)
         where = _where(name, node)
         size = self.size(name)
-        if kind in ("Input", "LIF", "IF"):
+        if kind == "Input" or kind in _SPIKING:
             return {name: np.eye(size)}, np.zeros(size)
-        if kind == "LI":
-            raise SpikeforgeError(f"{where}: an LI node is a non-spiking readout; it may feed "
-                                  f"Output nodes only")
+        if kind in _READOUTS:
+            raise SpikeforgeError(f"{where}: {_readout_text(kind)}")
         if name in stack:
             raise SpikeforgeError(f"{where}: is on a cycle of linear nodes without a neuron")
         in_size = size if kind == "Flatten" else self._weight(name).shape[1]
@@ -502,16 +513,15 @@ class _Importer:
                             f"spikeforge observes neurons only, put an LI readout in between")
             elif kind == "Input" and self.preds[name]:
                 raise SpikeforgeError(f"{_where(name, node)}: an Input node cannot have inputs")
-            elif kind == "LI":
+            elif kind in _READOUTS:
                 for succ in self.succs[name]:
                     if _type(self.nodes[succ]) != "Output":
-                        raise SpikeforgeError(f"{_where(name, node)}: an LI node is a "
-                                              f"non-spiking readout; it may feed Output nodes "
-                                              f"only, not {succ!r}")
+                        raise SpikeforgeError(f"{_where(name, node)}: {_readout_text(kind)}, "
+                                              f"not {succ!r}")
         order = self.order()
         if not any(_type(self.nodes[n]) in _NEURONS for n in order):
-            raise SpikeforgeError(f"NIR graph: has no neuron node (LIF, IF or LI); supported are "
-                                  f"{_SUPPORTED_TEXT}")
+            raise SpikeforgeError(f"NIR graph: has no neuron node (LIF, IF, LI, CubaLIF or "
+                                  f"CubaLI); supported are {_SUPPORTED_TEXT}")
         names = _population_names(order)
         pops, incoming = [], {}
         for n in order:
@@ -580,24 +590,22 @@ class _Importer:
             ratio = 0.0
             self._gain[name] = self.dt * p["r"]
         else:
-            tau = p["tau"]
-            if (tau == 0).any():
-                raise SpikeforgeError(f"{where}: tau must not be zero")
-            ratio = self.dt / _uniform(where, "tau", tau)
+            tau_key = "tau_mem" if kind in _CUBA else "tau"
+            ratio, tau = self._ratio(where, tau_key, p[tau_key])
             self._gain[name] = self.dt * (p["r"] / tau)
-        decay = _meta_decay(where, meta, self.v_width)
-        if decay is None:
-            if not 0 <= ratio <= 1:
-                raise SpikeforgeError(f"{where}: dt/tau = {ratio:g} must be in [0, 1] (forward "
-                                      f"Euler with a larger step overshoots the rest potential)")
-            decay = decay_from_ratio(ratio, self.v_width)
-        elif abs(decay_value(decay) - ratio) > _RATIO_TOLERANCE * max(1.0, abs(ratio)):
-            raise SpikeforgeError(f"{where}: metadata spikeforge_decay {list(decay)} is "
-                                  f"{decay_value(decay):g}, but dt/tau = {ratio:g}")
+        decay = self._decay(where, meta, "spikeforge_decay",
+                            "tau_mem" if kind in _CUBA else "tau", ratio)
         pop = FloatPopulation(pop_name, name, kind, size, ratio=ratio, decay=decay)
+        if kind in _CUBA:
+            # The input enters the current with dt w_in / tau_syn, the current the membrane
+            # with dt r / tau_mem: one gain g for both, folded into the weights and bias.
+            pop.syn_ratio, tau_syn = self._ratio(where, "tau_syn", p["tau_syn"])
+            pop.syn_decay = self._decay(where, meta, "spikeforge_syn_decay", "tau_syn",
+                                        pop.syn_ratio)
+            self._gain[name] = self._gain[name] * (self.dt * p["w_in"] / tau_syn)
         pop.v_leak = _uniform(where, "v_leak", p["v_leak"]) if "v_leak" in p else \
             (_meta_float(where, meta, "spikeforge_v_rest") or 0.0)
-        if kind == "LI":
+        if kind in _READOUTS:
             pop.v_threshold, pop.v_reset = math.inf, 0.0
         else:
             pop.v_threshold = _uniform(where, "v_threshold", p["v_threshold"])
@@ -610,6 +618,28 @@ class _Importer:
             pop.t_ref = _meta_int(where, meta, "spikeforge_t_ref", 0, 65535, 0)
         self._meta[pop_name] = meta
         return pop
+
+    def _ratio(self, where, key, tau):
+        """``(dt / tau, tau)`` of a time constant that must be one nonzero value."""
+        if (tau == 0).any():
+            raise SpikeforgeError(f"{where}: {key} must not be zero")
+        return self.dt / _uniform(where, key, tau), tau
+
+    def _decay(self, where, meta, key, tau_key, ratio):
+        """The shift terms of ``ratio``: the node's metadata ``key`` if given (checked against
+        ``ratio``), else the best approximation."""
+        decay = _meta_decay(where, meta, self.v_width, key)
+        if decay is None:
+            if not 0 <= ratio <= 1:
+                settles = "zero current" if tau_key == "tau_syn" else "rest potential"
+                raise SpikeforgeError(f"{where}: dt/{tau_key} = {ratio:g} must be in [0, 1] "
+                                      f"(forward Euler with a larger step overshoots the "
+                                      f"{settles})")
+            return decay_from_ratio(ratio, self.v_width)
+        if abs(decay_value(decay) - ratio) > _RATIO_TOLERANCE * max(1.0, abs(ratio)):
+            raise SpikeforgeError(f"{where}: metadata {key} {list(decay)} is "
+                                  f"{decay_value(decay):g}, but dt/{tau_key} = {ratio:g}")
+        return decay
 
     def quantize_population(self, pop, projections):
         where = _where(pop.node, self.nodes[pop.node])
@@ -624,7 +654,7 @@ class _Importer:
             q = forced
         else:
             volts = [abs(pop.v_leak), float(np.abs(pop.bias).max())]
-            if pop.kind != "LI":
+            if pop.kind not in _READOUTS:
                 volts += [abs(pop.v_threshold), abs(pop.v_reset)]
             weights = np.concatenate([np.abs(p.weights).ravel() for p in projections] or
                                      [np.zeros(0)])
@@ -650,7 +680,7 @@ class _Importer:
             return int(n)
 
         v_rest = integer("v_leak", pop.v_leak)
-        if pop.kind == "LI":
+        if pop.kind in _READOUTS:
             v_th = v_peak = v_hi
             v_reset = 0
         else:
@@ -669,10 +699,12 @@ class _Importer:
                 "v_reset": v_reset, "v_rest": v_rest, "v_peak": v_peak, "t_ref": pop.t_ref,
                 "decay": list(pop.decay), "reset_mode": pop.reset_mode,
                 "bias": bias if per_neuron else int(bias[0])}
+        if pop.syn_decay is not None:
+            spec["syn_decay"] = list(pop.syn_decay)
         try:
             NeuronParams(v_th=v_th, v_reset=v_reset, v_rest=v_rest, v_peak=v_peak,
                          t_ref=pop.t_ref, decay=pop.decay, reset_mode=pop.reset_mode,
-                         v_width=self.v_width)
+                         v_width=self.v_width, syn_decay=pop.syn_decay)
         except (TypeError, ValueError) as error:
             raise SpikeforgeError(f"{where}: {error}") from None
         return spec
@@ -744,10 +776,16 @@ def export_network(net):
     """A NIR graph of ``net`` whose :func:`import_graph` gives ``net`` back exactly.
 
     ``dt = 1``; a population with decay value ``d != 0`` is an LIF (or LI, see ``docs/nir.md``)
-    with ``tau = r = 1/d``, so that ``dt r / tau = 1``; ``d = 0`` is an IF with ``r = 1``.
+    with ``tau = r = 1/d``, so that ``dt r / tau = 1``; ``d = 0`` is an IF with ``r = 1``. A
+    current-based population is a CubaLIF (or CubaLI) with also ``tau_syn = w_in = 1/d_syn``.
     Weights and voltages are the integers as floats; the node metadata ``spikeforge_scale = 1``
     tells the importer so, and further metadata carries what NIR has no field for.
 
+    Raises
+    ------
+    SpikeforgeError
+        A current-based population whose ``decay`` or ``syn_decay`` has the value 0: NIR's
+        CubaLIF has no infinite time constant.
     """
     import nir
 
@@ -768,7 +806,9 @@ def export_network(net):
                 "spikeforge_bias_per_neuron": int(pop.per_neuron_bias)}
         readout = (p.v_th == p.v_peak == v_hi and p.v_reset == 0 and p.reset_mode == "zero"
                    and p.t_ref == 0 and d != 0 and pop.name not in sources)
-        if readout:
+        if p.synaptic:
+            nodes[pop.name] = _export_cuba(pop, d, meta, readout)
+        elif readout:
             nodes[pop.name] = nir.LI(tau=ones / d, r=ones / d, v_leak=ones * p.v_rest,
                                      metadata=meta)
         else:
@@ -807,6 +847,28 @@ def export_network(net):
         meta["spikeforge_acc_width"] = net.acc_width
     # Type checking would ask every node for shapes that the Affine-without-input case lacks.
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+
+
+def _export_cuba(pop, d, meta, readout):
+    """The CubaLIF (or, for a readout, CubaLI) node of a current-based population."""
+    import nir
+
+    p = pop.params
+    d_syn = decay_value(p.syn_decay)
+    for key, terms, value, tau in (("decay", p.decay, d, "tau_mem"),
+                                   ("syn_decay", p.syn_decay, d_syn, "tau_syn")):
+        if value == 0:
+            raise SpikeforgeError(f"population {pop.name!r}: {key} {list(terms)} has the value 0, "
+                                  f"which NIR's CubaLIF cannot express (it needs a finite {tau})")
+    ones = np.ones(pop.size)
+    meta["spikeforge_syn_decay"] = json.dumps(list(p.syn_decay))
+    common = dict(tau_syn=ones / d_syn, tau_mem=ones / d, r=ones / d, v_leak=ones * p.v_rest,
+                  w_in=ones / d_syn, metadata=meta)
+    if readout:
+        return nir.CubaLI(**common)
+    meta.update(spikeforge_v_peak=p.v_peak, spikeforge_t_ref=p.t_ref,
+                spikeforge_reset_mode=p.reset_mode)
+    return nir.CubaLIF(v_threshold=ones * p.v_th, v_reset=ones * p.v_reset, **common)
 
 
 def export_nir(net, path):

@@ -20,16 +20,20 @@ def add_neuron_arguments(parser):
     group.add_argument("--decay", default="4",
                        help="comma-separated signed shift terms, e.g. 4 or 3,-6 (default 4); "
                             "'none' for no leak")
+    group.add_argument("--syn-decay", default=None,
+                       help="make the neuron current-based: the decay of its synaptic current, "
+                            "shift terms like --decay ('none': the current never decays); "
+                            "default: a plain LIF neuron")
 
 
-def parse_decay(text):
+def parse_decay(text, option="--decay"):
     """``"3,-6"`` -> ``(3, -6)``; ``"none"`` or ``""`` -> ``()``."""
     if text.strip().lower() in ("", "none"):
         return ()
     try:
         return tuple(int(term) for term in text.split(","))
     except ValueError:
-        raise SpikeforgeError(f"--decay must be comma-separated integers such as 4 or 3,-6, "
+        raise SpikeforgeError(f"{option} must be comma-separated integers such as 4 or 3,-6, "
                               f"not {text!r}") from None
 
 
@@ -37,4 +41,5 @@ def neuron_params_from_args(args):
     return NeuronParams(
         v_width=args.v_width, v_th=args.v_th, v_reset=args.v_reset, v_rest=args.v_rest,
         v_peak=args.v_peak, t_ref=args.t_ref, bias=args.bias, reset_mode=args.reset_mode,
-        decay=parse_decay(args.decay))
+        decay=parse_decay(args.decay),
+        syn_decay=None if args.syn_decay is None else parse_decay(args.syn_decay, "--syn-decay"))

@@ -42,20 +42,23 @@ def simulate_float(model, spikes):
     neurons = [p for p in model.populations if p.kind != "Input"]
     v = {p.name: np.full((n_batch, p.size), p.v_leak) for p in neurons}
     r = {p.name: np.zeros((n_batch, p.size), np.int64) for p in neurons}
+    # The synaptic current of CubaLIF and CubaLI, in the units of the effective weights.
+    i = {p.name: np.zeros((n_batch, p.size)) for p in neurons if p.syn_ratio is not None}
     prev = {p.name: np.zeros((n_batch, p.size)) for p in model.populations}
     out_s = {p.name: np.zeros((n_batch, n_steps, p.size), np.uint8) for p in neurons}
     out_v = {p.name: np.zeros((n_batch, n_steps, p.size)) for p in neurons}
     # A float membrane may diverge (an unstable readout): inf is the float semantics then.
     with np.errstate(over="ignore", invalid="ignore"):
-        _steps(model, inputs, into, index, v, r, prev, out_s, out_v)
+        _steps(model, inputs, into, index, (v, r, i), prev, out_s, out_v)
     if not batched:
         out_s = {k: a[0] for k, a in out_s.items()}
         out_v = {k: a[0] for k, a in out_v.items()}
     return out_s, out_v
 
 
-def _steps(model, inputs, into, index, v, r, prev, out_s, out_v):
+def _steps(model, inputs, into, index, state, prev, out_s, out_v):
     net = model.network
+    v, r, i = state
     n_batch, n_steps, _ = inputs.shape
     for t in range(n_steps):
         now = {}
@@ -67,6 +70,10 @@ def _steps(model, inputs, into, index, v, r, prev, out_s, out_v):
             for proj in into[pop.name]:
                 delayed = index[proj.source] >= index[pop.name]
                 current += (prev if delayed else now)[proj.source] @ proj.weights
+            if pop.syn_ratio is not None:
+                # Current first; the membrane integrates the new current (docs/nir.md).
+                i[pop.name] = i[pop.name] - pop.syn_ratio * i[pop.name] + current
+                current = i[pop.name]
             v_old, r_old = v[pop.name], r[pop.name]
             v_new = v_old + pop.ratio * (pop.v_leak - v_old) + current
             refractory = r_old > 0
@@ -101,7 +108,7 @@ def quantization_report(model, spikes, source):
         JSON-ready; one entry per neuron population (``docs/nir.md`` lists the fields).
     """
     net = model.network
-    any_li = any(p.kind == "LI" for p in model.populations)
+    any_li = any(p.kind in ("LI", "CubaLI") for p in model.populations)
     fixed = run_network(net, spikes, trace=any_li)
     flt_s, flt_v = simulate_float(model, spikes)
     pops = []
@@ -129,7 +136,14 @@ def quantization_report(model, spikes, source):
             "int_max": int(flat_i.max()) if flat_i.size else 0,
             "clipped": pop.clipped, "zeroed": pop.zeroed,
         }
-        if pop.kind == "LI":
+        if pop.syn_ratio is not None:
+            syn = decay_value(params.syn_decay)
+            entry.update({
+                "syn_dt_over_tau": pop.syn_ratio, "syn_decay": list(params.syn_decay),
+                "syn_decay_value": syn, "syn_decay_error": syn - pop.syn_ratio,
+                "syn_decay_relative_error": ((syn - pop.syn_ratio) / pop.syn_ratio
+                                             if pop.syn_ratio else 0.0)})
+        if pop.kind in ("LI", "CubaLI"):
             with np.errstate(over="ignore", invalid="ignore"):
                 error = np.abs(fixed.v[pop.name] * pop.scale - flt_v[pop.name])
                 entry["readout"] = {"max_abs_error": float(error.max()),
@@ -160,9 +174,13 @@ def format_report(report):
         w = p["weights"]
         text = (f"  {p['name']} ({p['kind']}, {p['size']}): scale {p['scale']:.4g}/LSB, "
                 f"dt/tau {p['dt_over_tau']:.4g} ~ {p['decay']} = {p['decay_value']:.4g} "
-                f"(error {p['decay_error']:+.2g}), weights {w['float_min']:.3g}..."
-                f"{w['float_max']:.3g} -> {w['int_min']}...{w['int_max']}, "
-                f"{w['clipped']} clipped, {w['zeroed']} zeroed, ")
+                f"(error {p['decay_error']:+.2g}), ")
+        if "syn_decay" in p:
+            text += (f"dt/tau_syn {p['syn_dt_over_tau']:.4g} ~ {p['syn_decay']} = "
+                     f"{p['syn_decay_value']:.4g} (error {p['syn_decay_error']:+.2g}), ")
+        text += (f"weights {w['float_min']:.3g}...{w['float_max']:.3g} -> "
+                 f"{w['int_min']}...{w['int_max']}, {w['clipped']} clipped, "
+                 f"{w['zeroed']} zeroed, ")
         if "spikes" in p:
             s = p["spikes"]
             text += (f"spikes float {s['float']} / fixed {s['fixed']}, "

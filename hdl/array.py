@@ -31,8 +31,13 @@ __all__ = ["NeuronArray", "state_layout", "CFG_WEIGHTS", "CFG_BIAS", "CFG_STATE"
 CFG_WEIGHTS, CFG_BIAS, CFG_STATE, CFG_PARAMS = range(4)
 
 
-def state_layout(v_width, t_ref_width):
-    return data.StructLayout({"v": signed(v_width), "r": unsigned(t_ref_width)})
+def state_layout(v_width, t_ref_width, synaptic=False):
+    """Row of a lane's state memory: membrane, refractory counter and, in an array with a
+    current-based population, the synaptic current ``i``."""
+    fields = {"v": signed(v_width), "r": unsigned(t_ref_width)}
+    if synaptic:
+        fields["i"] = signed(v_width)
+    return data.StructLayout(fields)
 
 
 def _table(index, values, shape):
@@ -75,7 +80,7 @@ class NeuronArray(wiring.Component):
         ``lane`` (parameters are shared by all lanes). Layouts as in ``spikeforge.hdl.plan``.
     reset_state : In(1)
         While idle, a pulse restarts the network: every membrane to its population's ``v_rest``,
-        refractory counters and both accumulator banks to 0, ``timestep`` to 0.
+        refractory counters, synaptic currents and both accumulator banks to 0, ``timestep`` to 0.
     start : In(1)
         Starts a timestep when ``busy`` is low.
     busy, done : Out(1)
@@ -104,11 +109,17 @@ class NeuronArray(wiring.Component):
         self.index_width = bits_for(plan.max_size - 1)
         self.row_width = bits_for(max(p.rows for p in plan.lif_populations) - 1)
 
+        # Only an array with a current-based population has the synaptic current (its decays
+        # built in like the membrane's); a plain LIF network keeps the cores and memories it had
+        # without it.
+        synaptic = dict(synaptic=plan.synaptic,
+                        syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None)
         self.cores = [NeuronCore(v_width=plan.v_width, acc_width=plan.acc_width,
                                  t_ref_max=plan.t_ref_max, stages=stages,
-                                 decay_sets=plan.decay_sets) for _ in range(lanes)]
-        self.param_layout = params_layout(plan.v_width, self.t_ref_width, plan.decay_sets)
-        self.state_layout = state_layout(plan.v_width, self.t_ref_width)
+                                 decay_sets=plan.decay_sets, **synaptic) for _ in range(lanes)]
+        self.param_layout = params_layout(plan.v_width, self.t_ref_width, plan.decay_sets,
+                                          **synaptic)
+        self.state_layout = state_layout(plan.v_width, self.t_ref_width, plan.synaptic)
         self.weight_mem = [memory.Memory(shape=signed(plan.w_width), depth=plan.weight_words,
                                          init=[int(x) for x in plan.weights[l]])
                            for l in range(lanes)]
@@ -123,7 +134,7 @@ class NeuronArray(wiring.Component):
         # The array reads each neuron's bias from bias_mem; the population row carries 0.
         param_rows = []
         for pop in plan.lif_populations:
-            row = pack_params(pop.params, plan.decay_sets)
+            row = pack_params(pop.params, plan.decay_sets, **synaptic)
             row["bias"] = 0
             param_rows.append(row)
         # At least two rows (and two words in every memory): a one-word memory would have a
@@ -165,6 +176,7 @@ class NeuronArray(wiring.Component):
         lifs = plan.lif_populations
         projs = plan.projections
         latency = self.stages
+        synaptic = plan.synaptic
 
         for l in range(lanes):
             m.submodules[f"core{l}"] = self.cores[l]
@@ -432,7 +444,7 @@ class NeuronArray(wiring.Component):
             hit1.eq((issue_valid_q | upd_valid_q) & (acc_addr_d == acc_addr_q)),
             hit2.eq(wrote1 & (acc_addr_d == addr1)),
         ]
-        acc_q, w_q, v_q, r_q, bias_q = [], [], [], [], []
+        acc_q, w_q, v_q, r_q, bias_q, i_q = [], [], [], [], [], []
         for l in range(lanes):
             acc_q.append(Signal(signed(plan.acc_width), name=f"acc_q{l}"))
             w_q.append(Signal(signed(plan.w_width), name=f"w_q{l}"))
@@ -444,6 +456,9 @@ class NeuronArray(wiring.Component):
                 v_q[l].eq(st_rd[l].data.v), r_q[l].eq(st_rd[l].data.r),
                 bias_q[l].eq(b_rd[l].data),
             ]
+            if synaptic:
+                i_q.append(Signal(signed(plan.v_width), name=f"i_q{l}"))
+                m.d.sync += i_q[l].eq(st_rd[l].data.i)
             sum1 = Signal(signed(plan.acc_width), name=f"acc_sum1_{l}")
             sum2 = Signal(signed(plan.acc_width), name=f"acc_sum2_{l}")
             operand = Mux(hit1, sum1, Mux(hit2, sum2, acc_q[l]))
@@ -470,6 +485,8 @@ class NeuronArray(wiring.Component):
                 core.params.eq(p_rd.data),
                 core.params.bias.eq(bias_q[l]),
             ]
+            if synaptic:
+                m.d.comb += core.i.eq(i_q[l])
         # Slot, row and lane mask travel beside the cores' pipelines.
         out_slot, out_row, out_mask, out_valid = upd_slot_q, upd_row_q, upd_mask_q, upd_valid_q
         for n in range(latency):
@@ -493,6 +510,8 @@ class NeuronArray(wiring.Component):
                 st_wr[l].data.r.eq(core.r_next),
                 st_wr[l].en.eq(core.out_valid),
             ]
+            if synaptic:
+                m.d.sync += st_wr[l].data.i.eq(core.i_next)
         with m.If(out_valid & (spikes != 0)):
             m.d.comb += [spike_fifo.w_en.eq(1), spike_fifo.w_data.eq(Cat(spikes, out_row))]
 
@@ -547,6 +566,8 @@ class NeuronArray(wiring.Component):
             with m.If(reset_state_row):
                 m.d.sync += [st_wr[l].addr.eq(upd_slot), st_wr[l].data.v.eq(p_rd.data.v_rest),
                              st_wr[l].data.r.eq(0), st_wr[l].en.eq(1)]
+                if synaptic:
+                    m.d.sync += st_wr[l].data.i.eq(0)
             with m.If(reset_acc):
                 m.d.comb += [acc_wr[l].addr.eq(reset_addr), acc_wr[l].data.eq(0),
                              acc_wr[l].en.eq(1)]

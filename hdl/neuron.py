@@ -1,4 +1,5 @@
-"""The pipelined, multiplier-free LIF neuron core of ``docs/neuron.md``."""
+"""The pipelined, multiplier-free LIF neuron core of ``docs/neuron.md``, optionally with the
+synaptic current of the current-based neuron."""
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
@@ -24,22 +25,30 @@ _REGISTERED_AFTER = {
 }
 
 
-def params_layout(v_width, t_ref_width, decay_sets=None):
+def params_layout(v_width, t_ref_width, decay_sets=None, *, synaptic=False, syn_decay_sets=None):
     """Layout of the per-population parameter port of :class:`NeuronCore`.
 
     Without ``decay_sets``, the decay terms are ``{shift, neg, en}``: an enabled term adds (or
     with ``neg`` subtracts) ``(v - v_rest) >> shift``. With ``decay_sets`` (a core built for a
-    fixed list of decays), ``decay_sel`` picks one of them instead.
+    fixed list of decays), ``decay_sel`` picks one of them instead. With ``synaptic`` the layout
+    also has ``synaptic`` (the population has the current ``i``) and the decay of ``i``: terms
+    ``syn_decay``, or with ``syn_decay_sets`` the selection ``syn_decay_sel``.
     """
+    term = data.StructLayout({
+        "shift": unsigned(bits_for(v_width - 1)),
+        "neg": unsigned(1),
+        "en": unsigned(1),
+    })
     if decay_sets is not None:
         decay = {"decay_sel": unsigned(bits_for(len(decay_sets) - 1))}
     else:
-        term = data.StructLayout({
-            "shift": unsigned(bits_for(v_width - 1)),
-            "neg": unsigned(1),
-            "en": unsigned(1),
-        })
         decay = {"decay": data.ArrayLayout(term, MAX_DECAY_TERMS)}
+    if synaptic:
+        decay["synaptic"] = unsigned(1)
+        if syn_decay_sets is not None:
+            decay["syn_decay_sel"] = unsigned(bits_for(len(syn_decay_sets) - 1))
+        else:
+            decay["syn_decay"] = data.ArrayLayout(term, MAX_DECAY_TERMS)
     return data.StructLayout({
         "v_th": signed(v_width),
         "v_reset": signed(v_width),
@@ -52,26 +61,47 @@ def params_layout(v_width, t_ref_width, decay_sets=None):
     })
 
 
-def pack_params(params, decay_sets=None):
+def _pack_terms(decay):
+    terms = [{"shift": abs(k), "neg": int(k < 0), "en": 1} for k in decay]
+    return terms + [{"shift": 0, "neg": 0, "en": 0}] * (MAX_DECAY_TERMS - len(terms))
+
+
+def _selection(name, decay, sets):
+    if decay not in sets:
+        raise ValueError(f"{name} {list(decay)} is not one the core was built for: "
+                         f"{', '.join(str(list(d)) for d in sets)}")
+    return sets.index(decay)
+
+
+def pack_params(params, decay_sets=None, *, synaptic=None, syn_decay_sets=None):
     """Port value (a ``dict`` for :meth:`~amaranth.lib.data.Layout.const`) of a ``NeuronParams``.
 
     With ``decay_sets``, the decay is given as its index in that list, and must be in it.
+    ``synaptic`` says whether the port has the synaptic fields (by default, whether ``params``
+    is current-based); a plain LIF population on a synaptic port gets ``synaptic = 0``. With
+    ``syn_decay_sets`` a current-based population's ``syn_decay`` is given as its index.
     """
+    if synaptic is None:
+        synaptic = params.synaptic
+    if params.synaptic and not synaptic:
+        raise ValueError("params has a syn_decay, which needs a synaptic parameter port")
     packed = {
         "v_th": params.v_th, "v_reset": params.v_reset, "v_rest": params.v_rest,
         "v_peak": params.v_peak, "bias": params.bias, "t_ref": params.t_ref,
         "subtract": int(params.reset_mode == "subtract"),
     }
     if decay_sets is not None:
-        decay = tuple(params.decay)
-        if decay not in decay_sets:
-            raise ValueError(f"decay {list(decay)} is not one the core was built for: "
-                             f"{', '.join(str(list(d)) for d in decay_sets)}")
-        packed["decay_sel"] = decay_sets.index(decay)
+        packed["decay_sel"] = _selection("decay", tuple(params.decay), decay_sets)
     else:
-        terms = [{"shift": abs(k), "neg": int(k < 0), "en": 1} for k in params.decay]
-        terms += [{"shift": 0, "neg": 0, "en": 0}] * (MAX_DECAY_TERMS - len(terms))
-        packed["decay"] = terms
+        packed["decay"] = _pack_terms(params.decay)
+    if synaptic:
+        packed["synaptic"] = int(params.synaptic)
+        if syn_decay_sets is not None:
+            # A plain population's selection is never used: 0.
+            packed["syn_decay_sel"] = (_selection("syn_decay", params.syn_decay, syn_decay_sets)
+                                       if params.synaptic else 0)
+        else:
+            packed["syn_decay"] = _pack_terms(params.syn_decay or ())
     return packed
 
 
@@ -97,6 +127,12 @@ class NeuronCore(wiring.Component):
         Build the core for these decays only (each a ``decay`` of ``docs/neuron.md``): the
         ``params`` port then selects one by ``decay_sel`` instead of carrying shift terms. The
         shifters become wiring, which is what the array does with its populations' decays.
+    synaptic : bool
+        Add the synaptic current ``i`` of the current-based neuron (ports ``i``, ``i_next`` and
+        the synaptic parameter fields). Without it the core has no trace of ``i``.
+    syn_decay_sets : list of tuple of int, optional
+        Only with ``synaptic``: build the core for these ``syn_decay`` values only, selected by
+        ``syn_decay_sel``, as ``decay_sets`` does for the membrane.
 
     Attributes
     ----------
@@ -111,9 +147,15 @@ class NeuronCore(wiring.Component):
     spike : Out(1)
     v_trace : Out(signed(v_width))
         ``v_peak`` on a spiking step, else ``v_next``.
+    i : In(signed(v_width))
+        Only with ``synaptic``: the synaptic current before the step.
+    i_next : Out(signed(v_width))
+        Only with ``synaptic``: the current after the step; 0 when ``params.synaptic`` is 0 (a
+        plain LIF population on this core), whose membrane then takes ``acc + bias`` directly.
     """
 
-    def __init__(self, *, v_width=16, acc_width=16, t_ref_max=15, stages=4, decay_sets=None):
+    def __init__(self, *, v_width=16, acc_width=16, t_ref_max=15, stages=4, decay_sets=None,
+                 synaptic=False, syn_decay_sets=None):
         with validating(self):
             check_int("v_width", v_width, 2, 32)
             check_int("acc_width", acc_width, 2, 48)
@@ -121,25 +163,38 @@ class NeuronCore(wiring.Component):
             check_int("stages", stages, *STAGES_RANGE)
             if decay_sets is not None:
                 decay_sets = _check_decay_sets(decay_sets, v_width)
+            if not isinstance(synaptic, bool):
+                raise TypeError(f"synaptic must be a bool, not {synaptic!r}")
+            if syn_decay_sets is not None:
+                if not synaptic:
+                    raise ValueError("syn_decay_sets needs synaptic=True")
+                syn_decay_sets = _check_decay_sets(syn_decay_sets, v_width, "syn_decay_sets")
         self.decay_sets = decay_sets
+        self.synaptic = synaptic
+        self.syn_decay_sets = syn_decay_sets
         self.v_width = v_width
         self.acc_width = acc_width
         self.t_ref_max = t_ref_max
         self.t_ref_width = bits_for(t_ref_max)
         self.stages = stages
         self.latency = stages
-        super().__init__({
+        members = {
             "in_valid": In(1),
             "v": In(signed(v_width)),
             "r": In(self.t_ref_width),
             "acc": In(signed(acc_width)),
-            "params": In(params_layout(v_width, self.t_ref_width, decay_sets)),
+            "params": In(params_layout(v_width, self.t_ref_width, decay_sets,
+                                       synaptic=synaptic, syn_decay_sets=syn_decay_sets)),
             "out_valid": Out(1),
             "v_next": Out(signed(v_width)),
             "r_next": Out(self.t_ref_width),
             "spike": Out(1),
             "v_trace": Out(signed(v_width)),
-        })
+        }
+        if synaptic:
+            members["i"] = In(signed(v_width))
+            members["i_next"] = Out(signed(v_width))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -170,6 +225,14 @@ class NeuronCore(wiring.Component):
                 ctx[f"term{k}"] = Mux(term.en, Mux(term.neg, -shifted, shifted), 0)
         else:
             ctx["d"] = d
+        if self.synaptic:
+            # The same shift terms on the current, which decays towards 0.
+            ctx["i"] = self.i
+            if self.syn_decay_sets is None:
+                for k in range(MAX_DECAY_TERMS):
+                    term = ctx["p"].syn_decay[k]
+                    shifted = ctx["i"] >> term.shift
+                    ctx[f"syn{k}"] = Mux(term.en, Mux(term.neg, -shifted, shifted), 0)
         ctx = stage("terms", ctx)
 
         if self.decay_sets is None:
@@ -183,6 +246,23 @@ class NeuronCore(wiring.Component):
             for n in reversed(range(len(leaks) - 1)):
                 leak = Mux(ctx["p"].decay_sel == n, leaks[n], leak)
         ctx["leak"] = leak
+        if self.synaptic:
+            # i' = sat(i - syn_leak(i) + I), beside the membrane leak sum; the membrane then
+            # integrates i' in place of the raw input (a plain population passes I through).
+            # This puts the current's carry chain in front of v + I in this stage: a synaptic
+            # core has a longer path here than a plain one.
+            if self.syn_decay_sets is None:
+                syn_leak = sum(ctx.pop(f"syn{k}") for k in range(MAX_DECAY_TERMS))
+            else:
+                syn_leaks = [_fixed_leak(ctx["i"], decay) for decay in self.syn_decay_sets]
+                syn_leak = syn_leaks[-1]
+                for n in reversed(range(len(syn_leaks) - 1)):
+                    syn_leak = Mux(ctx["p"].syn_decay_sel == n, syn_leaks[n], syn_leak)
+            i_sum_expr = ctx.pop("i") - syn_leak + ctx["current"]
+            i_sum = Signal(i_sum_expr.shape())
+            m.d.comb += i_sum.eq(i_sum_expr)
+            ctx["i_prime"] = Mux(ctx["p"].synaptic, saturate(i_sum, self.v_width), 0)
+            ctx["current"] = Mux(ctx["p"].synaptic, ctx["i_prime"], ctx["current"])
         # v + I here, so that the next stage has one carry chain left: (v + I) - leak.
         ctx["v_plus_current"] = ctx["v"] + ctx.pop("current")
         ctx = stage("leak", ctx)
@@ -213,6 +293,8 @@ class NeuronCore(wiring.Component):
             self.spike.eq(spike),
             self.v_trace.eq(Mux(spike, p.v_peak, v_next)),
         ]
+        if self.synaptic:
+            m.d.sync += self.i_next.eq(ctx["i_prime"])
         return m
 
     def with_constant_params(self, params):
@@ -224,7 +306,8 @@ class NeuronCore(wiring.Component):
         Parameters
         ----------
         params : NeuronParams
-            Must have this core's ``v_width`` and a ``t_ref <= t_ref_max``.
+            Must have this core's ``v_width`` and a ``t_ref <= t_ref_max``; current-based
+            parameters need a ``synaptic`` core.
         """
         if params.v_width != self.v_width:
             raise ValueError(f"params.v_width must equal the core's v_width={self.v_width}, "
@@ -232,12 +315,16 @@ class NeuronCore(wiring.Component):
         if params.t_ref > self.t_ref_max:
             raise ValueError(f"params.t_ref must be at most the core's t_ref_max="
                              f"{self.t_ref_max}, not {params.t_ref}")
-        return ConstantParamsNeuronCore(self, pack_params(params, self.decay_sets))
+        if params.synaptic and not self.synaptic:
+            raise ValueError("params has a syn_decay, which needs a core built with "
+                             "synaptic=True")
+        return ConstantParamsNeuronCore(self, pack_params(
+            params, self.decay_sets, synaptic=self.synaptic, syn_decay_sets=self.syn_decay_sets))
 
 
-def _check_decay_sets(decay_sets, v_width):
+def _check_decay_sets(decay_sets, v_width, name="decay_sets"):
     if isinstance(decay_sets, (str, bytes)) or not hasattr(decay_sets, "__iter__"):
-        raise TypeError(f"decay_sets must be a list of decays, not {decay_sets!r}")
+        raise TypeError(f"{name} must be a list of decays, not {decay_sets!r}")
     checked = []
     for decay in decay_sets:
         decay = tuple(decay)
@@ -247,7 +334,7 @@ def _check_decay_sets(decay_sets, v_width):
             check_int("decay term", k, -(v_width - 1), v_width - 1)
         checked.append(decay)
     if not checked:
-        raise ValueError("decay_sets must hold at least one decay")
+        raise ValueError(f"{name} must hold at least one decay")
     return tuple(checked)
 
 

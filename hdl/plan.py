@@ -106,7 +106,8 @@ class ArrayPlan:
 
     def layout_hash(self):
         """A hash of everything an elaborated array fixes: widths, lanes, the memory layout of
-        populations and projections, and ``decay_sets``; not the memory contents.
+        populations and projections, ``decay_sets`` and, for an array with a current-based
+        population, ``syn_decay_sets``; not the memory contents.
 
         Two plans with the same layout hash can be loaded into each other's array at run time
         (``spikeforge.gen.compile.runtime_writes``). Hex, 16 digits.
@@ -121,8 +122,27 @@ class ArrayPlan:
                             for q in self.projections],
             "decay_sets": [list(d) for d in self.decay_sets],
         }
+        if self.synaptic:
+            # Only then: a plain network's hash stays what it was before synaptic currents.
+            layout["syn_decay_sets"] = [list(d) for d in self.syn_decay_sets]
         text = json.dumps(layout, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def synaptic(self):
+        """True if a LIF population is current-based: the state memory then holds ``i`` too and
+        the parameter rows carry the synaptic decay."""
+        return any(p.params.synaptic for p in self.lif_populations)
+
+    @property
+    def syn_decay_sets(self):
+        """The distinct ``syn_decay`` values of the current-based populations, in population
+        order; like :attr:`decay_sets`, part of the layout (empty without such populations)."""
+        sets = []
+        for pop in self.lif_populations:
+            if pop.params.synaptic and pop.params.syn_decay not in sets:
+                sets.append(pop.params.syn_decay)
+        return tuple(sets)
 
     @property
     def max_size(self):

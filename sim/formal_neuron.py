@@ -7,7 +7,9 @@ computed in wide arithmetic, and the ``Assert``\\ s of the properties selected b
 ``"membrane"``
     A non-refractory step stores and traces exactly the spec's value: ``v' = sat(v - leak + I)``
     with ``v - leak + I`` exact, then reset (zero or saturated subtract) on a spike. So the
-    membrane never wraps and saturates exactly at the ends of its range.
+    membrane never wraps and saturates exactly at the ends of its range. On a synaptic core
+    (``synaptic=True``) also every step, refractory or not, stores the spec's current
+    ``i' = sat(i - syn_leak(i) + I)`` (0 for a plain population), and ``I`` above is ``i'``.
 ``"spike"``
     A spike exactly when not refractory and ``v' > v_th``; never while refractory.
 ``"refractory"``
@@ -54,8 +56,8 @@ def assume_valid_params(m, core):
     """Assume what :class:`~spikeforge.sim.params.NeuronParams` guarantees of ``core.params``.
 
     ``v_reset <= v_th <= v_peak``, every enabled decay shift below ``v_width``, no negative
-    term with shift 0 (it cannot be written), ``t_ref <= t_ref_max``. Every other field takes
-    any value of its type.
+    term with shift 0 (it cannot be written), ``t_ref <= t_ref_max``; the same of the
+    ``syn_decay`` terms of a synaptic core. Every other field takes any value of its type.
     """
     p = core.params
     m.d.comb += [
@@ -63,8 +65,10 @@ def assume_valid_params(m, core):
         Assume(p.v_th <= p.v_peak),
         Assume(p.t_ref <= core.t_ref_max),
     ]
-    for k in range(MAX_DECAY_TERMS):
-        term = p.decay[k]
+    terms = [p.decay[k] for k in range(MAX_DECAY_TERMS)]
+    if core.synaptic:
+        terms += [p.syn_decay[k] for k in range(MAX_DECAY_TERMS)]
+    for term in terms:
         m.d.comb += Assume(~term.en | ((term.shift < core.v_width) & ~(term.neg &
                                                                       (term.shift == 0))))
 
@@ -78,7 +82,7 @@ def delayed(m, value, cycles, name):
     return value
 
 
-def reference_step(m, v_width, acc_width, p, v, r, acc):
+def reference_step(m, v_width, acc_width, p, v, r, acc, i=None):
     """The step of ``docs/neuron.md`` in arithmetic that cannot wrap.
 
     Written from the spec, not from the core: every intermediate value lives in a signal of
@@ -86,10 +90,14 @@ def reference_step(m, v_width, acc_width, p, v, r, acc):
     another order, the clamp compares against the range ends, and spike, reset and refractory
     logic are as the spec words them.
 
+    With the synaptic current ``i`` (a synaptic core's parameters), the current step comes
+    first and the membrane takes its result when ``p.synaptic`` is set.
+
     Returns
     -------
     dict
-        ``v_prime``, ``spike``, ``v_next``, ``r_next``, ``trace`` as signals.
+        ``v_prime``, ``spike``, ``v_next``, ``r_next``, ``trace`` (and ``i_next`` with ``i``) as
+        signals.
     """
     # |v - v_rest| < 2**W, the four terms sum below 2**(W+2), and |I| < 2**max(W, acc)+1: this
     # width holds v - leak + I with room to spare.
@@ -111,20 +119,32 @@ def reference_step(m, v_width, acc_width, p, v, r, acc):
         m.d.comb += sig.eq(value)
         return sig
 
+    def shift_sum(decay, d, name):
+        terms = []
+        for k in range(MAX_DECAY_TERMS):
+            term = decay[k]
+            t = Signal(wide, name=f"ref_{name}{k}")
+            with m.If(term.en & ~term.neg):
+                m.d.comb += t.eq(d >> term.shift)
+            with m.Elif(term.en & term.neg):
+                m.d.comb += t.eq(-(d >> term.shift))
+            terms.append(t)
+        # Summed in the opposite order to the core's, so that the check does not lean on
+        # matching adder trees.
+        return wide_signal(terms[3] + terms[2] + terms[1] + terms[0], f"ref_{name}")
+
     current = wide_signal(acc + p.bias, "ref_current")
+    out = {}
+    if i is not None:
+        syn_leak = shift_sum(p.syn_decay, wide_signal(i, "ref_i"), "syn_leak")
+        i_prime = clamp(wide_signal(i - syn_leak + current, "ref_i_exact"), "ref_i_prime")
+        out["i_next"] = Signal(signed(v_width), name="ref_i_next")
+        # What the membrane integrates: the new current, or the input of a plain population.
+        current = wide_signal(Mux(p.synaptic, i_prime, current), "ref_membrane_input")
+        with m.If(p.synaptic):
+            m.d.comb += out["i_next"].eq(i_prime)
     d = wide_signal(v - p.v_rest, "ref_d")
-    terms = []
-    for k in range(MAX_DECAY_TERMS):
-        term = p.decay[k]
-        t = Signal(wide, name=f"ref_term{k}")
-        with m.If(term.en & ~term.neg):
-            m.d.comb += t.eq(d >> term.shift)
-        with m.Elif(term.en & term.neg):
-            m.d.comb += t.eq(-(d >> term.shift))
-        terms.append(t)
-    # Summed in the opposite order to the core's, so that the check does not lean on
-    # matching adder trees.
-    leak = wide_signal(terms[3] + terms[2] + terms[1] + terms[0], "ref_leak")
+    leak = shift_sum(p.decay, d, "leak")
     exact = Signal(wide, name="ref_exact")
     m.d.comb += exact.eq(v - leak + current)
     v_prime = clamp(exact, "ref_v_prime")
@@ -148,8 +168,8 @@ def reference_step(m, v_width, acc_width, p, v, r, acc):
         m.d.comb += v_next.eq(v_prime)
     trace = Signal(signed(v_width), name="ref_trace")
     m.d.comb += trace.eq(Mux(spike, p.v_peak, v_next))
-    return {"v_prime": v_prime, "spike": spike, "v_next": v_next, "r_next": r_next,
-            "trace": trace}
+    out.update(v_prime=v_prime, spike=spike, v_next=v_next, r_next=r_next, trace=trace)
+    return out
 
 
 class NeuronHarness(wiring.Component):
@@ -157,7 +177,7 @@ class NeuronHarness(wiring.Component):
 
     Parameters
     ----------
-    v_width, acc_width, t_ref_max, stages : int
+    v_width, acc_width, t_ref_max, stages, synaptic
         Passed to :class:`NeuronCore`.
     check : iterable of str
         Which of :data:`PROPERTIES` to assert.
@@ -172,10 +192,10 @@ class NeuronHarness(wiring.Component):
     """
 
     def __init__(self, *, v_width=8, acc_width=8, t_ref_max=7, stages=1,
-                 check=PROPERTIES, closed_loop=False):
+                 check=PROPERTIES, closed_loop=False, synaptic=False):
         self.check = _check_properties(check)
         self.core = NeuronCore(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max,
-                               stages=stages)
+                               stages=stages, synaptic=synaptic)
         self.closed_loop = bool(closed_loop)
         super().__init__({})
 
@@ -195,6 +215,8 @@ class NeuronHarness(wiring.Component):
                 core.v.eq(core.v_next),
                 core.r.eq(core.r_next),
             ]
+            if core.synaptic:
+                m.d.comb += core.i.eq(core.i_next)
         else:
             m.d.comb += [
                 core.in_valid.eq(AnySeq(1)),
@@ -202,10 +224,13 @@ class NeuronHarness(wiring.Component):
                 core.r.eq(AnySeq(core.r.shape())),
                 Assume(core.r <= p.t_ref),
             ]
+            if core.synaptic:
+                m.d.comb += core.i.eq(AnySeq(core.i.shape()))
 
         # The reference sees the inputs in the same cycle as the core, and its results are
         # delayed to meet the core's outputs. Parameters are constant and need no delay.
-        ref = reference_step(m, core.v_width, core.acc_width, p, core.v, core.r, core.acc)
+        ref = reference_step(m, core.v_width, core.acc_width, p, core.v, core.r, core.acc,
+                             core.i if core.synaptic else None)
         lat = core.latency
         ref = {name: delayed(m, value, lat, f"ref_{name}") for name, value in ref.items()}
         v = delayed(m, core.v, lat, "in_v")
@@ -247,6 +272,11 @@ class NeuronHarness(wiring.Component):
                 Assert(~ready | (core.out_valid == valid), "valid: out_valid misaligned"),
             ],
         }
+        if core.synaptic:
+            membrane = asserts["membrane"]
+            asserts["membrane"] = lambda: membrane() + [
+                Assert(~step | (core.i_next == ref["i_next"]),
+                       "membrane: stored current differs from the spec")]
         for name in self.check:
             m.d.comb += asserts[name]()
         return m
@@ -260,14 +290,15 @@ class PipelineEquivalence(wiring.Component):
 
     Parameters
     ----------
-    v_width, acc_width, t_ref_max, stages : int
+    v_width, acc_width, t_ref_max, stages, synaptic
         Passed to :class:`NeuronCore`; ``stages`` 2 to 4.
     """
 
-    def __init__(self, *, v_width=8, acc_width=8, t_ref_max=7, stages=4):
+    def __init__(self, *, v_width=8, acc_width=8, t_ref_max=7, stages=4, synaptic=False):
         if not isinstance(stages, int) or isinstance(stages, bool) or not 2 <= stages <= 4:
             raise TypeError(f"stages must be an integer in [2, 4], not {stages!r}")
-        kwargs = dict(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max)
+        kwargs = dict(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max,
+                      synaptic=synaptic)
         self.reference = NeuronCore(**kwargs, stages=1)
         self.pipelined = NeuronCore(**kwargs, stages=stages)
         super().__init__({})
@@ -281,7 +312,8 @@ class PipelineEquivalence(wiring.Component):
         params = AnyConst(len(ref.params.as_value()))
         m.d.comb += [ref.params.as_value().eq(params), dut.params.as_value().eq(params)]
         assume_valid_params(m, ref)
-        for port in ("in_valid", "v", "r", "acc"):
+        synaptic = ref.synaptic
+        for port in ("in_valid", "v", "r", "acc") + (("i",) if synaptic else ()):
             value = AnySeq(getattr(ref, port).shape())
             m.d.comb += [getattr(ref, port).eq(value), getattr(dut, port).eq(value)]
         # No assumption on r: the two must agree on every input, reachable or not.
@@ -291,7 +323,8 @@ class PipelineEquivalence(wiring.Component):
         with m.If(filled != dut.latency):
             m.d.sync += filled.eq(filled + 1)
         ready = filled == dut.latency
-        for port in ("out_valid", "v_next", "r_next", "spike", "v_trace"):
+        for port in ("out_valid", "v_next", "r_next", "spike", "v_trace") + \
+                (("i_next",) if synaptic else ()):
             want = delayed(m, getattr(ref, port), extra, f"ref_{port}")
             m.d.comb += Assert(~ready | (getattr(dut, port) == want),
                                f"pipeline: {port} differs from the one-stage core")

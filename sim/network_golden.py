@@ -1,6 +1,7 @@
 """The NumPy golden model of a whole network (``docs/network.md``).
 
-Populations are stepped in evaluation order inside each timestep with :func:`~.golden.lif_step`.
+Populations are stepped in evaluation order inside each timestep with :func:`~.golden.lif_step`
+(or :func:`~.golden.cuba_lif_step` for a population with a synaptic current).
 A projection from an earlier population delivers that population's spikes of the same timestep;
 one from the same or a later population (``Projection.recurrent``) delivers the spikes of the
 previous timestep (none at the first).
@@ -67,7 +68,7 @@ def run_network(net, spikes, trace=False):
     NetworkRun
     """
     # Imported here: sim.golden re-exports this function; a module-level import would be circular.
-    from .golden import lif_step, param_arrays
+    from .golden import cuba_lif_step, lif_step, param_arrays
     from ..gen.spike_io import check_input_spikes
 
     inputs = check_input_spikes(spikes, net.n_inputs)
@@ -92,6 +93,8 @@ def run_network(net, spikes, trace=False):
     v = {pop.name: np.broadcast_to(np.int64(pop.params.v_rest), (n_batch, pop.size)).copy()
          for pop in net.lif_populations}
     r = {pop.name: np.zeros((n_batch, pop.size), np.int64) for pop in net.lif_populations}
+    i_syn = {pop.name: np.zeros((n_batch, pop.size), np.int64) for pop in net.lif_populations
+             if pop.params.synaptic}
     previous = {pop.name: np.zeros((n_batch, pop.size), dtype) for pop in net.populations}
     out = {pop.name: np.zeros((n_batch, n_steps, pop.size), np.uint8)
            for pop in net.lif_populations}
@@ -129,8 +132,13 @@ def run_network(net, spikes, trace=False):
                     # einsum runs its own loop, not BLAS: as fast for these shapes, and free of
                     # BLAS threads, which crawl when the cores are shared.
                     acc += np.einsum("bi,ij->bj", source, weights[i])
-            v[pop.name], r[pop.name], spike, tr = lif_step(
-                v[pop.name], r[pop.name], acc.astype(np.int64), params[pop.name])
+            if pop.params.synaptic:
+                v[pop.name], i_syn[pop.name], r[pop.name], spike, tr = cuba_lif_step(
+                    v[pop.name], i_syn[pop.name], r[pop.name], acc.astype(np.int64),
+                    params[pop.name])
+            else:
+                v[pop.name], r[pop.name], spike, tr = lif_step(
+                    v[pop.name], r[pop.name], acc.astype(np.int64), params[pop.name])
             current[pop.name] = spike.astype(dtype)
             out[pop.name][:, t] = spike
             if trace:

@@ -61,6 +61,9 @@ class NeuronParams:
     decay : tuple of int
         0 to 4 signed shift terms; ``k >= 0`` adds ``(v - v_rest) >> k``, ``k < 0`` subtracts
         ``(v - v_rest) >> -k``. Each ``|k| < v_width``.
+    syn_decay : tuple of int or None
+        None for a plain LIF neuron. A tuple (0 to 4 terms, as ``decay``, applied to ``i``)
+        gives the neuron the synaptic current ``i`` of ``docs/neuron.md`` (a current-based LIF).
 
     Raises
     ------
@@ -79,6 +82,7 @@ class NeuronParams:
     reset_mode: str = "zero"
     decay: tuple = (4,)
     v_width: int = 16
+    syn_decay: tuple | None = None
 
     def __post_init__(self):
         v_width = check_int("v_width", self.v_width, *V_WIDTH_RANGE)
@@ -91,15 +95,9 @@ class NeuronParams:
         object.__setattr__(self, "t_ref", check_int("t_ref", self.t_ref, 0, T_REF_MAX))
         if self.reset_mode not in RESET_MODES:
             raise TypeError(f"reset_mode must be one of 'zero', 'subtract', not {self.reset_mode!r}")
-        if isinstance(self.decay, (str, bytes)) or not hasattr(self.decay, "__iter__"):
-            raise TypeError(f"decay must be a list of 0 to {MAX_DECAY_TERMS} shift terms, "
-                            f"not {self.decay!r}")
-        decay = tuple(self.decay)
-        if len(decay) > MAX_DECAY_TERMS:
-            raise TypeError(f"decay must be a list of 0 to {MAX_DECAY_TERMS} shift terms, "
-                            f"not {len(decay)} terms")
-        decay = tuple(check_int("decay term", k, -(v_width - 1), v_width - 1) for k in decay)
-        object.__setattr__(self, "decay", decay)
+        object.__setattr__(self, "decay", _terms("decay", self.decay, v_width))
+        if self.syn_decay is not None:
+            object.__setattr__(self, "syn_decay", _terms("syn_decay", self.syn_decay, v_width))
         if not self.v_reset <= self.v_th <= self.v_peak:
             raise ValueError(f"parameters must satisfy v_reset <= v_th <= v_peak, not "
                              f"v_reset={self.v_reset}, v_th={self.v_th}, v_peak={self.v_peak}")
@@ -108,6 +106,23 @@ class NeuronParams:
     def decay_ratio(self):
         """The leak factor that ``decay`` stands for, as a float (for reports only)."""
         return decay_value(self.decay)
+
+    @property
+    def synaptic(self):
+        """True for a current-based neuron (one with the synaptic current ``i``)."""
+        return self.syn_decay is not None
+
+
+def _terms(name, terms, v_width):
+    """``terms`` as a tuple of at most four shift terms in ``[-(v_width-1), v_width-1]``."""
+    if isinstance(terms, (str, bytes)) or not hasattr(terms, "__iter__"):
+        raise TypeError(f"{name} must be a list of 0 to {MAX_DECAY_TERMS} shift terms, "
+                        f"not {terms!r}")
+    terms = tuple(terms)
+    if len(terms) > MAX_DECAY_TERMS:
+        raise TypeError(f"{name} must be a list of 0 to {MAX_DECAY_TERMS} shift terms, "
+                        f"not {len(terms)} terms")
+    return tuple(check_int(f"{name} term", k, -(v_width - 1), v_width - 1) for k in terms)
 
 
 def decay_value(decay):

@@ -13,6 +13,7 @@ prefix to an ``.npz`` file of cases and golden results:
 - ``idle``: cycles with ``in_valid`` low before each case, to check that ``out_valid`` follows;
 - ``latency``: the expected pipeline latency in cycles;
 - ``v_next``, ``r_next``, ``spike``, ``v_trace``: the golden results;
+- ``i`` and ``i_next``: only for a synaptic core, the current in and its golden result;
 - ``config``: the core's parameters, for failure messages.
 """
 
@@ -25,7 +26,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
 OUTPUTS = ("v_next", "r_next", "spike", "v_trace")
-SIGNED = {"v_next": True, "r_next": False, "spike": False, "v_trace": True}
+SIGNED = {"v_next": True, "r_next": False, "spike": False, "v_trace": True, "i_next": True}
 
 
 class Lane:
@@ -39,8 +40,11 @@ class Lane:
         self.prefix = prefix
         self.cases = cases
         self.clk = dut.clk
+        self.synaptic = "i" in cases
+        self.names = OUTPUTS + (("i_next",) if self.synaptic else ())
         port = {name: getattr(dut, f"{prefix}_{name}") for name in
-                ("in_valid", "v", "r", "acc", "params", "out_valid", *OUTPUTS)}
+                ("in_valid", "v", "r", "acc", "params", "out_valid", *self.names)
+                + (("i",) if self.synaptic else ())}
         self.port = port
         port["in_valid"].value = 0
         # Cycle of each accepted input and each observed output, to measure the latency. The
@@ -48,16 +52,18 @@ class Lane:
         # order in which the simulator wakes them on one edge does not matter.
         self.in_cycles = []
         self.out_cycles = []
-        self.outputs = {name: [] for name in OUTPUTS}
+        self.outputs = {name: [] for name in self.names}
 
     async def drive(self):
         """Present each case for one cycle after its idle cycles, then hold ``in_valid`` low."""
         port, cases = self.port, self.cases
         params = [int(text, 16) for text in cases["params_hex"]]
+        # A plain core has no current: a column of zeros that is never driven.
+        currents = cases["i"].tolist() if self.synaptic else [0] * len(cases["v"])
         columns = (cases["idle"].tolist(), cases["v"].tolist(), cases["r"].tolist(),
-                   cases["acc"].tolist(), cases["params_index"].tolist())
+                   cases["acc"].tolist(), cases["params_index"].tolist(), currents)
         cycle = 0
-        for idle, v, r, acc, index in zip(*columns):
+        for idle, v, r, acc, index, i in zip(*columns):
             if idle:
                 port["in_valid"].value = 0
                 await ClockCycles(self.clk, idle, rising=False)
@@ -67,6 +73,8 @@ class Lane:
             port["r"].value = r
             port["acc"].value = acc
             port["params"].value = params[index]
+            if self.synaptic:
+                port["i"].value = i
             self.in_cycles.append(cycle)
             await FallingEdge(self.clk)
             cycle += 1
@@ -81,7 +89,7 @@ class Lane:
             cycle += 1
             if port["out_valid"].value:
                 self.out_cycles.append(cycle)
-                for name in OUTPUTS:
+                for name in self.names:
                     value = port[name].value
                     # One-bit ports give a Logic, which has int() but no to_unsigned().
                     self.outputs[name].append(value.to_signed() if SIGNED[name] else int(value))
@@ -96,7 +104,7 @@ class Lane:
         assert delays == {latency}, (
             f"{self.prefix}: output delays {sorted(delays)} cycles, want {latency}")
         got = {name: np.array(values, np.int64) for name, values in self.outputs.items()}
-        problem = first_mismatch(self.cases, got)
+        problem = first_mismatch(self.cases, got, self.names)
         assert problem is None, f"{self.prefix} ({self.cases['config']}): {problem}"
 
 
@@ -127,15 +135,16 @@ class TB:
             monitor.cancel()
 
 
-def first_mismatch(cases, got):
-    """Describe the first case whose outputs differ from the golden ones, or return None."""
-    bad = {name: np.flatnonzero(got[name] != cases[name]) for name in OUTPUTS}
+def first_mismatch(cases, got, names=OUTPUTS):
+    """Describe the first case whose outputs ``names`` differ from the golden ones, or return
+    None."""
+    bad = {name: np.flatnonzero(got[name] != cases[name]) for name in names}
     bad = {name: idx for name, idx in bad.items() if idx.size}
     if not bad:
         return None
     i = min(int(idx[0]) for idx in bad.values())
     diffs = ", ".join(f"{name} got {got[name][i]} want {cases[name][i]}"
-                      for name in OUTPUTS if got[name][i] != cases[name][i])
+                      for name in names if got[name][i] != cases[name][i])
     counts = ", ".join(f"{name} in {idx.size}" for name, idx in bad.items())
     return (f"mismatches ({counts} of {len(got['spike'])} cases); first: case {i} "
             f"v={cases['v'][i]} r={cases['r'][i]} acc={cases['acc'][i]} "

@@ -4,15 +4,16 @@
 sizes up to 256: mostly "live" parameters (thresholds that a few input spikes cross), and on
 purpose some extremes (full-range parameters from ``neuron_cases.random_params``, saturating
 weights, long refractory periods, tiny widths, per-neuron bias, inputs placed late in the order).
+With ``synaptic`` some populations are current-based (a ``syn_decay``).
 """
 
 import numpy as np
 
-from neuron_cases import random_params
+from neuron_cases import random_decay, random_params
 from spikeforge.gen.network import Network
 from spikeforge.sim.params import v_range, w_range
 
-__all__ = ["random_network", "random_spikes"]
+__all__ = ["random_network", "synaptic_network", "random_spikes"]
 
 
 def _live_params(rng, v_width, w_width, t_ref_max):
@@ -42,7 +43,7 @@ def _weights(rng, shape, w_width, density, saturating):
 
 
 def random_network(rng, *, n_lif=None, max_size=256, recurrent=None, v_width=None, w_width=None,
-                   extremes=0.2, density=None):
+                   extremes=0.2, density=None, synaptic=0.0):
     """Draw a random valid :class:`Network`.
 
     Parameters
@@ -61,6 +62,9 @@ def random_network(rng, *, n_lif=None, max_size=256, recurrent=None, v_width=Non
         weights.
     density : float, optional
         Fraction of nonzero weights (random per projection if None).
+    synaptic : float
+        Probability that a LIF population is current-based. At 0 (the default) nothing more is
+        drawn, so the networks of a seed are those drawn before current-based populations.
     """
     if n_lif is None:
         n_lif = int(rng.integers(1, 4, endpoint=True))
@@ -101,6 +105,11 @@ def random_network(rng, *, n_lif=None, max_size=256, recurrent=None, v_width=Non
                 lo, hi = v_range(v_width)
                 spec["bias"] = rng.integers(max(lo, -8), min(hi, 8), spec["size"],
                                             endpoint=True)
+            if synaptic and rng.random() < synaptic:
+                # Live currents decay by about a quarter to a half per step; extreme ones by
+                # anything, including not at all.
+                spec["syn_decay"] = (list(random_decay(rng, v_width)) if extreme else
+                                     [int(rng.integers(1, min(2, v_width - 1), endpoint=True))])
         pops.append(spec)
 
     projections = []
@@ -126,6 +135,15 @@ def random_network(rng, *, n_lif=None, max_size=256, recurrent=None, v_width=Non
         d["acc_width"] = net.required_acc_width() + int(rng.integers(0, 3, endpoint=True))
         net = Network.from_dict(d)
     return net
+
+
+def synaptic_network(rng, **options):
+    """A :func:`random_network` with at least one current-based population, often beside
+    plain ones."""
+    while True:
+        net = random_network(rng, synaptic=0.6, **options)
+        if any(p.params.synaptic for p in net.lif_populations):
+            return net
 
 
 def random_spikes(rng, net, T, batch=None, activity=0.2):

@@ -20,15 +20,17 @@ from spikeforge.sim.array_rtl import run_array_rtl
 from spikeforge.sim.network_golden import run_network
 from spikeforge.sim.rtl import require_or_skip
 
-from network_cases import random_network, random_spikes
+from network_cases import random_network, random_spikes, synaptic_network
 
 LANE_CHOICES = (1, 2, 4)
 
 
-def draw_case(seed, max_size):
-    """A network, its inputs and the array options of one random case."""
+def draw_case(seed, max_size, synaptic=False):
+    """A network, its inputs and the array options of one random case; with ``synaptic`` the
+    network has a current-based population."""
     rng = np.random.default_rng(seed)
-    net = random_network(rng, max_size=max_size)
+    net = synaptic_network(rng, max_size=max_size) if synaptic else \
+        random_network(rng, max_size=max_size)
     burst = rng.random() < 0.25
     spikes = random_spikes(rng, net, int(rng.integers(3, 8)),
                            activity=1.0 if burst else float(rng.uniform(0.1, 0.5)))
@@ -53,6 +55,26 @@ def test_amaranth_matches_golden(seed):
     net, spikes, options = draw_case(seed, max_size=24)
     want = run_network(net, spikes, trace=True)
     got = run_array_amaranth(net, spikes, trace=True, **options)
+    assert_same(got, want, f"seed {seed} {options}")
+
+
+@pytest.mark.parametrize("seed", range(300, 310))
+def test_amaranth_matches_golden_synaptic(seed):
+    net, spikes, options = draw_case(seed, max_size=24, synaptic=True)
+    want = run_network(net, spikes, trace=True)
+    got = run_array_amaranth(net, spikes, trace=True, **options)
+    assert_same(got, want, f"seed {seed} {options}")
+
+
+@pytest.mark.parametrize("seed, simulator", [
+    (400, "icarus"), pytest.param(401, "verilator", marks=pytest.mark.slow)])
+def test_rtl_matches_golden_synaptic(seed, simulator, tmp_path):
+    require_or_skip(simulator)
+    net, spikes, options = draw_case(seed, max_size=32, synaptic=True)
+    batch = spikes[np.newaxis].repeat(2, axis=0)  # the second run checks that reset clears i
+    want = run_network(net, batch, trace=True)
+    got = run_array_rtl(net, batch, trace=True, simulator=simulator, build_root=tmp_path,
+                        **options)
     assert_same(got, want, f"seed {seed} {options}")
 
 
@@ -95,21 +117,25 @@ def test_rtl_matches_golden_long(seed, simulator, tmp_path):
                 run_network(net, spikes, trace=True), f"seed {seed} {options}")
 
 
-def _recurrent_pair():
-    """Two networks of one layout with different weights and thresholds, both lively."""
+def _recurrent_pair(syn_decays=(None, None)):
+    """Two networks of one layout with different weights and thresholds, both lively; with
+    ``syn_decays`` the hidden population is current-based with these decays."""
     rng = np.random.default_rng(7)
     w1 = rng.integers(-20, 60, (6, 10))
     w2 = rng.integers(-30, 40, (10, 10))
     pop = {"name": "hidden", "kind": "lif", "size": 10, "v_th": 100, "v_reset": 0, "v_rest": 0,
            "v_peak": 300, "t_ref": 1, "decay": [3], "reset_mode": "subtract", "bias": 2}
 
-    def net(scale, v_th):
+    def net(scale, v_th, syn_decay):
+        hidden = {**pop, "v_th": v_th}
+        if syn_decay is not None:
+            hidden["syn_decay"] = syn_decay
         return Network.from_dict({
             "format": "spikeforge-network/1", "v_width": 16, "w_width": 8, "acc_width": 14,
-            "populations": [{"name": "x", "kind": "input", "size": 6}, {**pop, "v_th": v_th}],
+            "populations": [{"name": "x", "kind": "input", "size": 6}, hidden],
             "projections": [{"from": "x", "to": "hidden", "weights": (w1 * scale).tolist()},
                             {"from": "hidden", "to": "hidden", "weights": w2.tolist()}]})
-    return net(1, 100), net(2, 60)
+    return net(1, 100, syn_decays[0]), net(2, 60, syn_decays[1])
 
 
 def _run_session(dut, spikes, actions):
@@ -158,8 +184,10 @@ def _run_session(dut, spikes, actions):
     sim.run()
 
 
-def test_runtime_loading_and_reset():
-    net_a, net_b = _recurrent_pair()
+@pytest.mark.parametrize("syn_decays", [(None, None), ([2, -4], [2, -4])],
+                         ids=["plain", "current-based"])
+def test_runtime_loading_and_reset(syn_decays):
+    net_a, net_b = _recurrent_pair(syn_decays)
     spikes = random_spikes(np.random.default_rng(3), net_a, 8, activity=0.4)
     want_a, want_b = run_network(net_a, spikes), run_network(net_b, spikes)
     assert (want_a.spikes["hidden"] != want_b.spikes["hidden"]).any()
@@ -176,6 +204,16 @@ def test_runtime_loading_and_reset():
                                ("first run", "after reset", "after loading B")):
         assert not rec.errors
         assert (rec.spikes["hidden"] == want.spikes["hidden"]).all(), what
+
+
+def test_layout_hash_covers_the_synaptic_layout():
+    """A current-based population, and its synaptic decays, are part of the array's layout."""
+    plain, _ = _recurrent_pair()
+    cuba, same = _recurrent_pair(([2, -4], [2, -4]))
+    other, _ = _recurrent_pair(([1], [1]))
+    hashes = [compile_network(net, 2).layout_hash() for net in (plain, cuba, same, other)]
+    assert hashes[1] == hashes[2]
+    assert len({hashes[0], hashes[1], hashes[3]}) == 3
 
 
 def test_cycles_are_reported_per_step():

@@ -25,6 +25,21 @@ def test_core_is_deterministic_with_header(tmp_path):
     assert "src =" not in text
 
 
+def test_current_based_core(tmp_path, capsys):
+    out = tmp_path / "cuba.v"
+    assert main(["generate", "core", "--syn-decay", "2,-7", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "decay=[4] syn_decay=[2, -7]" in text
+    assert "input [15:0] i;" in text and "output [15:0] i_next;" in text
+    plain = tmp_path / "plain.v"
+    assert main(["generate", "core", "-o", str(plain)]) == 0
+    assert " i_next" not in plain.read_text()
+    capsys.readouterr()
+    assert main(["generate", "core", "--syn-decay", "2,x", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == ("spikeforge: error: --syn-decay must be comma-separated "
+                                       "integers such as 4 or 3,-6, not '2,x'\n")
+
+
 def test_core_rtlil_and_runtime_params(tmp_path):
     out = tmp_path / "core.il"
     assert main(["generate", "core", "--runtime-params", "--format", "rtlil", "-o", str(out)]) == 0

@@ -4,8 +4,9 @@
 
 Every proof quantifies over all valid parameter values (``AnyConst``) and all input streams
 (``AnySeq``); see ``docs/verification.md`` for what each property says. Default run: 8-bit
-proofs, about 2 minutes on two shared cores; ``--slow`` adds 16- and 32-bit proofs and the
-deeper closed-loop inductions (about 4 minutes more).
+proofs and a 6-bit proof of the synaptic core, about 3 minutes on two shared cores; ``--slow``
+adds 16- and 32-bit proofs, the 8-bit synaptic proofs (about 70 s each) and the deeper
+closed-loop inductions (about 8 minutes more).
 """
 
 import pytest
@@ -50,6 +51,25 @@ def test_closed_loop_prove(formal, tmp_path, stages, depth):
 def test_pipeline_equals_one_stage(formal, tmp_path, stages):
     harness = PipelineEquivalence(**SMALL, stages=stages)
     assert_passes(prove(harness, f"pipe{stages}", depth=stages + 2, build_dir=tmp_path))
+
+
+@pytest.mark.parametrize("width, stages, closed_loop", [
+    (6, 2, False),
+    pytest.param(8, 1, False, marks=pytest.mark.slow),
+    pytest.param(8, 4, False, marks=pytest.mark.slow),
+    pytest.param(8, 1, True, marks=pytest.mark.slow),
+])
+def test_synaptic_core_proves(formal, tmp_path, width, stages, closed_loop):
+    # The current-based neuron: the current on every step, and the membrane integrating it.
+    harness = NeuronHarness(v_width=width, acc_width=width, t_ref_max=3 if width < 8 else 7,
+                            stages=stages, synaptic=True, closed_loop=closed_loop)
+    assert_passes(prove(harness, f"syn{width}_{stages}", depth=4 if closed_loop else stages + 2,
+                        build_dir=tmp_path))
+
+
+def test_synaptic_pipeline_equals_one_stage(formal, tmp_path):
+    harness = PipelineEquivalence(**SMALL, stages=4, synaptic=True)
+    assert_passes(prove(harness, "synpipe4", depth=6, build_dir=tmp_path))
 
 
 @pytest.mark.slow

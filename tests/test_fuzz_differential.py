@@ -4,7 +4,8 @@ Hypothesis draws small networks (as ``spikeforge-network/1`` dicts) and input sp
 both, and demands identical spikes and membrane traces. The strategy is built so that a
 disagreement shrinks to a small network: fewer and smaller populations, narrower widths, zero
 weights, zero bias, no decay, ``t_ref`` 0, one lane, one stage, no back-pressure are where
-every draw shrinks to. Default: 25 examples, about 60-90 s on two loaded cores (Amaranth's
+every draw shrinks to (and plain LIF populations: about half are current-based, with a
+``syn_decay``). Default: 25 examples, about 60-90 s on two loaded cores (Amaranth's
 simulator dominates); ``--slow``: 300 examples.
 """
 
@@ -32,9 +33,12 @@ def lif_params(draw, v_width, size):
     decay = draw(st.lists(shifts, max_size=2))
     bias_values = st.integers(max(lo, -8), min(hi, 8))
     bias = draw(st.one_of(bias_values, st.lists(bias_values, min_size=size, max_size=size)))
-    return {"v_th": v_th, "v_reset": v_reset, "v_rest": v_rest, "v_peak": v_peak,
+    spec = {"v_th": v_th, "v_reset": v_reset, "v_rest": v_rest, "v_peak": v_peak,
             "t_ref": draw(st.integers(0, 3)), "decay": decay,
             "reset_mode": draw(st.sampled_from(["zero", "subtract"])), "bias": bias}
+    if draw(st.booleans()):
+        spec["syn_decay"] = draw(st.lists(shifts | st.just(0), max_size=2))
+    return spec
 
 
 @st.composite

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from spikeforge.sim.golden import lif_step, param_arrays, run_population
+from spikeforge.sim.golden import cuba_lif_step, lif_step, param_arrays, run_population
 from spikeforge.sim.params import NeuronParams, decay_from_ratio, decay_value, v_range
 
 BASE = dict(v_th=100, v_reset=0, v_rest=0, v_peak=200, t_ref=2, bias=0, decay=(4,))
@@ -28,6 +28,70 @@ def test_worked_examples(before, after):
     v, r, current, changes = before
     got = lif_step(v, r, current, param_arrays(NeuronParams(**{**BASE, **changes})))
     assert tuple(int(x) for x in got) == after
+
+
+CUBA = {**BASE, "syn_decay": (2,)}
+
+# (v, i, r, I, parameter changes) -> (v, i, r, spike, trace): the current-based table of
+# docs/neuron.md.
+CUBA_WORKED = [
+    ((50, 40, 0, 10, {}), (87, 40, 0, 0, 87)),
+    ((95, 20, 0, 0, {}), (0, 15, 2, 1, 200)),
+    ((0, 15, 2, 999, {}), (0, 1011, 1, 0, 0)),
+    ((0, -7, 0, 0, {}), (-5, -5, 0, 0, -5)),
+    ((0, 32000, 0, 2000, {"syn_decay": (15,), "v_th": 32767, "v_peak": 32767}),
+     (32767, 32767, 0, 0, 32767)),
+    ((10, 5, 0, 3, {"syn_decay": ()}), (18, 8, 0, 0, 18)),
+    ((0, 64, 0, 0, {"syn_decay": (1, -3)}), (40, 40, 0, 0, 40)),
+]
+
+
+@pytest.mark.parametrize("before, after", CUBA_WORKED)
+def test_cuba_worked_examples(before, after):
+    v, i, r, current, changes = before
+    got = cuba_lif_step(v, i, r, current, param_arrays(NeuronParams(**{**CUBA, **changes})))
+    assert tuple(int(x) for x in got) == after
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(2, 32).flatmap(lambda w: st.tuples(
+    st.just(w), st.lists(st.integers(-(w - 1), w - 1), max_size=4),
+    st.lists(st.integers(-(w - 1), w - 1), max_size=4),
+    st.lists(st.integers(-(1 << 20), 1 << 20), min_size=40, max_size=40),
+    st.integers(0, 5), st.sampled_from(["zero", "subtract"]))))
+def test_cuba_current_rules(case):
+    """The current saturates, keeps integrating while refractory and is never reset; with
+    ``syn_decay = [0]`` and inputs inside the V range the neuron is the plain LIF neuron."""
+    v_width, decay, syn_decay, acc, t_ref, mode = case
+    lo, hi = v_range(v_width)
+    params = NeuronParams(v_width=v_width, v_th=hi // 4, v_peak=hi, v_reset=lo // 4, t_ref=t_ref,
+                          reset_mode=mode, decay=tuple(decay), syn_decay=tuple(syn_decay))
+    p = param_arrays(params)
+    acc = np.array(acc, np.int64).reshape(20, 2)
+    v = np.zeros(2, np.int64)
+    i = np.zeros(2, np.int64)
+    r = np.zeros(2, np.int64)
+    for t in range(acc.shape[0]):
+        v_next, i_next, r_next, spike, _ = cuba_lif_step(v, i, r, acc[t], p)
+        shifted = sum((1 if k >= 0 else -1) * (i >> abs(k)) for k in syn_decay)
+        assert (i_next == np.clip(i - shifted + acc[t], lo, hi)).all()
+        refractory = r > 0
+        assert (v_next[refractory] == v[refractory]).all() and not spike[refractory].any()
+        v, i, r = v_next, i_next, r_next
+    plain = NeuronParams(v_width=v_width, v_th=hi // 4, v_peak=hi, v_reset=lo // 4, t_ref=t_ref,
+                         reset_mode=mode, decay=tuple(decay))
+    inside = np.clip(acc, lo, hi)
+    cuba = run_population(NeuronParams(**{**plain.__dict__, "syn_decay": (0,)}), inside,
+                          trace=True)
+    lif = run_population(plain, inside, trace=True)
+    assert (cuba.trace == lif.trace).all() and (cuba.spikes == lif.spikes).all()
+    assert (cuba.i == inside[-1]).all() and lif.i is None
+
+
+def test_cuba_mixed_with_plain_is_refused():
+    with pytest.raises(ValueError, match=r"^params must be all plain LIF \(syn_decay None\) or "
+                                         r"all current-based$"):
+        param_arrays([NeuronParams(v_th=1), NeuronParams(v_th=1, syn_decay=())])
 
 
 @st.composite
@@ -125,6 +189,12 @@ def test_decay_from_ratio_is_close():
     ({"v_th": 0, "decay": "4"}, TypeError, r"^decay must be a list of 0 to 4 shift terms, not '4'$"),
     ({"v_th": 0, "decay": (16,)}, TypeError, r"^decay term must be an integer in \[-15, 15\], not 16$"),
     ({"v_th": 0, "bias": -40000}, TypeError, r"^bias must be an integer in \[-32768, 32767\]"),
+    ({"v_th": 0, "syn_decay": (16,)}, TypeError,
+     r"^syn_decay term must be an integer in \[-15, 15\], not 16$"),
+    ({"v_th": 0, "syn_decay": 4}, TypeError,
+     r"^syn_decay must be a list of 0 to 4 shift terms, not 4$"),
+    ({"v_th": 0, "syn_decay": (1, 1, 1, 1, 1)}, TypeError,
+     r"^syn_decay must be a list of 0 to 4 shift terms, not 5 terms$"),
     ({"v_th": 10, "v_reset": 20}, ValueError,
      r"^parameters must satisfy v_reset <= v_th <= v_peak, not v_reset=20, v_th=10, v_peak=32767$"),
     ({"v_th": 10, "v_peak": 5}, ValueError, r"^parameters must satisfy v_reset <= v_th <= v_peak"),

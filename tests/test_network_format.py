@@ -95,6 +95,13 @@ RULES = [
                                      "[-15, 15], not 16"),
     (edit((P, 2, "decay"), [1, 2, 3, 4, 5]), "populations[2]: decay must be a list of 0 to 4 "
                                              "shift terms, not 5 terms"),
+    (edit((P, 2, "syn_decay"), 2), "populations[2].syn_decay: must be a JSON list of shift "
+                                   "terms, not 2"),
+    (edit((P, 2, "syn_decay"), [1, 16]), "populations[2]: syn_decay term must be an integer in "
+                                         "[-15, 15], not 16"),
+    (edit((P, 2, "tau"), 1), "populations[2]: unknown key 'tau'; allowed are name, kind, size, "
+                             "v_th, v_reset, v_rest, v_peak, t_ref, decay, reset_mode, bias, "
+                             "syn_decay"),
     (edit((P, 2, "bias"), 32768), "populations[2]: bias must be an integer in [-32768, 32767], "
                                   "not 32768"),
     (edit((P, 2, "bias"), False), "populations[2]: bias must be an integer in [-32768, 32767], "
@@ -186,6 +193,25 @@ def test_base_is_valid_and_api():
         net.input_slice("hid")
     with pytest.raises(ValueError, match="read-only"):
         net.projections[0].weights[0, 0] = 1
+
+
+def test_syn_decay_round_trip(tmp_path):
+    """A current-based population keeps its syn_decay through save and load; a plain one has no
+    such key, so its file and hash are what they were before current-based populations."""
+    d = base()
+    d["populations"][1]["syn_decay"] = [2, -5]
+    net = Network.from_dict(d)
+    assert net.neuron_params("hid").syn_decay == (2, -5)
+    assert net.neuron_params("out").syn_decay is None
+    assert "syn_decay" not in net.population("out").to_dict()
+    save_network(net, tmp_path / "n.json")
+    again = load_network(tmp_path / "n.json")
+    assert again == net and again.neuron_params("hid").syn_decay == (2, -5)
+    plain = Network.from_dict(base())
+    assert plain.network_hash() != net.network_hash()
+    d["populations"][1]["syn_decay"] = []
+    assert Network.from_dict(d).neuron_params("hid").syn_decay == ()
+    assert Network.from_dict(d).network_hash() not in (net.network_hash(), plain.network_hash())
 
 
 def test_acc_width_bounds():

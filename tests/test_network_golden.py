@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from network_cases import random_network, random_spikes
+from network_cases import random_network, random_spikes, synaptic_network
 from spikeforge.gen.network import Network
 from spikeforge.sim import network_golden
 from spikeforge.sim.golden import run_network, run_population
@@ -19,6 +19,7 @@ def naive_run(net, spikes):
     lo, hi = v_range(net.v_width)
     sat = lambda x: min(max(x, lo), hi)  # noqa: E731
     state = {p.name: ([p.params.v_rest] * p.size, [0] * p.size) for p in net.lif_populations}
+    current_state = {p.name: [0] * p.size for p in net.lif_populations}
     out = {p.name: [] for p in net.lif_populations}
     traces = {p.name: [] for p in net.lif_populations}
     previous = {p.name: [0] * p.size for p in net.populations}
@@ -45,6 +46,14 @@ def naive_run(net, spikes):
                     for j, s in enumerate(seen):
                         if s:
                             total += int(proj.weights[j][n])
+                if p.syn_decay is not None:
+                    # Current-based: the input goes into i, which the membrane integrates.
+                    i = current_state[pop.name]
+                    decayed = 0
+                    for k in p.syn_decay:
+                        decayed += (i[n] >> abs(k)) if k >= 0 else -(i[n] >> abs(k))
+                    i[n] = sat(i[n] - decayed + total)
+                    total = i[n]
                 if r[n] > 0:
                     r[n] -= 1
                     fired.append(0)
@@ -99,6 +108,18 @@ def test_timing_rule_example():
 def test_against_naive_reference(seed):
     rng = np.random.default_rng(seed)
     net = random_network(rng, max_size=10, recurrent=seed % 2 == 0)
+    check_against_naive(rng, net)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_current_based_against_naive_reference(seed):
+    rng = np.random.default_rng([seed, 5])
+    net = synaptic_network(rng, max_size=10, recurrent=seed % 2 == 0)
+    check_against_naive(rng, net)
+
+
+
+def check_against_naive(rng, net):
     spikes = random_spikes(rng, net, 25, activity=rng.uniform(0.05, 0.6))
     run = run_network(net, spikes, trace=True)
     expected, traces = naive_run(net, spikes.tolist())

@@ -3,8 +3,10 @@
 The cocotb side is ``cocotb_neuron_core.py``. Compiling dominates under Verilator (40-80 s a
 build on this 2-core machine, mostly its C++ runtime library; the 28,000 cases then take 3 s),
 so the configurations of a run share one build: the top level is a bank of cores side by side,
-driven at once. Default run: 15-25 s under Icarus, 45-85 s under Verilator; ``--slow`` adds a
-second bank with 90,000 cases.
+driven at once; one of them is a synaptic core (the current-based neuron, current-based and
+plain parameters mixed). Default run: 15-25 s under Icarus, 45-85 s under Verilator on an idle
+machine (with the synaptic core, measured while other jobs loaded both cores: 73 s and 171 s);
+``--slow`` adds a second bank with 90,000 cases.
 """
 
 import json
@@ -20,12 +22,14 @@ from spikeforge.sim.rtl import RTLSimulationError, require_or_skip, run_cocotb
 
 from neuron_cases import random_cases
 
-# (v_width, acc_width, t_ref_max, stages, cases): every stage count, narrow and wide datapaths.
+# (v_width, acc_width, t_ref_max, stages, cases[, synaptic]): every stage count, narrow and wide
+# datapaths, and a synaptic core.
 CONFIGS = [
     (16, 16, 15, 1, 8_000),
     (8, 12, 0, 2, 6_000),
     (16, 18, 255, 3, 8_000),
     (32, 40, 65535, 4, 6_000),
+    (16, 18, 15, 2, 6_000, True),
 ]
 SLOW_CONFIGS = [
     (16, 20, 1000, 4, 40_000),
@@ -57,8 +61,9 @@ class CoreBank(wiring.Component):
 
 
 def make_core(config):
-    v_width, acc_width, t_ref_max, stages, _ = config
-    return NeuronCore(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, stages=stages)
+    v_width, acc_width, t_ref_max, stages, _, *synaptic = config
+    return NeuronCore(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, stages=stages,
+                      synaptic=bool(synaptic and synaptic[0]))
 
 
 def write_cases(path, core, config, cases, *, rng, idle_fraction=0.1):
@@ -66,15 +71,20 @@ def write_cases(path, core, config, cases, *, rng, idle_fraction=0.1):
     layout = core.params.shape()
     unique = sorted(set(cases.params), key=repr)
     index = {p: i for i, p in enumerate(unique)}
-    v_next, r_next, spike, trace = cases.expected()
+    v_next, r_next, spike, trace, *i_next = cases.expected()
     n = len(cases.v)
     idle = np.where(rng.random(n) < idle_fraction, rng.integers(1, 4, n), 0)
+    # A synaptic core's cases also have the current in and out.
+    current = {"i": cases.i, "i_next": i_next[0]} if core.synaptic else {}
+    packed = [layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value
+              for p in unique]
     np.savez(path, v=cases.v, r=cases.r, acc=cases.acc,
-             params_hex=[f"{layout.const(pack_params(p)).as_value().value:x}" for p in unique],
+             params_hex=[f"{word:x}" for word in packed],
              params_index=[index[p] for p in cases.params],
              params_text=[repr(p) for p in unique], idle=idle, latency=core.latency,
              v_next=v_next, r_next=r_next, spike=spike.astype(np.int64), v_trace=trace,
-             config="v_width={}, acc_width={}, t_ref_max={}, stages={}".format(*config[:4]))
+             config="v_width={}, acc_width={}, t_ref_max={}, stages={}".format(*config[:4])
+             + (", synaptic" if core.synaptic else ""), **current)
 
 
 def run_bank(build_root, tmp_path, simulator, configs, seed, plant=None):
@@ -87,8 +97,9 @@ def run_bank(build_root, tmp_path, simulator, configs, seed, plant=None):
     manifest, all_cases = {}, []
     for i, (core, config) in enumerate(zip(cores, configs)):
         rng = np.random.default_rng([seed, i, *config])
-        v_width, acc_width, t_ref_max, _, n = config
-        cases = random_cases(rng, n, v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max)
+        v_width, acc_width, t_ref_max, _, n = config[:5]
+        cases = random_cases(rng, n, v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max,
+                             synaptic=core.synaptic)
         manifest[f"c{i}"] = str(tmp_path / f"c{i}.npz")
         write_cases(manifest[f"c{i}"], core, config, cases, rng=rng)
         all_cases.append(cases)
@@ -100,7 +111,8 @@ def run_bank(build_root, tmp_path, simulator, configs, seed, plant=None):
         np.savez(manifest[f"c{lane}"], **planted)
     (tmp_path / "cases.json").write_text(json.dumps(manifest))
     # The Verilog is the same for the same configs, so one build directory per bank.
-    bank = "_".join("x".join(map(str, config[:4])) for config in configs)
+    bank = "_".join("x".join(map(str, config[:4])) + ("s" if core.synaptic else "")
+                    for config, core in zip(configs, cores))
     result = run_cocotb(
         convert(CoreBank(cores), name="neuron_bank", fmt="verilog"), toplevel="neuron_bank",
         test_module="cocotb_neuron_core", simulator=simulator, test_dir=tmp_path,
@@ -139,7 +151,7 @@ def test_core_rtl_matches_golden_long(build_root, tmp_path, simulator):
 def test_mismatch_is_reported_with_its_case(build_root, tmp_path, simulator):
     # Same bank as the default test (same build), smaller runs, one planted wrong result.
     require_or_skip(simulator)
-    configs = [(*config[:4], 50) for config in CONFIGS]
+    configs = [(*config[:4], 50, *config[5:]) for config in CONFIGS]
     with pytest.raises(RTLSimulationError,
                        match=r"neuron_core_matches_golden: .*c2 \(v_width=16, acc_width=18, "
                              r"t_ref_max=255, stages=3\): mismatches \(v_trace in 1 of 50 "

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from spikeforge.hdl.neuron import NeuronCore, pack_params
@@ -21,14 +22,21 @@ CONFIGS = [
 ]
 
 
-def run_core(core, cases):
-    """Drive every case through ``core`` and return its outputs in order."""
+def run_core(core, cases, packed=None):
+    """Drive every case through ``core`` and return its outputs in order.
+
+    ``packed`` maps each parameter set to its port value, for a core whose port is not the
+    default layout of ``pack_params``.
+    """
     layout = core.params.shape()
     # Parameters repeat across cases; building a layout constant is the slow part.
-    unique = {p: layout.const(pack_params(p)).as_value().value for p in set(cases.params)}
+    unique = packed or {p: layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value
+                        for p in set(cases.params)}
     packed = [unique[p] for p in cases.params]
     n = len(packed)
     got = {"v_next": [], "r_next": [], "spike": [], "v_trace": []}
+    if core.synaptic:
+        got["i_next"] = []
 
     async def producer(ctx):
         for i in range(n):
@@ -36,6 +44,8 @@ def run_core(core, cases):
             ctx.set(core.v, int(cases.v[i]))
             ctx.set(core.r, int(cases.r[i]))
             ctx.set(core.acc, int(cases.acc[i]))
+            if core.synaptic:
+                ctx.set(core.i, int(cases.i[i]))
             ctx.set(core.params.as_value(), packed[i])
             await ctx.tick()
         ctx.set(core.in_valid, 0)
@@ -82,3 +92,80 @@ def test_core_matches_golden_long(seed):
     v, r, spike, trace = cases.expected()
     assert (got["v_next"] == v).all() and (got["r_next"] == r).all()
     assert (got["spike"] == spike).all() and (got["v_trace"] == trace).all()
+
+
+# (v_width, acc_width, t_ref_max, stages, cases) of the synaptic core: current-based and plain
+# parameters mixed, every stage count, the extreme widths. About 25 s together.
+SYNAPTIC_CONFIGS = [
+    (16, 16, 15, 1, 2_000),
+    (16, 18, 15, 2, 2_000),
+    (16, 16, 255, 3, 2_000),
+    (16, 20, 15, 4, 3_000),
+    (2, 2, 1, 2, 1_000),
+    (32, 40, 65535, 4, 1_500),
+]
+
+
+@pytest.mark.parametrize("v_width, acc_width, t_ref_max, stages, n", SYNAPTIC_CONFIGS)
+def test_synaptic_core_matches_golden(v_width, acc_width, t_ref_max, stages, n):
+    rng = np.random.default_rng([v_width, acc_width, t_ref_max, stages, 1])
+    cases = random_cases(rng, n, v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max,
+                         synaptic=True)
+    core = NeuronCore(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, stages=stages,
+                      synaptic=True)
+    got = run_core(core, cases)
+    v, r, spike, trace, i = cases.expected()
+    for name, want in (("v_next", v), ("r_next", r), ("spike", spike), ("v_trace", trace),
+                       ("i_next", i)):
+        bad = np.flatnonzero(got[name] != want)
+        assert bad.size == 0, (
+            f"{name} differs in {bad.size} of {n} cases; first: case {bad[0]} "
+            f"v={cases.v[bad[0]]} i={cases.i[bad[0]]} r={cases.r[bad[0]]} "
+            f"acc={cases.acc[bad[0]]} {cases.params[bad[0]]}: got {got[name][bad[0]]}, "
+            f"want {want[bad[0]]}")
+    synaptic = np.array([p.synaptic for p in cases.params])
+    # Both kinds of population ran, spiking and refractory, and the current saturated.
+    assert synaptic.any() and (~synaptic).any() and spike[synaptic].any()
+    assert (cases.r[synaptic] > 0).any()
+    assert (np.abs(i[synaptic]) == (1 << (v_width - 1)) - 1).any() or v_width == 2
+
+
+def test_synaptic_parameter_errors():
+    from spikeforge.sim.params import NeuronParams
+    cuba = NeuronParams(v_th=100, syn_decay=(2,))
+    core = NeuronCore()
+    with pytest.raises(ValueError, match=r"^params has a syn_decay, which needs a core built "
+                                         r"with synaptic=True$"):
+        core.with_constant_params(cuba)
+    Fragment.get(core, None)  # elaborated, so that it is not reported as unused
+    with pytest.raises(ValueError, match=r"^params has a syn_decay, which needs a synaptic "
+                                         r"parameter port$"):
+        pack_params(cuba, synaptic=False)
+    with pytest.raises(TypeError, match=r"^synaptic must be a bool, not 1$"):
+        NeuronCore(synaptic=1)
+    with pytest.raises(ValueError, match=r"^syn_decay_sets needs synaptic=True$"):
+        NeuronCore(syn_decay_sets=[(1,)])
+    with pytest.raises(ValueError, match=r"^syn_decay \[2\] is not one the core was built for: "
+                                         r"\[1\], \[3, -5\]$"):
+        pack_params(cuba, synaptic=True, syn_decay_sets=((1,), (3, -5)))
+
+
+def test_core_with_built_in_synaptic_decays_matches_golden():
+    """The array's kind of synaptic core: membrane and current decays built in, selected per
+    population (plain populations mixed in)."""
+    rng = np.random.default_rng(77)
+    cases = random_cases(rng, 1_500, v_width=16, acc_width=18, t_ref_max=15, synaptic=True)
+    # Ten parameter sets, as in a network of ten populations: a core is built for few decays.
+    pool = list(dict.fromkeys(cases.params))[:10]
+    cases.params = [pool[k] for k in rng.integers(0, len(pool), len(cases.params))]
+    assert {p.synaptic for p in pool} == {True, False}
+    decay_sets = tuple(sorted({p.decay for p in cases.params}))
+    syn_sets = tuple(sorted({p.syn_decay for p in cases.params if p.synaptic}))
+    core = NeuronCore(v_width=16, acc_width=18, t_ref_max=15, stages=3, synaptic=True,
+                      decay_sets=decay_sets, syn_decay_sets=syn_sets)
+    layout = core.params.shape()
+    packed = {p: layout.const(pack_params(p, decay_sets, synaptic=True, syn_decay_sets=syn_sets))
+              for p in set(cases.params)}
+    got = run_core(core, cases, packed={p: c.as_value().value for p, c in packed.items()})
+    for name, want in zip(("v_next", "r_next", "spike", "v_trace", "i_next"), cases.expected()):
+        assert (got[name] == want).all(), name

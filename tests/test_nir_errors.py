@@ -13,7 +13,7 @@ from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.gen.nir_io import import_graph, import_nir
 from spikeforge.gen.quant_report import quantization_report
 
-SUPPORTED = "supported are Input, Output, Affine, Linear, Flatten, LIF, IF, LI"
+SUPPORTED = "supported are Input, Output, Affine, Linear, Flatten, LIF, IF, LI, CubaLIF, CubaLI"
 
 
 def lif(n=2, **kw):
@@ -23,6 +23,13 @@ def lif(n=2, **kw):
     node = nir.LIF(**{k: p[k] for k in ("tau", "r", "v_leak", "v_threshold")},
                    v_reset=p["v_reset"])
     return node
+
+
+def cuba(n=2, **kw):
+    p = dict(tau_syn=np.full(n, 4e-3), tau_mem=np.full(n, 2e-3), r=np.full(n, 2.0),
+             v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n))
+    p.update({k: np.asarray(v, float) for k, v in kw.items()})
+    return nir.CubaLIF(**p)
 
 
 def g(nodes, edges, **meta):
@@ -50,11 +57,29 @@ def forced(node, **meta):
 
 
 CASES = [
-    (lambda: g({"in": inp(), "c": nir.CubaLIF(
-        tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2), v_leak=np.zeros(2),
-        v_threshold=np.ones(2))}, [("in", "c")]), {},
-     "node 'c' (CubaLIF): not supported yet: its synaptic current is a second state with its "
-     "own decay, which the neuron spec (docs/neuron.md) does not have yet; " + SUPPORTED),
+    # CubaLIF parameters that spikeforge cannot represent
+    (lambda: chain(cuba(tau_syn=[5e-4, 5e-4])), {},
+     "node 'l' (CubaLIF): dt/tau_syn = 2 must be in [0, 1] (forward Euler with a larger step "
+     "overshoots the zero current)"),
+    (lambda: chain(cuba(tau_mem=[5e-4, 5e-4])), {},
+     "node 'l' (CubaLIF): dt/tau_mem = 2 must be in [0, 1] (forward Euler with a larger step "
+     "overshoots the rest potential)"),
+    (lambda: chain(cuba(tau_syn=[2e-3, 3e-3])), {},
+     "node 'l' (CubaLIF): tau_syn differs between neurons (0.002 ... 0.003); spikeforge has one "
+     "value per population"),
+    (lambda: chain(cuba(tau_syn=[0, 0])), {}, "node 'l' (CubaLIF): tau_syn must not be zero"),
+    (lambda: chain(cuba(v_reset=[2, 2])), {},
+     "node 'l' (CubaLIF): parameters must satisfy v_reset <= v_th <= v_peak, not v_reset=2032, "
+     "v_th=1016, v_peak=32767"),
+    (lambda: chain(forced(cuba(), spikeforge_syn_decay="[3]")), {},
+     "node 'l' (CubaLIF): metadata spikeforge_syn_decay [3] is 0.125, but dt/tau_syn = 0.25"),
+    (lambda: chain(forced(cuba(), spikeforge_syn_decay="x")), {},
+     "node 'l' (CubaLIF): metadata spikeforge_syn_decay must be a JSON list of at most 4 shift "
+     "terms in [-15, 15], not 'x'"),
+    (lambda: g({"in": inp(), "li": nir.CubaLI(*(np.ones(2),) * 3, np.zeros(2)), "l": lif()},
+               [("in", "li"), ("li", "l")]), {},
+     "node 'li' (CubaLI): a CubaLI node is a non-spiking readout; it may feed Output nodes only, "
+     "not 'l'"),
     (lambda: g({"in": inp(), "d": nir.Delay(np.ones(2))}, [("in", "d")]), {},
      f"node 'd' (Delay): not supported; {SUPPORTED}"),
     (lambda: g({"in": inp(), "l": lif()}, [("in", "l")], dt=None), {},
@@ -116,7 +141,7 @@ CASES = [
     (lambda: g({"in": inp(), "l": lif(), "in2": inp()}, [("in", "l"), ("l", "in2")]), {},
      "node 'in2' (Input): an Input node cannot have inputs"),
     (lambda: g({"in": inp()}, []), {},
-     f"NIR graph: has no neuron node (LIF, IF or LI); {SUPPORTED}"),
+     f"NIR graph: has no neuron node (LIF, IF, LI, CubaLIF or CubaLI); {SUPPORTED}"),
     (lambda: g({"in": inp(), "a": nir.Linear(np.ones((2, 2))), "b": nir.Linear(np.ones((2, 2))),
                 "l": lif()}, [("in", "a"), ("a", "b"), ("b", "a"), ("b", "l")]), {},
      "node 'b' (Linear): is on a cycle of linear nodes without a neuron"),
@@ -242,8 +267,12 @@ def _node(draw):
         node.tau, node.r, node.v_leak = a(), a(), a()
         return node
     if kind == "CubaLIF":
-        return nir.CubaLIF(tau_syn=np.ones(n), tau_mem=np.ones(n), r=np.ones(n),
-                           v_leak=np.zeros(n), v_threshold=np.ones(n))
+        node = cuba(1)
+        node.tau_syn, node.tau_mem, node.r, node.w_in, node.v_threshold = (a() for _ in range(5))
+        if draw(st.booleans()):
+            node.metadata = {"spikeforge_scale": draw(_values), "spikeforge_syn_decay":
+                             draw(st.sampled_from(["[1]", "x", "[]", "[0]"]))}
+        return node
     if kind == "Scale":
         return nir.Scale(np.ones(n))
     node = nir.Linear(np.ones((1, 1)))

@@ -1,8 +1,9 @@
 """The neuron core synthesizes without a multiplier or DSP cell, on every FPGA family.
 
 Both the runtime-parameter core and the constant-parameter core are mapped for all three
-families; the coarse check sees any product as a ``$mul`` before mapping could hide it. About
-45 s on a 2-core machine (Yosys in WebAssembly), about twice that when it is busy.
+families, the core with the synaptic current of the current-based neuron for iCE40 (all three with
+``--slow``); the coarse check sees any product as a ``$mul`` before mapping could hide it. About
+70 s on a 2-core machine (Yosys in WebAssembly), about twice that when it is busy.
 """
 
 import pytest
@@ -32,6 +33,9 @@ class Multiplier(wiring.Component):
         return m
 
 
+CUBA_PARAMS = NeuronParams(**{**PARAMS.__dict__, "syn_decay": (2, -7)})
+
+
 def constant_core():
     return NeuronCore().with_constant_params(PARAMS)
 
@@ -42,6 +46,25 @@ def test_runtime_params_core_has_no_product_before_mapping(stages):
     assert multiplier_cells(stats) == {}
     # The datapath really was synthesized: adders and shifters, not an empty module.
     assert stats["$sshr"] == 4 and stats["$add"] > 0 and stats["$dff"] > 0
+
+
+@pytest.mark.parametrize("stages", [1, 4])
+def test_synaptic_core_has_no_product_before_mapping(stages):
+    stats = coarse_stats(NeuronCore(stages=stages, synaptic=True))
+    assert multiplier_cells(stats) == {}
+    # Four shifters for the membrane leak and four for the current's decay.
+    assert stats["$sshr"] == 8 and stats["$add"] > 0 and stats["$dff"] > 0
+    constant = coarse_stats(NeuronCore(stages=stages, synaptic=True)
+                            .with_constant_params(CUBA_PARAMS))
+    assert multiplier_cells(constant) == {} and constant["$add"] > 0
+
+
+@pytest.mark.parametrize("family", [f if f == "ice40" else pytest.param(f, marks=pytest.mark.slow)
+                                    for f in FAMILIES])
+def test_synaptic_core_has_no_dsp(family):
+    stats = synth_stats(NeuronCore(synaptic=True), family)
+    assert multiplier_cells(stats) == {}
+    assert sum(stats.values()) > 100
 
 
 def test_constant_params_core_has_no_product_before_mapping():
