@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from importlib import metadata
 
 import numpy as np
@@ -31,11 +32,17 @@ from .network import FORMAT, Network
 
 __all__ = ["PARTS", "feedforward_network", "recurrent_network", "brian_network", "poisson_inputs",
            "fanout_cycles", "lower_bound", "synaptic_ops", "timed", "measure_cycles",
-           "measure_speeds", "measure_builds", "BenchTop", "brian_comparison", "machine_info",
+           "measure_speeds", "measure_builds", "BenchTop", "RAM_FAMILIES", "DEVICE_BLOCKS",
+           "device_blocks", "array_memories", "map_memory", "memory_model", "capacity_network",
+           "largest_fit", "measure_capacity", "brian_comparison", "machine_info",
            "run_suite", "render_tables", "update_doc", "merge_results", "save_results"]
 
 # The parts of the suite, in the order they run (`spikeforge bench --parts`).
-PARTS = ("cycles", "speed", "build", "brian2")
+PARTS = ("cycles", "speed", "build", "capacity", "brian2")
+
+# The boards whose capacity a full run confirms by building (one per device family; the
+# iCESugar has the iCEBreaker's device).
+CAPACITY_BOARDS = ("icebreaker", "ulx3s-85f", "tangnano9k")
 
 
 def _lif(name, size, v_th, decay=(4,), t_ref=2, bias=0):
@@ -308,8 +315,12 @@ class BenchTop(Elaboratable):
                       array.done, array.cycles, array.timestep)
         folded = Signal()
         m.d.sync += folded.eq(outputs.xor())
-        resource, number, _ = self.board.leds[0]
-        m.submodules.led = led = io.Buffer("o", platform.request(resource, number, dir="-"))
+        resource, number, subsignal = self.board.leds[0]
+        pin = platform.request(resource, number, dir="-")
+        # An RGB LED (OrangeCrab) is one resource with a subsignal per colour.
+        if subsignal is not None:
+            pin = getattr(pin, subsignal)
+        m.submodules.led = led = io.Buffer("o", pin)
         m.d.comb += led.o.eq(folded)
         return m
 
@@ -357,6 +368,250 @@ def measure_builds(boards, quick=False, lanes=(1, 2, 4), stages=4, repeat=1, bui
                     f"{report['fmax_mhz']:.1f} MHz in {entry['build_s']['median']:.0f} s")
             results.append(entry)
     return results
+
+
+# --- Capacity (issues 4 and 7): the largest network of one family that fits each board --------
+
+CAPACITY_INPUTS = 64
+
+
+@dataclass(frozen=True)
+class RamFamily:
+    """The memory resources that Yosys's ``memory_libmap`` maps an FPGA family's memories to.
+
+    Attributes
+    ----------
+    cell : str
+        Block RAM primitive, as nextpnr's utilisation names it.
+    shapes : tuple of (int, int)
+        (depth, width) of every simple-dual-port shape of one block.
+    block_cost : int
+        ``cost`` of one block in Yosys's ``brams.txt`` of the family.
+    distributed : bool
+        The family has LUT RAM of 16 x 4 bits per cell at cost 4 (``lutrams.txt``).
+    """
+
+    cell: str
+    shapes: tuple
+    block_cost: int
+    distributed: bool
+
+
+# From Yosys's techlibs (ice40/brams.txt, lattice/brams_16kd.txt and lutrams_trellis.txt,
+# gowin/brams.txt and lutrams.txt): iCE40 EBR of 4 kbit; ECP5 DP16KD and Gowin BSRAM of 18 kbit
+# (512 x 36 only as simple dual port, which every memory of the array is).
+RAM_FAMILIES = {
+    "ice40": RamFamily("ICESTORM_RAM", ((256, 16), (512, 8), (1024, 4), (2048, 2)), 64, False),
+    "ecp5": RamFamily("DP16KD", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2),
+                                 (16384, 1)), 128, True),
+    "gowin": RamFamily("BSRAM", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2),
+                                 (16384, 1)), 128, True),
+}
+
+# Block RAMs per device (data sheets; nextpnr's utilisation reports the same "available").
+DEVICE_BLOCKS = {"iCE40UP5K": 30, "LFE5U-85F": 208, "LFE5U-25F": 56, "GW1NR-LV9": 26}
+
+# Yosys's `memory_libmap` default cost of one bit of a RAM lowered to flip-flops and LUTs.
+_LOGIC_COST_PER_BIT = 1.0
+
+
+def device_blocks(device):
+    """Block RAMs of ``device`` (a ``Board.device`` such as ``"iCE40UP5K-SG48"``)."""
+    for prefix, count in DEVICE_BLOCKS.items():
+        if device.startswith(prefix):
+            return count
+    raise SpikeforgeError(f"no block RAM count known for device {device!r}: known are "
+                          f"{', '.join(DEVICE_BLOCKS)}")
+
+
+def array_memories(plan):
+    """The memories of :class:`~spikeforge.hdl.array.NeuronArray` for ``plan`` and ``BenchTop``
+    (no trace FIFO), as ``(name, depth, width)``, per lane where the array has one per lane.
+
+    The parameter memory is left out: the array keeps it in logic (``ram_style``). A
+    ``SyncFIFOBuffered`` of depth ``d`` stores ``d - 1`` words in memory, the last in a register.
+    """
+    from ..hdl.arith import bits_for
+
+    rows = max(p.rows for p in plan.lif_populations)
+    row_width = bits_for(rows - 1)
+    pop_width = bits_for(len(plan.populations) - 1)
+    index_width = bits_for(plan.max_size - 1)
+    state_width = plan.v_width + bits_for(plan.t_ref_max)
+    memories = []
+    for lane in range(plan.lanes):
+        memories += [(f"weights{lane}", plan.weight_words, plan.w_width),
+                     (f"acc{lane}", 2 * plan.slots, plan.acc_width),
+                     (f"state{lane}", plan.slots, state_width),
+                     (f"bias{lane}", plan.slots, plan.v_width)]
+    memories += [("spike_fifo", rows, row_width + plan.lanes),
+                 ("out_fifo", 3, pop_width + index_width)]
+    return memories
+
+
+def map_memory(depth, width, family):
+    """How Yosys's ``memory_libmap`` maps one ``depth x width`` simple-dual-port memory with a
+    synchronous read port: the cheapest of block RAM, LUT RAM (ECP5, Gowin) and logic.
+
+    A block shape ``d x w`` tiles the memory with ``ceil(depth / d)`` rows of
+    ``ceil(width / w)`` blocks; like ``memory_libmap`` it costs the blocks plus half a unit per
+    bit of the read multiplexer over the rows (``(rows - 1) x width``) and per row of the write
+    enable decoder. The shape with the lowest cost is taken, which is not always the one with
+    the fewest blocks (96,256 x 8 on ECP5: 48 blocks of 16384x1 beat 47 of 2048x9).
+
+    Returns
+    -------
+    (kind, blocks) : (str, int)
+        ``kind`` is ``"block"``, ``"distributed"`` or ``"logic"``; ``blocks`` the block RAMs it
+        takes (0 unless ``"block"``).
+    """
+    ram = RAM_FAMILIES[family]
+    shapes = []
+    for d, w in ram.shapes:
+        rows = _ceil_div(depth, d)
+        decode = 0.5 * ((rows - 1) * width + (rows if rows > 1 else 0))
+        blocks = rows * _ceil_div(width, w)
+        shapes.append((blocks * ram.block_cost + decode, blocks))
+    block_cost, blocks = min(shapes)
+    costs = [(block_cost, "block"), (depth * width * _LOGIC_COST_PER_BIT, "logic")]
+    if ram.distributed:
+        costs.append((_ceil_div(depth, 16) * _ceil_div(width, 4) * 4, "distributed"))
+    kind = min(costs)[1]
+    return kind, blocks if kind == "block" else 0
+
+
+def memory_model(plan, family):
+    """Block RAMs of the array for ``plan`` on ``family``: ``(total, memories)`` where each
+    memory is a dict of name, depth, width, kind and blocks (see :func:`map_memory`)."""
+    memories = []
+    for name, depth, width in array_memories(plan):
+        kind, blocks = map_memory(depth, width, family)
+        memories.append({"name": name, "depth": depth, "width": width, "kind": kind,
+                         "blocks": blocks})
+    return sum(m["blocks"] for m in memories), memories
+
+
+def capacity_network(neurons, n_in=CAPACITY_INPUTS, seed=3):
+    """The capacity family: ``n_in`` inputs densely connected to ``neurons`` LIF neurons,
+    random 8-bit weights, 16-bit membrane, refractory period 2.
+
+    The accumulator is as wide as the worst case of ``n_in`` 8-bit weights (14 bits for 64),
+    whatever the random weights, so that the memories depend on ``neurons`` alone.
+    """
+    from .network import signed_width
+
+    weights = np.random.default_rng(seed).integers(-128, 128, (n_in, neurons))
+    return Network.from_dict({
+        "format": FORMAT, "v_width": 16, "w_width": 8,
+        "acc_width": signed_width(-128 * n_in, 127 * n_in),
+        "populations": [{"name": "inp", "kind": "input", "size": n_in},
+                        _lif("lif", neurons, 1000)],
+        "projections": [{"from": "inp", "to": "lif", "weights": weights}]})
+
+
+def _capacity_blocks(neurons, lanes, family):
+    from .compile import compile_network
+    return memory_model(compile_network(capacity_network(neurons), lanes), family)[0]
+
+
+def largest_fit(budget, lanes, family, limit=1 << 16):
+    """The largest neuron count of :func:`capacity_network` whose modelled block RAMs are at
+    most ``budget`` (0 when not even one neuron fits).
+
+    A binary search: the memories only grow with the neuron count.
+    """
+    if _capacity_blocks(1, lanes, family) > budget:
+        return 0
+    lo, hi = 1, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _capacity_blocks(mid, lanes, family) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def measure_capacity(boards=None, confirm=(), lanes=1, stages=4, attempts=3, build_root=None,
+                     log=print):
+    """The largest :func:`capacity_network` for every board's device, from the memory model,
+    confirmed by place and route on the ``confirm`` boards.
+
+    The model's ``N`` is the largest whose array memories (:func:`memory_model`) fit the
+    device's block RAMs. A confirming build is the bare array in :class:`BenchTop`; when it does
+    not fit, the block budget drops by one and the new ``N`` is built; when it fits but uses
+    fewer block RAMs than modelled, the budget rises by the difference and a larger ``N`` is
+    tried; at most ``attempts`` builds per board. The largest ``N`` that built is the result.
+
+    Returns
+    -------
+    list of dict
+        Per board: board, device, family, lanes, inputs, ``model`` (neurons, synapses, blocks,
+        blocks_available, memories) and, for a confirmed board, ``attempts`` (every build) and
+        ``confirmed`` (the largest that built, with its report figures), or None if none did.
+    """
+    from ..boards.build import BuildError, build
+    from ..boards.registry import BOARDS, get_board
+    from .compile import compile_network
+
+    boards = list(BOARDS) if boards is None else list(boards)
+    root = build_root or os.path.join(tempfile.gettempdir(), "spikeforge-bench-capacity")
+    results = []
+    for board_name in boards:
+        board = get_board(board_name)
+        available = device_blocks(board.device)
+        n = largest_fit(available, lanes, board.family)
+        blocks, memories = memory_model(compile_network(capacity_network(n), lanes),
+                                        board.family)
+        entry = {"board": board.name, "device": board.device, "family": board.family,
+                 "lanes": lanes, "stages": stages, "inputs": CAPACITY_INPUTS,
+                 "model": {"neurons": n, "synapses": CAPACITY_INPUTS * n, "blocks": blocks,
+                           "blocks_available": available, "memories": memories}}
+        log(f"capacity {board.name}: model {n} neurons, {CAPACITY_INPUTS * n} synapses, "
+            f"{blocks}/{available} block RAMs")
+        if board.name in confirm:
+            entry["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+            entry["attempts"], entry["confirmed"] = _confirm_capacity(
+                board, n, available, lanes, stages, attempts, root, build, BuildError, log)
+        results.append(entry)
+    return results
+
+
+def _confirm_capacity(board, n, budget, lanes, stages, attempts, root, build, build_error, log):
+    from .compile import compile_network
+
+    tried, best = [], None
+    for _ in range(attempts):
+        if n < 1 or any(t["neurons"] == n for t in tried):
+            break
+        plan = compile_network(capacity_network(n), lanes)
+        predicted = memory_model(plan, board.family)[0]
+        attempt = {"neurons": n, "synapses": CAPACITY_INPUTS * n, "model_blocks": predicted}
+        tried.append(attempt)
+        build_dir = os.path.join(root, f"{board.name}-n{n}-p{lanes}-s{stages}")
+        try:
+            report, spread = timed(lambda: build(BenchTop(board, plan, stages), board, build_dir,
+                                                 check_timing=False), 1)
+        except build_error as error:
+            attempt.update(fitted=False, error=str(error))
+            log(f"capacity {board.name}: {n} neurons do not build: {error}")
+            budget = predicted - 1
+        else:
+            attempt.update(fitted=True, build_s=spread["median"])
+            for key in ("luts", "luts_available", "ffs", "brams", "fmax_mhz"):
+                attempt[key] = report[key]
+            attempt["brams_available"] = report["utilization"].get(
+                RAM_FAMILIES[board.family].cell, [None, None])[1]
+            log(f"capacity {board.name}: {n} neurons built: {report['luts']} LUTs, "
+                f"{report['brams']} block RAMs (model {predicted}) in {spread['median']:.0f} s")
+            if best is None or n > best["neurons"]:
+                best = attempt
+            if report["brams"] >= predicted:
+                break
+            # The model over-counted (a memory went to logic or LUT RAM): more may fit.
+            budget += predicted - report["brams"]
+        n = largest_fit(budget, lanes, board.family)
+    return tried, best
 
 
 def _brian_run(brian2, net, inputs):
@@ -534,12 +789,17 @@ def run_suite(parts=PARTS, quick=False, boards=None, repeat=3, lanes=(1, 2, 4),
     """Run the chosen ``parts`` of the suite; returns the results dict of ``bench/results.json``.
 
     ``backend`` measures the cycles; ``speed_backends`` are timed on ``speed_lanes`` lanes.
+    ``boards`` are built by the build part and confirm the capacity part's model (default: the
+    build part on ulx3s-85f and tangnano9k, the capacity part on :data:`CAPACITY_BOARDS`; quick:
+    icebreaker for both).
     """
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise SpikeforgeError(f"bench parts must be among {', '.join(PARTS)}, not {unknown[0]!r}")
+    confirm = boards
     if boards is None:
         boards = ["icebreaker"] if quick else ["ulx3s-85f", "tangnano9k"]
+        confirm = ["icebreaker"] if quick else list(CAPACITY_BOARDS)
     results = {"quick": quick, "repeat": repeat, "machine": machine_info(),
                "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     if "cycles" in parts:
@@ -548,6 +808,8 @@ def run_suite(parts=PARTS, quick=False, boards=None, repeat=3, lanes=(1, 2, 4),
         results["speed"] = measure_speeds(quick, repeat, speed_backends, speed_lanes, log=log)
     if "build" in parts:
         results["build"] = measure_builds(boards, quick, lanes, log=log)
+    if "capacity" in parts:
+        results["capacity"] = measure_capacity(confirm=confirm, log=log)
     if "brian2" in parts:
         results["brian2"] = brian_comparison(steps=100 if quick else 1000, repeat=repeat,
                                              batch=4 if quick else 64, log=log)
@@ -620,6 +882,8 @@ def render_tables(results):
                          f"{b['ffs']} | {b['brams']} | {b['sprams']} | {b['dsps']} | "
                          f"{b['fmax_mhz']:.1f} | {lat} | {sops} | {_fmt(b['build_s'])} |")
         lines.append("")
+    if results.get("capacity"):
+        lines += _capacity_table(results["capacity"], measured("capacity"))
     if results.get("speed"):
         lines += ["### Simulation speed (LIF neuron-steps per second)", ""]
         lines += measured("speed")
@@ -666,6 +930,37 @@ def render_tables(results):
     return "\n".join(lines)
 
 
+def _capacity_table(entries, measured):
+    lines = [f"### Capacity ({CAPACITY_INPUTS} inputs densely connected to N LIF neurons, "
+             f"8-bit weights, 16-bit membrane)", ""] + measured
+    lines += ["| board | device | P | model N | model synapses | model block RAMs | built N | "
+              "built synapses | LUT | block RAM (model) | Fmax MHz | build s | builds |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        model = e["model"]
+        by_kind = ", ".join(f"{m['name']} {m['blocks']}" for m in model["memories"]
+                            if m["blocks"])
+        head = (f"| {e['board']} | {e['device']} | {e['lanes']} | {model['neurons']} | "
+                f"{model['synapses']} | {model['blocks']}/{model['blocks_available']} "
+                f"({by_kind}) |")
+        best = e.get("confirmed")
+        if "attempts" not in e:
+            lines.append(f"{head} model only |||||||")
+        elif best is None:
+            tried = ", ".join(str(a["neurons"]) for a in e["attempts"])
+            lines.append(f"{head} none of {tried} built: {e['attempts'][-1]['error']} "
+                         f"|||||||")
+        else:
+            builds = "; ".join(
+                f"{a['neurons']}: " + (f"{a['brams']} BRAM" if a["fitted"] else "does not fit")
+                for a in e["attempts"])
+            lines.append(f"{head} {best['neurons']} | {best['synapses']} | "
+                         f"{best['luts']}/{best['luts_available']} | {best['brams']}/"
+                         f"{best['brams_available']} ({best['model_blocks']}) | "
+                         f"{best['fmax_mhz']:.1f} | {best['build_s']:.0f} | {builds} |")
+    return lines + [""]
+
+
 BEGIN = "<!-- bench:begin (generated by `spikeforge bench`) -->"
 END = "<!-- bench:end -->"
 
@@ -692,6 +987,8 @@ def merge_results(path, results):
         with open(path, encoding="utf-8") as file:
             merged = json.load(file)
     runs = merged.get("runs", {})
+    if "capacity" in results and "capacity" in merged:
+        results = dict(results, capacity=_merge_capacity(merged["capacity"], results["capacity"]))
     for part in PARTS:
         # A run without Brian2 does not replace a comparison measured where it is installed.
         if (part == "brian2" and results.get(part, {}).get("status") == "not installed"
@@ -705,6 +1002,23 @@ def merge_results(path, results):
     # The throughput of a build needs the cycles, which another run may have measured.
     _derive(merged)
     return merged
+
+
+def _merge_capacity(old, new):
+    from ..boards.registry import BOARDS
+
+    # Boards are confirmed one run at a time: a board's entry from an earlier run stays unless
+    # this run has one, and a model-only entry keeps the earlier builds of the same model.
+    entries = {e["board"]: e for e in old}
+    for e in new:
+        before = entries.get(e["board"])
+        if ("attempts" not in e and before is not None and "attempts" in before
+                and before["model"] == e["model"] and before["lanes"] == e["lanes"]):
+            continue
+        entries[e["board"]] = e
+    order = list(BOARDS)
+    return sorted(entries.values(),
+                  key=lambda e: order.index(e["board"]) if e["board"] in order else len(order))
 
 
 def save_results(path, results):

@@ -26,16 +26,18 @@ def add_parser(subparsers):
 
     bench = subparsers.add_parser(
         "bench", help="run the performance benchmark and update docs/performance.md",
-        description="Cycles per timestep against the bound L, simulation speeds, board builds "
-                    "and the optional Brian2 comparison (docs/performance.md).")
+        description="Cycles per timestep against the bound L, simulation speeds, board builds, "
+                    "the largest network that fits each board and the optional Brian2 "
+                    "comparison (docs/performance.md).")
     bench.add_argument("--parts", type=_name_list, default=list(PARTS),
                        help=f"comma-separated parts to run, among {','.join(PARTS)} "
                             f"(default all)")
     bench.add_argument("--quick", action="store_true",
                        help="small networks, few steps, one iCEBreaker build: a smoke run")
     bench.add_argument("--boards", type=_name_list, default=None,
-                       help="boards of the build part (default ulx3s-85f,tangnano9k; quick: "
-                            "icebreaker)")
+                       help="boards of the build part (default ulx3s-85f,tangnano9k) and the "
+                            "boards on which the capacity part confirms its model by building "
+                            "(default icebreaker,ulx3s-85f,tangnano9k); quick: icebreaker")
     bench.add_argument("--lanes", type=_int_list, default=[1, 2, 4],
                        help="lane counts of the cycle and build parts (default 1,2,4)")
     bench.add_argument("--repeat", type=int, default=3,

@@ -1,10 +1,12 @@
-"""The benchmark code: the cycle bound L on hand-computed cases, and quick-mode runs of the suite
-that produce well-formed results (nothing here is timed). About 25 s, plus about 20 s where
-Brian2 (the ``bench`` extra) is installed."""
+"""The benchmark code: the cycle bound L and the block RAM model of the capacity part on
+hand-computed cases, and quick-mode runs of the suite that produce well-formed results (nothing
+here is timed, no place and route: the capacity runs replace the build by a stand-in). About
+25 s, plus about 20 s where Brian2 (the ``bench`` extra) is installed."""
 
 import importlib.util
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -133,8 +135,8 @@ def test_update_doc_needs_block(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--parts", "cycles,nope"], r"bench parts must be among cycles, speed, build, brian2, "
-                                 r"not 'nope'"),
+    (["--parts", "cycles,nope"], r"bench parts must be among cycles, speed, build, capacity, "
+                                 r"brian2, not 'nope'"),
     (["--backend", "golden"], r"--backend must be one of amaranth, verilator, icarus, "
                               r"not 'golden'"),
     (["--repeat", "0"], r"--repeat must be an integer in \[1, 100\], not 0"),
@@ -210,3 +212,195 @@ def test_render_brian2_rows():
     assert "| 64 | 0.5 [0.25, 1] |" in text and "DISAGREE" in text
     assert ("Golden model at batch 64 against 64 separate Brian2 runs (which take 64 times one "
             "run): 40 [20, 80] times the throughput (CPU time: 30 [15, 60]).") in text
+
+
+# --- Capacity (block RAM model, confirmation loop, table) ---------------------------------------
+
+@pytest.mark.parametrize("depth, width, family, expected", [
+    # iCE40 EBR: 256x16, 512x8, 1024x4, 2048x2; a block costs 64, a bit of logic 1.
+    (12288, 8, "ice40", ("block", 24)),      # 512x8: 24 deep
+    (192, 18, "ice40", ("block", 2)),        # 256x16 twice wide (512x8 would need 3)
+    (8, 9, "ice40", ("block", 1)),           # 72 bits of logic cost more than one block
+    (3, 9, "ice40", ("logic", 0)),           # 27 bits
+    # ECP5 / Gowin 18 kbit blocks cost 128; LUT RAM 16x4 cells cost 4 each.
+    (11392, 14, "ecp5", ("block", 12)),      # 4096x4: 4 wide x 3 deep, the cheapest decoder
+    # Measured on the OrangeCrab: 96,256 x 8 took 48 blocks of 16384x1 (6 deep, read mux cost
+    # 0.5 x 5 x 8 = 20), not 47 of 2048x9 (mux 0.5 x 46 x 8 = 184 > one block's 128).
+    (96256, 8, "ecp5", ("block", 48)),
+    (94208, 8, "ecp5", ("block", 46)),       # 4096x4: 2 wide x 23 deep
+    (43008, 8, "gowin", ("block", 21)),      # 2048x9: 21 deep
+    (512, 36, "gowin", ("block", 1)),
+    (70, 13, "gowin", ("distributed", 0)),   # 5 x 4 cells = 80 < 128: LUT RAM
+    (3, 7, "ecp5", ("distributed", 0)),      # one 2-cell row (8) < 21 bits of logic
+])
+def test_map_memory_by_hand(depth, width, family, expected):
+    assert bench.map_memory(depth, width, family) == expected
+
+
+def test_memory_model_small_plan_by_hand():
+    from spikeforge.gen.compile import compile_network
+    plan = compile_network(bench.capacity_network(16), 1)
+    kinds = {m["name"]: (m["depth"], m["width"], m["kind"], m["blocks"])
+             for m in bench.memory_model(plan, "ice40")[1]}
+    # 64 x 16 weights of 8 bits; acc 2 banks x 16 of 14 bits (64 8-bit weights); state 16-bit v
+    # plus 2 refractory bits; spike FIFO: row (4 bits) + 1 lane bit; output FIFO 1 + 6 bits.
+    assert kinds == {"weights0": (1024, 8, "block", 2), "acc0": (32, 14, "block", 1),
+                     "state0": (16, 18, "block", 2), "bias0": (16, 16, "block", 1),
+                     "spike_fifo": (16, 5, "block", 1), "out_fifo": (3, 7, "logic", 0)}
+    assert bench.memory_model(plan, "ice40")[0] == 7
+    # ECP5: the weights in one 2048x9 block, everything else in LUT RAM.
+    assert bench.memory_model(plan, "ecp5")[0] == 1
+    # Two lanes: every per-lane memory twice, half as deep.
+    plan2 = compile_network(bench.capacity_network(16), 2)
+    names = [m["name"] for m in bench.memory_model(plan2, "ice40")[1]]
+    assert names == ["weights0", "acc0", "state0", "bias0", "weights1", "acc1", "state1",
+                     "bias1", "spike_fifo", "out_fifo"]
+    assert bench.memory_model(plan2, "ice40")[1][0]["depth"] == 512
+
+
+def test_array_memories_match_the_array():
+    from amaranth.hdl import Fragment
+
+    from spikeforge.gen.compile import compile_network
+    from spikeforge.hdl.array import NeuronArray
+    plan = compile_network(bench.capacity_network(10), 2)
+    array = NeuronArray(plan)
+    Fragment.get(array, None)
+    model = {name: (depth, width) for name, depth, width in bench.array_memories(plan)}
+    for lane in range(2):
+        for name, mems in (("weights", array.weight_mem), ("acc", array.acc_mem),
+                           ("state", array.state_mem), ("bias", array.bias_mem)):
+            mem = mems[lane]
+            width = mem.shape.size if hasattr(mem.shape, "size") else mem.shape.width
+            assert model[f"{name}{lane}"] == (mem.depth, width)
+
+
+def test_model_reproduces_measured_builds():
+    # docs/performance.md: the 256-128-10 array took 20 DP16KD on the ECP5-85F at P = 1, 2, 4
+    # and 20 BSRAM on the GW1NR-9 at P = 1, 2.
+    from spikeforge.gen.compile import compile_network
+    net = bench.feedforward_network()
+    for family, lanes in (("ecp5", 1), ("ecp5", 2), ("ecp5", 4), ("gowin", 1), ("gowin", 2)):
+        assert bench.memory_model(compile_network(net, lanes), family)[0] == 20
+
+
+def test_largest_fit_by_hand():
+    # iCE40UP5K, 30 EBR: N = 192 takes weights 12288x8 = 24, acc 384x14 = 2, state 192x18 = 2,
+    # bias 1, spike FIFO 192x9 = 1: 30. N = 193 needs a 25th weight block.
+    assert bench.largest_fit(30, 1, "ice40") == 192
+    # One neuron's 64 weights (512 bits) already need a block.
+    assert bench.largest_fit(0, 1, "ice40") == 0
+
+
+def test_device_blocks():
+    from spikeforge.boards.registry import BOARDS
+    assert {b.name: bench.device_blocks(b.device) for b in BOARDS.values()} == {
+        "icebreaker": 30, "icesugar": 30, "ulx3s-85f": 208, "orangecrab": 56, "tangnano9k": 26}
+    with pytest.raises(SpikeforgeError, match=r"no block RAM count known for device 'XC7A35T': "
+                                              r"known are iCE40UP5K, LFE5U-85F"):
+        bench.device_blocks("XC7A35T")
+
+
+def fake_build(limit, used=lambda predicted: predicted):
+    """A stand-in for ``boards.build.build``: the top is elaborated for the board's platform (no
+    tools run); a design of more than ``limit`` neurons does not fit, one that does uses
+    ``used(model blocks)`` block RAMs."""
+    from amaranth.hdl import Fragment
+
+    from spikeforge.boards.build import BuildError
+    from spikeforge.gen.compile import compile_network
+    calls = []
+
+    def build(top, board, build_dir, *, check_timing=True):
+        assert check_timing is False and isinstance(top, bench.BenchTop)
+        Fragment.get(top, board.platform())
+        n = top.plan.populations[1].size
+        calls.append(n)
+        if n > limit:
+            raise BuildError(f"design does not fit the {board.device} of {board.name}")
+        predicted = bench.memory_model(compile_network(bench.capacity_network(n), 1),
+                                       board.family)[0]
+        return {"luts": 1000 + n, "luts_available": 5280, "ffs": 500, "brams": used(predicted),
+                "fmax_mhz": 30.0, "utilization": {"ICESTORM_RAM": [used(predicted), 30]}}
+    return build, calls
+
+
+def test_capacity_confirmed_first_time(monkeypatch):
+    build, calls = fake_build(limit=10_000)
+    monkeypatch.setattr("spikeforge.boards.build.build", build)
+    (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], log=lambda _: None)
+    assert calls == [192]
+    assert entry["model"]["neurons"] == 192 and entry["model"]["synapses"] == 192 * 64
+    assert entry["model"]["blocks"] == 30 and entry["model"]["blocks_available"] == 30
+    best = entry["confirmed"]
+    assert best["neurons"] == 192 and best["fitted"] and best["brams"] == 30
+    assert best["brams_available"] == 30 and best["luts"] == 1192
+
+
+def test_capacity_shrinks_when_a_build_does_not_fit(monkeypatch):
+    build, calls = fake_build(limit=180)
+    monkeypatch.setattr("spikeforge.boards.build.build", build)
+    (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], log=lambda _: None)
+    # 29 blocks: 184 neurons would fit 23 blocks of 512x8 weights, but their 11,776 words cost
+    # less as 6 x 4 blocks of 2048x2 (a smaller read multiplexer), 30 in all; so 176 neurons
+    # (22 weight blocks, 28 in all).
+    assert calls == [192, 176]
+    assert [a["fitted"] for a in entry["attempts"]] == [False, True]
+    assert "does not fit" in entry["attempts"][0]["error"]
+    assert entry["confirmed"]["neurons"] == 176
+
+
+def test_capacity_grows_when_the_model_over_counts(monkeypatch):
+    # The build uses one block fewer than modelled: the next try has one block more.
+    build, calls = fake_build(limit=10_000, used=lambda predicted: predicted - 1)
+    monkeypatch.setattr("spikeforge.boards.build.build", build)
+    (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], attempts=2,
+                                      log=lambda _: None)
+    assert calls == [192, 200] and entry["confirmed"]["neurons"] == 200
+
+
+def test_capacity_none_builds(monkeypatch):
+    build, calls = fake_build(limit=0)
+    monkeypatch.setattr("spikeforge.boards.build.build", build)
+    (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], attempts=2,
+                                      log=lambda _: None)
+    assert len(calls) == 2 and entry["confirmed"] is None
+    text = bench.render_tables({"date": "d", "quick": False, "repeat": 1,
+                                "machine": bench.machine_info(), "capacity": [entry]})
+    assert f"none of 192, {calls[1]} built: design does not fit" in text
+
+
+def test_capacity_cli_table_and_merge(monkeypatch, tmp_path, capsys):
+    build, _ = fake_build(limit=10_000)
+    monkeypatch.setattr("spikeforge.boards.build.build", build)
+    out = tmp_path / "r.json"
+    assert main(["bench", "--parts", "capacity", "--boards", "icebreaker", "--doc", "none",
+                 "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    # The build time is the stand-in's (elaboration), so any number.
+    assert re.search(r"\| icebreaker \| iCE40UP5K-SG48 \| 1 \| 192 \| 12288 \| 30/30 \(weights0 "
+                     r"24, acc0 2, state0 2, bias0 1, spike_fifo 1\) \| 192 \| 12288 \| "
+                     r"1192/5280 \| 30/30 \(30\) \| 30.0 \| \d+ \| 192: 30 BRAM \|", text)
+    assert "| tangnano9k | GW1NR-LV9QN88PC6/I5 | 1 | 672 | 43008 | 26/26 (" in text
+    assert text.count("model only") == 4
+    # A later run confirming another board keeps the iCEBreaker's builds.
+    assert main(["bench", "--parts", "capacity", "--boards", "icesugar", "--doc", "none",
+                 "-o", str(out)]) == 0
+    results = json.loads(out.read_text())
+    confirmed = {e["board"]: e["confirmed"]["neurons"] for e in results["capacity"]
+                 if "confirmed" in e}
+    assert confirmed == {"icebreaker": 192, "icesugar": 192}
+    assert [e["board"] for e in results["capacity"]] == ["icebreaker", "icesugar", "ulx3s-85f",
+                                                         "orangecrab", "tangnano9k"]
+
+
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f", "orangecrab", "tangnano9k"])
+def test_bench_top_elaborates_on_every_board(board):
+    # The OrangeCrab's LED is a subsignal of its RGB LED resource.
+    from amaranth.hdl import Fragment
+
+    from spikeforge.boards.registry import get_board
+    from spikeforge.gen.compile import compile_network
+    board = get_board(board)
+    top = bench.BenchTop(board, compile_network(bench.capacity_network(4), 1))
+    assert Fragment.get(top, board.platform()) is not None
