@@ -327,6 +327,9 @@ def _check_decay_sets(decay_sets, v_width, name="decay_sets"):
         raise TypeError(f"{name} must be a list of decays, not {decay_sets!r}")
     checked = []
     for decay in decay_sets:
+        if not isinstance(decay, (list, tuple)):
+            raise TypeError(f"{name} must be a list of decays (lists of shift terms), not "
+                            f"{decay_sets!r}")
         decay = tuple(decay)
         if len(decay) > MAX_DECAY_TERMS:
             raise ValueError(f"a decay has at most {MAX_DECAY_TERMS} terms, not {list(decay)}")

@@ -150,6 +150,25 @@ def test_synaptic_parameter_errors():
         pack_params(cuba, synaptic=True, syn_decay_sets=((1,), (3, -5)))
 
 
+@pytest.mark.parametrize("decay_sets,error,message", [
+    (4, TypeError, r"^decay_sets must be a list of decays, not 4$"),
+    ([4], TypeError, r"^decay_sets must be a list of decays \(lists of shift terms\), not \[4\]$"),
+    ([(1, 2, 3, 4, 5)], ValueError, r"^a decay has at most 4 terms, not \[1, 2, 3, 4, 5\]$"),
+    ([(16,)], TypeError, r"^decay term must be an integer in \[-15, 15\], not 16$"),
+    ([], ValueError, r"^decay_sets must hold at least one decay$"),
+])
+def test_decay_sets_errors(decay_sets, error, message):
+    with pytest.raises(error, match=message):
+        NeuronCore(v_width=16, decay_sets=decay_sets)
+
+
+def test_decay_not_built_in_is_refused():
+    from spikeforge.sim.params import NeuronParams
+    with pytest.raises(ValueError, match=r"^decay \[2\] is not one the core was built for: "
+                                         r"\[1\], \[3, -5\]$"):
+        pack_params(NeuronParams(v_th=100, decay=(2,)), ((1,), (3, -5)))
+
+
 def test_core_with_built_in_synaptic_decays_matches_golden():
     """The array's kind of synaptic core: membrane and current decays built in, selected per
     population (plain populations mixed in)."""
