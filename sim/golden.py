@@ -1,8 +1,10 @@
 """The NumPy golden model of ``docs/neuron.md``.
 
 Written from the spec alone; the hardware is checked against it, never the other way round.
-Every function is vectorised over neurons and over a leading batch of independent runs, in int64,
-which holds every intermediate value of a ``v_width <= 32`` neuron exactly.
+Every function is vectorised over neurons and over a leading batch of independent runs. The
+step functions work in int64, which holds every intermediate value of a ``v_width <= 32``
+neuron exactly; :func:`membrane_update` and :func:`synaptic_update` step arrays in place in the
+narrowest type that does (:func:`work_dtype`), for :func:`run_network`'s speed at a batch.
 """
 
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from .network_golden import run_network
 from .params import MAX_DECAY_TERMS, NeuronParams, v_range
 
 __all__ = ["ParamArrays", "param_arrays", "leak", "syn_leak", "lif_step", "cuba_lif_step",
+           "membrane_update", "synaptic_update", "work_dtype", "cast_params",
            "PopulationRun", "run_population", "run_network"]
 
 
@@ -90,11 +93,7 @@ def leak(v, p):
     """``leak(v) = sum_k sign_k * ((v - v_rest) >> |k|)`` with floor shifts."""
     d = np.asarray(v, np.int64) - p.v_rest
     total = np.zeros(np.broadcast_shapes(d.shape, p.decay_shift[..., 0].shape), np.int64)
-    for k in range(MAX_DECAY_TERMS):
-        sign = p.decay_sign[..., k]
-        # A term no neuron uses adds nothing; most neurons use one or two of the four.
-        if np.count_nonzero(sign):
-            total += sign * (d >> p.decay_shift[..., k])
+    _add_terms(total, d, p.decay_shift, p.decay_sign, 1)
     return total
 
 
@@ -102,11 +101,24 @@ def syn_leak(i, p):
     """``syn_leak(i) = sum_k sign_k * (i >> |k|)`` over the ``syn_decay`` terms, floor shifts."""
     i = np.asarray(i, np.int64)
     total = np.zeros(np.broadcast_shapes(i.shape, p.syn_shift[..., 0].shape), np.int64)
-    for k in range(MAX_DECAY_TERMS):
-        sign = p.syn_sign[..., k]
-        if np.count_nonzero(sign):
-            total += sign * (i >> p.syn_shift[..., k])
+    _add_terms(total, i, p.syn_shift, p.syn_sign, 1)
     return total
+
+
+def _add_terms(total, x, shift, sign, scale):
+    """``total += scale * sum_k sign_k * (x >> shift_k)`` in place; ``scale`` is 1 or -1."""
+    for k in range(MAX_DECAY_TERMS):
+        sign_k = sign[..., k]
+        # A term no neuron uses adds nothing; most neurons use one or two of the four.
+        if not np.count_nonzero(sign_k):
+            continue
+        term = x >> shift[..., k]
+        if np.all(sign_k == scale):
+            total += term
+        elif np.all(sign_k == -scale):
+            total -= term
+        else:
+            total += scale * sign_k * term
 
 
 def lif_step(v, r, acc, p):
@@ -125,7 +137,9 @@ def lif_step(v, r, acc, p):
     v, r, spike, trace : arrays
         State after the step, the spike flags (bool) and the observable membrane trace.
     """
-    return _membrane_step(v, r, np.asarray(acc, np.int64) + p.bias, p)
+    v, r, current = _step_arrays(p, v, r, np.asarray(acc, np.int64) + p.bias)
+    spike = membrane_update(v, r, current, p)
+    return v, r, spike, np.where(spike, p.v_peak, v)
 
 
 def cuba_lif_step(v, i, r, acc, p):
@@ -147,33 +161,99 @@ def cuba_lif_step(v, i, r, acc, p):
     -------
     v, i, r, spike, trace : arrays
     """
-    lo, hi = v_range(p.v_width)
-    i = np.asarray(i, np.int64)
-    i_next = np.minimum(np.maximum(i - syn_leak(i, p) + np.asarray(acc, np.int64) + p.bias, lo),
-                        hi)
-    v_next, r_next, spike, trace = _membrane_step(v, r, i_next, p)
-    return v_next, i_next, r_next, spike, trace
+    v, i, r, current = _step_arrays(p, v, i, r, np.asarray(acc, np.int64) + p.bias)
+    synaptic_update(i, current, p)
+    spike = membrane_update(v, r, current, p)
+    return v, i, r, spike, np.where(spike, p.v_peak, v)
 
 
-def _membrane_step(v, r, current, p):
-    """Step 3 of ``docs/neuron.md``: ``current`` is ``I`` (LIF) or ``i'`` (current-based)."""
-    lo, hi = v_range(p.v_width)
-    v = np.asarray(v, np.int64)
-    r = np.asarray(r, np.int64)
-    # np.minimum/np.maximum rather than np.clip, whose Python wrapper costs more than the
-    # arithmetic at small sizes.
-    v_prime = np.minimum(np.maximum(v - leak(v, p) + current, lo), hi)
-    refractory = r > 0
-    spike = ~refractory & (v_prime > p.v_th)
-    # Skipped when no neuron subtracts: np.where would discard it.
-    v_after_spike = (np.where(p.subtract, np.minimum(np.maximum(v_prime - p.v_th, lo), hi),
-                              p.v_reset) if np.count_nonzero(p.subtract) else p.v_reset)
-    v_next = np.where(refractory, v, np.where(spike, v_after_spike, v_prime))
-    # r - 1 while refractory, t_ref on a spike (never while refractory), else 0: without
-    # np.where, which is slow on unpredictable masks.
-    r_next = np.maximum(r - 1, 0) + spike * p.t_ref
-    trace = np.where(spike, p.v_peak, v_next)
-    return v_next, r_next, spike, trace
+def _step_arrays(p, *arrays):
+    """Fresh int64 copies of ``arrays``, broadcast to the shape of the step."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays), np.shape(p.v_th))
+    return [np.broadcast_to(np.asarray(a, np.int64), shape).copy() for a in arrays]
+
+
+def synaptic_update(i, current, p):
+    """Step 2 of ``docs/neuron.md`` in place: ``i' = sat(i - syn_leak(i) + I)``.
+
+    ``i`` becomes ``i'`` and ``current`` (``I`` on entry) too, ready for
+    :func:`membrane_update`. Both arrays have one shape and one integer type (int32 or int64)
+    that holds every intermediate value (:func:`work_dtype`); so do the fields of ``p``.
+    """
+    lo, hi = (i.dtype.type(x) for x in v_range(p.v_width))
+    current += i
+    _add_terms(current, i, p.syn_shift, p.syn_sign, -1)
+    np.clip(current, lo, hi, out=current)
+    np.copyto(i, current)
+
+
+def membrane_update(v, r, current, p):
+    """Step 3 of ``docs/neuron.md`` in place, for every neuron; returns the spike flags.
+
+    ``v`` and ``r`` (``0 <= r``, as ``docs/neuron.md`` keeps it) become the state after the
+    step; ``current`` is ``I`` (plain LIF) or ``i'`` (current-based) on entry and scratch
+    afterwards. All three arrays have one shape and one
+    integer type (int32 or int64) that holds every intermediate value (:func:`work_dtype`); so
+    do the fields of ``p``. In place, because at a batch of 64 the step is a dozen passes over
+    arrays that stay in cache, and fresh arrays for each would cost as much as the arithmetic.
+    """
+    lo, hi = (v.dtype.type(x) for x in v_range(p.v_width))
+    # Selects use masks of all ones or zeros (the sign of a difference, x >> sign_bit) and
+    # bitwise blends: np.where and masked copies branch per element and run several times
+    # slower on masks as unpredictable as spikes.
+    sign_bit = v.dtype.type(8 * v.dtype.itemsize - 1)
+    r_less = r - 1
+    live = r_less >> sign_bit               # all ones where not refractory (r == 0)
+    # v' = sat(v - leak(v) + I); while refractory the increment is masked off, so v' = v, which
+    # is also the state after the step then.
+    v_prime = current
+    _add_terms(v_prime, v - p.v_rest if np.count_nonzero(p.v_rest) else v,
+               p.decay_shift, p.decay_sign, -1)
+    v_prime &= live
+    v_prime += v
+    np.clip(v_prime, lo, hi, out=v_prime)
+    fire = p.v_th - v_prime
+    fire >>= sign_bit                       # all ones where v' > v_th
+    fire &= live
+    if np.count_nonzero(p.subtract):
+        after = np.clip(v_prime - p.v_th, lo, hi)
+        if not np.all(p.subtract):
+            after = np.where(p.subtract, after, p.v_reset)
+    else:
+        after = p.v_reset
+    _blend(v_prime, after, fire)
+    np.copyto(v, v_prime)
+    # r - 1 while refractory (live = 0), 0 otherwise (r - 1 - (-1)), t_ref after a spike.
+    np.subtract(r_less, live, out=r)
+    r |= fire & p.t_ref
+    return fire != 0
+
+
+def _blend(a, b, mask):
+    """``a = b where mask else a``, in place, for a mask of all ones or zeros per element."""
+    if np.count_nonzero(b):
+        b = a ^ b
+        b &= mask
+    else:
+        b = a & mask
+    a ^= b
+
+
+def work_dtype(v_width, acc_width):
+    """The integer type that holds every intermediate value of a step: int32 when it can.
+
+    With ``|v|, |bias| < 2**(v_width - 1)``, up to four decay terms of at most
+    ``|v - v_rest| <= 2**v_width`` each and ``|acc| < 2**(acc_width - 1)``, every sum of
+    :func:`membrane_update` and :func:`synaptic_update` is below ``2**(max(v_width + 3,
+    acc_width) + 1)``. int32 halves the memory traffic of int64 and doubles its SIMD width.
+    """
+    return np.int32 if v_width <= 27 and acc_width <= 30 else np.int64
+
+
+def cast_params(p, dtype):
+    """``p`` with its integer fields in ``dtype``, so that no step promotes to int64."""
+    return p._replace(**{name: np.asarray(getattr(p, name)).astype(dtype)
+                         for name in ParamArrays._fields[1:-1] if name != "subtract"})
 
 
 @dataclass

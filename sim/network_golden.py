@@ -1,23 +1,20 @@
 """The NumPy golden model of a whole network (``docs/network.md``).
 
-Populations are stepped in evaluation order inside each timestep with :func:`~.golden.lif_step`
-(or :func:`~.golden.cuba_lif_step` for a population with a synaptic current).
+Populations are stepped in evaluation order inside each timestep with
+:func:`~.golden.membrane_update` (after :func:`~.golden.synaptic_update` for a population with a
+synaptic current), the in-place forms of :func:`~.golden.lif_step` and
+:func:`~.golden.cuba_lif_step`.
 A projection from an earlier population delivers that population's spikes of the same timestep;
 one from the same or a later population (``Projection.recurrent``) delivers the spikes of the
 previous timestep (none at the first).
 """
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NetworkRun", "run_network", "FLOAT_EXACT_ACC_WIDTH", "EVENT_FRACTION"]
-
-# A float64 holds every integer of magnitude <= 2**53. With 0/1 spikes every partial sum of a
-# weight product is a sum of a subset of one neuron's incoming weights, so it lies in
-# [sum of negatives, sum of positives] and is exact when the accumulator fits this width;
-# wider networks are summed in int64.
-FLOAT_EXACT_ACC_WIDTH = 54
+__all__ = ["NetworkRun", "run_network", "EVENT_FRACTION"]
 
 # In a batch, a projection adds one gathered weight row per source spike when no batch entry
 # has more than this fraction of the source spiking in a step; above it the dense product is as
@@ -25,6 +22,10 @@ FLOAT_EXACT_ACC_WIDTH = 54
 # third, the event sums several times faster at 2% activity). Both give the same exact sums. A
 # single run always sums the rows of its spiking sources.
 EVENT_FRACTION = 0.25
+
+# The event lists of the input spikes are built for this many steps at once: one set of NumPy
+# calls instead of one per step, in memory bounded by the chunk.
+EVENT_CHUNK = 64
 
 
 @dataclass
@@ -68,7 +69,7 @@ def run_network(net, spikes, trace=False):
     NetworkRun
     """
     # Imported here: sim.golden re-exports this function; a module-level import would be circular.
-    from .golden import cuba_lif_step, lif_step, param_arrays
+    from .golden import cast_params, membrane_update, param_arrays, synaptic_update, work_dtype
     from ..gen.spike_io import check_input_spikes
 
     inputs = check_input_spikes(spikes, net.n_inputs)
@@ -76,37 +77,42 @@ def run_network(net, spikes, trace=False):
     if not batched:
         inputs = inputs[np.newaxis]
     n_batch, n_steps, _ = inputs.shape
+    # Time-major bool: a step's spikes are one contiguous block, on which np.nonzero (once per
+    # population and step) is several times faster than on a strided uint8 view.
+    inputs = np.ascontiguousarray(inputs.transpose(1, 0, 2), bool)
 
-    exact_in_float = net.required_acc_width() <= FLOAT_EXACT_ACC_WIDTH
-    dtype = np.float64 if exact_in_float else np.int64
-    weights = [proj.weights.astype(dtype) for proj in net.projections]
-    # Buffers reused every step: one accumulator per population; per projection, the event sums
-    # of the batch entries and one gathered row block.
+    # Sums, state and parameters all in one integer type, so that no operation converts.
+    dtype = work_dtype(net.v_width, net.required_acc_width())
+    weights = [proj.weights.astype(_row_dtype(proj.weights, dtype)) for proj in net.projections]
+    # One accumulator per population, reused every step.
     accs = {pop.name: np.empty((n_batch, pop.size), dtype) for pop in net.lif_populations}
-    sums = [np.empty((n_batch, w.shape[1]), dtype) for w in weights]
-    rows = [np.empty((n_batch, w.shape[1]), dtype) for w in weights]
     incoming = {pop.name: [(i, proj) for i, proj in enumerate(net.projections)
                            if proj.target == pop.name] for pop in net.lif_populations}
-    params = {pop.name: param_arrays(pop.params)._replace(bias=pop.bias)
+    params = {pop.name: cast_params(param_arrays(pop.params)._replace(bias=pop.bias), dtype)
               for pop in net.lif_populations}
 
-    v = {pop.name: np.broadcast_to(np.int64(pop.params.v_rest), (n_batch, pop.size)).copy()
+    v = {pop.name: np.full((n_batch, pop.size), pop.params.v_rest, dtype)
          for pop in net.lif_populations}
-    r = {pop.name: np.zeros((n_batch, pop.size), np.int64) for pop in net.lif_populations}
-    i_syn = {pop.name: np.zeros((n_batch, pop.size), np.int64) for pop in net.lif_populations
+    r = {pop.name: np.zeros((n_batch, pop.size), dtype) for pop in net.lif_populations}
+    i_syn = {pop.name: np.zeros((n_batch, pop.size), dtype) for pop in net.lif_populations
              if pop.params.synaptic}
-    previous = {pop.name: np.zeros((n_batch, pop.size), dtype) for pop in net.populations}
+    previous = {pop.name: np.zeros((n_batch, pop.size), bool) for pop in net.populations}
     out = {pop.name: np.zeros((n_batch, n_steps, pop.size), np.uint8)
            for pop in net.lif_populations}
     traces = ({pop.name: np.zeros((n_batch, n_steps, pop.size), np.int64)
                for pop in net.lif_populations} if trace else {})
     slices = {pop.name: net.input_slice(pop.name) for pop in net.input_populations}
+    has_bias = {pop.name: bool(np.count_nonzero(pop.bias)) for pop in net.lif_populations}
 
+    events = {}
     for t in range(n_steps):
+        if n_batch > 1 and t % EVENT_CHUNK == 0:
+            events = {name: _event_slots(inputs[t:t + EVENT_CHUNK, :, part])
+                      for name, part in slices.items()}
         current = {}
         for pop in net.populations:
             if pop.kind == "input":
-                current[pop.name] = inputs[:, t, slices[pop.name]].astype(dtype)
+                current[pop.name] = inputs[t, :, slices[pop.name]]
                 continue
             acc = accs[pop.name]
             acc[...] = 0
@@ -115,34 +121,28 @@ def run_network(net, spikes, trace=False):
                 if n_batch == 1:
                     # The rows of the spiking sources, summed: never more work than the
                     # dense product, and fewer calls than the batch path below.
-                    acc[0] += weights[i][np.flatnonzero(source[0])].sum(axis=0)
+                    acc[0] += weights[i][np.flatnonzero(source[0])].sum(axis=0, dtype=dtype)
                     continue
-                order, slots, active = _event_slots(source)
-                if slots.shape[1] <= EVENT_FRACTION * source.shape[1]:
-                    if slots.shape[1]:
-                        # Slot j adds the j-th spike's row of the first active[j] entries
-                        # (sorted busiest first), so every row added is a spike's.
-                        total = sums[i][:active[0]]
-                        np.take(weights[i], slots[:active[0], 0], axis=0, out=total)
-                        for column, m in zip(slots.T[1:], active[1:]):
-                            total[:m] += np.take(weights[i], column[:m], axis=0,
-                                                 out=rows[i][:m])
-                        acc[order[:active[0]]] += total
+                if proj.source in events and not proj.recurrent:
+                    ev, step = events[proj.source], t % EVENT_CHUNK
+                else:
+                    ev, step = _event_slots(source[np.newaxis]), 0
+                if ev.busiest[step] <= EVENT_FRACTION * source.shape[1]:
+                    _add_event_rows(acc, weights[i], ev, step)
                 else:
                     # einsum runs its own loop, not BLAS: as fast for these shapes, and free of
                     # BLAS threads, which crawl when the cores are shared.
-                    acc += np.einsum("bi,ij->bj", source, weights[i])
+                    acc += np.einsum("bi,ij->bj", source.astype(weights[i].dtype), weights[i])
+            p = params[pop.name]
+            if has_bias[pop.name]:
+                acc += p.bias
             if pop.params.synaptic:
-                v[pop.name], i_syn[pop.name], r[pop.name], spike, tr = cuba_lif_step(
-                    v[pop.name], i_syn[pop.name], r[pop.name], acc.astype(np.int64),
-                    params[pop.name])
-            else:
-                v[pop.name], r[pop.name], spike, tr = lif_step(
-                    v[pop.name], r[pop.name], acc.astype(np.int64), params[pop.name])
-            current[pop.name] = spike.astype(dtype)
+                synaptic_update(i_syn[pop.name], acc, p)
+            spike = membrane_update(v[pop.name], r[pop.name], acc, p)
+            current[pop.name] = spike
             out[pop.name][:, t] = spike
             if trace:
-                traces[pop.name][:, t] = tr
+                traces[pop.name][:, t] = np.where(spike, p.v_peak, v[pop.name])
         previous = current
 
     if not batched:
@@ -151,32 +151,77 @@ def run_network(net, spikes, trace=False):
     return NetworkRun(spikes=out, v=traces, cycles=None)
 
 
+def _row_dtype(weights, dtype):
+    """int16 when every sum of a subset of a column of ``weights`` fits it, else ``dtype``.
+
+    Such a projection's weight rows are gathered and summed in int16: half the bytes of int32,
+    and the gathering is most of a batch's time on a sparse network.
+    """
+    lo, hi = np.iinfo(np.int16).min, np.iinfo(np.int16).max
+    fits = (np.minimum(weights, 0).sum(axis=0).min(initial=0) >= lo
+            and np.maximum(weights, 0).sum(axis=0).max(initial=0) <= hi)
+    return np.int16 if fits else dtype
+
+
+class _Events(NamedTuple):
+    """The spiking sources of every batch entry of ``T`` steps (:func:`_event_slots`)."""
+
+    order: np.ndarray    # (T, B): the batch entries by decreasing spike count, ties by index
+    active: np.ndarray   # (T, k): how many entries have more than j spikes
+    busiest: np.ndarray  # (T,): the largest spike count of an entry
+    sources: np.ndarray  # the spiking sources, by step, then slot j, then entry (in order)
+    start: np.ndarray    # (T + 1,): where each step begins in ``sources``
+
+
 def _event_slots(spikes):
-    """The spiking sources of every batch entry, the busiest entries first.
+    """The spiking sources of every batch entry of every step, the busiest entries first.
 
     Parameters
     ----------
-    spikes : array of 0/1, shape (B, n)
+    spikes : array of bool, shape (T, B, n)
 
     Returns
     -------
-    order : ndarray of intp, shape (B,)
-        The batch entries by decreasing spike count (ties in index order).
-    slots : ndarray of intp, shape (B, k)
-        Row ``i`` lists the spiking sources of entry ``order[i]`` in increasing order, then
-        zeros; ``k`` is the largest spike count of an entry.
-    active : ndarray of intp, shape (k,)
-        ``active[j]``: how many entries have more than ``j`` spikes (the rows of column ``j``
-        that hold a source).
+    _Events
+        Slot ``j`` of step ``t`` lists the ``j``-th spiking source (in increasing order) of
+        the first ``active[t, j]`` entries of ``order[t]``.
     """
-    entry, source = np.nonzero(spikes)
-    counts = np.bincount(entry, minlength=spikes.shape[0])
-    order = np.argsort(-counts, kind="stable")
+    n_steps, n_batch, n = spikes.shape
+    # np.nonzero of a 3-D array is several times slower than of the flat one.
+    step_entry, source = np.divmod(np.flatnonzero(spikes), n)
+    counts = np.bincount(step_entry, minlength=n_steps * n_batch)
+    # Slot of each spike: its index minus the index of its entry's first spike.
+    slot = np.arange(step_entry.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    counts = counts.reshape(n_steps, n_batch)
+    order = np.argsort(-counts, axis=1, kind="stable")
     rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    slots = np.zeros((spikes.shape[0], counts.max(initial=0)), np.intp)
-    # Position of each spike within its entry: its index minus the index of the entry's first.
-    first = np.repeat(np.cumsum(counts) - counts, counts)
-    slots[rank[entry], np.arange(entry.size) - first] = source
-    active = np.count_nonzero(counts[:, np.newaxis] > np.arange(slots.shape[1]), axis=0)
-    return order, slots, active
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(n_batch), order.shape), axis=1)
+    busiest = counts.max(axis=1)
+    width = int(busiest.max(initial=0))
+    step, entry = np.divmod(step_entry, n_batch)
+    by_slot = np.argsort((step * width + slot) * n_batch + rank[step, entry], kind="stable")
+    # active[t, j] = entries with a count above j: a histogram of the counts, summed from the top.
+    histogram = np.bincount((np.arange(n_steps)[:, np.newaxis] * (width + 1) + counts).ravel(),
+                            minlength=n_steps * (width + 1)).reshape(n_steps, width + 1)
+    active = np.cumsum(histogram[:, :0:-1], axis=1)[:, ::-1]
+    start = np.concatenate(([0], np.cumsum(counts.sum(axis=1))))
+    return _Events(order, active, busiest, source[by_slot], start)
+
+
+def _add_event_rows(acc, weights, events, step):
+    """``acc += `` the weight rows of the spiking sources of ``events`` at ``step``.
+
+    The rows are gathered in one call, slot by slot; slot ``j`` adds its rows to the sums of
+    the first ``active[j]`` entries (sorted busiest first), so every row added is a spike's.
+    """
+    busiest = events.busiest[step]
+    if not busiest:
+        return
+    active = events.active[step]
+    rows = weights[events.sources[events.start[step]:events.start[step + 1]]]
+    total = rows[:active[0]]
+    offset = active[0]
+    for j in range(1, busiest):
+        total[:active[j]] += rows[offset:offset + active[j]]
+        offset += active[j]
+    acc[events.order[step, :active[0]]] += total

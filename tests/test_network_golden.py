@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from network_cases import random_network, random_spikes, synaptic_network
-from spikeforge.gen.network import Network
-from spikeforge.sim import network_golden
+from spikeforge.gen.network import FORMAT, Network
+from spikeforge.sim import golden, network_golden
 from spikeforge.sim.golden import run_network, run_population
 from spikeforge.sim.params import NeuronParams, v_range, w_range
 
@@ -129,6 +129,15 @@ def check_against_naive(rng, net):
         assert run.v[pop.name].tolist() == traces[pop.name], pop.name
 
 
+def check_batch_against_naive(net, spikes):
+    run = run_network(net, spikes, trace=True)
+    for b in range(len(spikes)):
+        expected, traces = naive_run(net, spikes[b].tolist())
+        for pop in net.lif_populations:
+            assert run.spikes[pop.name][b].tolist() == expected[pop.name], pop.name
+            assert run.v[pop.name][b].tolist() == traces[pop.name], pop.name
+
+
 @pytest.mark.parametrize("fraction", [0.0, 1.0])
 @pytest.mark.parametrize("seed", range(6))
 def test_event_and_dense_sums_against_naive_reference(seed, fraction, monkeypatch):
@@ -138,12 +147,7 @@ def test_event_and_dense_sums_against_naive_reference(seed, fraction, monkeypatc
     rng = np.random.default_rng(100 + seed)
     net = random_network(rng, max_size=10, recurrent=seed % 2 == 0)
     spikes = np.stack([random_spikes(rng, net, 15, activity=a) for a in (0.05, 0.6, 0.0, 0.3)])
-    run = run_network(net, spikes, trace=True)
-    for b in range(len(spikes)):
-        expected, traces = naive_run(net, spikes[b].tolist())
-        for pop in net.lif_populations:
-            assert run.spikes[pop.name][b].tolist() == expected[pop.name], pop.name
-            assert run.v[pop.name][b].tolist() == traces[pop.name], pop.name
+    check_batch_against_naive(net, spikes)
 
 
 def test_batch_equals_separate_runs():
@@ -160,18 +164,47 @@ def test_batch_equals_separate_runs():
             assert np.array_equal(run.v[pop.name][b], single.v[pop.name])
 
 
-def test_integer_matmul_path_agrees(monkeypatch):
-    """Networks too wide for an exact float64 sum take the int64 path; both give one answer."""
+@pytest.mark.parametrize("widen", ["state", "rows"])
+def test_narrow_integer_types_agree_with_int64(widen, monkeypatch):
+    """int32 state and sums, and int16 weight rows, where they fit, give what int64 gives."""
     rng = np.random.default_rng(5)
-    nets = [random_network(rng, recurrent=True, w_width=16, max_size=128) for _ in range(3)]
-    inputs = [random_spikes(rng, net, 20, batch=2, activity=0.5) for net in nets]
-    float_runs = [run_network(n, s, trace=True) for n, s in zip(nets, inputs)]
-    monkeypatch.setattr(network_golden, "FLOAT_EXACT_ACC_WIDTH", 0)
-    for net, spikes, expected in zip(nets, inputs, float_runs):
+    nets = [random_network(rng, recurrent=True, w_width=w, max_size=128) for w in (4, 8, 16)]
+    inputs = [random_spikes(rng, net, 20, batch=3, activity=a) for net, a in
+              zip(nets, (0.5, 0.05, 0.2))]
+    assert golden.work_dtype(nets[0].v_width, nets[0].required_acc_width()) == np.int32
+    assert network_golden._row_dtype(nets[0].projections[0].weights, np.int32) == np.int16
+    narrow = [run_network(n, s, trace=True) for n, s in zip(nets, inputs)]
+    if widen == "state":
+        monkeypatch.setattr(golden, "work_dtype", lambda v_width, acc_width: np.int64)
+    else:
+        monkeypatch.setattr(network_golden, "_row_dtype", lambda weights, dtype: dtype)
+    for net, spikes, expected in zip(nets, inputs, narrow):
         got = run_network(net, spikes, trace=True)
         for pop in net.lif_populations:
             assert np.array_equal(got.spikes[pop.name], expected.spikes[pop.name])
             assert np.array_equal(got.v[pop.name], expected.v[pop.name])
+
+
+def test_event_lists_built_in_chunks(monkeypatch):
+    """The input spikes' event lists are built a chunk of steps at a time; a run longer than
+    several chunks, with a recurrent projection from an input (which takes the previous step's
+    spikes), equals the naive reference."""
+    monkeypatch.setattr(network_golden, "EVENT_CHUNK", 4)
+    rng = np.random.default_rng(8)
+    net = Network.from_dict({
+        "format": FORMAT, "v_width": 12, "w_width": 6,
+        "populations": [
+            {"name": "a", "kind": "lif", "size": 5, "v_th": 20, "v_reset": 0, "v_rest": 0,
+             "v_peak": 100, "t_ref": 0, "decay": [2], "reset_mode": "zero", "bias": 0},
+            {"name": "inp", "kind": "input", "size": 6},
+            {"name": "b", "kind": "lif", "size": 3, "v_th": 10, "v_reset": -3, "v_rest": 0,
+             "v_peak": 100, "t_ref": 1, "decay": [], "reset_mode": "subtract", "bias": 2}],
+        "projections": [{"from": "inp", "to": "a", "weights": rng.integers(-8, 31, (6, 5))},
+                        {"from": "b", "to": "a", "weights": rng.integers(-8, 31, (3, 5))},
+                        {"from": "inp", "to": "b", "weights": rng.integers(-8, 31, (6, 3))}]})
+    assert any(proj.recurrent and proj.source == "inp" for proj in net.projections)
+    spikes = np.stack([random_spikes(rng, net, 18, activity=a) for a in (0.1, 0.5, 0.0)])
+    check_batch_against_naive(net, spikes)
 
 
 @st.composite
