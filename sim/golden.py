@@ -107,18 +107,20 @@ def syn_leak(i, p):
 
 def _add_terms(total, x, shift, sign, scale):
     """``total += scale * sum_k sign_k * (x >> shift_k)`` in place; ``scale`` is 1 or -1."""
+    if sign.ndim == 1:
+        # One set of terms for all neurons: decided in Python, as NumPy calls on four values
+        # cost more than the shift itself.
+        for sign_k, shift_k in zip(sign.tolist(), shift):
+            if sign_k == scale:
+                total += x >> shift_k
+            elif sign_k:
+                total -= x >> shift_k
+        return
     for k in range(MAX_DECAY_TERMS):
         sign_k = sign[..., k]
         # A term no neuron uses adds nothing; most neurons use one or two of the four.
-        if not np.count_nonzero(sign_k):
-            continue
-        term = x >> shift[..., k]
-        if np.all(sign_k == scale):
-            total += term
-        elif np.all(sign_k == -scale):
-            total -= term
-        else:
-            total += scale * sign_k * term
+        if np.count_nonzero(sign_k):
+            total += scale * sign_k * (x >> shift[..., k])
 
 
 def lif_step(v, r, acc, p):
@@ -192,51 +194,48 @@ def membrane_update(v, r, current, p):
 
     ``v`` and ``r`` (``0 <= r``, as ``docs/neuron.md`` keeps it) become the state after the
     step; ``current`` is ``I`` (plain LIF) or ``i'`` (current-based) on entry and scratch
-    afterwards. All three arrays have one shape and one
-    integer type (int32 or int64) that holds every intermediate value (:func:`work_dtype`); so
-    do the fields of ``p``. In place, because at a batch of 64 the step is a dozen passes over
-    arrays that stay in cache, and fresh arrays for each would cost as much as the arithmetic.
+    afterwards. ``v``, ``current`` and the fields of ``p`` share one shape and an integer type
+    (int32 or int64) that holds every intermediate value (:func:`work_dtype`); ``r`` and
+    ``p.t_ref`` may have a narrower one, signed or unsigned, that holds ``t_ref``, as a fifth
+    of the step's passes are over ``r``. In place, because at a batch of 64 the step is a dozen
+    passes over arrays that stay in cache, and fresh arrays for each would cost as much as the
+    arithmetic.
     """
     lo, hi = (v.dtype.type(x) for x in v_range(p.v_width))
-    # Selects use masks of all ones or zeros (the sign of a difference, x >> sign_bit) and
-    # bitwise blends: np.where and masked copies branch per element and run several times
-    # slower on masks as unpredictable as spikes.
-    sign_bit = v.dtype.type(8 * v.dtype.itemsize - 1)
-    r_less = r - 1
-    live = r_less >> sign_bit               # all ones where not refractory (r == 0)
+    # Selects are products with bool masks: np.where and masked copies branch per element and
+    # run several times slower on masks as unpredictable as spikes, and a bool mask is a
+    # quarter of the memory traffic of an integer one.
+    live = r <= 0
     # v' = sat(v - leak(v) + I); while refractory the increment is masked off, so v' = v, which
     # is also the state after the step then.
     v_prime = current
     _add_terms(v_prime, v - p.v_rest if np.count_nonzero(p.v_rest) else v,
                p.decay_shift, p.decay_sign, -1)
-    v_prime &= live
+    np.multiply(v_prime, live, out=v_prime)
     v_prime += v
     np.clip(v_prime, lo, hi, out=v_prime)
-    fire = p.v_th - v_prime
-    fire >>= sign_bit                       # all ones where v' > v_th
-    fire &= live
-    if np.count_nonzero(p.subtract):
-        after = np.clip(v_prime - p.v_th, lo, hi)
-        if not np.all(p.subtract):
-            after = np.where(p.subtract, after, p.v_reset)
+    spike = v_prime > p.v_th
+    spike &= live
+    if np.count_nonzero(p.subtract) or np.count_nonzero(p.v_reset):
+        if not np.count_nonzero(p.subtract):
+            after = p.v_reset - v_prime
+        else:
+            after = np.clip(v_prime - p.v_th, lo, hi)
+            if not np.all(p.subtract):
+                after = np.where(p.subtract, after, p.v_reset)
+            after -= v_prime
+        # v' + (after - v') * spike
+        after *= spike
+        v_prime += after
     else:
-        after = p.v_reset
-    _blend(v_prime, after, fire)
+        v_prime *= ~spike
     np.copyto(v, v_prime)
-    # r - 1 while refractory (live = 0), 0 otherwise (r - 1 - (-1)), t_ref after a spike.
-    np.subtract(r_less, live, out=r)
-    r |= fire & p.t_ref
-    return fire != 0
-
-
-def _blend(a, b, mask):
-    """``a = b where mask else a``, in place, for a mask of all ones or zeros per element."""
-    if np.count_nonzero(b):
-        b = a ^ b
-        b &= mask
-    else:
-        b = a & mask
-    a ^= b
+    # r - 1 while refractory, 0 otherwise (r - 1 + 1), t_ref after a spike.
+    # In an unsigned r, 0 - 1 wraps to the maximum and + 1 wraps back to 0.
+    r -= 1
+    r += live
+    r += spike * p.t_ref
+    return spike
 
 
 def work_dtype(v_width, acc_width):

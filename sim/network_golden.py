@@ -88,12 +88,16 @@ def run_network(net, spikes, trace=False):
     accs = {pop.name: np.empty((n_batch, pop.size), dtype) for pop in net.lif_populations}
     incoming = {pop.name: [(i, proj) for i, proj in enumerate(net.projections)
                            if proj.target == pop.name] for pop in net.lif_populations}
+    # The refractory counters in the narrowest unsigned type that holds t_ref.
+    counter = {pop.name: np.min_scalar_type(pop.params.t_ref) for pop in net.lif_populations}
     params = {pop.name: cast_params(param_arrays(pop.params)._replace(bias=pop.bias), dtype)
+              ._replace(t_ref=np.asarray(pop.params.t_ref, counter[pop.name]))
               for pop in net.lif_populations}
 
     v = {pop.name: np.full((n_batch, pop.size), pop.params.v_rest, dtype)
          for pop in net.lif_populations}
-    r = {pop.name: np.zeros((n_batch, pop.size), dtype) for pop in net.lif_populations}
+    r = {pop.name: np.zeros((n_batch, pop.size), counter[pop.name])
+         for pop in net.lif_populations}
     i_syn = {pop.name: np.zeros((n_batch, pop.size), dtype) for pop in net.lif_populations
              if pop.params.synaptic}
     previous = {pop.name: np.zeros((n_batch, pop.size), bool) for pop in net.populations}
