@@ -188,6 +188,20 @@ def test_brian_batch_copies_are_independent():
     assert np.array_equal(single[0], counts[0])
 
 
+@BRIAN2_PYPARSING
+def test_brian_comparison_rates_agree():
+    """The comparison runs both models on the same inputs at both batches; their mean rates
+    agree within the stated tolerance, and every ratio is a spread over the repeats."""
+    brian2_or_skip()
+    result = bench.brian_comparison(steps=200, repeat=2, batch=4, log=lambda line: None)
+    assert result["status"] == "ok" and result["rates_agree"]
+    for key, batch in (("1", 1), ("4", 4)):
+        entry = result["batches"][key]
+        assert entry["batch"] == batch and entry["neuron_steps"] == 1024 * batch * 200
+        assert entry["rate_rel_diff"] <= result["tolerance"]
+        assert entry["golden_rate_hz"] > 50 and entry["speedup"]["n"] == 2
+
+
 def test_ratio_spread_pairs_repeats():
     # Per-repeat ratios 4/2 and 9/3, not a ratio of medians.
     assert bench._ratio_spread([4.0, 9.0], [2.0, 3.0]) == {"median": 2.5, "min": 2.0,
