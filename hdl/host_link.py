@@ -86,6 +86,10 @@ class HostLink(wiring.Component):
         quiet time that ends the flush after an error.
     clock_hz : int
         Reported by IDENTIFY (0 when unknown).
+    runtime_weights : bool
+        The array keeps its weights in a store without initial contents
+        (``NeuronArray(runtime_weights=True)``, CFG weight writes are bursts); STATUS says so
+        (flag bit 2).
 
     Attributes
     ----------
@@ -107,7 +111,7 @@ class HostLink(wiring.Component):
         (:mod:`spikeforge.sim.formal_host_link`).
     """
 
-    def __init__(self, plan, *, stages=4, timeout=4096, clock_hz=0):
+    def __init__(self, plan, *, stages=4, timeout=4096, clock_hz=0, runtime_weights=False):
         neurons = sum(q.size for q in plan.lif_populations)
         try:
             check_int("timeout", timeout, *TIMEOUT_RANGE)
@@ -122,7 +126,7 @@ class HostLink(wiring.Component):
             # collected, that it was "created but never used".
             self._MustUse__silence = True
             raise
-        self.array = NeuronArray(plan, stages=stages)
+        self.array = NeuronArray(plan, stages=stages, runtime_weights=runtime_weights)
         self.plan = plan
         self.stages = stages
         self.timeout = timeout
@@ -545,8 +549,14 @@ class HostLink(wiring.Component):
                 out = Signal(8)
                 spikes = resp == R["STEP"]
                 in_spikes = spikes & t_spikes
-                status = Cat(array.busy, modified, Const(0, 6), array.timestep, array.cycles,
-                             frames, crc_errors, timeouts, errors)
+                if array.runtime_weights:
+                    # Flag bit 2: runtime weights; with `modified` low the host knows that
+                    # they hold nothing loaded yet.
+                    flags = Cat(array.busy, modified, Const(1), Const(0, 5))
+                else:
+                    flags = Cat(array.busy, modified, Const(0, 6))
+                status = Cat(flags, array.timestep, array.cycles, frames, crc_errors, timeouts,
+                             errors)
                 entry = spk_rd.data
                 with m.If(resp == R["IDENTIFY"]):
                     m.d.comb += out.eq(entry[:8])
@@ -625,6 +635,8 @@ class HostLinkUART(wiring.Component):
     timeout : int, optional
         Byte timeout in cycles; default 64 byte times.
     clock_hz : int
+    runtime_weights : bool
+        As :class:`HostLink`.
 
     Attributes
     ----------
@@ -637,10 +649,12 @@ class HostLinkUART(wiring.Component):
     link : HostLink
     """
 
-    def __init__(self, plan, divisor, *, stages=4, timeout=None, clock_hz=0):
+    def __init__(self, plan, divisor, *, stages=4, timeout=None, clock_hz=0,
+                 runtime_weights=False):
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
         self.link = HostLink(plan, stages=stages, clock_hz=clock_hz,
+                             runtime_weights=runtime_weights,
                              timeout=640 * divisor if timeout is None else timeout)
         super().__init__({
             "rx": In(1, init=1),
