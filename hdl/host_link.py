@@ -121,12 +121,12 @@ class HostLink(wiring.Component):
                 raise ValueError(f"the host link carries at most {MAX_INPUTS} inputs, 255 "
                                  f"populations and {MAX_NEURONS} LIF neurons, not "
                                  f"{plan.n_inputs}, {len(plan.populations)} and {neurons}")
+            self.array = NeuronArray(plan, stages=stages, runtime_weights=runtime_weights)
         except (TypeError, ValueError):
             # A refused component was never usable; without this Amaranth warns, when it is
             # collected, that it was "created but never used".
             self._MustUse__silence = True
             raise
-        self.array = NeuronArray(plan, stages=stages, runtime_weights=runtime_weights)
         self.plan = plan
         self.stages = stages
         self.timeout = timeout

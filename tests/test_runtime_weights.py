@@ -31,6 +31,7 @@ from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.gen.network import Network, load_network, save_network
 from spikeforge.gen.synth import multiplier_cells, synth_stats
 from spikeforge.hdl.array import NeuronArray
+from spikeforge.hdl.host_link import HostLink
 from spikeforge.hdl.spram import WeightStore, spram_tiles
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.network_golden import run_network
@@ -187,6 +188,8 @@ def test_choice_of_weight_store():
         choose_weights(too_big, ice, "spram")
     with pytest.raises(TypeError, match=r"^runtime_weights must be True or False, not 1$"):
         NeuronArray(digits, runtime_weights=1)
+    with pytest.raises(TypeError, match=r"^runtime_weights must be True or False, not 'yes'$"):
+        HostLink(digits, runtime_weights="yes")
 
 
 def test_build_weights_errors_at_the_cli(tmp_path, capsys):
@@ -219,3 +222,34 @@ def test_icebreaker_build_of_1024_neurons_in_spram(tmp_path, capsys):
     assert report["sprams"] == 4 and report["brams"] <= 30
     assert report["luts"] <= 0.75 * report["luts_available"]
     assert "weights in spram, loaded by 'spikeforge run'" in out
+
+
+@pytest.mark.parametrize("built_from_this", [True, False])
+def test_spikeforge_run_loads_the_weights(tmp_path, capsys, monkeypatch, built_from_this):
+    from host_link_cases import relayout_variant
+    from spikeforge.gen import cmd_build
+
+    net = small_network(35, max_size=8)
+    save_network(net, tmp_path / "net.json")
+    spikes = random_spikes(np.random.default_rng(35), net, 5, activity=0.6)
+    np.save(tmp_path / "in.npy", spikes)
+    built = net if built_from_this else relayout_variant(net, 4)
+    board = SimulatedBoard(compile_network(built, 2), runtime_weights=True)
+    frames = []
+    real_write = board.write
+    monkeypatch.setattr(board, "write", lambda data: frames.append(data[1]) or real_write(data))
+    monkeypatch.setattr(cmd_build, "open_port", lambda device, baud: board)
+    status = main(["run", str(tmp_path / "net.json"), "--board", "icebreaker", "--port",
+                   "/dev/ttyUSB1", "--input", str(tmp_path / "in.npy"), "-o",
+                   str(tmp_path / "out.npz")])
+    out, err = capsys.readouterr()
+    assert (status, err) == (0, "") and "(weights loaded)" in out
+    plan = compile_network(net, 2)
+    burst = board.link.array.weight_burst
+    assert burst > 1
+    # Built from this network: only the weights, which the bitstream lacks; else everything.
+    memories = ("weights",) if built_from_this else ("weights", "bias", "params")
+    assert frames.count(p.CMD_CFG) == len(list(runtime_writes(plan, memories, burst)))
+    with np.load(tmp_path / "out.npz") as archive:
+        for name, expected in run_network(net, spikes).spikes.items():
+            np.testing.assert_array_equal(archive[f"spikes_{name}"], expected)
