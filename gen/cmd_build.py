@@ -201,10 +201,10 @@ def run_build(args):
                            clock=args.clock, baud=args.baud, report_path=args.report,
                            weights=args.weights)
     print(format_report(report))
-    loaded = ", loaded by 'spikeforge run'" if report["weights"] == "spram" else ""
+    # Only a SPRAM build says where its weights are: they are not in the bitstream.
+    spram = "; weights in spram, loaded by 'spikeforge run'" if report["weights"] == "spram" else ""
     print(f"{args.network}: {report['neurons']} neurons, {report['synapses']} synapses on "
-          f"{args.lanes} lane{'s' * (args.lanes > 1)}; weights in {report['weights']}{loaded}; "
-          f"host link at {args.baud} baud; "
+          f"{args.lanes} lane{'s' * (args.lanes > 1)}{spram}; host link at {args.baud} baud; "
           f"report {os.path.join(report['build_dir'], 'report.json')}")
     return 0
 

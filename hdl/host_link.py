@@ -129,6 +129,8 @@ class HostLink(wiring.Component):
             raise
         self.plan = plan
         self.stages = stages
+        # Kept here, not read from the array: the formal harness replaces the array by a model.
+        self.runtime_weights = runtime_weights
         self.timeout = timeout
         self.clock_hz = clock_hz
         self.neurons = neurons
@@ -549,7 +551,7 @@ class HostLink(wiring.Component):
                 out = Signal(8)
                 spikes = resp == R["STEP"]
                 in_spikes = spikes & t_spikes
-                if array.runtime_weights:
+                if self.runtime_weights:
                     # Flag bit 2: runtime weights; with `modified` low the host knows that
                     # they hold nothing loaded yet.
                     flags = Cat(array.busy, modified, Const(1), Const(0, 5))

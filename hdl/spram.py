@@ -92,6 +92,10 @@ class WeightStore(wiring.Component):
                      for l in range(self.lanes)))
 
     def elaborate(self, platform):
+        rows, cols = spram_tiles(self.depth, self.lanes, self.w_width)
+        if has_spram(platform) and rows * cols > SPRAM_COUNT:
+            raise ValueError(f"the weights need {rows * cols} SPRAM blocks, the device has "
+                             f"{SPRAM_COUNT}")
         m = Module()
         writing = self.wr_en.any()
         if not has_spram(platform):
@@ -104,10 +108,6 @@ class WeightStore(wiring.Component):
                          rd.addr.eq(self.addr), rd.en.eq(~writing), self.rd_data.eq(rd.data)]
             return m
 
-        rows, cols = spram_tiles(self.depth, self.lanes, self.w_width)
-        if rows * cols > SPRAM_COUNT:
-            raise ValueError(f"the weights need {rows * cols} SPRAM blocks, the device has "
-                             f"{SPRAM_COUNT}")
         width = cols * SPRAM_WIDTH
         data_in = Signal(width)
         m.d.comb += data_in.eq(self._packed(self.wr_data))
@@ -117,9 +117,9 @@ class WeightStore(wiring.Component):
         low = Signal(bits_for(SPRAM_DEPTH - 1))
         m.d.comb += low.eq(self.addr[:len(low)])
         high = self.addr[len(low):]
-        # The row read is known one cycle later, when its data comes out.
-        high_q = Signal.like(high) if rows > 1 else None
         if rows > 1:
+            # The row read is known one cycle later, when its data comes out.
+            high_q = Signal.like(high)
             with m.If(~writing):
                 m.d.sync += high_q.eq(high)
         outs = []

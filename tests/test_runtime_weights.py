@@ -152,6 +152,12 @@ def test_spram_tiles_under_icarus(tmp_path):
         assert got == model[int(addr)], addr
 
 
+def test_store_too_big_for_the_sprams():
+    from amaranth.hdl import Fragment
+    with pytest.raises(ValueError, match=r"^the weights need 5 SPRAM blocks, the device has 4$"):
+        Fragment.get(WeightStore(70000, 1, 8), ICEBreakerPlatform())
+
+
 def test_weights_map_to_spram_without_multiplier(tmp_path):
     net = small_network(33, max_size=8)
     plan = compile_network(net, 2)
