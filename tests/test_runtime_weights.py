@@ -5,8 +5,9 @@ model; a board (the host link in the simulator) that starts with unloaded weight
 outputs before loading, ``HostDriver.run`` loading them first, STATUS flags; the SPRAM tiling of
 :class:`~spikeforge.hdl.spram.WeightStore` for the iCE40 platform under Icarus with Yosys's
 ``SB_SPRAM256KA`` model; Yosys mapping the weights to SPRAM with no multiplier; the choice of
-``--weights`` and its one-line errors. Runtime about 60 s of CPU (half of it two Yosys runs);
-``--slow`` adds a real iCEBreaker build of 1,024 neurons and 65,536 synapses (about 3 min).
+``--weights`` and its one-line errors. Runtime about 45 s of CPU, 90 s on two shared cores (most
+of it the two Yosys runs); ``--slow`` adds a real iCEBreaker build of 1,024 neurons and 65,536
+synapses (143 s).
 """
 
 import re
