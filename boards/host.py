@@ -121,7 +121,8 @@ class HostDriver:
         return dict(self._identity)
 
     def status(self):
-        """``busy``, ``modified``, ``timestep``, ``cycles`` and the link's error counters."""
+        """``busy``, ``modified``, ``runtime_weights``, ``weights_unloaded``, ``timestep``,
+        ``cycles`` and the link's error counters."""
         return p.decode_status(self._command(p.CMD_STATUS, expect=p.RESPONSE | p.CMD_STATUS))
 
     def reset(self):
@@ -188,16 +189,31 @@ class HostDriver:
         self._plan = plan
         return identity
 
-    def load(self, plan):
-        """Load ``plan``'s weights, biases and parameters into the board (same layout)."""
-        self.check_plan(plan)
-        for write in runtime_writes(plan):
+    def load(self, plan, memories=("weights", "bias", "params")):
+        """Load ``plan``'s weights, biases and parameters (or only ``memories`` of them) into
+        the board (same layout).
+
+        Every weight word of every lane is written, zeros too: a design with runtime weights
+        (SPRAM) holds undefined weights until then, and takes them in bursts of as many as
+        a CFG frame's data holds. Returns the number of CFG frames sent.
+        """
+        identity = self.check_plan(plan)
+        burst = 1
+        if self.status()["runtime_weights"]:
+            burst = identity["cfg_data_width"] // identity["w_width"]
+        frames = 0
+        for write in runtime_writes(plan, memories, weight_burst=burst):
             self.write_cfg(*write)
+            frames += 1
+        return frames
 
     def run(self, spikes, plan=None):
         """Run input spikes on the board, like ``spikeforge simulate``.
 
-        The network state is reset before the run (and before every batch entry).
+        The network state is reset before the run (and before every batch entry). A design
+        with runtime weights that holds none yet (status ``weights_unloaded``: no CFG write
+        since configuration) gets ``plan`` loaded first, so that it never steps on undefined
+        weights.
 
         Parameters
         ----------
@@ -218,6 +234,11 @@ class HostDriver:
             raise HostLinkError("host link: run needs the network: call check_plan(plan) or "
                                 "load(plan) first, or pass plan")
         inputs = check_input_spikes(spikes, plan.n_inputs)
+        if self.status()["weights_unloaded"]:
+            # The bitstream holds the biases and parameters of the network it was built from.
+            identity = self._identity or self.identify()
+            built = identity["network_hash"] == plan.network_hash
+            self.load(plan, ("weights",) if built else ("weights", "bias", "params"))
         batched = inputs.ndim == 3
         if not batched:
             inputs = inputs[np.newaxis]
@@ -253,9 +274,13 @@ class SimulatedBoard:
     read_cycles : int
         What a read's timeout is in simulated cycles: ``read(n)`` returns early with what it has
         after this many cycles without ``n`` bytes.
+    runtime_weights : bool
+        A board built with ``--weights spram``: the weights start at zero (the simulator's
+        model of the store) and STATUS reports them unloaded until the first CFG write.
     """
 
-    def __init__(self, plan, *, stages=4, divisor=None, timeout=None, read_cycles=None):
+    def __init__(self, plan, *, stages=4, divisor=None, timeout=None, read_cycles=None,
+                 runtime_weights=False):
         from amaranth.sim import Simulator
 
         from ..hdl.host_link import HostLink, HostLinkUART
@@ -264,10 +289,12 @@ class SimulatedBoard:
         if timeout is None:
             timeout = 16 * max(byte_cycles, 4)
         if divisor is None:
-            self.dut = HostLink(plan, stages=stages, timeout=timeout)
+            self.dut = HostLink(plan, stages=stages, timeout=timeout,
+                                runtime_weights=runtime_weights)
             self.link = self.dut
         else:
-            self.dut = HostLinkUART(plan, divisor, stages=stages, timeout=timeout)
+            self.dut = HostLinkUART(plan, divisor, stages=stages, timeout=timeout,
+                                    runtime_weights=runtime_weights)
             self.link = self.dut.link
         self.divisor = divisor
         # Long enough for the board's error flush, the slowest step and a full-size response.

@@ -62,8 +62,10 @@ IDENTITY_FORMAT = "<4sBBBBBBBBBHHIHI32s8s"
 IDENTITY_FIELDS = ("magic", "version", "lanes", "stages", "v_width", "w_width", "acc_width",
                    "cfg_addr_width", "cfg_data_width", "populations", "n_inputs", "slots",
                    "weight_words", "neurons", "clock_hz", "network_hash", "layout_hash")
-# Status payload: flags (bit 0 busy, bit 1 modified: a CFG write since configuration), timestep, cycles of the last step, good frames, CRC errors, timeouts,
-# other errors.
+# Status payload: flags (bit 0 busy, bit 1 modified: a CFG write since configuration, bit 2
+# runtime weights: a design whose weights have no initial contents and whose CFG weight writes
+# are bursts), timestep, cycles of the last step, good frames, CRC errors, timeouts, other
+# errors.
 STATUS_FORMAT = "<BIIIHHH"
 STATUS_FIELDS = ("flags", "timestep", "cycles", "frames", "crc_errors", "timeouts", "errors")
 
@@ -170,6 +172,9 @@ def decode_status(payload):
     flags = status.pop("flags")
     status["busy"] = bool(flags & 1)
     status["modified"] = bool(flags & 2)
+    status["runtime_weights"] = bool(flags & 4)
+    # Such a design holds undefined weights until the host writes them.
+    status["weights_unloaded"] = status["runtime_weights"] and not status["modified"]
     return status
 
 

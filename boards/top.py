@@ -47,6 +47,9 @@ class BoardTop(Elaboratable):
         board clock.
     baud : int
         UART speed.
+    runtime_weights : bool
+        Weights in SPRAM (iCE40 UltraPlus) or another store without initial contents, loaded
+        by the host after configuration (``NeuronArray(runtime_weights=True)``).
 
     Raises
     ------
@@ -54,7 +57,8 @@ class BoardTop(Elaboratable):
         The board has no USB-serial UART, or the baud rate cannot be made from the clock.
     """
 
-    def __init__(self, board, plan, *, stages=4, clock_mhz=None, baud=DEFAULT_BAUD):
+    def __init__(self, board, plan, *, stages=4, clock_mhz=None, baud=DEFAULT_BAUD,
+                 runtime_weights=False):
         try:
             board = get_board(board) if isinstance(board, str) else board
             if board.uart is None:
@@ -73,7 +77,8 @@ class BoardTop(Elaboratable):
             raise
         self.board = board
         self.link = HostLinkUART(plan, divisor, stages=stages, clock_hz=clock_hz,
-                                 timeout=byte_timeout(clock_hz, divisor))
+                                 timeout=byte_timeout(clock_hz, divisor),
+                                 runtime_weights=runtime_weights)
         self.clock_hz = clock_hz
 
     def elaborate(self, platform):

@@ -34,7 +34,7 @@ __all__ = ["PARTS", "feedforward_network", "recurrent_network", "brian_network",
            "fanout_cycles", "lower_bound", "synaptic_ops", "timed", "measure_cycles",
            "measure_speeds", "measure_builds", "BenchTop", "RAM_FAMILIES", "DEVICE_BLOCKS",
            "device_blocks", "array_memories", "map_memory", "memory_model", "capacity_network",
-           "largest_fit", "measure_capacity", "brian_comparison", "machine_info",
+           "largest_fit", "largest_spram_fit", "spram_blocks", "measure_capacity", "brian_comparison", "machine_info",
            "run_suite", "render_tables", "update_doc", "merge_results", "save_results"]
 
 # The parts of the suite, in the order they run (`spikeforge bench --parts`).
@@ -285,13 +285,15 @@ class BenchTop(Elaboratable):
 
     Every input port of the array is driven from a free-running 32-bit LFSR and every output is
     folded into one XOR bit on an LED, so that synthesis cannot remove any part of the array.
-    It measures the array alone: no host link, no I/O protocol.
+    It measures the array alone: no host link, no I/O protocol. With ``runtime_weights`` the
+    weights are in SPRAM (``NeuronArray(runtime_weights=True)``).
     """
 
-    def __init__(self, board, plan, stages=4):
+    def __init__(self, board, plan, stages=4, runtime_weights=False):
         self.board = board
         self.plan = plan
         self.stages = stages
+        self.runtime_weights = runtime_weights
 
     def elaborate(self, platform):
         from amaranth.hdl import Cat, Module, Signal
@@ -300,7 +302,8 @@ class BenchTop(Elaboratable):
         from ..hdl.array import NeuronArray
 
         m = Module()
-        m.submodules.array = array = NeuronArray(self.plan, stages=self.stages)
+        m.submodules.array = array = NeuronArray(self.plan, stages=self.stages,
+                                                 runtime_weights=self.runtime_weights)
         lfsr = Signal(32, init=1)
         # x^32 + x^22 + x^2 + x + 1: a maximal-length LFSR, only XORs.
         m.d.sync += lfsr.eq(Cat(lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0], lfsr[:31]))
@@ -424,9 +427,10 @@ def device_blocks(device):
                           f"{', '.join(DEVICE_BLOCKS)}")
 
 
-def array_memories(plan):
+def array_memories(plan, runtime_weights=False):
     """The memories of :class:`~spikeforge.hdl.array.NeuronArray` for ``plan`` and ``BenchTop``
-    (no trace FIFO), as ``(name, depth, width)``, per lane where the array has one per lane.
+    (no trace FIFO), as ``(name, depth, width)``, per lane where the array has one per lane;
+    with ``runtime_weights`` without the weights (SPRAM, see :func:`spram_blocks`).
 
     The parameter memory is left out: the array keeps it in logic (``ram_style``). A
     ``SyncFIFOBuffered`` of depth ``d`` stores ``d - 1`` words in memory, the last in a register.
@@ -440,8 +444,9 @@ def array_memories(plan):
     state_width = plan.v_width + bits_for(plan.t_ref_max)
     memories = []
     for lane in range(plan.lanes):
-        memories += [(f"weights{lane}", plan.weight_words, plan.w_width),
-                     (f"acc{lane}", 2 * plan.slots, plan.acc_width),
+        if not runtime_weights:
+            memories.append((f"weights{lane}", plan.weight_words, plan.w_width))
+        memories += [(f"acc{lane}", 2 * plan.slots, plan.acc_width),
                      (f"state{lane}", plan.slots, state_width),
                      (f"bias{lane}", plan.slots, plan.v_width)]
     memories += [("spike_fifo", rows, row_width + plan.lanes),
@@ -480,11 +485,12 @@ def map_memory(depth, width, family):
     return kind, blocks if kind == "block" else 0
 
 
-def memory_model(plan, family):
+def memory_model(plan, family, runtime_weights=False):
     """Block RAMs of the array for ``plan`` on ``family``: ``(total, memories)`` where each
-    memory is a dict of name, depth, width, kind and blocks (see :func:`map_memory`)."""
+    memory is a dict of name, depth, width, kind and blocks (see :func:`map_memory`); with
+    ``runtime_weights`` the weights are in SPRAM and not counted."""
     memories = []
-    for name, depth, width in array_memories(plan):
+    for name, depth, width in array_memories(plan, runtime_weights):
         kind, blocks = map_memory(depth, width, family)
         memories.append({"name": name, "depth": depth, "width": width, "kind": kind,
                          "blocks": blocks})
@@ -532,6 +538,36 @@ def largest_fit(budget, lanes, family, limit=1 << 16):
     return lo
 
 
+def spram_blocks(plan):
+    """SPRAM blocks that hold ``plan``'s weights (:func:`spikeforge.hdl.spram.spram_tiles`)."""
+    from ..hdl.spram import spram_tiles
+    rows, cols = spram_tiles(plan.weight_words, plan.lanes, plan.w_width)
+    return rows * cols
+
+
+def largest_spram_fit(budget, lanes, limit=1 << 16):
+    """The largest neuron count of :func:`capacity_network` on an iCE40 UltraPlus with the
+    weights in its SPRAMs: the weights fit the four SPRAMs and the other memories of the array
+    fit ``budget`` block RAMs (both only grow with the neuron count: a binary search)."""
+    from ..hdl.spram import SPRAM_COUNT
+    from .compile import compile_network
+
+    def fits(n):
+        plan = compile_network(capacity_network(n), lanes)
+        return (spram_blocks(plan) <= SPRAM_COUNT
+                and memory_model(plan, "ice40", runtime_weights=True)[0] <= budget)
+    if not fits(1):
+        return 0
+    lo, hi = 1, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def measure_capacity(boards=None, confirm=(), lanes=1, stages=4, attempts=3, build_root=None,
                      log=print):
     """The largest :func:`capacity_network` for every board's device, from the memory model,
@@ -549,6 +585,9 @@ def measure_capacity(boards=None, confirm=(), lanes=1, stages=4, attempts=3, bui
         Per board: board, device, family, lanes, inputs, ``model`` (neurons, synapses, blocks,
         blocks_available, memories) and, for a confirmed board, ``attempts`` (every build) and
         ``confirmed`` (the largest that built, with its report figures), or None if none did.
+        An iCE40 UltraPlus board also has ``spram``: the same with the weights in SPRAM
+        (:func:`largest_spram_fit`; ``model`` with ``sprams``, and for a confirmed board the
+        report figures of its one build, ``confirmed``, or its ``error``).
     """
     from ..boards.build import BuildError, build
     from ..boards.registry import BOARDS, get_board
@@ -573,8 +612,42 @@ def measure_capacity(boards=None, confirm=(), lanes=1, stages=4, attempts=3, bui
             entry["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
             entry["attempts"], entry["confirmed"] = _confirm_capacity(
                 board, n, available, lanes, stages, attempts, root, build, BuildError, log)
+        if board.device.startswith("iCE40UP"):
+            entry["spram"] = _spram_capacity(board, available, lanes, stages, root,
+                                             board.name in confirm, build, BuildError, log)
         results.append(entry)
     return results
+
+
+def _spram_capacity(board, available, lanes, stages, root, confirm, build, build_error, log):
+    from .compile import compile_network
+
+    n = largest_spram_fit(available, lanes)
+    plan = compile_network(capacity_network(n), lanes)
+    blocks, memories = memory_model(plan, board.family, runtime_weights=True)
+    entry = {"model": {"neurons": n, "synapses": CAPACITY_INPUTS * n, "blocks": blocks,
+                       "blocks_available": available, "sprams": spram_blocks(plan),
+                       "memories": memories}}
+    log(f"capacity {board.name} (SPRAM weights): model {n} neurons, {CAPACITY_INPUTS * n} "
+        f"synapses, {blocks}/{available} block RAMs, {entry['model']['sprams']} SPRAMs")
+    if not confirm:
+        return entry
+    build_dir = os.path.join(root, f"{board.name}-spram-n{n}-p{lanes}-s{stages}")
+    try:
+        report, spread = timed(lambda: build(BenchTop(board, plan, stages, runtime_weights=True),
+                                             board, build_dir, check_timing=False), 1)
+    except build_error as error:
+        entry["error"] = str(error)
+        log(f"capacity {board.name} (SPRAM weights): {n} neurons do not build: {error}")
+        return entry
+    entry["confirmed"] = {"neurons": n, "synapses": CAPACITY_INPUTS * n,
+                          "build_s": spread["median"]}
+    for key in ("luts", "luts_available", "ffs", "brams", "sprams", "fmax_mhz"):
+        entry["confirmed"][key] = report[key]
+    log(f"capacity {board.name} (SPRAM weights): {n} neurons built: {report['luts']} LUTs, "
+        f"{report['brams']} block RAMs (model {blocks}), {report['sprams']} SPRAMs in "
+        f"{spread['median']:.0f} s")
+    return entry
 
 
 def _confirm_capacity(board, n, budget, lanes, stages, attempts, root, build, build_error, log):
@@ -958,7 +1031,28 @@ def _capacity_table(entries, measured):
                          f"{best['luts']}/{best['luts_available']} | {best['brams']}/"
                          f"{best['brams_available']} ({best['model_blocks']}) | "
                          f"{best['fmax_mhz']:.1f} | {best['build_s']:.0f} | {builds} |")
-    return lines + [""]
+    lines.append("")
+    spram = [e for e in entries if "spram" in e]
+    if spram:
+        lines += ["With the weights in SPRAM (iCE40 UltraPlus, `--weights spram`: loaded by the "
+                  "host after configuration):", "",
+                  "| board | P | model N | model synapses | SPRAMs | model block RAMs | built | "
+                  "LUT | block RAM | SPRAM | Fmax MHz | build s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for e in spram:
+            model, built = e["spram"]["model"], e["spram"].get("confirmed")
+            head = (f"| {e['board']} | {e['lanes']} | {model['neurons']} | {model['synapses']} | "
+                    f"{model['sprams']}/4 | {model['blocks']}/{model['blocks_available']} |")
+            if built is not None:
+                lines.append(f"{head} {built['neurons']} | {built['luts']}/"
+                             f"{built['luts_available']} | {built['brams']} | {built['sprams']} | "
+                             f"{built['fmax_mhz']:.1f} | {built['build_s']:.0f} |")
+            elif "error" in e["spram"]:
+                lines.append(f"{head} does not build: {e['spram']['error']} ||||||")
+            else:
+                lines.append(f"{head} model only ||||||")
+        lines.append("")
+    return lines
 
 
 BEGIN = "<!-- bench:begin (generated by `spikeforge bench`) -->"

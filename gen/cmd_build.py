@@ -2,6 +2,7 @@
 
 import json
 import os
+import struct
 
 from ..hdl.neuron import STAGES_RANGE
 from ..hdl.plan import LANES
@@ -10,7 +11,12 @@ from .errors import SpikeforgeError
 from .network import load_network
 from .spike_io import load_input_spikes
 
-__all__ = ["add_parser", "design_fields", "open_port"]
+__all__ = ["add_parser", "design_fields", "open_port", "choose_weights", "WEIGHT_STORES"]
+
+# Where a build keeps the weights: block RAM initialised from the bitstream, or the SPRAM of an
+# iCE40 UltraPlus (no initial contents: `spikeforge run` loads them); `auto` takes SPRAM only
+# when the array's block RAMs would not fit the device.
+WEIGHT_STORES = ("auto", "bram", "spram")
 
 
 def open_port(device, baud):
@@ -40,6 +46,10 @@ def add_parser(subparsers):
                        help="clock of the design (default: the board clock; others use a PLL)")
     build.add_argument("--baud", type=int, default=DEFAULT_BAUD,
                        help=f"host link speed (default {DEFAULT_BAUD})")
+    build.add_argument("--weights", default="auto", metavar="STORE",
+                       help="where the weights live: bram (block RAM, in the bitstream), spram "
+                            "(iCE40 UltraPlus SPRAM, loaded by 'spikeforge run'), or auto "
+                            "(default: spram when block RAM is too small)")
     build.add_argument("--report", metavar="FILE.json", help="also write the report here")
     build.add_argument("-o", "--output", metavar="DIR",
                        help=f"build folder (default {DEFAULT_BUILD_DIR.format(board='BOARD')})")
@@ -50,7 +60,8 @@ def add_parser(subparsers):
         description="Run input spikes (.npy or .npz, (T, n_in) or (B, T, n_in)) on a board "
                     "programmed with 'spikeforge build' and write the output spikes and cycles "
                     "like 'spikeforge simulate'. The network's weights and parameters are "
-                    "loaded into the board first when it holds others of the same layout.")
+                    "loaded into the board first when it holds others of the same layout, "
+                    "or none (a build with --weights spram).")
     run.add_argument("network", help="network description, .json")
     run.add_argument("--board", required=True, help=f"one of {boards}")
     run.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
@@ -61,15 +72,72 @@ def add_parser(subparsers):
     run.set_defaults(func=run_run)
 
 
-def design_fields(net, plan, stages):
-    """The design fields of a build report: sizes of the network and the array."""
+def design_fields(net, plan, stages, weights="bram"):
+    """The design fields of a build report: sizes of the network and the array, and where
+    the weights are (``bram`` or ``spram``)."""
     return {
         "neurons": sum(p.size for p in net.lif_populations),
         "synapses": int(sum(int((proj.weights != 0).sum()) for proj in net.projections)),
         "lanes": plan.lanes,
         "stages": stages,
         "network_hash": net.network_hash(),
+        "weights": weights,
     }
+
+
+def _block_rams(plan, board):
+    # The memory model of the capacity benchmark (exact on every board built), plus the host
+    # link's two memories: the STEP indices and the output spikes with the identity.
+    from ..boards.protocol import IDENTITY_FORMAT
+    from ..hdl.arith import bits_for
+    from .bench import device_blocks, map_memory, memory_model
+
+    index_width = bits_for(max(plan.n_inputs - 1, 0))
+    spike_width = bits_for(len(plan.populations) - 1) + bits_for(plan.max_size - 1)
+    neurons = sum(p.size for p in plan.lif_populations)
+    link = [(max(plan.n_inputs, 1), index_width),
+            (neurons + struct.calcsize(IDENTITY_FORMAT), max(spike_width, 8))]
+    needed = memory_model(plan, board.family)[0] + sum(
+        map_memory(depth, width, board.family)[1] for depth, width in link)
+    return needed, device_blocks(board.device)
+
+
+def choose_weights(plan, board, weights="auto"):
+    """``"bram"`` or ``"spram"``: where a build of ``plan`` for ``board`` keeps the weights.
+
+    ``auto`` takes SPRAM on an iCE40 UltraPlus when the modelled block RAMs of the array and
+    the host link exceed the device's, block RAM otherwise.
+
+    Raises
+    ------
+    SpikeforgeError
+        ``weights`` not one of :data:`WEIGHT_STORES`; ``spram`` on a board without SPRAM; or
+        weights that need more SPRAM blocks than the device has.
+    """
+    from ..hdl.spram import SPRAM_COUNT, SPRAM_DEPTH, spram_tiles
+
+    if weights not in WEIGHT_STORES:
+        raise SpikeforgeError(f"--weights must be one of {', '.join(WEIGHT_STORES)}, "
+                              f"not {weights!r}")
+    spram = board.device.startswith("iCE40UP")
+    if weights == "auto":
+        if not spram:
+            return "bram"
+        needed, available = _block_rams(plan, board)
+        weights = "spram" if needed > available else "bram"
+    if weights == "bram":
+        return "bram"
+    if not spram:
+        raise SpikeforgeError(f"--weights spram needs an iCE40 UltraPlus board (SPRAM), not "
+                              f"{board.name} ({board.device})")
+    rows, cols = spram_tiles(plan.weight_words, plan.lanes, plan.w_width)
+    if rows * cols > SPRAM_COUNT:
+        raise SpikeforgeError(
+            f"network needs {rows * cols} SPRAM blocks for its weights ({plan.weight_words} "
+            f"words of {plan.lanes} x {plan.w_width}-bit weights, {SPRAM_DEPTH} words per "
+            f"block), the {board.device} has {SPRAM_COUNT}; use "
+            f"{'more lanes or ' if plan.lanes == 1 else ''}a smaller network")
+    return "spram"
 
 
 def _write_report(path, report):
@@ -79,11 +147,12 @@ def _write_report(path, report):
 
 
 def build_network(net, board_name, build_dir=None, *, lanes=1, stages=4, clock=None,
-                  baud=None, report_path=None):
+                  baud=None, report_path=None, weights="auto"):
     """Build the board top of ``net`` for ``board_name`` and return the build report.
 
     Shared by ``spikeforge build`` and ``spikeforge demo --board``. With ``report_path`` the
     report is written there, also when the build fails timing (the error says by how much).
+    ``weights`` is one of :data:`WEIGHT_STORES` (:func:`choose_weights`).
     """
     from ..boards.build import build, default_build_dir
     from ..boards.host import DEFAULT_BAUD
@@ -106,11 +175,13 @@ def build_network(net, board_name, build_dir=None, *, lanes=1, stages=4, clock=N
         # The UART divisor is made for the frequency the PLL really gives.
         clock_mhz = pll_for(board, clock).f_out_mhz
     plan = compile_network(net, lanes)
-    top = BoardTop(board, plan, stages=stages, clock_mhz=clock_mhz, baud=baud or DEFAULT_BAUD)
+    weights = choose_weights(plan, board, weights)
+    top = BoardTop(board, plan, stages=stages, clock_mhz=clock_mhz, baud=baud or DEFAULT_BAUD,
+                   runtime_weights=weights == "spram")
     build_dir = build_dir or default_build_dir(board)
     try:
         report = build(top, board, build_dir, clock_mhz=clock,
-                       extra=design_fields(net, plan, stages))
+                       extra=design_fields(net, plan, stages, weights))
     except ReportError as error:
         # The timing report is still worth keeping where it was asked for.
         if report_path:
@@ -127,10 +198,13 @@ def run_build(args):
 
     net = load_network(args.network)
     report = build_network(net, args.board, args.output, lanes=args.lanes, stages=args.stages,
-                           clock=args.clock, baud=args.baud, report_path=args.report)
+                           clock=args.clock, baud=args.baud, report_path=args.report,
+                           weights=args.weights)
     print(format_report(report))
+    # Only a SPRAM build says where its weights are: they are not in the bitstream.
+    spram = "; weights in spram, loaded by 'spikeforge run'" if report["weights"] == "spram" else ""
     print(f"{args.network}: {report['neurons']} neurons, {report['synapses']} synapses on "
-          f"{args.lanes} lane{'s' * (args.lanes > 1)}; host link at {args.baud} baud; "
+          f"{args.lanes} lane{'s' * (args.lanes > 1)}{spram}; host link at {args.baud} baud; "
           f"report {os.path.join(report['build_dir'], 'report.json')}")
     return 0
 
@@ -155,6 +229,11 @@ def run_run(args):
         loaded = identity["network_hash"] != net.network_hash() or status["modified"]
         if loaded:
             driver.load(plan)
+        elif status["weights_unloaded"]:
+            # Built from this network: only the weights are missing (they are not in the
+            # bitstream).
+            driver.load(plan, ("weights",))
+            loaded = True
         result = driver.run(spikes, plan)
     finally:
         close = getattr(port, "close", None)

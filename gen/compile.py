@@ -106,7 +106,7 @@ def compile_network(net, lanes=1, capacity=Capacity()):
         v_init=v_init, network_hash=net.network_hash())
 
 
-def runtime_writes(plan, memories=("weights", "bias", "params")):
+def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1):
     """The ``cfg`` port writes that load ``plan``'s contents into a running array.
 
     An array elaborated from another plan with the same layout (same populations, sizes,
@@ -114,11 +114,16 @@ def runtime_writes(plan, memories=("weights", "bias", "params")):
     ``plan`` describes; the host link sends these to change weights and parameters without a
     rebuild.
 
+    ``weight_burst`` is the array's ``weight_burst``: an array with runtime weights takes that
+    many consecutive weight words of one lane per write, and every word is written (its store
+    has no initial contents).
+
     Yields
     ------
     (mem, lane, addr, data) : tuple of int
         ``mem`` is one of ``CFG_WEIGHTS``, ``CFG_BIAS``, ``CFG_PARAMS`` of
-        :mod:`spikeforge.hdl.array`; ``data`` is the raw word.
+        :mod:`spikeforge.hdl.array`; ``data`` is the raw word (the words of a burst, the first
+        in the low bits).
     """
     from ..hdl.array import CFG_BIAS, CFG_PARAMS, CFG_WEIGHTS
     from ..hdl.arith import bits_for
@@ -129,8 +134,12 @@ def runtime_writes(plan, memories=("weights", "bias", "params")):
 
     if "weights" in memories:
         for lane in range(plan.lanes):
-            for addr, word in enumerate(plan.weights[lane]):
-                yield CFG_WEIGHTS, lane, addr, raw(word, plan.w_width)
+            words = plan.weights[lane]
+            for addr in range(0, len(words), weight_burst):
+                data = 0
+                for n, word in enumerate(words[addr:addr + weight_burst]):
+                    data |= raw(word, plan.w_width) << (n * plan.w_width)
+                yield CFG_WEIGHTS, lane, addr, data
     if "bias" in memories:
         for lane in range(plan.lanes):
             for addr, word in enumerate(plan.bias[lane]):

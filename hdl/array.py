@@ -24,6 +24,7 @@ from ._validate import check_int, validating
 from .arith import bits_for, mul_const
 from .neuron import NeuronCore, STAGES_RANGE, pack_params, params_layout
 from .plan import LANES
+from .spram import WeightStore
 
 __all__ = ["NeuronArray", "state_layout", "CFG_WEIGHTS", "CFG_BIAS", "CFG_STATE", "CFG_PARAMS"]
 
@@ -64,6 +65,11 @@ class NeuronArray(wiring.Component):
         Pipeline stages of each lane's neuron core, 1 to 4.
     trace : bool
         Add ``trace_out``: the membrane trace of every neuron of every step.
+    runtime_weights : bool
+        Keep the weights in a :class:`~spikeforge.hdl.spram.WeightStore` (one port, no initial
+        contents; SPRAM on an iCE40 UltraPlus) instead of block RAM initialised from the
+        bitstream: the weights are zero in simulation and undefined on a board until they are
+        loaded through ``cfg``. ``plan.weights`` is then not used.
 
     Attributes
     ----------
@@ -78,6 +84,9 @@ class NeuronArray(wiring.Component):
         Runtime loading while idle: writes ``data`` to word ``addr`` of memory ``mem`` (one of
         :data:`CFG_WEIGHTS`, :data:`CFG_BIAS`, :data:`CFG_STATE`, :data:`CFG_PARAMS`) of lane
         ``lane`` (parameters are shared by all lanes). Layouts as in ``spikeforge.hdl.plan``.
+        With ``runtime_weights`` a weight item writes :attr:`weight_burst` words, ``addr``
+        onwards, weight ``n`` in data bits ``[n * w_width, (n + 1) * w_width)``, one a cycle
+        (``cfg.ready`` is low meanwhile, and a ``start`` waits for the last one).
     reset_state : In(1)
         While idle, a pulse restarts the network: every membrane to its population's ``v_rest``,
         refractory counters, synaptic currents and both accumulator banks to 0, ``timestep`` to 0.
@@ -91,8 +100,11 @@ class NeuronArray(wiring.Component):
         Steps completed since reset.
     """
 
-    def __init__(self, plan, *, stages=4, trace=False):
+    def __init__(self, plan, *, stages=4, trace=False, runtime_weights=False):
         with validating(self):
+            if not isinstance(runtime_weights, bool):
+                raise TypeError(f"runtime_weights must be True or False, not "
+                                f"{runtime_weights!r}")
             if plan.lanes not in LANES:
                 raise TypeError(f"lanes must be one of {', '.join(map(str, LANES))}, "
                                 f"not {plan.lanes!r}")
@@ -102,6 +114,7 @@ class NeuronArray(wiring.Component):
         self.plan = plan
         self.stages = stages
         self.trace = trace
+        self.runtime_weights = runtime_weights
         lanes = plan.lanes
         self.t_ref_width = bits_for(plan.t_ref_max)
         self.slot_width = bits_for(plan.slots - 1)
@@ -120,9 +133,13 @@ class NeuronArray(wiring.Component):
         self.param_layout = params_layout(plan.v_width, self.t_ref_width, plan.decay_sets,
                                           **synaptic)
         self.state_layout = state_layout(plan.v_width, self.t_ref_width, plan.synaptic)
-        self.weight_mem = [memory.Memory(shape=signed(plan.w_width), depth=plan.weight_words,
-                                         init=[int(x) for x in plan.weights[l]])
-                           for l in range(lanes)]
+        if runtime_weights:
+            self.weight_mem = None
+            self.weight_store = WeightStore(plan.weight_words, lanes, plan.w_width)
+        else:
+            self.weight_mem = [memory.Memory(shape=signed(plan.w_width), depth=plan.weight_words,
+                                             init=[int(x) for x in plan.weights[l]])
+                               for l in range(lanes)]
         self.acc_mem = [memory.Memory(shape=signed(plan.acc_width), depth=2 * plan.slots, init=[])
                         for _ in range(lanes)]
         self.state_mem = [memory.Memory(shape=self.state_layout, depth=plan.slots,
@@ -147,6 +164,8 @@ class NeuronArray(wiring.Component):
         self.cfg_addr_width = bits_for(max(plan.weight_words, plan.slots, len(param_rows)) - 1)
         self.cfg_data_width = max(plan.w_width, plan.v_width, self.state_layout.size,
                                   self.param_layout.size)
+        # Weights per cfg weight item: as many as the data field holds with runtime weights.
+        self.weight_burst = self.cfg_data_width // plan.w_width if runtime_weights else 1
         members = {
             "spike_in": In(stream.Signature(data.StructLayout({
                 "index": unsigned(bits_for(max(plan.n_inputs - 1, 0))), "end": unsigned(1)}))),
@@ -180,13 +199,17 @@ class NeuronArray(wiring.Component):
 
         for l in range(lanes):
             m.submodules[f"core{l}"] = self.cores[l]
-            m.submodules[f"weights{l}"] = self.weight_mem[l]
+            if not self.runtime_weights:
+                m.submodules[f"weights{l}"] = self.weight_mem[l]
             m.submodules[f"acc{l}"] = self.acc_mem[l]
             m.submodules[f"state{l}"] = self.state_mem[l]
             m.submodules[f"bias{l}"] = self.bias_mem[l]
         m.submodules.params = self.param_mem
+        if self.runtime_weights:
+            m.submodules.weights = store = self.weight_store
 
-        w_rd = [mem.read_port() for mem in self.weight_mem]
+        if not self.runtime_weights:
+            w_rd = [mem.read_port() for mem in self.weight_mem]
         acc_wr = [mem.write_port() for mem in self.acc_mem]
         acc_rd = [mem.read_port() for mem in self.acc_mem]
         st_rd = [mem.read_port() for mem in self.state_mem]
@@ -195,7 +218,8 @@ class NeuronArray(wiring.Component):
         p_rd = self.param_mem.read_port()
         # Written only by the cfg port; the state and accumulator memories share the port of
         # the datapath, which is idle while cfg writes are accepted.
-        w_wr = [mem.write_port() for mem in self.weight_mem]
+        if not self.runtime_weights:
+            w_wr = [mem.write_port() for mem in self.weight_mem]
         b_wr = [mem.write_port() for mem in self.bias_mem]
         p_wr = self.param_mem.write_port()
 
@@ -398,8 +422,9 @@ class NeuronArray(wiring.Component):
         upd_slot_d = Signal.like(upd_slot)
         upd_mask_d = Signal(lanes)
         for l in range(lanes):
+            if not self.runtime_weights:
+                m.d.comb += w_rd[l].addr.eq(w_ptr)
             m.d.comb += [
-                w_rd[l].addr.eq(w_ptr),
                 acc_rd[l].addr.eq(Mux(upd_issue, upd_acc_addr, a_ptr)),
                 st_rd[l].addr.eq(upd_slot),
                 b_rd[l].addr.eq(upd_slot),
@@ -451,8 +476,12 @@ class NeuronArray(wiring.Component):
             v_q.append(Signal(signed(plan.v_width), name=f"v_q{l}"))
             r_q.append(Signal(self.t_ref_width, name=f"r_q{l}"))
             bias_q.append(Signal(signed(plan.v_width), name=f"bias_q{l}"))
+            if self.runtime_weights:
+                w_word = store.rd_data[l * plan.w_width:(l + 1) * plan.w_width]
+            else:
+                w_word = w_rd[l].data
             m.d.sync += [
-                acc_q[l].eq(acc_rd[l].data), w_q[l].eq(w_rd[l].data),
+                acc_q[l].eq(acc_rd[l].data), w_q[l].eq(w_word),
                 v_q[l].eq(st_rd[l].data.v), r_q[l].eq(st_rd[l].data.r),
                 bias_q[l].eq(b_rd[l].data),
             ]
@@ -552,11 +581,49 @@ class NeuronArray(wiring.Component):
         m.d.sync += [cfg.eq(self.cfg.payload), cfg_write.eq(self.cfg.valid & self.cfg.ready)]
         m.d.sync += [p_wr.addr.eq(cfg.addr), p_wr.data.eq(cfg.data),
                      p_wr.en.eq(cfg_write & (cfg.mem == CFG_PARAMS))]
+        if self.runtime_weights:
+            # A weight item is a burst: `weight_burst` consecutive words of one lane, written
+            # one a cycle (those past the end are dropped), so that loading takes a fraction
+            # of the frames. The store's one port takes the address from the walker, which is
+            # idle then: neither a cfg item nor `start` is taken until the burst has landed.
+            w = plan.w_width
+            burst = self.weight_burst
+            b_addr = Signal(bits_for(plan.weight_words + burst))
+            b_data = Signal(burst * w)
+            b_left = Signal(range(burst + 1))
+            b_lane = Signal(lanes)
+            with m.If(cfg_write & (cfg.mem == CFG_WEIGHTS)):
+                # A lane past the last one is no lane: 1 << lane is cut to `lanes` bits.
+                m.d.sync += [b_addr.eq(cfg.addr), b_data.eq(cfg.data), b_left.eq(burst),
+                             b_lane.eq(1 << cfg.lane)]
+            with m.Elif(b_left != 0):
+                m.d.sync += [b_addr.eq(b_addr + 1), b_data.eq(b_data >> w),
+                             b_left.eq(b_left - 1)]
+            # Registered, so that the store's address and enables come from flip-flops.
+            st_addr = Signal.like(store.addr)
+            st_data = Signal(w)
+            st_en = Signal(lanes)
+            m.d.sync += [st_addr.eq(b_addr), st_data.eq(b_data[:w]),
+                         st_en.eq(Mux((b_left != 0) & (b_addr < plan.weight_words), b_lane, 0))]
+            m.d.comb += [store.addr.eq(Mux(st_en.any(), st_addr, w_ptr)),
+                         store.wr_data.eq(st_data.replicate(lanes)), store.wr_en.eq(st_en)]
+            weights_busy = Signal()
+            start_pending = Signal()
+            m.d.comb += weights_busy.eq(cfg_write | (b_left != 0) | st_en.any())
+            cfg_ready = ~weights_busy
+            # A start that meets a burst (or a weight item taken in the same cycle) waits.
+            take_start = (self.start | start_pending) & ~weights_busy & ~self.cfg.valid
+        else:
+            cfg_ready = 1
+            take_start = self.start
         for l in range(lanes):
             lane_write = cfg_write & (cfg.lane == l)
+            if not self.runtime_weights:
+                m.d.sync += [
+                    w_wr[l].addr.eq(cfg.addr), w_wr[l].data.eq(cfg.data),
+                    w_wr[l].en.eq(lane_write & (cfg.mem == CFG_WEIGHTS)),
+                ]
             m.d.sync += [
-                w_wr[l].addr.eq(cfg.addr), w_wr[l].data.eq(cfg.data),
-                w_wr[l].en.eq(lane_write & (cfg.mem == CFG_WEIGHTS)),
                 b_wr[l].addr.eq(cfg.addr), b_wr[l].data.eq(cfg.data),
                 b_wr[l].en.eq(lane_write & (cfg.mem == CFG_BIAS)),
             ]
@@ -594,13 +661,18 @@ class NeuronArray(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.busy.eq(0), self.cfg.ready.eq(1)]
+                m.d.comb += [self.busy.eq(0), self.cfg.ready.eq(cfg_ready)]
                 with m.If(self.reset_state):
                     m.d.sync += [*first_population(), reset_addr.eq(0)]
                     m.next = "RESET_ACC"
-                with m.Elif(self.start):
+                with m.Elif(take_start):
                     m.d.sync += [cycle_count.eq(1), input_ended.eq(0), *first_population()]
+                    if self.runtime_weights:
+                        m.d.sync += start_pending.eq(0)
                     m.next = "INPUT"
+                if self.runtime_weights:
+                    with m.Elif(self.start):
+                        m.d.sync += start_pending.eq(1)
             with m.State("RESET_ACC"):
                 m.d.comb += [self.busy.eq(1), reset_acc.eq(1)]
                 m.d.sync += reset_addr.eq(reset_addr + 1)

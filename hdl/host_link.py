@@ -86,6 +86,10 @@ class HostLink(wiring.Component):
         quiet time that ends the flush after an error.
     clock_hz : int
         Reported by IDENTIFY (0 when unknown).
+    runtime_weights : bool
+        The array keeps its weights in a store without initial contents
+        (``NeuronArray(runtime_weights=True)``, CFG weight writes are bursts); STATUS says so
+        (flag bit 2).
 
     Attributes
     ----------
@@ -107,7 +111,7 @@ class HostLink(wiring.Component):
         (:mod:`spikeforge.sim.formal_host_link`).
     """
 
-    def __init__(self, plan, *, stages=4, timeout=4096, clock_hz=0):
+    def __init__(self, plan, *, stages=4, timeout=4096, clock_hz=0, runtime_weights=False):
         neurons = sum(q.size for q in plan.lif_populations)
         try:
             check_int("timeout", timeout, *TIMEOUT_RANGE)
@@ -117,14 +121,16 @@ class HostLink(wiring.Component):
                 raise ValueError(f"the host link carries at most {MAX_INPUTS} inputs, 255 "
                                  f"populations and {MAX_NEURONS} LIF neurons, not "
                                  f"{plan.n_inputs}, {len(plan.populations)} and {neurons}")
+            self.array = NeuronArray(plan, stages=stages, runtime_weights=runtime_weights)
         except (TypeError, ValueError):
             # A refused component was never usable; without this Amaranth warns, when it is
             # collected, that it was "created but never used".
             self._MustUse__silence = True
             raise
-        self.array = NeuronArray(plan, stages=stages)
         self.plan = plan
         self.stages = stages
+        # Kept here, not read from the array: the formal harness replaces the array by a model.
+        self.runtime_weights = runtime_weights
         self.timeout = timeout
         self.clock_hz = clock_hz
         self.neurons = neurons
@@ -545,8 +551,14 @@ class HostLink(wiring.Component):
                 out = Signal(8)
                 spikes = resp == R["STEP"]
                 in_spikes = spikes & t_spikes
-                status = Cat(array.busy, modified, Const(0, 6), array.timestep, array.cycles,
-                             frames, crc_errors, timeouts, errors)
+                if self.runtime_weights:
+                    # Flag bit 2: runtime weights; with `modified` low the host knows that
+                    # they hold nothing loaded yet.
+                    flags = Cat(array.busy, modified, Const(1), Const(0, 5))
+                else:
+                    flags = Cat(array.busy, modified, Const(0, 6))
+                status = Cat(flags, array.timestep, array.cycles, frames, crc_errors, timeouts,
+                             errors)
                 entry = spk_rd.data
                 with m.If(resp == R["IDENTIFY"]):
                     m.d.comb += out.eq(entry[:8])
@@ -625,6 +637,8 @@ class HostLinkUART(wiring.Component):
     timeout : int, optional
         Byte timeout in cycles; default 64 byte times.
     clock_hz : int
+    runtime_weights : bool
+        As :class:`HostLink`.
 
     Attributes
     ----------
@@ -637,10 +651,12 @@ class HostLinkUART(wiring.Component):
     link : HostLink
     """
 
-    def __init__(self, plan, divisor, *, stages=4, timeout=None, clock_hz=0):
+    def __init__(self, plan, divisor, *, stages=4, timeout=None, clock_hz=0,
+                 runtime_weights=False):
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
         self.link = HostLink(plan, stages=stages, clock_hz=clock_hz,
+                             runtime_weights=runtime_weights,
                              timeout=640 * divisor if timeout is None else timeout)
         super().__init__({
             "rx": In(1, init=1),

@@ -3,7 +3,7 @@
 import numpy as np
 from amaranth.sim import Simulator
 
-from ..gen.compile import compile_network
+from ..gen.compile import compile_network, runtime_writes
 from ..gen.spike_io import check_input_spikes
 from ..hdl.array import NeuronArray
 from .network_golden import NetworkRun
@@ -57,7 +57,8 @@ def input_events(step_spikes):
     return [int(i) for i in np.flatnonzero(step_spikes)]
 
 
-def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall=0.0, seed=0):
+def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall=0.0, seed=0,
+                       runtime_weights=False):
     """Run ``net`` on the neuron array in Amaranth's simulator.
 
     Parameters
@@ -72,6 +73,9 @@ def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall
         Probability that the output consumers hold ``ready`` low in a cycle (back-pressure).
     seed : int
         Seed of the back-pressure pattern.
+    runtime_weights : bool
+        Build the array with runtime weights (``NeuronArray(runtime_weights=True)``) and load
+        the network's weights through its ``cfg`` port before the first step.
 
     All batch elements run on one simulated array, which ``reset_state`` returns to its initial
     state between them.
@@ -83,10 +87,14 @@ def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall
     """
     inputs, batched = as_batch(spikes, net)
     plan = compile_network(net, lanes)
-    dut = NeuronArray(plan, stages=stages, trace=trace)
+    dut = NeuronArray(plan, stages=stages, trace=trace, runtime_weights=runtime_weights)
     runs = [ArrayRecorder(plan, inputs.shape[1]) for _ in range(inputs.shape[0])]
+    # Every weight word, zeros too, in the array's bursts; the first step's start then meets
+    # the last burst, which it has to wait for.
+    writes = (list(runtime_writes(plan, ("weights",), dut.weight_burst)) if runtime_weights
+              else [])
     _simulate(dut, inputs, runs, out_stall, np.random.default_rng(seed),
-              max_wait_cycles(plan, stages, out_stall))
+              max_wait_cycles(plan, stages, out_stall), writes)
     errors = [error for rec in runs for error in rec.errors]
     if errors:
         raise AssertionError("; ".join(errors[:5]))
@@ -114,11 +122,17 @@ async def _wait(ctx, signal, limit, what):
     raise AssertionError(f"no {what} within {limit} cycles")
 
 
-def _simulate(dut, inputs, recs, out_stall, rng, max_wait):
-    """Run every batch element of ``inputs`` on one array, with ``reset_state`` between them."""
+def _simulate(dut, inputs, recs, out_stall, rng, max_wait, writes=()):
+    """Run every batch element of ``inputs`` on one array, with ``reset_state`` between them,
+    after the ``cfg`` ``writes``."""
     where = {"rec": recs[0], "t": 0, "finished": False}
 
     async def driver(ctx):
+        for mem, lane, addr, word in writes:
+            ctx.set(dut.cfg.payload, {"mem": mem, "lane": lane, "addr": addr, "data": word})
+            ctx.set(dut.cfg.valid, 1)
+            await _wait(ctx, dut.cfg.ready, max_wait, "cfg ready")
+        ctx.set(dut.cfg.valid, 0)
         for b, rec in enumerate(recs):
             if b:
                 ctx.set(dut.reset_state, 1)

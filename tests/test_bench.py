@@ -318,7 +318,8 @@ def test_device_blocks():
 def fake_build(limit, used=lambda predicted: predicted):
     """A stand-in for ``boards.build.build``: the top is elaborated for the board's platform (no
     tools run); a design of more than ``limit`` neurons does not fit, one that does uses
-    ``used(model blocks)`` block RAMs."""
+    ``used(model blocks)`` block RAMs. A build with SPRAM weights is recorded as ``("spram",
+    n)`` and uses its model's block RAMs and 4 SPRAMs."""
     from amaranth.hdl import Fragment
 
     from spikeforge.boards.build import BuildError
@@ -329,13 +330,17 @@ def fake_build(limit, used=lambda predicted: predicted):
         assert check_timing is False and isinstance(top, bench.BenchTop)
         Fragment.get(top, board.platform())
         n = top.plan.populations[1].size
-        calls.append(n)
+        calls.append(("spram", n) if top.runtime_weights else n)
         if n > limit:
             raise BuildError(f"design does not fit the {board.device} of {board.name}")
         predicted = bench.memory_model(compile_network(bench.capacity_network(n), 1),
-                                       board.family)[0]
+                                       board.family, top.runtime_weights)[0]
+        if top.runtime_weights:
+            return {"luts": 2000 + n, "luts_available": 5280, "ffs": 500, "brams": predicted,
+                    "sprams": 4, "fmax_mhz": 31.0}
         return {"luts": 1000 + n, "luts_available": 5280, "ffs": 500, "brams": used(predicted),
-                "fmax_mhz": 30.0, "utilization": {"ICESTORM_RAM": [used(predicted), 30]}}
+                "sprams": 0, "fmax_mhz": 30.0,
+                "utilization": {"ICESTORM_RAM": [used(predicted), 30]}}
     return build, calls
 
 
@@ -343,8 +348,13 @@ def test_capacity_confirmed_first_time(monkeypatch):
     build, calls = fake_build(limit=10_000)
     monkeypatch.setattr("spikeforge.boards.build.build", build)
     (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], log=lambda _: None)
-    assert calls == [192]
+    assert calls == [192, ("spram", 1024)]
     assert entry["model"]["neurons"] == 192 and entry["model"]["synapses"] == 192 * 64
+    # With the weights in SPRAM: the four SPRAMs hold 65,536 words, 19 block RAMs the rest.
+    spram = entry["spram"]
+    assert (spram["model"]["neurons"], spram["model"]["synapses"]) == (1024, 65536)
+    assert (spram["model"]["sprams"], spram["model"]["blocks"]) == (4, 19)
+    assert spram["confirmed"]["sprams"] == 4 and spram["confirmed"]["luts"] == 3024
     assert entry["model"]["blocks"] == 30 and entry["model"]["blocks_available"] == 30
     best = entry["confirmed"]
     assert best["neurons"] == 192 and best["fitted"] and best["brams"] == 30
@@ -358,7 +368,8 @@ def test_capacity_shrinks_when_a_build_does_not_fit(monkeypatch):
     # 29 blocks: 184 neurons would fit 23 blocks of 512x8 weights, but their 11,776 words cost
     # less as 6 x 4 blocks of 2048x2 (a smaller read multiplexer), 30 in all; so 176 neurons
     # (22 weight blocks, 28 in all).
-    assert calls == [192, 176]
+    assert calls == [192, 176, ("spram", 1024)]
+    assert "does not fit" in entry["spram"]["error"] and "confirmed" not in entry["spram"]
     assert [a["fitted"] for a in entry["attempts"]] == [False, True]
     assert "does not fit" in entry["attempts"][0]["error"]
     assert entry["confirmed"]["neurons"] == 176
@@ -370,7 +381,7 @@ def test_capacity_grows_when_the_model_over_counts(monkeypatch):
     monkeypatch.setattr("spikeforge.boards.build.build", build)
     (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], attempts=2,
                                       log=lambda _: None)
-    assert calls == [192, 200] and entry["confirmed"]["neurons"] == 200
+    assert calls == [192, 200, ("spram", 1024)] and entry["confirmed"]["neurons"] == 200
 
 
 def test_capacity_none_builds(monkeypatch):
@@ -378,7 +389,7 @@ def test_capacity_none_builds(monkeypatch):
     monkeypatch.setattr("spikeforge.boards.build.build", build)
     (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], attempts=2,
                                       log=lambda _: None)
-    assert len(calls) == 2 and entry["confirmed"] is None
+    assert len(calls) == 3 and entry["confirmed"] is None
     text = bench.render_tables({"date": "d", "quick": False, "repeat": 1,
                                 "machine": bench.machine_info(), "capacity": [entry]})
     assert f"none of 192, {calls[1]} built: design does not fit" in text
@@ -396,7 +407,10 @@ def test_capacity_cli_table_and_merge(monkeypatch, tmp_path, capsys):
                      r"24, acc0 2, state0 2, bias0 1, spike_fifo 1\) \| 192 \| 12288 \| "
                      r"1192/5280 \| 30/30 \(30\) \| 30.0 \| \d+ \| 192: 30 BRAM \|", text)
     assert "| tangnano9k | GW1NR-LV9QN88PC6/I5 | 1 | 672 | 43008 | 26/26 (" in text
-    assert text.count("model only") == 4
+    # Four boards of the block RAM table, the iCESugar in the SPRAM table.
+    assert text.count("model only") == 5
+    assert re.search(r"\| icebreaker \| 1 \| 1024 \| 65536 \| 4/4 \| 19/30 \| 1024 \| 3024/5280 \| 19 "
+                     r"\| 4 \| 31.0 \| \d+ \|", text)
     # A later run confirming another board keeps the iCEBreaker's builds.
     assert main(["bench", "--parts", "capacity", "--boards", "icesugar", "--doc", "none",
                  "-o", str(out)]) == 0

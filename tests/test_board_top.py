@@ -47,7 +47,8 @@ def test_build_command_icebreaker(tmp_path, capsys):
     with open(build_dir / "report.json") as file:
         assert json.load(file) == report
     assert set(report) == set(REPORT_FIELDS) | {"neurons", "synapses", "lanes", "stages",
-                                                "network_hash"}
+                                                "network_hash", "weights"}
+    assert report["weights"] == "bram" and report["sprams"] == 0
     neurons = sum(p.size for p in net.lif_populations)
     synapses = sum(int((proj.weights != 0).sum()) for proj in net.projections)
     assert (report["neurons"], report["synapses"], report["lanes"], report["stages"]) == \

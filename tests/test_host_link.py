@@ -203,10 +203,12 @@ def test_bad_frames_are_answered_and_change_nothing():
     _assert_same(HostDriver(board).run(spikes, plan), run_network(net, spikes))
 
 
+# Frame and byte numbers count from the STATUS that `run` starts with (weights loaded?; its
+# response is 25 bytes).
 @pytest.mark.parametrize("faults", [
-    {"write_faults": {3: "flip", 6: "drop", 9: "truncate"}},
+    {"write_faults": {4: "flip", 7: "drop", 10: "truncate"}},
     # Responses damaged: a STEP response (the step ran) and a RESET response.
-    {"read_faults": {2, 15, 50}},
+    {"read_faults": {27, 40, 75}},
 ])
 def test_driver_recovers_from_damaged_bytes(faults):
     net = small_network(8)
