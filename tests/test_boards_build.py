@@ -71,8 +71,10 @@ def test_real_build(name, tmp_path, monkeypatch):
     assert str(build_dir).startswith("/tmp/")
     report = build_network(net, name, build_dir)
     assert set(report) == set(REPORT_FIELDS) | {"neurons", "synapses", "lanes", "stages",
-                                                "network_hash", "build_dir"}
+                                                "network_hash", "build_dir", "weights"}
     assert (report["neurons"], report["synapses"]) == (6, 22)
+    # `auto` keeps a network that fits block RAM there, also on the iCE40 UltraPlus.
+    assert report["weights"] == "bram"
     assert report["board"] == name and report["device"] == board.device
     assert report["family"] == board.family
     assert report["dsps"] == 0 and report["sprams"] == 0
