@@ -39,7 +39,9 @@ With ``inductive=True`` the harness also asserts auxiliary invariants, so that k
 registers (FSM state, population, row, drain count, the issue stage and pipeline beside the
 cores) agree with each other; each neuron's "updated" status is a function of the schedule;
 the weight memories hold the plan; the read, read-stage and forwarding registers of the
-accumulator read-modify-write give the word as it is now; every synaptic addition still in
+accumulator read-modify-write give the word as it is now, and in the update phase its last two
+writes are the clears of the rows issued three and four cycles before (so that an induction of
+length 1 closes for ``acc``); every synaptic addition still in
 flight (input event or spike word in the decode stage, the fan-out walker, the two
 read-modify-write stages, the spike FIFO and the word being split) is accounted for, so that
 the reference equals the accumulator word plus what is in flight; and every spike is in
@@ -520,6 +522,21 @@ class ArrayHarness(wiring.Component):
             l, s = i % lanes, pops[kp].slot_base + i // lanes
             inv.add(f"update: count of {pops[kp].name}[{i}] follows the schedule",
                     Mux(state("IDLE"), count <= 1, count + reading[(kp, i)] == issued[(kp, i)]))
+
+        if refs:
+            # The accumulator's last two writes in the update phase: the clears of the rows
+            # issued three and four cycles ago (a row is cleared in its read stage's cycle, and
+            # the forwarding flags record a write one and two cycles later), and in PARAMS the
+            # last synaptic write is at least two cycles old. Without these, only an induction
+            # of length 3 sees that no forwarded write can supersede an update's read.
+            bank = Mux(parity, plan.slots, 0)
+            for n, name in enumerate(["1", "2"]):
+                wrote, addr = inside[f"wrote{name}"], inside[f"addr{name}"]
+                valid, row = stage_at(2 + n)
+                inv.add(f"acc: the write {n + 1} cycle(s) ago in the update phase is a clear",
+                        ~issuing | (wrote == valid),
+                        ~(issuing & wrote) | (addr == (bank + base_k + row)[:len(addr)]))
+            inv.add("acc: no write one cycle ago in PARAMS", ~state("PARAMS") | ~inside["wrote1"])
 
         if not refs and not pendings:
             return inv.asserts()
