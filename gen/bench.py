@@ -284,9 +284,9 @@ class BenchTop(Elaboratable):
     """A board top for resource and Fmax figures of the bare array, until a real top exists.
 
     Every input port of the array is driven from a free-running 32-bit LFSR and every output is
-    folded into one XOR bit on an LED, so that synthesis cannot remove any part of the array.
-    It measures the array alone: no host link, no I/O protocol. With ``runtime_weights`` the
-    weights are in SPRAM (``NeuronArray(runtime_weights=True)``).
+    registered, then folded into one XOR bit on an LED, so that synthesis cannot remove any part
+    of the array. It measures the array alone: no host link, no I/O protocol. With
+    ``runtime_weights`` the weights are in SPRAM (``NeuronArray(runtime_weights=True)``).
     """
 
     def __init__(self, board, plan, stages=4, runtime_weights=False):
@@ -316,8 +316,12 @@ class BenchTop(Elaboratable):
         outputs = Cat(array.spike_in.ready, array.spike_out.valid,
                       array.spike_out.payload.as_value(), array.cfg.ready, array.busy,
                       array.done, array.cycles, array.timestep)
+        # The outputs land in registers before the fold, as in any top that uses them: the
+        # XOR tree behind the array's combinational outputs (stream ready, FIFO data) would
+        # otherwise add its LUT levels to the array's paths.
+        sampled = Signal(len(outputs))
         folded = Signal()
-        m.d.sync += folded.eq(outputs.xor())
+        m.d.sync += [sampled.eq(outputs), folded.eq(sampled.xor())]
         resource, number, subsignal = self.board.leds[0]
         pin = platform.request(resource, number, dir="-")
         # An RGB LED (OrangeCrab) is one resource with a subsignal per colour.

@@ -6,7 +6,7 @@ registers go. None of them multiplies.
 
 from amaranth.hdl import Mux, Value
 
-__all__ = ["saturate", "fires", "refractory_next", "bits_for", "mul_const"]
+__all__ = ["saturate", "exceeds", "fires", "refractory_next", "bits_for", "mul_const"]
 
 
 def bits_for(n):
@@ -36,9 +36,15 @@ def saturate(value, width):
     return Mux(fits, value[:width], limit)[:width].as_signed()
 
 
-def fires(v_prime, v_th, refractory):
-    """Spike condition of ``docs/neuron.md``: strictly above threshold and not refractory."""
-    return ~refractory & (v_prime > v_th)
+def exceeds(value, threshold):
+    """``value`` strictly above ``threshold``: the threshold test of ``docs/neuron.md``."""
+    return value > threshold
+
+
+def fires(above, refractory):
+    """Spike condition of ``docs/neuron.md``: above threshold (the flag ``above``, from
+    :func:`exceeds`) and not refractory."""
+    return ~refractory & above
 
 
 def refractory_next(r, spike, t_ref):

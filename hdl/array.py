@@ -31,6 +31,10 @@ __all__ = ["NeuronArray", "state_layout", "CFG_WEIGHTS", "CFG_BIAS", "CFG_STATE"
 # Memory codes of the `cfg` port.
 CFG_WEIGHTS, CFG_BIAS, CFG_STATE, CFG_PARAMS = range(4)
 
+# The states of the array's schedule (see the module docstring); IDLE is the initial one.
+SCHEDULE_STATES = ("IDLE", "RESET_ACC", "RESET_PARAMS", "RESET_STATE", "INPUT", "PARAMS",
+                   "UPDATE", "UPDATE_DRAIN", "DELIVER", "FINISH")
+
 
 def state_layout(v_width, t_ref_width, synaptic=False):
     """Row of a lane's state memory: membrane, refractory counter and, in an array with a
@@ -282,9 +286,14 @@ class NeuronArray(wiring.Component):
         remaining = Signal(lanes)
         m.d.comb += remaining.eq(word_mask & ~(1 << lowest))
         pop_index_of_k = _table(k, [pops.index(p) for p in lifs], range(max(len(pops), 2)))
+        # A plain assignment, not one under the If below. The state registers drive ev_out
+        # directly, and Icarus never runs the process of a conditional assignment whose inputs
+        # keep their initial values: ev_out would stay x until the first DELIVER phase. The
+        # same holds for the other outputs of the schedule's registers that feed no register.
+        m.d.comb += ev_out.eq(deliver_phase & word_valid)
         with m.If(deliver_phase & word_valid):
             m.d.comb += [
-                ev_valid.eq(1), ev_src.eq(pop_index_of_k), ev_out.eq(1),
+                ev_valid.eq(1), ev_src.eq(pop_index_of_k),
                 ev_j.eq(Cat(lowest, word_row) if lanes > 1 else word_row),
             ]
         # A word is read from the FIFO only into an empty word register (one bubble cycle per
@@ -294,8 +303,9 @@ class NeuronArray(wiring.Component):
             m.d.sync += [word_mask.eq(remaining), lowest.eq(lowest_of(remaining))]
             with m.If(remaining == 0):
                 m.d.sync += word_valid.eq(0)
+        # (Assigned outside the If for Icarus, like ev_out above.)
+        m.d.comb += spike_fifo.r_en.eq(deliver_phase & ~word_valid)
         with m.If(~word_valid):
-            m.d.comb += spike_fifo.r_en.eq(deliver_phase)
             m.d.sync += word_valid.eq(deliver_phase & spike_fifo.r_rdy)
             m.d.sync += [word_row.eq(spike_fifo.r_data[lanes:]), word_mask.eq(spike_fifo.r_data[:lanes]),
                          lowest.eq(lowest_of(spike_fifo.r_data[:lanes]))]
@@ -454,6 +464,12 @@ class NeuronArray(wiring.Component):
             upd_slot_q.eq(upd_slot_d),
             upd_mask_q.eq(upd_mask_d),
         ]
+        # The state reset clears the accumulators through the write port of the datapath.
+        reset_acc = Signal()
+        reset_addr = Signal.like(a_ptr)
+        # "reset_addr is the last accumulator word", a flag kept beside the counter like
+        # row_is_last, not a compare in front of the state register.
+        reset_addr_last = Signal()
         # Synaptic read-modify-write over three cycles: read, register, add and write. The two
         # writes still in flight when a word is read are forwarded from their registers (the
         # newer first), so back-to-back additions to one word see each other without a stall.
@@ -494,11 +510,13 @@ class NeuronArray(wiring.Component):
             # A synaptic add (exact: acc_width covers every partial sum), or the clear that the
             # update of a neuron leaves behind.
             written = Signal(signed(plan.acc_width), name=f"acc_written{l}")
+            # Or the clear of the state reset (one plain assignment each, for Icarus, see
+            # ev_out).
             m.d.comb += [
                 written.eq(Mux(upd_valid_q, 0, operand + w_q[l])),
-                acc_wr[l].addr.eq(acc_addr_q),
-                acc_wr[l].data.eq(written),
-                acc_wr[l].en.eq(issue_valid_q | upd_valid_q),
+                acc_wr[l].addr.eq(Mux(reset_acc, reset_addr, acc_addr_q)),
+                acc_wr[l].data.eq(Mux(reset_acc, 0, written)),
+                acc_wr[l].en.eq(reset_acc | issue_valid_q | upd_valid_q),
             ]
             m.d.sync += [sum1.eq(written), sum2.eq(sum1)]
 
@@ -569,8 +587,6 @@ class NeuronArray(wiring.Component):
             trace_room = trace_fifo.level <= depth - (latency + 4)
 
         # --- Runtime loading and state reset (idle only) -----------------------------------------
-        reset_addr = Signal.like(a_ptr)
-        reset_acc = Signal()
         reset_state_row = Signal()
         # An accepted cfg item is registered before it is decoded into write enables, so the
         # path from the state register (ready) to the memories' write ports has a register in
@@ -614,7 +630,6 @@ class NeuronArray(wiring.Component):
             # A start that meets a burst (or a weight item taken in the same cycle) waits.
             take_start = (self.start | start_pending) & ~weights_busy & ~self.cfg.valid
         else:
-            cfg_ready = 1
             take_start = self.start
         for l in range(lanes):
             lane_write = cfg_write & (cfg.lane == l)
@@ -635,15 +650,15 @@ class NeuronArray(wiring.Component):
                              st_wr[l].data.r.eq(0), st_wr[l].en.eq(1)]
                 if synaptic:
                     m.d.sync += st_wr[l].data.i.eq(0)
-            with m.If(reset_acc):
-                m.d.comb += [acc_wr[l].addr.eq(reset_addr), acc_wr[l].data.eq(0),
-                             acc_wr[l].en.eq(1)]
 
         # --- The schedule ------------------------------------------------------------------------
         drain = Signal(range(latency + 3))
+        # No event source is tested here: the input stream offers none once input_ended is set
+        # (the only time INPUT looks at this), and the spike words are word_valid itself, which
+        # `delivered` tests. Leaving ev_valid out keeps the stream's decode out of the state
+        # registers' input.
         delivery_idle = Signal()
-        m.d.comb += delivery_idle.eq(~ev_valid & ~d_valid & ~active & ~issue_valid_d
-                                     & ~issue_valid_q)
+        m.d.comb += delivery_idle.eq(~d_valid & ~active & ~issue_valid_d & ~issue_valid_q)
 
         # The end conditions of the deliver and finish phases are registered (one cycle later,
         # once per population and step): a FIFO's level is a sum, too slow to feed the state
@@ -659,79 +674,79 @@ class NeuronArray(wiring.Component):
             sent.eq(finishing & out_empty & ~sent),
         ]
 
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += [self.busy.eq(0), self.cfg.ready.eq(cfg_ready)]
-                with m.If(self.reset_state):
-                    m.d.sync += [*first_population(), reset_addr.eq(0)]
-                    m.next = "RESET_ACC"
-                with m.Elif(take_start):
-                    m.d.sync += [cycle_count.eq(1), input_ended.eq(0), *first_population()]
-                    if self.runtime_weights:
-                        m.d.sync += start_pending.eq(0)
-                    m.next = "INPUT"
+        # The state machine is one-hot, one register per state: each register's next value
+        # then depends on its own few transitions only. An encoded state register puts every
+        # transition of every state in front of each of its bits, and its decoders in front of
+        # everything the state drives; on the GW1NR-9 that was the longest path of the array.
+        state = {name: Signal(init=int(name == "IDLE"), name=f"state_{name}")
+                 for name in SCHEDULE_STATES}
+
+        def goto(here, there):
+            return [state[here].eq(0), state[there].eq(1)]
+
+        m.d.comb += [self.busy.eq(~state["IDLE"]),
+                     self.cfg.ready.eq(state["IDLE"] & cfg_ready if self.runtime_weights
+                                       else state["IDLE"]),
+                     reset_acc.eq(state["RESET_ACC"]), reset_state_row.eq(state["RESET_STATE"]),
+                     in_phase.eq(state["INPUT"]), deliver_phase.eq(state["DELIVER"]),
+                     finishing.eq(state["FINISH"]),
+                     upd_issue.eq(state["UPDATE"] & trace_room)]
+        with m.If(state["IDLE"]):
+            with m.If(self.reset_state):
+                m.d.sync += [*first_population(), reset_addr.eq(0), reset_addr_last.eq(0),
+                             *goto("IDLE", "RESET_ACC")]
+            with m.Elif(take_start):
+                m.d.sync += [cycle_count.eq(1), input_ended.eq(0), *first_population(),
+                             *goto("IDLE", "INPUT")]
                 if self.runtime_weights:
-                    with m.Elif(self.start):
-                        m.d.sync += start_pending.eq(1)
-            with m.State("RESET_ACC"):
-                m.d.comb += [self.busy.eq(1), reset_acc.eq(1)]
-                m.d.sync += reset_addr.eq(reset_addr + 1)
-                with m.If(reset_addr == 2 * plan.slots - 1):
-                    m.next = "RESET_PARAMS"
-            with m.State("RESET_PARAMS"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += first_row()
-                m.next = "RESET_STATE"
-            with m.State("RESET_STATE"):
-                # One row of population k per cycle, to its v_rest from the parameter memory.
-                m.d.comb += [self.busy.eq(1), reset_state_row.eq(1)]
-                m.d.sync += next_row()
-                with m.If(row_is_last):
-                    with m.If(k_is_last):
-                        m.d.sync += [parity.eq(0), self.timestep.eq(0)]
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.sync += next_population()
-                        m.next = "RESET_PARAMS"
-            with m.State("INPUT"):
-                m.d.comb += [self.busy.eq(1), in_phase.eq(1)]
-                with m.If(input_ended & delivery_idle):
-                    m.next = "PARAMS"
-            with m.State("PARAMS"):
-                # The parameter memory read of population k lands this cycle.
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += first_row()
-                m.next = "UPDATE"
-            with m.State("UPDATE"):
-                m.d.comb += [self.busy.eq(1), upd_issue.eq(trace_room)]
-                with m.If(trace_room):
-                    m.d.sync += next_row()
-                    with m.If(row_is_last):
-                        # The last core output and its spike word land latency + 2 cycles on.
-                        m.d.sync += drain.eq(latency + 2)
-                        m.next = "UPDATE_DRAIN"
-            with m.State("UPDATE_DRAIN"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += drain.eq(drain - 1)
-                with m.If(drain == 0):
-                    m.next = "DELIVER"
-            with m.State("DELIVER"):
-                m.d.comb += [self.busy.eq(1), deliver_phase.eq(1)]
-                with m.If(delivered):
-                    with m.If(k_is_last):
-                        m.next = "FINISH"
-                    with m.Else():
-                        m.d.sync += next_population()
-                        m.next = "PARAMS"
-            with m.State("FINISH"):
-                # Every spike of the step has left before done, so a host can stop reading at done.
-                m.d.comb += [self.busy.eq(1), finishing.eq(1)]
-                with m.If(sent):
-                    m.d.comb += self.done.eq(1)
-                    m.d.sync += [
-                        self.cycles.eq(cycle_count),
-                        self.timestep.eq(self.timestep + 1),
-                        parity.eq(~parity),
-                    ]
-                    m.next = "IDLE"
+                    m.d.sync += start_pending.eq(0)
+            if self.runtime_weights:
+                with m.Elif(self.start):
+                    m.d.sync += start_pending.eq(1)
+        with m.If(state["RESET_ACC"]):
+            m.d.sync += [reset_addr.eq(reset_addr + 1),
+                         reset_addr_last.eq(reset_addr + 2 == 2 * plan.slots)]
+            with m.If(reset_addr_last):
+                m.d.sync += goto("RESET_ACC", "RESET_PARAMS")
+        with m.If(state["RESET_PARAMS"]):
+            m.d.sync += [*first_row(), *goto("RESET_PARAMS", "RESET_STATE")]
+        with m.If(state["RESET_STATE"]):
+            # One row of population k per cycle, to its v_rest from the parameter memory.
+            m.d.sync += next_row()
+            with m.If(row_is_last):
+                with m.If(k_is_last):
+                    m.d.sync += [parity.eq(0), self.timestep.eq(0),
+                                 *goto("RESET_STATE", "IDLE")]
+                with m.Else():
+                    m.d.sync += [*next_population(), *goto("RESET_STATE", "RESET_PARAMS")]
+        with m.If(state["INPUT"]):
+            with m.If(input_ended & delivery_idle):
+                m.d.sync += goto("INPUT", "PARAMS")
+        with m.If(state["PARAMS"]):
+            # The parameter memory read of population k lands this cycle.
+            m.d.sync += [*first_row(), *goto("PARAMS", "UPDATE")]
+        with m.If(upd_issue):
+            m.d.sync += next_row()
+            with m.If(row_is_last):
+                # The last core output and its spike word land latency + 2 cycles on.
+                m.d.sync += [drain.eq(latency + 2), *goto("UPDATE", "UPDATE_DRAIN")]
+        with m.If(state["UPDATE_DRAIN"]):
+            m.d.sync += drain.eq(drain - 1)
+            with m.If(drain == 0):
+                m.d.sync += goto("UPDATE_DRAIN", "DELIVER")
+        with m.If(state["DELIVER"]):
+            with m.If(delivered):
+                with m.If(k_is_last):
+                    m.d.sync += goto("DELIVER", "FINISH")
+                with m.Else():
+                    m.d.sync += [*next_population(), *goto("DELIVER", "PARAMS")]
+        # Every spike of the step has left before done, so a host can stop reading at done.
+        m.d.comb += self.done.eq(state["FINISH"] & sent)
+        with m.If(self.done):
+            m.d.sync += [
+                self.cycles.eq(cycle_count),
+                self.timestep.eq(self.timestep + 1),
+                parity.eq(~parity),
+                *goto("FINISH", "IDLE"),
+            ]
         return m

@@ -6,7 +6,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._validate import check_int, validating
-from .arith import bits_for, fires, refractory_next, saturate
+from .arith import bits_for, exceeds, fires, refractory_next, saturate
 
 __all__ = ["params_layout", "pack_params", "NeuronCore", "MAX_DECAY_TERMS", "STAGES_RANGE"]
 
@@ -15,8 +15,9 @@ STAGES_RANGE = (1, 4)
 
 # Which intermediate results get a pipeline register in front of them, per stage count. The
 # output is always registered, so the latency equals the stage count. The split points balance
-# the carry chains (v - v_rest and the leak terms; their sum beside v + I; (v + I) - leak; the
-# threshold compare) that set the critical path; see docs/neuron.md for the arithmetic itself.
+# the carry chains (v - v_rest, v - v_th and the leak terms; their sum beside v + I and
+# (v - v_th) + I; (v + I) - leak beside the threshold compare and (v - v_th + I) - leak; then
+# multiplexers only) that set the critical path; see docs/neuron.md for the arithmetic itself.
 _REGISTERED_AFTER = {
     1: (),
     2: ("leak",),
@@ -218,6 +219,9 @@ class NeuronCore(wiring.Component):
         # Leak terms are floor shifts of (v - v_rest): wiring plus, for a runtime shift amount,
         # a multiplexer; never a multiply.
         d = ctx["v"] - ctx["p"].v_rest
+        # v - v_th rides beside v through the adders, so that the last stage finds the threshold
+        # compare and the subtract-reset already done instead of two carry chains behind v'.
+        ctx["v_minus_th"] = ctx["v"] - ctx["p"].v_th
         if self.decay_sets is None:
             for k in range(MAX_DECAY_TERMS):
                 term = ctx["p"].decay[k]
@@ -263,28 +267,50 @@ class NeuronCore(wiring.Component):
             m.d.comb += i_sum.eq(i_sum_expr)
             ctx["i_prime"] = Mux(ctx["p"].synaptic, saturate(i_sum, self.v_width), 0)
             ctx["current"] = Mux(ctx["p"].synaptic, ctx["i_prime"], ctx["current"])
-        # v + I here, so that the next stage has one carry chain left: (v + I) - leak.
+        # v + I here, so that the next stage has one carry chain left: (v + I) - leak; likewise
+        # (v - v_th) + I.
+        ctx["v_minus_th_plus_current"] = ctx.pop("v_minus_th") + ctx["current"]
         ctx["v_plus_current"] = ctx["v"] + ctx.pop("current")
         ctx = stage("leak", ctx)
 
         # Computed at full width (Amaranth widens every sum), then saturated once.
-        v_sum_expr = ctx.pop("v_plus_current") - ctx.pop("leak")
+        leak = ctx.pop("leak")
+        v_sum_expr = ctx.pop("v_plus_current") - leak
         v_sum = Signal(v_sum_expr.shape())
         m.d.comb += v_sum.eq(v_sum_expr)
         ctx["v_prime"] = saturate(v_sum, self.v_width)
+        # Beside v_sum, as parallel carry chains of the same length: v_sum > v_th, and
+        # v_sum - v_th, the subtract-reset value of a spike whose v' did not saturate.
+        v_minus_th_plus_current = ctx.pop("v_minus_th_plus_current")
+        above_expr = v_minus_th_plus_current - leak
+        above = Signal(above_expr.shape())
+        m.d.comb += above.eq(above_expr)
+        ctx["above_th"] = exceeds(v_minus_th_plus_current, leak)
+        ctx["above"] = saturate(above, self.v_width)
+        # v_sum above the V range: v' is then the largest value, so the spike needs v_th below
+        # it, and its subtract-reset value depends on v_th alone. (A positive v_sum fits
+        # exactly when its bits from the result's sign bit up are all zero.)
+        ctx["over"] = ~v_sum[-1] & v_sum[self.v_width - 1:].any()
+        v_max = (1 << (self.v_width - 1)) - 1
+        ctx["th_below_max"] = ctx["p"].v_th != v_max
+        ctx["refractory"] = ctx["r"] != 0
         ctx = stage("v_prime", ctx)
 
+        # Only multiplexers are left for the last stage. v' > v_th exactly when v_sum > v_th
+        # and v_th is below the largest v' (v' is v_sum clamped to the V range, and v_th is
+        # in it).
         p = ctx["p"]
         v_prime = ctx["v_prime"]
-        refractory = ctx["r"] != 0
+        refractory = ctx["refractory"]
         spike = Signal()
-        above = Signal(signed(self.v_width + 1))
         v_next = Signal(signed(self.v_width))
-        m.d.comb += [
-            spike.eq(fires(v_prime, p.v_th, refractory)),
-            above.eq(v_prime - p.v_th),
-        ]
-        v_after_spike = Mux(p.subtract, saturate(above, self.v_width), p.v_reset)
+        m.d.comb += spike.eq(fires(ctx["above_th"] & ctx["th_below_max"], refractory))
+        # sat(v' - v_th): with v' = v_sum it is the registered `above`; with v' = v_max it is
+        # sat(v_max - v_th), which is v_max for a negative v_th and else the low bits of v_th
+        # inverted (v_max is all ones there): wiring, no adder.
+        at_max = Mux(p.v_th[-1], v_max, ~p.v_th[:self.v_width - 1])
+        v_subtracted = Mux(ctx["over"], at_max, ctx["above"])
+        v_after_spike = Mux(p.subtract, v_subtracted, p.v_reset)
         m.d.comb += v_next.eq(Mux(refractory, ctx["v"], Mux(spike, v_after_spike, v_prime)))
         m.d.sync += [
             self.out_valid.eq(ctx["valid"]),

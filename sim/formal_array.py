@@ -59,7 +59,7 @@ from amaranth.utils import ceil_log2
 
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import Network
-from spikeforge.hdl.array import NeuronArray
+from spikeforge.hdl.array import SCHEDULE_STATES, NeuronArray
 
 from .formal_neuron import _no_reset
 
@@ -435,16 +435,11 @@ class ArrayHarness(wiring.Component):
         inv = _Invariants()
 
         # --- the schedule ---------------------------------------------------------------------
-        fsm = inside["fsm_state"]
-        codes = {}
-        for n in range(1 << len(fsm)):
-            try:
-                codes[fsm.decoder(n).split("/")[0]] = n
-            except (KeyError, IndexError):
-                pass
+        # The schedule is one-hot: a register per state.
+        fsm = {name: inside[f"state_{name}"] for name in SCHEDULE_STATES}
 
         def state(*names):
-            return Cat(*(fsm == codes[s] for s in names)).any()
+            return Cat(*(fsm[s] for s in names)).any()
 
         k, upd_row, drain, parity = inside["k"], inside["upd_row"], inside["drain"], inside["parity"]
         rows_k = _lookup(k, [p.rows for p in lifs], range(plan.slots + 1))
@@ -471,6 +466,7 @@ class ArrayHarness(wiring.Component):
         depth = len(stages)
         upd_slot, upd_acc_addr = inside["upd_slot"], inside["upd_acc_addr"]
         inv.add("schedule: state, population, row, drain in range", state(*_RUN_STATES),
+                _sum(fsm.values(), range(len(fsm) + 1)) == 1,
                 k < len(lifs), ~state("UPDATE") | (upd_row < rows_k),
                 ~state("UPDATE_DRAIN") | (drain <= depth), ~state("INPUT") | (k == 0),
                 inside["k_is_last"] == (k == len(lifs) - 1),

@@ -99,12 +99,12 @@ def test_default_width_closed_loop_deep(formal, tmp_path):
 # --- each property catches a planted bug ---------------------------------------------------
 # The bugs replace the helpers hdl/neuron.py imports by name, so the product has no test hooks.
 
-def fires_at_threshold(v_prime, v_th, refractory):
-    return ~refractory & (v_prime >= v_th)
+def fires_at_threshold(value, threshold):
+    return value >= threshold
 
 
-def fires_while_refractory(v_prime, v_th, refractory):
-    return v_prime > v_th
+def fires_while_refractory(above, refractory):
+    return above
 
 
 def saturate_wraps(value, width):
@@ -121,7 +121,7 @@ def loads_one_too_many(r, spike, t_ref):
 
 @pytest.mark.parametrize("prop, helper, bug", [
     ("membrane", "saturate", saturate_wraps),
-    ("spike", "fires", fires_at_threshold),
+    ("spike", "exceeds", fires_at_threshold),
     ("spike", "fires", fires_while_refractory),
     ("refractory", "refractory_next", counts_down_by_two),
     ("hold", "fires", fires_while_refractory),
