@@ -119,15 +119,18 @@ def test_update_catches_overlapping_populations(formal, tmp_path):
                                   build_dir=tmp_path), tmp_path)
 
 
-def test_acc_catches_a_wrong_weight(formal, tmp_path):
-    # One weight word of the plan differs from the network: input 0 to A[0] is -1, not 3.
-    net = small_network()
+def wrong_weight_plan(net):
+    """``net``'s plan with one weight word that differs: input 0 to A[0] is -1, not 3."""
     plan = compile_network(net, 2)
     weights = plan.weights.copy()
     assert weights[0, 0] == 3
     weights[0, 0] = -1
-    harness = ArrayHarness(net, check=["acc"],
-                           dut_plan=dataclasses.replace(plan, weights=weights))
+    return dataclasses.replace(plan, weights=weights)
+
+
+def test_acc_catches_a_wrong_weight(formal, tmp_path):
+    net = small_network()
+    harness = ArrayHarness(net, check=["acc"], dut_plan=wrong_weight_plan(net))
     assert_fails_with_trace(prove(harness, "acc_bug", mode="bmc", depth=16,
                                   build_dir=tmp_path), tmp_path)
 
@@ -135,11 +138,8 @@ def test_acc_catches_a_wrong_weight(formal, tmp_path):
 def test_acc_induction_catches_a_wrong_weight(formal, tmp_path):
     # The induction itself, not only the bounded check, rejects the plan of the test above.
     net = small_network()
-    plan = compile_network(net, 2)
-    weights = plan.weights.copy()
-    weights[0, 0] = -1
     harness = ArrayHarness(net, check=["acc"], inductive=True, track=[("A", 0)],
-                           dut_plan=dataclasses.replace(plan, weights=weights))
+                           dut_plan=wrong_weight_plan(net))
     assert_fails_with_trace(prove(harness, "acc_bug", mode="prove", depth=ACC_INDUCTION_DEPTH,
                                   build_dir=tmp_path), tmp_path)
 
