@@ -197,9 +197,9 @@ def membrane_update(v, r, current, p):
     afterwards. ``v``, ``current`` and the fields of ``p`` share one shape and an integer type
     (int32 or int64) that holds every intermediate value (:func:`work_dtype`); ``r`` and
     ``p.t_ref`` may have a narrower one, signed or unsigned, that holds ``t_ref``, as a fifth
-    of the step's passes are over ``r``. In place, because at a batch of 64 the step is a dozen
-    passes over arrays that stay in cache, and fresh arrays for each would cost as much as the
-    arithmetic.
+    of the step's passes are over ``r``. In place, because at a batch of 64 the step is about
+    fifteen passes over arrays that stay in cache, and fresh arrays for each would cost as much
+    as the arithmetic.
     """
     lo, hi = (v.dtype.type(x) for x in v_range(p.v_width))
     # Selects are products with bool masks: np.where and masked copies branch per element and
