@@ -165,7 +165,14 @@ class HostDriver:
         """One runtime write of the array's ``cfg`` port."""
         if self._identity is None:
             self.identify()
-        data_bytes = (self._identity["cfg_data_width"] + 7) // 8
+        identity = self._identity
+        for name, value, high in [("memory code", mem, 3), ("lane", lane, identity["lanes"] - 1),
+                                  ("address", addr, (1 << identity["cfg_addr_width"]) - 1),
+                                  ("data", data, (1 << identity["cfg_data_width"]) - 1)]:
+            if not isinstance(value, (int, np.integer)) or not 0 <= value <= high:
+                raise SpikeforgeError(f"cfg write {name} must be an integer in [0, {high}] "
+                                      f"for the board's design, not {value!r}")
+        data_bytes = (identity["cfg_data_width"] + 7) // 8
         self._command(p.CMD_CFG, p.encode_cfg(mem, lane, addr, data, data_bytes),
                       expect=p.RESPONSE | p.CMD_CFG)
 

@@ -160,6 +160,21 @@ def decode_identity(payload):
     if identity["magic"] != MAGIC:
         raise FrameError(f"identify response has magic {identity['magic']!r}, not a spikeforge "
                          f"design ({MAGIC!r})")
+    if identity["version"] != VERSION:
+        raise FrameError(f"the board speaks host-link protocol version {identity['version']}, "
+                         f"this spikeforge speaks {VERSION}: rebuild the design with this "
+                         f"spikeforge")
+    # The driver sizes CFG frames and weight bursts from these; a corrupt identity that passed
+    # the CRC must not turn into a crash there.
+    for field, low, high in [("lanes", 1, 255), ("stages", 1, 255), ("v_width", 1, 255),
+                             ("w_width", 1, 255), ("acc_width", 1, 255),
+                             ("cfg_addr_width", 1, 16)]:
+        if not low <= identity[field] <= high:
+            raise FrameError(f"identify response has {field} {identity[field]}, expected "
+                             f"{low} to {high}")
+    if identity["cfg_data_width"] < identity["w_width"]:
+        raise FrameError(f"identify response has cfg_data_width {identity['cfg_data_width']}, "
+                         f"expected w_width ({identity['w_width']}) to 255")
     identity["network_hash"] = identity["network_hash"].hex()
     identity["layout_hash"] = identity["layout_hash"].hex()
     identity["magic"] = identity["magic"].decode()

@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (A focus that selects no assertion raises in elaborate, leaving its Module unused.)
 """Formal harness of the neuron array (:class:`~spikeforge.hdl.array.NeuronArray`).
 
 :class:`ArrayHarness` elaborates an array of a small network and drives it with free inputs:
@@ -48,12 +50,15 @@ the reference equals the accumulator word plus what is in flight; and every spik
 exactly one place (spike FIFO, word register, decode stage, output FIFO) from its production
 until it is sent. These name the array's internal registers, found in the elaborated design by
 name (the array has no formal hooks), so a renamed register fails the harness's elaboration
-with a message naming it. They are written for one pipeline stage per core.
+with a message naming it. They are written for one pipeline stage per core. Where the solver
+stalls on every assertion at once, ``focus`` proves them in parts (see :class:`ArrayHarness`).
 """
+
+from typing import NamedTuple
 
 from amaranth.asserts import AnySeq
 from amaranth.hdl import (Assert, Assume, Cat, Const, Fragment, MemoryInstance, Module, Mux,
-                          Signal, signed)
+                          Signal, Value, signed)
 from amaranth.lib import fifo, wiring
 from amaranth.utils import ceil_log2
 
@@ -165,6 +170,14 @@ def _peek(m, memory, depth, addr, shape, name):
     return data
 
 
+class _Claim(NamedTuple):
+    """An assertion of the harness before it becomes an ``Assert``: ``focus`` picks by
+    ``message``."""
+
+    expr: Value
+    message: str
+
+
 class _Invariants:
     """Labelled auxiliary invariants, each asserted under its own message."""
 
@@ -175,8 +188,8 @@ class _Invariants:
         for n, expr in enumerate(exprs):
             self.items.append((label if len(exprs) == 1 else f"{label} ({n})", expr))
 
-    def asserts(self):
-        return [Assert(expr, f"invariant: {label}") for label, expr in self.items]
+    def claims(self):
+        return [_Claim(expr, f"invariant: {label}") for label, expr in self.items]
 
 
 class _FifoView:
@@ -229,10 +242,19 @@ class ArrayHarness(wiring.Component):
     inductive : bool
         Also assert the auxiliary invariants that make k-induction close for ``update``,
         ``acc`` and ``output`` (see the module docstring); needs ``stages=1`` and no ``live``.
+    focus : callable, optional
+        Takes an assertion's message (``"acc: B[0] got a wrong sum"``, ``"invariant: ..."``)
+        and says whether to assert it; the others are assumed to have held one cycle earlier.
+        A k-induction then proves the focused assertions given that all held before, and
+        proofs whose focuses together cover every message prove them all (each base case
+        checks its own assertions from the initial state, assuming the others only for
+        earlier cycles, so the argument is an induction over the cycles). For a solver that
+        stalls on the whole set at once; see ``docs/verification.md``.
     """
 
     def __init__(self, net, *, lanes=2, stages=1, check=PROPERTIES, dut_plan=None,
-                 ready_every=2, input_within=2, done_within=56, inductive=False, track=None):
+                 ready_every=2, input_within=2, done_within=56, inductive=False, track=None,
+                 focus=None):
         self.check = _check_properties(check)
         if "acc" in self.check and any(p.recurrent for p in net.projections):
             raise ValueError("the acc property needs a feed-forward network")
@@ -245,6 +267,9 @@ class ArrayHarness(wiring.Component):
             if not track or any(t not in names for t in track):
                 raise ValueError(f"track must name LIF neurons as (population, index) pairs, "
                                  f"not {track!r}")
+        if focus is not None and not callable(focus):
+            raise TypeError(f"focus must be None or a callable taking a message, not {focus!r}")
+        self.focus = focus
         self.track = track
         self.net = net
         self.plan = compile_network(net, lanes)
@@ -323,7 +348,7 @@ class ArrayHarness(wiring.Component):
             wr = dut.state_mem[l].write_ports[0]
             return fired[l] & wr.en & (wr.addr == s)
 
-        asserts = []
+        claims = []
         counts, refs, pendings, spike_adds = {}, {}, {}, {}
         if "update" in self.check:
             for l in range(lanes):
@@ -331,7 +356,7 @@ class ArrayHarness(wiring.Component):
                 for s in range(plan.slots):
                     if (l, s) in real:
                         known = known | (in_slot[l] == s)
-                asserts.append(Assert(~dut.cores[l].in_valid | known,
+                claims.append(_Claim(~dut.cores[l].in_valid | known,
                                       f"update: lane {l} updated a slot without a neuron"))
             for l, s, k, i in neurons:
                 count = counts[(k, i)] = Signal(range(3), name=f"updates_{l}_{s}")
@@ -340,9 +365,9 @@ class ArrayHarness(wiring.Component):
                 with m.Elif(updating(l, s) & (count != 2)):
                     m.d.sync += count.eq(count + 1)
                 name = f"{plan.populations[k].name}[{i}]"
-                asserts += [
-                    Assert(~updating(l, s) | (count == 0), f"update: {name} updated twice"),
-                    Assert(~dut.done | (count == 1), f"update: {name} not updated by done"),
+                claims += [
+                    _Claim(~updating(l, s) | (count == 0), f"update: {name} updated twice"),
+                    _Claim(~dut.done | (count == 1), f"update: {name} not updated by done"),
                 ]
 
         if "acc" in self.check:
@@ -377,7 +402,7 @@ class ArrayHarness(wiring.Component):
                     m.d.sync += r.eq(total)
                 with m.Else():
                     m.d.sync += r.eq(r + total)
-                asserts.append(Assert(~updating(l, s) | (dut.cores[l].acc == r),
+                claims.append(_Claim(~updating(l, s) | (dut.cores[l].acc == r),
                                       f"acc: {plan.populations[k].name}[{i}] got a wrong sum"))
 
         if "output" in self.check:
@@ -393,11 +418,11 @@ class ArrayHarness(wiring.Component):
                 with m.Elif(this):
                     m.d.sync += pending.eq(0)
                 name = f"{plan.populations[k].name}[{i}]"
-                asserts += [
-                    Assert(~this | pending, f"output: {name} sent without a spike or twice"),
-                    Assert(~dut.done | ~pending, f"output: {name} spiked but was not sent"),
+                claims += [
+                    _Claim(~this | pending, f"output: {name} sent without a spike or twice"),
+                    _Claim(~dut.done | ~pending, f"output: {name} spiked but was not sent"),
                 ]
-            asserts.append(Assert(~sent | known, "output: event names no LIF neuron"))
+            claims.append(_Claim(~sent | known, "output: event names no LIF neuron"))
 
         if "live" in self.check:
             limit = self.done_within + 1
@@ -415,13 +440,24 @@ class ArrayHarness(wiring.Component):
                 Assume((starved < self.ready_every - 1) | dut.spike_out.ready),
                 Assume(~dut.busy | (since < self.input_within) | sin.valid),
             ]
-            asserts.append(Assert(~dut.busy | (since <= self.done_within),
+            claims.append(_Claim(~dut.busy | (since <= self.done_within),
                                   f"live: busy for more than {self.done_within} cycles"))
 
         if self.inductive:
-            asserts += self._invariants(m, frag, neurons, in_slots, fired, spiking, counts,
+            claims += self._invariants(m, frag, neurons, in_slots, fired, spiking, counts,
                                         refs, spike_adds, pendings)
-        m.d.comb += asserts
+        if self.focus is None:
+            m.d.comb += [Assert(c.expr, c.message) for c in claims]
+            return m
+        focused = [c for c in claims if self.focus(c.message)]
+        if not focused:
+            raise ValueError("focus selects none of the harness's assertions")
+        # The others are assumed one cycle late: a register of their conjunction, true from
+        # the initial state on, so that the assumption is always about an earlier cycle.
+        held = Signal(init=1, name="others_held")
+        m.d.sync += held.eq(Cat(*(c.expr.bool() for c in claims
+                                  if not self.focus(c.message))).all())
+        m.d.comb += [Assume(held), *(Assert(c.expr, c.message) for c in focused)]
         return m
 
     def _invariants(self, m, frag, neurons, in_slots, fired, spiking, counts, refs, spike_adds,
@@ -535,7 +571,7 @@ class ArrayHarness(wiring.Component):
             inv.add("acc: no write one cycle ago in PARAMS", ~state("PARAMS") | ~inside["wrote1"])
 
         if not refs and not pendings:
-            return inv.asserts()
+            return inv.claims()
 
         # --- the delivery path ------------------------------------------------------------------
         d_valid, d_src, d_j, d_out = inside["d_valid"], inside["d_src"], inside["d_j"], inside["d_out"]
@@ -620,7 +656,7 @@ class ArrayHarness(wiring.Component):
         if refs:
             self._acc_invariants(m, inv, inside, neurons, reading, refs, spike_adds, issued, state,
                                  spike_fifo, row_width, pop_k, k, parity)
-        return inv.asserts()
+        return inv.claims()
 
     def _acc_invariants(self, m, inv, inside, neurons, reading, refs, spike_adds, issued, state,
                         spike_fifo, row_width, pop_k, k, parity):
