@@ -357,7 +357,7 @@ class ArrayHarness(wiring.Component):
                     if (l, s) in real:
                         known = known | (in_slot[l] == s)
                 claims.append(_Claim(~dut.cores[l].in_valid | known,
-                                      f"update: lane {l} updated a slot without a neuron"))
+                                     f"update: lane {l} updated a slot without a neuron"))
             for l, s, k, i in neurons:
                 count = counts[(k, i)] = Signal(range(3), name=f"updates_{l}_{s}")
                 with m.If(begin):
@@ -403,7 +403,7 @@ class ArrayHarness(wiring.Component):
                 with m.Else():
                     m.d.sync += r.eq(r + total)
                 claims.append(_Claim(~updating(l, s) | (dut.cores[l].acc == r),
-                                      f"acc: {plan.populations[k].name}[{i}] got a wrong sum"))
+                                     f"acc: {plan.populations[k].name}[{i}] got a wrong sum"))
 
         if "output" in self.check:
             out = dut.spike_out
@@ -441,7 +441,7 @@ class ArrayHarness(wiring.Component):
                 Assume(~dut.busy | (since < self.input_within) | sin.valid),
             ]
             claims.append(_Claim(~dut.busy | (since <= self.done_within),
-                                  f"live: busy for more than {self.done_within} cycles"))
+                                 f"live: busy for more than {self.done_within} cycles"))
 
         if self.inductive:
             claims += self._invariants(m, frag, neurons, in_slots, fired, spiking, counts,
