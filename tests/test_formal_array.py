@@ -10,7 +10,7 @@ the harness's auxiliary invariants), ``acc`` one tracked neuron at a time (``A[0
 is bounded.
 Default run: the update and output inductions, the acc induction of A[0] and the two parts of
 B[0], a planted bug for update, acc (bounded, inductive, in parts) and output. ``--slow`` adds
-the acc proofs of the other five neurons (B[1] and B[2] take 2 to 4 minutes each), the
+the acc proofs of the other five neurons (B[1] and B[2] take 2 to 5 minutes each), the
 bounded acc check of all neurons, bounded liveness to depth 58 and its planted hang.
 """
 
