@@ -18,6 +18,7 @@ import numpy as np
 from ..gen.compile import runtime_writes
 from ..gen.errors import SpikeforgeError
 from ..gen.spike_io import check_input_spikes
+from ..hdl.array import CFG_BIAS, CFG_PARAMS, CFG_STATE, CFG_WEIGHTS
 from . import protocol as p
 
 __all__ = ["HostDriver", "HostLinkError", "SimulatedBoard", "open_port", "DEFAULT_BAUD"]
@@ -166,7 +167,9 @@ class HostDriver:
         if self._identity is None:
             self.identify()
         identity = self._identity
-        for name, value, high in [("memory code", mem, 3), ("lane", lane, identity["lanes"] - 1),
+        last_mem = max(CFG_WEIGHTS, CFG_BIAS, CFG_STATE, CFG_PARAMS)
+        for name, value, high in [("memory code", mem, last_mem),
+                                  ("lane", lane, identity["lanes"] - 1),
                                   ("address", addr, (1 << identity["cfg_addr_width"]) - 1),
                                   ("data", data, (1 << identity["cfg_data_width"]) - 1)]:
             if not isinstance(value, (int, np.integer)) or not 0 <= value <= high:
