@@ -449,14 +449,15 @@ class ArrayHarness(wiring.Component):
         if self.focus is None:
             m.d.comb += [Assert(c.expr, c.message) for c in claims]
             return m
-        focused = [c for c in claims if self.focus(c.message)]
+        focused, others = [], []
+        for c in claims:
+            (focused if self.focus(c.message) else others).append(c)
         if not focused:
             raise ValueError("focus selects none of the harness's assertions")
         # The others are assumed one cycle late: a register of their conjunction, true from
         # the initial state on, so that the assumption is always about an earlier cycle.
         held = Signal(init=1, name="others_held")
-        m.d.sync += held.eq(Cat(*(c.expr.bool() for c in claims
-                                  if not self.focus(c.message))).all())
+        m.d.sync += held.eq(Cat(*(c.expr.bool() for c in others)).all())
         m.d.comb += [Assume(held), *(Assert(c.expr, c.message) for c in focused)]
         return m
 

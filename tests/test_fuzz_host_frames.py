@@ -69,14 +69,15 @@ def responses(draw, command):
     if kind == "error":
         return p.encode_frame(p.RSP_ERROR, draw(st.binary(min_size=2, max_size=2)))
     if kind == "sized":
-        command = code & ~p.RESPONSE
-        if command == p.CMD_IDENTIFY:
+        # Sized as the answer to the command that code answers (not necessarily ``command``).
+        answered = code & ~p.RESPONSE
+        if answered == p.CMD_IDENTIFY:
             return p.encode_frame(code, identity_payload(draw))
-        if command == p.CMD_STATUS:
+        if answered == p.CMD_STATUS:
             flags, _, *counters = struct.unpack(p.STATUS_FORMAT, draw(st.binary(
                 min_size=RESPONSE_SIZES[p.CMD_STATUS], max_size=RESPONSE_SIZES[p.CMD_STATUS])))
-            return p.encode_frame(code, struct.pack(p.STATUS_FORMAT, flags, small_timestep(draw),
-                                              *counters))
+            return p.encode_frame(code, struct.pack(p.STATUS_FORMAT, flags,
+                                                    small_timestep(draw), *counters))
         spikes = draw(st.binary(max_size=12).map(lambda b: b[:len(b) // 3 * 3]))
         head = struct.pack("<II", draw(st.integers(0, 2**32 - 1)), small_timestep(draw))
         return p.encode_frame(code, head + spikes)
@@ -110,15 +111,13 @@ class ScriptedPort:
         return data
 
 
-def outcome(action):
+def succeeds_or_says_why(action):
     """Run ``action``; a SpikeforgeError must be one line. Other exceptions propagate."""
     try:
         action()
     except SpikeforgeError as error:
         message = str(error)
         assert message and "\n" not in message, repr(message)
-        return "error"
-    return "ok"
 
 
 ACTIONS = {
@@ -139,7 +138,7 @@ def test_driver_survives_any_response(request, action):
     @given(st.data(), st.integers(0, 12))
     def check(data, answers):
         port = ScriptedPort(data, answers)
-        outcome(lambda: ACTIONS[action](HostDriver(port, retries=2)))
+        succeeds_or_says_why(lambda: ACTIONS[action](HostDriver(port, retries=2)))
         # No hang: once the board falls silent, each command ends after its 3 attempts (a
         # step's retries ask for the status first, run resets and steps).
         assert port.writes <= answers + 30
