@@ -56,14 +56,18 @@ def _explain_failure(board, build_dir):
     pnr_log = _read(os.path.join(build_dir, f"{NAME}.tim"))
     # Himbaechel-gowin lists cell types the device has none of as used anyway (e.g. "TBUF:
     # 3/ 0" in a build that succeeds): those are packed away later, not a lack of room.
-    over = [(cell, int(used), int(available))
-            for cell, used, available in _UTILISATION_LINE.findall(pnr_log)
-            if int(used) > int(available) > 0]
+    over = [
+        (cell, int(used), int(available))
+        for cell, used, available in _UTILISATION_LINE.findall(pnr_log)
+        if int(used) > int(available) > 0
+    ]
     if over:
         cell, used, available = over[0]
-        return (f"design does not fit the {board.device} of {board.name}: {used} {cell} used, "
-                f"{available} available ({used - available} over, "
-                f"{100 * used // available}%)")
+        return (
+            f"design does not fit the {board.device} of {board.name}: {used} {cell} used, "
+            f"{available} available ({used - available} over, "
+            f"{100 * used // available}%)"
+        )
     if pnr_log:
         step, text = "nextpnr", pnr_log
     else:
@@ -120,10 +124,14 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True, extra=Non
         board = get_board(board)
     if clock_mhz is None:
         clock_mhz = board.clock_mhz
-    if (not isinstance(clock_mhz, (int, float)) or isinstance(clock_mhz, bool)
-            or not 0 < clock_mhz <= 1000):
-        raise SpikeforgeError(f"clock_mhz must be a frequency in MHz in (0, 1000], "
-                              f"not {clock_mhz!r}")
+    if (
+        not isinstance(clock_mhz, (int, float))
+        or isinstance(clock_mhz, bool)
+        or not 0 < clock_mhz <= 1000
+    ):
+        raise SpikeforgeError(
+            f"clock_mhz must be a frequency in MHz in (0, 1000], not {clock_mhz!r}"
+        )
     pll = None
     if clock_mhz != board.clock_mhz:
         pll = pll_for(board, clock_mhz)
@@ -132,8 +140,9 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True, extra=Non
     extra = dict(extra or {})
     clash = sorted(set(extra) & set(REPORT_FIELDS))
     if clash:
-        raise SpikeforgeError(f"extra report fields must not replace build fields, not "
-                              f"{', '.join(clash)}")
+        raise SpikeforgeError(
+            f"extra report fields must not replace build fields, not {', '.join(clash)}"
+        )
     build_dir = os.path.abspath(os.fspath(build_dir))
     env = tool_environment(board.family, build_dir)
     # The report JSON is the machine-readable source of the figures. Gowin's place-and-route
@@ -145,20 +154,29 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True, extra=Non
         # Measurements (the benchmarks) constrain above what they expect and want the report
         # of a design that misses it, not a failed build.
         nextpnr_opts.append("--timing-allow-fail")
-    plan = board.platform().build(top, name=NAME, do_build=False,
-                                  nextpnr_opts=" ".join(nextpnr_opts))
+    plan = board.platform().build(
+        top, name=NAME, do_build=False, nextpnr_opts=" ".join(nextpnr_opts)
+    )
     plan.extract(build_dir)
     with open(os.path.join(build_dir, LOG_NAME), "wb") as log:
         # Our own run of Amaranth's script (plan.execute_local would check for the programmer
         # too and print every tool's output on the terminal).
-        status = subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=env,
-                                stdout=log, stderr=subprocess.STDOUT).returncode
+        status = subprocess.run(
+            ["sh", f"{plan.script}.sh"],
+            cwd=build_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ).returncode
     if status != 0:
         raise BuildError(_explain_failure(board, build_dir))
-    report = parse_report(load_report(os.path.join(build_dir, f"{NAME}.report.json")),
-                          _read(os.path.join(build_dir, f"{NAME}.rpt")), board=board,
-                          clock_mhz=clock_mhz,
-                          bitstream=os.path.join(build_dir, board.bitstream))
+    report = parse_report(
+        load_report(os.path.join(build_dir, f"{NAME}.report.json")),
+        _read(os.path.join(build_dir, f"{NAME}.rpt")),
+        board=board,
+        clock_mhz=clock_mhz,
+        bitstream=os.path.join(build_dir, board.bitstream),
+    )
     report["pll"] = None if pll is None else dataclasses.asdict(pll)
     report.update(extra)
     with open(os.path.join(build_dir, REPORT_NAME), "w", encoding="utf-8", newline="\n") as file:

@@ -29,8 +29,15 @@ _INSTALL = {
 }
 
 # What the programmers print when nothing is plugged in (checked on Debian 12).
-_NO_BOARD = ("unable to open ftdi device", "can't find ice ftdi usb device", "no dfu capable",
-             "cable not found", "no device found", "jtag init failed", "libusb_open")
+_NO_BOARD = (
+    "unable to open ftdi device",
+    "can't find ice ftdi usb device",
+    "no dfu capable",
+    "cable not found",
+    "no device found",
+    "jtag init failed",
+    "libusb_open",
+)
 
 
 def default_bitstream(board):
@@ -67,11 +74,14 @@ def programmer_command(board, bitstream):
 def _check_bitstream(board, bitstream):
     extension = os.path.splitext(board.bitstream)[1]
     if os.path.splitext(bitstream)[1] != extension:
-        raise SpikeforgeError(f"bitstream for {board.name} must be a {extension} file, "
-                              f"not {bitstream!r}")
+        raise SpikeforgeError(
+            f"bitstream for {board.name} must be a {extension} file, not {bitstream!r}"
+        )
     if not os.path.isfile(bitstream):
-        raise SpikeforgeError(f"bitstream {bitstream} not found: build it first with "
-                              f"'spikeforge build NETWORK.json --board {board.name}'")
+        raise SpikeforgeError(
+            f"bitstream {bitstream} not found: build it first with "
+            f"'spikeforge build NETWORK.json --board {board.name}'"
+        )
     if os.path.getsize(bitstream) == 0:
         raise SpikeforgeError(f"bitstream {bitstream} is empty")
 
@@ -114,19 +124,28 @@ def flash(board, bitstream=None, *, dry_run=False, out=print):
     _check_bitstream(board, bitstream)
     path = shutil.which(tool)
     if path is None:
-        raise SpikeforgeError(f"{tool} not found: the programmer of {board.name} is needed to "
-                              f"flash it ({_INSTALL[tool]})")
+        raise SpikeforgeError(
+            f"{tool} not found: the programmer of {board.name} is needed to "
+            f"flash it ({_INSTALL[tool]})"
+        )
     if target != bitstream:
         with open(bitstream, "rb") as source, open(target, "wb") as sink:
             sink.write(dfu_suffix(source.read(), *_DFU_IDS[board.name]))
-    result = subprocess.run([path, *command[1:]], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace")
+    result = subprocess.run(
+        [path, *command[1:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
     if result.returncode != 0:
         lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         text = result.stdout.lower()
         if any(pattern in text for pattern in _NO_BOARD):
-            detail = next((line for line in lines
-                           if any(pattern in line.lower() for pattern in _NO_BOARD)), "")
+            detail = next(
+                (line for line in lines if any(pattern in line.lower() for pattern in _NO_BOARD)),
+                "",
+            )
             # Programmers prefix their own name; the message names the tool once.
             detail = detail.removeprefix(f"{tool}: ")
             raise SpikeforgeError(f"no {board.name} found on USB ({tool}: {detail})")

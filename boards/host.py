@@ -59,11 +59,11 @@ class HostDriver:
     def __init__(self, port, *, retries=4):
         self.port = port
         self.retries = retries
-        self.attempts = 0           # frames sent, retries included
-        self.recovered = 0          # commands that needed a retry
+        self.attempts = 0  # frames sent, retries included
+        self.recovered = 0  # commands that needed a retry
         self._identity = None
-        self._timestep = None       # the board's timestep, once known
-        self._plan = None           # the plan last checked against the board or loaded
+        self._timestep = None  # the board's timestep, once known
+        self._plan = None  # the plan last checked against the board or loaded
 
     # --- framing -------------------------------------------------------------------------------
     def _read_frame(self):
@@ -111,8 +111,9 @@ class HostDriver:
                 last = f"unexpected response code 0x{code:02x}"
                 continue
             return data
-        raise HostLinkError(f"host link: command 0x{command:02x} failed after "
-                            f"{self.retries + 1} attempts ({last})")
+        raise HostLinkError(
+            f"host link: command 0x{command:02x} failed after {self.retries + 1} attempts ({last})"
+        )
 
     # --- commands ------------------------------------------------------------------------------
     def identify(self):
@@ -152,13 +153,18 @@ class HostDriver:
                     return p.CMD_LAST, b""
             return command, payload
 
-        data = self._command(p.CMD_STEP, p.encode_step(indices), expect=p.RESPONSE | p.CMD_STEP,
-                             before_retry=before_retry)
+        data = self._command(
+            p.CMD_STEP,
+            p.encode_step(indices),
+            expect=p.RESPONSE | p.CMD_STEP,
+            before_retry=before_retry,
+        )
         cycles, done_step, spikes = p.decode_step(data)
         if done_step != (timestep + 1) & 0xFFFFFFFF:
             self._timestep = None
-            raise HostLinkError(f"host link: the board is at timestep {done_step}, expected "
-                                f"{timestep + 1}")
+            raise HostLinkError(
+                f"host link: the board is at timestep {done_step}, expected {timestep + 1}"
+            )
         self._timestep = done_step
         return spikes, cycles
 
@@ -168,34 +174,54 @@ class HostDriver:
             self.identify()
         identity = self._identity
         last_mem = max(CFG_WEIGHTS, CFG_BIAS, CFG_STATE, CFG_PARAMS)
-        for name, value, high in [("memory code", mem, last_mem),
-                                  ("lane", lane, identity["lanes"] - 1),
-                                  ("address", addr, (1 << identity["cfg_addr_width"]) - 1),
-                                  ("data", data, (1 << identity["cfg_data_width"]) - 1)]:
+        for name, value, high in [
+            ("memory code", mem, last_mem),
+            ("lane", lane, identity["lanes"] - 1),
+            ("address", addr, (1 << identity["cfg_addr_width"]) - 1),
+            ("data", data, (1 << identity["cfg_data_width"]) - 1),
+        ]:
             if not isinstance(value, (int, np.integer)) or not 0 <= value <= high:
-                raise SpikeforgeError(f"cfg write {name} must be an integer in [0, {high}] "
-                                      f"for the board's design, not {value!r}")
+                raise SpikeforgeError(
+                    f"cfg write {name} must be an integer in [0, {high}] "
+                    f"for the board's design, not {value!r}"
+                )
         data_bytes = (identity["cfg_data_width"] + 7) // 8
-        self._command(p.CMD_CFG, p.encode_cfg(mem, lane, addr, data, data_bytes),
-                      expect=p.RESPONSE | p.CMD_CFG)
+        self._command(
+            p.CMD_CFG,
+            p.encode_cfg(mem, lane, addr, data, data_bytes),
+            expect=p.RESPONSE | p.CMD_CFG,
+        )
 
     def check_plan(self, plan):
         """Raise a one-line error unless the board's array has ``plan``'s layout."""
         identity = self.identify()
-        expected = {"lanes": plan.lanes, "v_width": plan.v_width, "w_width": plan.w_width,
-                    "acc_width": plan.acc_width, "n_inputs": plan.n_inputs,
-                    "slots": plan.slots, "weight_words": plan.weight_words,
-                    "populations": len(plan.populations),
-                    "neurons": sum(q.size for q in plan.lif_populations)}
-        wrong = [f"{name} {identity[name]} (network: {value})"
-                 for name, value in expected.items() if identity[name] != value]
+        expected = {
+            "lanes": plan.lanes,
+            "v_width": plan.v_width,
+            "w_width": plan.w_width,
+            "acc_width": plan.acc_width,
+            "n_inputs": plan.n_inputs,
+            "slots": plan.slots,
+            "weight_words": plan.weight_words,
+            "populations": len(plan.populations),
+            "neurons": sum(q.size for q in plan.lif_populations),
+        }
+        wrong = [
+            f"{name} {identity[name]} (network: {value})"
+            for name, value in expected.items()
+            if identity[name] != value
+        ]
         if not wrong and identity["layout_hash"] != plan.layout_hash():
             # Same sizes, but the cores' decays, the projections or the refractory width differ.
-            wrong = [f"layout_hash {identity['layout_hash']} (network: {plan.layout_hash()}: "
-                     f"other decays, projections or t_ref range)"]
+            wrong = [
+                f"layout_hash {identity['layout_hash']} (network: {plan.layout_hash()}: "
+                f"other decays, projections or t_ref range)"
+            ]
         if wrong:
-            raise SpikeforgeError(f"the board's design has another layout than the network: "
-                                  f"{', '.join(wrong)}; rebuild with spikeforge build")
+            raise SpikeforgeError(
+                f"the board's design has another layout than the network: "
+                f"{', '.join(wrong)}; rebuild with spikeforge build"
+            )
         self._plan = plan
         return identity
 
@@ -241,8 +267,10 @@ class HostDriver:
 
         plan = plan if plan is not None else self._plan
         if plan is None:
-            raise HostLinkError("host link: run needs the network: call check_plan(plan) or "
-                                "load(plan) first, or pass plan")
+            raise HostLinkError(
+                "host link: run needs the network: call check_plan(plan) or "
+                "load(plan) first, or pass plan"
+            )
         inputs = check_input_spikes(spikes, plan.n_inputs)
         if self.status()["weights_unloaded"]:
             # The bitstream holds the biases and parameters of the network it was built from.
@@ -289,8 +317,9 @@ class SimulatedBoard:
         model of the store) and STATUS reports them unloaded until the first CFG write.
     """
 
-    def __init__(self, plan, *, stages=4, divisor=None, timeout=None, read_cycles=None,
-                 runtime_weights=False):
+    def __init__(
+        self, plan, *, stages=4, divisor=None, timeout=None, read_cycles=None, runtime_weights=False
+    ):
         from amaranth.sim import Simulator
 
         from ..hdl.host_link import HostLink, HostLinkUART
@@ -299,17 +328,22 @@ class SimulatedBoard:
         if timeout is None:
             timeout = 16 * max(byte_cycles, 4)
         if divisor is None:
-            self.dut = HostLink(plan, stages=stages, timeout=timeout,
-                                runtime_weights=runtime_weights)
+            self.dut = HostLink(
+                plan, stages=stages, timeout=timeout, runtime_weights=runtime_weights
+            )
             self.link = self.dut
         else:
-            self.dut = HostLinkUART(plan, divisor, stages=stages, timeout=timeout,
-                                    runtime_weights=runtime_weights)
+            self.dut = HostLinkUART(
+                plan, divisor, stages=stages, timeout=timeout, runtime_weights=runtime_weights
+            )
             self.link = self.dut.link
         self.divisor = divisor
         # Long enough for the board's error flush, the slowest step and a full-size response.
-        self.read_cycles = read_cycles or (2 * timeout + 2 * plan.max_step_cycles(stages)
-                                           + 2 * byte_cycles * (16 + 3 * self.link.neurons))
+        self.read_cycles = read_cycles or (
+            2 * timeout
+            + 2 * plan.max_step_cycles(stages)
+            + 2 * byte_cycles * (16 + 3 * self.link.neurons)
+        )
         self.cycles = 0
         self._to_board = collections.deque()
         self._from_board = bytearray()

@@ -14,8 +14,16 @@ from amaranth.lib.cdc import ResetSynchronizer
 
 from ..gen.errors import SpikeforgeError
 
-__all__ = ["ICE40PLL", "ECP5PLL", "GowinPLL", "ice40_pll", "ecp5_pll", "gowin_pll", "PLLTop",
-           "pll_for"]
+__all__ = [
+    "ICE40PLL",
+    "ECP5PLL",
+    "GowinPLL",
+    "ice40_pll",
+    "ecp5_pll",
+    "gowin_pll",
+    "PLLTop",
+    "pll_for",
+]
 
 
 @dataclass(frozen=True)
@@ -171,10 +179,12 @@ def pll_for(board, clock_mhz):
     pll = _SEARCHES[board.family](board.clock_mhz, clock_mhz)
     miss = abs(pll.f_out_mhz - clock_mhz) / clock_mhz
     if miss > MAX_CLOCK_ERROR:
-        raise SpikeforgeError(f"clock_mhz {clock_mhz:g} cannot be made from the "
-                              f"{board.clock_mhz:g} MHz clock of {board.name}: the closest PLL "
-                              f"output is {pll.f_out_mhz:.3f} MHz, {100 * miss:.1f}% off "
-                              f"(at most 1%)")
+        raise SpikeforgeError(
+            f"clock_mhz {clock_mhz:g} cannot be made from the "
+            f"{board.clock_mhz:g} MHz clock of {board.name}: the closest PLL "
+            f"output is {pll.f_out_mhz:.3f} MHz, {100 * miss:.1f}% off "
+            f"(at most 1%)"
+        )
     return pll
 
 
@@ -204,39 +214,85 @@ class PLLTop(Elaboratable):
             # The _PAD variant takes the clock straight from the pin (the PLL input pad of the
             # iCEBreaker and iCESugar), with no global buffer in between.
             m.submodules.pll = Instance(
-                "SB_PLL40_PAD", p_FEEDBACK_PATH="SIMPLE", p_DIVR=pll.divr, p_DIVF=pll.divf,
-                p_DIVQ=pll.divq, p_FILTER_RANGE=pll.filter_range,
-                i_PACKAGEPIN=pin.io, i_RESETB=1, i_BYPASS=0,
-                o_PLLOUTGLOBAL=sync.clk, o_LOCK=lock)
+                "SB_PLL40_PAD",
+                p_FEEDBACK_PATH="SIMPLE",
+                p_DIVR=pll.divr,
+                p_DIVF=pll.divf,
+                p_DIVQ=pll.divq,
+                p_FILTER_RANGE=pll.filter_range,
+                i_PACKAGEPIN=pin.io,
+                i_RESETB=1,
+                i_BYPASS=0,
+                o_PLLOUTGLOBAL=sync.clk,
+                o_LOCK=lock,
+            )
         elif isinstance(pll, GowinPLL):
             m.submodules.clk_buffer = clk_buffer = io.Buffer("i", pin)
             # Static dividers, internal feedback, only CLKOUT used. gowin_pack derives the
             # charge pump and loop filter from FCLKIN and the dividers, and checks the limits
             # of gowin_pll() again.
             m.submodules.pll = Instance(
-                "rPLL", p_FCLKIN=f"{pll.f_in_mhz:g}", p_IDIV_SEL=pll.idiv_sel,
-                p_FBDIV_SEL=pll.fbdiv_sel, p_ODIV_SEL=pll.odiv_sel, p_DYN_IDIV_SEL="false",
-                p_DYN_FBDIV_SEL="false", p_DYN_ODIV_SEL="false", p_CLKFB_SEL="internal",
-                p_CLKOUT_BYPASS="false", p_DEVICE="GW1NR-9C",
-                i_CLKIN=clk_buffer.i, i_CLKFB=0, i_RESET=0, i_RESET_P=0, i_FBDSEL=0, i_IDSEL=0,
-                i_ODSEL=0, i_PSDA=0, i_DUTYDA=0, i_FDLY=0,
-                o_CLKOUT=sync.clk, o_LOCK=lock)
+                "rPLL",
+                p_FCLKIN=f"{pll.f_in_mhz:g}",
+                p_IDIV_SEL=pll.idiv_sel,
+                p_FBDIV_SEL=pll.fbdiv_sel,
+                p_ODIV_SEL=pll.odiv_sel,
+                p_DYN_IDIV_SEL="false",
+                p_DYN_FBDIV_SEL="false",
+                p_DYN_ODIV_SEL="false",
+                p_CLKFB_SEL="internal",
+                p_CLKOUT_BYPASS="false",
+                p_DEVICE="GW1NR-9C",
+                i_CLKIN=clk_buffer.i,
+                i_CLKFB=0,
+                i_RESET=0,
+                i_RESET_P=0,
+                i_FBDSEL=0,
+                i_IDSEL=0,
+                i_ODSEL=0,
+                i_PSDA=0,
+                i_DUTYDA=0,
+                i_FDLY=0,
+                o_CLKOUT=sync.clk,
+                o_LOCK=lock,
+            )
         else:
             m.submodules.clk_buffer = clk_buffer = io.Buffer("i", pin)
             m.submodules.pll = Instance(
                 "EHXPLLL",
-                a_FREQUENCY_PIN_CLKI=f"{pll.f_in_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{pll.f_out_mhz:g}",
-                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+                a_FREQUENCY_PIN_CLKI=f"{pll.f_in_mhz:g}",
+                a_FREQUENCY_PIN_CLKOP=f"{pll.f_out_mhz:g}",
+                a_ICP_CURRENT="12",
+                a_LPF_RESISTOR="8",
+                a_MFG_ENABLE_FILTEROPAMP="1",
                 a_MFG_GMCREF_SEL="2",
-                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA",
-                p_CLKI_DIV=pll.clki_div, p_CLKFB_DIV=pll.clkfb_div,
-                p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=pll.clkop_div,
+                p_PLLRST_ENA="DISABLED",
+                p_INTFB_WAKE="DISABLED",
+                p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED",
+                p_OUTDIVIDER_MUXA="DIVA",
+                p_CLKI_DIV=pll.clki_div,
+                p_CLKFB_DIV=pll.clkfb_div,
+                p_CLKOP_ENABLE="ENABLED",
+                p_CLKOP_DIV=pll.clkop_div,
                 # Zero phase: Lattice's convention is CPHASE = DIV - 1.
-                p_CLKOP_CPHASE=pll.clkop_div - 1, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
-                i_CLKI=clk_buffer.i, i_CLKFB=sync.clk, i_RST=0, i_STDBY=0, i_PHASESEL0=0,
-                i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
-                i_PLLWAKESYNC=0, i_ENCLKOP=0, o_CLKOP=sync.clk, o_LOCK=lock)
+                p_CLKOP_CPHASE=pll.clkop_div - 1,
+                p_CLKOP_FPHASE=0,
+                p_FEEDBK_PATH="CLKOP",
+                i_CLKI=clk_buffer.i,
+                i_CLKFB=sync.clk,
+                i_RST=0,
+                i_STDBY=0,
+                i_PHASESEL0=0,
+                i_PHASESEL1=0,
+                i_PHASEDIR=1,
+                i_PHASESTEP=1,
+                i_PHASELOADREG=1,
+                i_PLLWAKESYNC=0,
+                i_ENCLKOP=0,
+                o_CLKOP=sync.clk,
+                o_LOCK=lock,
+            )
         platform.add_clock_constraint(sync.clk, pll.f_out_mhz * 1e6)
         m.submodules.reset = ResetSynchronizer(~lock, domain="sync")
         m.submodules.top = self.top

@@ -17,24 +17,51 @@ import struct
 
 from ..gen.errors import SpikeforgeError
 
-__all__ = ["SYNC", "MAGIC", "VERSION", "CMD_IDENTIFY", "CMD_STATUS", "CMD_STEP", "CMD_CFG",
-           "CMD_RESET", "CMD_LAST", "RESPONSE", "RSP_ERROR", "ERRORS", "ERR_CRC", "ERR_TIMEOUT",
-           "ERR_COMMAND", "ERR_LENGTH", "ERR_PAYLOAD", "ERR_LINE", "CRC_INIT", "crc16",
-           "crc16_byte", "encode_frame", "FrameDecoder", "FrameError", "IDENTITY_FORMAT",
-           "STATUS_FORMAT", "decode_identity", "decode_status", "decode_step", "encode_step",
-           "encode_cfg"]
+__all__ = [
+    "SYNC",
+    "MAGIC",
+    "VERSION",
+    "CMD_IDENTIFY",
+    "CMD_STATUS",
+    "CMD_STEP",
+    "CMD_CFG",
+    "CMD_RESET",
+    "CMD_LAST",
+    "RESPONSE",
+    "RSP_ERROR",
+    "ERRORS",
+    "ERR_CRC",
+    "ERR_TIMEOUT",
+    "ERR_COMMAND",
+    "ERR_LENGTH",
+    "ERR_PAYLOAD",
+    "ERR_LINE",
+    "CRC_INIT",
+    "crc16",
+    "crc16_byte",
+    "encode_frame",
+    "FrameDecoder",
+    "FrameError",
+    "IDENTITY_FORMAT",
+    "STATUS_FORMAT",
+    "decode_identity",
+    "decode_status",
+    "decode_step",
+    "encode_step",
+    "encode_cfg",
+]
 
 SYNC = 0x5A
 MAGIC = b"SPKF"
 VERSION = 2
 
 # Commands, host to board.
-CMD_IDENTIFY = 0x01   # -> identity of the design
-CMD_STATUS = 0x02     # -> counters and state
-CMD_STEP = 0x03       # input indices -> one timestep's output spikes and cycle count
-CMD_CFG = 0x04        # one runtime write of the array's cfg port -> acknowledgement
-CMD_RESET = 0x05      # network state back to initial -> acknowledgement
-CMD_LAST = 0x06       # -> the response of the last STEP again (lost responses)
+CMD_IDENTIFY = 0x01  # -> identity of the design
+CMD_STATUS = 0x02  # -> counters and state
+CMD_STEP = 0x03  # input indices -> one timestep's output spikes and cycle count
+CMD_CFG = 0x04  # one runtime write of the array's cfg port -> acknowledgement
+CMD_RESET = 0x05  # network state back to initial -> acknowledgement
+CMD_LAST = 0x06  # -> the response of the last STEP again (lost responses)
 COMMANDS = (CMD_IDENTIFY, CMD_STATUS, CMD_STEP, CMD_CFG, CMD_RESET, CMD_LAST)
 # A successful response carries the command code with the top bit set.
 RESPONSE = 0x80
@@ -59,9 +86,25 @@ _CRC_POLY = 0x1021
 # clock in Hz, network hash (sha256), layout hash (``ArrayPlan.layout_hash``: what a runtime
 # load cannot change, the neuron cores' decays among it).
 IDENTITY_FORMAT = "<4sBBBBBBBBBHHIHI32s8s"
-IDENTITY_FIELDS = ("magic", "version", "lanes", "stages", "v_width", "w_width", "acc_width",
-                   "cfg_addr_width", "cfg_data_width", "populations", "n_inputs", "slots",
-                   "weight_words", "neurons", "clock_hz", "network_hash", "layout_hash")
+IDENTITY_FIELDS = (
+    "magic",
+    "version",
+    "lanes",
+    "stages",
+    "v_width",
+    "w_width",
+    "acc_width",
+    "cfg_addr_width",
+    "cfg_data_width",
+    "populations",
+    "n_inputs",
+    "slots",
+    "weight_words",
+    "neurons",
+    "clock_hz",
+    "network_hash",
+    "layout_hash",
+)
 # Status payload: flags (bit 0 busy, bit 1 modified: a CFG write since configuration, bit 2
 # runtime weights: a design whose weights have no initial contents and whose CFG weight writes
 # are bursts), timestep, cycles of the last step, good frames, CRC errors, timeouts, other
@@ -98,8 +141,10 @@ def encode_frame(code, payload=b""):
     """The bytes of one frame with command or response ``code``."""
     payload = bytes(payload)
     if not 0 <= code <= 0xFF or len(payload) > 0xFFFF:
-        raise SpikeforgeError(f"frame code must be a byte and the payload at most 65535 bytes, "
-                              f"not {code!r} and {len(payload)}")
+        raise SpikeforgeError(
+            f"frame code must be a byte and the payload at most 65535 bytes, "
+            f"not {code!r} and {len(payload)}"
+        )
     body = bytes([code]) + struct.pack("<H", len(payload)) + payload
     return bytes([SYNC]) + body + struct.pack(">H", crc16(body))
 
@@ -135,12 +180,14 @@ class FrameDecoder:
             if len(self.buffer) < end:
                 return frames
             frame = bytes(self.buffer[:end])
-            del self.buffer[:1]   # on a bad CRC the next SYNC may be inside this frame
+            del self.buffer[:1]  # on a bad CRC the next SYNC may be inside this frame
             if crc16(frame[1:]) != 0:
-                raise FrameError(f"response frame with a bad CRC (code 0x{frame[1]:02x}, "
-                                 f"{length} bytes)", ERR_CRC)
-            del self.buffer[:end - 1]
-            frames.append((frame[1], frame[4:4 + length]))
+                raise FrameError(
+                    f"response frame with a bad CRC (code 0x{frame[1]:02x}, {length} bytes)",
+                    ERR_CRC,
+                )
+            del self.buffer[: end - 1]
+            frames.append((frame[1], frame[4 : 4 + length]))
 
     def pending(self):
         """Whether a frame has started but not completed."""
@@ -149,8 +196,9 @@ class FrameDecoder:
 
 def _unpack(fmt, fields, payload, what):
     if len(payload) != struct.calcsize(fmt):
-        raise FrameError(f"{what} response has {len(payload)} bytes, expected "
-                         f"{struct.calcsize(fmt)}", ERR_LENGTH)
+        raise FrameError(
+            f"{what} response has {len(payload)} bytes, expected {struct.calcsize(fmt)}", ERR_LENGTH
+        )
     return dict(zip(fields, struct.unpack(fmt, payload)))
 
 
@@ -158,23 +206,35 @@ def decode_identity(payload):
     """The identity response as a dict (``network_hash`` as hex)."""
     identity = _unpack(IDENTITY_FORMAT, IDENTITY_FIELDS, payload, "identify")
     if identity["magic"] != MAGIC:
-        raise FrameError(f"identify response has magic {identity['magic']!r}, not a spikeforge "
-                         f"design ({MAGIC!r})")
+        raise FrameError(
+            f"identify response has magic {identity['magic']!r}, not a spikeforge "
+            f"design ({MAGIC!r})"
+        )
     if identity["version"] != VERSION:
-        raise FrameError(f"the board speaks host-link protocol version {identity['version']}, "
-                         f"this spikeforge speaks {VERSION}: rebuild the design with this "
-                         f"spikeforge")
+        raise FrameError(
+            f"the board speaks host-link protocol version {identity['version']}, "
+            f"this spikeforge speaks {VERSION}: rebuild the design with this "
+            f"spikeforge"
+        )
     # The driver sizes CFG frames and weight bursts from these; a corrupt identity that passed
     # the CRC must not turn into a crash there.
-    for field, low, high in [("lanes", 1, 255), ("stages", 1, 255), ("v_width", 1, 255),
-                             ("w_width", 1, 255), ("acc_width", 1, 255),
-                             ("cfg_addr_width", 1, 16)]:
+    for field, low, high in [
+        ("lanes", 1, 255),
+        ("stages", 1, 255),
+        ("v_width", 1, 255),
+        ("w_width", 1, 255),
+        ("acc_width", 1, 255),
+        ("cfg_addr_width", 1, 16),
+    ]:
         if not low <= identity[field] <= high:
-            raise FrameError(f"identify response has {field} {identity[field]}, expected "
-                             f"{low} to {high}")
+            raise FrameError(
+                f"identify response has {field} {identity[field]}, expected {low} to {high}"
+            )
     if identity["cfg_data_width"] < identity["w_width"]:
-        raise FrameError(f"identify response has cfg_data_width {identity['cfg_data_width']}, "
-                         f"expected w_width ({identity['w_width']}) to 255")
+        raise FrameError(
+            f"identify response has cfg_data_width {identity['cfg_data_width']}, "
+            f"expected w_width ({identity['w_width']}) to 255"
+        )
     identity["network_hash"] = identity["network_hash"].hex()
     identity["layout_hash"] = identity["layout_hash"].hex()
     identity["magic"] = identity["magic"].decode()
@@ -201,11 +261,11 @@ def encode_step(indices):
 def decode_step(payload):
     """STEP response: ``(cycles, timestep, [(population, index), ...])``."""
     if len(payload) < 8 or (len(payload) - 8) % 3:
-        raise FrameError(f"step response has {len(payload)} bytes, expected 8 + 3 per spike",
-                         ERR_LENGTH)
+        raise FrameError(
+            f"step response has {len(payload)} bytes, expected 8 + 3 per spike", ERR_LENGTH
+        )
     cycles, timestep = struct.unpack_from("<II", payload)
-    spikes = [(payload[n], payload[n + 1] | payload[n + 2] << 8)
-              for n in range(8, len(payload), 3)]
+    spikes = [(payload[n], payload[n + 1] | payload[n + 2] << 8) for n in range(8, len(payload), 3)]
     return cycles, timestep, spikes
 
 

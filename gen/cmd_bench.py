@@ -13,8 +13,9 @@ def _int_list(text):
         return [int(part) for part in text.split(",")]
     except ValueError:
         # argparse puts "argument --x: " in front of this message.
-        raise argparse.ArgumentTypeError(f"must be a comma-separated list of integers, "
-                                         f"not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a comma-separated list of integers, not {text!r}"
+        ) from None
 
 
 def _name_list(text):
@@ -25,83 +26,148 @@ def add_parser(subparsers):
     from .bench import PARTS
 
     bench = subparsers.add_parser(
-        "bench", help="run the performance benchmark and update docs/performance.md",
+        "bench",
+        help="run the performance benchmark and update docs/performance.md",
         description="Cycles per timestep against the bound L, simulation speeds, board builds, "
-                    "the largest network that fits each board and the optional Brian2 "
-                    "comparison (docs/performance.md).")
-    bench.add_argument("--parts", type=_name_list, default=list(PARTS),
-                       help=f"comma-separated parts to run, among {','.join(PARTS)} "
-                            f"(default all)")
-    bench.add_argument("--quick", action="store_true",
-                       help="small networks, few steps, one iCEBreaker build: a smoke run")
-    bench.add_argument("--boards", type=_name_list, default=None,
-                       help="boards of the build part (default ulx3s-85f,tangnano9k) and the "
-                            "boards on which the capacity part confirms its model by building "
-                            "(default icebreaker,ulx3s-85f,tangnano9k); quick: icebreaker")
-    bench.add_argument("--lanes", type=_int_list, default=[1, 2, 4],
-                       help="lane counts of the cycle and build parts (default 1,2,4)")
-    bench.add_argument("--repeat", type=int, default=3,
-                       help="runs per timing; the median and spread are reported (default 3)")
-    bench.add_argument("--backend", default="amaranth",
-                       help="simulator of the cycle part: amaranth, verilator or icarus "
-                            "(default amaranth)")
-    bench.add_argument("-o", "--output", default=os.path.join("bench", "results.json"),
-                       help="results file (default bench/results.json)")
-    bench.add_argument("--doc", default=os.path.join("docs", "performance.md"),
-                       help="Markdown file whose generated block is replaced "
-                            "(default docs/performance.md; 'none' to skip)")
-    bench.add_argument("--fresh", action="store_true",
-                       help="drop the parts of an existing results file that this run does not "
-                            "measure (by default they are kept, so parts can run one at a time)")
+        "the largest network that fits each board and the optional Brian2 "
+        "comparison (docs/performance.md).",
+    )
+    bench.add_argument(
+        "--parts",
+        type=_name_list,
+        default=list(PARTS),
+        help=f"comma-separated parts to run, among {','.join(PARTS)} (default all)",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="small networks, few steps, one iCEBreaker build: a smoke run",
+    )
+    bench.add_argument(
+        "--boards",
+        type=_name_list,
+        default=None,
+        help="boards of the build part (default ulx3s-85f,tangnano9k) and the "
+        "boards on which the capacity part confirms its model by building "
+        "(default icebreaker,ulx3s-85f,tangnano9k); quick: icebreaker",
+    )
+    bench.add_argument(
+        "--lanes",
+        type=_int_list,
+        default=[1, 2, 4],
+        help="lane counts of the cycle and build parts (default 1,2,4)",
+    )
+    bench.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs per timing; the median and spread are reported (default 3)",
+    )
+    bench.add_argument(
+        "--backend",
+        default="amaranth",
+        help="simulator of the cycle part: amaranth, verilator or icarus (default amaranth)",
+    )
+    bench.add_argument(
+        "-o",
+        "--output",
+        default=os.path.join("bench", "results.json"),
+        help="results file (default bench/results.json)",
+    )
+    bench.add_argument(
+        "--doc",
+        default=os.path.join("docs", "performance.md"),
+        help="Markdown file whose generated block is replaced "
+        "(default docs/performance.md; 'none' to skip)",
+    )
+    bench.add_argument(
+        "--fresh",
+        action="store_true",
+        help="drop the parts of an existing results file that this run does not "
+        "measure (by default they are kept, so parts can run one at a time)",
+    )
     bench.set_defaults(func=run_bench)
 
     explore = subparsers.add_parser(
-        "explore", help="build every combination of lanes, stages and widths for a board",
+        "explore",
+        help="build every combination of lanes, stages and widths for a board",
         description="Evaluate NETWORK.json on --board for every combination of the lists; "
-                    "finished points are cached, so an interrupted sweep resumes.")
+        "finished points are cached, so an interrupted sweep resumes.",
+    )
     explore.add_argument("network", help="network description, .json")
     explore.add_argument("--board", required=True, help="board name (spikeforge boards)")
-    explore.add_argument("--lanes", type=_int_list, default=[1],
-                         help="comma-separated lane counts (default 1)")
-    explore.add_argument("--stages", type=_int_list, default=[4],
-                         help="comma-separated pipeline depths (default 4)")
-    explore.add_argument("--v-width", type=_int_list, default=None,
-                         help="comma-separated membrane widths (default: the network's)")
-    explore.add_argument("--w-width", type=_int_list, default=None,
-                         help="comma-separated weight widths (default: the network's)")
-    explore.add_argument("--mode", default="build",
-                         help="build (place and route, default), synth (Yosys only, no Fmax) or model "
-                              "(golden-model figures only, no tools)")
-    explore.add_argument("--test-set", help="labelled test set .npz (labels with spikes or "
-                                            "digits images): adds accuracy")
-    explore.add_argument("--jobs", type=int, default=None,
-                         help="local worker processes (default: CPU count)")
-    explore.add_argument("--scheduler", help="Dask distributed scheduler address, e.g. "
-                                             "tcp://host:8786 (needs the explore extra)")
-    explore.add_argument("--cache", default=os.path.join("build", "explore-cache"),
-                         help="cache folder of finished points (default build/explore-cache)")
-    explore.add_argument("-o", "--output", default="explore.csv",
-                         help="table, .csv or .json (default explore.csv)")
-    explore.add_argument("--plot", default=None,
-                         help="Pareto plot .png (default: the table's name with .png)")
+    explore.add_argument(
+        "--lanes", type=_int_list, default=[1], help="comma-separated lane counts (default 1)"
+    )
+    explore.add_argument(
+        "--stages", type=_int_list, default=[4], help="comma-separated pipeline depths (default 4)"
+    )
+    explore.add_argument(
+        "--v-width",
+        type=_int_list,
+        default=None,
+        help="comma-separated membrane widths (default: the network's)",
+    )
+    explore.add_argument(
+        "--w-width",
+        type=_int_list,
+        default=None,
+        help="comma-separated weight widths (default: the network's)",
+    )
+    explore.add_argument(
+        "--mode",
+        default="build",
+        help="build (place and route, default), synth (Yosys only, no Fmax) or model "
+        "(golden-model figures only, no tools)",
+    )
+    explore.add_argument(
+        "--test-set",
+        help="labelled test set .npz (labels with spikes or digits images): adds accuracy",
+    )
+    explore.add_argument(
+        "--jobs", type=int, default=None, help="local worker processes (default: CPU count)"
+    )
+    explore.add_argument(
+        "--scheduler",
+        help="Dask distributed scheduler address, e.g. tcp://host:8786 (needs the explore extra)",
+    )
+    explore.add_argument(
+        "--cache",
+        default=os.path.join("build", "explore-cache"),
+        help="cache folder of finished points (default build/explore-cache)",
+    )
+    explore.add_argument(
+        "-o", "--output", default="explore.csv", help="table, .csv or .json (default explore.csv)"
+    )
+    explore.add_argument(
+        "--plot", default=None, help="Pareto plot .png (default: the table's name with .png)"
+    )
     explore.set_defaults(func=run_explore)
 
 
 def run_bench(args):
     from ..sim.backends import HARDWARE_BACKENDS
-    from .bench import merge_results, render_tables, run_suite, save_results, update_doc
     from ..sim.params import check_int
+    from .bench import merge_results, render_tables, run_suite, save_results, update_doc
 
     check_int("--repeat", args.repeat, 1, 100)
     if args.backend not in HARDWARE_BACKENDS:
-        raise SpikeforgeError(f"--backend must be one of {', '.join(HARDWARE_BACKENDS)}, "
-                              f"not {args.backend!r}")
+        raise SpikeforgeError(
+            f"--backend must be one of {', '.join(HARDWARE_BACKENDS)}, not {args.backend!r}"
+        )
     if args.boards is not None:
         from ..boards.registry import get_board
+
         for name in args.boards:
             get_board(name)
-    results = run_suite(args.parts, quick=args.quick, boards=args.boards, repeat=args.repeat,
-                        lanes=tuple(args.lanes), backend=args.backend)
+    results = run_suite(
+        args.parts,
+        quick=args.quick,
+        boards=args.boards,
+        repeat=args.repeat,
+        lanes=tuple(args.lanes),
+        backend=args.backend,
+    )
     if not args.fresh:
         results = merge_results(args.output, results)
     save_results(args.output, results)
@@ -131,21 +197,34 @@ def run_explore(args):
         try:
             import distributed  # noqa: F401  (only to report a missing extra in one line)
         except ImportError:
-            raise SpikeforgeError("--scheduler needs Dask: pip install 'spikeforge[explore]'") \
-                from None
+            raise SpikeforgeError(
+                "--scheduler needs Dask: pip install 'spikeforge[explore]'"
+            ) from None
     net = load_network(args.network)
-    points = sweep_points(args.lanes, args.stages, args.v_width or [net.v_width],
-                          args.w_width or [net.w_width])
+    points = sweep_points(
+        args.lanes, args.stages, args.v_width or [net.v_width], args.w_width or [net.w_width]
+    )
     inputs = labels = None
     if args.test_set:
         inputs, labels = load_test_set(args.test_set, net)
-    rows = explore(net, args.board, points, mode=args.mode, cache_dir=args.cache,
-                   inputs=inputs, labels=labels, jobs=args.jobs, scheduler=args.scheduler)
+    rows = explore(
+        net,
+        args.board,
+        points,
+        mode=args.mode,
+        cache_dir=args.cache,
+        inputs=inputs,
+        labels=labels,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+    )
     write_table(rows, args.output)
     plot = args.plot or os.path.splitext(args.output)[0] + ".png"
     pareto_plot(rows, plot, title=f"{os.path.basename(args.network)} on {args.board}")
     reused = sum(r["cached"] for r in rows)
     failed = sum(r["status"] != "ok" for r in rows)
-    print(f"wrote {args.output} and {plot}: {len(rows)} points ({reused} from the cache, "
-          f"{failed} failed)")
+    print(
+        f"wrote {args.output} and {plot}: {len(rows)} points ({reused} from the cache, "
+        f"{failed} failed)"
+    )
     return 0

@@ -9,22 +9,30 @@ __all__ = ["add_parser"]
 
 def add_parser(subparsers):
     boards = subparsers.add_parser(
-        "boards", help="list the supported FPGA boards",
+        "boards",
+        help="list the supported FPGA boards",
         description="List the boards that 'spikeforge build --board' and 'spikeforge flash' "
-                    "accept: name, FPGA family and part, clock, LEDs, UART, programmer.")
+        "accept: name, FPGA family and part, clock, LEDs, UART, programmer.",
+    )
     boards.set_defaults(func=run_boards)
 
     flash_parser = subparsers.add_parser(
-        "flash", help="load a bitstream into a board",
+        "flash",
+        help="load a bitstream into a board",
         description="Load a bitstream into a board with the board's programmer (iceprog, "
-                    "icesprog, openFPGALoader or dfu-util).")
-    flash_parser.add_argument("--board", required=True,
-                              help=f"one of {', '.join(BOARDS)} (see 'spikeforge boards')")
-    flash_parser.add_argument("bitstream", nargs="?",
-                              help=f"bitstream file (default: "
-                                   f"{DEFAULT_BUILD_DIR.format(board='BOARD')}/top.EXT)")
-    flash_parser.add_argument("--dry-run", action="store_true",
-                              help="print the programmer command instead of running it")
+        "icesprog, openFPGALoader or dfu-util).",
+    )
+    flash_parser.add_argument(
+        "--board", required=True, help=f"one of {', '.join(BOARDS)} (see 'spikeforge boards')"
+    )
+    flash_parser.add_argument(
+        "bitstream",
+        nargs="?",
+        help=f"bitstream file (default: {DEFAULT_BUILD_DIR.format(board='BOARD')}/top.EXT)",
+    )
+    flash_parser.add_argument(
+        "--dry-run", action="store_true", help="print the programmer command instead of running it"
+    )
     flash_parser.set_defaults(func=run_flash)
 
 

@@ -9,28 +9,49 @@ __all__ = ["add_parser"]
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "demo", help="classify the shipped test digits on the array: golden model against RTL",
+        "demo",
+        help="classify the shipped test digits on the array: golden model against RTL",
         description="Run the shipped spiking digit classifier on its 360 held-out 8x8 digits with "
-                    "the golden model and with the array's Verilog (Verilator), and report "
-                    "accuracy, bit-exact agreement, cycles per inference and board figures.")
-    parser.add_argument("-o", "--output", default="spikeforge-demo",
-                        help="folder for the Verilog, the raster plot and demo.json "
-                             "(default spikeforge-demo)")
-    parser.add_argument("--backend", default="verilator",
-                        help="RTL simulator: verilator, icarus or amaranth (default verilator)")
-    parser.add_argument("--lanes", type=int, default=2,
-                        help="array lanes: 1, 2, 4 or 8 (default 2, which fits the iCEBreaker)")
-    parser.add_argument("--digits", type=int, default=None,
-                        help="run only the first N test digits (default: all 360)")
-    parser.add_argument("--board", default=None,
-                        help="also build the bitstream for this board and project from its report")
+        "the golden model and with the array's Verilog (Verilator), and report "
+        "accuracy, bit-exact agreement, cycles per inference and board figures.",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="spikeforge-demo",
+        help="folder for the Verilog, the raster plot and demo.json (default spikeforge-demo)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="verilator",
+        help="RTL simulator: verilator, icarus or amaranth (default verilator)",
+    )
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=2,
+        help="array lanes: 1, 2, 4 or 8 (default 2, which fits the iCEBreaker)",
+    )
+    parser.add_argument(
+        "--digits",
+        type=int,
+        default=None,
+        help="run only the first N test digits (default: all 360)",
+    )
+    parser.add_argument(
+        "--board",
+        default=None,
+        help="also build the bitstream for this board and project from its report",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args):
     if args.lanes not in LANES:
-        raise SpikeforgeError(f"--lanes must be one of {', '.join(map(str, LANES))}, "
-                              f"not {args.lanes}")
-    run_demo(args.output, backend=args.backend, lanes=args.lanes, digits=args.digits,
-             board=args.board)
+        raise SpikeforgeError(
+            f"--lanes must be one of {', '.join(map(str, LANES))}, not {args.lanes}"
+        )
+    run_demo(
+        args.output, backend=args.backend, lanes=args.lanes, digits=args.digits, board=args.board
+    )
     return 0

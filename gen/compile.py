@@ -51,25 +51,34 @@ def compile_network(net, lanes=1, capacity=Capacity()):
             input_offset += pop.size
         else:
             rows = _ceil_div(pop.size, lanes)
-            pops.append(PopulationPlan(pop.name, pop.size, False, params=pop.params,
-                                       slot_base=slot_base, rows=rows, lif_index=lif_index))
+            pops.append(
+                PopulationPlan(
+                    pop.name,
+                    pop.size,
+                    False,
+                    params=pop.params,
+                    slot_base=slot_base,
+                    rows=rows,
+                    lif_index=lif_index,
+                )
+            )
             slot_base += rows
             lif_index += 1
     slots = max(slot_base, 2)  # no memory of the array has a single word
 
-    order = sorted(range(len(net.projections)),
-                   key=lambda n: (net.projections[n].source_index, n))
+    order = sorted(range(len(net.projections)), key=lambda n: (net.projections[n].source_index, n))
     projs, blocks = [], []
     weight_base = 0
     for n in order:
         proj = net.projections[n]
         target = pops[proj.target_index]
-        projs.append(ProjectionPlan(proj.source_index, proj.target_index, weight_base,
-                                    proj.recurrent))
+        projs.append(
+            ProjectionPlan(proj.source_index, proj.target_index, weight_base, proj.recurrent)
+        )
         # Pad the target axis to whole rows, then deal columns out to lanes: word c of lane l
         # holds column c * lanes + l.
         padded = np.zeros((proj.weights.shape[0], target.rows * lanes), np.int64)
-        padded[:, :target.size] = proj.weights
+        padded[:, : target.size] = proj.weights
         blocks.append(padded.reshape(proj.weights.shape[0], target.rows, lanes))
         weight_base += proj.weights.shape[0] * target.rows
     if blocks:
@@ -86,24 +95,35 @@ def compile_network(net, lanes=1, capacity=Capacity()):
         if pop.is_input:
             continue
         padded = np.zeros(plan.rows * lanes, np.int64)
-        padded[:pop.size] = pop.bias
-        bias[:, plan.slot_base:plan.slot_base + plan.rows] = padded.reshape(plan.rows, lanes).T
-        v_init[:, plan.slot_base:plan.slot_base + plan.rows] = pop.params.v_rest
+        padded[: pop.size] = pop.bias
+        bias[:, plan.slot_base : plan.slot_base + plan.rows] = padded.reshape(plan.rows, lanes).T
+        v_init[:, plan.slot_base : plan.slot_base + plan.rows] = pop.params.v_rest
         t_ref_max = max(t_ref_max, pop.params.t_ref)
 
     if capacity.weight_words is not None and weights.shape[1] > capacity.weight_words:
         raise SpikeforgeError(
             f"network needs {weights.shape[1]} weight words per lane, the target holds "
-            f"{capacity.weight_words} (lanes={lanes}); use more lanes or a smaller network")
+            f"{capacity.weight_words} (lanes={lanes}); use more lanes or a smaller network"
+        )
     if capacity.slots is not None and slot_base > capacity.slots:
         raise SpikeforgeError(
             f"network needs {slot_base} neuron slots per lane, the target holds "
-            f"{capacity.slots} (lanes={lanes}); use more lanes or a smaller network")
+            f"{capacity.slots} (lanes={lanes}); use more lanes or a smaller network"
+        )
 
     return ArrayPlan(
-        lanes=lanes, v_width=net.v_width, w_width=net.w_width, acc_width=net.acc_width,
-        t_ref_max=t_ref_max, populations=pops, projections=projs, weights=weights, bias=bias,
-        v_init=v_init, network_hash=net.network_hash())
+        lanes=lanes,
+        v_width=net.v_width,
+        w_width=net.w_width,
+        acc_width=net.acc_width,
+        t_ref_max=t_ref_max,
+        populations=pops,
+        projections=projs,
+        weights=weights,
+        bias=bias,
+        v_init=v_init,
+        network_hash=net.network_hash(),
+    )
 
 
 def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1):
@@ -125,8 +145,8 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
         :mod:`spikeforge.hdl.array`; ``data`` is the raw word (the words of a burst, the first
         in the low bits).
     """
-    from ..hdl.array import CFG_BIAS, CFG_PARAMS, CFG_WEIGHTS
     from ..hdl.arith import bits_for
+    from ..hdl.array import CFG_BIAS, CFG_PARAMS, CFG_WEIGHTS
     from ..hdl.neuron import pack_params, params_layout
 
     def raw(value, width):
@@ -137,7 +157,7 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
             words = plan.weights[lane]
             for addr in range(0, len(words), weight_burst):
                 data = 0
-                for n, word in enumerate(words[addr:addr + weight_burst]):
+                for n, word in enumerate(words[addr : addr + weight_burst]):
                     data |= raw(word, plan.w_width) << (n * plan.w_width)
                 yield CFG_WEIGHTS, lane, addr, data
     if "bias" in memories:
@@ -145,10 +165,10 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
             for addr, word in enumerate(plan.bias[lane]):
                 yield CFG_BIAS, lane, addr, raw(word, plan.v_width)
     if "params" in memories:
-        synaptic = dict(synaptic=plan.synaptic,
-                        syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None)
-        layout = params_layout(plan.v_width, bits_for(plan.t_ref_max), plan.decay_sets,
-                               **synaptic)
+        synaptic = dict(
+            synaptic=plan.synaptic, syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None
+        )
+        layout = params_layout(plan.v_width, bits_for(plan.t_ref_max), plan.decay_sets, **synaptic)
         for index, pop in enumerate(plan.lif_populations):
             row = pack_params(pop.params, plan.decay_sets, **synaptic)
             row["bias"] = 0  # the array takes each neuron's bias from the bias memory

@@ -33,8 +33,16 @@ def _shipped_report():
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_demo(out_dir="spikeforge-demo", *, backend="verilator", lanes=2, digits=None,
-             chunk=40, board=None, log=print):
+def run_demo(
+    out_dir="spikeforge-demo",
+    *,
+    backend="verilator",
+    lanes=2,
+    digits=None,
+    chunk=40,
+    board=None,
+    log=print,
+):
     """Run the demo and return its figures as a dict (also written as ``demo.json``).
 
     Parameters
@@ -53,21 +61,25 @@ def run_demo(out_dir="spikeforge-demo", *, backend="verilator", lanes=2, digits=
         Also build the bitstream for this board and project from its report.
     """
     if backend not in HARDWARE_BACKENDS:
-        raise SpikeforgeError(f"--backend must be one of {', '.join(HARDWARE_BACKENDS)}, "
-                              f"not {backend!r}")
+        raise SpikeforgeError(
+            f"--backend must be one of {', '.join(HARDWARE_BACKENDS)}, not {backend!r}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = shipped_network()
     images, labels = load_test_digits()
     if digits is not None:
         if not isinstance(digits, int) or not 1 <= digits <= len(images):
-            raise SpikeforgeError(f"--digits must be an integer in [1, {len(images)}], "
-                                  f"not {digits!r}")
+            raise SpikeforgeError(
+                f"--digits must be an integer in [1, {len(images)}], not {digits!r}"
+            )
         images, labels = images[:digits], labels[:digits]
     spikes = encode(images, STEPS)
-    log(f"spikeforge demo: {len(images)} held-out 8x8 digits (scikit-learn digits, CC BY 4.0), "
+    log(
+        f"spikeforge demo: {len(images)} held-out 8x8 digits (scikit-learn digits, CC BY 4.0), "
         f"{STEPS} timesteps each, network "
-        + " -> ".join(f"{p.name} {p.size}" for p in net.populations))
+        + " -> ".join(f"{p.name} {p.size}" for p in net.populations)
+    )
 
     began = time.monotonic()
     golden = run_network(net, spikes)
@@ -81,62 +93,88 @@ def run_demo(out_dir="spikeforge-demo", *, backend="verilator", lanes=2, digits=
     began = time.monotonic()
     with Progress(f"{backend} RTL simulation", len(images)) as bar:
         for start in range(0, len(images), chunk):
-            runs.append(simulate(net, spikes[start:start + chunk], backend, lanes=lanes))
-            bar.advance(len(spikes[start:start + chunk]))
+            runs.append(simulate(net, spikes[start : start + chunk], backend, lanes=lanes))
+            bar.advance(len(spikes[start : start + chunk]))
     rtl_seconds = time.monotonic() - began
     rtl_spikes = {name: np.concatenate([r.spikes[name] for r in runs]) for name in golden.spikes}
     cycles = np.concatenate([r.cycles for r in runs])
     rtl_pred = classify(rtl_spikes["output"].sum(axis=1))
     # Per digit: every spike of every population equal.
-    same = np.all([(rtl_spikes[name] == golden.spikes[name]).all(axis=(1, 2))
-                   for name in golden.spikes], axis=0)
+    same = np.all(
+        [(rtl_spikes[name] == golden.spikes[name]).all(axis=(1, 2)) for name in golden.spikes],
+        axis=0,
+    )
     digits_agreeing = int(same.sum())
 
     per_inference = cycles.sum(axis=1)
     figures = {
-        "digits": len(images), "timesteps": STEPS, "lanes": lanes, "backend": backend,
+        "digits": len(images),
+        "timesteps": STEPS,
+        "lanes": lanes,
+        "backend": backend,
         "accuracy_golden": float(np.mean(golden_pred == labels)),
         "accuracy_rtl": float(np.mean(rtl_pred == labels)),
-        "bit_exact_digits": digits_agreeing, "bit_exact": bool(same.all()),
+        "bit_exact_digits": digits_agreeing,
+        "bit_exact": bool(same.all()),
         "cycles_per_inference_median": float(np.median(per_inference)),
         "cycles_per_inference_max": int(per_inference.max()),
-        "golden_seconds": golden_seconds, "rtl_seconds": rtl_seconds,
+        "golden_seconds": golden_seconds,
+        "rtl_seconds": rtl_seconds,
         "neurons": sum(p.size for p in net.lif_populations),
         "synapses": int(sum(np.count_nonzero(p.weights) for p in net.projections)),
     }
-    log(f"golden model: accuracy {figures['accuracy_golden']:.2%} "
-        f"({golden_seconds:.2f} s for all digits)")
-    log(f"RTL ({backend}, {lanes} lanes): accuracy {figures['accuracy_rtl']:.2%}, "
+    log(
+        f"golden model: accuracy {figures['accuracy_golden']:.2%} "
+        f"({golden_seconds:.2f} s for all digits)"
+    )
+    log(
+        f"RTL ({backend}, {lanes} lanes): accuracy {figures['accuracy_rtl']:.2%}, "
         f"bit-exact with the golden model on {digits_agreeing}/{len(images)} digits "
-        f"(every spike of every population), {rtl_seconds:.1f} s")
-    log(f"cycles per inference ({STEPS} steps): median {figures['cycles_per_inference_median']:.0f}, "
-        f"max {figures['cycles_per_inference_max']}")
+        f"(every spike of every population), {rtl_seconds:.1f} s"
+    )
+    log(
+        f"cycles per inference ({STEPS} steps): median {figures['cycles_per_inference_median']:.0f}, "
+        f"max {figures['cycles_per_inference_max']}"
+    )
 
     report = _board_report(net, board, lanes, out, log) if board else _shipped_report()
     if report is not None and report["lanes"] != lanes:
-        log(f"the shipped build report is for {report['lanes']} lanes, not {lanes}: "
-            f"add --board to build this configuration")
+        log(
+            f"the shipped build report is for {report['lanes']} lanes, not {lanes}: "
+            f"add --board to build this configuration"
+        )
         report = None
     if report is not None:
         fmax = report["fmax_mhz"]
         latency_us = figures["cycles_per_inference_median"] / fmax
-        figures.update(board=report["board"], fmax_mhz=fmax, latency_us=latency_us,
-                       inferences_per_second=1e6 / latency_us, luts=report["luts"],
-                       brams=report["brams"], dsps=report["dsps"])
-        log(f"on {report['board']} at its post-route Fmax {fmax:.1f} MHz: {latency_us:.1f} us per "
+        figures.update(
+            board=report["board"],
+            fmax_mhz=fmax,
+            latency_us=latency_us,
+            inferences_per_second=1e6 / latency_us,
+            luts=report["luts"],
+            brams=report["brams"],
+            dsps=report["dsps"],
+        )
+        log(
+            f"on {report['board']} at its post-route Fmax {fmax:.1f} MHz: {latency_us:.1f} us per "
             f"inference, {1e6 / latency_us:,.0f} inferences/s; {report['luts']} LUTs, "
             f"{report['brams']} BRAMs, {report['dsps']} DSPs"
-            + ("" if board else " (shipped build report; --board builds anew)"))
+            + ("" if board else " (shipped build report; --board builds anew)")
+        )
     else:
         log("no board report: add --board icebreaker to build one and project board figures")
 
     from .plot import plot_run
+
     # The raster of the first digit from the runs above (spikes only: a trace run would need a
     # second Verilator build).
-    plot_run(out / "raster.png",
-             NetworkRun(spikes={name: s[:1] for name, s in rtl_spikes.items()}),
-             NetworkRun(spikes={name: s[:1] for name, s in golden.spikes.items()}),
-             title=f"digit {int(labels[0])} (label): {backend} RTL over golden")
+    plot_run(
+        out / "raster.png",
+        NetworkRun(spikes={name: s[:1] for name, s in rtl_spikes.items()}),
+        NetworkRun(spikes={name: s[:1] for name, s in golden.spikes.items()}),
+        title=f"digit {int(labels[0])} (label): {backend} RTL over golden",
+    )
     (out / "demo.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     log(f"wrote {out / 'digits_array.v'}, {out / 'raster.png'}, {out / 'demo.json'}")
     if not same.all():

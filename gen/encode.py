@@ -48,14 +48,15 @@ def encode(images, T, max_value=16):
     T = check_int("T", T, 1, MAX_STEPS)
     max_value = check_int("max_value", max_value, 1, 1 << 16)
     x = np.asarray(images)
-    if x.dtype == bool or not (np.issubdtype(x.dtype, np.integer)
-                               or _integral_floats(x)):
+    if x.dtype == bool or not (np.issubdtype(x.dtype, np.integer) or _integral_floats(x)):
         raise TypeError(f"images must hold integers in [0, {max_value}], not {x.dtype} values")
     if x.ndim >= 2 and x.shape[-2:] == (8, 8):
         x = x.reshape(x.shape[:-2] + (PIXELS,))
     if x.ndim not in (1, 2) or x.shape[-1] == 0:
-        raise TypeError(f"images must be shaped (pixels,), (n, pixels), (8, 8) or (n, 8, 8), "
-                        f"not {np.shape(images)}")
+        raise TypeError(
+            f"images must be shaped (pixels,), (n, pixels), (8, 8) or (n, 8, 8), "
+            f"not {np.shape(images)}"
+        )
     x = x.astype(np.int64)
     if x.size and (x.min() < 0 or x.max() > max_value):
         bad = x.min() if x.min() < 0 else x.max()
@@ -68,5 +69,8 @@ def encode(images, T, max_value=16):
 
 def _integral_floats(x):
     # scikit-learn hands the digits over as float64 holding whole numbers; accept those.
-    return (np.issubdtype(x.dtype, np.floating) and bool(np.all(np.isfinite(x)))
-            and bool(np.all(x == np.round(x))))
+    return (
+        np.issubdtype(x.dtype, np.floating)
+        and bool(np.all(np.isfinite(x)))
+        and bool(np.all(x == np.round(x)))
+    )

@@ -35,18 +35,45 @@ from ..hdl.plan import LANES
 from ..sim.network_golden import run_network
 from ..sim.params import check_int, v_range, w_range
 from .errors import SpikeforgeError
-from .network import Network, V_WIDTH_RANGE, W_WIDTH_RANGE
+from .network import V_WIDTH_RANGE, W_WIDTH_RANGE, Network
 from .version import version
 
-__all__ = ["MODES", "requantize", "sweep_points", "point_key", "evaluate_point", "load_test_set",
-           "explore", "pareto_front", "write_table", "pareto_plot", "COLUMNS"]
+__all__ = [
+    "MODES",
+    "requantize",
+    "sweep_points",
+    "point_key",
+    "evaluate_point",
+    "load_test_set",
+    "explore",
+    "pareto_front",
+    "write_table",
+    "pareto_plot",
+    "COLUMNS",
+]
 
 MODES = ("build", "synth", "model")
 
 # Columns of the CSV table, in order.
-COLUMNS = ("lanes", "stages", "v_width", "w_width", "status", "luts", "ffs", "brams", "sprams",
-           "dsps", "fmax_mhz", "cycles_bound", "synaptic_ops_per_step", "synaptic_ops_per_s",
-           "accuracy", "error", "key")
+COLUMNS = (
+    "lanes",
+    "stages",
+    "v_width",
+    "w_width",
+    "status",
+    "luts",
+    "ffs",
+    "brams",
+    "sprams",
+    "dsps",
+    "fmax_mhz",
+    "cycles_bound",
+    "synaptic_ops_per_step",
+    "synaptic_ops_per_s",
+    "accuracy",
+    "error",
+    "key",
+)
 
 # Cell types counted as LUTs in synthesis-only mode, per family (carry cells ride along in
 # the LUTs' slices and are not counted).
@@ -91,9 +118,11 @@ def requantize(net, v_width, w_width):
         for key in ("v_th", "v_reset", "v_rest", "bias"):
             scaled = _shift(pop[key], e)
             if scaled.min() < vlo or scaled.max() > vhi:
-                raise SpikeforgeError(f"population {pop['name']}: {key} scaled for w_width "
-                                      f"{w_width} does not fit v_width {v_width} "
-                                      f"([{vlo}, {vhi}])")
+                raise SpikeforgeError(
+                    f"population {pop['name']}: {key} scaled for w_width "
+                    f"{w_width} does not fit v_width {v_width} "
+                    f"([{vlo}, {vhi}])"
+                )
             pop[key] = scaled.tolist()
         pop["v_peak"] = int(np.clip(_shift(pop["v_peak"], e), pop["v_th"], vhi))
         pop["decay"] = [k for k in pop["decay"] if abs(k) < v_width]
@@ -113,8 +142,10 @@ def sweep_points(lanes, stages, v_widths, w_widths):
         check_int("--v-width", v, *V_WIDTH_RANGE)
     for w in w_widths:
         check_int("--w-width", w, *W_WIDTH_RANGE)
-    return [{"lanes": p, "stages": s, "v_width": v, "w_width": w}
-            for p, s, v, w in itertools.product(lanes, stages, v_widths, w_widths)]
+    return [
+        {"lanes": p, "stages": s, "v_width": v, "w_width": w}
+        for p, s, v, w in itertools.product(lanes, stages, v_widths, w_widths)
+    ]
 
 
 def load_test_set(path, net, steps=None):
@@ -126,25 +157,38 @@ def load_test_set(path, net, steps=None):
     """
     with np.load(path) as data:
         if "labels" not in data.files or not ({"spikes", "images"} & set(data.files)):
-            raise SpikeforgeError(f"{path}: a test set needs 'labels' and 'spikes' or 'images', "
-                                  f"not {', '.join(data.files)}")
+            raise SpikeforgeError(
+                f"{path}: a test set needs 'labels' and 'spikes' or 'images', "
+                f"not {', '.join(data.files)}"
+            )
         labels = np.asarray(data["labels"], np.int64)
         if "spikes" in data.files:
             spikes = np.asarray(data["spikes"], np.uint8)
         else:
             from .encode import encode
             from .train_digits import STEPS
+
             spikes = encode(data["images"], steps or STEPS).astype(np.uint8)
     if spikes.ndim != 3 or spikes.shape[2] != net.n_inputs or spikes.shape[0] != len(labels):
-        raise SpikeforgeError(f"{path}: spikes must have shape ({len(labels)}, T, "
-                              f"{net.n_inputs}), not {spikes.shape}")
+        raise SpikeforgeError(
+            f"{path}: spikes must have shape ({len(labels)}, T, {net.n_inputs}), not {spikes.shape}"
+        )
     return spikes, labels
 
 
 def point_key(net_hash, board, point, mode, inputs_hash):
     """The cache key of one point: sha256 of everything its result depends on."""
-    text = json.dumps({"network": net_hash, "board": board, "point": point, "mode": mode,
-                       "inputs": inputs_hash, "spikeforge": version()}, sort_keys=True)
+    text = json.dumps(
+        {
+            "network": net_hash,
+            "board": board,
+            "point": point,
+            "mode": mode,
+            "inputs": inputs_hash,
+            "spikeforge": version(),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -189,21 +233,30 @@ def evaluate_point(net, board_name, point, mode, inputs, labels, build_root):
     build_dir = os.path.join(build_root, f"{board.name}-{name}")
     if mode == "build":
         try:
-            report = build(BenchTop(board, plan, point["stages"]), board, build_dir,
-                           check_timing=False)
+            report = build(
+                BenchTop(board, plan, point["stages"]), board, build_dir, check_timing=False
+            )
         except BuildError as error:
             return dict(row, status="error", error=str(error))
         for key in ("luts", "ffs", "brams", "sprams", "dsps", "fmax_mhz"):
             row[key] = report[key]
-        row["synaptic_ops_per_s"] = (row["synaptic_ops_per_step"] * row["fmax_mhz"] * 1e6
-                                     / max(row["cycles_bound"], 1.0))
+        row["synaptic_ops_per_s"] = (
+            row["synaptic_ops_per_step"] * row["fmax_mhz"] * 1e6 / max(row["cycles_bound"], 1.0)
+        )
     else:
         os.makedirs(build_dir, exist_ok=True)
-        cells = synth_stats(NeuronArray(plan, stages=point["stages"]), board.family,
-                            name="array", build_dir=build_dir)
+        cells = synth_stats(
+            NeuronArray(plan, stages=point["stages"]),
+            board.family,
+            name="array",
+            build_dir=build_dir,
+        )
         for key, types in (("luts", _SYNTH_LUTS), ("ffs", _SYNTH_FFS), ("brams", _SYNTH_BRAMS)):
-            row[key] = sum(n for cell, n in cells.items()
-                           if any(cell.startswith(t) for t in types[board.family]))
+            row[key] = sum(
+                n
+                for cell, n in cells.items()
+                if any(cell.startswith(t) for t in types[board.family])
+            )
     return row
 
 
@@ -215,8 +268,20 @@ def _progress(done, total, width=30):
     sys.stderr.flush()
 
 
-def explore(net, board, points, *, mode="build", cache_dir, build_root=None, inputs=None,
-            labels=None, jobs=None, scheduler=None, progress=True):
+def explore(
+    net,
+    board,
+    points,
+    *,
+    mode="build",
+    cache_dir,
+    build_root=None,
+    inputs=None,
+    labels=None,
+    jobs=None,
+    scheduler=None,
+    progress=True,
+):
     """Evaluate ``points`` of ``net`` on ``board``, reusing cached results.
 
     Parameters
@@ -251,11 +316,12 @@ def explore(net, board, points, *, mode="build", cache_dir, build_root=None, inp
     if inputs is None:
         inputs = poisson_inputs(8, net.n_inputs, 0.2, seed=0, batch=1)
     inputs = np.asarray(inputs, np.uint8)
-    inputs_hash = hashlib.sha256(inputs.tobytes() + str(inputs.shape).encode()
-                                 + (b"" if labels is None else
-                                    np.asarray(labels, np.int64).tobytes())).hexdigest()
-    build_root = os.fspath(build_root or os.path.join(tempfile.gettempdir(),
-                                                      "spikeforge-explore"))
+    inputs_hash = hashlib.sha256(
+        inputs.tobytes()
+        + str(inputs.shape).encode()
+        + (b"" if labels is None else np.asarray(labels, np.int64).tobytes())
+    ).hexdigest()
+    build_root = os.fspath(build_root or os.path.join(tempfile.gettempdir(), "spikeforge-explore"))
     os.makedirs(cache_dir, exist_ok=True)
     net_hash = net.network_hash()
     keys = [point_key(net_hash, board, p, mode, inputs_hash) for p in points]
@@ -289,11 +355,15 @@ def explore(net, board, points, *, mode="build", cache_dir, build_root=None, inp
     if not pending:
         return rows
     if scheduler is not None:
-        from distributed import Client, as_completed as dask_completed
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+
         client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
         try:
-            futures = {client.submit(evaluate_point, net, board, points[i], *args[1:],
-                                     pure=False): i for i in pending}
+            futures = {
+                client.submit(evaluate_point, net, board, points[i], *args[1:], pure=False): i
+                for i in pending
+            }
             for future in dask_completed(futures):
                 finish(futures[future], future.result())
         finally:
@@ -304,8 +374,9 @@ def explore(net, board, points, *, mode="build", cache_dir, build_root=None, inp
             finish(i, evaluate_point(net, board, points[i], *args[1:]))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(evaluate_point, net, board, points[i], *args[1:]): i
-                       for i in pending}
+            futures = {
+                pool.submit(evaluate_point, net, board, points[i], *args[1:]): i for i in pending
+            }
             for future in as_completed(futures):
                 finish(futures[future], future.result())
     return rows
@@ -313,12 +384,19 @@ def explore(net, board, points, *, mode="build", cache_dir, build_root=None, inp
 
 def pareto_front(rows):
     """Rows not dominated in (fewer LUTs, more synaptic ops/s); rows without both are left out."""
-    valid = [r for r in rows if r.get("luts") is not None
-             and r.get("synaptic_ops_per_s") is not None]
-    return [r for r in valid if not any(
-        o["luts"] <= r["luts"] and o["synaptic_ops_per_s"] >= r["synaptic_ops_per_s"]
-        and (o["luts"], o["synaptic_ops_per_s"]) != (r["luts"], r["synaptic_ops_per_s"])
-        for o in valid)]
+    valid = [
+        r for r in rows if r.get("luts") is not None and r.get("synaptic_ops_per_s") is not None
+    ]
+    return [
+        r
+        for r in valid
+        if not any(
+            o["luts"] <= r["luts"]
+            and o["synaptic_ops_per_s"] >= r["synaptic_ops_per_s"]
+            and (o["luts"], o["synaptic_ops_per_s"]) != (r["luts"], r["synaptic_ops_per_s"])
+            for o in valid
+        )
+    ]
 
 
 def write_table(rows, path):
@@ -332,8 +410,9 @@ def write_table(rows, path):
             json.dump([{k: r.get(k) for k in COLUMNS} for r in rows], file, indent=1)
             file.write("\n")
         else:
-            writer = csv.DictWriter(file, fieldnames=COLUMNS, extrasaction="ignore",
-                                    lineterminator="\n")
+            writer = csv.DictWriter(
+                file, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n"
+            )
             writer.writeheader()
             writer.writerows(rows)
 
@@ -344,6 +423,7 @@ def pareto_plot(rows, path, title=""):
     Points without a throughput (synthesis-only mode) are drawn at the bottom axis as ticks.
     """
     import matplotlib
+
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
@@ -353,17 +433,29 @@ def pareto_plot(rows, path, title=""):
     accuracy = [r.get("accuracy") for r in with_ops]
     if with_ops:
         colours = accuracy if all(a is not None for a in accuracy) else None
-        scatter = ax.scatter([r["luts"] for r in with_ops],
-                             [r["synaptic_ops_per_s"] for r in with_ops], c=colours,
-                             cmap="viridis" if colours else None, zorder=3)
+        scatter = ax.scatter(
+            [r["luts"] for r in with_ops],
+            [r["synaptic_ops_per_s"] for r in with_ops],
+            c=colours,
+            cmap="viridis" if colours else None,
+            zorder=3,
+        )
         if colours:
             fig.colorbar(scatter, ax=ax, label="accuracy")
         front = sorted(pareto_front(with_ops), key=lambda r: r["luts"])
-        ax.plot([r["luts"] for r in front], [r["synaptic_ops_per_s"] for r in front], "k--",
-                lw=1, label="Pareto front")
+        ax.plot(
+            [r["luts"] for r in front],
+            [r["synaptic_ops_per_s"] for r in front],
+            "k--",
+            lw=1,
+            label="Pareto front",
+        )
         for r in with_ops:
-            ax.annotate(f"P{r['lanes']} s{r['stages']} v{r['v_width']} w{r['w_width']}",
-                        (r["luts"], r["synaptic_ops_per_s"]), fontsize=6)
+            ax.annotate(
+                f"P{r['lanes']} s{r['stages']} v{r['v_width']} w{r['w_width']}",
+                (r["luts"], r["synaptic_ops_per_s"]),
+                fontsize=6,
+            )
         ax.set_yscale("log")
         ax.legend(loc="lower right")
     else:

@@ -14,13 +14,21 @@ import zipfile
 
 import numpy as np
 
-from ..sim.params import NeuronParams, V_WIDTH_RANGE, W_WIDTH_RANGE, v_range, w_range
+from ..sim.params import V_WIDTH_RANGE, W_WIDTH_RANGE, NeuronParams, v_range, w_range
 from .errors import SpikeforgeError
 from .spike_io import write_npz
 
 __all__ = [
-    "FORMAT", "SIZE_MAX", "ACC_WIDTH_RANGE", "NPZ_THRESHOLD", "Population", "Projection", "Network",
-    "load_network", "save_network", "signed_width",
+    "FORMAT",
+    "SIZE_MAX",
+    "ACC_WIDTH_RANGE",
+    "NPZ_THRESHOLD",
+    "Population",
+    "Projection",
+    "Network",
+    "load_network",
+    "save_network",
+    "signed_width",
 ]
 
 FORMAT = "spikeforge-network/1"
@@ -35,8 +43,19 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 _TOP_KEYS = ("format", "v_width", "w_width", "acc_width", "populations", "projections")
 _TOP_REQUIRED = ("format", "v_width", "w_width", "populations", "projections")
 _INPUT_KEYS = ("name", "kind", "size")
-_LIF_KEYS = ("name", "kind", "size", "v_th", "v_reset", "v_rest", "v_peak", "t_ref", "decay",
-             "reset_mode", "bias")
+_LIF_KEYS = (
+    "name",
+    "kind",
+    "size",
+    "v_th",
+    "v_reset",
+    "v_rest",
+    "v_peak",
+    "t_ref",
+    "decay",
+    "reset_mode",
+    "bias",
+)
 # Optional: a population with it is current-based (docs/neuron.md).
 _LIF_OPTIONAL = ("syn_decay",)
 _PROJECTION_KEYS = ("from", "to", "weights")
@@ -119,12 +138,20 @@ class Population:
         out = {"name": self.name, "kind": self.kind, "size": self.size}
         if self.kind == "lif":
             p = self.params
-            out.update(v_th=p.v_th, v_reset=p.v_reset, v_rest=p.v_rest, v_peak=p.v_peak,
-                       t_ref=p.t_ref, decay=list(p.decay))
+            out.update(
+                v_th=p.v_th,
+                v_reset=p.v_reset,
+                v_rest=p.v_rest,
+                v_peak=p.v_peak,
+                t_ref=p.t_ref,
+                decay=list(p.decay),
+            )
             if p.synaptic:
                 out["syn_decay"] = list(p.syn_decay)
-            out.update(reset_mode=p.reset_mode,
-                       bias=[int(b) for b in self.bias] if self.per_neuron_bias else p.bias)
+            out.update(
+                reset_mode=p.reset_mode,
+                bias=[int(b) for b in self.bias] if self.per_neuron_bias else p.bias,
+            )
         return out
 
     def __repr__(self):
@@ -158,8 +185,10 @@ class Projection:
         return self.source_index >= self.target_index
 
     def __repr__(self):
-        return (f"Projection({self.source!r} -> {self.target!r}, shape={self.weights.shape}, "
-                f"recurrent={self.recurrent})")
+        return (
+            f"Projection({self.source!r} -> {self.target!r}, shape={self.weights.shape}, "
+            f"recurrent={self.recurrent})"
+        )
 
 
 class Network:
@@ -199,8 +228,9 @@ class Network:
         try:
             return self._by_name[name]
         except KeyError:
-            raise SpikeforgeError(f"no population named {name!r}; the network has "
-                                  f"{', '.join(self._by_name)}") from None
+            raise SpikeforgeError(
+                f"no population named {name!r}; the network has {', '.join(self._by_name)}"
+            ) from None
 
     def population(self, name):
         """The :class:`Population` called ``name``."""
@@ -280,9 +310,13 @@ class Network:
             out["acc_width"] = self.acc_width
         out["populations"] = [pop.to_dict() for pop in self.populations]
         out["projections"] = [
-            {"from": proj.source, "to": proj.target,
-             "weights": proj.weights.tolist() if weights is None else weights(i, proj)}
-            for i, proj in enumerate(self.projections)]
+            {
+                "from": proj.source,
+                "to": proj.target,
+                "weights": proj.weights.tolist() if weights is None else weights(i, proj),
+            }
+            for i, proj in enumerate(self.projections)
+        ]
         return out
 
     def network_hash(self):
@@ -292,10 +326,13 @@ class Network:
         nothing about how the file was written (key order, inline or ``.npz``, explicit or implied
         ``acc_width``).
         """
+
         def digest(_, proj):
             data = np.ascontiguousarray(proj.weights, "<i8").tobytes()
-            return {"shape": list(proj.weights.shape), "int64le_sha256":
-                    hashlib.sha256(data).hexdigest()}
+            return {
+                "shape": list(proj.weights.shape),
+                "int64le_sha256": hashlib.sha256(data).hexdigest(),
+            }
 
         content = self.to_dict(weights=digest)
         content["acc_width"] = self.acc_width
@@ -306,15 +343,19 @@ class Network:
         if not isinstance(other, Network):
             return NotImplemented
         # The hash covers everything but whether acc_width was written out.
-        return (self.network_hash() == other.network_hash()
-                and self.acc_width_explicit == other.acc_width_explicit)
+        return (
+            self.network_hash() == other.network_hash()
+            and self.acc_width_explicit == other.acc_width_explicit
+        )
 
     __hash__ = None
 
     def __repr__(self):
-        return (f"Network(v_width={self.v_width}, w_width={self.w_width}, "
-                f"acc_width={self.acc_width}, populations={[p.name for p in self.populations]}, "
-                f"projections={len(self.projections)})")
+        return (
+            f"Network(v_width={self.v_width}, w_width={self.w_width}, "
+            f"acc_width={self.acc_width}, populations={[p.name for p in self.populations]}, "
+            f"projections={len(self.projections)})"
+        )
 
     # -- validation ------------------------------------------------------------------------------
 
@@ -349,8 +390,10 @@ class Network:
         for i, spec in enumerate(_list("populations", d["populations"])):
             pop = _population(f"populations[{i}]", spec, v_width)
             if pop.name in names:
-                raise _error(f"populations[{i}].name",
-                             f"duplicate name {pop.name!r} (also populations[{names[pop.name]}])")
+                raise _error(
+                    f"populations[{i}].name",
+                    f"duplicate name {pop.name!r} (also populations[{names[pop.name]}])",
+                )
             names[pop.name] = i
             pops.append(pop)
         if not any(p.kind == "lif" for p in pops):
@@ -366,20 +409,34 @@ class Network:
             for key in ("from", "to"):
                 name = spec[key]
                 if not isinstance(name, str) or name not in names:
-                    raise _error(f"{path}.{key}", f"unknown population {name!r}; the network has "
-                                 f"{', '.join(names)}")
+                    raise _error(
+                        f"{path}.{key}",
+                        f"unknown population {name!r}; the network has {', '.join(names)}",
+                    )
                 ends.append(names[name])
             src, dst = ends
             if pops[dst].kind != "lif":
-                raise _error(f"{path}.to", f"{pops[dst].name!r} is an input population; a "
-                             f"projection must end at a 'lif' population")
+                raise _error(
+                    f"{path}.to",
+                    f"{pops[dst].name!r} is an input population; a "
+                    f"projection must end at a 'lif' population",
+                )
             if (src, dst) in pairs:
-                raise _error(path, f"duplicate projection {pops[src].name} -> {pops[dst].name} "
-                             f"(also projections[{pairs[src, dst]}]); merge the weight matrices")
+                raise _error(
+                    path,
+                    f"duplicate projection {pops[src].name} -> {pops[dst].name} "
+                    f"(also projections[{pairs[src, dst]}]); merge the weight matrices",
+                )
             pairs[src, dst] = i
-            weights = _weights(f"{path}.weights", spec["weights"], (pops[src].size,
-                               pops[dst].size), (pops[src].name, pops[dst].name), w_width,
-                               base_dir, npz_cache)
+            weights = _weights(
+                f"{path}.weights",
+                spec["weights"],
+                (pops[src].size, pops[dst].size),
+                (pops[src].name, pops[dst].name),
+                w_width,
+                base_dir,
+                npz_cache,
+            )
             projections.append(Projection(pops[src].name, pops[dst].name, weights, src, dst))
 
         net = cls(v_width, w_width, pops, projections, acc_width)
@@ -387,8 +444,11 @@ class Network:
             required = net.required_acc_width()
             if acc_width < required:
                 lo, hi = net.input_range()
-                raise _error("acc_width", f"{acc_width} is too small for the worst-case weight "
-                             f"sum range [{lo}, {hi}], which needs {required} bits")
+                raise _error(
+                    "acc_width",
+                    f"{acc_width} is too small for the worst-case weight "
+                    f"sum range [{lo}, {hi}], which needs {required} bits",
+                )
         return net
 
 
@@ -404,8 +464,10 @@ def _population(path, spec, v_width):
     _keys(path, spec, required if kind == "input" else _LIF_KEYS + _LIF_OPTIONAL, required)
     name = spec["name"]
     if not isinstance(name, str) or not _NAME.match(name):
-        raise _error(f"{path}.name", f"must be 1 to 64 letters, digits or '_' not starting with a "
-                     f"digit, not {name!r}")
+        raise _error(
+            f"{path}.name",
+            f"must be 1 to 64 letters, digits or '_' not starting with a digit, not {name!r}",
+        )
     size = _int(f"{path}.size", spec["size"], 1, SIZE_MAX)
     if kind == "input":
         return Population(name, kind, size)
@@ -415,16 +477,20 @@ def _population(path, spec, v_width):
     decay = spec["decay"]
     if not isinstance(decay, list):
         raise _error(f"{path}.decay", f"must be a JSON list of shift terms, not {decay!r}")
-    values = {key: spec[key] for key in ("v_th", "v_reset", "v_rest", "v_peak", "t_ref",
-                                          "reset_mode")}
+    values = {
+        key: spec[key] for key in ("v_th", "v_reset", "v_rest", "v_peak", "t_ref", "reset_mode")
+    }
     if "syn_decay" in spec:
         if not isinstance(spec["syn_decay"], list):
-            raise _error(f"{path}.syn_decay", f"must be a JSON list of shift terms, not "
-                         f"{spec['syn_decay']!r}")
+            raise _error(
+                f"{path}.syn_decay",
+                f"must be a JSON list of shift terms, not {spec['syn_decay']!r}",
+            )
         values["syn_decay"] = tuple(spec["syn_decay"])
     try:
-        params = NeuronParams(v_width=v_width, decay=tuple(decay),
-                              bias=0 if per_neuron else bias_spec, **values)
+        params = NeuronParams(
+            v_width=v_width, decay=tuple(decay), bias=0 if per_neuron else bias_spec, **values
+        )
     except (TypeError, ValueError) as error:
         raise _error(path, str(error)) from None
     if per_neuron:
@@ -438,8 +504,11 @@ def _bias_list(path, value, size, v_width):
     lo, hi = v_range(v_width)
     if isinstance(value, np.ndarray):
         if value.ndim != 1 or not np.issubdtype(value.dtype, np.integer):
-            raise _error(path, f"must be an integer or a list of {size} integers, not an array "
-                         f"of shape {value.shape} and dtype {value.dtype}")
+            raise _error(
+                path,
+                f"must be an integer or a list of {size} integers, not an array "
+                f"of shape {value.shape} and dtype {value.dtype}",
+            )
         value = value.tolist()
     if not isinstance(value, list):
         raise _error(path, f"must be an integer or a list of {size} integers, not {value!r}")
@@ -459,13 +528,19 @@ def _weights(path, value, shape, names, w_width, base_dir, npz_cache):
     elif isinstance(value, list):
         array = _inline_weights(path, value, shape, w_width)
     else:
-        raise _error(path, f"must be a list of lists of integers or {{\"npz\": FILE, \"key\": "
-                     f"NAME}}, not {type(value).__name__}")
+        raise _error(
+            path,
+            f'must be a list of lists of integers or {{"npz": FILE, "key": '
+            f"NAME}}, not {type(value).__name__}",
+        )
     if not np.issubdtype(array.dtype, np.integer):
         raise _error(path, f"dtype {array.dtype} is not an integer type; weights are integers")
     if array.shape != shape:
-        raise _error(path, f"shape {tuple(array.shape)}, expected (size of {names[0]!r}, size of "
-                     f"{names[1]!r}) = {shape}")
+        raise _error(
+            path,
+            f"shape {tuple(array.shape)}, expected (size of {names[0]!r}, size of "
+            f"{names[1]!r}) = {shape}",
+        )
     if array.size:
         bad = (array < lo) | (array > hi)
         if bad.any():
@@ -481,8 +556,10 @@ def _inline_weights(path, rows, shape, w_width):
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != shape[1]:
             got = f"{len(row)} entries" if isinstance(row, list) else type(row).__name__
-            raise _error(f"{path}[{i}]", f"must be a list of {shape[1]} integers (size of the "
-                         f"target), not {got}")
+            raise _error(
+                f"{path}[{i}]",
+                f"must be a list of {shape[1]} integers (size of the target), not {got}",
+            )
         for j, w in enumerate(row):
             if not _is_int(w):
                 raise _error(f"{path}[{i}][{j}]", f"must be an integer, not {w!r}")
@@ -494,8 +571,9 @@ def _inline_weights(path, rows, shape, w_width):
 
 def _range_error(path, value, index, w_width):
     lo, hi = w_range(w_width)
-    return _error(path, f"value {int(value)} at {list(index)} outside w_width={w_width} range "
-                  f"[{lo}, {hi}]")
+    return _error(
+        path, f"value {int(value)} at {list(index)} outside w_width={w_width} range [{lo}, {hi}]"
+    )
 
 
 def _npz_weights(path, ref, base_dir, npz_cache):
@@ -514,12 +592,14 @@ def _npz_weights(path, ref, base_dir, npz_cache):
                 npz_cache[full] = {name: archive[name] for name in archive.files}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
             detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise _error(f"{path}.npz", f"cannot read {file!r} as an .npz file "
-                         f"({detail})") from None
+            raise _error(
+                f"{path}.npz", f"cannot read {file!r} as an .npz file ({detail})"
+            ) from None
     arrays = npz_cache[full]
     if key not in arrays:
-        raise _error(f"{path}.key", f"{file!r} has no array {key!r} (it has: "
-                     f"{', '.join(arrays) or 'none'})")
+        raise _error(
+            f"{path}.key", f"{file!r} has no array {key!r} (it has: {', '.join(arrays) or 'none'})"
+        )
     return arrays[key]
 
 
@@ -545,8 +625,9 @@ def load_network(path):
     try:
         d = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except json.JSONDecodeError as error:
-        raise SpikeforgeError(f"{path}: line {error.lineno} column {error.colno}: invalid JSON "
-                              f"({error.msg})") from None
+        raise SpikeforgeError(
+            f"{path}: line {error.lineno} column {error.colno}: invalid JSON ({error.msg})"
+        ) from None
     except SpikeforgeError as error:
         raise SpikeforgeError(f"{path}: {error}") from None
     return Network.from_dict(d, base_dir=os.path.dirname(os.path.abspath(path)))
@@ -589,8 +670,11 @@ def save_network(net, path, npz=None):
 def _dumps(d):
     """JSON with one population per line and one weight row per line: diff-friendly."""
     lines = ["{"]
-    head = [f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in d.items()
-            if k not in ("populations", "projections")]
+    head = [
+        f"  {json.dumps(k)}: {json.dumps(v)},"
+        for k, v in d.items()
+        if k not in ("populations", "projections")
+    ]
     lines += head
     lines.append('  "populations": [')
     lines.append(",\n".join(f"    {json.dumps(p)}" for p in d["populations"]))
@@ -604,8 +688,10 @@ def _dumps(d):
             w_text = f"[\n{rows}\n      ]" if w else "[]"
         else:
             w_text = json.dumps(w)
-        projs.append(f'    {{"from": {json.dumps(proj["from"])}, "to": {json.dumps(proj["to"])},\n'
-                     f'      "weights": {w_text}}}')
+        projs.append(
+            f'    {{"from": {json.dumps(proj["from"])}, "to": {json.dumps(proj["to"])},\n'
+            f'      "weights": {w_text}}}'
+        )
     lines.append(",\n".join(projs))
     lines.append("  ]")
     lines.append("}")

@@ -11,27 +11,52 @@ re-import is exact.
 Anything the mapping cannot represent is a one-line :class:`SpikeforgeError` naming the node.
 """
 
-from dataclasses import dataclass, field
 import json
 import math
 import os
 import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..sim.params import NeuronParams, V_WIDTH_RANGE, W_WIDTH_RANGE, decay_value, \
-    decay_from_ratio, v_range, w_range
+from ..sim.params import (
+    V_WIDTH_RANGE,
+    W_WIDTH_RANGE,
+    NeuronParams,
+    decay_from_ratio,
+    decay_value,
+    v_range,
+    w_range,
+)
 from .errors import SpikeforgeError
 from .network import FORMAT, Network
 
 __all__ = [
-    "SUPPORTED", "RESET_MODES", "FloatPopulation", "FloatProjection", "FloatModel",
-    "import_graph", "import_nir", "read_graph", "export_network", "export_nir",
+    "SUPPORTED",
+    "RESET_MODES",
+    "FloatPopulation",
+    "FloatProjection",
+    "FloatModel",
+    "import_graph",
+    "import_nir",
+    "read_graph",
+    "export_network",
+    "export_nir",
 ]
 
 # The node types the importer understands, in the order error messages list them.
-SUPPORTED = ("Input", "Output", "Affine", "Linear", "Flatten", "LIF", "IF", "LI", "CubaLIF",
-             "CubaLI")
+SUPPORTED = (
+    "Input",
+    "Output",
+    "Affine",
+    "Linear",
+    "Flatten",
+    "LIF",
+    "IF",
+    "LI",
+    "CubaLIF",
+    "CubaLI",
+)
 RESET_MODES = ("zero", "subtract")
 _SUPPORTED_TEXT = ", ".join(SUPPORTED)
 _NEURONS = ("LIF", "IF", "LI", "CubaLIF", "CubaLI")
@@ -135,6 +160,7 @@ class FloatModel:
 
 # -- reading --------------------------------------------------------------------------------------
 
+
 def read_graph(path):
     """Read a ``.nir`` file; any failure is one line naming the file."""
     import nir
@@ -157,6 +183,7 @@ def import_nir(path, **options):
 
 
 # -- small checks ---------------------------------------------------------------------------------
+
 
 def _type(node):
     return type(node).__name__
@@ -186,11 +213,14 @@ def _array(where, key, value, ndim=None):
     try:
         arr = np.asarray(value, np.float64)
     except (TypeError, ValueError):
-        raise SpikeforgeError(f"{where}: {key} must be numeric, not {type(value).__name__}") \
-            from None
+        raise SpikeforgeError(
+            f"{where}: {key} must be numeric, not {type(value).__name__}"
+        ) from None
     if ndim is not None and arr.ndim not in ndim:
-        raise SpikeforgeError(f"{where}: {key} must have {' or '.join(map(str, ndim))} "
-                              f"dimensions, not shape {arr.shape}")
+        raise SpikeforgeError(
+            f"{where}: {key} must have {' or '.join(map(str, ndim))} "
+            f"dimensions, not shape {arr.shape}"
+        )
     if not np.isfinite(arr).all():
         raise SpikeforgeError(f"{where}: {key} has a non-finite value (nan or inf)")
     return arr
@@ -203,8 +233,9 @@ def _meta_int(where, meta, key, lo, hi, default):
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise SpikeforgeError(f"{where}: metadata {key} must be an integer in [{lo}, {hi}], "
-                              f"not {value!r}")
+        raise SpikeforgeError(
+            f"{where}: metadata {key} must be an integer in [{lo}, {hi}], not {value!r}"
+        )
     return value
 
 
@@ -212,8 +243,7 @@ def _meta_float(where, meta, key):
     value = meta.get(key)
     if value is None:
         return None
-    if (not isinstance(value, (int, float)) or isinstance(value, bool)
-            or not math.isfinite(value)):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise SpikeforgeError(f"{where}: metadata {key} must be a finite number, not {value!r}")
     return float(value)
 
@@ -226,9 +256,11 @@ def _meta_decay(where, meta, v_width, key="spikeforge_decay"):
         terms = json.loads(text) if isinstance(text, str) else None
         return NeuronParams(v_th=0, decay=terms, v_width=v_width).decay
     except (ValueError, TypeError):
-        raise SpikeforgeError(f"{where}: metadata {key} must be a JSON list of at "
-                              f"most 4 shift terms in [{1 - v_width}, {v_width - 1}], "
-                              f"not {text!r}") from None
+        raise SpikeforgeError(
+            f"{where}: metadata {key} must be a JSON list of at "
+            f"most 4 shift terms in [{1 - v_width}, {v_width - 1}], "
+            f"not {text!r}"
+        ) from None
 
 
 def _readout_text(kind):
@@ -240,8 +272,10 @@ def _uniform(where, key, arr):
     """The one value of a per-neuron parameter array that spikeforge keeps per population."""
     flat = arr.reshape(-1)
     if flat.size and not (flat == flat[0]).all():
-        raise SpikeforgeError(f"{where}: {key} differs between neurons ({flat.min():g} ... "
-                              f"{flat.max():g}); spikeforge has one value per population")
+        raise SpikeforgeError(
+            f"{where}: {key} differs between neurons ({flat.min():g} ... "
+            f"{flat.max():g}); spikeforge has one value per population"
+        )
     return float(flat[0]) if flat.size else 0.0
 
 
@@ -263,13 +297,15 @@ def _population_names(nodes):
 
 # -- import ---------------------------------------------------------------------------------------
 
+
 class _Importer:
     def __init__(self, graph, v_width, w_width, dt, reset_mode, weight_percentile):
         import nir
 
         if not isinstance(graph, nir.NIRGraph):
-            raise SpikeforgeError(f"expected a NIR graph (nir.NIRGraph), not "
-                                  f"{type(graph).__name__}")
+            raise SpikeforgeError(
+                f"expected a NIR graph (nir.NIRGraph), not {type(graph).__name__}"
+            )
         if not isinstance(graph.nodes, dict) or not isinstance(graph.edges, (list, tuple)):
             raise SpikeforgeError("NIR graph: nodes must be a dict and edges a list")
         self.meta = _metadata(graph)
@@ -279,10 +315,14 @@ class _Importer:
         if reset_mode is not None and reset_mode not in RESET_MODES:
             raise SpikeforgeError(f"reset mode must be one of zero, subtract, not {reset_mode!r}")
         self.reset_mode = reset_mode
-        if (not isinstance(weight_percentile, (int, float)) or isinstance(weight_percentile, bool)
-                or not 0 < weight_percentile <= 100):
-            raise SpikeforgeError(f"weight percentile must be a number in (0, 100], not "
-                                  f"{weight_percentile!r}")
+        if (
+            not isinstance(weight_percentile, (int, float))
+            or isinstance(weight_percentile, bool)
+            or not 0 < weight_percentile <= 100
+        ):
+            raise SpikeforgeError(
+                f"weight percentile must be a number in (0, 100], not {weight_percentile!r}"
+            )
         self.weight_percentile = float(weight_percentile)
         self.preds = {name: [] for name in self.nodes}
         self.succs = {name: [] for name in self.nodes}
@@ -292,8 +332,10 @@ class _Importer:
             src, dst = (_plain(e) for e in edge)
             for end in (src, dst):
                 if end not in self.nodes:
-                    raise SpikeforgeError(f"NIR graph: edge ({src!r}, {dst!r}) names node "
-                                          f"{end!r}, which does not exist")
+                    raise SpikeforgeError(
+                        f"NIR graph: edge ({src!r}, {dst!r}) names node "
+                        f"{end!r}, which does not exist"
+                    )
             if src in self.preds[dst]:
                 raise SpikeforgeError(f"NIR graph: duplicate edge ({src!r}, {dst!r})")
             self.preds[dst].append(src)
@@ -303,8 +345,9 @@ class _Importer:
                 raise SpikeforgeError(f"NIR graph: node name {name!r} is not a string")
             kind = _type(node)
             if kind not in SUPPORTED:
-                raise SpikeforgeError(f"{_where(name, node)}: not supported; supported are "
-                                      f"{_SUPPORTED_TEXT}")
+                raise SpikeforgeError(
+                    f"{_where(name, node)}: not supported; supported are {_SUPPORTED_TEXT}"
+                )
         self.dt = self._dt(dt)
         self._sizes = {}
         self._exprs = {}
@@ -315,21 +358,31 @@ class _Importer:
     def _width(self, key, value, bounds, default):
         if value is None:
             value = self.meta.get(f"spikeforge_{key}", default)
-        if not isinstance(value, int) or isinstance(value, bool) or \
-                not bounds[0] <= value <= bounds[1]:
-            raise SpikeforgeError(f"{key} must be an integer in [{bounds[0]}, {bounds[1]}], "
-                                  f"not {value!r}")
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not bounds[0] <= value <= bounds[1]
+        ):
+            raise SpikeforgeError(
+                f"{key} must be an integer in [{bounds[0]}, {bounds[1]}], not {value!r}"
+            )
         return value
 
     def _dt(self, dt):
         if dt is None:
             dt = self.meta.get("dt")
             if dt is None:
-                raise SpikeforgeError("the NIR graph has no dt in its metadata: give the "
-                                      "forward-Euler step in seconds (--dt), the one the "
-                                      "exporting framework assumed")
-        if not isinstance(dt, (int, float)) or isinstance(dt, bool) or \
-                not math.isfinite(dt) or dt <= 0:
+                raise SpikeforgeError(
+                    "the NIR graph has no dt in its metadata: give the "
+                    "forward-Euler step in seconds (--dt), the one the "
+                    "exporting framework assumed"
+                )
+        if (
+            not isinstance(dt, (int, float))
+            or isinstance(dt, bool)
+            or not math.isfinite(dt)
+            or dt <= 0
+        ):
             raise SpikeforgeError(f"dt must be a positive finite number of seconds, not {dt!r}")
         return float(dt)
 
@@ -342,16 +395,22 @@ class _Importer:
         node = self.nodes[name]
         where = _where(name, node)
         if name in stack:
-            raise SpikeforgeError(f"{where}: its size cannot be told (a cycle without parameter "
-                                  f"shapes)")
+            raise SpikeforgeError(
+                f"{where}: its size cannot be told (a cycle without parameter shapes)"
+            )
         stack = stack + (name,)
         kind = _type(node)
         if kind == "Input":
-            shape = _array(where, "shape", node.input_type.get("input") if
-                           isinstance(node.input_type, dict) else None, (0, 1))
+            shape = _array(
+                where,
+                "shape",
+                node.input_type.get("input") if isinstance(node.input_type, dict) else None,
+                (0, 1),
+            )
             if shape.size == 0 or (shape < 1).any() or (shape != np.round(shape)).any():
-                raise SpikeforgeError(f"{where}: shape must be positive integers, not "
-                                      f"{shape.tolist()}")
+                raise SpikeforgeError(
+                    f"{where}: shape must be positive integers, not {shape.tolist()}"
+                )
             size = int(np.prod(shape.astype(np.int64)))
         elif kind == "Output":
             raise SpikeforgeError(f"{where}: an Output node cannot feed other nodes")
@@ -360,8 +419,9 @@ class _Importer:
         elif kind == "Flatten":
             sizes = {self.size(p, stack) for p in self.preds[name]}
             if len(sizes) != 1:
-                raise SpikeforgeError(f"{where}: needs inputs of one size, has "
-                                      f"{sorted(sizes) or 'no inputs'}")
+                raise SpikeforgeError(
+                    f"{where}: needs inputs of one size, has {sorted(sizes) or 'no inputs'}"
+                )
             size = sizes.pop()
         else:
             size = self._neuron_size(name, stack)
@@ -372,10 +432,13 @@ class _Importer:
 
     def _params(self, name):
         node = self.nodes[name]
-        keys = {"LIF": ("tau", "r", "v_leak", "v_threshold", "v_reset"),
-                "IF": ("r", "v_threshold", "v_reset"), "LI": ("tau", "r", "v_leak"),
-                "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
-                "CubaLI": ("tau_syn", "tau_mem", "r", "v_leak", "w_in")}[_type(node)]
+        keys = {
+            "LIF": ("tau", "r", "v_leak", "v_threshold", "v_reset"),
+            "IF": ("r", "v_threshold", "v_reset"),
+            "LI": ("tau", "r", "v_leak"),
+            "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
+            "CubaLI": ("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
+        }[_type(node)]
         return {k: _array(_where(name, node), k, getattr(node, k, None), (0, 1)) for k in keys}
 
     def _neuron_size(self, name, stack):
@@ -393,8 +456,10 @@ class _Importer:
             return sizes.pop()
         if not sizes and any(arr.ndim == 1 for arr in params):
             return 1
-        raise SpikeforgeError(f"{where}: its size cannot be told (scalar parameters and "
-                              f"{'no inputs' if not sizes else 'inputs of several sizes'})")
+        raise SpikeforgeError(
+            f"{where}: its size cannot be told (scalar parameters and "
+            f"{'no inputs' if not sizes else 'inputs of several sizes'})"
+        )
 
     def _weight(self, name):
         node = self.nodes[name]
@@ -428,8 +493,9 @@ class _Importer:
             if kind == "Affine":
                 b = _array(where, "bias", getattr(node, "bias", None), (0, 1))
                 if b.ndim == 1 and b.shape[0] != size:
-                    raise SpikeforgeError(f"{where}: bias has {b.shape[0]} values, the weight "
-                                          f"{w.shape} needs {size}")
+                    raise SpikeforgeError(
+                        f"{where}: bias has {b.shape[0]} values, the weight {w.shape} needs {size}"
+                    )
                 const = const + b
         self._exprs[name] = terms, const
         return terms, const
@@ -440,8 +506,10 @@ class _Importer:
         for pred in self.preds[name]:
             got = self.size(pred)
             if got != in_size:
-                raise SpikeforgeError(f"{_where(name, self.nodes[name])}: input from {pred!r} "
-                                      f"has {got} values, expected {in_size}")
+                raise SpikeforgeError(
+                    f"{_where(name, self.nodes[name])}: input from {pred!r} "
+                    f"has {got} values, expected {in_size}"
+                )
             pred_terms, pred_const = self.expr(pred, stack)
             for src, m in pred_terms.items():
                 terms[src] = terms[src] + m if src in terms else m
@@ -459,8 +527,10 @@ class _Importer:
         if given is not None:
             names = given.split(",") if isinstance(given, str) else None
             if names is None or sorted(names) != sorted(inputs + neurons):
-                raise SpikeforgeError(f"NIR graph: metadata spikeforge_order must name every "
-                                      f"Input and neuron node once, not {given!r}")
+                raise SpikeforgeError(
+                    f"NIR graph: metadata spikeforge_order must name every "
+                    f"Input and neuron node once, not {given!r}"
+                )
             return names
         # Reverse post-order of a depth-first walk along the edges from the inputs: every
         # population comes after its sources, except along an edge back to one already on the
@@ -497,31 +567,42 @@ class _Importer:
             kind = _type(node)
             if kind == "Output":
                 if self.succs[name]:
-                    raise SpikeforgeError(f"{_where(name, node)}: an Output node cannot feed "
-                                          f"other nodes")
-                shape = node.output_type.get("output") if isinstance(node.output_type, dict) \
-                    else None
-                want = None if shape is None else \
-                    int(np.prod(_array(_where(name, node), "shape", shape, (0, 1))))
+                    raise SpikeforgeError(
+                        f"{_where(name, node)}: an Output node cannot feed other nodes"
+                    )
+                shape = (
+                    node.output_type.get("output") if isinstance(node.output_type, dict) else None
+                )
+                want = (
+                    None
+                    if shape is None
+                    else int(np.prod(_array(_where(name, node), "shape", shape, (0, 1))))
+                )
                 for pred in self.preds[name]:
                     if want is not None and self.size(pred) != want:
-                        raise SpikeforgeError(f"{_where(name, node)}: input from {pred!r} has "
-                                              f"{self.size(pred)} values, expected {want}")
+                        raise SpikeforgeError(
+                            f"{_where(name, node)}: input from {pred!r} has "
+                            f"{self.size(pred)} values, expected {want}"
+                        )
                     if _type(self.nodes[pred]) in _LINEAR:
                         raise SpikeforgeError(
                             f"{_where(name, node)}: fed by {pred!r} ({_type(self.nodes[pred])}); "
-                            f"spikeforge observes neurons only, put an LI readout in between")
+                            f"spikeforge observes neurons only, put an LI readout in between"
+                        )
             elif kind == "Input" and self.preds[name]:
                 raise SpikeforgeError(f"{_where(name, node)}: an Input node cannot have inputs")
             elif kind in _READOUTS:
                 for succ in self.succs[name]:
                     if _type(self.nodes[succ]) != "Output":
-                        raise SpikeforgeError(f"{_where(name, node)}: {_readout_text(kind)}, "
-                                              f"not {succ!r}")
+                        raise SpikeforgeError(
+                            f"{_where(name, node)}: {_readout_text(kind)}, not {succ!r}"
+                        )
         order = self.order()
         if not any(_type(self.nodes[n]) in _NEURONS for n in order):
-            raise SpikeforgeError(f"NIR graph: has no neuron node (LIF, IF, LI, CubaLIF or "
-                                  f"CubaLI); supported are {_SUPPORTED_TEXT}")
+            raise SpikeforgeError(
+                f"NIR graph: has no neuron node (LIF, IF, LI, CubaLIF or "
+                f"CubaLI); supported are {_SUPPORTED_TEXT}"
+            )
         names = _population_names(order)
         pops, incoming = [], {}
         for n in order:
@@ -540,41 +621,63 @@ class _Importer:
                 continue
             const = incoming[pop.node][1]
             pop.bias = const * self._gain[pop.node]
-            pop_dicts.append(self.quantize_population(pop, [p for p in projections
-                                                             if p.target == pop.name]))
+            pop_dicts.append(
+                self.quantize_population(pop, [p for p in projections if p.target == pop.name])
+            )
         for proj in projections:
-            proj_dicts.append({"from": proj.source, "to": proj.target,
-                               "weights": self.quantize_weights(by_name[proj.target], proj)})
-        d = {"format": FORMAT, "v_width": self.v_width, "w_width": self.w_width,
-             "populations": pop_dicts, "projections": proj_dicts}
+            proj_dicts.append(
+                {
+                    "from": proj.source,
+                    "to": proj.target,
+                    "weights": self.quantize_weights(by_name[proj.target], proj),
+                }
+            )
+        d = {
+            "format": FORMAT,
+            "v_width": self.v_width,
+            "w_width": self.w_width,
+            "populations": pop_dicts,
+            "projections": proj_dicts,
+        }
         acc = self.meta.get("spikeforge_acc_width")
         if acc is not None:
             d["acc_width"] = acc
         net = Network.from_dict(d)
-        return FloatModel(network=net, dt=self.dt, populations=pops, projections=projections,
-                          nodes=names)
+        return FloatModel(
+            network=net, dt=self.dt, populations=pops, projections=projections, nodes=names
+        )
 
     def projections(self, order, names, incoming):
         index = {n: i for i, n in enumerate(order)}
-        pairs = sorted(((index[src], index[dst]) for dst, (terms, _) in incoming.items()
-                        for src in terms), key=lambda p: (p[1], p[0]))
+        pairs = sorted(
+            ((index[src], index[dst]) for dst, (terms, _) in incoming.items() for src in terms),
+            key=lambda p: (p[1], p[0]),
+        )
         given = self.meta.get("spikeforge_projections")
         if given is not None:
             try:
-                listed = [tuple(index[n] for n in item.split(">", 1))
-                          for item in given.split(",") if item] if isinstance(given, str) else None
+                listed = (
+                    [
+                        tuple(index[n] for n in item.split(">", 1))
+                        for item in given.split(",")
+                        if item
+                    ]
+                    if isinstance(given, str)
+                    else None
+                )
             except KeyError:
                 listed = None
             if listed is None or sorted(listed) != sorted(pairs) or len(set(listed)) != len(listed):
-                raise SpikeforgeError(f"NIR graph: metadata spikeforge_projections must list "
-                                      f"every source>target pair once, not {given!r}")
+                raise SpikeforgeError(
+                    f"NIR graph: metadata spikeforge_projections must list "
+                    f"every source>target pair once, not {given!r}"
+                )
             pairs = listed
         out = []
         for i, j in pairs:
             src, dst = order[i], order[j]
             m = incoming[dst][0][src]
-            out.append(FloatProjection(names[src], names[dst],
-                                       (m * self._gain[dst][:, None]).T))
+            out.append(FloatProjection(names[src], names[dst], (m * self._gain[dst][:, None]).T))
         return out
 
     # -- one neuron population -------------------------------------------------------------------
@@ -593,18 +696,23 @@ class _Importer:
             tau_key = "tau_mem" if kind in _CUBA else "tau"
             ratio, tau = self._ratio(where, tau_key, p[tau_key])
             self._gain[name] = self.dt * (p["r"] / tau)
-        decay = self._decay(where, meta, "spikeforge_decay",
-                            "tau_mem" if kind in _CUBA else "tau", ratio)
+        decay = self._decay(
+            where, meta, "spikeforge_decay", "tau_mem" if kind in _CUBA else "tau", ratio
+        )
         pop = FloatPopulation(pop_name, name, kind, size, ratio=ratio, decay=decay)
         if kind in _CUBA:
             # The input enters the current with dt w_in / tau_syn, the current the membrane
             # with dt r / tau_mem: one gain g for both, folded into the weights and bias.
             pop.syn_ratio, tau_syn = self._ratio(where, "tau_syn", p["tau_syn"])
-            pop.syn_decay = self._decay(where, meta, "spikeforge_syn_decay", "tau_syn",
-                                        pop.syn_ratio)
+            pop.syn_decay = self._decay(
+                where, meta, "spikeforge_syn_decay", "tau_syn", pop.syn_ratio
+            )
             self._gain[name] = self._gain[name] * (self.dt * p["w_in"] / tau_syn)
-        pop.v_leak = _uniform(where, "v_leak", p["v_leak"]) if "v_leak" in p else \
-            (_meta_float(where, meta, "spikeforge_v_rest") or 0.0)
+        pop.v_leak = (
+            _uniform(where, "v_leak", p["v_leak"])
+            if "v_leak" in p
+            else (_meta_float(where, meta, "spikeforge_v_rest") or 0.0)
+        )
         if kind in _READOUTS:
             pop.v_threshold, pop.v_reset = math.inf, 0.0
         else:
@@ -612,8 +720,10 @@ class _Importer:
             pop.v_reset = _uniform(where, "v_reset", p["v_reset"])
             mode = self.reset_mode or meta.get("spikeforge_reset_mode", "zero")
             if mode not in RESET_MODES:
-                raise SpikeforgeError(f"{where}: metadata spikeforge_reset_mode must be one of "
-                                      f"zero, subtract, not {mode!r}")
+                raise SpikeforgeError(
+                    f"{where}: metadata spikeforge_reset_mode must be one of "
+                    f"zero, subtract, not {mode!r}"
+                )
             pop.reset_mode = mode
             pop.t_ref = _meta_int(where, meta, "spikeforge_t_ref", 0, 65535, 0)
         self._meta[pop_name] = meta
@@ -632,13 +742,17 @@ class _Importer:
         if decay is None:
             if not 0 <= ratio <= 1:
                 settles = "zero current" if tau_key == "tau_syn" else "rest potential"
-                raise SpikeforgeError(f"{where}: dt/{tau_key} = {ratio:g} must be in [0, 1] "
-                                      f"(forward Euler with a larger step overshoots the "
-                                      f"{settles})")
+                raise SpikeforgeError(
+                    f"{where}: dt/{tau_key} = {ratio:g} must be in [0, 1] "
+                    f"(forward Euler with a larger step overshoots the "
+                    f"{settles})"
+                )
             return decay_from_ratio(ratio, self.v_width)
         if abs(decay_value(decay) - ratio) > _RATIO_TOLERANCE * max(1.0, abs(ratio)):
-            raise SpikeforgeError(f"{where}: metadata {key} {list(decay)} is "
-                                  f"{decay_value(decay):g}, but dt/{tau_key} = {ratio:g}")
+            raise SpikeforgeError(
+                f"{where}: metadata {key} {list(decay)} is "
+                f"{decay_value(decay):g}, but dt/{tau_key} = {ratio:g}"
+            )
         return decay
 
     def quantize_population(self, pop, projections):
@@ -649,15 +763,17 @@ class _Importer:
         forced = _meta_float(where, meta, "spikeforge_scale")
         if forced is not None:
             if forced <= 0:
-                raise SpikeforgeError(f"{where}: metadata spikeforge_scale must be positive, "
-                                      f"not {forced:g}")
+                raise SpikeforgeError(
+                    f"{where}: metadata spikeforge_scale must be positive, not {forced:g}"
+                )
             q = forced
         else:
             volts = [abs(pop.v_leak), float(np.abs(pop.bias).max())]
             if pop.kind not in _READOUTS:
                 volts += [abs(pop.v_threshold), abs(pop.v_reset)]
-            weights = np.concatenate([np.abs(p.weights).ravel() for p in projections] or
-                                     [np.zeros(0)])
+            weights = np.concatenate(
+                [np.abs(p.weights).ravel() for p in projections] or [np.zeros(0)]
+            )
             weights = weights[weights > 0]
             w_max = float(np.percentile(weights, self.weight_percentile)) if weights.size else 0
             # Half the membrane range for the parameters leaves room for the excursions above
@@ -672,11 +788,14 @@ class _Importer:
             x = value / q
             n = round(x) if math.isfinite(x) else x
             if forced is not None and n != x:
-                raise SpikeforgeError(f"{where}: {key} = {value:g} is not a whole number of "
-                                      f"spikeforge_scale = {q:g}")
+                raise SpikeforgeError(
+                    f"{where}: {key} = {value:g} is not a whole number of spikeforge_scale = {q:g}"
+                )
             if not math.isfinite(x) or not v_lo <= n <= v_hi:
-                raise SpikeforgeError(f"{where}: {key} = {value:g} is {x:g} at scale {q:g}, "
-                                      f"outside the v_width={self.v_width} range [{v_lo}, {v_hi}]")
+                raise SpikeforgeError(
+                    f"{where}: {key} = {value:g} is {x:g} at scale {q:g}, "
+                    f"outside the v_width={self.v_width} range [{v_lo}, {v_hi}]"
+                )
             return int(n)
 
         v_rest = integer("v_leak", pop.v_leak)
@@ -693,18 +812,37 @@ class _Importer:
         if per_neuron is None:
             per_neuron = int(not (bias == bias[0]).all())
         elif not per_neuron and not (bias == bias[0]).all():
-            raise SpikeforgeError(f"{where}: metadata spikeforge_bias_per_neuron is 0 but the "
-                                  f"bias differs between neurons")
-        spec = {"name": pop.name, "kind": "lif", "size": pop.size, "v_th": v_th,
-                "v_reset": v_reset, "v_rest": v_rest, "v_peak": v_peak, "t_ref": pop.t_ref,
-                "decay": list(pop.decay), "reset_mode": pop.reset_mode,
-                "bias": bias if per_neuron else int(bias[0])}
+            raise SpikeforgeError(
+                f"{where}: metadata spikeforge_bias_per_neuron is 0 but the "
+                f"bias differs between neurons"
+            )
+        spec = {
+            "name": pop.name,
+            "kind": "lif",
+            "size": pop.size,
+            "v_th": v_th,
+            "v_reset": v_reset,
+            "v_rest": v_rest,
+            "v_peak": v_peak,
+            "t_ref": pop.t_ref,
+            "decay": list(pop.decay),
+            "reset_mode": pop.reset_mode,
+            "bias": bias if per_neuron else int(bias[0]),
+        }
         if pop.syn_decay is not None:
             spec["syn_decay"] = list(pop.syn_decay)
         try:
-            NeuronParams(v_th=v_th, v_reset=v_reset, v_rest=v_rest, v_peak=v_peak,
-                         t_ref=pop.t_ref, decay=pop.decay, reset_mode=pop.reset_mode,
-                         v_width=self.v_width, syn_decay=pop.syn_decay)
+            NeuronParams(
+                v_th=v_th,
+                v_reset=v_reset,
+                v_rest=v_rest,
+                v_peak=v_peak,
+                t_ref=pop.t_ref,
+                decay=pop.decay,
+                reset_mode=pop.reset_mode,
+                v_width=self.v_width,
+                syn_decay=pop.syn_decay,
+            )
         except (TypeError, ValueError) as error:
             raise SpikeforgeError(f"{where}: {error}") from None
         return spec
@@ -713,27 +851,31 @@ class _Importer:
         where = _where(target.node, self.nodes[target.node])
         forced = _meta_float(where, self._meta[target.name], "spikeforge_scale")
         lo, hi = w_range(self.w_width)
-        return self._round(target, proj.weights, lo, hi, forced, where,
-                           f"weights from {proj.source!r}")
+        return self._round(
+            target, proj.weights, lo, hi, forced, where, f"weights from {proj.source!r}"
+        )
 
     @staticmethod
     def _round(pop, values, lo, hi, forced, where, what):
         x = values / pop.scale
         n = np.round(x)
         if forced is not None and (n != x).any():
-            raise SpikeforgeError(f"{where}: {what} are not whole numbers of spikeforge_scale = "
-                                  f"{pop.scale:g}")
+            raise SpikeforgeError(
+                f"{where}: {what} are not whole numbers of spikeforge_scale = {pop.scale:g}"
+            )
         clipped = np.clip(n, lo, hi)
         if forced is not None and (clipped != n).any():
-            raise SpikeforgeError(f"{where}: {what} reach {float(np.abs(n).max()):g}, outside "
-                                  f"[{lo}, {hi}]")
+            raise SpikeforgeError(
+                f"{where}: {what} reach {float(np.abs(n).max()):g}, outside [{lo}, {hi}]"
+            )
         pop.clipped += int((clipped != n).sum())
         pop.zeroed += int(((n == 0) & (values != 0)).sum())
         return clipped.astype(np.int64)
 
 
-def import_graph(graph, *, v_width=None, w_width=None, dt=None, reset_mode=None,
-                 weight_percentile=100.0):
+def import_graph(
+    graph, *, v_width=None, w_width=None, dt=None, reset_mode=None, weight_percentile=100.0
+):
     """Map a NIR graph onto a spikeforge network (``docs/nir.md``).
 
     Parameters
@@ -766,11 +908,13 @@ def import_graph(graph, *, v_width=None, w_width=None, dt=None, reset_mode=None,
         try:
             return _Importer(graph, v_width, w_width, dt, reset_mode, weight_percentile).run()
         except FloatingPointError as error:
-            raise SpikeforgeError(f"NIR graph: parameters beyond float64 arithmetic ({error})") \
-                from None
+            raise SpikeforgeError(
+                f"NIR graph: parameters beyond float64 arithmetic ({error})"
+            ) from None
 
 
 # -- export ---------------------------------------------------------------------------------------
+
 
 def export_network(net):
     """A NIR graph of ``net`` whose :func:`import_graph` gives ``net`` back exactly.
@@ -802,32 +946,52 @@ def export_network(net):
         p = pop.params
         ones = np.ones(pop.size)
         d = decay_value(p.decay)
-        meta = {"spikeforge_scale": 1.0, "spikeforge_decay": json.dumps(list(p.decay)),
-                "spikeforge_bias_per_neuron": int(pop.per_neuron_bias)}
-        readout = (p.v_th == p.v_peak == v_hi and p.v_reset == 0 and p.reset_mode == "zero"
-                   and p.t_ref == 0 and d != 0 and pop.name not in sources)
+        meta = {
+            "spikeforge_scale": 1.0,
+            "spikeforge_decay": json.dumps(list(p.decay)),
+            "spikeforge_bias_per_neuron": int(pop.per_neuron_bias),
+        }
+        readout = (
+            p.v_th == p.v_peak == v_hi
+            and p.v_reset == 0
+            and p.reset_mode == "zero"
+            and p.t_ref == 0
+            and d != 0
+            and pop.name not in sources
+        )
         if p.synaptic:
             nodes[pop.name] = _export_cuba(pop, d, meta, readout)
         elif readout:
-            nodes[pop.name] = nir.LI(tau=ones / d, r=ones / d, v_leak=ones * p.v_rest,
-                                     metadata=meta)
+            nodes[pop.name] = nir.LI(
+                tau=ones / d, r=ones / d, v_leak=ones * p.v_rest, metadata=meta
+            )
         else:
-            meta.update(spikeforge_v_peak=p.v_peak, spikeforge_t_ref=p.t_ref,
-                        spikeforge_reset_mode=p.reset_mode)
+            meta.update(
+                spikeforge_v_peak=p.v_peak,
+                spikeforge_t_ref=p.t_ref,
+                spikeforge_reset_mode=p.reset_mode,
+            )
             if d == 0:
                 meta["spikeforge_v_rest"] = p.v_rest
-                nodes[pop.name] = nir.IF(r=ones, v_threshold=ones * p.v_th,
-                                         v_reset=ones * p.v_reset, metadata=meta)
+                nodes[pop.name] = nir.IF(
+                    r=ones, v_threshold=ones * p.v_th, v_reset=ones * p.v_reset, metadata=meta
+                )
             else:
-                nodes[pop.name] = nir.LIF(tau=ones / d, r=ones / d, v_leak=ones * p.v_rest,
-                                          v_threshold=ones * p.v_th, v_reset=ones * p.v_reset,
-                                          metadata=meta)
+                nodes[pop.name] = nir.LIF(
+                    tau=ones / d,
+                    r=ones / d,
+                    v_leak=ones * p.v_rest,
+                    v_threshold=ones * p.v_th,
+                    v_reset=ones * p.v_reset,
+                    metadata=meta,
+                )
         nodes[f"{pop.name}:out"] = nir.Output(output_type=np.array([pop.size]))
         edges.append((pop.name, f"{pop.name}:out"))
         if pop.name not in first_in and pop.bias.any():
             # No projection to carry the bias: an Affine without inputs outputs just its bias.
-            nodes[f"{pop.name}:bias"] = nir.Affine(weight=np.zeros((pop.size, 1)),
-                                                   bias=pop.bias.astype(np.float64))
+            nodes[f"{pop.name}:bias"] = nir.Affine(
+                weight=np.zeros((pop.size, 1)), bias=pop.bias.astype(np.float64)
+            )
             edges.append((f"{pop.name}:bias", pop.name))
     for i, proj in enumerate(net.projections):
         name = f"{proj.source}->{proj.target}"
@@ -838,11 +1002,14 @@ def export_network(net):
         else:
             nodes[name] = nir.Linear(weight=weight)
         edges += [(proj.source, name), (name, proj.target)]
-    meta = {"spikeforge_format": FORMAT, "spikeforge_v_width": net.v_width,
-            "spikeforge_w_width": net.w_width, "dt": 1.0,
-            "spikeforge_order": ",".join(p.name for p in net.populations),
-            "spikeforge_projections": ",".join(f"{p.source}>{p.target}"
-                                               for p in net.projections)}
+    meta = {
+        "spikeforge_format": FORMAT,
+        "spikeforge_v_width": net.v_width,
+        "spikeforge_w_width": net.w_width,
+        "dt": 1.0,
+        "spikeforge_order": ",".join(p.name for p in net.populations),
+        "spikeforge_projections": ",".join(f"{p.source}>{p.target}" for p in net.projections),
+    }
     if net.acc_width_explicit:
         meta["spikeforge_acc_width"] = net.acc_width
     # Type checking would ask every node for shapes that the Affine-without-input case lacks.
@@ -855,19 +1022,30 @@ def _export_cuba(pop, d, meta, readout):
 
     p = pop.params
     d_syn = decay_value(p.syn_decay)
-    for key, terms, value, tau in (("decay", p.decay, d, "tau_mem"),
-                                   ("syn_decay", p.syn_decay, d_syn, "tau_syn")):
+    for key, terms, value, tau in (
+        ("decay", p.decay, d, "tau_mem"),
+        ("syn_decay", p.syn_decay, d_syn, "tau_syn"),
+    ):
         if value == 0:
-            raise SpikeforgeError(f"population {pop.name!r}: {key} {list(terms)} has the value 0, "
-                                  f"which NIR's CubaLIF cannot express (it needs a finite {tau})")
+            raise SpikeforgeError(
+                f"population {pop.name!r}: {key} {list(terms)} has the value 0, "
+                f"which NIR's CubaLIF cannot express (it needs a finite {tau})"
+            )
     ones = np.ones(pop.size)
     meta["spikeforge_syn_decay"] = json.dumps(list(p.syn_decay))
-    common = dict(tau_syn=ones / d_syn, tau_mem=ones / d, r=ones / d, v_leak=ones * p.v_rest,
-                  w_in=ones / d_syn, metadata=meta)
+    common = dict(
+        tau_syn=ones / d_syn,
+        tau_mem=ones / d,
+        r=ones / d,
+        v_leak=ones * p.v_rest,
+        w_in=ones / d_syn,
+        metadata=meta,
+    )
     if readout:
         return nir.CubaLI(**common)
-    meta.update(spikeforge_v_peak=p.v_peak, spikeforge_t_ref=p.t_ref,
-                spikeforge_reset_mode=p.reset_mode)
+    meta.update(
+        spikeforge_v_peak=p.v_peak, spikeforge_t_ref=p.t_ref, spikeforge_reset_mode=p.reset_mode
+    )
     return nir.CubaLIF(v_threshold=ones * p.v_th, v_reset=ones * p.v_reset, **common)
 
 

@@ -51,9 +51,16 @@ def array_source(net, *, lanes=1, stages=4, trace=False, fmt="verilog"):
 
     plan = compile_network(net, lanes)
     array = NeuronArray(plan, stages=stages, trace=trace)
-    header = [("network", plan.network_hash), ("lanes", plan.lanes), ("stages", stages),
-              ("trace", trace), ("v_width", plan.v_width), ("w_width", plan.w_width),
-              ("acc_width", plan.acc_width), ("slots per lane", plan.slots),
-              ("weight words per lane", plan.weight_words),
-              ("populations", ", ".join(f"{p.name}:{p.size}" for p in plan.populations))]
+    header = [
+        ("network", plan.network_hash),
+        ("lanes", plan.lanes),
+        ("stages", stages),
+        ("trace", trace),
+        ("v_width", plan.v_width),
+        ("w_width", plan.w_width),
+        ("acc_width", plan.acc_width),
+        ("slots per lane", plan.slots),
+        ("weight words per lane", plan.weight_words),
+        ("populations", ", ".join(f"{p.name}:{p.size}" for p in plan.populations)),
+    ]
     return convert(array, name=ARRAY_TOP, fmt=fmt, parameters=header), array

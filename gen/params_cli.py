@@ -8,22 +8,35 @@ __all__ = ["add_neuron_arguments", "neuron_params_from_args", "parse_decay"]
 
 def add_neuron_arguments(parser):
     group = parser.add_argument_group("neuron parameters (docs/neuron.md)")
-    group.add_argument("--v-width", type=int, default=16, help="membrane width, 2 to 32 (default 16)")
+    group.add_argument(
+        "--v-width", type=int, default=16, help="membrane width, 2 to 32 (default 16)"
+    )
     group.add_argument("--v-th", type=int, default=1024, help="threshold (default 1024)")
     group.add_argument("--v-reset", type=int, default=0, help="reset value (default 0)")
     group.add_argument("--v-rest", type=int, default=0, help="resting potential (default 0)")
-    group.add_argument("--v-peak", type=int, default=None,
-                       help="trace value of a spike (default: the largest membrane value)")
-    group.add_argument("--t-ref", type=int, default=2, help="refractory steps, 0 to 65535 (default 2)")
+    group.add_argument(
+        "--v-peak",
+        type=int,
+        default=None,
+        help="trace value of a spike (default: the largest membrane value)",
+    )
+    group.add_argument(
+        "--t-ref", type=int, default=2, help="refractory steps, 0 to 65535 (default 2)"
+    )
     group.add_argument("--bias", type=int, default=0, help="constant input per step (default 0)")
     group.add_argument("--reset-mode", default="zero", help="zero or subtract (default zero)")
-    group.add_argument("--decay", default="4",
-                       help="comma-separated signed shift terms, e.g. 4 or 3,-6 (default 4); "
-                            "'none' for no leak")
-    group.add_argument("--syn-decay", default=None,
-                       help="make the neuron current-based: the decay of its synaptic current, "
-                            "shift terms like --decay ('none': the current never decays); "
-                            "default: a plain LIF neuron")
+    group.add_argument(
+        "--decay",
+        default="4",
+        help="comma-separated signed shift terms, e.g. 4 or 3,-6 (default 4); 'none' for no leak",
+    )
+    group.add_argument(
+        "--syn-decay",
+        default=None,
+        help="make the neuron current-based: the decay of its synaptic current, "
+        "shift terms like --decay ('none': the current never decays); "
+        "default: a plain LIF neuron",
+    )
 
 
 def parse_decay(text, option="--decay"):
@@ -33,13 +46,21 @@ def parse_decay(text, option="--decay"):
     try:
         return tuple(int(term) for term in text.split(","))
     except ValueError:
-        raise SpikeforgeError(f"{option} must be comma-separated integers such as 4 or 3,-6, "
-                              f"not {text!r}") from None
+        raise SpikeforgeError(
+            f"{option} must be comma-separated integers such as 4 or 3,-6, not {text!r}"
+        ) from None
 
 
 def neuron_params_from_args(args):
     return NeuronParams(
-        v_width=args.v_width, v_th=args.v_th, v_reset=args.v_reset, v_rest=args.v_rest,
-        v_peak=args.v_peak, t_ref=args.t_ref, bias=args.bias, reset_mode=args.reset_mode,
+        v_width=args.v_width,
+        v_th=args.v_th,
+        v_reset=args.v_reset,
+        v_rest=args.v_rest,
+        v_peak=args.v_peak,
+        t_ref=args.t_ref,
+        bias=args.bias,
+        reset_mode=args.reset_mode,
         decay=parse_decay(args.decay),
-        syn_decay=None if args.syn_decay is None else parse_decay(args.syn_decay, "--syn-decay"))
+        syn_decay=None if args.syn_decay is None else parse_decay(args.syn_decay, "--syn-decay"),
+    )

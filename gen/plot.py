@@ -36,14 +36,16 @@ def plot_run(path, result, reference=None, title=None):
     Only batch entry 0 of a batched run is drawn.
     """
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     names = list(result.spikes)
     if reference is not None and list(reference.spikes) != names:
-        raise SpikeforgeError(f"plot: the reference has populations {list(reference.spikes)}, "
-                              f"the result {names}")
+        raise SpikeforgeError(
+            f"plot: the reference has populations {list(reference.spikes)}, the result {names}"
+        )
     has_traces = bool(result.v)
     rows = len(names) + (1 if has_traces else 0)
     fig, axes = plt.subplots(rows, 1, figsize=(10, 1.2 + 1.8 * rows), sharex=True, squeeze=False)
@@ -53,8 +55,9 @@ def plot_run(path, result, reference=None, title=None):
         if reference is not None:
             ref = _first(reference.spikes[name])
             t, n = np.nonzero(ref)
-            ax.scatter(t, n, s=28, facecolors="none", edgecolors="0.55", linewidths=0.8,
-                       label="reference")
+            ax.scatter(
+                t, n, s=28, facecolors="none", edgecolors="0.55", linewidths=0.8, label="reference"
+            )
             t, n = np.nonzero(spikes != ref)
             if len(t):
                 ax.scatter(t, n, s=40, marker="x", color="red", label=f"{len(t)} mismatches")

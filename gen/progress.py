@@ -40,8 +40,9 @@ class Progress:
         text = f"{self.label}: {self.done}/{self.total} ({elapsed:.1f} s)"
         if self.tty:
             bar = "#" * int(30 * fraction)
-            self.stream.write(f"\r{self.label}: [{bar:<30}] {self.done}/{self.total} "
-                              f"({elapsed:.1f} s)")
+            self.stream.write(
+                f"\r{self.label}: [{bar:<30}] {self.done}/{self.total} ({elapsed:.1f} s)"
+            )
         elif int(4 * fraction) != self._quarter:
             self._quarter = int(4 * fraction)
             self.stream.write(text + "\n")

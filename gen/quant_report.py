@@ -37,8 +37,7 @@ def simulate_float(model, spikes):
         inputs = inputs[np.newaxis]
     n_batch, n_steps, _ = inputs.shape
     index = {p.name: i for i, p in enumerate(model.populations)}
-    into = {p.name: [q for q in model.projections if q.target == p.name]
-            for p in model.populations}
+    into = {p.name: [q for q in model.projections if q.target == p.name] for p in model.populations}
     neurons = [p for p in model.populations if p.kind != "Input"]
     v = {p.name: np.full((n_batch, p.size), p.v_leak) for p in neurons}
     r = {p.name: np.zeros((n_batch, p.size), np.int64) for p in neurons}
@@ -118,11 +117,19 @@ def quantization_report(model, spikes, source):
         params = net.neuron_params(pop.name)
         d = decay_value(params.decay)
         entry = {
-            "name": pop.name, "node": pop.node, "kind": pop.kind, "size": pop.size,
-            "scale": pop.scale, "dt_over_tau": pop.ratio, "decay": list(params.decay),
-            "decay_value": d, "decay_error": d - pop.ratio,
+            "name": pop.name,
+            "node": pop.node,
+            "kind": pop.kind,
+            "size": pop.size,
+            "scale": pop.scale,
+            "dt_over_tau": pop.ratio,
+            "decay": list(params.decay),
+            "decay_value": d,
+            "decay_error": d - pop.ratio,
             "decay_relative_error": (d - pop.ratio) / pop.ratio if pop.ratio else 0.0,
-            "v_th": params.v_th, "v_rest": params.v_rest, "v_reset": params.v_reset,
+            "v_th": params.v_th,
+            "v_rest": params.v_rest,
+            "v_reset": params.v_reset,
         }
         floats = [p.weights for p in model.projections if p.target == pop.name]
         ints = [p.weights for p in net.incoming(pop.name)]
@@ -134,61 +141,87 @@ def quantization_report(model, spikes, source):
             "float_max": float(flat_f.max()) if flat_f.size else 0.0,
             "int_min": int(flat_i.min()) if flat_i.size else 0,
             "int_max": int(flat_i.max()) if flat_i.size else 0,
-            "clipped": pop.clipped, "zeroed": pop.zeroed,
+            "clipped": pop.clipped,
+            "zeroed": pop.zeroed,
         }
         if pop.syn_ratio is not None:
             syn = decay_value(params.syn_decay)
-            entry.update({
-                "syn_dt_over_tau": pop.syn_ratio, "syn_decay": list(params.syn_decay),
-                "syn_decay_value": syn, "syn_decay_error": syn - pop.syn_ratio,
-                "syn_decay_relative_error": ((syn - pop.syn_ratio) / pop.syn_ratio
-                                             if pop.syn_ratio else 0.0)})
+            entry.update(
+                {
+                    "syn_dt_over_tau": pop.syn_ratio,
+                    "syn_decay": list(params.syn_decay),
+                    "syn_decay_value": syn,
+                    "syn_decay_error": syn - pop.syn_ratio,
+                    "syn_decay_relative_error": (
+                        (syn - pop.syn_ratio) / pop.syn_ratio if pop.syn_ratio else 0.0
+                    ),
+                }
+            )
         if pop.kind in ("LI", "CubaLI"):
             with np.errstate(over="ignore", invalid="ignore"):
                 error = np.abs(fixed.v[pop.name] * pop.scale - flt_v[pop.name])
-                entry["readout"] = {"max_abs_error": float(error.max()),
-                                    "float_range": float(np.ptp(flt_v[pop.name]))}
+                entry["readout"] = {
+                    "max_abs_error": float(error.max()),
+                    "float_range": float(np.ptp(flt_v[pop.name])),
+                }
         else:
             want, got = _counts(flt_s[pop.name]), _counts(fixed.spikes[pop.name])
             entry["spikes"] = {
-                "float": int(want.sum()), "fixed": int(got.sum()),
+                "float": int(want.sum()),
+                "fixed": int(got.sum()),
                 "neurons_equal": float((want == got).mean()),
                 "mean_abs_count_difference": float(np.abs(want - got).mean()),
             }
         pops.append(entry)
     arr = np.asarray(spikes)
     return {
-        "network_hash": net.network_hash(), "dt": model.dt, "v_width": net.v_width,
-        "w_width": net.w_width, "acc_width": net.acc_width, "input": source,
-        "steps": int(arr.shape[-2]), "runs": int(arr.shape[0]) if arr.ndim == 3 else 1,
+        "network_hash": net.network_hash(),
+        "dt": model.dt,
+        "v_width": net.v_width,
+        "w_width": net.w_width,
+        "acc_width": net.acc_width,
+        "input": source,
+        "steps": int(arr.shape[-2]),
+        "runs": int(arr.shape[0]) if arr.ndim == 3 else 1,
         "populations": pops,
     }
 
 
 def format_report(report):
     """The report as text: one header line and one line per population."""
-    lines = [f"quantization: dt={report['dt']:g} s, v_width={report['v_width']}, "
-             f"w_width={report['w_width']}, acc_width={report['acc_width']}, "
-             f"{report['steps']} steps x {report['runs']} runs of {report['input']}"]
+    lines = [
+        f"quantization: dt={report['dt']:g} s, v_width={report['v_width']}, "
+        f"w_width={report['w_width']}, acc_width={report['acc_width']}, "
+        f"{report['steps']} steps x {report['runs']} runs of {report['input']}"
+    ]
     for p in report["populations"]:
         w = p["weights"]
-        text = (f"  {p['name']} ({p['kind']}, {p['size']}): scale {p['scale']:.4g}/LSB, "
-                f"dt/tau {p['dt_over_tau']:.4g} ~ {p['decay']} = {p['decay_value']:.4g} "
-                f"(error {p['decay_error']:+.2g}), ")
+        text = (
+            f"  {p['name']} ({p['kind']}, {p['size']}): scale {p['scale']:.4g}/LSB, "
+            f"dt/tau {p['dt_over_tau']:.4g} ~ {p['decay']} = {p['decay_value']:.4g} "
+            f"(error {p['decay_error']:+.2g}), "
+        )
         if "syn_decay" in p:
-            text += (f"dt/tau_syn {p['syn_dt_over_tau']:.4g} ~ {p['syn_decay']} = "
-                     f"{p['syn_decay_value']:.4g} (error {p['syn_decay_error']:+.2g}), ")
-        text += (f"weights {w['float_min']:.3g}...{w['float_max']:.3g} -> "
-                 f"{w['int_min']}...{w['int_max']}, {w['clipped']} clipped, "
-                 f"{w['zeroed']} zeroed, ")
+            text += (
+                f"dt/tau_syn {p['syn_dt_over_tau']:.4g} ~ {p['syn_decay']} = "
+                f"{p['syn_decay_value']:.4g} (error {p['syn_decay_error']:+.2g}), "
+            )
+        text += (
+            f"weights {w['float_min']:.3g}...{w['float_max']:.3g} -> "
+            f"{w['int_min']}...{w['int_max']}, {w['clipped']} clipped, "
+            f"{w['zeroed']} zeroed, "
+        )
         if "spikes" in p:
             s = p["spikes"]
-            text += (f"spikes float {s['float']} / fixed {s['fixed']}, "
-                     f"{100 * s['neurons_equal']:.0f}% of neurons equal")
+            text += (
+                f"spikes float {s['float']} / fixed {s['fixed']}, "
+                f"{100 * s['neurons_equal']:.0f}% of neurons equal"
+            )
         else:
             r = p["readout"]
-            text += (f"readout max error {r['max_abs_error']:.3g} over a range of "
-                     f"{r['float_range']:.3g}")
+            text += (
+                f"readout max error {r['max_abs_error']:.3g} over a range of {r['float_range']:.3g}"
+            )
         lines.append(text)
     return "\n".join(lines)
 

@@ -65,7 +65,8 @@ def _read_array(path, what, key=None):
                 if key is None or len(names) != 1:
                     raise SpikeforgeError(
                         f"{what}: {path!r} has no array {key!r} (it has: "
-                        f"{', '.join(names) or 'none'})")
+                        f"{', '.join(names) or 'none'})"
+                    )
                 return archive[names[0]]
     except SpikeforgeError:
         raise
@@ -94,20 +95,24 @@ def check_input_spikes(spikes, n_inputs, what="input"):
     """
     array = np.asarray(spikes)
     if not (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer)):
-        raise SpikeforgeError(f"{what}: dtype {array.dtype} is not an integer type; spikes are "
-                              f"0/1 integers")
+        raise SpikeforgeError(
+            f"{what}: dtype {array.dtype} is not an integer type; spikes are 0/1 integers"
+        )
     if array.ndim not in (2, 3):
         raise SpikeforgeError(f"{what}: shape {array.shape} must be (T, n_in) or (B, T, n_in)")
     if array.shape[-1] != n_inputs:
-        raise SpikeforgeError(f"{what}: shape {array.shape} has {array.shape[-1]} columns, the "
-                              f"network has n_in={n_inputs} input neurons")
+        raise SpikeforgeError(
+            f"{what}: shape {array.shape} has {array.shape[-1]} columns, the "
+            f"network has n_in={n_inputs} input neurons"
+        )
     if array.shape[-2] == 0 or (array.ndim == 3 and array.shape[0] == 0):
         raise SpikeforgeError(f"{what}: shape {array.shape} has no timesteps or no batch entries")
     bad = (array != 0) & (array != 1)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise SpikeforgeError(f"{what}: values must be 0 or 1, found {int(array[index])} at index "
-                              f"{index}")
+        raise SpikeforgeError(
+            f"{what}: values must be 0 or 1, found {int(array[index])} at index {index}"
+        )
     return np.ascontiguousarray(array, np.uint8)
 
 
@@ -161,14 +166,16 @@ def load_outputs(path, what="result"):
         with loaded as archive:
             for key in archive.files:
                 if key.startswith("spikes_"):
-                    spikes[key[len("spikes_"):]] = archive[key]
+                    spikes[key[len("spikes_") :]] = archive[key]
                 elif key.startswith("v_"):
-                    v[key[len("v_"):]] = archive[key].astype(np.int64)
+                    v[key[len("v_") :]] = archive[key].astype(np.int64)
                 elif key == "cycles":
                     cycles = archive[key]
                 else:
-                    raise SpikeforgeError(f"{what}: {path!r} has an unknown array {key!r}; "
-                                          f"allowed are spikes_<name>, v_<name>, cycles")
+                    raise SpikeforgeError(
+                        f"{what}: {path!r} has an unknown array {key!r}; "
+                        f"allowed are spikes_<name>, v_<name>, cycles"
+                    )
     except SpikeforgeError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:

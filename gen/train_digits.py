@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from ..sim.golden import param_arrays, lif_step, run_network
+from ..sim.golden import lif_step, param_arrays, run_network
 from ..sim.params import NeuronParams, check_int, w_range
 from .encode import PIXELS, encode
 from .errors import SpikeforgeError
@@ -31,9 +31,24 @@ from .network import Network, load_network, save_network
 from .spike_io import write_npz
 
 __all__ = [
-    "STEPS", "CLASSES", "DEFAULT_SEED", "DEFAULT_EPOCHS", "SPLIT_SEED", "TEST_SIZE", "NET_FILE",
-    "TEST_FILE", "HIDDEN_PARAMS", "OUTPUT_PARAMS", "load_split", "load_test_digits",
-    "shipped_network", "train", "save", "output_counts", "predict", "accuracy",
+    "STEPS",
+    "CLASSES",
+    "DEFAULT_SEED",
+    "DEFAULT_EPOCHS",
+    "SPLIT_SEED",
+    "TEST_SIZE",
+    "NET_FILE",
+    "TEST_FILE",
+    "HIDDEN_PARAMS",
+    "OUTPUT_PARAMS",
+    "load_split",
+    "load_test_digits",
+    "shipped_network",
+    "train",
+    "save",
+    "output_counts",
+    "predict",
+    "accuracy",
 ]
 
 # Timesteps per image. 16 steps let a full-intensity pixel (16) fire on every step, so a pixel's
@@ -56,8 +71,16 @@ TEST_FILE = "digits_test.npz"
 # current without a dead zone; no refractory period for the same reason. decay [3] (1/8 per step)
 # forgets the input of about eight steps ago. A threshold of 256 gives an int8 weight a resolution
 # of 1/256 of a threshold and lets one weight reach half of it.
-HIDDEN_PARAMS = NeuronParams(v_th=256, v_reset=0, v_rest=0, t_ref=0, bias=0,
-                             reset_mode="subtract", decay=(3,), v_width=V_WIDTH)
+HIDDEN_PARAMS = NeuronParams(
+    v_th=256,
+    v_reset=0,
+    v_rest=0,
+    t_ref=0,
+    bias=0,
+    reset_mode="subtract",
+    decay=(3,),
+    v_width=V_WIDTH,
+)
 OUTPUT_PARAMS = HIDDEN_PARAMS
 
 # Optimiser settings (Adam on weights measured in integer units, cosine learning-rate decay).
@@ -73,12 +96,15 @@ _SURROGATE_SHARPNESS = 4.0
 
 # -- data -----------------------------------------------------------------------------------------
 
+
 def _sklearn_digits():
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise SpikeforgeError('training needs scikit-learn, which is not installed; '
-                              'install it with: pip install "spikeforge[train]"') from None
+        raise SpikeforgeError(
+            "training needs scikit-learn, which is not installed; "
+            'install it with: pip install "spikeforge[train]"'
+        ) from None
     digits = load_digits()
     return digits.data.astype(np.uint8), digits.target.astype(np.uint8)
 
@@ -116,6 +142,7 @@ def shipped_network():
 
 
 # -- the fixed-point forward pass of training ----------------------------------------------------
+
 
 def _forward(w1, w2, spikes):
     """Run a batch through the integer network with the golden neuron step.
@@ -214,6 +241,7 @@ def _quantize(w):
 
 # -- training -------------------------------------------------------------------------------------
 
+
 def train(seed=DEFAULT_SEED, epochs=DEFAULT_EPOCHS, hidden=DEFAULT_HIDDEN, subset=None, log=None):
     """Train the classifier and return it with a report.
 
@@ -268,9 +296,10 @@ def train(seed=DEFAULT_SEED, epochs=DEFAULT_EPOCHS, hidden=DEFAULT_HIDDEN, subse
         order = rng.permutation(len(labels))
         total = 0.0
         for first in range(0, len(order), _BATCH):
-            batch = order[first:first + _BATCH]
-            loss, *grads = _gradients(_quantize(w1), _quantize(w2), train_spikes[batch],
-                                      labels[batch])
+            batch = order[first : first + _BATCH]
+            loss, *grads = _gradients(
+                _quantize(w1), _quantize(w2), train_spikes[batch], labels[batch]
+            )
             total += loss
             step += 1
             for w, g, m, v in zip(weights, grads, *moments):
@@ -278,8 +307,11 @@ def train(seed=DEFAULT_SEED, epochs=DEFAULT_EPOCHS, hidden=DEFAULT_HIDDEN, subse
                 m += (1.0 - beta1) * g
                 v *= beta2
                 v += (1.0 - beta2) * g * g
-                w -= (rate * (m / (1.0 - beta1 ** step))
-                      / (np.sqrt(v / (1.0 - beta2 ** step)) + _ADAM_EPS))
+                w -= (
+                    rate
+                    * (m / (1.0 - beta1**step))
+                    / (np.sqrt(v / (1.0 - beta2**step)) + _ADAM_EPS)
+                )
                 # Straight-through only inside the weight range: beyond it the shadow weight would
                 # drift where no integer weight follows.
                 np.clip(w, lo - 0.5, hi + 0.5, out=w)
@@ -291,30 +323,54 @@ def train(seed=DEFAULT_SEED, epochs=DEFAULT_EPOCHS, hidden=DEFAULT_HIDDEN, subse
     net = _network(_quantize(w1).astype(np.int64), _quantize(w2).astype(np.int64))
     float_counts = _forward_float(w1, w2, encode(test_x, STEPS))
     report = {
-        "seed": seed, "epochs": epochs, "hidden": hidden, "steps": STEPS,
-        "train_size": len(train_y), "test_size": len(test_y),
+        "seed": seed,
+        "epochs": epochs,
+        "hidden": hidden,
+        "steps": STEPS,
+        "train_size": len(train_y),
+        "test_size": len(test_y),
         "accuracy_fixed": accuracy(net, test_x, test_y),
         "accuracy_float": float(np.mean(classify(float_counts) == test_y)),
         "train_accuracy_fixed": accuracy(net, train_x, train_y),
-        "seconds": seconds, "test_index": test_index, "loss": losses,
+        "seconds": seconds,
+        "test_index": test_index,
+        "loss": losses,
     }
     return net, report
 
 
 def _network(w1, w2):
     def lif(name, size, p):
-        return {"name": name, "kind": "lif", "size": size, "v_th": p.v_th, "v_reset": p.v_reset,
-                "v_rest": p.v_rest, "v_peak": p.v_peak, "t_ref": p.t_ref, "decay": list(p.decay),
-                "reset_mode": p.reset_mode, "bias": p.bias}
+        return {
+            "name": name,
+            "kind": "lif",
+            "size": size,
+            "v_th": p.v_th,
+            "v_reset": p.v_reset,
+            "v_rest": p.v_rest,
+            "v_peak": p.v_peak,
+            "t_ref": p.t_ref,
+            "decay": list(p.decay),
+            "reset_mode": p.reset_mode,
+            "bias": p.bias,
+        }
 
-    return Network.from_dict({
-        "format": "spikeforge-network/1", "v_width": V_WIDTH, "w_width": W_WIDTH,
-        "populations": [{"name": "pixels", "kind": "input", "size": PIXELS},
-                        lif("hidden", w1.shape[1], HIDDEN_PARAMS),
-                        lif("output", CLASSES, OUTPUT_PARAMS)],
-        "projections": [{"from": "pixels", "to": "hidden", "weights": w1},
-                        {"from": "hidden", "to": "output", "weights": w2}],
-    })
+    return Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": V_WIDTH,
+            "w_width": W_WIDTH,
+            "populations": [
+                {"name": "pixels", "kind": "input", "size": PIXELS},
+                lif("hidden", w1.shape[1], HIDDEN_PARAMS),
+                lif("output", CLASSES, OUTPUT_PARAMS),
+            ],
+            "projections": [
+                {"from": "pixels", "to": "hidden", "weights": w1},
+                {"from": "hidden", "to": "output", "weights": w2},
+            ],
+        }
+    )
 
 
 def save(net, directory):
@@ -327,12 +383,15 @@ def save(net, directory):
     net_path = os.path.join(directory, NET_FILE)
     test_path = os.path.join(directory, TEST_FILE)
     save_network(net, net_path, npz=False)
-    write_npz(test_path, {"images": test_x, "labels": test_y,
-                          "sklearn_index": test_index.astype(np.int16)})
+    write_npz(
+        test_path,
+        {"images": test_x, "labels": test_y, "sklearn_index": test_index.astype(np.int16)},
+    )
     return net_path, test_path
 
 
 # -- inference with the golden model --------------------------------------------------------------
+
 
 def output_counts(net, images, T=STEPS):
     """Output spike counts ``(n, 10)`` of ``net`` for ``images`` with the golden model.

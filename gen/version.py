@@ -1,6 +1,7 @@
 """The installed spikeforge version, for headers and reports."""
 
-from importlib.metadata import PackageNotFoundError, version as _dist_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
 
 __all__ = ["version"]
 

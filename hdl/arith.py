@@ -27,11 +27,11 @@ def saturate(value, width):
     if shape.width <= width and shape.signed:
         return value.as_signed()
     if shape.signed:
-        top = value[width - 1:]
+        top = value[width - 1 :]
         fits = top.all() | ~top.any()
         limit = Mux(value[-1], lo, hi)
     else:
-        fits = ~value[width - 1:].any()
+        fits = ~value[width - 1 :].any()
         limit = hi
     return Mux(fits, value[:width], limit)[:width].as_signed()
 
@@ -49,8 +49,7 @@ def fires(above, refractory):
 
 def refractory_next(r, spike, t_ref):
     """Next refractory count: count down while refractory, load ``t_ref`` on a spike, else 0."""
-    return Mux(r != 0, r - 1, Mux(spike, t_ref, 0))[:len(r)]
-
+    return Mux(r != 0, r - 1, Mux(spike, t_ref, 0))[: len(r)]
 
 
 def _csd(constant):
@@ -77,8 +76,11 @@ def mul_const(value, constant):
     total = None
     for sign, shift in _csd(constant):
         term = value << shift
-        total = term if total is None and sign > 0 else (
-            (0 - term) if total is None else (total + term if sign > 0 else total - term))
+        total = (
+            term
+            if total is None and sign > 0
+            else ((0 - term) if total is None else (total + term if sign > 0 else total - term))
+        )
     if total is None:
         return Value.cast(0)
     return total[:width] if not value.shape().signed else total[:width].as_signed()

@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from ._validate import check_int, validating
 from .arith import bits_for, mul_const
-from .neuron import NeuronCore, STAGES_RANGE, pack_params, params_layout
+from .neuron import STAGES_RANGE, NeuronCore, pack_params, params_layout
 from .plan import LANES
 from .spram import WeightStore
 
@@ -32,8 +32,18 @@ __all__ = ["NeuronArray", "state_layout", "CFG_WEIGHTS", "CFG_BIAS", "CFG_STATE"
 CFG_WEIGHTS, CFG_BIAS, CFG_STATE, CFG_PARAMS = range(4)
 
 # The states of the array's schedule (see the module docstring); IDLE is the initial one.
-SCHEDULE_STATES = ("IDLE", "RESET_ACC", "RESET_PARAMS", "RESET_STATE", "INPUT", "PARAMS",
-                   "UPDATE", "UPDATE_DRAIN", "DELIVER", "FINISH")
+SCHEDULE_STATES = (
+    "IDLE",
+    "RESET_ACC",
+    "RESET_PARAMS",
+    "RESET_STATE",
+    "INPUT",
+    "PARAMS",
+    "UPDATE",
+    "UPDATE_DRAIN",
+    "DELIVER",
+    "FINISH",
+)
 
 
 def state_layout(v_width, t_ref_width, synaptic=False):
@@ -107,11 +117,11 @@ class NeuronArray(wiring.Component):
     def __init__(self, plan, *, stages=4, trace=False, runtime_weights=False):
         with validating(self):
             if not isinstance(runtime_weights, bool):
-                raise TypeError(f"runtime_weights must be True or False, not "
-                                f"{runtime_weights!r}")
+                raise TypeError(f"runtime_weights must be True or False, not {runtime_weights!r}")
             if plan.lanes not in LANES:
-                raise TypeError(f"lanes must be one of {', '.join(map(str, LANES))}, "
-                                f"not {plan.lanes!r}")
+                raise TypeError(
+                    f"lanes must be one of {', '.join(map(str, LANES))}, not {plan.lanes!r}"
+                )
             check_int("stages", stages, *STAGES_RANGE)
             if not plan.lif_populations:
                 raise ValueError("the network has no LIF population to run")
@@ -129,29 +139,54 @@ class NeuronArray(wiring.Component):
         # Only an array with a current-based population has the synaptic current (its decays
         # built in like the membrane's); a plain LIF network keeps the cores and memories it had
         # without it.
-        synaptic = dict(synaptic=plan.synaptic,
-                        syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None)
-        self.cores = [NeuronCore(v_width=plan.v_width, acc_width=plan.acc_width,
-                                 t_ref_max=plan.t_ref_max, stages=stages,
-                                 decay_sets=plan.decay_sets, **synaptic) for _ in range(lanes)]
-        self.param_layout = params_layout(plan.v_width, self.t_ref_width, plan.decay_sets,
-                                          **synaptic)
+        synaptic = dict(
+            synaptic=plan.synaptic, syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None
+        )
+        self.cores = [
+            NeuronCore(
+                v_width=plan.v_width,
+                acc_width=plan.acc_width,
+                t_ref_max=plan.t_ref_max,
+                stages=stages,
+                decay_sets=plan.decay_sets,
+                **synaptic,
+            )
+            for _ in range(lanes)
+        ]
+        self.param_layout = params_layout(
+            plan.v_width, self.t_ref_width, plan.decay_sets, **synaptic
+        )
         self.state_layout = state_layout(plan.v_width, self.t_ref_width, plan.synaptic)
         if runtime_weights:
             self.weight_mem = None
             self.weight_store = WeightStore(plan.weight_words, lanes, plan.w_width)
         else:
-            self.weight_mem = [memory.Memory(shape=signed(plan.w_width), depth=plan.weight_words,
-                                             init=[int(x) for x in plan.weights[l]])
-                               for l in range(lanes)]
-        self.acc_mem = [memory.Memory(shape=signed(plan.acc_width), depth=2 * plan.slots, init=[])
-                        for _ in range(lanes)]
-        self.state_mem = [memory.Memory(shape=self.state_layout, depth=plan.slots,
-                                        init=[{"v": int(v), "r": 0} for v in plan.v_init[l]])
-                          for l in range(lanes)]
-        self.bias_mem = [memory.Memory(shape=signed(plan.v_width), depth=plan.slots,
-                                       init=[int(b) for b in plan.bias[l]])
-                         for l in range(lanes)]
+            self.weight_mem = [
+                memory.Memory(
+                    shape=signed(plan.w_width),
+                    depth=plan.weight_words,
+                    init=[int(x) for x in plan.weights[l]],
+                )
+                for l in range(lanes)
+            ]
+        self.acc_mem = [
+            memory.Memory(shape=signed(plan.acc_width), depth=2 * plan.slots, init=[])
+            for _ in range(lanes)
+        ]
+        self.state_mem = [
+            memory.Memory(
+                shape=self.state_layout,
+                depth=plan.slots,
+                init=[{"v": int(v), "r": 0} for v in plan.v_init[l]],
+            )
+            for l in range(lanes)
+        ]
+        self.bias_mem = [
+            memory.Memory(
+                shape=signed(plan.v_width), depth=plan.slots, init=[int(b) for b in plan.bias[l]]
+            )
+            for l in range(lanes)
+        ]
         # The array reads each neuron's bias from bias_mem; the population row carries 0.
         param_rows = []
         for pop in plan.lif_populations:
@@ -162,22 +197,49 @@ class NeuronArray(wiring.Component):
         # zero-width address, which Verilator rejects.
         # The parameter rows are few and wide (over 100 bits): as block RAM they would take
         # seven iCE40 EBRs for two rows, so they are kept in logic.
-        self.param_mem = memory.Memory(shape=self.param_layout, depth=max(len(param_rows), 2),
-                                       init=param_rows, attrs={"ram_style": "logic"})
+        self.param_mem = memory.Memory(
+            shape=self.param_layout,
+            depth=max(len(param_rows), 2),
+            init=param_rows,
+            attrs={"ram_style": "logic"},
+        )
 
         self.cfg_addr_width = bits_for(max(plan.weight_words, plan.slots, len(param_rows)) - 1)
-        self.cfg_data_width = max(plan.w_width, plan.v_width, self.state_layout.size,
-                                  self.param_layout.size)
+        self.cfg_data_width = max(
+            plan.w_width, plan.v_width, self.state_layout.size, self.param_layout.size
+        )
         # Weights per cfg weight item: as many as the data field holds with runtime weights.
         self.weight_burst = self.cfg_data_width // plan.w_width if runtime_weights else 1
         members = {
-            "spike_in": In(stream.Signature(data.StructLayout({
-                "index": unsigned(bits_for(max(plan.n_inputs - 1, 0))), "end": unsigned(1)}))),
-            "spike_out": Out(stream.Signature(data.StructLayout({
-                "population": unsigned(self.pop_width), "index": unsigned(self.index_width)}))),
-            "cfg": In(stream.Signature(data.StructLayout({
-                "mem": unsigned(2), "lane": unsigned(3),
-                "addr": unsigned(self.cfg_addr_width), "data": unsigned(self.cfg_data_width)}))),
+            "spike_in": In(
+                stream.Signature(
+                    data.StructLayout(
+                        {"index": unsigned(bits_for(max(plan.n_inputs - 1, 0))), "end": unsigned(1)}
+                    )
+                )
+            ),
+            "spike_out": Out(
+                stream.Signature(
+                    data.StructLayout(
+                        {
+                            "population": unsigned(self.pop_width),
+                            "index": unsigned(self.index_width),
+                        }
+                    )
+                )
+            ),
+            "cfg": In(
+                stream.Signature(
+                    data.StructLayout(
+                        {
+                            "mem": unsigned(2),
+                            "lane": unsigned(3),
+                            "addr": unsigned(self.cfg_addr_width),
+                            "data": unsigned(self.cfg_data_width),
+                        }
+                    )
+                )
+            ),
             "reset_state": In(1),
             "start": In(1),
             "busy": Out(1),
@@ -186,9 +248,18 @@ class NeuronArray(wiring.Component):
             "timestep": Out(32),
         }
         if trace:
-            members["trace_out"] = Out(stream.Signature(data.StructLayout({
-                "population": unsigned(self.pop_width), "slot": unsigned(self.row_width),
-                "mask": unsigned(lanes), "v": data.ArrayLayout(signed(plan.v_width), lanes)})))
+            members["trace_out"] = Out(
+                stream.Signature(
+                    data.StructLayout(
+                        {
+                            "population": unsigned(self.pop_width),
+                            "slot": unsigned(self.row_width),
+                            "mask": unsigned(lanes),
+                            "v": data.ArrayLayout(signed(plan.v_width), lanes),
+                        }
+                    )
+                )
+            )
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -228,8 +299,8 @@ class NeuronArray(wiring.Component):
         p_wr = self.param_mem.write_port()
 
         # --- Timestep bookkeeping --------------------------------------------------------------
-        parity = Signal()          # accumulator bank of the current step
-        k = Signal(range(max(len(lifs), 2)))   # LIF population being updated / delivered
+        parity = Signal()  # accumulator bank of the current step
+        k = Signal(range(max(len(lifs), 2)))  # LIF population being updated / delivered
         cycle_count = Signal(32)
         with m.If(self.busy):
             m.d.sync += cycle_count.eq(cycle_count + 1)
@@ -240,7 +311,7 @@ class NeuronArray(wiring.Component):
         ev_valid = Signal()
         ev_src = Signal(range(max(len(pops), 2)))
         ev_j = Signal(self.index_width)
-        ev_out = Signal()           # a LIF spike, to be reported on spike_out
+        ev_out = Signal()  # a LIF spike, to be reported on spike_out
         ev_ready = Signal()
 
         in_phase = Signal()
@@ -267,8 +338,9 @@ class NeuronArray(wiring.Component):
                 m.d.comb += [ev_valid.eq(matched), self.spike_in.ready.eq(ev_ready | ~matched)]
 
         # Spike words: (row within the population, lane mask) of each update cycle with a spike.
-        spike_fifo = fifo.SyncFIFOBuffered(width=self.row_width + lanes,
-                                           depth=max(p.rows for p in lifs) + 1)
+        spike_fifo = fifo.SyncFIFOBuffered(
+            width=self.row_width + lanes, depth=max(p.rows for p in lifs) + 1
+        )
         m.submodules.spike_fifo = spike_fifo
         word_valid = Signal()
         word_row = Signal(self.row_width)
@@ -293,7 +365,8 @@ class NeuronArray(wiring.Component):
         m.d.comb += ev_out.eq(deliver_phase & word_valid)
         with m.If(deliver_phase & word_valid):
             m.d.comb += [
-                ev_valid.eq(1), ev_src.eq(pop_index_of_k),
+                ev_valid.eq(1),
+                ev_src.eq(pop_index_of_k),
                 ev_j.eq(Cat(lowest, word_row) if lanes > 1 else word_row),
             ]
         # A word is read from the FIFO only into an empty word register (one bubble cycle per
@@ -307,16 +380,21 @@ class NeuronArray(wiring.Component):
         m.d.comb += spike_fifo.r_en.eq(deliver_phase & ~word_valid)
         with m.If(~word_valid):
             m.d.sync += word_valid.eq(deliver_phase & spike_fifo.r_rdy)
-            m.d.sync += [word_row.eq(spike_fifo.r_data[lanes:]), word_mask.eq(spike_fifo.r_data[:lanes]),
-                         lowest.eq(lowest_of(spike_fifo.r_data[:lanes]))]
+            m.d.sync += [
+                word_row.eq(spike_fifo.r_data[lanes:]),
+                word_mask.eq(spike_fifo.r_data[:lanes]),
+                lowest.eq(lowest_of(spike_fifo.r_data[:lanes])),
+            ]
 
         # --- Decode: one registered stage computing each projection's row address ---------------
         d_valid = Signal()
         d_src = Signal.like(ev_src)
         d_j = Signal.like(ev_j)
         d_out = Signal()
-        d_base = [Signal(bits_for(max(plan.weight_words - 1, 0)), name=f"d_base{n}")
-                  for n in range(len(projs))]
+        d_base = [
+            Signal(bits_for(max(plan.weight_words - 1, 0)), name=f"d_base{n}")
+            for n in range(len(projs))
+        ]
         take = Signal()
         m.d.comb += ev_ready.eq(~d_valid | take)
         with m.If(ev_ready):
@@ -345,8 +423,7 @@ class NeuronArray(wiring.Component):
         bases = [Signal.like(b, name=f"w_base{n}") for n, b in enumerate(d_base)]
 
         if projs:
-            proj_last_col = _table(p_cur, [pops[q.target].rows - 1 for q in projs],
-                                   self.row_width)
+            proj_last_col = _table(p_cur, [pops[q.target].rows - 1 for q in projs], self.row_width)
 
         def acc_base(proj):
             # The target's slot base in the right bank; the bank flips for recurrent deliveries.
@@ -357,20 +434,37 @@ class NeuronArray(wiring.Component):
         # register, so that the ready chain back to the spike FIFO and the input stream starts
         # at flip-flops instead of behind the column compare.
         last = Signal()
-        words_left = Signal(bits_for(max([sum(pops[q.target].rows for q in plan.projections_from(src))
-                                          for src in first_proj] + [1])))
+        words_left = Signal(
+            bits_for(
+                max(
+                    [
+                        sum(pops[q.target].rows for q in plan.projections_from(src))
+                        for src in first_proj
+                    ]
+                    + [1]
+                )
+            )
+        )
         at_end = Signal()
         m.d.comb += at_end.eq(~active | last)
         m.d.comb += take.eq(at_end & d_valid & (out_fifo.w_rdy | ~d_out))
         out_word = Signal(self.spike_out.payload.shape())
-        m.d.comb += [out_word.population.eq(d_src), out_word.index.eq(d_j),
-                     out_fifo.w_data.eq(out_word.as_value())]
+        m.d.comb += [
+            out_word.population.eq(d_src),
+            out_word.index.eq(d_j),
+            out_fifo.w_data.eq(out_word.as_value()),
+        ]
         with m.If(take & d_out):
             m.d.comb += out_fifo.w_en.eq(1)
 
         with m.If(active):
-            m.d.sync += [col.eq(col + 1), w_ptr.eq(w_ptr + 1), a_ptr.eq(a_ptr + 1),
-                         words_left.eq(words_left - 1), last.eq(words_left == 2)]
+            m.d.sync += [
+                col.eq(col + 1),
+                w_ptr.eq(w_ptr + 1),
+                a_ptr.eq(a_ptr + 1),
+                words_left.eq(words_left - 1),
+                last.eq(words_left == 2),
+            ]
             with m.If(last):
                 m.d.sync += active.eq(0)
             with m.Elif(col == proj_last_col):
@@ -380,8 +474,10 @@ class NeuronArray(wiring.Component):
                     for n, proj in enumerate(projs):
                         if n + 1 < len(projs) and projs[n + 1].source == proj.source:
                             with m.Case(n):
-                                m.d.sync += [w_ptr.eq(bases[n + 1]),
-                                             a_ptr.eq(acc_base(projs[n + 1]))]
+                                m.d.sync += [
+                                    w_ptr.eq(bases[n + 1]),
+                                    a_ptr.eq(acc_base(projs[n + 1])),
+                                ]
         with m.If(take):
             m.d.sync += [bases[n].eq(d_base[n]) for n in range(len(projs))]
             m.d.sync += [active.eq(0), col.eq(0)]
@@ -389,9 +485,14 @@ class NeuronArray(wiring.Component):
                 for src, n in first_proj.items():
                     words = sum(pops[q.target].rows for q in plan.projections_from(src))
                     with m.Case(src):
-                        m.d.sync += [active.eq(1), p_cur.eq(n), w_ptr.eq(d_base[n]),
-                                     a_ptr.eq(acc_base(projs[n])), words_left.eq(words),
-                                     last.eq(words == 1)]
+                        m.d.sync += [
+                            active.eq(1),
+                            p_cur.eq(n),
+                            w_ptr.eq(d_base[n]),
+                            a_ptr.eq(acc_base(projs[n])),
+                            words_left.eq(words),
+                            last.eq(words == 1),
+                        ]
 
         # --- Update issue ----------------------------------------------------------------------
         upd_issue = Signal()
@@ -410,12 +511,20 @@ class NeuronArray(wiring.Component):
         k_is_last = Signal()
 
         def first_row():
-            return [upd_row.eq(0), upd_slot.eq(slot_base_k),
-                    upd_acc_addr.eq(cur_bank_base + slot_base_k), row_is_last.eq(rows_k == 1)]
+            return [
+                upd_row.eq(0),
+                upd_slot.eq(slot_base_k),
+                upd_acc_addr.eq(cur_bank_base + slot_base_k),
+                row_is_last.eq(rows_k == 1),
+            ]
 
         def next_row():
-            return [upd_row.eq(upd_row + 1), upd_slot.eq(upd_slot + 1),
-                    upd_acc_addr.eq(upd_acc_addr + 1), row_is_last.eq(upd_row + 2 == rows_k)]
+            return [
+                upd_row.eq(upd_row + 1),
+                upd_slot.eq(upd_slot + 1),
+                upd_acc_addr.eq(upd_acc_addr + 1),
+                row_is_last.eq(upd_row + 2 == rows_k),
+            ]
 
         def first_population():
             return [k.eq(0), k_is_last.eq(len(lifs) == 1)]
@@ -480,8 +589,10 @@ class NeuronArray(wiring.Component):
         hit1 = Signal()
         hit2 = Signal()
         m.d.sync += [
-            wrote1.eq(issue_valid_q | upd_valid_q), addr1.eq(acc_addr_q),
-            wrote2.eq(wrote1), addr2.eq(addr1),
+            wrote1.eq(issue_valid_q | upd_valid_q),
+            addr1.eq(acc_addr_q),
+            wrote2.eq(wrote1),
+            addr2.eq(addr1),
             hit1.eq((issue_valid_q | upd_valid_q) & (acc_addr_d == acc_addr_q)),
             hit2.eq(wrote1 & (acc_addr_d == addr1)),
         ]
@@ -493,12 +604,14 @@ class NeuronArray(wiring.Component):
             r_q.append(Signal(self.t_ref_width, name=f"r_q{l}"))
             bias_q.append(Signal(signed(plan.v_width), name=f"bias_q{l}"))
             if self.runtime_weights:
-                w_word = store.rd_data[l * plan.w_width:(l + 1) * plan.w_width]
+                w_word = store.rd_data[l * plan.w_width : (l + 1) * plan.w_width]
             else:
                 w_word = w_rd[l].data
             m.d.sync += [
-                acc_q[l].eq(acc_rd[l].data), w_q[l].eq(w_word),
-                v_q[l].eq(st_rd[l].data.v), r_q[l].eq(st_rd[l].data.r),
+                acc_q[l].eq(acc_rd[l].data),
+                w_q[l].eq(w_word),
+                v_q[l].eq(st_rd[l].data.v),
+                r_q[l].eq(st_rd[l].data.r),
                 bias_q[l].eq(b_rd[l].data),
             ]
             if synaptic:
@@ -537,10 +650,18 @@ class NeuronArray(wiring.Component):
         # Slot, row and lane mask travel beside the cores' pipelines.
         out_slot, out_row, out_mask, out_valid = upd_slot_q, upd_row_q, upd_mask_q, upd_valid_q
         for n in range(latency):
-            nxt = [Signal.like(out_slot, name=f"pipe{n}_slot"), Signal.like(out_row, name=f"pipe{n}_row"),
-                   Signal.like(out_mask, name=f"pipe{n}_mask"), Signal(name=f"pipe{n}_valid")]
-            m.d.sync += [nxt[0].eq(out_slot), nxt[1].eq(out_row), nxt[2].eq(out_mask),
-                         nxt[3].eq(out_valid)]
+            nxt = [
+                Signal.like(out_slot, name=f"pipe{n}_slot"),
+                Signal.like(out_row, name=f"pipe{n}_row"),
+                Signal.like(out_mask, name=f"pipe{n}_mask"),
+                Signal(name=f"pipe{n}_valid"),
+            ]
+            m.d.sync += [
+                nxt[0].eq(out_slot),
+                nxt[1].eq(out_row),
+                nxt[2].eq(out_mask),
+                nxt[3].eq(out_valid),
+            ]
             out_slot, out_row, out_mask, out_valid = nxt
         spikes = Signal(lanes)
         m.d.comb += spikes.eq(Cat(core.spike for core in self.cores) & out_mask)
@@ -565,8 +686,9 @@ class NeuronArray(wiring.Component):
         trace_room = Const(1)
         if self.trace:
             depth = latency + 5
-            trace_fifo = fifo.SyncFIFOBuffered(width=len(self.trace_out.payload.as_value()),
-                                               depth=depth)
+            trace_fifo = fifo.SyncFIFOBuffered(
+                width=len(self.trace_out.payload.as_value()), depth=depth
+            )
             m.submodules.trace_fifo = trace_fifo
             trace_word = Signal(self.trace_out.payload.shape())
             m.d.comb += [
@@ -595,8 +717,11 @@ class NeuronArray(wiring.Component):
         cfg = Signal.like(self.cfg.payload)
         cfg_write = Signal()
         m.d.sync += [cfg.eq(self.cfg.payload), cfg_write.eq(self.cfg.valid & self.cfg.ready)]
-        m.d.sync += [p_wr.addr.eq(cfg.addr), p_wr.data.eq(cfg.data),
-                     p_wr.en.eq(cfg_write & (cfg.mem == CFG_PARAMS))]
+        m.d.sync += [
+            p_wr.addr.eq(cfg.addr),
+            p_wr.data.eq(cfg.data),
+            p_wr.en.eq(cfg_write & (cfg.mem == CFG_PARAMS)),
+        ]
         if self.runtime_weights:
             # A weight item is a burst: `weight_burst` consecutive words of one lane, written
             # one a cycle (those past the end are dropped), so that loading takes a fraction
@@ -610,19 +735,28 @@ class NeuronArray(wiring.Component):
             b_lane = Signal(lanes)
             with m.If(cfg_write & (cfg.mem == CFG_WEIGHTS)):
                 # A lane past the last one is no lane: 1 << lane is cut to `lanes` bits.
-                m.d.sync += [b_addr.eq(cfg.addr), b_data.eq(cfg.data), b_left.eq(burst),
-                             b_lane.eq(1 << cfg.lane)]
+                m.d.sync += [
+                    b_addr.eq(cfg.addr),
+                    b_data.eq(cfg.data),
+                    b_left.eq(burst),
+                    b_lane.eq(1 << cfg.lane),
+                ]
             with m.Elif(b_left != 0):
-                m.d.sync += [b_addr.eq(b_addr + 1), b_data.eq(b_data >> w),
-                             b_left.eq(b_left - 1)]
+                m.d.sync += [b_addr.eq(b_addr + 1), b_data.eq(b_data >> w), b_left.eq(b_left - 1)]
             # Registered, so that the store's address and enables come from flip-flops.
             st_addr = Signal.like(store.addr)
             st_data = Signal(w)
             st_en = Signal(lanes)
-            m.d.sync += [st_addr.eq(b_addr), st_data.eq(b_data[:w]),
-                         st_en.eq(Mux((b_left != 0) & (b_addr < plan.weight_words), b_lane, 0))]
-            m.d.comb += [store.addr.eq(Mux(st_en.any(), st_addr, w_ptr)),
-                         store.wr_data.eq(st_data.replicate(lanes)), store.wr_en.eq(st_en)]
+            m.d.sync += [
+                st_addr.eq(b_addr),
+                st_data.eq(b_data[:w]),
+                st_en.eq(Mux((b_left != 0) & (b_addr < plan.weight_words), b_lane, 0)),
+            ]
+            m.d.comb += [
+                store.addr.eq(Mux(st_en.any(), st_addr, w_ptr)),
+                store.wr_data.eq(st_data.replicate(lanes)),
+                store.wr_en.eq(st_en),
+            ]
             weights_busy = Signal()
             start_pending = Signal()
             m.d.comb += weights_busy.eq(cfg_write | (b_left != 0) | st_en.any())
@@ -635,19 +769,28 @@ class NeuronArray(wiring.Component):
             lane_write = cfg_write & (cfg.lane == l)
             if not self.runtime_weights:
                 m.d.sync += [
-                    w_wr[l].addr.eq(cfg.addr), w_wr[l].data.eq(cfg.data),
+                    w_wr[l].addr.eq(cfg.addr),
+                    w_wr[l].data.eq(cfg.data),
                     w_wr[l].en.eq(lane_write & (cfg.mem == CFG_WEIGHTS)),
                 ]
             m.d.sync += [
-                b_wr[l].addr.eq(cfg.addr), b_wr[l].data.eq(cfg.data),
+                b_wr[l].addr.eq(cfg.addr),
+                b_wr[l].data.eq(cfg.data),
                 b_wr[l].en.eq(lane_write & (cfg.mem == CFG_BIAS)),
             ]
             with m.If(lane_write & (cfg.mem == CFG_STATE)):
-                m.d.sync += [st_wr[l].addr.eq(cfg.addr), st_wr[l].data.eq(cfg.data),
-                             st_wr[l].en.eq(1)]
+                m.d.sync += [
+                    st_wr[l].addr.eq(cfg.addr),
+                    st_wr[l].data.eq(cfg.data),
+                    st_wr[l].en.eq(1),
+                ]
             with m.If(reset_state_row):
-                m.d.sync += [st_wr[l].addr.eq(upd_slot), st_wr[l].data.v.eq(p_rd.data.v_rest),
-                             st_wr[l].data.r.eq(0), st_wr[l].en.eq(1)]
+                m.d.sync += [
+                    st_wr[l].addr.eq(upd_slot),
+                    st_wr[l].data.v.eq(p_rd.data.v_rest),
+                    st_wr[l].data.r.eq(0),
+                    st_wr[l].en.eq(1),
+                ]
                 if synaptic:
                     m.d.sync += st_wr[l].data.i.eq(0)
 
@@ -678,34 +821,48 @@ class NeuronArray(wiring.Component):
         # then depends on its own few transitions only. An encoded state register puts every
         # transition of every state in front of each of its bits, and its decoders in front of
         # everything the state drives; on the GW1NR-9 that was the longest path of the array.
-        state = {name: Signal(init=int(name == "IDLE"), name=f"state_{name}")
-                 for name in SCHEDULE_STATES}
+        state = {
+            name: Signal(init=int(name == "IDLE"), name=f"state_{name}") for name in SCHEDULE_STATES
+        }
 
         def goto(here, there):
             return [state[here].eq(0), state[there].eq(1)]
 
-        m.d.comb += [self.busy.eq(~state["IDLE"]),
-                     self.cfg.ready.eq(state["IDLE"] & cfg_ready if self.runtime_weights
-                                       else state["IDLE"]),
-                     reset_acc.eq(state["RESET_ACC"]), reset_state_row.eq(state["RESET_STATE"]),
-                     in_phase.eq(state["INPUT"]), deliver_phase.eq(state["DELIVER"]),
-                     finishing.eq(state["FINISH"]),
-                     upd_issue.eq(state["UPDATE"] & trace_room)]
+        m.d.comb += [
+            self.busy.eq(~state["IDLE"]),
+            self.cfg.ready.eq(state["IDLE"] & cfg_ready if self.runtime_weights else state["IDLE"]),
+            reset_acc.eq(state["RESET_ACC"]),
+            reset_state_row.eq(state["RESET_STATE"]),
+            in_phase.eq(state["INPUT"]),
+            deliver_phase.eq(state["DELIVER"]),
+            finishing.eq(state["FINISH"]),
+            upd_issue.eq(state["UPDATE"] & trace_room),
+        ]
         with m.If(state["IDLE"]):
             with m.If(self.reset_state):
-                m.d.sync += [*first_population(), reset_addr.eq(0), reset_addr_last.eq(0),
-                             *goto("IDLE", "RESET_ACC")]
+                m.d.sync += [
+                    *first_population(),
+                    reset_addr.eq(0),
+                    reset_addr_last.eq(0),
+                    *goto("IDLE", "RESET_ACC"),
+                ]
             with m.Elif(take_start):
-                m.d.sync += [cycle_count.eq(1), input_ended.eq(0), *first_population(),
-                             *goto("IDLE", "INPUT")]
+                m.d.sync += [
+                    cycle_count.eq(1),
+                    input_ended.eq(0),
+                    *first_population(),
+                    *goto("IDLE", "INPUT"),
+                ]
                 if self.runtime_weights:
                     m.d.sync += start_pending.eq(0)
             if self.runtime_weights:
                 with m.Elif(self.start):
                     m.d.sync += start_pending.eq(1)
         with m.If(state["RESET_ACC"]):
-            m.d.sync += [reset_addr.eq(reset_addr + 1),
-                         reset_addr_last.eq(reset_addr + 2 == 2 * plan.slots)]
+            m.d.sync += [
+                reset_addr.eq(reset_addr + 1),
+                reset_addr_last.eq(reset_addr + 2 == 2 * plan.slots),
+            ]
             with m.If(reset_addr_last):
                 m.d.sync += goto("RESET_ACC", "RESET_PARAMS")
         with m.If(state["RESET_PARAMS"]):
@@ -715,8 +872,7 @@ class NeuronArray(wiring.Component):
             m.d.sync += next_row()
             with m.If(row_is_last):
                 with m.If(k_is_last):
-                    m.d.sync += [parity.eq(0), self.timestep.eq(0),
-                                 *goto("RESET_STATE", "IDLE")]
+                    m.d.sync += [parity.eq(0), self.timestep.eq(0), *goto("RESET_STATE", "IDLE")]
                 with m.Else():
                     m.d.sync += [*next_population(), *goto("RESET_STATE", "RESET_PARAMS")]
         with m.If(state["INPUT"]):

@@ -25,8 +25,17 @@ from .arith import bits_for
 from .array import CFG_BIAS, CFG_PARAMS, CFG_STATE, CFG_WEIGHTS, NeuronArray
 from .uart import UARTRx, UARTTx
 
-__all__ = ["HostLink", "HostLinkUART", "TIMEOUT_RANGE", "MAX_INPUTS", "MAX_NEURONS", "STATES",
-           "RX_STATES", "TX_STATES", "RESPONSES"]
+__all__ = [
+    "HostLink",
+    "HostLinkUART",
+    "TIMEOUT_RANGE",
+    "MAX_INPUTS",
+    "MAX_NEURONS",
+    "STATES",
+    "RX_STATES",
+    "TX_STATES",
+    "RESPONSES",
+]
 
 # The byte timeout: long enough for the gaps of a USB-serial bridge, short enough to fit 32 bits.
 TIMEOUT_RANGE = (16, (1 << 32) - 1)
@@ -39,12 +48,35 @@ MAX_NEURONS = (0xFFFF - 8) // 3
 # CHECK; dropping the rest of a broken frame: FLUSH; executing: ERROR, EXEC to STEP_DONE;
 # answering: TX_SYNC to TX_END.
 RX_STATES = ("CODE", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
-TX_STATES = ("TX_SYNC", "TX_CODE", "TX_LEN0", "TX_LEN1", "TX_PAYLOAD", "TX_CRC0", "TX_CRC1",
-             "TX_END")
+TX_STATES = (
+    "TX_SYNC",
+    "TX_CODE",
+    "TX_LEN0",
+    "TX_LEN1",
+    "TX_PAYLOAD",
+    "TX_CRC0",
+    "TX_CRC1",
+    "TX_END",
+)
 # The responses, by the index HostLink keeps while answering.
 RESPONSES = ("ERROR", "IDENTIFY", "STATUS", "STEP", "CFG", "RESET")
-STATES = ("HUNT", *RX_STATES, "LEN_CHECK", "CRC_FOLD", "CHECK", "FLUSH", "ERROR", "EXEC",
-          "RESET_WAIT", "CFG_WRITE", "FEED_WAIT", "FEED", "STEP_WAIT", "STEP_DONE", *TX_STATES)
+STATES = (
+    "HUNT",
+    *RX_STATES,
+    "LEN_CHECK",
+    "CRC_FOLD",
+    "CHECK",
+    "FLUSH",
+    "ERROR",
+    "EXEC",
+    "RESET_WAIT",
+    "CFG_WRITE",
+    "FEED_WAIT",
+    "FEED",
+    "STEP_WAIT",
+    "STEP_DONE",
+    *TX_STATES,
+)
 
 
 def _crc16_terms():
@@ -116,11 +148,12 @@ class HostLink(wiring.Component):
         try:
             check_int("timeout", timeout, *TIMEOUT_RANGE)
             check_int("clock_hz", clock_hz, 0, (1 << 32) - 1)
-            if (plan.n_inputs > MAX_INPUTS or len(plan.populations) > 0xFF
-                    or neurons > MAX_NEURONS):
-                raise ValueError(f"the host link carries at most {MAX_INPUTS} inputs, 255 "
-                                 f"populations and {MAX_NEURONS} LIF neurons, not "
-                                 f"{plan.n_inputs}, {len(plan.populations)} and {neurons}")
+            if plan.n_inputs > MAX_INPUTS or len(plan.populations) > 0xFF or neurons > MAX_NEURONS:
+                raise ValueError(
+                    f"the host link carries at most {MAX_INPUTS} inputs, 255 "
+                    f"populations and {MAX_NEURONS} LIF neurons, not "
+                    f"{plan.n_inputs}, {len(plan.populations)} and {neurons}"
+                )
             self.array = NeuronArray(plan, stages=stages, runtime_weights=runtime_weights)
         except (TypeError, ValueError):
             # A refused component was never usable; without this Amaranth warns, when it is
@@ -136,20 +169,36 @@ class HostLink(wiring.Component):
         self.neurons = neurons
         self.data_bytes = (self.array.cfg_data_width + 7) // 8
         self.identity = struct.pack(
-            p.IDENTITY_FORMAT, p.MAGIC, p.VERSION, plan.lanes, stages, plan.v_width,
-            plan.w_width, plan.acc_width, self.array.cfg_addr_width, self.array.cfg_data_width,
-            len(plan.populations), plan.n_inputs, plan.slots, plan.weight_words, neurons,
-            clock_hz, bytes.fromhex(plan.network_hash or "00" * 32),
-            bytes.fromhex(plan.layout_hash()))
-        super().__init__({
-            "rx": In(stream.Signature(8)),
-            "tx": Out(stream.Signature(8)),
-            "rx_error": In(1),
-            "frame_ok": Out(1),
-            "frame_error": Out(1),
-            "spike": Out(1),
-            "busy": Out(1),
-        })
+            p.IDENTITY_FORMAT,
+            p.MAGIC,
+            p.VERSION,
+            plan.lanes,
+            stages,
+            plan.v_width,
+            plan.w_width,
+            plan.acc_width,
+            self.array.cfg_addr_width,
+            self.array.cfg_data_width,
+            len(plan.populations),
+            plan.n_inputs,
+            plan.slots,
+            plan.weight_words,
+            neurons,
+            clock_hz,
+            bytes.fromhex(plan.network_hash or "00" * 32),
+            bytes.fromhex(plan.layout_hash()),
+        )
+        super().__init__(
+            {
+                "rx": In(stream.Signature(8)),
+                "tx": Out(stream.Signature(8)),
+                "rx_error": In(1),
+                "frame_ok": Out(1),
+                "frame_error": Out(1),
+                "spike": Out(1),
+                "busy": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -166,9 +215,11 @@ class HostLink(wiring.Component):
         # The identity sits past the spike entries, one byte per entry: in the block RAM the
         # spikes take anyway rather than in a multiplexer of constants.
         ident_base = self.neurons
-        spk_mem = memory.Memory(shape=unsigned(max(spk_width, 8)),
-                                depth=ident_base + len(self.identity),
-                                init=[0] * ident_base + list(self.identity))
+        spk_mem = memory.Memory(
+            shape=unsigned(max(spk_width, 8)),
+            depth=ident_base + len(self.identity),
+            init=[0] * ident_base + list(self.identity),
+        )
         m.submodules.idx_mem = idx_mem
         m.submodules.spk_mem = spk_mem
         idx_wr = idx_mem.write_port()
@@ -181,7 +232,7 @@ class HostLink(wiring.Component):
         # its input is two registers: the receiver's byte select and the transmitter's byte
         # multiplexer end in `byte_reg`, not in the CRC.
         crc = Signal(16, init=p.CRC_INIT)
-        byte_reg = Signal(8)        # the last byte received, or the byte being sent
+        byte_reg = Signal(8)  # the last byte received, or the byte being sent
         fold = Signal()
         crc_next = Signal(16)
         m.d.comb += crc_next.eq(_crc16_byte(crc, byte_reg))
@@ -197,7 +248,7 @@ class HostLink(wiring.Component):
         err_code = Signal(range(max(p.ERRORS) + 1))
         line_bad = Signal()
         half = Signal()
-        lo_byte = Signal(8)         # the low byte of LEN, or of a STEP index
+        lo_byte = Signal(8)  # the low byte of LEN, or of a STEP index
         n_idx = Signal(range(n_in + 1))
         prev = Signal(index_width)
         have_prev = Signal()
@@ -209,7 +260,7 @@ class HostLink(wiring.Component):
         crc_errors = Signal(16)
         timeouts = Signal(16)
         errors = Signal(16)
-        modified = Signal()     # a CFG write since configuration: the weights may differ
+        modified = Signal()  # a CFG write since configuration: the weights may differ
 
         byte = self.rx.payload
         got = Signal()
@@ -238,7 +289,7 @@ class HostLink(wiring.Component):
         # that the many ways into an answer set only this.
         resp = Signal(range(len(RESPONSES)))
         R = {name: n for n, name in enumerate(RESPONSES)}
-        t_len = Signal(16)          # LEN, then the payload bytes still to send
+        t_len = Signal(16)  # LEN, then the payload bytes still to send
         # Position in an identity, status or error payload. The 8-byte head of a STEP response
         # (cycles, timestep) is bytes 5 to 8, then 1 to 4 of the status, which share its
         # multiplexer; `t_spikes` then says "in the spikes".
@@ -246,7 +297,7 @@ class HostLink(wiring.Component):
         t_spikes = Signal()
         sp_i = Signal(range(self.neurons + 1))
         sp_j = Signal(2)
-        t_full = Signal()           # `byte_reg` holds a byte for `tx`
+        t_full = Signal()  # `byte_reg` holds a byte for `tx`
         m.d.comb += [self.tx.valid.eq(t_full), self.tx.payload.eq(byte_reg)]
         with m.If(self.tx.valid & self.tx.ready):
             m.d.sync += t_full.eq(0)
@@ -298,10 +349,14 @@ class HostLink(wiring.Component):
         # payload byte, four cycles before EXEC uses this.
         cfg_ok = Signal()
         mem, lane, addr = cfg_buf[:8], cfg_buf[8:16], cfg_buf[16:32]
-        m.d.sync += cfg_ok.eq((lane < plan.lanes) & (
-            ((mem == CFG_WEIGHTS) & (addr < plan.weight_words))
-            | (((mem == CFG_BIAS) | (mem == CFG_STATE)) & (addr < plan.slots))
-            | ((mem == CFG_PARAMS) & (addr < len(plan.lif_populations)))))
+        m.d.sync += cfg_ok.eq(
+            (lane < plan.lanes)
+            & (
+                ((mem == CFG_WEIGHTS) & (addr < plan.weight_words))
+                | (((mem == CFG_BIAS) | (mem == CFG_STATE)) & (addr < plan.slots))
+                | ((mem == CFG_PARAMS) & (addr < len(plan.lif_populations)))
+            )
+        )
 
         # The array's `start` and `reset_state`, high in EXEC for a STEP or RESET: set by
         # CHECK, so that they come straight from a register into the array's control.
@@ -331,6 +386,7 @@ class HostLink(wiring.Component):
                 def body():
                     m.d.sync += code.eq(byte)
                     m.next = "LEN0"
+
                 in_frame(body)
 
             with m.State("LEN0"):
@@ -339,6 +395,7 @@ class HostLink(wiring.Component):
                 def body():
                     m.d.sync += lo_byte.eq(byte)
                     m.next = "LEN1"
+
                 in_frame(body)
 
             with m.State("LEN1"):
@@ -346,14 +403,20 @@ class HostLink(wiring.Component):
 
                 def body():
                     m.next = "LEN_CHECK"
+
                 in_frame(body)
 
             with m.State("LEN_CHECK"):
                 # The header is checked from registers (LEN's high byte is in `byte_reg`), a
                 # cycle after it arrived, so that the UART's byte is not the start of this path.
                 new_length = Cat(lo_byte, byte_reg)
-                m.d.sync += [left.eq(new_length), half.eq(0), n_idx.eq(0), have_prev.eq(0),
-                             bad_payload.eq(0)]
+                m.d.sync += [
+                    left.eq(new_length),
+                    half.eq(0),
+                    n_idx.eq(0),
+                    have_prev.eq(0),
+                    bad_payload.eq(0),
+                ]
                 ok = Signal()
                 known = Signal()
                 with m.Switch(code):
@@ -362,8 +425,7 @@ class HostLink(wiring.Component):
                     with m.Case(p.CMD_CFG):
                         m.d.comb += [known.eq(1), ok.eq(new_length == cfg_len)]
                     with m.Case(p.CMD_STEP):
-                        m.d.comb += [known.eq(1),
-                                     ok.eq(~new_length[0] & (new_length <= 2 * n_in))]
+                        m.d.comb += [known.eq(1), ok.eq(~new_length[0] & (new_length <= 2 * n_in))]
                 with m.If(~known):
                     fail(p.ERR_COMMAND, flush=True)
                 with m.Elif(~ok):
@@ -388,6 +450,7 @@ class HostLink(wiring.Component):
                         m.d.sync += cfg_buf.eq(Cat(cfg_buf[8:], byte))
                     with m.If(left == 1):
                         m.next = "CRC0"
+
                 in_frame(body)
 
             with m.State("CRC0"):
@@ -395,6 +458,7 @@ class HostLink(wiring.Component):
 
                 def body():
                     m.next = "CRC1"
+
                 in_frame(body)
 
             with m.State("CRC1"):
@@ -402,6 +466,7 @@ class HostLink(wiring.Component):
 
                 def body():
                     m.next = "CRC_FOLD"
+
                 in_frame(body)
 
             with m.State("CRC_FOLD"):
@@ -510,13 +575,22 @@ class HostLink(wiring.Component):
             # or the CRC.
             with m.State("TX_SYNC"):
                 # Entered with `tx` empty: one cycle.
-                m.d.sync += [t_idx.eq(Mux(resp == R["STEP"], 5, 0)), t_spikes.eq(0),
-                             crc.eq(p.CRC_INIT), sp_i.eq(0), sp_j.eq(0)]
+                m.d.sync += [
+                    t_idx.eq(Mux(resp == R["STEP"], 5, 0)),
+                    t_spikes.eq(0),
+                    crc.eq(p.CRC_INIT),
+                    sp_i.eq(0),
+                    sp_j.eq(0),
+                ]
                 with m.Switch(resp):
-                    for name, length in [("ERROR", 2), ("IDENTIFY", len(self.identity)),
-                                         ("STATUS", _status_length()),
-                                         ("STEP", 8 + n_spk + (n_spk << 1)),
-                                         ("CFG", 0), ("RESET", 0)]:
+                    for name, length in [
+                        ("ERROR", 2),
+                        ("IDENTIFY", len(self.identity)),
+                        ("STATUS", _status_length()),
+                        ("STEP", 8 + n_spk + (n_spk << 1)),
+                        ("CFG", 0),
+                        ("RESET", 0),
+                    ]:
                         with m.Case(R[name]):
                             m.d.sync += t_len.eq(length)
                 with m.If(~t_full):
@@ -528,8 +602,11 @@ class HostLink(wiring.Component):
                 with m.Switch(resp):
                     for name in RESPONSES:
                         with m.Case(R[name]):
-                            m.d.comb += t_code.eq(p.RSP_ERROR if name == "ERROR" else
-                                                  p.RESPONSE | getattr(p, f"CMD_{name}"))
+                            m.d.comb += t_code.eq(
+                                p.RSP_ERROR
+                                if name == "ERROR"
+                                else p.RESPONSE | getattr(p, f"CMD_{name}")
+                            )
                 with m.If(~t_full):
                     send(t_code, crc_it=1)
                     m.next = "TX_LEN0"
@@ -557,8 +634,9 @@ class HostLink(wiring.Component):
                     flags = Cat(array.busy, modified, Const(1), Const(0, 5))
                 else:
                     flags = Cat(array.busy, modified, Const(0, 6))
-                status = Cat(flags, array.timestep, array.cycles, frames, crc_errors, timeouts,
-                             errors)
+                status = Cat(
+                    flags, array.timestep, array.cycles, frames, crc_errors, timeouts, errors
+                )
                 entry = spk_rd.data
                 with m.If(resp == R["IDENTIFY"]):
                     m.d.comb += out.eq(entry[:8])
@@ -566,8 +644,8 @@ class HostLink(wiring.Component):
                     m.d.comb += out.eq(Mux(t_idx[0], code, err_code))
                 with m.Elif(in_spikes):
                     # The payload layout of spike_out: population, then index.
-                    pop = entry[:array.pop_width]
-                    index = Cat(entry[array.pop_width:spk_width], Const(0, 16))
+                    pop = entry[: array.pop_width]
+                    index = Cat(entry[array.pop_width : spk_width], Const(0, 16))
                     with m.Switch(sp_j):
                         with m.Case(0):
                             m.d.comb += out.eq(pop)
@@ -576,8 +654,9 @@ class HostLink(wiring.Component):
                         with m.Case(2):
                             m.d.comb += out.eq(index[8:16])
                 with m.Else():
-                    m.d.comb += out.eq(status.word_select(t_idx[:bits_for(_status_length() - 1)],
-                                                          8))
+                    m.d.comb += out.eq(
+                        status.word_select(t_idx[: bits_for(_status_length() - 1)], 8)
+                    )
                 with m.If(~t_full):
                     send(out, crc_it=1)
                     m.d.sync += t_len.eq(t_len - 1)
@@ -614,10 +693,27 @@ class HostLink(wiring.Component):
 
             states = {name: fsm.ongoing(name) for name in STATES}
         self.probes = dict(
-            state=states, timer=timer, line_bad=line_bad, code=code, lo_byte=lo_byte,
-            byte_reg=byte_reg, fold=fold, crc=crc, left=left, half=half, n_idx=n_idx,
-            index_ready=index_ready, bad_payload=bad_payload, feed=feed, n_spk=n_spk,
-            resp=resp, t_len=t_len, t_full=t_full, start=start, reset=reset)
+            state=states,
+            timer=timer,
+            line_bad=line_bad,
+            code=code,
+            lo_byte=lo_byte,
+            byte_reg=byte_reg,
+            fold=fold,
+            crc=crc,
+            left=left,
+            half=half,
+            n_idx=n_idx,
+            index_ready=index_ready,
+            bad_payload=bad_payload,
+            feed=feed,
+            n_spk=n_spk,
+            resp=resp,
+            t_len=t_len,
+            t_full=t_full,
+            start=start,
+            reset=reset,
+        )
         return m
 
 
@@ -651,21 +747,26 @@ class HostLinkUART(wiring.Component):
     link : HostLink
     """
 
-    def __init__(self, plan, divisor, *, stages=4, timeout=None, clock_hz=0,
-                 runtime_weights=False):
+    def __init__(self, plan, divisor, *, stages=4, timeout=None, clock_hz=0, runtime_weights=False):
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
-        self.link = HostLink(plan, stages=stages, clock_hz=clock_hz,
-                             runtime_weights=runtime_weights,
-                             timeout=640 * divisor if timeout is None else timeout)
-        super().__init__({
-            "rx": In(1, init=1),
-            "tx": Out(1, init=1),
-            "frame_ok": Out(1),
-            "frame_error": Out(1),
-            "spike": Out(1),
-            "busy": Out(1),
-        })
+        self.link = HostLink(
+            plan,
+            stages=stages,
+            clock_hz=clock_hz,
+            runtime_weights=runtime_weights,
+            timeout=640 * divisor if timeout is None else timeout,
+        )
+        super().__init__(
+            {
+                "rx": In(1, init=1),
+                "tx": Out(1, init=1),
+                "frame_ok": Out(1),
+                "frame_error": Out(1),
+                "spike": Out(1),
+                "busy": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()

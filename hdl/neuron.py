@@ -35,11 +35,13 @@ def params_layout(v_width, t_ref_width, decay_sets=None, *, synaptic=False, syn_
     also has ``synaptic`` (the population has the current ``i``) and the decay of ``i``: terms
     ``syn_decay``, or with ``syn_decay_sets`` the selection ``syn_decay_sel``.
     """
-    term = data.StructLayout({
-        "shift": unsigned(bits_for(v_width - 1)),
-        "neg": unsigned(1),
-        "en": unsigned(1),
-    })
+    term = data.StructLayout(
+        {
+            "shift": unsigned(bits_for(v_width - 1)),
+            "neg": unsigned(1),
+            "en": unsigned(1),
+        }
+    )
     if decay_sets is not None:
         decay = {"decay_sel": unsigned(bits_for(len(decay_sets) - 1))}
     else:
@@ -50,16 +52,18 @@ def params_layout(v_width, t_ref_width, decay_sets=None, *, synaptic=False, syn_
             decay["syn_decay_sel"] = unsigned(bits_for(len(syn_decay_sets) - 1))
         else:
             decay["syn_decay"] = data.ArrayLayout(term, MAX_DECAY_TERMS)
-    return data.StructLayout({
-        "v_th": signed(v_width),
-        "v_reset": signed(v_width),
-        "v_rest": signed(v_width),
-        "v_peak": signed(v_width),
-        "bias": signed(v_width),
-        "t_ref": unsigned(t_ref_width),
-        "subtract": unsigned(1),
-        **decay,
-    })
+    return data.StructLayout(
+        {
+            "v_th": signed(v_width),
+            "v_reset": signed(v_width),
+            "v_rest": signed(v_width),
+            "v_peak": signed(v_width),
+            "bias": signed(v_width),
+            "t_ref": unsigned(t_ref_width),
+            "subtract": unsigned(1),
+            **decay,
+        }
+    )
 
 
 def _pack_terms(decay):
@@ -69,8 +73,10 @@ def _pack_terms(decay):
 
 def _selection(name, decay, sets):
     if decay not in sets:
-        raise ValueError(f"{name} {list(decay)} is not one the core was built for: "
-                         f"{', '.join(str(list(d)) for d in sets)}")
+        raise ValueError(
+            f"{name} {list(decay)} is not one the core was built for: "
+            f"{', '.join(str(list(d)) for d in sets)}"
+        )
     return sets.index(decay)
 
 
@@ -87,8 +93,12 @@ def pack_params(params, decay_sets=None, *, synaptic=None, syn_decay_sets=None):
     if params.synaptic and not synaptic:
         raise ValueError("params has a syn_decay, which needs a synaptic parameter port")
     packed = {
-        "v_th": params.v_th, "v_reset": params.v_reset, "v_rest": params.v_rest,
-        "v_peak": params.v_peak, "bias": params.bias, "t_ref": params.t_ref,
+        "v_th": params.v_th,
+        "v_reset": params.v_reset,
+        "v_rest": params.v_rest,
+        "v_peak": params.v_peak,
+        "bias": params.bias,
+        "t_ref": params.t_ref,
         "subtract": int(params.reset_mode == "subtract"),
     }
     if decay_sets is not None:
@@ -99,8 +109,9 @@ def pack_params(params, decay_sets=None, *, synaptic=None, syn_decay_sets=None):
         packed["synaptic"] = int(params.synaptic)
         if syn_decay_sets is not None:
             # A plain population's selection is never used: 0.
-            packed["syn_decay_sel"] = (_selection("syn_decay", params.syn_decay, syn_decay_sets)
-                                       if params.synaptic else 0)
+            packed["syn_decay_sel"] = (
+                _selection("syn_decay", params.syn_decay, syn_decay_sets) if params.synaptic else 0
+            )
         else:
             packed["syn_decay"] = _pack_terms(params.syn_decay or ())
     return packed
@@ -155,8 +166,17 @@ class NeuronCore(wiring.Component):
         plain LIF population on this core), whose membrane then takes ``acc + bias`` directly.
     """
 
-    def __init__(self, *, v_width=16, acc_width=16, t_ref_max=15, stages=4, decay_sets=None,
-                 synaptic=False, syn_decay_sets=None):
+    def __init__(
+        self,
+        *,
+        v_width=16,
+        acc_width=16,
+        t_ref_max=15,
+        stages=4,
+        decay_sets=None,
+        synaptic=False,
+        syn_decay_sets=None,
+    ):
         with validating(self):
             check_int("v_width", v_width, 2, 32)
             check_int("acc_width", acc_width, 2, 48)
@@ -184,8 +204,15 @@ class NeuronCore(wiring.Component):
             "v": In(signed(v_width)),
             "r": In(self.t_ref_width),
             "acc": In(signed(acc_width)),
-            "params": In(params_layout(v_width, self.t_ref_width, decay_sets,
-                                       synaptic=synaptic, syn_decay_sets=syn_decay_sets)),
+            "params": In(
+                params_layout(
+                    v_width,
+                    self.t_ref_width,
+                    decay_sets,
+                    synaptic=synaptic,
+                    syn_decay_sets=syn_decay_sets,
+                )
+            ),
             "out_valid": Out(1),
             "v_next": Out(signed(v_width)),
             "r_next": Out(self.t_ref_width),
@@ -213,8 +240,13 @@ class NeuronCore(wiring.Component):
                 domain += out[name].eq(value)
             return out
 
-        ctx = {"valid": self.in_valid, "v": self.v, "r": self.r, "p": self.params,
-               "current": self.acc + self.params.bias}
+        ctx = {
+            "valid": self.in_valid,
+            "v": self.v,
+            "r": self.r,
+            "p": self.params,
+            "current": self.acc + self.params.bias,
+        }
 
         # Leak terms are floor shifts of (v - v_rest): wiring plus, for a runtime shift amount,
         # a multiplexer; never a multiply.
@@ -290,7 +322,7 @@ class NeuronCore(wiring.Component):
         # v_sum above the V range: v' is then the largest value, so the spike needs v_th below
         # it, and its subtract-reset value depends on v_th alone. (A positive v_sum fits
         # exactly when its bits from the result's sign bit up are all zero.)
-        ctx["over"] = ~v_sum[-1] & v_sum[self.v_width - 1:].any()
+        ctx["over"] = ~v_sum[-1] & v_sum[self.v_width - 1 :].any()
         v_max = (1 << (self.v_width - 1)) - 1
         ctx["th_below_max"] = ctx["p"].v_th != v_max
         ctx["refractory"] = ctx["r"] != 0
@@ -308,7 +340,7 @@ class NeuronCore(wiring.Component):
         # sat(v' - v_th): with v' = v_sum it is the registered `above`; with v' = v_max it is
         # sat(v_max - v_th), which is v_max for a negative v_th and else the low bits of v_th
         # inverted (v_max is all ones there): wiring, no adder.
-        at_max = Mux(p.v_th[-1], v_max, ~p.v_th[:self.v_width - 1])
+        at_max = Mux(p.v_th[-1], v_max, ~p.v_th[: self.v_width - 1])
         v_subtracted = Mux(ctx["over"], at_max, ctx["above"])
         v_after_spike = Mux(p.subtract, v_subtracted, p.v_reset)
         m.d.comb += v_next.eq(Mux(refractory, ctx["v"], Mux(spike, v_after_spike, v_prime)))
@@ -336,16 +368,22 @@ class NeuronCore(wiring.Component):
             parameters need a ``synaptic`` core.
         """
         if params.v_width != self.v_width:
-            raise ValueError(f"params.v_width must equal the core's v_width={self.v_width}, "
-                             f"not {params.v_width}")
+            raise ValueError(
+                f"params.v_width must equal the core's v_width={self.v_width}, not {params.v_width}"
+            )
         if params.t_ref > self.t_ref_max:
-            raise ValueError(f"params.t_ref must be at most the core's t_ref_max="
-                             f"{self.t_ref_max}, not {params.t_ref}")
+            raise ValueError(
+                f"params.t_ref must be at most the core's t_ref_max="
+                f"{self.t_ref_max}, not {params.t_ref}"
+            )
         if params.synaptic and not self.synaptic:
-            raise ValueError("params has a syn_decay, which needs a core built with "
-                             "synaptic=True")
-        return ConstantParamsNeuronCore(self, pack_params(
-            params, self.decay_sets, synaptic=self.synaptic, syn_decay_sets=self.syn_decay_sets))
+            raise ValueError("params has a syn_decay, which needs a core built with synaptic=True")
+        return ConstantParamsNeuronCore(
+            self,
+            pack_params(
+                params, self.decay_sets, synaptic=self.synaptic, syn_decay_sets=self.syn_decay_sets
+            ),
+        )
 
 
 def _check_decay_sets(decay_sets, v_width, name="decay_sets"):
@@ -354,8 +392,9 @@ def _check_decay_sets(decay_sets, v_width, name="decay_sets"):
     checked = []
     for decay in decay_sets:
         if not isinstance(decay, (list, tuple)):
-            raise TypeError(f"{name} must be a list of decays (lists of shift terms), not "
-                            f"{decay_sets!r}")
+            raise TypeError(
+                f"{name} must be a list of decays (lists of shift terms), not {decay_sets!r}"
+            )
         decay = tuple(decay)
         if len(decay) > MAX_DECAY_TERMS:
             raise ValueError(f"a decay has at most {MAX_DECAY_TERMS} terms, not {list(decay)}")
@@ -383,8 +422,9 @@ class ConstantParamsNeuronCore(wiring.Component):
         self.core = core
         self.latency = core.latency
         self._packed = core.params.shape().const(packed)
-        super().__init__({name: member for name, member in core.signature.members.items()
-                          if name != "params"})
+        super().__init__(
+            {name: member for name, member in core.signature.members.items() if name != "params"}
+        )
 
     def elaborate(self, platform):
         m = Module()

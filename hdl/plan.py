@@ -35,16 +35,16 @@ class PopulationPlan:
     size: int
     is_input: bool
     params: object = None
-    input_offset: int = 0    # input populations: first index in the input spike vector
-    slot_base: int = 0       # LIF populations: first slot in every lane
-    rows: int = 0            # LIF populations: slots per lane
-    lif_index: int = 0       # LIF populations: row of the parameter memory
+    input_offset: int = 0  # input populations: first index in the input spike vector
+    slot_base: int = 0  # LIF populations: first slot in every lane
+    rows: int = 0  # LIF populations: slots per lane
+    lif_index: int = 0  # LIF populations: row of the parameter memory
 
 
 @dataclass(frozen=True)
 class ProjectionPlan:
-    source: int              # population index
-    target: int              # population index
+    source: int  # population index
+    target: int  # population index
     weight_base: int
     recurrent: bool
 
@@ -113,13 +113,19 @@ class ArrayPlan:
         (``spikeforge.gen.compile.runtime_writes``). Hex, 16 digits.
         """
         layout = {
-            "lanes": self.lanes, "v_width": self.v_width, "w_width": self.w_width,
-            "acc_width": self.acc_width, "t_ref_max": self.t_ref_max,
-            "weight_words": self.weight_words, "slots": self.slots,
-            "populations": [[p.size, p.is_input, p.input_offset, p.slot_base, p.rows]
-                            for p in self.populations],
-            "projections": [[q.source, q.target, q.weight_base, q.recurrent]
-                            for q in self.projections],
+            "lanes": self.lanes,
+            "v_width": self.v_width,
+            "w_width": self.w_width,
+            "acc_width": self.acc_width,
+            "t_ref_max": self.t_ref_max,
+            "weight_words": self.weight_words,
+            "slots": self.slots,
+            "populations": [
+                [p.size, p.is_input, p.input_offset, p.slot_base, p.rows] for p in self.populations
+            ],
+            "projections": [
+                [q.source, q.target, q.weight_base, q.recurrent] for q in self.projections
+            ],
             "decay_sets": [list(d) for d in self.decay_sets],
         }
         if self.synaptic:
@@ -161,5 +167,9 @@ class ArrayPlan:
         """
         events = sum(p.size for p in self.populations)
         per_population = 2 * stages + 16
-        return (self.weights.shape[1] + 2 * self.slots + events
-                + per_population * (len(self.populations) + 1))
+        return (
+            self.weights.shape[1]
+            + 2 * self.slots
+            + events
+            + per_population * (len(self.populations) + 1)
+        )

@@ -24,8 +24,7 @@ from amaranth.vendor import SiliconBluePlatform
 
 from .arith import bits_for
 
-__all__ = ["WeightStore", "SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_COUNT", "spram_tiles",
-           "has_spram"]
+__all__ = ["WeightStore", "SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_COUNT", "spram_tiles", "has_spram"]
 
 SPRAM_DEPTH = 16384
 SPRAM_WIDTH = 16
@@ -75,48 +74,63 @@ class WeightStore(wiring.Component):
         self.lanes = lanes
         self.w_width = w_width
         self.field = _field(w_width)
-        super().__init__({
-            "addr": In(bits_for(depth - 1)),
-            "wr_en": In(lanes),
-            "wr_data": In(unsigned(lanes * w_width)),
-            "rd_data": Out(unsigned(lanes * w_width)),
-        })
+        super().__init__(
+            {
+                "addr": In(bits_for(depth - 1)),
+                "wr_en": In(lanes),
+                "wr_data": In(unsigned(lanes * w_width)),
+                "rd_data": Out(unsigned(lanes * w_width)),
+            }
+        )
 
     def _packed(self, value):
         # Lane fields at nibble boundaries (the SPRAM write mask's granularity).
         w, pad = self.w_width, self.field - self.w_width
-        return Cat(*(Cat(value[l * w:(l + 1) * w], Const(0, pad)) for l in range(self.lanes)))
+        return Cat(*(Cat(value[l * w : (l + 1) * w], Const(0, pad)) for l in range(self.lanes)))
 
     def _unpacked(self, word):
-        return Cat(*(word[l * self.field:l * self.field + self.w_width]
-                     for l in range(self.lanes)))
+        return Cat(
+            *(word[l * self.field : l * self.field + self.w_width] for l in range(self.lanes))
+        )
 
     def elaborate(self, platform):
         rows, cols = spram_tiles(self.depth, self.lanes, self.w_width)
         if has_spram(platform) and rows * cols > SPRAM_COUNT:
-            raise ValueError(f"the weights need {rows * cols} SPRAM blocks, the device has "
-                             f"{SPRAM_COUNT}")
+            raise ValueError(
+                f"the weights need {rows * cols} SPRAM blocks, the device has {SPRAM_COUNT}"
+            )
         m = Module()
         writing = self.wr_en.any()
         if not has_spram(platform):
-            mem = memory.Memory(shape=unsigned(self.lanes * self.w_width), depth=self.depth,
-                                init=[])
+            mem = memory.Memory(
+                shape=unsigned(self.lanes * self.w_width), depth=self.depth, init=[]
+            )
             m.submodules.mem = mem
             wr = mem.write_port(granularity=self.w_width)
             rd = mem.read_port()
-            m.d.comb += [wr.addr.eq(self.addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en),
-                         rd.addr.eq(self.addr), rd.en.eq(~writing), self.rd_data.eq(rd.data)]
+            m.d.comb += [
+                wr.addr.eq(self.addr),
+                wr.data.eq(self.wr_data),
+                wr.en.eq(self.wr_en),
+                rd.addr.eq(self.addr),
+                rd.en.eq(~writing),
+                self.rd_data.eq(rd.data),
+            ]
             return m
 
         width = cols * SPRAM_WIDTH
         data_in = Signal(width)
         m.d.comb += data_in.eq(self._packed(self.wr_data))
         # One write-mask bit per nibble, from the enable of the lane owning it.
-        nibble_en = Cat(*(self.wr_en[n * 4 // self.field] if n * 4 < self.lanes * self.field
-                          else Const(0) for n in range(width // 4)))
+        nibble_en = Cat(
+            *(
+                self.wr_en[n * 4 // self.field] if n * 4 < self.lanes * self.field else Const(0)
+                for n in range(width // 4)
+            )
+        )
         low = Signal(bits_for(SPRAM_DEPTH - 1))
-        m.d.comb += low.eq(self.addr[:len(low)])
-        high = self.addr[len(low):]
+        m.d.comb += low.eq(self.addr[: len(low)])
+        high = self.addr[len(low) :]
         if rows > 1:
             # The row read is known one cycle later, when its data comes out.
             high_q = Signal.like(high)
@@ -129,11 +143,17 @@ class WeightStore(wiring.Component):
             for c in range(cols):
                 m.submodules[f"spram_{r}_{c}"] = Instance(
                     "SB_SPRAM256KA",
-                    i_ADDRESS=low, i_DATAIN=data_in[c * 16:(c + 1) * 16],
-                    i_MASKWREN=nibble_en[c * 4:(c + 1) * 4], i_WREN=row_write,
-                    i_CHIPSELECT=Const(1), i_CLOCK=ClockSignal(), i_STANDBY=Const(0),
-                    i_SLEEP=Const(0), i_POWEROFF=Const(1),
-                    o_DATAOUT=out[c * 16:(c + 1) * 16])
+                    i_ADDRESS=low,
+                    i_DATAIN=data_in[c * 16 : (c + 1) * 16],
+                    i_MASKWREN=nibble_en[c * 4 : (c + 1) * 4],
+                    i_WREN=row_write,
+                    i_CHIPSELECT=Const(1),
+                    i_CLOCK=ClockSignal(),
+                    i_STANDBY=Const(0),
+                    i_SLEEP=Const(0),
+                    i_POWEROFF=Const(1),
+                    o_DATAOUT=out[c * 16 : (c + 1) * 16],
+                )
             outs.append(out)
         word = outs[-1]
         for r in reversed(range(rows - 1)):

@@ -32,12 +32,16 @@ def uart_divisor(clock_hz, baud):
         raise ValueError(f"clock_hz and baud must be positive, not {clock_hz!r} and {baud!r}")
     divisor = round(clock_hz / baud)
     if not DIVISOR_RANGE[0] <= divisor <= DIVISOR_RANGE[1]:
-        raise ValueError(f"baud {baud:g} from a {clock_hz / 1e6:g} MHz clock needs {divisor} "
-                         f"cycles per bit, outside [{DIVISOR_RANGE[0]}, {DIVISOR_RANGE[1]}]")
+        raise ValueError(
+            f"baud {baud:g} from a {clock_hz / 1e6:g} MHz clock needs {divisor} "
+            f"cycles per bit, outside [{DIVISOR_RANGE[0]}, {DIVISOR_RANGE[1]}]"
+        )
     error = abs(clock_hz / divisor - baud) / baud
     if error > MAX_BAUD_ERROR:
-        raise ValueError(f"baud {baud:g} from a {clock_hz / 1e6:g} MHz clock is "
-                         f"{100 * error:.1f}% off (at most {100 * MAX_BAUD_ERROR:g}%)")
+        raise ValueError(
+            f"baud {baud:g} from a {clock_hz / 1e6:g} MHz clock is "
+            f"{100 * error:.1f}% off (at most {100 * MAX_BAUD_ERROR:g}%)"
+        )
     return divisor
 
 
@@ -77,12 +81,14 @@ class UARTRx(wiring.Component):
 
     def __init__(self, divisor):
         self.divisor = _check_divisor(self, divisor)
-        super().__init__({
-            "rx": In(1, init=1),
-            "data": Out(stream.Signature(8)),
-            "error": Out(1),
-            "overflow": Out(1),
-        })
+        super().__init__(
+            {
+                "rx": In(1, init=1),
+                "data": Out(stream.Signature(8)),
+                "error": Out(1),
+                "overflow": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -108,7 +114,7 @@ class UARTRx(wiring.Component):
                 with m.If(timer != 0):
                     m.d.sync += timer.eq(timer - 1)
                 with m.Elif(line):
-                    m.next = "idle"             # a glitch, not a start bit
+                    m.next = "idle"  # a glitch, not a start bit
                 with m.Else():
                     m.d.sync += [timer.eq(self.divisor - 1), bit.eq(0)]
                     m.next = "data"
@@ -117,8 +123,11 @@ class UARTRx(wiring.Component):
                     m.d.sync += timer.eq(timer - 1)
                 with m.Else():
                     # LSB first: each bit enters at the top and moves down.
-                    m.d.sync += [timer.eq(self.divisor - 1), shift.eq(Cat(shift[1:], line)),
-                                 bit.eq(bit + 1)]
+                    m.d.sync += [
+                        timer.eq(self.divisor - 1),
+                        shift.eq(Cat(shift[1:], line)),
+                        bit.eq(bit + 1),
+                    ]
                     with m.If(bit == 7):
                         m.next = "stop"
             with m.State("stop"):
@@ -159,10 +168,12 @@ class UARTTx(wiring.Component):
 
     def __init__(self, divisor):
         self.divisor = _check_divisor(self, divisor)
-        super().__init__({
-            "data": In(stream.Signature(8)),
-            "tx": Out(1, init=1),
-        })
+        super().__init__(
+            {
+                "data": In(stream.Signature(8)),
+                "tx": Out(1, init=1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -175,11 +186,13 @@ class UARTTx(wiring.Component):
         m.d.comb += self.tx.eq(frame[0])
         with m.If(left == 0):
             with m.If(self.data.valid):
-                m.d.sync += [frame.eq(Cat(0, self.data.payload, 1)),
-                             left.eq(10), timer.eq(self.divisor - 1)]
+                m.d.sync += [
+                    frame.eq(Cat(0, self.data.payload, 1)),
+                    left.eq(10),
+                    timer.eq(self.divisor - 1),
+                ]
         with m.Elif(timer != 0):
             m.d.sync += timer.eq(timer - 1)
         with m.Else():
-            m.d.sync += [frame.eq(Cat(frame[1:], 1)), left.eq(left - 1),
-                         timer.eq(self.divisor - 1)]
+            m.d.sync += [frame.eq(Cat(frame[1:], 1)), left.eq(left - 1), timer.eq(self.divisor - 1)]
         return m

@@ -19,10 +19,16 @@ class ArrayRecorder:
 
     def __init__(self, plan, n_steps):
         self.plan = plan
-        self.spikes = {p.name: np.zeros((n_steps, p.size), np.uint8)
-                       for p in plan.populations if not p.is_input}
-        self.v = {p.name: np.zeros((n_steps, p.size), np.int64)
-                  for p in plan.populations if not p.is_input}
+        self.spikes = {
+            p.name: np.zeros((n_steps, p.size), np.uint8)
+            for p in plan.populations
+            if not p.is_input
+        }
+        self.v = {
+            p.name: np.zeros((n_steps, p.size), np.int64)
+            for p in plan.populations
+            if not p.is_input
+        }
         self.cycles = np.zeros(n_steps, np.int64)
         self.errors = []
 
@@ -59,8 +65,9 @@ def input_events(step_spikes):
     return [int(i) for i in np.flatnonzero(step_spikes)]
 
 
-def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall=0.0, seed=0,
-                       runtime_weights=False):
+def run_array_amaranth(
+    net, spikes, trace=False, *, lanes=1, stages=4, out_stall=0.0, seed=0, runtime_weights=False
+):
     """Run ``net`` on the neuron array in Amaranth's simulator.
 
     Parameters
@@ -93,10 +100,16 @@ def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall
     runs = [ArrayRecorder(plan, inputs.shape[1]) for _ in range(inputs.shape[0])]
     # Every weight word, zeros too, in the array's bursts; the first step's start then meets
     # the last burst, which it has to wait for.
-    writes = (list(runtime_writes(plan, ("weights",), dut.weight_burst)) if runtime_weights
-              else [])
-    _simulate(dut, inputs, runs, out_stall, np.random.default_rng(seed),
-              max_wait_cycles(plan, stages, out_stall), writes)
+    writes = list(runtime_writes(plan, ("weights",), dut.weight_burst)) if runtime_weights else []
+    _simulate(
+        dut,
+        inputs,
+        runs,
+        out_stall,
+        np.random.default_rng(seed),
+        max_wait_cycles(plan, stages, out_stall),
+        writes,
+    )
     errors = [error for rec in runs for error in rec.errors]
     if errors:
         raise AssertionError("; ".join(errors[:5]))
@@ -105,14 +118,17 @@ def run_array_amaranth(net, spikes, trace=False, *, lanes=1, stages=4, out_stall
 
 def collect_runs(runs, batched, trace):
     """Stack per-batch recorders into one :class:`NetworkRun`."""
+
     def stack(get):
         arrays = [get(r) for r in runs]
         return np.stack(arrays) if batched else arrays[0]
+
     names = list(runs[0].spikes)
     return NetworkRun(
         spikes={n: stack(lambda r, n=n: r.spikes[n]) for n in names},
         v={n: stack(lambda r, n=n: r.v[n]) for n in names} if trace else {},
-        cycles=stack(lambda r: r.cycles))
+        cycles=stack(lambda r: r.cycles),
+    )
 
 
 async def _wait(ctx, signal, limit, what):
@@ -165,17 +181,22 @@ def _simulate(dut, inputs, recs, out_stall, rng, max_wait, writes=()):
                 _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
                 if ready and valid:
                     record(payload)
+
         return process
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(driver)
-    sim.add_testbench(consumer(
-        dut.spike_out, lambda p: where["rec"].spike(where["t"], p.population, p.index)),
-        background=True)
+    sim.add_testbench(
+        consumer(dut.spike_out, lambda p: where["rec"].spike(where["t"], p.population, p.index)),
+        background=True,
+    )
     if dut.trace:
-        sim.add_testbench(consumer(
-            dut.trace_out,
-            lambda p: where["rec"].trace(where["t"], p.population, p.slot, p.mask, list(p.v))),
-            background=True)
+        sim.add_testbench(
+            consumer(
+                dut.trace_out,
+                lambda p: where["rec"].trace(where["t"], p.population, p.slot, p.mask, list(p.v)),
+            ),
+            background=True,
+        )
     sim.run()

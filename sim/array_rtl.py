@@ -15,8 +15,18 @@ from .rtl import run_cocotb
 __all__ = ["run_array_rtl"]
 
 
-def run_array_rtl(net, spikes, trace=False, *, simulator, lanes=1, stages=4, out_stall=0.0,
-                  seed=0, build_root=None):
+def run_array_rtl(
+    net,
+    spikes,
+    trace=False,
+    *,
+    simulator,
+    lanes=1,
+    stages=4,
+    out_stall=0.0,
+    seed=0,
+    build_root=None,
+):
     """Run ``net`` on the array's Verilog under ``simulator`` (``"verilator"`` or ``"icarus"``).
 
     The build is cached per design under ``build_root`` (default: a ``spikeforge`` folder in
@@ -35,19 +45,36 @@ def run_array_rtl(net, spikes, trace=False, *, simulator, lanes=1, stages=4, out
     build_dir = root / f"{simulator}-{key}"
     run_dir = build_dir / f"run{os.getpid()}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(run_dir / "in.npz", inputs=inputs, out_stall=out_stall, seed=seed,
-             trace=int(trace), pop_width=dut.pop_width, index_width=dut.index_width,
-             row_width=dut.row_width, lanes=lanes, v_width=dut.plan.v_width,
-             in_index_width=len(dut.spike_in.payload.index),
-             max_wait=max_wait_cycles(dut.plan, stages, out_stall))
+    np.savez(
+        run_dir / "in.npz",
+        inputs=inputs,
+        out_stall=out_stall,
+        seed=seed,
+        trace=int(trace),
+        pop_width=dut.pop_width,
+        index_width=dut.index_width,
+        row_width=dut.row_width,
+        lanes=lanes,
+        v_width=dut.plan.v_width,
+        in_index_width=len(dut.spike_in.payload.index),
+        max_wait=max_wait_cycles(dut.plan, stages, out_stall),
+    )
     # Processes that simulate the same design share its build folder: one builds while the
     # others wait (two Verilator builds in one folder corrupt its precompiled headers).
     with open(build_dir / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        run_cocotb(verilog, toplevel=ARRAY_TOP, test_module="spikeforge.sim.cocotb_array",
-                   build_dir=build_dir, test_dir=run_dir, simulator=simulator,
-                   env={"SPIKEFORGE_ARRAY_IN": str(run_dir / "in.npz"),
-                        "SPIKEFORGE_ARRAY_OUT": str(run_dir / "out.npz")})
+        run_cocotb(
+            verilog,
+            toplevel=ARRAY_TOP,
+            test_module="spikeforge.sim.cocotb_array",
+            build_dir=build_dir,
+            test_dir=run_dir,
+            simulator=simulator,
+            env={
+                "SPIKEFORGE_ARRAY_IN": str(run_dir / "in.npz"),
+                "SPIKEFORGE_ARRAY_OUT": str(run_dir / "out.npz"),
+            },
+        )
     runs = [ArrayRecorder(dut.plan, inputs.shape[1]) for _ in range(inputs.shape[0])]
     with np.load(run_dir / "out.npz") as out:
         for b, t, population, index in out["spikes"]:

@@ -11,16 +11,18 @@ from .network_golden import run_network
 __all__ = ["BACKENDS", "HARDWARE_BACKENDS", "get_backend", "simulate"]
 
 
-
 def _amaranth(net, spikes, trace=False, **options):
     from .array_amaranth import run_array_amaranth
+
     return run_array_amaranth(net, spikes, trace, **options)
 
 
 def _rtl(simulator):
     def run(net, spikes, trace=False, **options):
         from .array_rtl import run_array_rtl
+
         return run_array_rtl(net, spikes, trace, simulator=simulator, **options)
+
     return run
 
 
@@ -41,8 +43,9 @@ def get_backend(name):
     try:
         return BACKENDS[name]
     except (KeyError, TypeError):
-        raise SpikeforgeError(f"backend must be one of {', '.join(BACKENDS)}, "
-                              f"not {name!r}") from None
+        raise SpikeforgeError(
+            f"backend must be one of {', '.join(BACKENDS)}, not {name!r}"
+        ) from None
 
 
 def simulate(net, spikes, backend="golden", trace=False, **options):

@@ -66,7 +66,9 @@ class TB:
             await FallingEdge(self.dut.clk)
             if high:
                 return
-        raise AssertionError(f"step {self.step}: no {what} within {int(self.cfg['max_wait'])} cycles")
+        raise AssertionError(
+            f"step {self.step}: no {what} within {int(self.cfg['max_wait'])} cycles"
+        )
 
     async def wait_level(self, signal, level, what):
         """Sleep until ``signal`` settles at ``level``, without waking up every cycle; bounded.
@@ -113,16 +115,30 @@ class TB:
 
     def record_spike(self, word):
         pw = int(self.cfg["pop_width"])
-        self.spikes.append((self.run, self.step, _field(word, 0, pw),
-                            _field(word, pw, int(self.cfg["index_width"]))))
+        self.spikes.append(
+            (
+                self.run,
+                self.step,
+                _field(word, 0, pw),
+                _field(word, pw, int(self.cfg["index_width"])),
+            )
+        )
 
     def record_trace(self, word):
         pw, rw = int(self.cfg["pop_width"]), int(self.cfg["row_width"])
         lanes, vw = int(self.cfg["lanes"]), int(self.cfg["v_width"])
         offset = pw + rw + lanes
         values = [_field(word, offset + l * vw, vw, signed=True) for l in range(lanes)]
-        self.traces.append((self.run, self.step, _field(word, 0, pw), _field(word, pw, rw),
-                            _field(word, pw + rw, lanes), *values))
+        self.traces.append(
+            (
+                self.run,
+                self.step,
+                _field(word, 0, pw),
+                _field(word, pw, rw),
+                _field(word, pw + rw, lanes),
+                *values,
+            )
+        )
 
 
 @cocotb.test()
@@ -132,11 +148,17 @@ async def run_steps(dut):
         config = {name: data[name] for name in data.files}
     tb = TB(dut, config)
     await tb.reset()
-    cocotb.start_soon(tb.consume(dut.spike_out__valid, dut.spike_out__ready,
-                                 dut.spike_out__payload, tb.record_spike))
+    cocotb.start_soon(
+        tb.consume(
+            dut.spike_out__valid, dut.spike_out__ready, dut.spike_out__payload, tb.record_spike
+        )
+    )
     if int(config["trace"]):
-        cocotb.start_soon(tb.consume(dut.trace_out__valid, dut.trace_out__ready,
-                                     dut.trace_out__payload, tb.record_trace))
+        cocotb.start_soon(
+            tb.consume(
+                dut.trace_out__valid, dut.trace_out__ready, dut.trace_out__payload, tb.record_trace
+            )
+        )
     inputs = config["inputs"]
     end_item = 1 << int(config["in_index_width"])
     cycles = np.zeros(inputs.shape[:2], np.int64)
@@ -161,7 +183,9 @@ async def run_steps(dut):
             await FallingEdge(dut.clk)
             cycles[b, t] = int(dut.cycles.value)
     lanes = int(config["lanes"])
-    np.savez(os.environ["SPIKEFORGE_ARRAY_OUT"],
-             spikes=np.array(tb.spikes, np.int64).reshape(-1, 4),
-             traces=np.array(tb.traces, np.int64).reshape(-1, 5 + lanes),
-             cycles=cycles)
+    np.savez(
+        os.environ["SPIKEFORGE_ARRAY_OUT"],
+        spikes=np.array(tb.spikes, np.int64).reshape(-1, 4),
+        traces=np.array(tb.traces, np.int64).reshape(-1, 5 + lanes),
+        cycles=cycles,
+    )

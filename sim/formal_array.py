@@ -57,8 +57,19 @@ stalls on every assertion at once, ``focus`` proves them in parts (see :class:`A
 from typing import NamedTuple
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import (Assert, Assume, Cat, Const, Fragment, MemoryInstance, Module, Mux,
-                          Signal, Value, signed)
+from amaranth.hdl import (
+    Assert,
+    Assume,
+    Cat,
+    Const,
+    Fragment,
+    MemoryInstance,
+    Module,
+    Mux,
+    Signal,
+    Value,
+    signed,
+)
 from amaranth.lib import fifo, wiring
 from amaranth.utils import ceil_log2
 
@@ -88,21 +99,26 @@ def small_network():
     populations, so one event walks two projections, and the input index has a fourth value
     past the input vector, which the array must drop.
     """
-    lif = dict(kind="lif", v_reset=0, v_rest=0, v_peak=6, t_ref=1, decay=[1],
-               reset_mode="zero", bias=0)
-    return Network.from_dict({
-        "format": "spikeforge-network/1", "v_width": 4, "w_width": 3,
-        "populations": [
-            {"name": "inp", "kind": "input", "size": 3},
-            dict(lif, name="A", size=3, v_th=1),
-            dict(lif, name="B", size=4, v_th=2),
-        ],
-        "projections": [
-            {"from": "inp", "to": "A", "weights": [[3, 1, -2], [1, 3, 2], [-4, 2, 3]]},
-            {"from": "inp", "to": "B", "weights": [[1, 0, 2, -1], [2, 1, 0, 3], [0, -3, 1, 2]]},
-            {"from": "A", "to": "B", "weights": [[2, 3, -1, 1], [3, -2, 2, 1], [1, 1, 3, 2]]},
-        ],
-    })
+    lif = dict(
+        kind="lif", v_reset=0, v_rest=0, v_peak=6, t_ref=1, decay=[1], reset_mode="zero", bias=0
+    )
+    return Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 4,
+            "w_width": 3,
+            "populations": [
+                {"name": "inp", "kind": "input", "size": 3},
+                dict(lif, name="A", size=3, v_th=1),
+                dict(lif, name="B", size=4, v_th=2),
+            ],
+            "projections": [
+                {"from": "inp", "to": "A", "weights": [[3, 1, -2], [1, 3, 2], [-4, 2, 3]]},
+                {"from": "inp", "to": "B", "weights": [[1, 0, 2, -1], [2, 1, 0, 3], [0, -3, 1, 2]]},
+                {"from": "A", "to": "B", "weights": [[2, 3, -1, 1], [3, -2, 2, 1], [1, 1, 3, 2]]},
+            ],
+        }
+    )
 
 
 def _check_properties(check):
@@ -142,20 +158,25 @@ class _Inside:
                 # Amaranth 0.5 has no public walk over a fragment's signals.
                 for sig in [*stmt._lhs_signals(), *stmt._rhs_signals()]:
                     found.setdefault(sig.name, {})[id(sig)] = sig
-        self.signals = {name: next(iter(sigs.values())) for name, sigs in found.items()
-                        if len(sigs) == 1}
+        self.signals = {
+            name: next(iter(sigs.values())) for name, sigs in found.items() if len(sigs) == 1
+        }
         self.subs = {name: sub for sub, name, _ in fragment.subfragments}
 
     def __getitem__(self, name):
         if name not in self.signals:
-            raise ValueError(f"{self.what} has no single register named {name!r}; the "
-                             f"inductive invariants must follow the change")
+            raise ValueError(
+                f"{self.what} has no single register named {name!r}; the "
+                f"inductive invariants must follow the change"
+            )
         return self.signals[name]
 
     def sub(self, name):
         if name not in self.subs:
-            raise ValueError(f"{self.what} has no submodule named {name!r}; the inductive "
-                             f"invariants must follow the change")
+            raise ValueError(
+                f"{self.what} has no submodule named {name!r}; the inductive "
+                f"invariants must follow the change"
+            )
         return self.subs[name]
 
 
@@ -200,16 +221,21 @@ class _FifoView:
         frag = inside.sub(name)
         objs = [o for o in (frag.origins or ()) if isinstance(o, fifo.SyncFIFOBuffered)]
         if not objs:
-            raise ValueError(f"the array's {name} is not a SyncFIFOBuffered; the inductive "
-                             f"invariants must follow the change")
+            raise ValueError(
+                f"the array's {name} is not a SyncFIFOBuffered; the inductive "
+                f"invariants must follow the change"
+            )
         self.fifo = obj = objs[0]
         own = _Inside(frag, f"the array's {name}")
-        depth = obj.depth - 1        # the storage memory; the output register holds one more
+        depth = obj.depth - 1  # the storage memory; the output register holds one more
         consume, produce, inner = own["consume"], own["produce"], own["inner_level"]
         storage = own.sub("storage")
-        self.invariants = [inner <= depth, consume < depth, produce < depth,
-                           produce == Mux(consume + inner >= depth, consume + inner - depth,
-                                          consume + inner)]
+        self.invariants = [
+            inner <= depth,
+            consume < depth,
+            produce < depth,
+            produce == Mux(consume + inner >= depth, consume + inner - depth, consume + inner),
+        ]
         # (occupied, word): the output register, then the storage from the consume pointer.
         self.entries = [(obj.r_rdy, obj.r_data)]
         for n in range(depth):
@@ -252,21 +278,36 @@ class ArrayHarness(wiring.Component):
         stalls on the whole set at once; see ``docs/verification.md``.
     """
 
-    def __init__(self, net, *, lanes=2, stages=1, check=PROPERTIES, dut_plan=None,
-                 ready_every=2, input_within=2, done_within=56, inductive=False, track=None,
-                 focus=None):
+    def __init__(
+        self,
+        net,
+        *,
+        lanes=2,
+        stages=1,
+        check=PROPERTIES,
+        dut_plan=None,
+        ready_every=2,
+        input_within=2,
+        done_within=56,
+        inductive=False,
+        track=None,
+        focus=None,
+    ):
         self.check = _check_properties(check)
         if "acc" in self.check and any(p.recurrent for p in net.projections):
             raise ValueError("the acc property needs a feed-forward network")
         if inductive and (stages != 1 or "live" in self.check):
-            raise ValueError("the inductive invariants are written for stages 1 and the "
-                             "update, acc and output properties")
+            raise ValueError(
+                "the inductive invariants are written for stages 1 and the "
+                "update, acc and output properties"
+            )
         names = {(p.name, i) for p in net.populations if p.kind != "input" for i in range(p.size)}
         if track is not None:
             track = tuple(track)
             if not track or any(t not in names for t in track):
-                raise ValueError(f"track must name LIF neurons as (population, index) pairs, "
-                                 f"not {track!r}")
+                raise ValueError(
+                    f"track must name LIF neurons as (population, index) pairs, not {track!r}"
+                )
         if focus is not None and not callable(focus):
             raise TypeError(f"focus must be None or a callable taking a message, not {focus!r}")
         self.focus = focus
@@ -300,15 +341,21 @@ class ArrayHarness(wiring.Component):
         neurons = list(self._neurons())
         real = {(l, s) for l, s, _, _ in neurons}
 
-        m.d.comb += [dut.cfg.valid.eq(0), dut.reset_state.eq(0), dut.start.eq(AnySeq(1)),
-                     dut.spike_out.ready.eq(AnySeq(1))]
-        begin = Signal()       # the cycle that starts a step
+        m.d.comb += [
+            dut.cfg.valid.eq(0),
+            dut.reset_state.eq(0),
+            dut.start.eq(AnySeq(1)),
+            dut.spike_out.ready.eq(AnySeq(1)),
+        ]
+        begin = Signal()  # the cycle that starts a step
         m.d.comb += begin.eq(dut.start & ~dut.busy)
 
         # --- the producer: free, under the stream protocol --------------------------------------
         sin = dut.spike_in
-        m.d.comb += [sin.valid.eq(AnySeq(1)),
-                     sin.payload.as_value().eq(AnySeq(len(sin.payload.as_value())))]
+        m.d.comb += [
+            sin.valid.eq(AnySeq(1)),
+            sin.payload.as_value().eq(AnySeq(len(sin.payload.as_value()))),
+        ]
         held = Signal()
         last_payload = Signal.like(sin.payload.as_value())
         m.d.sync += [held.eq(sin.valid & ~sin.ready), last_payload.eq(sin.payload.as_value())]
@@ -356,8 +403,12 @@ class ArrayHarness(wiring.Component):
                 for s in range(plan.slots):
                     if (l, s) in real:
                         known = known | (in_slot[l] == s)
-                claims.append(_Claim(~dut.cores[l].in_valid | known,
-                                     f"update: lane {l} updated a slot without a neuron"))
+                claims.append(
+                    _Claim(
+                        ~dut.cores[l].in_valid | known,
+                        f"update: lane {l} updated a slot without a neuron",
+                    )
+                )
             for l, s, k, i in neurons:
                 count = counts[(k, i)] = Signal(range(3), name=f"updates_{l}_{s}")
                 with m.If(begin):
@@ -402,8 +453,12 @@ class ArrayHarness(wiring.Component):
                     m.d.sync += r.eq(total)
                 with m.Else():
                     m.d.sync += r.eq(r + total)
-                claims.append(_Claim(~updating(l, s) | (dut.cores[l].acc == r),
-                                     f"acc: {plan.populations[k].name}[{i}] got a wrong sum"))
+                claims.append(
+                    _Claim(
+                        ~updating(l, s) | (dut.cores[l].acc == r),
+                        f"acc: {plan.populations[k].name}[{i}] got a wrong sum",
+                    )
+                )
 
         if "output" in self.check:
             out = dut.spike_out
@@ -440,12 +495,17 @@ class ArrayHarness(wiring.Component):
                 Assume((starved < self.ready_every - 1) | dut.spike_out.ready),
                 Assume(~dut.busy | (since < self.input_within) | sin.valid),
             ]
-            claims.append(_Claim(~dut.busy | (since <= self.done_within),
-                                 f"live: busy for more than {self.done_within} cycles"))
+            claims.append(
+                _Claim(
+                    ~dut.busy | (since <= self.done_within),
+                    f"live: busy for more than {self.done_within} cycles",
+                )
+            )
 
         if self.inductive:
-            claims += self._invariants(m, frag, neurons, in_slots, fired, spiking, counts,
-                                        refs, spike_adds, pendings)
+            claims += self._invariants(
+                m, frag, neurons, in_slots, fired, spiking, counts, refs, spike_adds, pendings
+            )
         if self.focus is None:
             m.d.comb += [Assert(c.expr, c.message) for c in claims]
             return m
@@ -461,8 +521,9 @@ class ArrayHarness(wiring.Component):
         m.d.comb += [Assume(held), *(Assert(c.expr, c.message) for c in focused)]
         return m
 
-    def _invariants(self, m, frag, neurons, in_slots, fired, spiking, counts, refs, spike_adds,
-                    pendings):
+    def _invariants(
+        self, m, frag, neurons, in_slots, fired, spiking, counts, refs, spike_adds, pendings
+    ):
         """The auxiliary invariants of ``inductive`` (asserted, so proven, not assumed)."""
         plan, dut = self.plan, self.dut
         lanes, pops, projs = plan.lanes, plan.populations, plan.projections
@@ -478,13 +539,20 @@ class ArrayHarness(wiring.Component):
         def state(*names):
             return Cat(*(fsm[s] for s in names)).any()
 
-        k, upd_row, drain, parity = inside["k"], inside["upd_row"], inside["drain"], inside["parity"]
+        k, upd_row, drain, parity = (
+            inside["k"],
+            inside["upd_row"],
+            inside["drain"],
+            inside["parity"],
+        )
         rows_k = _lookup(k, [p.rows for p in lifs], range(plan.slots + 1))
         base_k = _lookup(k, [p.slot_base for p in lifs], range(plan.slots + 1))
         pop_k = _lookup(k, [pops.index(p) for p in lifs], range(len(pops)))
 
-        masks = [[sum(1 << l for l in range(lanes) if r * lanes + l < p.size)
-                  for r in range(p.rows)] for p in lifs]
+        masks = [
+            [sum(1 << l for l in range(lanes) if r * lanes + l < p.size) for r in range(p.rows)]
+            for p in lifs
+        ]
 
         def mask_of(row):
             result = Const(0, lanes)
@@ -496,21 +564,33 @@ class ArrayHarness(wiring.Component):
         # registered state write: in UPDATE, row upd_row is issued this cycle, so stage n holds
         # row upd_row - 1 - n; UPDATE_DRAIN, which starts with the drain count at the number of
         # stages, continues the count where the issue stopped.
-        stages = [tuple(inside[f"upd_{x}_{d}"] for x in ("valid", "row", "slot", "mask"))
-                  for d in ("d", "q")]
+        stages = [
+            tuple(inside[f"upd_{x}_{d}"] for x in ("valid", "row", "slot", "mask"))
+            for d in ("d", "q")
+        ]
         for n in range(latency):
             stages.append(tuple(inside[f"pipe{n}_{x}"] for x in ("valid", "row", "slot", "mask")))
         depth = len(stages)
         upd_slot, upd_acc_addr = inside["upd_slot"], inside["upd_acc_addr"]
-        inv.add("schedule: state, population, row, drain in range", state(*_RUN_STATES),
-                _sum(fsm.values(), range(len(fsm) + 1)) == 1,
-                k < len(lifs), ~state("UPDATE") | (upd_row < rows_k),
-                ~state("UPDATE_DRAIN") | (drain <= depth), ~state("INPUT") | (k == 0),
-                inside["k_is_last"] == (k == len(lifs) - 1),
-                ~state("UPDATE") | (inside["row_is_last"] == (upd_row == rows_k - 1)),
-                ~state("UPDATE") | ((upd_slot == base_k + upd_row)
-                                    & (upd_acc_addr == (Mux(parity, plan.slots, 0) + base_k
-                                                        + upd_row)[:len(upd_acc_addr)])))
+        inv.add(
+            "schedule: state, population, row, drain in range",
+            state(*_RUN_STATES),
+            _sum(fsm.values(), range(len(fsm) + 1)) == 1,
+            k < len(lifs),
+            ~state("UPDATE") | (upd_row < rows_k),
+            ~state("UPDATE_DRAIN") | (drain <= depth),
+            ~state("INPUT") | (k == 0),
+            inside["k_is_last"] == (k == len(lifs) - 1),
+            ~state("UPDATE") | (inside["row_is_last"] == (upd_row == rows_k - 1)),
+            ~state("UPDATE")
+            | (
+                (upd_slot == base_k + upd_row)
+                & (
+                    upd_acc_addr
+                    == (Mux(parity, plan.slots, 0) + base_k + upd_row)[: len(upd_acc_addr)]
+                )
+            ),
+        )
         tick = Signal(range(plan.slots + depth + 3), name="inv_tick")
         m.d.comb += tick.eq(Mux(state("UPDATE"), upd_row, rows_k + depth - drain))
         issuing = state("UPDATE", "UPDATE_DRAIN")
@@ -523,38 +603,47 @@ class ArrayHarness(wiring.Component):
 
         for n, (valid, row, slot, mask) in enumerate(stages):
             expect_valid, expect_row = stage_at(n)
-            inv.add(f"schedule: update stage {n} holds the row issued {n + 1} cycles ago",
-                    valid == expect_valid,
-                    ~valid | ((row == expect_row) & (slot == base_k + row)
-                              & (mask == mask_of(row))))
+            inv.add(
+                f"schedule: update stage {n} holds the row issued {n + 1} cycles ago",
+                valid == expect_valid,
+                ~valid | ((row == expect_row) & (slot == base_k + row) & (mask == mask_of(row))),
+            )
         last_valid, _, _, last_mask = stages[-1]
         write_valid, write_row = stage_at(depth)
         for l in range(lanes):
             wr = dut.state_mem[l].write_ports[0]
-            inv.add(f"schedule: lane {l} core, read address and state write follow the stages",
-                    *(reg == stages[n][2] for n, reg in enumerate(in_slots[l])),
-                    dut.cores[l].out_valid == (last_valid & last_mask[l]),
-                    wr.en == (write_valid & mask_of(write_row)[l]),
-                    ~wr.en | (wr.addr == base_k + write_row), ~fired[l] | wr.en)
+            inv.add(
+                f"schedule: lane {l} core, read address and state write follow the stages",
+                *(reg == stages[n][2] for n, reg in enumerate(in_slots[l])),
+                dut.cores[l].out_valid == (last_valid & last_mask[l]),
+                wr.en == (write_valid & mask_of(write_row)[l]),
+                ~wr.en | (wr.addr == base_k + write_row),
+                ~fired[l] | wr.en,
+            )
 
         # Per neuron: issued (its row went to the cores this step) and in flight.
         lif_of = {pops.index(p): n for n, p in enumerate(lifs)}
         issued, inflight, reading = {}, {}, {}
         for l, s, kp, i in neurons:
             kn, rn = lif_of[kp], i // lanes
-            issued[(kp, i)] = (state("FINISH")
-                               | (state("UPDATE_DRAIN", "DELIVER") & (k >= kn))
-                               | (state("PARAMS") & (k > kn))
-                               | (state("UPDATE") & ((k > kn) | ((k == kn) & (upd_row > rn)))))
+            issued[(kp, i)] = (
+                state("FINISH")
+                | (state("UPDATE_DRAIN", "DELIVER") & (k >= kn))
+                | (state("PARAMS") & (k > kn))
+                | (state("UPDATE") & ((k > kn) | ((k == kn) & (upd_row > rn))))
+            )
             inflight[(kp, i)] = Cat(*(v & (sl == s) & mk[l] for v, _, sl, mk in stages)).any()
             # Issued but not yet counted: between the issue and the core's input, or at it.
-            reading[(kp, i)] = Cat(*(v & (sl == s) & mk[l]
-                                     for v, _, sl, mk in stages[:_READ_DELAY])).any()
+            reading[(kp, i)] = Cat(
+                *(v & (sl == s) & mk[l] for v, _, sl, mk in stages[:_READ_DELAY])
+            ).any()
 
         for (kp, i), count in counts.items():
             l, s = i % lanes, pops[kp].slot_base + i // lanes
-            inv.add(f"update: count of {pops[kp].name}[{i}] follows the schedule",
-                    Mux(state("IDLE"), count <= 1, count + reading[(kp, i)] == issued[(kp, i)]))
+            inv.add(
+                f"update: count of {pops[kp].name}[{i}] follows the schedule",
+                Mux(state("IDLE"), count <= 1, count + reading[(kp, i)] == issued[(kp, i)]),
+            )
 
         if refs:
             # The accumulator's last two writes in the update phase: the clears of the rows
@@ -566,18 +655,28 @@ class ArrayHarness(wiring.Component):
             for n, name in enumerate(["1", "2"]):
                 wrote, addr = inside[f"wrote{name}"], inside[f"addr{name}"]
                 valid, row = stage_at(2 + n)
-                inv.add(f"acc: the write {n + 1} cycle(s) ago in the update phase is a clear",
-                        ~issuing | (wrote == valid),
-                        ~(issuing & wrote) | (addr == (bank + base_k + row)[:len(addr)]))
+                inv.add(
+                    f"acc: the write {n + 1} cycle(s) ago in the update phase is a clear",
+                    ~issuing | (wrote == valid),
+                    ~(issuing & wrote) | (addr == (bank + base_k + row)[: len(addr)]),
+                )
             inv.add("acc: no write one cycle ago in PARAMS", ~state("PARAMS") | ~inside["wrote1"])
 
         if not refs and not pendings:
             return inv.claims()
 
         # --- the delivery path ------------------------------------------------------------------
-        d_valid, d_src, d_j, d_out = inside["d_valid"], inside["d_src"], inside["d_j"], inside["d_out"]
-        word_valid, word_row, word_mask = (inside["word_valid"], inside["word_row"],
-                                           inside["word_mask"])
+        d_valid, d_src, d_j, d_out = (
+            inside["d_valid"],
+            inside["d_src"],
+            inside["d_j"],
+            inside["d_out"],
+        )
+        word_valid, word_row, word_mask = (
+            inside["word_valid"],
+            inside["word_row"],
+            inside["word_mask"],
+        )
         inputs = [n for n, p in enumerate(pops) if p.is_input]
         lif_pops = [pops.index(p) for p in lifs]
         spike_fifo = _FifoView(m, inside, "spike_fifo")
@@ -595,32 +694,49 @@ class ArrayHarness(wiring.Component):
 
         row_width = len(word_row)
         for occupied, word in spike_fifo.entries:
-            inv.add("spike FIFO entry is a row of population k", ~occupied | entry_ok(
-                word[lanes:lanes + row_width], word[:lanes]))
+            inv.add(
+                "spike FIFO entry is a row of population k",
+                ~occupied | entry_ok(word[lanes : lanes + row_width], word[:lanes]),
+            )
         inflight_rows = _sum([v for v, _, _, _ in stages], range(latency + 2))
         inv.add(
             "delivery: spike FIFO, word and decode stage belong to their phase",
             (spike_fifo.level == 0) | issuing | state("DELIVER"),
             # Room for every row still to come: the array writes the spike FIFO unchecked.
-            ~issuing | (spike_fifo.level + inflight_rows
-                        + Mux(state("UPDATE"), rows_k - upd_row, 0) <= rows_k),
-            ~word_valid | (state("DELIVER") & entry_ok(word_row, word_mask)
-                           & (inside["lowest"] == lowest_lane(word_mask))),
-            ~d_valid | Mux(d_out,
-                           state("DELIVER") & (d_src == pop_k)
-                           & (d_j < _lookup(k, [p.size for p in lifs], range(plan.max_size + 1))),
-                           state("INPUT") & Cat(*(
-                               (d_src == n) & (d_j < pops[n].size) for n in inputs)).any()))
-        quiet = (~d_valid & ~inside["active"] & ~inside["issue_valid_d"]
-                 & ~inside["issue_valid_q"])
-        inv.add("delivery: the registered end of a deliver phase",
-                ~inside["delivered"] | (state("DELIVER", "PARAMS", "FINISH")
-                                        & (spike_fifo.level == 0) & ~word_valid & quiet))
+            ~issuing
+            | (
+                spike_fifo.level + inflight_rows + Mux(state("UPDATE"), rows_k - upd_row, 0)
+                <= rows_k
+            ),
+            ~word_valid
+            | (
+                state("DELIVER")
+                & entry_ok(word_row, word_mask)
+                & (inside["lowest"] == lowest_lane(word_mask))
+            ),
+            ~d_valid
+            | Mux(
+                d_out,
+                state("DELIVER")
+                & (d_src == pop_k)
+                & (d_j < _lookup(k, [p.size for p in lifs], range(plan.max_size + 1))),
+                state("INPUT") & Cat(*((d_src == n) & (d_j < pops[n].size) for n in inputs)).any(),
+            ),
+        )
+        quiet = ~d_valid & ~inside["active"] & ~inside["issue_valid_d"] & ~inside["issue_valid_q"]
+        inv.add(
+            "delivery: the registered end of a deliver phase",
+            ~inside["delivered"]
+            | (
+                state("DELIVER", "PARAMS", "FINISH") & (spike_fifo.level == 0) & ~word_valid & quiet
+            ),
+        )
         for n, proj in enumerate(projs):
             base = inside[f"d_base{n}"]
-            inv.add(f"delivery: decode stage base {n} is the event's row",
-                    ~d_valid | (base == (proj.weight_base + d_j * pops[proj.target].rows)
-                                [:len(base)]))
+            inv.add(
+                f"delivery: decode stage base {n} is the event's row",
+                ~d_valid | (base == (proj.weight_base + d_j * pops[proj.target].rows)[: len(base)]),
+            )
 
         def spike_word_holds(row, mask, kp, i):
             # The spike word (row, mask) of population k names neuron i of population kp.
@@ -634,39 +750,86 @@ class ArrayHarness(wiring.Component):
             for occupied, word in out_fifo.entries:
                 ev = payload_shape(word)
                 names_neuron.append((occupied, ev))
-                inv.add("output FIFO entry names a LIF neuron", ~occupied | Cat(*((ev.population == kp) & (ev.index < pops[kp].size)
-                                             for kp in lif_pops)).any())
+                inv.add(
+                    "output FIFO entry names a LIF neuron",
+                    ~occupied
+                    | Cat(
+                        *((ev.population == kp) & (ev.index < pops[kp].size) for kp in lif_pops)
+                    ).any(),
+                )
             sent = inside["sent"]
-            inv.add("output FIFO empty before the updates and once sent",
-                    (out_fifo.level == 0) | ~state("IDLE", "INPUT"),
-                    ~sent | (state("FINISH") & (out_fifo.level == 0)))
+            inv.add(
+                "output FIFO empty before the updates and once sent",
+                (out_fifo.level == 0) | ~state("IDLE", "INPUT"),
+                ~sent | (state("FINISH") & (out_fifo.level == 0)),
+            )
             for (kp, i), pending in pendings.items():
-                places = [Mux(occ & spike_word_holds(w[lanes:lanes + row_width], w[:lanes], kp, i),
-                              1, 0) for occ, w in spike_fifo.entries]
+                places = [
+                    Mux(
+                        occ & spike_word_holds(w[lanes : lanes + row_width], w[:lanes], kp, i), 1, 0
+                    )
+                    for occ, w in spike_fifo.entries
+                ]
                 places.append(Mux(word_valid & spike_word_holds(word_row, word_mask, kp, i), 1, 0))
                 places.append(Mux(d_valid & d_out & (d_src == kp) & (d_j == i), 1, 0))
-                places += [Mux(occ & (ev.population == kp) & (ev.index == i), 1, 0)
-                           for occ, ev in names_neuron]
+                places += [
+                    Mux(occ & (ev.population == kp) & (ev.index == i), 1, 0)
+                    for occ, ev in names_neuron
+                ]
                 where = Signal(range(len(places) + 1), name=f"inv_places_{kp}_{i}")
                 m.d.comb += where.eq(_sum(places, range(len(places) + 1)))
-                inv.add(f"output: an unsent spike of {pops[kp].name}[{i}] is in one place",
-                        where == pending + spiking(i % lanes, pops[kp].slot_base + i // lanes),
-                        ~pending | (issued[(kp, i)] & ~inflight[(kp, i)]),
-                        ~state("IDLE", "INPUT") | ~pending)
+                inv.add(
+                    f"output: an unsent spike of {pops[kp].name}[{i}] is in one place",
+                    where == pending + spiking(i % lanes, pops[kp].slot_base + i // lanes),
+                    ~pending | (issued[(kp, i)] & ~inflight[(kp, i)]),
+                    ~state("IDLE", "INPUT") | ~pending,
+                )
 
         if refs:
-            self._acc_invariants(m, inv, inside, neurons, reading, refs, spike_adds, issued, state,
-                                 spike_fifo, row_width, pop_k, k, parity)
+            self._acc_invariants(
+                m,
+                inv,
+                inside,
+                neurons,
+                reading,
+                refs,
+                spike_adds,
+                issued,
+                state,
+                spike_fifo,
+                row_width,
+                pop_k,
+                k,
+                parity,
+            )
         return inv.claims()
 
-    def _acc_invariants(self, m, inv, inside, neurons, reading, refs, spike_adds, issued, state,
-                        spike_fifo, row_width, pop_k, k, parity):
+    def _acc_invariants(
+        self,
+        m,
+        inv,
+        inside,
+        neurons,
+        reading,
+        refs,
+        spike_adds,
+        issued,
+        state,
+        spike_fifo,
+        row_width,
+        pop_k,
+        k,
+        parity,
+    ):
         plan, net, dut = self.plan, self.net, self.dut
         lanes, pops, projs = plan.lanes, plan.populations, plan.projections
         width = signed(plan.acc_width)
         d_valid, d_src, d_j = inside["d_valid"], inside["d_src"], inside["d_j"]
-        word_valid, word_row, word_mask = (inside["word_valid"], inside["word_row"],
-                                           inside["word_mask"])
+        word_valid, word_row, word_mask = (
+            inside["word_valid"],
+            inside["word_row"],
+            inside["word_mask"],
+        )
         active, p_cur, col = inside["active"], inside["p_cur"], inside["col"]
         w_ptr, a_ptr = inside["w_ptr"], inside["a_ptr"]
         issue_valid_d, acc_addr_d = inside["issue_valid_d"], inside["acc_addr_d"]
@@ -679,8 +842,11 @@ class ArrayHarness(wiring.Component):
         # read-modify-write reads it, registers it, then adds and writes.
         prev = []
         for n in range(2):
-            regs = (Signal.like(p_cur, name=f"inv_rmw{n}_p"), Signal.like(col, name=f"inv_rmw{n}_col"),
-                    Signal.like(w_ptr, name=f"inv_rmw{n}_w_ptr"))
+            regs = (
+                Signal.like(p_cur, name=f"inv_rmw{n}_p"),
+                Signal.like(col, name=f"inv_rmw{n}_col"),
+                Signal.like(w_ptr, name=f"inv_rmw{n}_w_ptr"),
+            )
             src = prev[-1] if prev else (p_cur, col, w_ptr)
             m.d.sync += [r.eq(v) for r, v in zip(regs, src)]
             prev.append(regs)
@@ -695,23 +861,30 @@ class ArrayHarness(wiring.Component):
         for l in range(lanes):
             mem = inside.sub(f"weights{l}")
             for a, w in enumerate(plan_w[l]):
-                inv.add(f"acc: weight word {a} of lane {l} is the plan's",
-                        _peek(m, mem, plan.weight_words, a, signed(plan.w_width),
-                              f"inv_w{l}_{a}") == w)
-            inv.add(f"acc: lane {l} weight read register and read stage",
-                    ~issue_valid_d | (w_d[l] == _lookup(prev[0][2], plan_w[l],
-                                                        signed(plan.w_width))),
-                    ~issue_valid_q | (w_q[l] == _lookup(prev[1][2], plan_w[l],
-                                                        signed(plan.w_width))))
+                inv.add(
+                    f"acc: weight word {a} of lane {l} is the plan's",
+                    _peek(m, mem, plan.weight_words, a, signed(plan.w_width), f"inv_w{l}_{a}") == w,
+                )
+            inv.add(
+                f"acc: lane {l} weight read register and read stage",
+                ~issue_valid_d | (w_d[l] == _lookup(prev[0][2], plan_w[l], signed(plan.w_width))),
+                ~issue_valid_q | (w_q[l] == _lookup(prev[1][2], plan_w[l], signed(plan.w_width))),
+            )
         # The accumulator read-modify-write: the read register and the read stage hold the word
         # as it was read, the forwarding registers the last two writes, and together they give
         # the word as it is now (the memory cannot: its read is two cycles old).
-        wrote1, wrote2, addr1, addr2 = (inside["wrote1"], inside["wrote2"], inside["addr1"],
-                                        inside["addr2"])
+        wrote1, wrote2, addr1, addr2 = (
+            inside["wrote1"],
+            inside["wrote2"],
+            inside["addr1"],
+            inside["addr2"],
+        )
         hit1, hit2 = inside["hit1"], inside["hit2"]
-        inv.add("acc: forwarding flags name the last two writes to the read stage's word",
-                hit1 == (wrote1 & (acc_addr_q == addr1)),
-                hit2 == (wrote2 & (acc_addr_q == addr2)))
+        inv.add(
+            "acc: forwarding flags name the last two writes to the read stage's word",
+            hit1 == (wrote1 & (acc_addr_q == addr1)),
+            hit2 == (wrote2 & (acc_addr_q == addr2)),
+        )
         for l in range(lanes):
             mem = inside.sub(f"acc{l}")
 
@@ -719,60 +892,100 @@ class ArrayHarness(wiring.Component):
                 return _peek(m, mem, 2 * plan.slots, addr, width, f"inv_acc_{name}{l}")
 
             sum1, sum2 = inside[f"acc_sum1_{l}"], inside[f"acc_sum2_{l}"]
-            inv.add(f"acc: lane {l} read-modify-write registers",
-                    ~wrote1 | (sum1 == now(addr1, "w1")),
-                    ~(wrote2 & ~(wrote1 & (addr1 == addr2))) | (sum2 == now(addr2, "w2")),
-                    ~((issue_valid_d | upd_valid_d) & ~(wrote1 & (addr1 == acc_addr_d)))
-                    | (dut.acc_mem[l].read_ports[0].data == now(acc_addr_d, "d")),
-                    ~((issue_valid_q | upd_valid_q) & ~hit1 & ~hit2)
-                    | (inside[f"acc_q{l}"] == now(acc_addr_q, "q")))
+            inv.add(
+                f"acc: lane {l} read-modify-write registers",
+                ~wrote1 | (sum1 == now(addr1, "w1")),
+                ~(wrote2 & ~(wrote1 & (addr1 == addr2))) | (sum2 == now(addr2, "w2")),
+                ~((issue_valid_d | upd_valid_d) & ~(wrote1 & (addr1 == acc_addr_d)))
+                | (dut.acc_mem[l].read_ports[0].data == now(acc_addr_d, "d")),
+                ~((issue_valid_q | upd_valid_q) & ~hit1 & ~hit2)
+                | (inside[f"acc_q{l}"] == now(acc_addr_q, "q")),
+            )
 
         # The walker: on a projection of the phase's source, on a column of it, its pointers
         # at that column of the event's row, the bases of the source's later projections at
         # the same event's rows.
         src_of = [q.source for q in projs]
-        same_src = {n: [q for q in range(len(projs)) if src_of[q] == src_of[n]]
-                    for n in range(len(projs))}
+        same_src = {
+            n: [q for q in range(len(projs)) if src_of[q] == src_of[n]] for n in range(len(projs))
+        }
         inputs = [n for n, p in enumerate(pops) if p.is_input]
 
         def acc_base(n):
             return Mux(parity, plan.slots, 0) + pops[projs[n].target].slot_base
 
         def on_phase(p):
-            return Cat(*((p == n) & (state("INPUT") if src_of[n] in inputs
-                                     else state("DELIVER") & (pop_k == src_of[n]))
-                         for n in range(len(projs)))).any()
+            return Cat(
+                *(
+                    (p == n)
+                    & (
+                        state("INPUT")
+                        if src_of[n] in inputs
+                        else state("DELIVER") & (pop_k == src_of[n])
+                    )
+                    for n in range(len(projs))
+                )
+            ).any()
 
         walker = [on_phase(p_cur)]
         for n, proj in enumerate(projs):
             rows = pops[proj.target].rows
-            here = [col < rows, w_ptr == (bases[n] + col)[:len(w_ptr)],
-                    a_ptr == (acc_base(n) + col)[:len(a_ptr)],
-                    g_j < pops[proj.source].size]
-            here += [bases[q] == (projs[q].weight_base + g_j * pops[projs[q].target].rows)
-                     [:len(bases[q])] for q in same_src[n]]
+            here = [
+                col < rows,
+                w_ptr == (bases[n] + col)[: len(w_ptr)],
+                a_ptr == (acc_base(n) + col)[: len(a_ptr)],
+                g_j < pops[proj.source].size,
+            ]
+            here += [
+                bases[q]
+                == (projs[q].weight_base + g_j * pops[projs[q].target].rows)[: len(bases[q])]
+                for q in same_src[n]
+            ]
             walker.append((p_cur != n) | Cat(*here).all())
         inv.add("acc: walker on a column of its event's rows", ~active | Cat(*walker).all())
         # The walker's count of the event's words still to add, and its last-word flag.
         words_left, last = inside["words_left"], inside["last"]
-        left = [(p_cur == n) & (words_left == pops[proj.target].rows - col + sum(
-                    pops[projs[q].target].rows for q in same_src[n] if q > n))
-                for n, proj in enumerate(projs)]
-        inv.add("acc: walker's count of words left", ~active | Cat(*left).any(),
-                ~active | (last == (words_left == 1)))
-        for n, (addr, valid, upd) in enumerate([(acc_addr_d, issue_valid_d, upd_valid_d),
-                                                (acc_addr_q, issue_valid_q, upd_valid_q)]):
+        left = [
+            (p_cur == n)
+            & (
+                words_left
+                == pops[proj.target].rows
+                - col
+                + sum(pops[projs[q].target].rows for q in same_src[n] if q > n)
+            )
+            for n, proj in enumerate(projs)
+        ]
+        inv.add(
+            "acc: walker's count of words left",
+            ~active | Cat(*left).any(),
+            ~active | (last == (words_left == 1)),
+        )
+        for n, (addr, valid, upd) in enumerate(
+            [(acc_addr_d, issue_valid_d, upd_valid_d), (acc_addr_q, issue_valid_q, upd_valid_q)]
+        ):
             p_w, col_w = prev[n][0], prev[n][1]
             writer = [on_phase(p_w)]
             for q, proj in enumerate(projs):
-                writer.append((p_w != q) | ((col_w < pops[proj.target].rows)
-                                            & (addr == (acc_base(q) + col_w)[:len(addr)])))
-            inv.add(f"acc: read-modify-write stage {n} adds into a column of the phase's "
-                    f"projections", ~valid | Cat(*writer).all(), ~(valid & upd))
-        for addr, upd, slot in [(acc_addr_d, upd_valid_d, inside["upd_slot_d"]),
-                                (acc_addr_q, upd_valid_q, inside["upd_slot_q"])]:
-            inv.add("acc: an update reads and clears its neuron's word in the step's bank",
-                    ~upd | (addr == (Mux(parity, plan.slots, 0) + slot)[:len(addr)]))
+                writer.append(
+                    (p_w != q)
+                    | (
+                        (col_w < pops[proj.target].rows)
+                        & (addr == (acc_base(q) + col_w)[: len(addr)])
+                    )
+                )
+            inv.add(
+                f"acc: read-modify-write stage {n} adds into a column of the phase's projections",
+                ~valid | Cat(*writer).all(),
+                ~(valid & upd),
+            )
+        for addr, upd, slot in [
+            (acc_addr_d, upd_valid_d, inside["upd_slot_d"]),
+            (acc_addr_q, upd_valid_q, inside["upd_slot_q"]),
+        ]:
+            inv.add(
+                "acc: an update reads and clears its neuron's word in the step's bank",
+                ~upd | (addr == (Mux(parity, plan.slots, 0) + slot)[: len(addr)]),
+            )
 
         for l, s, kp, i in neurons:
             if (kp, i) not in refs:
@@ -781,32 +994,46 @@ class ArrayHarness(wiring.Component):
             mem = inside.sub(f"acc{l}")
             word = Mux(parity, plan.slots, 0) + s
             cur = _peek(m, mem, 2 * plan.slots, word, width, f"inv_acc_{kp}_{i}")
-            other = _peek(m, mem, 2 * plan.slots, Mux(parity, 0, plan.slots) + s, width,
-                          f"inv_acc_other_{kp}_{i}")
+            other = _peek(
+                m,
+                mem,
+                2 * plan.slots,
+                Mux(parity, 0, plan.slots) + s,
+                width,
+                f"inv_acc_other_{kp}_{i}",
+            )
             pend = []
             # The read-modify-write stages adding into this word.
-            pend += [Mux(issue_valid_d & (acc_addr_d == word), w_d[l], 0),
-                     Mux(issue_valid_q & (acc_addr_q == word), w_q[l], 0)]
+            pend += [
+                Mux(issue_valid_d & (acc_addr_d == word), w_d[l], 0),
+                Mux(issue_valid_q & (acc_addr_q == word), w_q[l], 0),
+            ]
             # The walker's words still to come for this neuron (plan weights, as it reads them).
             for n, proj in enumerate(projs):
                 if proj.target != kp:
                     continue
-                later = Cat(*(p_cur == q for q in same_src[n] if q < n)).any() \
-                    if any(q < n for q in same_src[n]) else Const(0)
+                later = (
+                    Cat(*(p_cur == q for q in same_src[n] if q < n)).any()
+                    if any(q < n for q in same_src[n])
+                    else Const(0)
+                )
                 left = active & (((p_cur == n) & (col <= n_row)) | later)
                 # The word at bases[n] + n_row, through the walker invariant a lookup by the
                 # event's row (a few words, not the whole memory).
                 rows = pops[proj.target].rows
-                words = [plan_w[l][proj.weight_base + j * rows + n_row]
-                         for j in range(pops[proj.source].size)]
+                words = [
+                    plan_w[l][proj.weight_base + j * rows + n_row]
+                    for j in range(pops[proj.source].size)
+                ]
                 pend.append(Mux(left, _lookup(g_j, words, width), 0))
             # The event in the decode stage (network weights).
             for src in range(len(pops)):
                 w = weights.get((src, kp))
                 if w is None:
                     continue
-                pend.append(Mux(d_valid & (d_src == src),
-                                _lookup(d_j, [int(x) for x in w[:, i]], width), 0))
+                pend.append(
+                    Mux(d_valid & (d_src == src), _lookup(d_j, [int(x) for x in w[:, i]], width), 0)
+                )
             # Spike words of population k: the word being split and the spike FIFO.
             for kk, lif in enumerate(plan.lif_populations):
                 w = weights.get((pops.index(lif), kp))
@@ -815,18 +1042,22 @@ class ArrayHarness(wiring.Component):
                 column = [int(x) for x in w[:, i]]
 
                 def word_sum(row, mask, present):
-                    terms = [Mux(present & (k == kk) & mask[b],
-                                 _lookup(row, column[b::lanes], width), 0)
-                             for b in range(lanes)]
+                    terms = [
+                        Mux(present & (k == kk) & mask[b], _lookup(row, column[b::lanes], width), 0)
+                        for b in range(lanes)
+                    ]
                     return _sum(terms, width)
 
                 pend.append(word_sum(word_row, word_mask, word_valid))
                 for occ, wd in spike_fifo.entries:
-                    pend.append(word_sum(wd[lanes:lanes + row_width], wd[:lanes], occ))
+                    pend.append(word_sum(wd[lanes : lanes + row_width], wd[:lanes], occ))
             ref = refs[(kp, i)]
             owed = Signal(width, name=f"inv_owed_{kp}_{i}")
             # A spike stored this cycle is in the spike FIFO already, in the reference next cycle.
             m.d.comb += owed.eq(ref + _sum(spike_adds[(kp, i)], width) - _sum(pend, width))
-            inv.add(f"acc: {pops[kp].name}[{i}] word plus in-flight additions is the reference",
-                    owed == cur, other == 0,
-                    ~(issued[(kp, i)] & ~reading[(kp, i)]) | ((ref == 0) & (cur == 0)))
+            inv.add(
+                f"acc: {pops[kp].name}[{i}] word plus in-flight additions is the reference",
+                owed == cur,
+                other == 0,
+                ~(issued[(kp, i)] & ~reading[(kp, i)]) | ((ref == 0) & (cur == 0)),
+            )

@@ -43,12 +43,17 @@ from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import Network
 from spikeforge.hdl.host_link import RESPONSES, RX_STATES, TX_STATES, HostLink
 
+from .formal_neuron import _no_reset
 from .params import check_int
 
-from .formal_neuron import _no_reset
-
-__all__ = ["PROPERTIES", "REQUESTS", "tiny_network", "FreeArray", "HostLinkHarness",
-           "failed_assertions"]
+__all__ = [
+    "PROPERTIES",
+    "REQUESTS",
+    "tiny_network",
+    "FreeArray",
+    "HostLinkHarness",
+    "failed_assertions",
+]
 
 PROPERTIES = ("live", "recover")
 # The requests the recovery property sends: no payload, so the frame is fixed.
@@ -57,14 +62,21 @@ REQUESTS = (p.CMD_STATUS, p.CMD_IDENTIFY)
 
 def tiny_network():
     """The network of the host-link proofs: 2 inputs, one LIF neuron, 4-bit membranes."""
-    lif = dict(kind="lif", v_reset=0, v_rest=0, v_peak=6, t_ref=1, decay=[1],
-               reset_mode="zero", bias=0)
-    return Network.from_dict({
-        "format": "spikeforge-network/1", "v_width": 4, "w_width": 3,
-        "populations": [{"name": "inp", "kind": "input", "size": 2},
-                        dict(lif, name="A", size=1, v_th=1)],
-        "projections": [{"from": "inp", "to": "A", "weights": [[3], [-2]]}],
-    })
+    lif = dict(
+        kind="lif", v_reset=0, v_rest=0, v_peak=6, t_ref=1, decay=[1], reset_mode="zero", bias=0
+    )
+    return Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 4,
+            "w_width": 3,
+            "populations": [
+                {"name": "inp", "kind": "input", "size": 2},
+                dict(lif, name="A", size=1, v_th=1),
+            ],
+            "projections": [{"from": "inp", "to": "A", "weights": [[3], [-2]]}],
+        }
+    )
 
 
 class FreeArray(wiring.Component):
@@ -98,19 +110,23 @@ class FreeArray(wiring.Component):
         self.reset_within = reset_within
         super().__init__(dict(array.signature.members))
         self.running = Signal()
-        self.ended = Signal()        # the step's `end` was taken
+        self.ended = Signal()  # the step's `end` was taken
         self.resetting = Signal()
         self.spikes = Signal(range(neurons + 1))
-        self.stalled = Signal(range(in_stall + 1))      # cycles an event waited so far
+        self.stalled = Signal(range(in_stall + 1))  # cycles an event waited so far
         self.since_end = Signal(range(done_within + 1))
         self.reset_cycles = Signal(range(reset_within + 1))
 
     def elaborate(self, platform):
         m = Module()
         busy = Signal()
-        m.d.comb += [busy.eq(self.running | self.resetting), self.busy.eq(busy),
-                     self.cfg.ready.eq(~busy), self.cycles.eq(AnySeq(32)),
-                     self.timestep.eq(AnySeq(32))]
+        m.d.comb += [
+            busy.eq(self.running | self.resetting),
+            self.busy.eq(busy),
+            self.cfg.ready.eq(~busy),
+            self.cycles.eq(AnySeq(32)),
+            self.timestep.eq(AnySeq(32)),
+        ]
 
         with m.If(~busy & self.reset_state):
             m.d.sync += [self.resetting.eq(1), self.reset_cycles.eq(0)]
@@ -131,21 +147,25 @@ class FreeArray(wiring.Component):
             m.d.sync += self.stalled.eq(self.stalled + 1)
         with m.Else():
             m.d.sync += self.stalled.eq(0)
-        m.d.comb += Assume(~sin.valid | sin.ready | (self.stalled != self.in_stall)
-                           | ~self.running | self.ended)
+        m.d.comb += Assume(
+            ~sin.valid | sin.ready | (self.stalled != self.in_stall) | ~self.running | self.ended
+        )
         with m.If(sin.valid & sin.ready & sin.payload.end):
             m.d.sync += [self.ended.eq(1), self.since_end.eq(0)]
 
-        m.d.comb += self.done.eq(self.running & self.ended
-                                 & (AnySeq(1) | (self.since_end == self.done_within)))
+        m.d.comb += self.done.eq(
+            self.running & self.ended & (AnySeq(1) | (self.since_end == self.done_within))
+        )
         with m.If(self.done):
             m.d.sync += self.running.eq(0)
         with m.Elif(self.running & self.ended):
             m.d.sync += self.since_end.eq(self.since_end + 1)
 
         out = self.spike_out
-        m.d.comb += [out.valid.eq(AnySeq(1) & self.running & (self.spikes != self.neurons)),
-                     out.payload.as_value().eq(AnySeq(len(out.payload.as_value())))]
+        m.d.comb += [
+            out.valid.eq(AnySeq(1) & self.running & (self.spikes != self.neurons)),
+            out.payload.as_value().eq(AnySeq(len(out.payload.as_value()))),
+        ]
         with m.If(out.valid):
             m.d.sync += self.spikes.eq(self.spikes + 1)
         return m
@@ -196,12 +216,28 @@ class HostLinkHarness(wiring.Component):
         cycles) to the cycle that executes it.
     """
 
-    def __init__(self, net=None, *, timeout=16, check=PROPERTIES, tx_stall=2, in_stall=1,
-                 done_within=4, reset_within=4, gap=2, quiet=None, garbage=True,
-                 invariants=True):
+    def __init__(
+        self,
+        net=None,
+        *,
+        timeout=16,
+        check=PROPERTIES,
+        tx_stall=2,
+        in_stall=1,
+        done_within=4,
+        reset_within=4,
+        gap=2,
+        quiet=None,
+        garbage=True,
+        invariants=True,
+    ):
         self.check = _check_properties(check)
-        for name, value in [("tx_stall", tx_stall), ("in_stall", in_stall),
-                            ("done_within", done_within), ("reset_within", reset_within)]:
+        for name, value in [
+            ("tx_stall", tx_stall),
+            ("in_stall", in_stall),
+            ("done_within", done_within),
+            ("reset_within", reset_within),
+        ]:
             check_int(name, value, 0, 255)
         if not 0 <= gap < timeout:
             raise ValueError(f"gap must be below the timeout {timeout}, not {gap!r}")
@@ -214,17 +250,21 @@ class HostLinkHarness(wiring.Component):
         # Only its signature and widths are used. Elaborating it once marks it and its parts
         # as used, which Amaranth warns about otherwise.
         Fragment.get(real, None)
-        self.array = FreeArray(real, neurons=self.link.neurons, in_stall=in_stall,
-                               done_within=done_within, reset_within=reset_within)
+        self.array = FreeArray(
+            real,
+            neurons=self.link.neurons,
+            in_stall=in_stall,
+            done_within=done_within,
+            reset_within=reset_within,
+        )
         self.link.array = self.array
         self.timeout = timeout
         self.tx_stall = tx_stall
         self.gap = gap
         self.n_in = plan.n_inputs
         self.status_len = struct.calcsize(p.STATUS_FORMAT)
-        self.max_len = max(len(self.link.identity), self.status_len, 2,
-                           8 + 3 * self.link.neurons)
-        self.tx_waited = Signal(range(tx_stall + 1))    # cycles tx.ready has been low
+        self.max_len = max(len(self.link.identity), self.status_len, 2, 8 + 3 * self.link.neurons)
+        self.tx_waited = Signal(range(tx_stall + 1))  # cycles tx.ready has been low
         self.resp_len = Signal(16)
         self.quiet_bound = self._max_rank()
         self.quiet = self.quiet_bound if quiet is None else quiet
@@ -249,17 +289,21 @@ class HostLinkHarness(wiring.Component):
         c = {}
         c["error"] = 1 + self._tx(2)
         c["flush0"] = self.timeout + 1 + c["error"]
-        c["line"] = 1 + c["flush0"]             # a pending UART error: HUNT, then FLUSH
+        c["line"] = 1 + c["flush0"]  # a pending UART error: HUNT, then FLUSH
         c["step_done_max"] = 1 + self._tx(8 + 3 * self.link.neurons)
         c["step_wait0"] = a.done_within + 1 + c["step_done_max"]
         # In EXEC, a STEP of n indices: FEED_WAIT, then per index FEED (waiting at most
         # in_stall cycles) and FEED_WAIT, then `end` in FEED.
         c["step"] = lambda n: 2 + (a.in_stall + 1) + n * (a.in_stall + 2) + c["step_wait0"]
         c["cfg_write"] = 1 + self._tx(0)
-        c["exec_max"] = max(1 + self._tx(len(self.link.identity)), 1 + self._tx(self.status_len),
-                            1 + c["step_done_max"], 3 + a.reset_within + self._tx(0),
-                            1 + max(c["cfg_write"], c["error"]),
-                            c["step"](self.n_in))
+        c["exec_max"] = max(
+            1 + self._tx(len(self.link.identity)),
+            1 + self._tx(self.status_len),
+            1 + c["step_done_max"],
+            3 + a.reset_within + self._tx(0),
+            1 + max(c["cfg_write"], c["error"]),
+            c["step"](self.n_in),
+        )
         c["check"] = 1 + max(c["flush0"], c["error"], c["exec_max"])
         return c
 
@@ -267,13 +311,23 @@ class HostLinkHarness(wiring.Component):
         # The largest value of `rank`: CRC_FOLD with a UART error pending dominates LEN_CHECK
         # (2 * line), EXEC and the transmitter states, each plus a pending error.
         c = self._costs()
-        return max(1 + c["check"] + c["line"], 2 * c["line"],
-                   self._tx(self.max_len) + c["line"], c["exec_max"] + c["line"])
+        return max(
+            1 + c["check"] + c["line"],
+            2 * c["line"],
+            self._tx(self.max_len) + c["line"],
+            c["exec_max"] + c["line"],
+        )
 
     def response_length(self, name, n_spk):
         """The payload length of response ``name`` (of :data:`RESPONSES`)."""
-        return {"ERROR": 2, "IDENTIFY": len(self.link.identity), "STATUS": self.status_len,
-                "STEP": 8 + 3 * n_spk, "CFG": 0, "RESET": 0}[name]
+        return {
+            "ERROR": 2,
+            "IDENTIFY": len(self.link.identity),
+            "STATUS": self.status_len,
+            "STEP": 8 + 3 * n_spk,
+            "CFG": 0,
+            "RESET": 0,
+        }[name]
 
     def rank(self, m, state, lb):
         """A bound on the quiet cycles until the link is idle, as a signal (0 when idle)."""
@@ -323,16 +377,22 @@ class HostLinkHarness(wiring.Component):
                     m.d.comb += exec_rank.eq(c["step"](pr["n_idx"]))
             m.d.comb += rank.eq(exec_rank + extra)
         with m.If(state["RESET_WAIT"]):
-            m.d.comb += rank.eq(Mux(a.busy, (a.reset_within - a.reset_cycles) + 2, 1)
-                                + self._tx(0) + extra)
+            m.d.comb += rank.eq(
+                Mux(a.busy, (a.reset_within - a.reset_cycles) + 2, 1) + self._tx(0) + extra
+            )
         with m.If(state["CFG_WRITE"]):
             m.d.comb += rank.eq(c["cfg_write"] + extra)
         remaining = pr["n_idx"] - pr["feed"]
         with m.If(state["FEED_WAIT"]):
             m.d.comb += rank.eq(c["step"](remaining) - 1 + extra)
         with m.If(state["FEED"]):
-            m.d.comb += rank.eq((a.in_stall - a.stalled) + 1 + remaining * (a.in_stall + 2)
-                                + c["step_wait0"] + extra)
+            m.d.comb += rank.eq(
+                (a.in_stall - a.stalled)
+                + 1
+                + remaining * (a.in_stall + 2)
+                + c["step_wait0"]
+                + extra
+            )
         with m.If(state["STEP_WAIT"]):
             m.d.comb += rank.eq((a.done_within - a.since_end) + 1 + c["step_done_max"] + extra)
         with m.If(state["STEP_DONE"]):
@@ -409,16 +469,23 @@ class HostLinkHarness(wiring.Component):
                         m.d.comb += frame_byte.eq(Mux(which, frames[1][k], frames[0][k]))
             with m.Switch(phase):
                 with m.Case(GARBAGE):
-                    m.d.comb += [rx.valid.eq(held | free_valid),
-                                 rx.payload.eq(Mux(held, last, free_byte)),
-                                 error.eq(AnySeq(1))]
+                    m.d.comb += [
+                        rx.valid.eq(held | free_valid),
+                        rx.payload.eq(Mux(held, last, free_byte)),
+                        error.eq(AnySeq(1)),
+                    ]
                     # Only when no byte is left waiting: an offered byte stays offered.
                     with m.If(AnySeq(1) & ~(rx.valid & ~rx.ready)):
                         m.d.sync += [phase.eq(QUIET), quiet_count.eq(0)]
                 with m.Case(QUIET):
                     with m.If(quiet_count == self.quiet - 1):
-                        m.d.sync += [phase.eq(SEND), sent.eq(0), gap_count.eq(0),
-                                     waited.eq(0), accepted.eq(0)]
+                        m.d.sync += [
+                            phase.eq(SEND),
+                            sent.eq(0),
+                            gap_count.eq(0),
+                            waited.eq(0),
+                            accepted.eq(0),
+                        ]
                     with m.Else():
                         m.d.sync += quiet_count.eq(quiet_count + 1)
                 with m.Case(SEND):
@@ -433,8 +500,11 @@ class HostLinkHarness(wiring.Component):
                     with m.If(link.frame_ok):
                         m.d.sync += accepted.eq(1)
         else:
-            m.d.comb += [rx.valid.eq(held | free_valid), rx.payload.eq(Mux(held, last, free_byte)),
-                         error.eq(AnySeq(1))]
+            m.d.comb += [
+                rx.valid.eq(held | free_valid),
+                rx.payload.eq(Mux(held, last, free_byte)),
+                error.eq(AnySeq(1)),
+            ]
 
         # (test, message) pairs; the messages of the claims start with "live:" or "recover:",
         # those of the invariants the induction needs with "inv:" or "seq:".
@@ -442,6 +512,7 @@ class HostLinkHarness(wiring.Component):
 
         def check(test, message):
             return test, message
+
         if live:
             rank = self.rank(m, state, lb)
             idle = state["HUNT"] & ~lb
@@ -484,22 +555,30 @@ class HostLinkHarness(wiring.Component):
             for name in ("PAYLOAD", "CRC0", "CRC1", "CRC_FOLD", "CHECK", "EXEC"):
                 after_len = after_len | state[name]
             asserts.append(check(~after_len | known, "inv: command known"))
-            asserts.append(check(Mux(state["EXEC"],
-                                     (pr["start"] == (pr["code"] == p.CMD_STEP))
-                                     & (pr["reset"] == (pr["code"] == p.CMD_RESET)),
-                                     ~pr["start"] & ~pr["reset"]), "inv: start and reset"))
+            asserts.append(
+                check(
+                    Mux(
+                        state["EXEC"],
+                        (pr["start"] == (pr["code"] == p.CMD_STEP))
+                        & (pr["reset"] == (pr["code"] == p.CMD_RESET)),
+                        ~pr["start"] & ~pr["reset"],
+                    ),
+                    "inv: start and reset",
+                )
+            )
             # The STEP indices: LEN_CHECK took at most 2 n_in bytes.
             n_idx, half, left = pr["n_idx"], pr["half"], pr["left"]
             taken = n_idx + pr["index_ready"]
             asserts += [
                 check(taken <= self.n_in, "inv: n_idx"),
                 check(~state["PAYLOAD"] | (left != 0), "inv: left"),
-                check(~(state["PAYLOAD"] & (pr["code"] == p.CMD_STEP))
-                       | (2 * taken + half + left <= 2 * self.n_in), "inv: step payload"),
-                check(~(state["FEED"] | state["FEED_WAIT"]) | (pr["feed"] <= n_idx),
-                       "inv: feed"),
-                check(~pr["index_ready"] | state["PAYLOAD"] | state["CRC0"],
-                       "inv: index check"),
+                check(
+                    ~(state["PAYLOAD"] & (pr["code"] == p.CMD_STEP))
+                    | (2 * taken + half + left <= 2 * self.n_in),
+                    "inv: step payload",
+                ),
+                check(~(state["FEED"] | state["FEED_WAIT"]) | (pr["feed"] <= n_idx), "inv: feed"),
+                check(~pr["index_ready"] | state["PAYLOAD"] | state["CRC0"], "inv: index check"),
             ]
             # The array model in step with the link.
             feeding = state["FEED"] | state["FEED_WAIT"]
@@ -512,8 +591,9 @@ class HostLinkHarness(wiring.Component):
                 check(~feeding | (a.running & ~a.ended), "inv: feeding"),
                 check(~state["STEP_WAIT"] | (a.running & a.ended), "inv: step wait"),
                 check(~state["RESET_WAIT"] | ~a.running, "inv: reset wait"),
-                check(feeding | state["STEP_WAIT"] | state["RESET_WAIT"] | ~a.busy,
-                       "inv: array idle"),
+                check(
+                    feeding | state["STEP_WAIT"] | state["RESET_WAIT"] | ~a.busy, "inv: array idle"
+                ),
                 check(~a.running | (pr["n_spk"] == a.spikes), "inv: spikes"),
                 check(pr["n_spk"] <= link.neurons, "inv: n_spk"),
             ]
@@ -527,23 +607,37 @@ class HostLinkHarness(wiring.Component):
                     crcs.append(p.crc16(f[1:k]))
             asserts += [
                 check(~in_send | ~link.frame_error, "recover: error frame"),
-                check(~in_send | accepted | link.frame_ok | (waited < self.accept_bound),
-                       "recover: not accepted in time"),
-                check(~(in_send & link.frame_ok) | ((sent == 6) & (pr["code"] == cmd)),
-                       "recover: executed something else"),
+                check(
+                    ~in_send | accepted | link.frame_ok | (waited < self.accept_bound),
+                    "recover: not accepted in time",
+                ),
+                check(
+                    ~(in_send & link.frame_ok) | ((sent == 6) & (pr["code"] == cmd)),
+                    "recover: executed something else",
+                ),
                 # Invariants the induction needs.
-                check(~(phase == QUIET) | ((quiet_for >= quiet_count)
-                                            & (quiet_count < self.quiet)), "inv: quiet"),
+                check(
+                    ~(phase == QUIET) | ((quiet_for >= quiet_count) & (quiet_count < self.quiet)),
+                    "inv: quiet",
+                ),
                 check(~(phase == QUIET) | ~held, "inv: quiet held"),
                 check(~(in_send & (sent == 0)) | (state["HUNT"] & ~lb), "seq: 0"),
                 check(~in_send | (sent <= 6), "seq: sent"),
-                check(~(in_send & (sent < 6))
-                       | (gap_count <= Mux(sent == 4, max(self.gap, 1), self.gap)), "seq: gap"),
+                check(
+                    ~(in_send & (sent < 6))
+                    | (gap_count <= Mux(sent == 4, max(self.gap, 1), self.gap)),
+                    "seq: gap",
+                ),
                 # Byte k is taken at most k * (gap + 1) - 1 cycles after the start (one more
                 # from the fifth on when gap is 0: LEN_CHECK takes no byte).
-                check(~(in_send & ~accepted)
-                       | (waited <= sent * (self.gap + 1) + gap_count
-                          + Mux(sent >= 5, int(self.gap == 0), 0)), "seq: waited"),
+                check(
+                    ~(in_send & ~accepted)
+                    | (
+                        waited
+                        <= sent * (self.gap + 1) + gap_count + Mux(sent >= 5, int(self.gap == 0), 0)
+                    ),
+                    "seq: waited",
+                ),
             ]
             # EXEC, TX_SYNC (which loads the length), then TX_CODE sends the code of `resp`.
             ok_d = Signal()
@@ -551,50 +645,86 @@ class HostLinkHarness(wiring.Component):
             m.d.sync += [ok_d.eq(in_send & link.frame_ok), ok_dd.eq(ok_d)]
             answer = Mux(which, RESPONSES.index("IDENTIFY"), RESPONSES.index("STATUS"))
             asserts += [
-                check(~ok_d | (state["TX_SYNC"] & (pr["resp"] == answer)),
-                      "recover: wrong response"),
-                check(~ok_dd | (state["TX_CODE"] & (pr["t_len"] == Mux(
-                    which, len(link.identity), self.status_len))), "recover: wrong length"),
+                check(
+                    ~ok_d | (state["TX_SYNC"] & (pr["resp"] == answer)), "recover: wrong response"
+                ),
+                check(
+                    ~ok_dd
+                    | (
+                        state["TX_CODE"]
+                        & (pr["t_len"] == Mux(which, len(link.identity), self.status_len))
+                    ),
+                    "recover: wrong length",
+                ),
             ]
             expect = {1: "CODE", 2: "LEN0", 3: "LEN1", 5: "CRC1"}
             for k, name in expect.items():
-                asserts.append(check(~(in_send & (sent == k))
-                                      | (state[name] & ~lb & (pr["timer"] == gap_count)),
-                                      f"seq: {k}"))
+                asserts.append(
+                    check(
+                        ~(in_send & (sent == k)) | (state[name] & ~lb & (pr["timer"] == gap_count)),
+                        f"seq: {k}",
+                    )
+                )
             asserts += [
-                check(~(in_send & (sent == 4)) | ~lb & (
-                    ((gap_count == 0) & state["LEN_CHECK"] & (pr["byte_reg"] == 0))
-                    | ((gap_count != 0) & state["CRC0"] & (pr["timer"] == gap_count - 1)
-                       & ~pr["bad_payload"] & ~pr["index_ready"])), "seq: 4"),
-                check(~(in_send & (sent == 6) & (gap_count == 0)) | state["CRC_FOLD"],
-                       "seq: 6 fold"),
+                check(
+                    ~(in_send & (sent == 4))
+                    | ~lb
+                    & (
+                        ((gap_count == 0) & state["LEN_CHECK"] & (pr["byte_reg"] == 0))
+                        | (
+                            (gap_count != 0)
+                            & state["CRC0"]
+                            & (pr["timer"] == gap_count - 1)
+                            & ~pr["bad_payload"]
+                            & ~pr["index_ready"]
+                        )
+                    ),
+                    "seq: 4",
+                ),
+                check(
+                    ~(in_send & (sent == 6) & (gap_count == 0)) | state["CRC_FOLD"], "seq: 6 fold"
+                ),
                 check(~(in_send & (sent == 6) & (gap_count == 1)) | state["CHECK"], "seq: 6"),
                 check(~(in_send & (sent == 6) & (gap_count == 2)) | state["EXEC"], "seq: 6 exec"),
                 check(~(in_send & (sent == 6) & (gap_count >= 3)) | accepted, "seq: 6 done"),
-                check(~(in_send & accepted) | ((sent == 6) & (gap_count >= 3)),
-                       "seq: accepted"),
-                check(~(before & (sent >= 5)) | (~pr["bad_payload"] & ~pr["index_ready"]),
-                       "seq: payload"),
+                check(~(in_send & accepted) | ((sent == 6) & (gap_count >= 3)), "seq: accepted"),
+                check(
+                    ~(before & (sent >= 5)) | (~pr["bad_payload"] & ~pr["index_ready"]),
+                    "seq: payload",
+                ),
                 check(~(before & (sent >= 2)) | (pr["code"] == cmd), "seq: code"),
                 check(~(before & (sent >= 3)) | (pr["lo_byte"] == 0), "seq: len"),
                 check(~in_send | ~lb, "seq: no UART error"),
                 check(~(in_send & accepted) | in_tx | idle, "seq: answering"),
-                check(~(in_send & (sent == 1)) | (~pr["fold"] & (pr["crc"] == p.CRC_INIT)),
-                       "seq: crc 1"),
+                check(
+                    ~(in_send & (sent == 1)) | (~pr["fold"] & (pr["crc"] == p.CRC_INIT)),
+                    "seq: crc 1",
+                ),
             ]
             for k in range(2, 7):
                 for n, f in enumerate(frames):
                     here = in_send & (sent == k) & (which == n)
                     asserts += [
-                        check(~(here & (gap_count == 0)) | (pr["fold"]
-                               & (pr["byte_reg"] == f[k - 1]) & (pr["crc"] == partial[n][k - 1])),
-                               f"seq: crc {k} folding"),
-                        check(~(here & (gap_count != 0) & ((sent != 6) | (gap_count == 1)))
-                               | (~pr["fold"] & (pr["crc"] == partial[n][k])),
-                               f"seq: crc {k}"),
+                        check(
+                            ~(here & (gap_count == 0))
+                            | (
+                                pr["fold"]
+                                & (pr["byte_reg"] == f[k - 1])
+                                & (pr["crc"] == partial[n][k - 1])
+                            ),
+                            f"seq: crc {k} folding",
+                        ),
+                        check(
+                            ~(here & (gap_count != 0) & ((sent != 6) | (gap_count == 1)))
+                            | (~pr["fold"] & (pr["crc"] == partial[n][k])),
+                            f"seq: crc {k}",
+                        ),
                     ]
-        m.d.comb += [Assert(test, message) for test, message in asserts
-                     if self.invariants or message.startswith(("live:", "recover:"))]
+        m.d.comb += [
+            Assert(test, message)
+            for test, message in asserts
+            if self.invariants or message.startswith(("live:", "recover:"))
+        ]
         return m
 
 
@@ -604,13 +734,21 @@ def failed_assertions(result):
     sby names a failed assertion by its cell in the model; the cell carries the message.
     """
     log = (result.workdir / "logfile.txt").read_text(errors="replace")
-    cells = set(re.findall(r"(?:failed assertion \S+?\.|Assert failed in \S+: )"
-                           r"(_witness_\.check_\w+)", log))
+    cells = set(
+        re.findall(
+            r"(?:failed assertion \S+?\.|Assert failed in \S+: )"
+            r"(_witness_\.check_\w+)",
+            log,
+        )
+    )
     model = (result.workdir / "model" / "design.il").read_text(errors="replace")
     messages = set()
     for cell in cells:
-        found = re.search(rf"cell \$check \\{re.escape(cell)}\n(?:(?!  end\n).*\n)*?"
-                          rf"\s*parameter \\FORMAT \"([^\"]*)\"", model)
+        found = re.search(
+            rf"cell \$check \\{re.escape(cell)}\n(?:(?!  end\n).*\n)*?"
+            rf"\s*parameter \\FORMAT \"([^\"]*)\"",
+            model,
+        )
         if found:
             messages.add(found.group(1))
     return messages

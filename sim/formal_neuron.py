@@ -69,8 +69,9 @@ def assume_valid_params(m, core):
     if core.synaptic:
         terms += [p.syn_decay[k] for k in range(MAX_DECAY_TERMS)]
     for term in terms:
-        m.d.comb += Assume(~term.en | ((term.shift < core.v_width) & ~(term.neg &
-                                                                      (term.shift == 0))))
+        m.d.comb += Assume(
+            ~term.en | ((term.shift < core.v_width) & ~(term.neg & (term.shift == 0)))
+        )
 
 
 def delayed(m, value, cycles, name):
@@ -191,11 +192,25 @@ class NeuronHarness(wiring.Component):
         assumption: ``"refractory"`` then proves ``r <= t_ref`` holds forever.
     """
 
-    def __init__(self, *, v_width=8, acc_width=8, t_ref_max=7, stages=1,
-                 check=PROPERTIES, closed_loop=False, synaptic=False):
+    def __init__(
+        self,
+        *,
+        v_width=8,
+        acc_width=8,
+        t_ref_max=7,
+        stages=1,
+        check=PROPERTIES,
+        closed_loop=False,
+        synaptic=False,
+    ):
         self.check = _check_properties(check)
-        self.core = NeuronCore(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max,
-                               stages=stages, synaptic=synaptic)
+        self.core = NeuronCore(
+            v_width=v_width,
+            acc_width=acc_width,
+            t_ref_max=t_ref_max,
+            stages=stages,
+            synaptic=synaptic,
+        )
         self.closed_loop = bool(closed_loop)
         super().__init__({})
 
@@ -229,8 +244,16 @@ class NeuronHarness(wiring.Component):
 
         # The reference sees the inputs in the same cycle as the core, and its results are
         # delayed to meet the core's outputs. Parameters are constant and need no delay.
-        ref = reference_step(m, core.v_width, core.acc_width, p, core.v, core.r, core.acc,
-                             core.i if core.synaptic else None)
+        ref = reference_step(
+            m,
+            core.v_width,
+            core.acc_width,
+            p,
+            core.v,
+            core.r,
+            core.acc,
+            core.i if core.synaptic else None,
+        )
         lat = core.latency
         ref = {name: delayed(m, value, lat, f"ref_{name}") for name, value in ref.items()}
         v = delayed(m, core.v, lat, "in_v")
@@ -247,26 +270,38 @@ class NeuronHarness(wiring.Component):
         # Built only when selected: Amaranth warns about a property that is never added.
         asserts = {
             "membrane": lambda: [
-                Assert(~step | refractory | (core.v_next == ref["v_next"]),
-                       "membrane: stored v differs from the spec"),
-                Assert(~step | refractory | (core.v_trace == ref["trace"]),
-                       "membrane: trace differs from the spec"),
+                Assert(
+                    ~step | refractory | (core.v_next == ref["v_next"]),
+                    "membrane: stored v differs from the spec",
+                ),
+                Assert(
+                    ~step | refractory | (core.v_trace == ref["trace"]),
+                    "membrane: trace differs from the spec",
+                ),
             ],
             "spike": lambda: [
-                Assert(~step | (core.spike == (~refractory & (ref["v_prime"] > p.v_th))),
-                       "spike: not exactly when v' > v_th"),
+                Assert(
+                    ~step | (core.spike == (~refractory & (ref["v_prime"] > p.v_th))),
+                    "spike: not exactly when v' > v_th",
+                ),
                 Assert(~step | ~refractory | ~core.spike, "spike: fired while refractory"),
             ],
             "refractory": lambda: [
                 Assert(~step | (core.r_next <= p.t_ref), "refractory: r_next > t_ref"),
-                Assert(~step | ~refractory | (core.r_next == r - 1),
-                       "refractory: did not count down by one"),
-                Assert(~step | refractory | (core.r_next == Mux(core.spike, p.t_ref, 0)),
-                       "refractory: not t_ref after a spike, 0 otherwise"),
+                Assert(
+                    ~step | ~refractory | (core.r_next == r - 1),
+                    "refractory: did not count down by one",
+                ),
+                Assert(
+                    ~step | refractory | (core.r_next == Mux(core.spike, p.t_ref, 0)),
+                    "refractory: not t_ref after a spike, 0 otherwise",
+                ),
             ],
             "hold": lambda: [
-                Assert(~step | ~refractory | ((core.v_next == v) & (core.v_trace == v)),
-                       "hold: v changed while refractory"),
+                Assert(
+                    ~step | ~refractory | ((core.v_next == v) & (core.v_trace == v)),
+                    "hold: v changed while refractory",
+                ),
             ],
             "valid": lambda: [
                 Assert(~ready | (core.out_valid == valid), "valid: out_valid misaligned"),
@@ -274,9 +309,15 @@ class NeuronHarness(wiring.Component):
         }
         if core.synaptic:
             membrane = asserts["membrane"]
-            asserts["membrane"] = lambda: membrane() + [
-                Assert(~step | (core.i_next == ref["i_next"]),
-                       "membrane: stored current differs from the spec")]
+            asserts["membrane"] = lambda: (
+                membrane()
+                + [
+                    Assert(
+                        ~step | (core.i_next == ref["i_next"]),
+                        "membrane: stored current differs from the spec",
+                    )
+                ]
+            )
         for name in self.check:
             m.d.comb += asserts[name]()
         return m
@@ -297,8 +338,7 @@ class PipelineEquivalence(wiring.Component):
     def __init__(self, *, v_width=8, acc_width=8, t_ref_max=7, stages=4, synaptic=False):
         if not isinstance(stages, int) or isinstance(stages, bool) or not 2 <= stages <= 4:
             raise TypeError(f"stages must be an integer in [2, 4], not {stages!r}")
-        kwargs = dict(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max,
-                      synaptic=synaptic)
+        kwargs = dict(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, synaptic=synaptic)
         self.reference = NeuronCore(**kwargs, stages=1)
         self.pipelined = NeuronCore(**kwargs, stages=stages)
         super().__init__({})
@@ -323,9 +363,12 @@ class PipelineEquivalence(wiring.Component):
         with m.If(filled != dut.latency):
             m.d.sync += filled.eq(filled + 1)
         ready = filled == dut.latency
-        for port in ("out_valid", "v_next", "r_next", "spike", "v_trace") + \
-                (("i_next",) if synaptic else ()):
+        for port in ("out_valid", "v_next", "r_next", "spike", "v_trace") + (
+            ("i_next",) if synaptic else ()
+        ):
             want = delayed(m, getattr(ref, port), extra, f"ref_{port}")
-            m.d.comb += Assert(~ready | (getattr(dut, port) == want),
-                               f"pipeline: {port} differs from the one-stage core")
+            m.d.comb += Assert(
+                ~ready | (getattr(dut, port) == want),
+                f"pipeline: {port} differs from the one-stage core",
+            )
         return m

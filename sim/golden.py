@@ -15,9 +15,21 @@ import numpy as np
 from .network_golden import run_network
 from .params import MAX_DECAY_TERMS, NeuronParams, v_range
 
-__all__ = ["ParamArrays", "param_arrays", "leak", "syn_leak", "lif_step", "cuba_lif_step",
-           "membrane_update", "synaptic_update", "work_dtype", "cast_params",
-           "PopulationRun", "run_population", "run_network"]
+__all__ = [
+    "ParamArrays",
+    "param_arrays",
+    "leak",
+    "syn_leak",
+    "lif_step",
+    "cuba_lif_step",
+    "membrane_update",
+    "synaptic_update",
+    "work_dtype",
+    "cast_params",
+    "PopulationRun",
+    "run_population",
+    "run_network",
+]
 
 
 class ParamArrays(NamedTuple):
@@ -77,15 +89,25 @@ def param_arrays(params):
         return np.array([getattr(p, name) for p in seq], np.int64)
 
     arrays = ParamArrays(
-        v_width=widths.pop(), v_th=col("v_th"), v_reset=col("v_reset"), v_rest=col("v_rest"),
-        v_peak=col("v_peak"), t_ref=col("t_ref"), bias=col("bias"),
+        v_width=widths.pop(),
+        v_th=col("v_th"),
+        v_reset=col("v_reset"),
+        v_rest=col("v_rest"),
+        v_peak=col("v_peak"),
+        t_ref=col("t_ref"),
+        bias=col("bias"),
         subtract=np.array([p.reset_mode == "subtract" for p in seq]),
-        decay_shift=shift, decay_sign=sign, syn_shift=syn_shift, syn_sign=syn_sign,
-        synaptic=synaptic.pop())
+        decay_shift=shift,
+        decay_sign=sign,
+        syn_shift=syn_shift,
+        syn_sign=syn_sign,
+        synaptic=synaptic.pop(),
+    )
     if isinstance(params, NeuronParams):
         # One population: scalars, so that they broadcast against any neuron count.
-        arrays = arrays._replace(**{name: getattr(arrays, name)[0]
-                                    for name in ParamArrays._fields[1:-1]})
+        arrays = arrays._replace(
+            **{name: getattr(arrays, name)[0] for name in ParamArrays._fields[1:-1]}
+        )
     return arrays
 
 
@@ -209,8 +231,9 @@ def membrane_update(v, r, current, p):
     # v' = sat(v - leak(v) + I); while refractory the increment is masked off, so v' = v, which
     # is also the state after the step then.
     v_prime = current
-    _add_terms(v_prime, v - p.v_rest if np.count_nonzero(p.v_rest) else v,
-               p.decay_shift, p.decay_sign, -1)
+    _add_terms(
+        v_prime, v - p.v_rest if np.count_nonzero(p.v_rest) else v, p.decay_shift, p.decay_sign, -1
+    )
     np.multiply(v_prime, live, out=v_prime)
     v_prime += v
     np.clip(v_prime, lo, hi, out=v_prime)
@@ -251,8 +274,13 @@ def work_dtype(v_width, acc_width):
 
 def cast_params(p, dtype):
     """``p`` with its integer fields in ``dtype``, so that no step promotes to int64."""
-    return p._replace(**{name: np.asarray(getattr(p, name)).astype(dtype)
-                         for name in ParamArrays._fields[1:-1] if name != "subtract"})
+    return p._replace(
+        **{
+            name: np.asarray(getattr(p, name)).astype(dtype)
+            for name in ParamArrays._fields[1:-1]
+            if name != "subtract"
+        }
+    )
 
 
 @dataclass
@@ -292,8 +320,11 @@ def run_population(params, acc, v0=None, r0=None, trace=False, i0=None):
     state_shape = acc.shape[:-2] + acc.shape[-1:]
     v = np.broadcast_to(p.v_rest if v0 is None else np.asarray(v0, np.int64), state_shape).copy()
     r = np.broadcast_to(0 if r0 is None else np.asarray(r0, np.int64), state_shape).copy()
-    i = (np.broadcast_to(0 if i0 is None else np.asarray(i0, np.int64), state_shape).copy()
-         if p.synaptic else None)
+    i = (
+        np.broadcast_to(0 if i0 is None else np.asarray(i0, np.int64), state_shape).copy()
+        if p.synaptic
+        else None
+    )
     spikes = np.zeros(acc.shape, bool)
     traces = np.zeros(acc.shape, np.int64) if trace else None
     for t in range(acc.shape[-2]):

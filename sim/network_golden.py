@@ -50,6 +50,7 @@ class NetworkRun:
     def save(self, path):
         """Write the result ``.npz`` (:func:`spikeforge.gen.spike_io.save_outputs`)."""
         from ..gen.spike_io import save_outputs
+
         save_outputs(path, self.spikes, self.v, self.cycles)
 
 
@@ -69,8 +70,8 @@ def run_network(net, spikes, trace=False):
     NetworkRun
     """
     # Imported here: sim.golden re-exports this function; a module-level import would be circular.
-    from .golden import cast_params, membrane_update, param_arrays, synaptic_update, work_dtype
     from ..gen.spike_io import check_input_spikes
+    from .golden import cast_params, membrane_update, param_arrays, synaptic_update, work_dtype
 
     inputs = check_input_spikes(spikes, net.n_inputs)
     batched = inputs.ndim == 3
@@ -86,33 +87,48 @@ def run_network(net, spikes, trace=False):
     weights = [proj.weights.astype(_row_dtype(proj.weights, dtype)) for proj in net.projections]
     # One accumulator per population, reused every step.
     accs = {pop.name: np.empty((n_batch, pop.size), dtype) for pop in net.lif_populations}
-    incoming = {pop.name: [(i, proj) for i, proj in enumerate(net.projections)
-                           if proj.target == pop.name] for pop in net.lif_populations}
+    incoming = {
+        pop.name: [(i, proj) for i, proj in enumerate(net.projections) if proj.target == pop.name]
+        for pop in net.lif_populations
+    }
     # The refractory counters in the narrowest unsigned type that holds t_ref.
     counter = {pop.name: np.min_scalar_type(pop.params.t_ref) for pop in net.lif_populations}
-    params = {pop.name: cast_params(param_arrays(pop.params)._replace(bias=pop.bias), dtype)
-              ._replace(t_ref=np.asarray(pop.params.t_ref, counter[pop.name]))
-              for pop in net.lif_populations}
+    params = {
+        pop.name: cast_params(param_arrays(pop.params)._replace(bias=pop.bias), dtype)._replace(
+            t_ref=np.asarray(pop.params.t_ref, counter[pop.name])
+        )
+        for pop in net.lif_populations
+    }
 
-    v = {pop.name: np.full((n_batch, pop.size), pop.params.v_rest, dtype)
-         for pop in net.lif_populations}
-    r = {pop.name: np.zeros((n_batch, pop.size), counter[pop.name])
-         for pop in net.lif_populations}
-    i_syn = {pop.name: np.zeros((n_batch, pop.size), dtype) for pop in net.lif_populations
-             if pop.params.synaptic}
+    v = {
+        pop.name: np.full((n_batch, pop.size), pop.params.v_rest, dtype)
+        for pop in net.lif_populations
+    }
+    r = {pop.name: np.zeros((n_batch, pop.size), counter[pop.name]) for pop in net.lif_populations}
+    i_syn = {
+        pop.name: np.zeros((n_batch, pop.size), dtype)
+        for pop in net.lif_populations
+        if pop.params.synaptic
+    }
     previous = {pop.name: np.zeros((n_batch, pop.size), bool) for pop in net.populations}
-    out = {pop.name: np.zeros((n_batch, n_steps, pop.size), np.uint8)
-           for pop in net.lif_populations}
-    traces = ({pop.name: np.zeros((n_batch, n_steps, pop.size), np.int64)
-               for pop in net.lif_populations} if trace else {})
+    out = {
+        pop.name: np.zeros((n_batch, n_steps, pop.size), np.uint8) for pop in net.lif_populations
+    }
+    traces = (
+        {pop.name: np.zeros((n_batch, n_steps, pop.size), np.int64) for pop in net.lif_populations}
+        if trace
+        else {}
+    )
     slices = {pop.name: net.input_slice(pop.name) for pop in net.input_populations}
     has_bias = {pop.name: bool(np.count_nonzero(pop.bias)) for pop in net.lif_populations}
 
     events = {}
     for t in range(n_steps):
         if n_batch > 1 and t % EVENT_CHUNK == 0:
-            events = {name: _event_slots(inputs[t:t + EVENT_CHUNK, :, part])
-                      for name, part in slices.items()}
+            events = {
+                name: _event_slots(inputs[t : t + EVENT_CHUNK, :, part])
+                for name, part in slices.items()
+            }
         current = {}
         for pop in net.populations:
             if pop.kind == "input":
@@ -162,19 +178,21 @@ def _row_dtype(weights, dtype):
     and the gathering is most of a batch's time on a sparse network.
     """
     lo, hi = np.iinfo(np.int16).min, np.iinfo(np.int16).max
-    fits = (np.minimum(weights, 0).sum(axis=0).min(initial=0) >= lo
-            and np.maximum(weights, 0).sum(axis=0).max(initial=0) <= hi)
+    fits = (
+        np.minimum(weights, 0).sum(axis=0).min(initial=0) >= lo
+        and np.maximum(weights, 0).sum(axis=0).max(initial=0) <= hi
+    )
     return np.int16 if fits else dtype
 
 
 class _Events(NamedTuple):
     """The spiking sources of every batch entry of ``T`` steps (:func:`_event_slots`)."""
 
-    order: np.ndarray    # (T, B): the batch entries by decreasing spike count, ties by index
-    active: np.ndarray   # (T, k): how many entries have more than j spikes
+    order: np.ndarray  # (T, B): the batch entries by decreasing spike count, ties by index
+    active: np.ndarray  # (T, k): how many entries have more than j spikes
     busiest: np.ndarray  # (T,): the largest spike count of an entry
     sources: np.ndarray  # the spiking sources, by step, then slot j, then entry (in order)
-    start: np.ndarray    # (T + 1,): where each step begins in ``sources``
+    start: np.ndarray  # (T + 1,): where each step begins in ``sources``
 
 
 def _event_slots(spikes):
@@ -205,8 +223,10 @@ def _event_slots(spikes):
     step, entry = np.divmod(step_entry, n_batch)
     by_slot = np.argsort((step * width + slot) * n_batch + rank[step, entry], kind="stable")
     # active[t, j] = entries with a count above j: a histogram of the counts, summed from the top.
-    histogram = np.bincount((np.arange(n_steps)[:, np.newaxis] * (width + 1) + counts).ravel(),
-                            minlength=n_steps * (width + 1)).reshape(n_steps, width + 1)
+    histogram = np.bincount(
+        (np.arange(n_steps)[:, np.newaxis] * (width + 1) + counts).ravel(),
+        minlength=n_steps * (width + 1),
+    ).reshape(n_steps, width + 1)
     active = np.cumsum(histogram[:, :0:-1], axis=1)[:, ::-1]
     start = np.concatenate(([0], np.cumsum(counts.sum(axis=1))))
     return _Events(order, active, busiest, source[by_slot], start)
@@ -222,10 +242,10 @@ def _add_event_rows(acc, weights, events, step):
     if not busiest:
         return
     active = events.active[step]
-    rows = weights[events.sources[events.start[step]:events.start[step + 1]]]
-    total = rows[:active[0]]
+    rows = weights[events.sources[events.start[step] : events.start[step + 1]]]
+    total = rows[: active[0]]
     offset = active[0]
     for j in range(1, busiest):
-        total[:active[j]] += rows[offset:offset + active[j]]
+        total[: active[j]] += rows[offset : offset + active[j]]
         offset += active[j]
-    acc[events.order[step, :active[0]]] += total
+    acc[events.order[step, : active[0]]] += total

@@ -4,13 +4,22 @@ The golden model, the hardware generators and the network loader all take a :cla
 validating here means a bad value is reported the same way wherever it enters.
 """
 
-from dataclasses import dataclass
 import math
 import numbers
+from dataclasses import dataclass
 
 __all__ = [
-    "V_WIDTH_RANGE", "W_WIDTH_RANGE", "T_REF_MAX", "MAX_DECAY_TERMS", "RESET_MODES",
-    "NeuronParams", "v_range", "w_range", "check_int", "decay_from_ratio", "decay_value",
+    "V_WIDTH_RANGE",
+    "W_WIDTH_RANGE",
+    "T_REF_MAX",
+    "MAX_DECAY_TERMS",
+    "RESET_MODES",
+    "NeuronParams",
+    "v_range",
+    "w_range",
+    "check_int",
+    "decay_from_ratio",
+    "decay_value",
 ]
 
 V_WIDTH_RANGE = (2, 32)
@@ -35,8 +44,7 @@ def check_int(name, value, lo, hi):
 
     ``bool`` is refused: ``True`` as a threshold is always a mistake.
     """
-    if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
-            or not lo <= value <= hi):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not lo <= value <= hi:
         raise TypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
     return int(value)
 
@@ -94,13 +102,17 @@ class NeuronParams:
         object.__setattr__(self, "v_peak", check_int("v_peak", self.v_peak, lo, hi))
         object.__setattr__(self, "t_ref", check_int("t_ref", self.t_ref, 0, T_REF_MAX))
         if self.reset_mode not in RESET_MODES:
-            raise TypeError(f"reset_mode must be one of 'zero', 'subtract', not {self.reset_mode!r}")
+            raise TypeError(
+                f"reset_mode must be one of 'zero', 'subtract', not {self.reset_mode!r}"
+            )
         object.__setattr__(self, "decay", _terms("decay", self.decay, v_width))
         if self.syn_decay is not None:
             object.__setattr__(self, "syn_decay", _terms("syn_decay", self.syn_decay, v_width))
         if not self.v_reset <= self.v_th <= self.v_peak:
-            raise ValueError(f"parameters must satisfy v_reset <= v_th <= v_peak, not "
-                             f"v_reset={self.v_reset}, v_th={self.v_th}, v_peak={self.v_peak}")
+            raise ValueError(
+                f"parameters must satisfy v_reset <= v_th <= v_peak, not "
+                f"v_reset={self.v_reset}, v_th={self.v_th}, v_peak={self.v_peak}"
+            )
 
     @property
     def decay_ratio(self):
@@ -116,12 +128,14 @@ class NeuronParams:
 def _terms(name, terms, v_width):
     """``terms`` as a tuple of at most four shift terms in ``[-(v_width-1), v_width-1]``."""
     if isinstance(terms, (str, bytes)) or not hasattr(terms, "__iter__"):
-        raise TypeError(f"{name} must be a list of 0 to {MAX_DECAY_TERMS} shift terms, "
-                        f"not {terms!r}")
+        raise TypeError(
+            f"{name} must be a list of 0 to {MAX_DECAY_TERMS} shift terms, not {terms!r}"
+        )
     terms = tuple(terms)
     if len(terms) > MAX_DECAY_TERMS:
-        raise TypeError(f"{name} must be a list of 0 to {MAX_DECAY_TERMS} shift terms, "
-                        f"not {len(terms)} terms")
+        raise TypeError(
+            f"{name} must be a list of 0 to {MAX_DECAY_TERMS} shift terms, not {len(terms)} terms"
+        )
     return tuple(check_int(f"{name} term", k, -(v_width - 1), v_width - 1) for k in terms)
 
 
@@ -154,11 +168,13 @@ def decay_from_ratio(ratio, v_width=16, max_terms=MAX_DECAY_TERMS):
                 continue
             sign = 1 if rest > 0 else -1
             e = math.log2(abs(rest))
-            for k in {min(max(-math.floor(e), 0), max_shift), min(max(-math.ceil(e), 0), max_shift)}:
+            for k in {
+                min(max(-math.floor(e), 0), max_shift),
+                min(max(-math.ceil(e), 0), max_shift),
+            }:
                 if sign < 0 and k == 0:
                     continue
-                new = (terms + ((k if sign > 0 else -k),),
-                       rest - sign * 2.0 ** -k)
+                new = (terms + ((k if sign > 0 else -k),), rest - sign * 2.0**-k)
                 grown.append(new)
                 if abs(new[1]) < best[1] - 1e-15:
                     best = (new[0], abs(new[1]))

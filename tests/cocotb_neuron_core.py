@@ -42,9 +42,11 @@ class Lane:
         self.clk = dut.clk
         self.synaptic = "i" in cases
         self.names = OUTPUTS + (("i_next",) if self.synaptic else ())
-        port = {name: getattr(dut, f"{prefix}_{name}") for name in
-                ("in_valid", "v", "r", "acc", "params", "out_valid", *self.names)
-                + (("i",) if self.synaptic else ())}
+        port = {
+            name: getattr(dut, f"{prefix}_{name}")
+            for name in ("in_valid", "v", "r", "acc", "params", "out_valid", *self.names)
+            + (("i",) if self.synaptic else ())
+        }
         self.port = port
         port["in_valid"].value = 0
         # Cycle of each accepted input and each observed output, to measure the latency. The
@@ -60,8 +62,14 @@ class Lane:
         params = [int(text, 16) for text in cases["params_hex"]]
         # A plain core has no current: a column of zeros that is never driven.
         currents = cases["i"].tolist() if self.synaptic else [0] * len(cases["v"])
-        columns = (cases["idle"].tolist(), cases["v"].tolist(), cases["r"].tolist(),
-                   cases["acc"].tolist(), cases["params_index"].tolist(), currents)
+        columns = (
+            cases["idle"].tolist(),
+            cases["v"].tolist(),
+            cases["r"].tolist(),
+            cases["acc"].tolist(),
+            cases["params_index"].tolist(),
+            currents,
+        )
         cycle = 0
         for idle, v, r, acc, index, i in zip(*columns):
             if idle:
@@ -99,10 +107,12 @@ class Lane:
         n = len(self.cases["v"])
         latency = int(self.cases["latency"])
         assert len(self.out_cycles) == n, (
-            f"{self.prefix}: {len(self.out_cycles)} outputs for {n} inputs")
+            f"{self.prefix}: {len(self.out_cycles)} outputs for {n} inputs"
+        )
         delays = set(np.subtract(self.out_cycles, self.in_cycles).tolist())
         assert delays == {latency}, (
-            f"{self.prefix}: output delays {sorted(delays)} cycles, want {latency}")
+            f"{self.prefix}: output delays {sorted(delays)} cycles, want {latency}"
+        )
         got = {name: np.array(values, np.int64) for name, values in self.outputs.items()}
         problem = first_mismatch(self.cases, got, self.names)
         assert problem is None, f"{self.prefix} ({self.cases['config']}): {problem}"
@@ -143,12 +153,17 @@ def first_mismatch(cases, got, names=OUTPUTS):
     if not bad:
         return None
     i = min(int(idx[0]) for idx in bad.values())
-    diffs = ", ".join(f"{name} got {got[name][i]} want {cases[name][i]}"
-                      for name in names if got[name][i] != cases[name][i])
+    diffs = ", ".join(
+        f"{name} got {got[name][i]} want {cases[name][i]}"
+        for name in names
+        if got[name][i] != cases[name][i]
+    )
     counts = ", ".join(f"{name} in {idx.size}" for name, idx in bad.items())
-    return (f"mismatches ({counts} of {len(got['spike'])} cases); first: case {i} "
-            f"v={cases['v'][i]} r={cases['r'][i]} acc={cases['acc'][i]} "
-            f"{cases['params_text'][cases['params_index'][i]]}: {diffs}")
+    return (
+        f"mismatches ({counts} of {len(got['spike'])} cases); first: case {i} "
+        f"v={cases['v'][i]} r={cases['r'][i]} acc={cases['acc'][i]} "
+        f"{cases['params_text'][cases['params_index'][i]]}: {diffs}"
+    )
 
 
 @cocotb.test()

@@ -4,8 +4,9 @@ import pytest
 
 
 def pytest_addoption(parser):
-    parser.addoption("--slow", action="store_true",
-                     help="also run the long randomised runs marked 'slow'")
+    parser.addoption(
+        "--slow", action="store_true", help="also run the long randomised runs marked 'slow'"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -27,4 +28,5 @@ def _yowasp_environment():
 def formal():
     """Skip when the formal tools are missing, fail when SPIKEFORGE_REQUIRE_SIMULATORS names them."""
     from spikeforge.sim.formal import require_or_skip
+
     require_or_skip()

@@ -1,8 +1,8 @@
 """Networks and faulty ports for the host-link tests."""
 
 import numpy as np
-
 from network_cases import random_network
+
 from spikeforge.gen.network import Network
 
 __all__ = ["small_network", "relayout_variant", "FaultyPort"]
@@ -31,8 +31,14 @@ def relayout_variant(net, seed):
             pop["bias"] = [int(b) for b in rng.permutation(pop["bias"])]
         for v_th in (pop["v_th"] - 1, pop["v_th"] + 1):
             try:
-                Network.from_dict({**d, "populations": [
-                    {**q, "v_th": v_th} if q is pop else q for q in d["populations"]]})
+                Network.from_dict(
+                    {
+                        **d,
+                        "populations": [
+                            {**q, "v_th": v_th} if q is pop else q for q in d["populations"]
+                        ],
+                    }
+                )
             except ValueError:
                 continue
             pop["v_th"] = v_th
@@ -60,7 +66,7 @@ class FaultyPort:
         self.writes = 0
         self.read_count = 0
         self.injected = 0
-        self.codes = []         # command code of every frame written
+        self.codes = []  # command code of every frame written
 
     def write(self, data):
         data = bytearray(data)

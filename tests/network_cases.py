@@ -8,8 +8,8 @@ With ``synaptic`` some populations are current-based (a ``syn_decay``).
 """
 
 import numpy as np
-
 from neuron_cases import random_decay, random_params
+
 from spikeforge.gen.network import Network
 from spikeforge.sim.params import v_range, w_range
 
@@ -25,11 +25,20 @@ def _live_params(rng, v_width, w_width, t_ref_max):
     v_reset = int(rng.integers(max(v_lo, v_rest - 2 * w_hi), v_th, endpoint=True))
     v_peak = int(rng.integers(v_th, v_hi, endpoint=True))
     n_terms = int(rng.integers(0, 2, endpoint=True))
-    decay = [int(rng.integers(1, v_width - 1, endpoint=True)) if v_width > 2 else 1
-             for _ in range(n_terms)]
-    return dict(v_th=v_th, v_reset=v_reset, v_rest=v_rest, v_peak=v_peak,
-                t_ref=int(rng.integers(0, t_ref_max, endpoint=True)), decay=decay,
-                reset_mode=str(rng.choice(["zero", "subtract"])), bias=0)
+    decay = [
+        int(rng.integers(1, v_width - 1, endpoint=True)) if v_width > 2 else 1
+        for _ in range(n_terms)
+    ]
+    return dict(
+        v_th=v_th,
+        v_reset=v_reset,
+        v_rest=v_rest,
+        v_peak=v_peak,
+        t_ref=int(rng.integers(0, t_ref_max, endpoint=True)),
+        decay=decay,
+        reset_mode=str(rng.choice(["zero", "subtract"])),
+        bias=0,
+    )
 
 
 def _weights(rng, shape, w_width, density, saturating):
@@ -42,8 +51,18 @@ def _weights(rng, shape, w_width, density, saturating):
     return np.where(rng.random(shape) < density, values, 0).astype(np.int64)
 
 
-def random_network(rng, *, n_lif=None, max_size=256, recurrent=None, v_width=None, w_width=None,
-                   extremes=0.2, density=None, synaptic=0.0):
+def random_network(
+    rng,
+    *,
+    n_lif=None,
+    max_size=256,
+    recurrent=None,
+    v_width=None,
+    w_width=None,
+    extremes=0.2,
+    density=None,
+    synaptic=0.0,
+):
     """Draw a random valid :class:`Network`.
 
     Parameters
@@ -77,8 +96,11 @@ def random_network(rng, *, n_lif=None, max_size=256, recurrent=None, v_width=Non
 
     def size():
         # Small sizes are the interesting ones for edge cases; big ones exercise the matmuls.
-        return int(rng.integers(1, max_size, endpoint=True) if rng.random() < 0.3
-                   else rng.integers(1, min(max_size, 16), endpoint=True))
+        return int(
+            rng.integers(1, max_size, endpoint=True)
+            if rng.random() < 0.3
+            else rng.integers(1, min(max_size, 16), endpoint=True)
+        )
 
     n_input = int(rng.integers(1, 2, endpoint=True))
     kinds = ["input"] * n_input + ["lif"] * n_lif
@@ -96,20 +118,29 @@ def random_network(rng, *, n_lif=None, max_size=256, recurrent=None, v_width=Non
             saturating[name] = extreme
             if extreme:
                 p = random_params(rng, v_width, t_ref_max)
-                spec.update(v_th=p.v_th, v_reset=p.v_reset, v_rest=p.v_rest, v_peak=p.v_peak,
-                            t_ref=p.t_ref, decay=list(p.decay), reset_mode=p.reset_mode,
-                            bias=p.bias)
+                spec.update(
+                    v_th=p.v_th,
+                    v_reset=p.v_reset,
+                    v_rest=p.v_rest,
+                    v_peak=p.v_peak,
+                    t_ref=p.t_ref,
+                    decay=list(p.decay),
+                    reset_mode=p.reset_mode,
+                    bias=p.bias,
+                )
             else:
                 spec.update(_live_params(rng, v_width, w_width, t_ref_max))
             if rng.random() < 0.3:
                 lo, hi = v_range(v_width)
-                spec["bias"] = rng.integers(max(lo, -8), min(hi, 8), spec["size"],
-                                            endpoint=True)
+                spec["bias"] = rng.integers(max(lo, -8), min(hi, 8), spec["size"], endpoint=True)
             if synaptic and rng.random() < synaptic:
                 # Live currents decay by about a quarter to a half per step; extreme ones by
                 # anything, including not at all.
-                spec["syn_decay"] = (list(random_decay(rng, v_width)) if extreme else
-                                     [int(rng.integers(1, min(2, v_width - 1), endpoint=True))])
+                spec["syn_decay"] = (
+                    list(random_decay(rng, v_width))
+                    if extreme
+                    else [int(rng.integers(1, min(2, v_width - 1), endpoint=True))]
+                )
         pops.append(spec)
 
     projections = []
@@ -124,12 +155,23 @@ def random_network(rng, *, n_lif=None, max_size=256, recurrent=None, v_width=Non
                 sources.add(i)
         for i in sorted(sources):
             d = rng.uniform(0.05, 0.6) if density is None else density
-            projections.append({"from": pops[i]["name"], "to": dst["name"],
-                                "weights": _weights(rng, (pops[i]["size"], dst["size"]),
-                                                    w_width, d, saturating[dst["name"]])})
+            projections.append(
+                {
+                    "from": pops[i]["name"],
+                    "to": dst["name"],
+                    "weights": _weights(
+                        rng, (pops[i]["size"], dst["size"]), w_width, d, saturating[dst["name"]]
+                    ),
+                }
+            )
 
-    d = {"format": "spikeforge-network/1", "v_width": v_width, "w_width": w_width,
-         "populations": pops, "projections": projections}
+    d = {
+        "format": "spikeforge-network/1",
+        "v_width": v_width,
+        "w_width": w_width,
+        "populations": pops,
+        "projections": projections,
+    }
     net = Network.from_dict(d)
     if rng.random() < 0.3:
         d["acc_width"] = net.required_acc_width() + int(rng.integers(0, 3, endpoint=True))

@@ -33,8 +33,9 @@ class Cases:
                 continue
             p = param_arrays([self.params[n] for n in sel])
             if synaptic:
-                v, i, r, spike, trace = cuba_lif_step(self.v[sel], self.i[sel], self.r[sel],
-                                                      self.acc[sel], p)
+                v, i, r, spike, trace = cuba_lif_step(
+                    self.v[sel], self.i[sel], self.r[sel], self.acc[sel], p
+                )
             else:
                 v, r, spike, trace = lif_step(self.v[sel], self.r[sel], self.acc[sel], p)
                 i = 0
@@ -68,10 +69,16 @@ def random_params(rng, v_width, t_ref_max, synaptic=False):
     v_reset, v_th, v_peak = sorted(int(x) for x in _pick(rng, lo, hi, 3))
     decay = random_decay(rng, v_width)
     params = dict(
-        v_width=v_width, v_th=v_th, v_reset=v_reset, v_peak=v_peak,
-        v_rest=int(_pick(rng, lo, hi, 1)[0]), bias=int(_pick(rng, lo, hi, 1)[0]),
+        v_width=v_width,
+        v_th=v_th,
+        v_reset=v_reset,
+        v_peak=v_peak,
+        v_rest=int(_pick(rng, lo, hi, 1)[0]),
+        bias=int(_pick(rng, lo, hi, 1)[0]),
         t_ref=int(_pick(rng, 0, t_ref_max, 1)[0]),
-        reset_mode=str(rng.choice(["zero", "subtract"])), decay=decay)
+        reset_mode=str(rng.choice(["zero", "subtract"])),
+        decay=decay,
+    )
     if synaptic and rng.random() < 0.75:
         params["syn_decay"] = random_decay(rng, v_width)
     return NeuronParams(**params)
@@ -88,8 +95,9 @@ def random_cases(rng, n, *, v_width, acc_width, t_ref_max, synaptic=False):
     params = [pool[i] for i in rng.integers(0, len(pool), n)]
     r_max = (1 << max(int(t_ref_max).bit_length(), 1)) - 1
     r = np.where(rng.random(n) < 0.6, 0, _pick(rng, 0, r_max, n))
-    cases = Cases(params=params, v=_pick(rng, lo, hi, n), r=r,
-                  acc=_pick(rng, *v_range(acc_width), n))
+    cases = Cases(
+        params=params, v=_pick(rng, lo, hi, n), r=r, acc=_pick(rng, *v_range(acc_width), n)
+    )
     if synaptic:
         cases.i = _pick(rng, lo, hi, n)
     return cases

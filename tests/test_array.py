@@ -9,6 +9,7 @@ network is a new build); ``--slow`` adds many more.
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from network_cases import random_network, random_spikes, synaptic_network
 
 from spikeforge.gen.compile import Capacity, compile_network, runtime_writes
 from spikeforge.gen.errors import SpikeforgeError
@@ -20,8 +21,6 @@ from spikeforge.sim.array_rtl import run_array_rtl
 from spikeforge.sim.network_golden import run_network
 from spikeforge.sim.rtl import require_or_skip
 
-from network_cases import random_network, random_spikes, synaptic_network
-
 LANE_CHOICES = (1, 2, 4)
 
 
@@ -29,13 +28,21 @@ def draw_case(seed, max_size, synaptic=False):
     """A network, its inputs and the array options of one random case; with ``synaptic`` the
     network has a current-based population."""
     rng = np.random.default_rng(seed)
-    net = synaptic_network(rng, max_size=max_size) if synaptic else \
-        random_network(rng, max_size=max_size)
+    net = (
+        synaptic_network(rng, max_size=max_size)
+        if synaptic
+        else random_network(rng, max_size=max_size)
+    )
     burst = rng.random() < 0.25
-    spikes = random_spikes(rng, net, int(rng.integers(3, 8)),
-                           activity=1.0 if burst else float(rng.uniform(0.1, 0.5)))
-    options = dict(lanes=LANE_CHOICES[seed % 3], stages=int(rng.integers(1, 4, endpoint=True)),
-                   out_stall=float(rng.choice([0.0, 0.3, 0.7])), seed=seed)
+    spikes = random_spikes(
+        rng, net, int(rng.integers(3, 8)), activity=1.0 if burst else float(rng.uniform(0.1, 0.5))
+    )
+    options = dict(
+        lanes=LANE_CHOICES[seed % 3],
+        stages=int(rng.integers(1, 4, endpoint=True)),
+        out_stall=float(rng.choice([0.0, 0.3, 0.7])),
+        seed=seed,
+    )
     return net, spikes, options
 
 
@@ -45,8 +52,10 @@ def assert_same(got, want, where):
         assert bad.size == 0, f"{where}: spikes of {name} differ first at (t, i)={tuple(bad[0])}"
     for name in want.v:
         bad = np.argwhere(got.v[name] != want.v[name])
-        assert bad.size == 0, (f"{where}: trace of {name} differs first at (t, i)={tuple(bad[0])}: "
-                               f"{got.v[name][tuple(bad[0])]} != {want.v[name][tuple(bad[0])]}")
+        assert bad.size == 0, (
+            f"{where}: trace of {name} differs first at (t, i)={tuple(bad[0])}: "
+            f"{got.v[name][tuple(bad[0])]} != {want.v[name][tuple(bad[0])]}"
+        )
     assert got.cycles is not None and (got.cycles > 0).all()
 
 
@@ -66,15 +75,15 @@ def test_amaranth_matches_golden_synaptic(seed):
     assert_same(got, want, f"seed {seed} {options}")
 
 
-@pytest.mark.parametrize("seed, simulator", [
-    (400, "icarus"), pytest.param(401, "verilator", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "seed, simulator", [(400, "icarus"), pytest.param(401, "verilator", marks=pytest.mark.slow)]
+)
 def test_rtl_matches_golden_synaptic(seed, simulator, tmp_path):
     require_or_skip(simulator)
     net, spikes, options = draw_case(seed, max_size=32, synaptic=True)
     batch = spikes[np.newaxis].repeat(2, axis=0)  # the second run checks that reset clears i
     want = run_network(net, batch, trace=True)
-    got = run_array_rtl(net, batch, trace=True, simulator=simulator, build_root=tmp_path,
-                        **options)
+    got = run_array_rtl(net, batch, trace=True, simulator=simulator, build_root=tmp_path, **options)
     assert_same(got, want, f"seed {seed} {options}")
 
 
@@ -83,8 +92,14 @@ def test_icarus_matches_golden(seed, tmp_path):
     require_or_skip("icarus")
     net, spikes, options = draw_case(seed, max_size=32)
     want = run_network(net, spikes[np.newaxis].repeat(2, axis=0), trace=True)
-    got = run_array_rtl(net, spikes[np.newaxis].repeat(2, axis=0), trace=True,
-                        simulator="icarus", build_root=tmp_path, **options)
+    got = run_array_rtl(
+        net,
+        spikes[np.newaxis].repeat(2, axis=0),
+        trace=True,
+        simulator="icarus",
+        build_root=tmp_path,
+        **options,
+    )
     assert_same(got, want, f"seed {seed} {options}")
 
 
@@ -93,8 +108,9 @@ def test_verilator_matches_golden(seed, max_size, tmp_path):
     require_or_skip("verilator")
     net, spikes, options = draw_case(seed, max_size=max_size)
     want = run_network(net, spikes, trace=True)
-    got = run_array_rtl(net, spikes, trace=True, simulator="verilator", build_root=tmp_path,
-                        **options)
+    got = run_array_rtl(
+        net, spikes, trace=True, simulator="verilator", build_root=tmp_path, **options
+    )
     assert_same(got, want, f"seed {seed} {options}")
 
 
@@ -102,8 +118,11 @@ def test_verilator_matches_golden(seed, max_size, tmp_path):
 @pytest.mark.parametrize("seed", range(1000, 1300))
 def test_amaranth_matches_golden_long(seed):
     net, spikes, options = draw_case(seed, max_size=64)
-    assert_same(run_array_amaranth(net, spikes, trace=True, **options),
-                run_network(net, spikes, trace=True), f"seed {seed} {options}")
+    assert_same(
+        run_array_amaranth(net, spikes, trace=True, **options),
+        run_network(net, spikes, trace=True),
+        f"seed {seed} {options}",
+    )
 
 
 @pytest.mark.slow
@@ -112,9 +131,11 @@ def test_amaranth_matches_golden_long(seed):
 def test_rtl_matches_golden_long(seed, simulator, tmp_path):
     require_or_skip(simulator)
     net, spikes, options = draw_case(seed, max_size=256)
-    assert_same(run_array_rtl(net, spikes, trace=True, simulator=simulator, build_root=tmp_path,
-                              **options),
-                run_network(net, spikes, trace=True), f"seed {seed} {options}")
+    assert_same(
+        run_array_rtl(net, spikes, trace=True, simulator=simulator, build_root=tmp_path, **options),
+        run_network(net, spikes, trace=True),
+        f"seed {seed} {options}",
+    )
 
 
 def _recurrent_pair(syn_decays=(None, None)):
@@ -123,18 +144,38 @@ def _recurrent_pair(syn_decays=(None, None)):
     rng = np.random.default_rng(7)
     w1 = rng.integers(-20, 60, (6, 10))
     w2 = rng.integers(-30, 40, (10, 10))
-    pop = {"name": "hidden", "kind": "lif", "size": 10, "v_th": 100, "v_reset": 0, "v_rest": 0,
-           "v_peak": 300, "t_ref": 1, "decay": [3], "reset_mode": "subtract", "bias": 2}
+    pop = {
+        "name": "hidden",
+        "kind": "lif",
+        "size": 10,
+        "v_th": 100,
+        "v_reset": 0,
+        "v_rest": 0,
+        "v_peak": 300,
+        "t_ref": 1,
+        "decay": [3],
+        "reset_mode": "subtract",
+        "bias": 2,
+    }
 
     def net(scale, v_th, syn_decay):
         hidden = {**pop, "v_th": v_th}
         if syn_decay is not None:
             hidden["syn_decay"] = syn_decay
-        return Network.from_dict({
-            "format": "spikeforge-network/1", "v_width": 16, "w_width": 8, "acc_width": 14,
-            "populations": [{"name": "x", "kind": "input", "size": 6}, hidden],
-            "projections": [{"from": "x", "to": "hidden", "weights": (w1 * scale).tolist()},
-                            {"from": "hidden", "to": "hidden", "weights": w2.tolist()}]})
+        return Network.from_dict(
+            {
+                "format": "spikeforge-network/1",
+                "v_width": 16,
+                "w_width": 8,
+                "acc_width": 14,
+                "populations": [{"name": "x", "kind": "input", "size": 6}, hidden],
+                "projections": [
+                    {"from": "x", "to": "hidden", "weights": (w1 * scale).tolist()},
+                    {"from": "hidden", "to": "hidden", "weights": w2.tolist()},
+                ],
+            }
+        )
+
     return net(1, 100, syn_decays[0]), net(2, 60, syn_decays[1])
 
 
@@ -173,7 +214,9 @@ def _run_session(dut, spikes, actions):
     async def consumer(ctx):
         ctx.set(dut.spike_out.ready, 1)
         while True:
-            _, _, valid, payload = await ctx.tick().sample(dut.spike_out.valid, dut.spike_out.payload)
+            _, _, valid, payload = await ctx.tick().sample(
+                dut.spike_out.valid, dut.spike_out.payload
+            )
             if valid:
                 box["rec"].spike(box["t"], payload.population, payload.index)
 
@@ -184,8 +227,9 @@ def _run_session(dut, spikes, actions):
     sim.run()
 
 
-@pytest.mark.parametrize("syn_decays", [(None, None), ([2, -4], [2, -4])],
-                         ids=["plain", "current-based"])
+@pytest.mark.parametrize(
+    "syn_decays", [(None, None), ([2, -4], [2, -4])], ids=["plain", "current-based"]
+)
 def test_runtime_loading_and_reset(syn_decays):
     net_a, net_b = _recurrent_pair(syn_decays)
     spikes = random_spikes(np.random.default_rng(3), net_a, 8, activity=0.4)
@@ -196,12 +240,21 @@ def test_runtime_loading_and_reset(syn_decays):
     plan_a = compile_network(net_a, 2)
     dut = NeuronArray(plan_a, stages=2)
     recs = [ArrayRecorder(plan_a, spikes.shape[0]) for _ in range(3)]
-    _run_session(dut, spikes, [
-        ("steps", recs[0]), ("reset",), ("steps", recs[1]),
-        ("load", list(runtime_writes(compile_network(net_b, 2)))), ("reset",), ("steps", recs[2]),
-    ])
-    for rec, want, what in zip(recs, (want_a, want_a, want_b),
-                               ("first run", "after reset", "after loading B")):
+    _run_session(
+        dut,
+        spikes,
+        [
+            ("steps", recs[0]),
+            ("reset",),
+            ("steps", recs[1]),
+            ("load", list(runtime_writes(compile_network(net_b, 2)))),
+            ("reset",),
+            ("steps", recs[2]),
+        ],
+    )
+    for rec, want, what in zip(
+        recs, (want_a, want_a, want_b), ("first run", "after reset", "after loading B")
+    ):
         assert not rec.errors
         assert (rec.spikes["hidden"] == want.spikes["hidden"]).all(), what
 
@@ -236,11 +289,17 @@ def test_generated_verilog_is_deterministic():
 
 def test_capacity_errors_name_the_memory():
     net_a, _ = _recurrent_pair()
-    with pytest.raises(SpikeforgeError, match=r"^network needs 160 weight words per lane, the "
-                                              r"target holds 100 \(lanes=1\)"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^network needs 160 weight words per lane, the "
+        r"target holds 100 \(lanes=1\)",
+    ):
         compile_network(net_a, 1, Capacity(weight_words=100))
-    with pytest.raises(SpikeforgeError, match=r"^network needs 5 neuron slots per lane, the "
-                                              r"target holds 4 \(lanes=2\)"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^network needs 5 neuron slots per lane, the "
+        r"target holds 4 \(lanes=2\)",
+    ):
         compile_network(net_a, 2, Capacity(slots=4))
     with pytest.raises(SpikeforgeError, match=r"^lanes must be one of 1, 2, 4, 8, not 3$"):
         compile_network(net_a, 3)

@@ -19,25 +19,40 @@ from spikeforge.sim.network_golden import NetworkRun
 
 
 def lif(name, size):
-    return {"name": name, "kind": "lif", "size": size, "v_th": 10, "v_reset": 0, "v_rest": 0,
-            "v_peak": 20, "t_ref": 0, "decay": [], "reset_mode": "zero", "bias": 0}
+    return {
+        "name": name,
+        "kind": "lif",
+        "size": size,
+        "v_th": 10,
+        "v_reset": 0,
+        "v_rest": 0,
+        "v_peak": 20,
+        "t_ref": 0,
+        "decay": [],
+        "reset_mode": "zero",
+        "bias": 0,
+    }
 
 
 def small_network(recurrent):
     pops = [{"name": "inp", "kind": "input", "size": 3}, lif("a", 5), lif("b", 2)]
-    projs = [{"from": "inp", "to": "a", "weights": np.ones((3, 5), int)},
-             {"from": "a", "to": "b", "weights": np.ones((5, 2), int)}]
+    projs = [
+        {"from": "inp", "to": "a", "weights": np.ones((3, 5), int)},
+        {"from": "a", "to": "b", "weights": np.ones((5, 2), int)},
+    ]
     if recurrent:
         projs.append({"from": "b", "to": "a", "weights": np.ones((2, 5), int)})
-    return Network.from_dict({"format": FORMAT, "v_width": 8, "w_width": 4,
-                              "populations": pops, "projections": projs})
+    return Network.from_dict(
+        {"format": FORMAT, "v_width": 8, "w_width": 4, "populations": pops, "projections": projs}
+    )
 
 
 def test_lower_bound_by_hand():
     net = small_network(recurrent=True)
     inputs = np.array([[1, 0, 1], [0, 0, 0]])
-    run = NetworkRun(spikes={"a": np.array([[1, 1, 0, 0, 0], [0, 0, 0, 0, 1]]),
-                             "b": np.array([[1, 0], [0, 0]])})
+    run = NetworkRun(
+        spikes={"a": np.array([[1, 1, 0, 0, 0], [0, 0, 0, 0, 1]]), "b": np.array([[1, 0], [0, 0]])}
+    )
     # P = 2. Fan-out walk per event: inp -> a ceil(5/2) = 3, a -> b ceil(2/2) = 1,
     # b -> a 3. Updates: ceil(5/2) + ceil(2/2) = 4.
     # Step 0: 2 inputs * 3 + 2 a-spikes * 1 + 1 b-spike * 3 + 4 = 15; step 1: 1 + 4 = 5.
@@ -64,8 +79,25 @@ def test_lower_bound_rejects_lanes():
 
 def test_bench_cli_cycles_quick(tmp_path, capsys):
     out = tmp_path / "results.json"
-    assert main(["bench", "--quick", "--parts", "cycles", "--lanes", "2", "--repeat", "1",
-                 "--doc", "none", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--quick",
+                "--parts",
+                "cycles",
+                "--lanes",
+                "2",
+                "--repeat",
+                "1",
+                "--doc",
+                "none",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads(out.read_text())
     assert results["quick"] is True and results["machine"]["packages"]["amaranth"]
     assert [c["case"] for c in results["cycles"]] == ["feedforward", "recurrent"]
@@ -79,14 +111,18 @@ def test_bench_cli_cycles_quick(tmp_path, capsys):
 
 # Brian2 2.9 still calls pyparsing names and arguments deprecated in pyparsing 3.3 (a
 # DeprecationWarning subclass that older pyparsing versions do not define).
-BRIAN2_PYPARSING = pytest.mark.filterwarnings(
-    "ignore:.*deprecated.* use:DeprecationWarning")
+BRIAN2_PYPARSING = pytest.mark.filterwarnings("ignore:.*deprecated.* use:DeprecationWarning")
 
 
 @BRIAN2_PYPARSING
 def test_suite_quick_speed_and_brian2(tmp_path):
-    results = bench.run_suite(("speed", "brian2"), quick=True, repeat=1,
-                              speed_backends=("golden", "amaranth"), log=lambda _: None)
+    results = bench.run_suite(
+        ("speed", "brian2"),
+        quick=True,
+        repeat=1,
+        speed_backends=("golden", "amaranth"),
+        log=lambda _: None,
+    )
     for entry in results["speed"]:
         for key in ("golden_b1", "golden_b64", "amaranth"):
             rate = entry[key]["neuron_steps_per_s"]
@@ -99,8 +135,14 @@ def test_suite_quick_speed_and_brian2(tmp_path):
         assert b["rates_agree"] and list(b["batches"]) == ["1", "4"]
         for key, entry in b["batches"].items():
             assert entry["batch"] == int(key) and entry["neuron_steps"] == int(key) * 1024 * 100
-            for name in ("golden_s", "brian2_s", "speedup", "speedup_cpu",
-                         "golden_neuron_steps_per_s", "brian2_neuron_steps_per_s"):
+            for name in (
+                "golden_s",
+                "brian2_s",
+                "speedup",
+                "speedup_cpu",
+                "golden_neuron_steps_per_s",
+                "brian2_neuron_steps_per_s",
+            ):
                 assert entry[name]["min"] <= entry[name]["median"] <= entry[name]["max"]
         assert b["vs_separate_runs"]["n"] == b["vs_separate_runs_cpu"]["n"] == 1
 
@@ -116,12 +158,27 @@ def test_suite_quick_speed_and_brian2(tmp_path):
 
 
 def test_render_build_rows():
-    results = {"date": "d", "quick": True, "repeat": 1, "machine": bench.machine_info(),
-               "build": [{"board": "icebreaker", "network": "4-3-2", "lanes": 1, "error":
-                          "design does not fit"},
-                         {"board": "icebreaker", "network": "4-3-2", "lanes": 2, "luts": 10,
-                          "ffs": 5, "brams": 1, "sprams": 0, "dsps": 0, "fmax_mhz": 30.0,
-                          "build_s": {"median": 2.0, "min": 2.0, "max": 2.0, "n": 1}}]}
+    results = {
+        "date": "d",
+        "quick": True,
+        "repeat": 1,
+        "machine": bench.machine_info(),
+        "build": [
+            {"board": "icebreaker", "network": "4-3-2", "lanes": 1, "error": "design does not fit"},
+            {
+                "board": "icebreaker",
+                "network": "4-3-2",
+                "lanes": 2,
+                "luts": 10,
+                "ffs": 5,
+                "brams": 1,
+                "sprams": 0,
+                "dsps": 0,
+                "fmax_mhz": 30.0,
+                "build_s": {"median": 2.0, "min": 2.0, "max": 2.0, "n": 1},
+            },
+        ],
+    }
     text = bench.render_tables(results)
     assert "does not build: design does not fit" in text
     assert "| icebreaker | 4-3-2 | 2 | 10 | 5 | 1 | 0 | 0 | 30.0 | - | - | 2 [2, 2] |" in text
@@ -134,28 +191,45 @@ def test_update_doc_needs_block(tmp_path):
         bench.update_doc(doc, {})
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--parts", "cycles,nope"], r"bench parts must be among cycles, speed, build, capacity, "
-                                 r"brian2, not 'nope'"),
-    (["--backend", "golden"], r"--backend must be one of amaranth, verilator, icarus, "
-                              r"not 'golden'"),
-    (["--repeat", "0"], r"--repeat must be an integer in \[1, 100\], not 0"),
-    (["--lanes", "1,x"], r"argument --lanes: must be a comma-separated list of integers, not '1,x'"),
-    (["--boards", "nope"], r"unknown board 'nope'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--parts", "cycles,nope"],
+            r"bench parts must be among cycles, speed, build, capacity, "
+            r"brian2, not 'nope'",
+        ),
+        (
+            ["--backend", "golden"],
+            r"--backend must be one of amaranth, verilator, icarus, "
+            r"not 'golden'",
+        ),
+        (["--repeat", "0"], r"--repeat must be an integer in \[1, 100\], not 0"),
+        (
+            ["--lanes", "1,x"],
+            r"argument --lanes: must be a comma-separated list of integers, not '1,x'",
+        ),
+        (["--boards", "nope"], r"unknown board 'nope'"),
+    ],
+)
 def test_bench_cli_errors(argv, message, capsys, tmp_path):
     assert main(["bench", "--doc", "none", "-o", str(tmp_path / "r.json"), *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     import re
+
     assert re.search(message, err)
 
 
 def test_merge_keeps_other_parts_and_a_measured_brian2(tmp_path):
     path = tmp_path / "r.json"
     base = {"date": "d1", "quick": False, "repeat": 1, "machine": {"cpu": "x"}}
-    bench.save_results(path, bench.merge_results(path, dict(base, brian2={"status": "ok"},
-                                                            cycles=[{"case": "a", "lanes": 1}])))
+    bench.save_results(
+        path,
+        bench.merge_results(
+            path, dict(base, brian2={"status": "ok"}, cycles=[{"case": "a", "lanes": 1}])
+        ),
+    )
     later = dict(base, date="d2", brian2={"status": "not installed"}, speed=[{"case": "b"}])
     merged = bench.merge_results(path, later)
     assert merged["brian2"] == {"status": "ok"} and merged["cycles"] == [{"case": "a", "lanes": 1}]
@@ -170,6 +244,7 @@ def brian2_or_skip():
             pytest.fail("brian2 is required (SPIKEFORGE_REQUIRE_SIMULATORS) but not installed")
         pytest.skip("brian2 is not installed (pip install 'spikeforge[bench]')")
     import brian2
+
     return brian2
 
 
@@ -204,71 +279,119 @@ def test_brian_comparison_rates_agree():
 
 def test_ratio_spread_pairs_repeats():
     # Per-repeat ratios 4/2 and 9/3, not a ratio of medians.
-    assert bench._ratio_spread([4.0, 9.0], [2.0, 3.0]) == {"median": 2.5, "min": 2.0,
-                                                          "max": 3.0, "n": 2}
+    assert bench._ratio_spread([4.0, 9.0], [2.0, 3.0]) == {
+        "median": 2.5,
+        "min": 2.0,
+        "max": 3.0,
+        "n": 2,
+    }
 
 
 def test_render_brian2_rows():
     spread = lambda x: {"median": x, "min": x / 2, "max": 2 * x, "n": 3}  # noqa: E731
-    entry = {"golden_s": spread(0.5), "brian2_s": spread(2.0), "speedup": spread(4.0),
-             "speedup_cpu": spread(3.0), "golden_neuron_steps_per_s": spread(1e6),
-             "brian2_neuron_steps_per_s": spread(2.5e5), "golden_rate_hz": 147.25,
-             "brian2_rate_hz": 147.0, "rate_rel_diff": 0.0017, "rates_agree": True}
-    results = {"date": "d", "quick": False, "repeat": 3, "machine": bench.machine_info(),
-               "brian2": {"status": "ok", "brian2": "2.9.0", "steps": 1000, "neurons": 1024,
-                          "tolerance": 0.02, "vs_separate_runs": spread(40.0),
-                          "vs_separate_runs_cpu": spread(30.0),
-                          "batches": {"1": dict(entry, batch=1),
-                                      "64": dict(entry, batch=64, rates_agree=False)}}}
+    entry = {
+        "golden_s": spread(0.5),
+        "brian2_s": spread(2.0),
+        "speedup": spread(4.0),
+        "speedup_cpu": spread(3.0),
+        "golden_neuron_steps_per_s": spread(1e6),
+        "brian2_neuron_steps_per_s": spread(2.5e5),
+        "golden_rate_hz": 147.25,
+        "brian2_rate_hz": 147.0,
+        "rate_rel_diff": 0.0017,
+        "rates_agree": True,
+    }
+    results = {
+        "date": "d",
+        "quick": False,
+        "repeat": 3,
+        "machine": bench.machine_info(),
+        "brian2": {
+            "status": "ok",
+            "brian2": "2.9.0",
+            "steps": 1000,
+            "neurons": 1024,
+            "tolerance": 0.02,
+            "vs_separate_runs": spread(40.0),
+            "vs_separate_runs_cpu": spread(30.0),
+            "batches": {"1": dict(entry, batch=1), "64": dict(entry, batch=64, rates_agree=False)},
+        },
+    }
     text = bench.render_tables(results)
-    assert ("| 1 | 0.5 [0.25, 1] | 2 [1, 4] | 1e+06 [5e+05, 2e+06] | 2.5e+05 [1.25e+05, 5e+05] "
-            "| 4 [2, 8] | 3 [1.5, 6] | 147.25 / 147.00 | agree (0.0017, tolerance 0.02) |") in text
+    assert (
+        "| 1 | 0.5 [0.25, 1] | 2 [1, 4] | 1e+06 [5e+05, 2e+06] | 2.5e+05 [1.25e+05, 5e+05] "
+        "| 4 [2, 8] | 3 [1.5, 6] | 147.25 / 147.00 | agree (0.0017, tolerance 0.02) |"
+    ) in text
     assert "| 64 | 0.5 [0.25, 1] |" in text and "DISAGREE" in text
-    assert ("Golden model at batch 64 against 64 separate Brian2 runs (which take 64 times one "
-            "run): 40 [20, 80] times the throughput (CPU time: 30 [15, 60]).") in text
+    assert (
+        "Golden model at batch 64 against 64 separate Brian2 runs (which take 64 times one "
+        "run): 40 [20, 80] times the throughput (CPU time: 30 [15, 60])."
+    ) in text
 
 
 # --- Capacity (block RAM model, confirmation loop, table) ---------------------------------------
 
-@pytest.mark.parametrize("depth, width, family, expected", [
-    # iCE40 EBR: 256x16, 512x8, 1024x4, 2048x2; a block costs 64, a bit of logic 1.
-    (12288, 8, "ice40", ("block", 24)),      # 512x8: 24 deep
-    (192, 18, "ice40", ("block", 2)),        # 256x16 twice wide (512x8 would need 3)
-    (8, 9, "ice40", ("block", 1)),           # 72 bits of logic cost more than one block
-    (3, 9, "ice40", ("logic", 0)),           # 27 bits
-    # ECP5 / Gowin 18 kbit blocks cost 128; LUT RAM 16x4 cells cost 4 each.
-    (11392, 14, "ecp5", ("block", 12)),      # 4096x4: 4 wide x 3 deep, the cheapest decoder
-    # Measured on the OrangeCrab: 96,256 x 8 took 48 blocks of 16384x1 (6 deep, read mux cost
-    # 0.5 x 5 x 8 = 20), not 47 of 2048x9 (mux 0.5 x 46 x 8 = 184 > one block's 128).
-    (96256, 8, "ecp5", ("block", 48)),
-    (94208, 8, "ecp5", ("block", 46)),       # 4096x4: 2 wide x 23 deep
-    (43008, 8, "gowin", ("block", 21)),      # 2048x9: 21 deep
-    (512, 36, "gowin", ("block", 1)),
-    (70, 13, "gowin", ("distributed", 0)),   # 5 x 4 cells = 80 < 128: LUT RAM
-    (3, 7, "ecp5", ("distributed", 0)),      # one 2-cell row (8) < 21 bits of logic
-])
+
+@pytest.mark.parametrize(
+    "depth, width, family, expected",
+    [
+        # iCE40 EBR: 256x16, 512x8, 1024x4, 2048x2; a block costs 64, a bit of logic 1.
+        (12288, 8, "ice40", ("block", 24)),  # 512x8: 24 deep
+        (192, 18, "ice40", ("block", 2)),  # 256x16 twice wide (512x8 would need 3)
+        (8, 9, "ice40", ("block", 1)),  # 72 bits of logic cost more than one block
+        (3, 9, "ice40", ("logic", 0)),  # 27 bits
+        # ECP5 / Gowin 18 kbit blocks cost 128; LUT RAM 16x4 cells cost 4 each.
+        (11392, 14, "ecp5", ("block", 12)),  # 4096x4: 4 wide x 3 deep, the cheapest decoder
+        # Measured on the OrangeCrab: 96,256 x 8 took 48 blocks of 16384x1 (6 deep, read mux cost
+        # 0.5 x 5 x 8 = 20), not 47 of 2048x9 (mux 0.5 x 46 x 8 = 184 > one block's 128).
+        (96256, 8, "ecp5", ("block", 48)),
+        (94208, 8, "ecp5", ("block", 46)),  # 4096x4: 2 wide x 23 deep
+        (43008, 8, "gowin", ("block", 21)),  # 2048x9: 21 deep
+        (512, 36, "gowin", ("block", 1)),
+        (70, 13, "gowin", ("distributed", 0)),  # 5 x 4 cells = 80 < 128: LUT RAM
+        (3, 7, "ecp5", ("distributed", 0)),  # one 2-cell row (8) < 21 bits of logic
+    ],
+)
 def test_map_memory_by_hand(depth, width, family, expected):
     assert bench.map_memory(depth, width, family) == expected
 
 
 def test_memory_model_small_plan_by_hand():
     from spikeforge.gen.compile import compile_network
+
     plan = compile_network(bench.capacity_network(16), 1)
-    kinds = {m["name"]: (m["depth"], m["width"], m["kind"], m["blocks"])
-             for m in bench.memory_model(plan, "ice40")[1]}
+    kinds = {
+        m["name"]: (m["depth"], m["width"], m["kind"], m["blocks"])
+        for m in bench.memory_model(plan, "ice40")[1]
+    }
     # 64 x 16 weights of 8 bits; acc 2 banks x 16 of 14 bits (64 8-bit weights); state 16-bit v
     # plus 2 refractory bits; spike FIFO: row (4 bits) + 1 lane bit; output FIFO 1 + 6 bits.
-    assert kinds == {"weights0": (1024, 8, "block", 2), "acc0": (32, 14, "block", 1),
-                     "state0": (16, 18, "block", 2), "bias0": (16, 16, "block", 1),
-                     "spike_fifo": (16, 5, "block", 1), "out_fifo": (3, 7, "logic", 0)}
+    assert kinds == {
+        "weights0": (1024, 8, "block", 2),
+        "acc0": (32, 14, "block", 1),
+        "state0": (16, 18, "block", 2),
+        "bias0": (16, 16, "block", 1),
+        "spike_fifo": (16, 5, "block", 1),
+        "out_fifo": (3, 7, "logic", 0),
+    }
     assert bench.memory_model(plan, "ice40")[0] == 7
     # ECP5: the weights in one 2048x9 block, everything else in LUT RAM.
     assert bench.memory_model(plan, "ecp5")[0] == 1
     # Two lanes: every per-lane memory twice, half as deep.
     plan2 = compile_network(bench.capacity_network(16), 2)
     names = [m["name"] for m in bench.memory_model(plan2, "ice40")[1]]
-    assert names == ["weights0", "acc0", "state0", "bias0", "weights1", "acc1", "state1",
-                     "bias1", "spike_fifo", "out_fifo"]
+    assert names == [
+        "weights0",
+        "acc0",
+        "state0",
+        "bias0",
+        "weights1",
+        "acc1",
+        "state1",
+        "bias1",
+        "spike_fifo",
+        "out_fifo",
+    ]
     assert bench.memory_model(plan2, "ice40")[1][0]["depth"] == 512
 
 
@@ -277,13 +400,18 @@ def test_array_memories_match_the_array():
 
     from spikeforge.gen.compile import compile_network
     from spikeforge.hdl.array import NeuronArray
+
     plan = compile_network(bench.capacity_network(10), 2)
     array = NeuronArray(plan)
     Fragment.get(array, None)
     model = {name: (depth, width) for name, depth, width in bench.array_memories(plan)}
     for lane in range(2):
-        for name, mems in (("weights", array.weight_mem), ("acc", array.acc_mem),
-                           ("state", array.state_mem), ("bias", array.bias_mem)):
+        for name, mems in (
+            ("weights", array.weight_mem),
+            ("acc", array.acc_mem),
+            ("state", array.state_mem),
+            ("bias", array.bias_mem),
+        ):
             mem = mems[lane]
             width = mem.shape.size if hasattr(mem.shape, "size") else mem.shape.width
             assert model[f"{name}{lane}"] == (mem.depth, width)
@@ -293,6 +421,7 @@ def test_model_reproduces_measured_builds():
     # docs/performance.md: the 256-128-10 array took 20 DP16KD on the ECP5-85F at P = 1, 2, 4
     # and 20 BSRAM on the GW1NR-9 at P = 1, 2.
     from spikeforge.gen.compile import compile_network
+
     net = bench.feedforward_network()
     for family, lanes in (("ecp5", 1), ("ecp5", 2), ("ecp5", 4), ("gowin", 1), ("gowin", 2)):
         assert bench.memory_model(compile_network(net, lanes), family)[0] == 20
@@ -308,10 +437,19 @@ def test_largest_fit_by_hand():
 
 def test_device_blocks():
     from spikeforge.boards.registry import BOARDS
+
     assert {b.name: bench.device_blocks(b.device) for b in BOARDS.values()} == {
-        "icebreaker": 30, "icesugar": 30, "ulx3s-85f": 208, "orangecrab": 56, "tangnano9k": 26}
-    with pytest.raises(SpikeforgeError, match=r"no block RAM count known for device 'XC7A35T': "
-                                              r"known are iCE40UP5K, LFE5U-85F"):
+        "icebreaker": 30,
+        "icesugar": 30,
+        "ulx3s-85f": 208,
+        "orangecrab": 56,
+        "tangnano9k": 26,
+    }
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"no block RAM count known for device 'XC7A35T': "
+        r"known are iCE40UP5K, LFE5U-85F",
+    ):
         bench.device_blocks("XC7A35T")
 
 
@@ -324,6 +462,7 @@ def fake_build(limit, used=lambda predicted: predicted):
 
     from spikeforge.boards.build import BuildError
     from spikeforge.gen.compile import compile_network
+
     calls = []
 
     def build(top, board, build_dir, *, check_timing=True):
@@ -333,14 +472,28 @@ def fake_build(limit, used=lambda predicted: predicted):
         calls.append(("spram", n) if top.runtime_weights else n)
         if n > limit:
             raise BuildError(f"design does not fit the {board.device} of {board.name}")
-        predicted = bench.memory_model(compile_network(bench.capacity_network(n), 1),
-                                       board.family, top.runtime_weights)[0]
+        predicted = bench.memory_model(
+            compile_network(bench.capacity_network(n), 1), board.family, top.runtime_weights
+        )[0]
         if top.runtime_weights:
-            return {"luts": 2000 + n, "luts_available": 5280, "ffs": 500, "brams": predicted,
-                    "sprams": 4, "fmax_mhz": 31.0}
-        return {"luts": 1000 + n, "luts_available": 5280, "ffs": 500, "brams": used(predicted),
-                "sprams": 0, "fmax_mhz": 30.0,
-                "utilization": {"ICESTORM_RAM": [used(predicted), 30]}}
+            return {
+                "luts": 2000 + n,
+                "luts_available": 5280,
+                "ffs": 500,
+                "brams": predicted,
+                "sprams": 4,
+                "fmax_mhz": 31.0,
+            }
+        return {
+            "luts": 1000 + n,
+            "luts_available": 5280,
+            "ffs": 500,
+            "brams": used(predicted),
+            "sprams": 0,
+            "fmax_mhz": 30.0,
+            "utilization": {"ICESTORM_RAM": [used(predicted), 30]},
+        }
+
     return build, calls
 
 
@@ -379,19 +532,28 @@ def test_capacity_grows_when_the_model_over_counts(monkeypatch):
     # The build uses one block fewer than modelled: the next try has one block more.
     build, calls = fake_build(limit=10_000, used=lambda predicted: predicted - 1)
     monkeypatch.setattr("spikeforge.boards.build.build", build)
-    (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], attempts=2,
-                                      log=lambda _: None)
+    (entry,) = bench.measure_capacity(
+        ["icebreaker"], confirm=["icebreaker"], attempts=2, log=lambda _: None
+    )
     assert calls == [192, 200, ("spram", 1024)] and entry["confirmed"]["neurons"] == 200
 
 
 def test_capacity_none_builds(monkeypatch):
     build, calls = fake_build(limit=0)
     monkeypatch.setattr("spikeforge.boards.build.build", build)
-    (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], attempts=2,
-                                      log=lambda _: None)
+    (entry,) = bench.measure_capacity(
+        ["icebreaker"], confirm=["icebreaker"], attempts=2, log=lambda _: None
+    )
     assert len(calls) == 3 and entry["confirmed"] is None
-    text = bench.render_tables({"date": "d", "quick": False, "repeat": 1,
-                                "machine": bench.machine_info(), "capacity": [entry]})
+    text = bench.render_tables(
+        {
+            "date": "d",
+            "quick": False,
+            "repeat": 1,
+            "machine": bench.machine_info(),
+            "capacity": [entry],
+        }
+    )
     assert f"none of 192, {calls[1]} built: design does not fit" in text
 
 
@@ -399,27 +561,67 @@ def test_capacity_cli_table_and_merge(monkeypatch, tmp_path, capsys):
     build, _ = fake_build(limit=10_000)
     monkeypatch.setattr("spikeforge.boards.build.build", build)
     out = tmp_path / "r.json"
-    assert main(["bench", "--parts", "capacity", "--boards", "icebreaker", "--doc", "none",
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--parts",
+                "capacity",
+                "--boards",
+                "icebreaker",
+                "--doc",
+                "none",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     # The build time is the stand-in's (elaboration), so any number.
-    assert re.search(r"\| icebreaker \| iCE40UP5K-SG48 \| 1 \| 192 \| 12288 \| 30/30 \(weights0 "
-                     r"24, acc0 2, state0 2, bias0 1, spike_fifo 1\) \| 192 \| 12288 \| "
-                     r"1192/5280 \| 30/30 \(30\) \| 30.0 \| \d+ \| 192: 30 BRAM \|", text)
+    assert re.search(
+        r"\| icebreaker \| iCE40UP5K-SG48 \| 1 \| 192 \| 12288 \| 30/30 \(weights0 "
+        r"24, acc0 2, state0 2, bias0 1, spike_fifo 1\) \| 192 \| 12288 \| "
+        r"1192/5280 \| 30/30 \(30\) \| 30.0 \| \d+ \| 192: 30 BRAM \|",
+        text,
+    )
     assert "| tangnano9k | GW1NR-LV9QN88PC6/I5 | 1 | 672 | 43008 | 26/26 (" in text
     # Four boards of the block RAM table, the iCESugar in the SPRAM table.
     assert text.count("model only") == 5
-    assert re.search(r"\| icebreaker \| 1 \| 1024 \| 65536 \| 4/4 \| 19/30 \| 1024 \| 3024/5280 \| 19 "
-                     r"\| 4 \| 31.0 \| \d+ \|", text)
+    assert re.search(
+        r"\| icebreaker \| 1 \| 1024 \| 65536 \| 4/4 \| 19/30 \| 1024 \| 3024/5280 \| 19 "
+        r"\| 4 \| 31.0 \| \d+ \|",
+        text,
+    )
     # A later run confirming another board keeps the iCEBreaker's builds.
-    assert main(["bench", "--parts", "capacity", "--boards", "icesugar", "--doc", "none",
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--parts",
+                "capacity",
+                "--boards",
+                "icesugar",
+                "--doc",
+                "none",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads(out.read_text())
-    confirmed = {e["board"]: e["confirmed"]["neurons"] for e in results["capacity"]
-                 if "confirmed" in e}
+    confirmed = {
+        e["board"]: e["confirmed"]["neurons"] for e in results["capacity"] if "confirmed" in e
+    }
     assert confirmed == {"icebreaker": 192, "icesugar": 192}
-    assert [e["board"] for e in results["capacity"]] == ["icebreaker", "icesugar", "ulx3s-85f",
-                                                         "orangecrab", "tangnano9k"]
+    assert [e["board"] for e in results["capacity"]] == [
+        "icebreaker",
+        "icesugar",
+        "ulx3s-85f",
+        "orangecrab",
+        "tangnano9k",
+    ]
 
 
 @pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f", "orangecrab", "tangnano9k"])
@@ -429,6 +631,7 @@ def test_bench_top_elaborates_on_every_board(board):
 
     from spikeforge.boards.registry import get_board
     from spikeforge.gen.compile import compile_network
+
     board = get_board(board)
     top = bench.BenchTop(board, compile_network(bench.capacity_network(4), 1))
     assert Fragment.get(top, board.platform()) is not None

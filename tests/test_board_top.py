@@ -9,8 +9,8 @@ import shutil
 import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
-
 from host_link_cases import small_network
+
 from spikeforge.boards.registry import get_board
 from spikeforge.boards.report import REPORT_FIELDS
 from spikeforge.boards.top import LED_ROLES, BoardTop, byte_timeout
@@ -38,21 +38,43 @@ def test_build_command_icebreaker(tmp_path, capsys):
     net = small_network(31, max_size=8, v_width=16, w_width=8)
     save_network(net, tmp_path / "net.json")
     build_dir = tmp_path / "build"
-    status = main(["build", str(tmp_path / "net.json"), "--board", "icebreaker", "--lanes", "2",
-                   "--report", str(tmp_path / "r.json"), "-o", str(build_dir)])
+    status = main(
+        [
+            "build",
+            str(tmp_path / "net.json"),
+            "--board",
+            "icebreaker",
+            "--lanes",
+            "2",
+            "--report",
+            str(tmp_path / "r.json"),
+            "-o",
+            str(build_dir),
+        ]
+    )
     out, err = capsys.readouterr()
     assert (status, err) == (0, ""), err
     with open(tmp_path / "r.json") as file:
         report = json.load(file)
     with open(build_dir / "report.json") as file:
         assert json.load(file) == report
-    assert set(report) == set(REPORT_FIELDS) | {"neurons", "synapses", "lanes", "stages",
-                                                "network_hash", "weights"}
+    assert set(report) == set(REPORT_FIELDS) | {
+        "neurons",
+        "synapses",
+        "lanes",
+        "stages",
+        "network_hash",
+        "weights",
+    }
     assert report["weights"] == "bram" and report["sprams"] == 0
     neurons = sum(p.size for p in net.lif_populations)
     synapses = sum(int((proj.weights != 0).sum()) for proj in net.projections)
-    assert (report["neurons"], report["synapses"], report["lanes"], report["stages"]) == \
-        (neurons, synapses, 2, 4)
+    assert (report["neurons"], report["synapses"], report["lanes"], report["stages"]) == (
+        neurons,
+        synapses,
+        2,
+        4,
+    )
     assert report["network_hash"] == net.network_hash()
     assert report["board"] == "icebreaker" and report["clock_mhz"] == 12.0
     assert report["dsps"] == 0 and report["timing_met"] is True
@@ -60,8 +82,10 @@ def test_build_command_icebreaker(tmp_path, capsys):
     assert os.path.getsize(report["bitstream"]) > 0
     lines = out.splitlines()
     assert lines[0].startswith("icebreaker (iCE40UP5K-SG48): ") and len(lines) == 2
-    assert lines[1].startswith(f"{tmp_path / 'net.json'}: {neurons} neurons, {synapses} "
-                               f"synapses on 2 lanes; host link at 115200 baud; report ")
+    assert lines[1].startswith(
+        f"{tmp_path / 'net.json'}: {neurons} neurons, {synapses} "
+        f"synapses on 2 lanes; host link at 115200 baud; report "
+    )
 
 
 @pytest.mark.parametrize("name", ["icesugar", "ulx3s-85f", "tangnano9k"])
@@ -74,7 +98,7 @@ def test_board_top_elaborates_for_other_boards(name):
     rtlil = files["top.il"]
     rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
     # One LED buffer per role, as far as the board has LEDs, and the link with the array.
-    roles = LED_ROLES[:len(board.leds)]
+    roles = LED_ROLES[: len(board.leds)]
     assert all(f"cell \\top.led_{role} " in rtlil for role in roles)
     assert "cell \\top.link.link.array " in rtlil
     assert top.link.link.clock_hz == round(board.clock_mhz * 1e6)

@@ -18,8 +18,14 @@ from amaranth.lib import io
 
 from spikeforge.boards.build import BuildError, _explain_failure, build, default_build_dir
 from spikeforge.boards.registry import get_board
-from spikeforge.boards.report import (REPORT_FIELDS, ReportError, check_report, format_report, parse_report,
-                                      yosys_cells)
+from spikeforge.boards.report import (
+    REPORT_FIELDS,
+    ReportError,
+    check_report,
+    format_report,
+    parse_report,
+    yosys_cells,
+)
 from spikeforge.gen.cmd_build import build_network
 from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.gen.network import load_network
@@ -36,17 +42,44 @@ def _require_yowasp():
 # 4 inputs, 4 hidden and 2 output LIF neurons (22 synapses: two weights are zero): the smallest
 # network that still has every part of the board top (two LIF populations, a hidden layer).
 SMALL_NETWORK = {
-    "format": "spikeforge-network/1", "v_width": 16, "w_width": 8,
+    "format": "spikeforge-network/1",
+    "v_width": 16,
+    "w_width": 8,
     "populations": [
         {"name": "inputs", "kind": "input", "size": 4},
-        {"name": "hidden", "kind": "lif", "size": 4, "v_th": 64, "v_reset": 0, "v_rest": 0,
-         "v_peak": 32767, "t_ref": 1, "decay": [2], "reset_mode": "subtract", "bias": 3},
-        {"name": "output", "kind": "lif", "size": 2, "v_th": 100, "v_reset": 0, "v_rest": 0,
-         "v_peak": 32767, "t_ref": 0, "decay": [3], "reset_mode": "zero", "bias": 0},
+        {
+            "name": "hidden",
+            "kind": "lif",
+            "size": 4,
+            "v_th": 64,
+            "v_reset": 0,
+            "v_rest": 0,
+            "v_peak": 32767,
+            "t_ref": 1,
+            "decay": [2],
+            "reset_mode": "subtract",
+            "bias": 3,
+        },
+        {
+            "name": "output",
+            "kind": "lif",
+            "size": 2,
+            "v_th": 100,
+            "v_reset": 0,
+            "v_rest": 0,
+            "v_peak": 32767,
+            "t_ref": 0,
+            "decay": [3],
+            "reset_mode": "zero",
+            "bias": 0,
+        },
     ],
     "projections": [
-        {"from": "inputs", "to": "hidden",
-         "weights": [[40, -3, 0, 7], [12, 25, -30, 1], [5, 9, 60, -2], [-8, 16, 4, 33]]},
+        {
+            "from": "inputs",
+            "to": "hidden",
+            "weights": [[40, -3, 0, 7], [12, 25, -30, 1], [5, 9, 60, -2], [-8, 16, 4, 33]],
+        },
         {"from": "hidden", "to": "output", "weights": [[50, -20], [0, 70], [45, 45], [-60, 90]]},
     ],
 }
@@ -70,8 +103,15 @@ def test_real_build(name, tmp_path, monkeypatch):
     build_dir = tmp_path / "build"
     assert str(build_dir).startswith("/tmp/")
     report = build_network(net, name, build_dir)
-    assert set(report) == set(REPORT_FIELDS) | {"neurons", "synapses", "lanes", "stages",
-                                                "network_hash", "build_dir", "weights"}
+    assert set(report) == set(REPORT_FIELDS) | {
+        "neurons",
+        "synapses",
+        "lanes",
+        "stages",
+        "network_hash",
+        "build_dir",
+        "weights",
+    }
     assert (report["neurons"], report["synapses"]) == (6, 22)
     # `auto` keeps a network that fits block RAM there, also on the iCE40 UltraPlus.
     assert report["weights"] == "bram"
@@ -98,16 +138,25 @@ def test_real_build(name, tmp_path, monkeypatch):
 def test_build_bad_arguments(tmp_path):
     with pytest.raises(SpikeforgeError, match=r"^unknown board 'arty': supported boards are "):
         build(None, "arty", tmp_path)
-    with pytest.raises(SpikeforgeError, match=r"^clock_mhz 650 cannot be made from the 27 MHz "
-                                              r"clock of tangnano9k: the closest PLL output is "
-                                              r"594\.000 MHz, 8\.6% off \(at most 1%\)$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^clock_mhz 650 cannot be made from the 27 MHz "
+        r"clock of tangnano9k: the closest PLL output is "
+        r"594\.000 MHz, 8\.6% off \(at most 1%\)$",
+    ):
         build(None, "tangnano9k", tmp_path, clock_mhz=650)
-    with pytest.raises(SpikeforgeError, match=r"^extra report fields must not replace build "
-                                              r"fields, not fmax_mhz, luts$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^extra report fields must not replace build "
+        r"fields, not fmax_mhz, luts$",
+    ):
         build(None, "icebreaker", tmp_path, extra={"luts": 1, "fmax_mhz": 2, "neurons": 3})
     for bad in ("40", 0, -5, 1e4, True):
-        with pytest.raises(SpikeforgeError, match=r"^clock_mhz must be a frequency in MHz in "
-                                                  r"\(0, 1000\], not "):
+        with pytest.raises(
+            SpikeforgeError,
+            match=r"^clock_mhz must be a frequency in MHz in "
+            r"\(0, 1000\], not ",
+        ):
             build(None, "icebreaker", tmp_path, clock_mhz=bad)
 
 
@@ -124,8 +173,11 @@ def test_combinational_design_has_no_timing(tmp_path, monkeypatch):
             return m
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SpikeforgeError, match=r"^nextpnr reported no clock: the design has no "
-                                              r"clocked logic \(timing cannot be checked\)$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^nextpnr reported no clock: the design has no "
+        r"clocked logic \(timing cannot be checked\)$",
+    ):
         build(LedOn(), "icebreaker", "out/ice")
     assert os.path.getsize(tmp_path / "out" / "ice" / "top.bin") > 0
 
@@ -149,9 +201,12 @@ def test_design_too_big_for_ice40(tmp_path):
             m.d.comb += led.o.eq(Cat(*msbs).xor())
             return m
 
-    with pytest.raises(BuildError, match=r"^design does not fit the iCE40UP5K-SG48 of "
-                                         r"icebreaker: \d+ ICESTORM_LC used, 5280 available "
-                                         r"\(\d+ over, 1\d\d%\)$"):
+    with pytest.raises(
+        BuildError,
+        match=r"^design does not fit the iCE40UP5K-SG48 of "
+        r"icebreaker: \d+ ICESTORM_LC used, 5280 available "
+        r"\(\d+ over, 1\d\d%\)$",
+    ):
         build(Counters(), "icebreaker", tmp_path)
 
 
@@ -169,7 +224,8 @@ def test_does_not_fit_says_by_how_much(tmp_path):
     (tmp_path / "top.tim").write_text(ICE40_UTILISATION)
     assert _explain_failure(get_board("icebreaker"), str(tmp_path)) == (
         "design does not fit the iCE40UP5K-SG48 of icebreaker: 6491 ICESTORM_LC used, 5280 "
-        "available (1211 over, 122%)")
+        "available (1211 over, 122%)"
+    )
 
 
 GOWIN_UTILISATION = """\
@@ -197,7 +253,8 @@ def test_does_not_fit_gowin(tmp_path):
     (tmp_path / "top.tim").write_text(GOWIN_TOO_BIG)
     assert _explain_failure(get_board("tangnano9k"), str(tmp_path)) == (
         "design does not fit the GW1NR-LV9QN88PC6/I5 of tangnano9k: 7192 ALU used, 6480 "
-        "available (712 over, 110%)")
+        "available (712 over, 110%)"
+    )
 
 
 def test_cell_types_the_device_lacks_are_not_too_big(tmp_path):
@@ -206,17 +263,19 @@ def test_cell_types_the_device_lacks_are_not_too_big(tmp_path):
     (tmp_path / "top.tim").write_text(GOWIN_UTILISATION)
     assert _explain_failure(get_board("tangnano9k"), str(tmp_path)) == (
         f"nextpnr failed for tangnano9k: ERROR: Unable to place cell 'x' "
-        f"(log: {tmp_path}/build.log)")
+        f"(log: {tmp_path}/build.log)"
+    )
 
 
 def test_tool_failure_names_step_and_error(tmp_path):
     (tmp_path / "top.rpt").write_text("2.1. Executing\nERROR: Module `\\foo' not found!\n")
     assert _explain_failure(get_board("ulx3s-85f"), str(tmp_path)) == (
-        f"yosys failed for ulx3s-85f: ERROR: Module `\\foo' not found! "
-        f"(log: {tmp_path}/build.log)")
+        f"yosys failed for ulx3s-85f: ERROR: Module `\\foo' not found! (log: {tmp_path}/build.log)"
+    )
     (tmp_path / "top.tim").write_text("Info: placing\n")
     assert _explain_failure(get_board("ulx3s-85f"), str(tmp_path)) == (
-        f"nextpnr failed for ulx3s-85f without an error message (log: {tmp_path}/build.log)")
+        f"nextpnr failed for ulx3s-85f without an error message (log: {tmp_path}/build.log)"
+    )
 
 
 YOSYS_STAT = """\
@@ -238,35 +297,76 @@ YOSYS_STAT = """\
 
 
 def _nextpnr_report(achieved):
-    return {"fmax": {"cd_sync.clk": {"achieved": achieved, "constraint": 12.0}},
-            "utilization": {"ICESTORM_LC": {"used": 43, "available": 5280},
-                            "ICESTORM_DSP": {"used": 0, "available": 8},
-                            "ICESTORM_RAM": {"used": 2, "available": 30}}}
+    return {
+        "fmax": {"cd_sync.clk": {"achieved": achieved, "constraint": 12.0}},
+        "utilization": {
+            "ICESTORM_LC": {"used": 43, "available": 5280},
+            "ICESTORM_DSP": {"used": 0, "available": 8},
+            "ICESTORM_RAM": {"used": 2, "available": 30},
+        },
+    }
 
 
 def test_parse_report_fields():
-    assert yosys_cells(YOSYS_STAT) == {"$scopeinfo": 3, "SB_CARRY": 28, "SB_DFFE": 9,
-                                       "SB_DFFSR": 24, "SB_LUT4": 38}
-    report = parse_report(_nextpnr_report(79.744), YOSYS_STAT, board=get_board("icebreaker"),
-                          clock_mhz=12.0, bitstream="b/top.bin")
-    assert {k: report[k] for k in ("luts", "luts_available", "ffs", "brams", "dsps",
-                                   "fmax_mhz", "slack_mhz", "timing_met")} == {
-        "luts": 43, "luts_available": 5280, "ffs": 33, "brams": 2, "dsps": 0,
-        "fmax_mhz": 79.74, "slack_mhz": 67.74, "timing_met": True}
+    assert yosys_cells(YOSYS_STAT) == {
+        "$scopeinfo": 3,
+        "SB_CARRY": 28,
+        "SB_DFFE": 9,
+        "SB_DFFSR": 24,
+        "SB_LUT4": 38,
+    }
+    report = parse_report(
+        _nextpnr_report(79.744),
+        YOSYS_STAT,
+        board=get_board("icebreaker"),
+        clock_mhz=12.0,
+        bitstream="b/top.bin",
+    )
+    assert {
+        k: report[k]
+        for k in (
+            "luts",
+            "luts_available",
+            "ffs",
+            "brams",
+            "dsps",
+            "fmax_mhz",
+            "slack_mhz",
+            "timing_met",
+        )
+    } == {
+        "luts": 43,
+        "luts_available": 5280,
+        "ffs": 33,
+        "brams": 2,
+        "dsps": 0,
+        "fmax_mhz": 79.74,
+        "slack_mhz": 67.74,
+        "timing_met": True,
+    }
     check_report(report)
     report["pll"] = None
     assert format_report(report) == (
         "icebreaker (iCE40UP5K-SG48): 43/5280 LUTs, 33 FFs, 2 BRAMs, 0 SPRAMs, 0 DSPs; fmax "
-        "79.7 MHz at 12 MHz: timing met; b/top.bin")
+        "79.7 MHz at 12 MHz: timing met; b/top.bin"
+    )
     assert default_build_dir("tangnano9k") == "build/tangnano9k"
 
 
 def test_missed_clock_says_by_how_much():
-    report = parse_report(_nextpnr_report(35.2), YOSYS_STAT, board=get_board("icebreaker"),
-                          clock_mhz=40.0, bitstream="b/top.bin")
+    report = parse_report(
+        _nextpnr_report(35.2),
+        YOSYS_STAT,
+        board=get_board("icebreaker"),
+        clock_mhz=40.0,
+        bitstream="b/top.bin",
+    )
     assert report["timing_met"] is False
-    with pytest.raises(ReportError, match=r"^fmax 35\.2 MHz is 4\.8 MHz short of the 40 MHz "
-                                          r"clock on icebreaker$") as info:
+    with pytest.raises(
+        ReportError,
+        match=r"^fmax 35\.2 MHz is 4\.8 MHz short of the 40 MHz "
+        r"clock on icebreaker$",
+    ) as info:
         check_report(report)
     assert info.value.report is report
 

@@ -23,8 +23,9 @@ EXPECTED = {
 def _fake_programmer(folder, name, exit_status, output):
     # Stands in for the real programmer: records its arguments, prints, exits.
     path = folder / name
-    path.write_text(f"#!/bin/sh\necho \"$@\" > {folder}/args\necho {shlex.quote(output)}\n"
-                    f"exit {exit_status}\n")
+    path.write_text(
+        f'#!/bin/sh\necho "$@" > {folder}/args\necho {shlex.quote(output)}\nexit {exit_status}\n'
+    )
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
 
@@ -54,15 +55,22 @@ def test_missing_programmer(bitstreams, monkeypatch, capsys):
     assert main(["flash", "--board", "icebreaker", str(bitstreams / "top.bin")]) == 2
     assert capsys.readouterr().err == (
         "spikeforge: error: iceprog not found: the programmer of icebreaker is needed to flash "
-        "it (apt-get install fpga-icestorm)\n")
+        "it (apt-get install fpga-icestorm)\n"
+    )
 
 
-@pytest.mark.parametrize("board, tool, message", [
-    ("icebreaker", "iceprog",
-     "Can't find iCE FTDI USB device (vendor_id 0x0403, device_id 0x6010 or 0x6014)."),
-    ("ulx3s-85f", "openFPGALoader", "unable to open ftdi device: -3 (device not found)"),
-    ("orangecrab", "dfu-util", "dfu-util: No DFU capable USB device available"),
-])
+@pytest.mark.parametrize(
+    "board, tool, message",
+    [
+        (
+            "icebreaker",
+            "iceprog",
+            "Can't find iCE FTDI USB device (vendor_id 0x0403, device_id 0x6010 or 0x6014).",
+        ),
+        ("ulx3s-85f", "openFPGALoader", "unable to open ftdi device: -3 (device not found)"),
+        ("orangecrab", "dfu-util", "dfu-util: No DFU capable USB device available"),
+    ],
+)
 def test_no_board_attached(board, tool, message, bitstreams, monkeypatch, capsys):
     # The messages the real programmers print on Debian 12 with nothing plugged in.
     _fake_programmer(bitstreams, tool, 1, message)
@@ -109,10 +117,10 @@ def _require_or_skip(tool):
 
 def test_dfu_suffix_layout():
     data = bytes(range(256)) * 4
-    suffix = dfu_suffix(data, 0x1209, 0x5AF0)[len(data):]
+    suffix = dfu_suffix(data, 0x1209, 0x5AF0)[len(data) :]
     # bcdDevice ffff, idProduct 5af0, idVendor 1209, bcdDFU 0100, "UFD", bLength 16, then the
     # CRC that dfu-suffix 0.11 computes for this input.
-    assert suffix == bytes.fromhex("fffff05a0912000155464410" "46148b73")
+    assert suffix == bytes.fromhex("fffff05a091200015546441046148b73")
 
 
 def test_dfu_suffix_matches_dfu_util(tmp_path):
@@ -120,21 +128,32 @@ def test_dfu_suffix_matches_dfu_util(tmp_path):
     data = bytes(range(256)) * 4 + b"\x5a" * 37
     path = tmp_path / "x.bit"
     path.write_bytes(data)
-    subprocess.run(["dfu-suffix", "-v", "1209", "-p", "5af0", "-a", str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dfu-suffix", "-v", "1209", "-p", "5af0", "-a", str(path)], check=True, capture_output=True
+    )
     assert path.read_bytes() == dfu_suffix(data, 0x1209, 0x5AF0)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["flash", "--board", "icebreaker", "x.bit"],
-     "bitstream for icebreaker must be a .bin file, not 'x.bit'"),
-    (["flash", "--board", "icebreaker", "missing/top.bin"],
-     "bitstream missing/top.bin not found: build it first with 'spikeforge build NETWORK.json "
-     "--board icebreaker'"),
-    (["flash", "--board", "pynq"], "unknown board 'pynq': supported boards are icebreaker, "
-                                   "icesugar, ulx3s-85f, orangecrab, tangnano9k"),
-    (["flash", "x.bin"], "spikeforge flash: the following arguments are required: --board"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["flash", "--board", "icebreaker", "x.bit"],
+            "bitstream for icebreaker must be a .bin file, not 'x.bit'",
+        ),
+        (
+            ["flash", "--board", "icebreaker", "missing/top.bin"],
+            "bitstream missing/top.bin not found: build it first with 'spikeforge build NETWORK.json "
+            "--board icebreaker'",
+        ),
+        (
+            ["flash", "--board", "pynq"],
+            "unknown board 'pynq': supported boards are icebreaker, "
+            "icesugar, ulx3s-85f, orangecrab, tangnano9k",
+        ),
+        (["flash", "x.bin"], "spikeforge flash: the following arguments are required: --board"),
+    ],
+)
 def test_flash_bad_input(args, message, capsys):
     assert main(args) == 2
     assert capsys.readouterr().err == f"spikeforge: error: {message}\n"
@@ -146,8 +165,9 @@ def test_empty_bitstream(tmp_path, capsys):
     assert capsys.readouterr().err == f"spikeforge: error: bitstream {tmp_path}/top.fs is empty\n"
 
 
-@pytest.mark.parametrize("board, tool", [("icebreaker", "iceprog"),
-                                         ("ulx3s-85f", "openFPGALoader")])
+@pytest.mark.parametrize(
+    "board, tool", [("icebreaker", "iceprog"), ("ulx3s-85f", "openFPGALoader")]
+)
 def test_real_programmer_without_board(board, tool, bitstreams, capsys):
     # With the real programmer installed (Debian's fpga-icestorm / openfpgaloader) and no board
     # on USB, the same one line; the fake programmers above cover machines without them.

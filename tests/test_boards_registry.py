@@ -5,12 +5,12 @@ import subprocess
 import sys
 
 import pytest
-
 from host_link_cases import small_network
+
 from spikeforge.boards.gowin_nextpnr import translate_args
 from spikeforge.boards.registry import BOARDS, board_names, get_board
-from spikeforge.boards.top import BoardTop
 from spikeforge.boards.toolchain import GOWIN_WRAPPER_NAME, find_tool, tool_environment
+from spikeforge.boards.top import BoardTop
 from spikeforge.gen.cli import main
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.errors import SpikeforgeError
@@ -30,7 +30,8 @@ def test_entry_matches_its_platform(name):
     assert platform.default_clk_frequency == board.clock_mhz * 1e6
     part = getattr(platform, "part", None) or (
         f"{platform.device}-{platform.package}"
-        + (f"-{platform.speed}" if board.family == "ecp5" else ""))
+        + (f"-{platform.speed}" if board.family == "ecp5" else "")
+    )
     assert part == board.device
     if board.uart:
         platform.lookup(*board.uart)
@@ -44,9 +45,12 @@ def test_entry_matches_its_platform(name):
 
 @pytest.mark.parametrize("name", ["nope", "ICEBREAKER", "", None])
 def test_unknown_board(name):
-    with pytest.raises(SpikeforgeError, match=r"^unknown board .*: supported boards are "
-                                              r"icebreaker, icesugar, ulx3s-85f, orangecrab, "
-                                              r"tangnano9k$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^unknown board .*: supported boards are "
+        r"icebreaker, icesugar, ulx3s-85f, orangecrab, "
+        r"tangnano9k$",
+    ):
         get_board(name)
 
 
@@ -56,9 +60,13 @@ def test_orangecrab_top_uses_header_uart_and_rgb_led():
     board = get_board("orangecrab")
     top = BoardTop(board, compile_network(small_network(33, max_size=4), 1))
     lpf = board.platform().build(top, name="top", do_build=False).files["top.lpf"]
-    for port, site in [("uart_0__rx__io", "N17"), ("uart_0__tx__io", "M18"),
-                       ("rgb_led_0__r__io", "K4"), ("rgb_led_0__g__io", "M3"),
-                       ("rgb_led_0__b__io", "J3")]:
+    for port, site in [
+        ("uart_0__rx__io", "N17"),
+        ("uart_0__tx__io", "M18"),
+        ("rgb_led_0__r__io", "K4"),
+        ("rgb_led_0__g__io", "M3"),
+        ("rgb_led_0__b__io", "J3"),
+    ]:
         assert f'LOCATE COMP "{port}" SITE "{site}";' in lpf
     assert "header pins 0 (RX) and 1 (TX)" in board.summary()
 
@@ -71,8 +79,9 @@ def test_cli_boards_lists_every_board(capsys):
 
 
 def test_tool_environment_sets_absolute_tools(tmp_path):
-    env = tool_environment("ice40", str(tmp_path), base={"PATH": os.environ["PATH"],
-                                                         "YOSYS": "/usr/bin/yosys"})
+    env = tool_environment(
+        "ice40", str(tmp_path), base={"PATH": os.environ["PATH"], "YOSYS": "/usr/bin/yosys"}
+    )
     assert env["AMARANTH_USE_YOSYS"] == "builtin"
     # The parent's choice is overridden: builds do not depend on the shell.
     for variable in ("YOSYS", "NEXTPNR_ICE40", "ICEPACK"):
@@ -85,31 +94,66 @@ def test_tool_environment_sets_absolute_tools(tmp_path):
 
 
 def test_tool_environment_errors(tmp_path):
-    with pytest.raises(SpikeforgeError, match=r"^FPGA family must be one of ice40, ecp5, gowin, "
-                                              r"not 'xilinx'$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^FPGA family must be one of ice40, ecp5, gowin, "
+        r"not 'xilinx'$",
+    ):
         tool_environment("xilinx", str(tmp_path))
-    with pytest.raises(SpikeforgeError, match=r"^no-such-tool not found: install it with "
-                                              r"'pip install some-package'$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^no-such-tool not found: install it with "
+        r"'pip install some-package'$",
+    ):
         find_tool("no-such-tool", "some-package")
 
 
 def test_gowin_wrapper_translates_legacy_options():
-    args = ["--log", "top.tim", "--device", "GW1NR-LV9QN88PC6/I5", "--family", "GW1N-9C",
-            "--json", "top.syn.json", "--cst=top.cst", "--write", "top.pnr.json"]
+    args = [
+        "--log",
+        "top.tim",
+        "--device",
+        "GW1NR-LV9QN88PC6/I5",
+        "--family",
+        "GW1N-9C",
+        "--json",
+        "top.syn.json",
+        "--cst=top.cst",
+        "--write",
+        "top.pnr.json",
+    ]
     assert translate_args(args) == [
-        "--log", "top.tim", "--device", "GW1NR-LV9QN88PC6/I5", "--vopt", "family=GW1N-9C",
-        "--json", "top.syn.json", "--vopt", "cst=top.cst", "--write", "top.pnr.json"]
+        "--log",
+        "top.tim",
+        "--device",
+        "GW1NR-LV9QN88PC6/I5",
+        "--vopt",
+        "family=GW1N-9C",
+        "--json",
+        "top.syn.json",
+        "--vopt",
+        "cst=top.cst",
+        "--write",
+        "top.pnr.json",
+    ]
     with pytest.raises(ValueError, match=r"^nextpnr-gowin option --cst needs a value$"):
         translate_args(["--cst"])
 
 
 def test_gowin_wrapper_runs_himbaechel():
     # The module is what the build's wrapper script runs; a bad option ends in one line.
-    result = subprocess.run([sys.executable, "-m", "spikeforge.boards.gowin_nextpnr", "--family"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.boards.gowin_nextpnr", "--family"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
-    assert result.stderr == ("spikeforge-nextpnr-gowin: error: nextpnr-gowin option --family "
-                             "needs a value\n")
-    result = subprocess.run([sys.executable, "-m", "spikeforge.boards.gowin_nextpnr", "--version"],
-                            capture_output=True, text=True)
+    assert result.stderr == (
+        "spikeforge-nextpnr-gowin: error: nextpnr-gowin option --family needs a value\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.boards.gowin_nextpnr", "--version"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0 and "nextpnr" in (result.stdout + result.stderr)

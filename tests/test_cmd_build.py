@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from host_link_cases import relayout_variant, small_network
 from network_cases import random_spikes
+
 from spikeforge.boards.host import SimulatedBoard
 from spikeforge.boards.registry import BOARDS, get_board
 from spikeforge.gen import cmd_build
@@ -43,14 +43,27 @@ def test_run_on_simulated_board(files, capsys, monkeypatch, preloaded):
     built = net if preloaded else relayout_variant(net, 3)
     board = SimulatedBoard(compile_network(built, 2))
     opened = []
-    monkeypatch.setattr(cmd_build, "open_port",
-                        lambda device, baud: opened.append((device, baud)) or board)
-    status, out, err = cli(capsys, "run", folder / "net.json", "--board", "icebreaker", "--port",
-                           "/dev/ttyUSB1", "--input", folder / "in.npy", "-o", folder / "out.npz")
+    monkeypatch.setattr(
+        cmd_build, "open_port", lambda device, baud: opened.append((device, baud)) or board
+    )
+    status, out, err = cli(
+        capsys,
+        "run",
+        folder / "net.json",
+        "--board",
+        "icebreaker",
+        "--port",
+        "/dev/ttyUSB1",
+        "--input",
+        folder / "in.npy",
+        "-o",
+        folder / "out.npz",
+    )
     assert (status, err) == (0, "")
     assert opened == [("/dev/ttyUSB1", 115200)]
-    assert out.startswith(f"wrote {folder / 'out.npz'}: icebreaker on /dev/ttyUSB1, 6 timesteps "
-                          f"x 2 runs, spikes: ")
+    assert out.startswith(
+        f"wrote {folder / 'out.npz'}: icebreaker on /dev/ttyUSB1, 6 timesteps x 2 runs, spikes: "
+    )
     assert ("(weights loaded)" in out) != preloaded
     golden = run_network(net, spikes)
     with np.load(folder / "out.npz") as archive:
@@ -63,17 +76,21 @@ def test_run_on_simulated_board(files, capsys, monkeypatch, preloaded):
 def test_run_errors(files, capsys, monkeypatch):
     _, _, folder = files
     args = ["run", folder / "net.json", "--input", folder / "in.npy", "-o", folder / "out.npz"]
-    status, out, err = cli(capsys, *args, "--board", "icebreaker", "--port",
-                           "/dev/spikeforge-no-such-port")
+    status, out, err = cli(
+        capsys, *args, "--board", "icebreaker", "--port", "/dev/spikeforge-no-such-port"
+    )
     assert (status, out) == (2, "")
-    assert err.startswith("spikeforge: error: cannot open serial port "
-                          "'/dev/spikeforge-no-such-port': ")
+    assert err.startswith(
+        "spikeforge: error: cannot open serial port '/dev/spikeforge-no-such-port': "
+    )
     assert err.count("\n") == 1
     # Every registered board has a UART now; a board entry without one is refused up front.
     monkeypatch.setitem(BOARDS, "orangecrab", replace(get_board("orangecrab"), uart=None))
     status, out, err = cli(capsys, *args, "--board", "orangecrab", "--port", "/dev/ttyACM0")
-    assert (status, err) == (2, "spikeforge: error: board orangecrab has no USB-serial UART "
-                                "for the host link\n")
+    assert (status, err) == (
+        2,
+        "spikeforge: error: board orangecrab has no USB-serial UART for the host link\n",
+    )
 
 
 def test_build_errors(files, capsys, monkeypatch):
@@ -82,15 +99,23 @@ def test_build_errors(files, capsys, monkeypatch):
     cases = [
         (["--board", "arty"], "unknown board 'arty': supported boards are "),
         (["--board", "icebreaker", "--lanes", "3"], "--lanes must be one of 1, 2, 4, 8, not 3"),
-        (["--board", "icebreaker", "--stages", "5"],
-         "--stages must be an integer in [1, 4], not 5"),
-        (["--board", "icebreaker", "--baud", "4000000"],
-         "--baud: baud 4e+06 from a 12 MHz clock needs 3 cycles per bit, outside [4, 16777216]"),
-        (["--board", "icebreaker", "--clock", "-5"],
-         "--clock must be a frequency in MHz in (0, 1000], not -5"),
-        (["--board", "tangnano9k", "--clock", "700"],
-         "clock_mhz 700 cannot be made from the 27 MHz clock of tangnano9k: the closest PLL "
-         "output is 594.000 MHz, 15.1% off (at most 1%)\n"),
+        (
+            ["--board", "icebreaker", "--stages", "5"],
+            "--stages must be an integer in [1, 4], not 5",
+        ),
+        (
+            ["--board", "icebreaker", "--baud", "4000000"],
+            "--baud: baud 4e+06 from a 12 MHz clock needs 3 cycles per bit, outside [4, 16777216]",
+        ),
+        (
+            ["--board", "icebreaker", "--clock", "-5"],
+            "--clock must be a frequency in MHz in (0, 1000], not -5",
+        ),
+        (
+            ["--board", "tangnano9k", "--clock", "700"],
+            "clock_mhz 700 cannot be made from the 27 MHz clock of tangnano9k: the closest PLL "
+            "output is 594.000 MHz, 15.1% off (at most 1%)\n",
+        ),
     ]
     for extra, message in cases:
         status, out, err = cli(capsys, "build", net, *extra, "-o", folder / "b")
@@ -98,8 +123,11 @@ def test_build_errors(files, capsys, monkeypatch):
         assert err.startswith(f"spikeforge: error: {message}"), err
     monkeypatch.setitem(BOARDS, "orangecrab", replace(get_board("orangecrab"), uart=None))
     status, out, err = cli(capsys, "build", net, "--board", "orangecrab", "-o", folder / "b")
-    assert (status, out, err) == (2, "", "spikeforge: error: board orangecrab has no USB-serial "
-                                         "UART for the host link\n")
+    assert (status, out, err) == (
+        2,
+        "",
+        "spikeforge: error: board orangecrab has no USB-serial UART for the host link\n",
+    )
 
 
 def test_build_clock_through_pll(files, capsys, monkeypatch):
@@ -114,12 +142,21 @@ def test_build_clock_through_pll(files, capsys, monkeypatch):
 
     monkeypatch.setattr(build_module, "build", fake_build)
     _, _, folder = files
-    status, out, err = cli(capsys, "build", folder / "net.json", "--board", "icebreaker",
-                           "--clock", "40", "-o", folder / "b")
+    status, out, err = cli(
+        capsys,
+        "build",
+        folder / "net.json",
+        "--board",
+        "icebreaker",
+        "--clock",
+        "40",
+        "-o",
+        folder / "b",
+    )
     assert (status, err) == (2, "spikeforge: error: stopped before the tools\n")
     assert seen["clock_mhz"] == 40 and seen["top"].clock_mhz == 39.75
     assert seen["top"].link.link.clock_hz == 39_750_000
-    assert seen["top"].link.uart_rx.divisor == 345         # 39.75 MHz / 115200
+    assert seen["top"].link.uart_rx.divisor == 345  # 39.75 MHz / 115200
     assert seen["extra"]["lanes"] == 1 and seen["extra"]["stages"] == 4
     # The top elaborates (and so its parts count as used).
     files = get_board("icebreaker").platform().build(seen["top"], do_build=False).files

@@ -23,11 +23,17 @@ def test_demo_on_a_few_digits(tmp_path, capsys):
         assert figures["fmax_mhz"] > 0 and figures["inferences_per_second"] > 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--backend", "golden"], "--backend must be one of amaranth, verilator, icarus, not 'golden'"),
-    (["--digits", "0"], "--digits must be an integer in [1, 360], not 0"),
-    (["--lanes", "5"], "--lanes must be one of 1, 2, 4, 8, not 5"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--backend", "golden"],
+            "--backend must be one of amaranth, verilator, icarus, not 'golden'",
+        ),
+        (["--digits", "0"], "--digits must be an integer in [1, 360], not 0"),
+        (["--lanes", "5"], "--lanes must be one of 1, 2, 4, 8, not 5"),
+    ],
+)
 def test_demo_errors(args, message, tmp_path, capsys):
     assert main(["demo", *args, "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"spikeforge: error: {message}\n"

@@ -1,8 +1,9 @@
 """The deterministic spike encoding of the digit images (gen/encode.py)."""
 
-from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spikeforge.gen.encode import MAX_STEPS, PIXELS, encode
 
@@ -48,19 +49,28 @@ def test_deterministic_and_shapes():
     assert np.array_equal(a, b)
     assert np.array_equal(a[2], encode(images[2], 32))
     assert encode(np.array([3, 7]), 4, max_value=7).T.astype(int).tolist() == [
-        [0, 0, 1, 0], [1, 1, 1, 1]]
+        [0, 0, 1, 0],
+        [1, 1, 1, 1],
+    ]
 
 
-@pytest.mark.parametrize("images, T, message", [
-    (np.zeros(64, int), 0, r"T must be an integer in \[1, 4096\], not 0"),
-    (np.zeros(64, int), MAX_STEPS + 1, r"T must be an integer in \[1, 4096\], not 4097"),
-    (np.full(64, 17), 16, r"images must hold integers in \[0, 16\], not 17"),
-    (np.full(64, -1), 16, r"images must hold integers in \[0, 16\], not -1"),
-    (np.full(64, 1.5), 16, r"images must hold integers in \[0, 16\], not float64 values"),
-    (np.ones(64, bool), 16, r"images must hold integers in \[0, 16\], not bool values"),
-    (np.zeros((2, 3, 64), int), 16, r"images must be shaped \(pixels,\), \(n, pixels\), \(8, 8\) "
-                                    r"or \(n, 8, 8\), not \(2, 3, 64\)"),
-])
+@pytest.mark.parametrize(
+    "images, T, message",
+    [
+        (np.zeros(64, int), 0, r"T must be an integer in \[1, 4096\], not 0"),
+        (np.zeros(64, int), MAX_STEPS + 1, r"T must be an integer in \[1, 4096\], not 4097"),
+        (np.full(64, 17), 16, r"images must hold integers in \[0, 16\], not 17"),
+        (np.full(64, -1), 16, r"images must hold integers in \[0, 16\], not -1"),
+        (np.full(64, 1.5), 16, r"images must hold integers in \[0, 16\], not float64 values"),
+        (np.ones(64, bool), 16, r"images must hold integers in \[0, 16\], not bool values"),
+        (
+            np.zeros((2, 3, 64), int),
+            16,
+            r"images must be shaped \(pixels,\), \(n, pixels\), \(8, 8\) "
+            r"or \(n, 8, 8\), not \(2, 3, 64\)",
+        ),
+    ],
+)
 def test_errors(images, T, message):
     with pytest.raises(TypeError, match=message):
         encode(images, T)

@@ -15,16 +15,15 @@ import types
 
 import pytest
 from amaranth.hdl import Signal
+from formal_checks import assert_fails_with_trace, assert_passes
 
 import spikeforge.hdl.host_link as host_link
 from spikeforge.boards import protocol
 from spikeforge.sim.formal import prove
 from spikeforge.sim.formal_host_link import PROPERTIES, HostLinkHarness, failed_assertions
 
-from formal_checks import assert_fails_with_trace, assert_passes
-
-
 # --- the properties hold -------------------------------------------------------------------
+
 
 def test_no_wedge(formal, tmp_path):
     harness = HostLinkHarness(check=["live"])
@@ -45,12 +44,14 @@ def test_request_recovers(formal, tmp_path, gap):
 @pytest.mark.slow
 def test_no_wedge_under_other_bounds(formal, tmp_path):
     # Stalls of 5 cycles on tx and spike_in, a slow step and reset, a timeout of 40.
-    harness = HostLinkHarness(check=["live"], timeout=40, tx_stall=5, in_stall=5,
-                              done_within=20, reset_within=20)
+    harness = HostLinkHarness(
+        check=["live"], timeout=40, tx_stall=5, in_stall=5, done_within=20, reset_within=20
+    )
     assert_passes(prove(harness, "live_wide", mode="prove", depth=3, build_dir=tmp_path))
 
 
 # --- each property catches a planted bug ---------------------------------------------------
+
 
 def test_live_catches_a_timer_that_cannot_time_out(formal, tmp_path, monkeypatch):
     # The byte timer one bit too narrow (Signal(range(timeout)) instead of range(timeout + 1)):
@@ -58,6 +59,7 @@ def test_live_catches_a_timer_that_cannot_time_out(formal, tmp_path, monkeypatch
     def narrow(*args, src_loc_at=0, **kwargs):
         signal = Signal(*args, src_loc_at=src_loc_at + 1, **kwargs)
         return Signal(len(signal) - 1, name="timer") if signal.name == "timer" else signal
+
     monkeypatch.setattr(host_link, "Signal", narrow)
     harness = HostLinkHarness(check=["live"], invariants=False)
     result = prove(harness, "live_bug", mode="bmc", depth=20, build_dir=tmp_path)
@@ -67,8 +69,7 @@ def test_live_catches_a_timer_that_cannot_time_out(formal, tmp_path, monkeypatch
 
 def test_request_alone_is_accepted(formal, tmp_path):
     # The check below without the bug: a request right after reset passes.
-    harness = HostLinkHarness(check=["recover"], garbage=False, quiet=1, gap=0,
-                              invariants=False)
+    harness = HostLinkHarness(check=["recover"], garbage=False, quiet=1, gap=0, invariants=False)
     assert_passes(prove(harness, "request", mode="bmc", depth=14, build_dir=tmp_path))
 
 
@@ -77,16 +78,18 @@ def test_recover_catches_a_wrong_crc_start(formal, tmp_path, monkeypatch):
     bad = types.SimpleNamespace(**{name: getattr(protocol, name) for name in protocol.__all__})
     bad.CRC_INIT = 0
     monkeypatch.setattr(host_link, "p", bad)
-    harness = HostLinkHarness(check=["recover"], garbage=False, quiet=1, gap=0,
-                              invariants=False)
+    harness = HostLinkHarness(check=["recover"], garbage=False, quiet=1, gap=0, invariants=False)
     result = prove(harness, "recover_bug", mode="bmc", depth=14, build_dir=tmp_path)
     assert_fails_with_trace(result, tmp_path)
     assert failed_assertions(result) == {"recover: not accepted in time"}
 
 
 def test_harness_rejects_bad_arguments():
-    with pytest.raises(TypeError, match=r"^check must name some of live, recover, "
-                                        r"not \('wedge',\)$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^check must name some of live, recover, "
+        r"not \('wedge',\)$",
+    ):
         HostLinkHarness(check=["wedge"])
     with pytest.raises(ValueError, match=r"^gap must be below the timeout 16, not 16$"):
         HostLinkHarness(gap=16)

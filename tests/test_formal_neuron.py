@@ -13,19 +13,19 @@ import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Module, Mux, Signal, Value
 from amaranth.lib import wiring
+from formal_checks import assert_fails_with_trace, assert_passes
 
 import spikeforge.hdl.neuron as neuron
 from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.sim.formal import missing_tools, prove, require_or_skip
 from spikeforge.sim.formal_neuron import PROPERTIES, NeuronHarness, PipelineEquivalence
 
-from formal_checks import assert_fails_with_trace, assert_passes
-
 SMALL = dict(v_width=8, acc_width=8, t_ref_max=7)
 DEFAULT = dict(v_width=16, acc_width=16, t_ref_max=15)
 
 
 # --- the properties hold -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("stages", [1, 2, 3, 4])
 def test_open_loop_properties_prove(formal, tmp_path, stages):
@@ -34,11 +34,14 @@ def test_open_loop_properties_prove(formal, tmp_path, stages):
     assert_passes(prove(harness, f"open{stages}", depth=stages + 2, build_dir=tmp_path))
 
 
-@pytest.mark.parametrize("stages, depth", [
-    (1, 4),
-    pytest.param(2, 8, marks=pytest.mark.slow),
-    pytest.param(4, 16, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "stages, depth",
+    [
+        (1, 4),
+        pytest.param(2, 8, marks=pytest.mark.slow),
+        pytest.param(4, 16, marks=pytest.mark.slow),
+    ],
+)
 def test_closed_loop_prove(formal, tmp_path, stages, depth):
     # Fed back on itself from the initial state with no assumption on r: r <= t_ref and the
     # whole spec hold forever. The induction needs junk pipeline state to drain and a junk
@@ -53,18 +56,33 @@ def test_pipeline_equals_one_stage(formal, tmp_path, stages):
     assert_passes(prove(harness, f"pipe{stages}", depth=stages + 2, build_dir=tmp_path))
 
 
-@pytest.mark.parametrize("width, stages, closed_loop", [
-    (6, 2, False),
-    pytest.param(8, 1, False, marks=pytest.mark.slow),
-    pytest.param(8, 4, False, marks=pytest.mark.slow),
-    pytest.param(8, 1, True, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "width, stages, closed_loop",
+    [
+        (6, 2, False),
+        pytest.param(8, 1, False, marks=pytest.mark.slow),
+        pytest.param(8, 4, False, marks=pytest.mark.slow),
+        pytest.param(8, 1, True, marks=pytest.mark.slow),
+    ],
+)
 def test_synaptic_core_proves(formal, tmp_path, width, stages, closed_loop):
     # The current-based neuron: the current on every step, and the membrane integrating it.
-    harness = NeuronHarness(v_width=width, acc_width=width, t_ref_max=3 if width < 8 else 7,
-                            stages=stages, synaptic=True, closed_loop=closed_loop)
-    assert_passes(prove(harness, f"syn{width}_{stages}", depth=4 if closed_loop else stages + 2,
-                        build_dir=tmp_path))
+    harness = NeuronHarness(
+        v_width=width,
+        acc_width=width,
+        t_ref_max=3 if width < 8 else 7,
+        stages=stages,
+        synaptic=True,
+        closed_loop=closed_loop,
+    )
+    assert_passes(
+        prove(
+            harness,
+            f"syn{width}_{stages}",
+            depth=4 if closed_loop else stages + 2,
+            build_dir=tmp_path,
+        )
+    )
 
 
 def test_synaptic_pipeline_equals_one_stage(formal, tmp_path):
@@ -74,19 +92,31 @@ def test_synaptic_pipeline_equals_one_stage(formal, tmp_path):
 
 @pytest.mark.slow
 def test_default_width_proves(formal, tmp_path):
-    assert_passes(prove(NeuronHarness(**DEFAULT, stages=4), "open16", depth=6,
-                        build_dir=tmp_path))
-    assert_passes(prove(PipelineEquivalence(**DEFAULT, stages=4), "pipe16", depth=6,
-                        build_dir=tmp_path))
-    assert_passes(prove(NeuronHarness(**DEFAULT, stages=1, closed_loop=True), "loop16",
-                        depth=4, build_dir=tmp_path))
+    assert_passes(prove(NeuronHarness(**DEFAULT, stages=4), "open16", depth=6, build_dir=tmp_path))
+    assert_passes(
+        prove(PipelineEquivalence(**DEFAULT, stages=4), "pipe16", depth=6, build_dir=tmp_path)
+    )
+    assert_passes(
+        prove(
+            NeuronHarness(**DEFAULT, stages=1, closed_loop=True),
+            "loop16",
+            depth=4,
+            build_dir=tmp_path,
+        )
+    )
 
 
 @pytest.mark.slow
 def test_widest_pipeline_proves(formal, tmp_path):
     # Only the equivalence: the open-loop harness at 32 bits did not finish in eight minutes.
-    assert_passes(prove(PipelineEquivalence(v_width=32, acc_width=40, t_ref_max=65535),
-                        "pipe32", depth=6, build_dir=tmp_path))
+    assert_passes(
+        prove(
+            PipelineEquivalence(v_width=32, acc_width=40, t_ref_max=65535),
+            "pipe32",
+            depth=6,
+            build_dir=tmp_path,
+        )
+    )
 
 
 @pytest.mark.slow
@@ -98,6 +128,7 @@ def test_default_width_closed_loop_deep(formal, tmp_path):
 
 # --- each property catches a planted bug ---------------------------------------------------
 # The bugs replace the helpers hdl/neuron.py imports by name, so the product has no test hooks.
+
 
 def fires_at_threshold(value, threshold):
     return value >= threshold
@@ -112,20 +143,23 @@ def saturate_wraps(value, width):
 
 
 def counts_down_by_two(r, spike, t_ref):
-    return Mux(r != 0, r - 2, Mux(spike, t_ref, 0))[:len(r)]
+    return Mux(r != 0, r - 2, Mux(spike, t_ref, 0))[: len(r)]
 
 
 def loads_one_too_many(r, spike, t_ref):
-    return Mux(r != 0, r - 1, Mux(spike, t_ref + 1, 0))[:len(r)]
+    return Mux(r != 0, r - 1, Mux(spike, t_ref + 1, 0))[: len(r)]
 
 
-@pytest.mark.parametrize("prop, helper, bug", [
-    ("membrane", "saturate", saturate_wraps),
-    ("spike", "exceeds", fires_at_threshold),
-    ("spike", "fires", fires_while_refractory),
-    ("refractory", "refractory_next", counts_down_by_two),
-    ("hold", "fires", fires_while_refractory),
-])
+@pytest.mark.parametrize(
+    "prop, helper, bug",
+    [
+        ("membrane", "saturate", saturate_wraps),
+        ("spike", "exceeds", fires_at_threshold),
+        ("spike", "fires", fires_while_refractory),
+        ("refractory", "refractory_next", counts_down_by_two),
+        ("hold", "fires", fires_while_refractory),
+    ],
+)
 def test_planted_bug_fails(formal, tmp_path, monkeypatch, prop, helper, bug):
     monkeypatch.setattr(neuron, helper, bug)
     harness = NeuronHarness(**SMALL, stages=2, check=[prop])
@@ -144,11 +178,13 @@ def test_wrong_latency_fails_valid_and_equivalence(formal, tmp_path, monkeypatch
 def test_closed_loop_catches_refractory_overshoot(formal, tmp_path, monkeypatch):
     monkeypatch.setattr(neuron, "refractory_next", loads_one_too_many)
     harness = NeuronHarness(**SMALL, stages=1, closed_loop=True, check=["refractory"])
-    assert_fails_with_trace(prove(harness, "loop", mode="bmc", depth=8, build_dir=tmp_path),
-                            tmp_path)
+    assert_fails_with_trace(
+        prove(harness, "loop", mode="bmc", depth=8, build_dir=tmp_path), tmp_path
+    )
 
 
 # --- the runner ----------------------------------------------------------------------------
+
 
 class Counter(wiring.Component):
     """Counts to 15 and wraps; claims it never reaches ``bad``."""
@@ -189,8 +225,11 @@ def test_unclosed_induction_is_unknown(formal, tmp_path):
 def test_missing_tools_message(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert "yowasp-sby" in missing_tools() and "yices-smt2" in missing_tools()
-    with pytest.raises(SpikeforgeError, match=r"^formal verification needs yowasp-sby, "
-                                              r".*yices-smt2 on PATH \(pip install"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^formal verification needs yowasp-sby, "
+        r".*yices-smt2 on PATH \(pip install",
+    ):
         prove(Counter(bad=3), "counter", build_dir=tmp_path)
 
 
@@ -204,13 +243,16 @@ def test_missing_tools_fail_when_required(tmp_path, monkeypatch):
         require_or_skip()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(mode="cover"), r"^mode must be one of prove, bmc, not 'cover'$"),
-    (dict(depth=0), r"^depth must be an integer in \[1, 10000\], not 0$"),
-    (dict(depth=True), r"^depth must be an integer in \[1, 10000\], not True$"),
-    (dict(name="a-b"), r"^name must be a non-empty identifier .*, not 'a-b'$"),
-    (dict(timeout=0), r"^timeout must be None or an integer in \[1, inf\), not 0$"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(mode="cover"), r"^mode must be one of prove, bmc, not 'cover'$"),
+        (dict(depth=0), r"^depth must be an integer in \[1, 10000\], not 0$"),
+        (dict(depth=True), r"^depth must be an integer in \[1, 10000\], not True$"),
+        (dict(name="a-b"), r"^name must be a non-empty identifier .*, not 'a-b'$"),
+        (dict(timeout=0), r"^timeout must be None or an integer in \[1, inf\), not 0$"),
+    ],
+)
 def test_prove_rejects_bad_arguments(tmp_path, kwargs, message):
     args = dict(name="counter", build_dir=tmp_path) | kwargs
     with pytest.raises(TypeError, match=message):
@@ -218,8 +260,11 @@ def test_prove_rejects_bad_arguments(tmp_path, kwargs, message):
 
 
 def test_harness_rejects_bad_arguments():
-    with pytest.raises(TypeError, match=r"^check must name some of membrane, spike, "
-                                        r"refractory, hold, valid, not \('leak',\)$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^check must name some of membrane, spike, "
+        r"refractory, hold, valid, not \('leak',\)$",
+    ):
         NeuronHarness(check=["leak"])
     with pytest.raises(TypeError, match=r"^stages must be an integer in \[2, 4\], not 1$"):
         PipelineEquivalence(stages=1)

@@ -11,7 +11,8 @@ simulator dominates); ``--slow``: 300 examples.
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spikeforge.gen.network import Network
 from spikeforge.sim.array_amaranth import run_array_amaranth
@@ -28,14 +29,20 @@ def lif_params(draw, v_width, size):
     v_th = draw(st.integers(lo, hi))
     v_reset = draw(st.integers(lo, v_th))
     v_peak = draw(st.integers(v_th, hi))
-    shifts = st.integers(1, v_width - 1).flatmap(
-        lambda s: st.sampled_from([s, -s]))
+    shifts = st.integers(1, v_width - 1).flatmap(lambda s: st.sampled_from([s, -s]))
     decay = draw(st.lists(shifts, max_size=2))
     bias_values = st.integers(max(lo, -8), min(hi, 8))
     bias = draw(st.one_of(bias_values, st.lists(bias_values, min_size=size, max_size=size)))
-    spec = {"v_th": v_th, "v_reset": v_reset, "v_rest": v_rest, "v_peak": v_peak,
-            "t_ref": draw(st.integers(0, 3)), "decay": decay,
-            "reset_mode": draw(st.sampled_from(["zero", "subtract"])), "bias": bias}
+    spec = {
+        "v_th": v_th,
+        "v_reset": v_reset,
+        "v_rest": v_rest,
+        "v_peak": v_peak,
+        "t_ref": draw(st.integers(0, 3)),
+        "decay": decay,
+        "reset_mode": draw(st.sampled_from(["zero", "subtract"])),
+        "bias": bias,
+    }
     if draw(st.booleans()):
         spec["syn_decay"] = draw(st.lists(shifts | st.just(0), max_size=2))
     return spec
@@ -64,8 +71,9 @@ def network_dicts(draw):
     weight = st.integers(w_lo // 2, w_hi) | st.integers(w_lo, w_hi)
 
     def matrix(rows, cols):
-        return draw(st.lists(st.lists(weight, min_size=cols, max_size=cols),
-                             min_size=rows, max_size=rows))
+        return draw(
+            st.lists(st.lists(weight, min_size=cols, max_size=cols), min_size=rows, max_size=rows)
+        )
 
     projections = []
     for j, dst in enumerate(pops):
@@ -76,10 +84,20 @@ def network_dicts(draw):
         # More sources, recurrent ones (same or later population) included.
         sources |= set(draw(st.lists(st.integers(0, len(pops) - 1), max_size=2)))
         for i in sorted(sources):
-            projections.append({"from": pops[i]["name"], "to": dst["name"],
-                                "weights": matrix(pops[i]["size"], dst["size"])})
-    d = {"format": "spikeforge-network/1", "v_width": v_width, "w_width": w_width,
-         "populations": pops, "projections": projections}
+            projections.append(
+                {
+                    "from": pops[i]["name"],
+                    "to": dst["name"],
+                    "weights": matrix(pops[i]["size"], dst["size"]),
+                }
+            )
+    d = {
+        "format": "spikeforge-network/1",
+        "v_width": v_width,
+        "w_width": w_width,
+        "populations": pops,
+        "projections": projections,
+    }
     if draw(st.booleans()):
         # An explicit accumulator wider than needed.
         d["acc_width"] = Network.from_dict(d).required_acc_width() + draw(st.integers(0, 3))
@@ -91,11 +109,15 @@ def cases(draw):
     d = draw(network_dicts())
     net = Network.from_dict(d)
     steps = draw(st.integers(1, 4))
-    bits = draw(st.lists(st.booleans(), min_size=steps * net.n_inputs,
-                         max_size=steps * net.n_inputs))
+    bits = draw(
+        st.lists(st.booleans(), min_size=steps * net.n_inputs, max_size=steps * net.n_inputs)
+    )
     spikes = np.array(bits, np.uint8).reshape(steps, net.n_inputs)
-    config = dict(lanes=draw(st.sampled_from([1, 2, 4])), stages=draw(st.integers(1, 4)),
-                  out_stall=draw(st.sampled_from([0.0, 0.5])))
+    config = dict(
+        lanes=draw(st.sampled_from([1, 2, 4])),
+        stages=draw(st.integers(1, 4)),
+        out_stall=draw(st.sampled_from([0.0, 0.5])),
+    )
     return d, spikes, config
 
 

@@ -16,7 +16,9 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from host_link_cases import small_network
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spikeforge.boards import protocol as p
 from spikeforge.boards.host import HostDriver
@@ -24,18 +26,21 @@ from spikeforge.gen.compile import compile_network
 from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.hdl.host_link import HostLink
 
-from host_link_cases import small_network
-
 PLAN = compile_network(small_network(3), 2)
 # What a board of PLAN answers to IDENTIFY: with it the driver gets past check_plan.
 IDENTITY = HostLink(PLAN).identity
-RESPONSE_SIZES = {p.CMD_IDENTIFY: struct.calcsize(p.IDENTITY_FORMAT),
-                  p.CMD_STATUS: struct.calcsize(p.STATUS_FORMAT)}
+RESPONSE_SIZES = {
+    p.CMD_IDENTIFY: struct.calcsize(p.IDENTITY_FORMAT),
+    p.CMD_STATUS: struct.calcsize(p.STATUS_FORMAT),
+}
 
 
 def examples(slow):
-    return settings(max_examples=2000 if slow else 200, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=2000 if slow else 200,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def identity_payload(draw):
@@ -57,11 +62,12 @@ def small_timestep(draw):
 @st.composite
 def responses(draw, command):
     """The bytes the board sends back after a frame of the driver with ``command``."""
-    code = draw(st.just(p.RESPONSE | command)
-                | st.sampled_from([*(p.RESPONSE | c for c in p.COMMANDS), p.RSP_ERROR])
-                | st.integers(0, 255))
-    kind = draw(st.sampled_from(["sized", "sized", "garbage", "frame", "error", "cut",
-                                 "silence"]))
+    code = draw(
+        st.just(p.RESPONSE | command)
+        | st.sampled_from([*(p.RESPONSE | c for c in p.COMMANDS), p.RSP_ERROR])
+        | st.integers(0, 255)
+    )
+    kind = draw(st.sampled_from(["sized", "sized", "garbage", "frame", "error", "cut", "silence"]))
     if kind == "garbage":
         return draw(st.binary(max_size=40))
     if kind == "silence":
@@ -74,16 +80,23 @@ def responses(draw, command):
         if answered == p.CMD_IDENTIFY:
             return p.encode_frame(code, identity_payload(draw))
         if answered == p.CMD_STATUS:
-            flags, _, *counters = struct.unpack(p.STATUS_FORMAT, draw(st.binary(
-                min_size=RESPONSE_SIZES[p.CMD_STATUS], max_size=RESPONSE_SIZES[p.CMD_STATUS])))
-            return p.encode_frame(code, struct.pack(p.STATUS_FORMAT, flags,
-                                                    small_timestep(draw), *counters))
-        spikes = draw(st.binary(max_size=12).map(lambda b: b[:len(b) // 3 * 3]))
+            flags, _, *counters = struct.unpack(
+                p.STATUS_FORMAT,
+                draw(
+                    st.binary(
+                        min_size=RESPONSE_SIZES[p.CMD_STATUS], max_size=RESPONSE_SIZES[p.CMD_STATUS]
+                    )
+                ),
+            )
+            return p.encode_frame(
+                code, struct.pack(p.STATUS_FORMAT, flags, small_timestep(draw), *counters)
+            )
+        spikes = draw(st.binary(max_size=12).map(lambda b: b[: len(b) // 3 * 3]))
         head = struct.pack("<II", draw(st.integers(0, 2**32 - 1)), small_timestep(draw))
         return p.encode_frame(code, head + spikes)
     frame = p.encode_frame(code, draw(st.binary(max_size=40)))
     if kind == "cut":
-        return frame[:draw(st.integers(0, len(frame) - 1))]
+        return frame[: draw(st.integers(0, len(frame) - 1))]
     return frame
 
 
@@ -142,6 +155,7 @@ def test_driver_survives_any_response(request, action):
         # No hang: once the board falls silent, each command ends after its 3 attempts (a
         # step's retries ask for the status first, run resets and steps).
         assert port.writes <= answers + 30
+
     check()
 
 
@@ -149,15 +163,19 @@ def test_decoder_takes_frames_from_any_split(request):
     # Well-formed frames among garbage, cut into arbitrary chunks: every frame whose bytes are
     # not taken by an earlier false start comes out, errors are FrameErrors, nothing else.
     @examples(request.config.getoption("--slow"))
-    @given(st.lists(st.tuples(st.binary(max_size=8), st.integers(0, 255),
-                              st.binary(max_size=20)), max_size=5),
-           st.lists(st.integers(1, 9), min_size=1, max_size=20))
+    @given(
+        st.lists(
+            st.tuples(st.binary(max_size=8), st.integers(0, 255), st.binary(max_size=20)),
+            max_size=5,
+        ),
+        st.lists(st.integers(1, 9), min_size=1, max_size=20),
+    )
     def check(pieces, cuts):
         stream = b"".join(junk + p.encode_frame(code, payload) for junk, code, payload in pieces)
         decoder = p.FrameDecoder()
         frames, n, c = [], 0, 0
         while n < len(stream):
-            chunk = stream[n:n + cuts[c % len(cuts)]]
+            chunk = stream[n : n + cuts[c % len(cuts)]]
             n, c = n + len(chunk), c + 1
             try:
                 frames += decoder.feed(chunk)
@@ -170,6 +188,7 @@ def test_decoder_takes_frames_from_any_split(request):
         assert all(frame in it for frame in frames)
         if not any(p.SYNC in junk for junk, _, _ in pieces):
             assert frames == wanted
+
     check()
 
 
@@ -179,9 +198,13 @@ def test_identity_fields_are_checked():
     good[:9] = [p.MAGIC, p.VERSION, 2, 1, 8, 4, 10, 6, 12]
     assert p.decode_identity(struct.pack(p.IDENTITY_FORMAT, *good))["cfg_data_width"] == 12
     for index, value, message in [
-        (1, p.VERSION + 1, rf"^the board speaks host-link protocol version {p.VERSION + 1}, "
-                           rf"this spikeforge speaks {p.VERSION}: rebuild the design with this "
-                           rf"spikeforge$"),
+        (
+            1,
+            p.VERSION + 1,
+            rf"^the board speaks host-link protocol version {p.VERSION + 1}, "
+            rf"this spikeforge speaks {p.VERSION}: rebuild the design with this "
+            rf"spikeforge$",
+        ),
         (2, 0, r"^identify response has lanes 0, expected 1 to 255$"),
         (5, 0, r"^identify response has w_width 0, expected 1 to 255$"),
         (7, 17, r"^identify response has cfg_addr_width 17, expected 1 to 16$"),
@@ -201,17 +224,32 @@ def test_cfg_write_arguments_are_checked():
     identity = driver.identify()
     lanes, data_width = identity["lanes"], identity["cfg_data_width"]
     for args, message in [
-        ((4, 0, 0, 0), r"^cfg write memory code must be an integer in \[0, 3\] for the board's "
-                       r"design, not 4$"),
-        ((0, lanes, 0, 0), rf"^cfg write lane must be an integer in \[0, {lanes - 1}\] for the "
-                           rf"board's design, not {lanes}$"),
-        ((0, 0, -1, 0), r"^cfg write address must be an integer in \[0, \d+\] for the board's "
-                        r"design, not -1$"),
-        ((0, 0, 0, 1 << data_width), rf"^cfg write data must be an integer in "
-                                     rf"\[0, {(1 << data_width) - 1}\] for the board's design, "
-                                     rf"not {1 << data_width}$"),
-        ((0, 0, 0, 1.5), r"^cfg write data must be an integer in \[0, \d+\] for the board's "
-                         r"design, not 1.5$"),
+        (
+            (4, 0, 0, 0),
+            r"^cfg write memory code must be an integer in \[0, 3\] for the board's "
+            r"design, not 4$",
+        ),
+        (
+            (0, lanes, 0, 0),
+            rf"^cfg write lane must be an integer in \[0, {lanes - 1}\] for the "
+            rf"board's design, not {lanes}$",
+        ),
+        (
+            (0, 0, -1, 0),
+            r"^cfg write address must be an integer in \[0, \d+\] for the board's "
+            r"design, not -1$",
+        ),
+        (
+            (0, 0, 0, 1 << data_width),
+            rf"^cfg write data must be an integer in "
+            rf"\[0, {(1 << data_width) - 1}\] for the board's design, "
+            rf"not {1 << data_width}$",
+        ),
+        (
+            (0, 0, 0, 1.5),
+            r"^cfg write data must be an integer in \[0, \d+\] for the board's "
+            r"design, not 1.5$",
+        ),
     ]:
         with pytest.raises(SpikeforgeError, match=message):
             driver.write_cfg(*args)

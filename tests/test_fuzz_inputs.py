@@ -12,7 +12,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from spikeforge.gen.cli import main
@@ -23,38 +24,66 @@ from spikeforge.gen.spike_io import check_input_spikes, load_input_spikes, load_
 N_IN = 3
 
 NETWORK = {
-    "format": "spikeforge-network/1", "v_width": 8, "w_width": 4,
+    "format": "spikeforge-network/1",
+    "v_width": 8,
+    "w_width": 4,
     "populations": [
         {"name": "inp", "kind": "input", "size": N_IN},
-        {"name": "out", "kind": "lif", "size": 2, "v_th": 3, "v_reset": 0, "v_rest": 0,
-         "v_peak": 100, "t_ref": 1, "decay": [2], "reset_mode": "zero", "bias": 0},
+        {
+            "name": "out",
+            "kind": "lif",
+            "size": 2,
+            "v_th": 3,
+            "v_reset": 0,
+            "v_rest": 0,
+            "v_peak": 100,
+            "t_ref": 1,
+            "decay": [2],
+            "reset_mode": "zero",
+            "bias": 0,
+        },
     ],
     "projections": [{"from": "inp", "to": "out", "weights": [[2, 1], [1, 2], [3, 3]]}],
 }
 
 dtypes = st.one_of(
-    hnp.integer_dtypes(), hnp.unsigned_integer_dtypes(), hnp.floating_dtypes(),
-    hnp.complex_number_dtypes(), hnp.boolean_dtypes(), hnp.datetime64_dtypes(),
-    hnp.byte_string_dtypes(max_len=3), hnp.unicode_string_dtypes(max_len=3),
+    hnp.integer_dtypes(),
+    hnp.unsigned_integer_dtypes(),
+    hnp.floating_dtypes(),
+    hnp.complex_number_dtypes(),
+    hnp.boolean_dtypes(),
+    hnp.datetime64_dtypes(),
+    hnp.byte_string_dtypes(max_len=3),
+    hnp.unicode_string_dtypes(max_len=3),
 )
 # Small values so that valid arrays (all 0/1) come up often next to bad ones.
+
 
 def _elements(dtype):
     if dtype.kind in "if":
         return st.sampled_from([0, 1, 2, -1])
     if dtype.kind == "u":
         return st.sampled_from([0, 1, 2])
-    return None   # hypothesis's own values of the dtype
+    return None  # hypothesis's own values of the dtype
 
 
-spike_arrays = dtypes.flatmap(lambda dtype: hnp.arrays(
-    dtype, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4),
-    elements=_elements(dtype)))
+spike_arrays = dtypes.flatmap(
+    lambda dtype: hnp.arrays(
+        dtype,
+        hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4),
+        elements=_elements(dtype),
+    )
+)
 
 
 def is_valid_spikes(array):
-    return (array.dtype.kind in "biu" and array.ndim in (2, 3) and array.shape[-1] == N_IN
-            and 0 not in array.shape and bool(np.isin(array, (0, 1)).all()))
+    return (
+        array.dtype.kind in "biu"
+        and array.ndim in (2, 3)
+        and array.shape[-1] == N_IN
+        and 0 not in array.shape
+        and bool(np.isin(array, (0, 1)).all())
+    )
 
 
 def check_one_line_error(error, prefix):
@@ -87,8 +116,9 @@ def files(tmp_path_factory):
 
 file_contents = st.one_of(
     spike_arrays.map(lambda a: ("npy", a)),
-    st.dictionaries(st.text("abcs_pike", min_size=1, max_size=6), spike_arrays,
-                    max_size=3).map(lambda d: ("npz", d)),
+    st.dictionaries(st.text("abcs_pike", min_size=1, max_size=6), spike_arrays, max_size=3).map(
+        lambda d: ("npz", d)
+    ),
     st.binary(max_size=200).map(lambda b: ("raw", b)),
 )
 
@@ -107,8 +137,9 @@ def write_file(folder, content, suffix):
     return path
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(content=file_contents, suffix=st.sampled_from([".npy", ".npz", ".NPY", ".txt", ""]))
 def test_load_input_spikes_from_any_file(files, content, suffix):
     net = Network.from_dict(NETWORK)
@@ -145,43 +176,96 @@ def test_load_input_spikes_fixed_cases(files, tmp_path):
     npy_inside = tmp_path / "array.npz"
     with open(npy_inside, "wb") as f:
         np.save(f, np.zeros((1, 3), np.uint8))
-    with pytest.raises(SpikeforgeError, match=r"^input: '.*array\.npz' is an \.npy array, not an "
-                                              r"\.npz archive$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^input: '.*array\.npz' is an \.npy array, not an "
+        r"\.npz archive$",
+    ):
         load_input_spikes(npy_inside, net)
-    with pytest.raises(SpikeforgeError, match=r"^result: '.*array\.npz' is an \.npy array, not "
-                                              r"an \.npz archive$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^result: '.*array\.npz' is an \.npy array, not "
+        r"an \.npz archive$",
+    ):
         load_outputs(npy_inside)
     npz_inside = tmp_path / "archive.npy"
     with open(npz_inside, "wb") as f:
         np.savez(f, spikes=np.zeros((1, 3), np.uint8))
-    with pytest.raises(SpikeforgeError, match=r"^input: '.*archive\.npy' is an \.npz archive, not "
-                                              r"an \.npy array$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^input: '.*archive\.npy' is an \.npz archive, not "
+        r"an \.npy array$",
+    ):
         load_input_spikes(npz_inside, net)
 
 
 # --- CLI argument lists ----------------------------------------------------------------------
 
+
 def values():
     return st.one_of(
         st.integers(-70000, 70000).map(str),
-        st.sampled_from(["0", "1", "2", "4", "8", "16", "32", "zero", "subtract", "none", "3,-6",
-                         "verilog", "rtlil", "golden", "amaranth", "nonsense", "", "-1", "1e3",
-                         "0x10", "4,", ",", "-0"]),
+        st.sampled_from(
+            [
+                "0",
+                "1",
+                "2",
+                "4",
+                "8",
+                "16",
+                "32",
+                "zero",
+                "subtract",
+                "none",
+                "3,-6",
+                "verilog",
+                "rtlil",
+                "golden",
+                "amaranth",
+                "nonsense",
+                "",
+                "-1",
+                "1e3",
+                "0x10",
+                "4,",
+                ",",
+                "-0",
+            ]
+        ),
         st.text(max_size=6),
     )
 
 
-GENERATE_OPTIONS = ["--lanes", "--v-width", "--v-th", "--v-reset", "--v-rest", "--v-peak",
-                    "--t-ref", "--bias", "--reset-mode", "--decay", "--w-width", "--fan-in",
-                    "--stages", "--format"]
+GENERATE_OPTIONS = [
+    "--lanes",
+    "--v-width",
+    "--v-th",
+    "--v-reset",
+    "--v-rest",
+    "--v-peak",
+    "--t-ref",
+    "--bias",
+    "--reset-mode",
+    "--decay",
+    "--w-width",
+    "--fan-in",
+    "--stages",
+    "--format",
+]
 GENERATE_FLAGS = ["--trace", "--runtime-params"]
 SIMULATE_OPTIONS = ["--lanes", "--stages"]
 
 
 @st.composite
 def generate_args(draw, files):
-    args = ["generate", draw(st.sampled_from(["core", str(files["network"]), "missing.json",
-                                               str(files["spikes"]), ""]))]
+    args = [
+        "generate",
+        draw(
+            st.sampled_from(
+                ["core", str(files["network"]), "missing.json", str(files["spikes"]), ""]
+            )
+        ),
+    ]
     for _ in range(draw(st.integers(0, 4))):
         if draw(st.booleans()):
             args += [draw(st.sampled_from(GENERATE_OPTIONS)), draw(values())]
@@ -189,20 +273,34 @@ def generate_args(draw, files):
             args.append(draw(st.sampled_from(GENERATE_FLAGS + ["--bogus", "-x", "extra"])))
     out = draw(st.sampled_from(["file", "dir", "nowhere", "none"]))
     if out != "none":
-        args += ["-o", {"file": str(files["dir"] / "out.v"), "dir": str(files["dir"]),
-                        "nowhere": str(files["dir"] / "no" / "such" / "out.v")}[out]]
+        args += [
+            "-o",
+            {
+                "file": str(files["dir"] / "out.v"),
+                "dir": str(files["dir"]),
+                "nowhere": str(files["dir"] / "no" / "such" / "out.v"),
+            }[out],
+        ]
     return args
 
 
 @st.composite
 def simulate_args(draw, files):
-    args = ["simulate", draw(st.sampled_from([str(files["network"]), str(files["spikes"]),
-                                              "missing.json"]))]
+    args = [
+        "simulate",
+        draw(st.sampled_from([str(files["network"]), str(files["spikes"]), "missing.json"])),
+    ]
     source = draw(st.sampled_from(["good", "network", "missing", "none", "text"]))
     if source != "none":
-        args += ["--input", {"good": str(files["spikes"]), "network": str(files["network"]),
-                             "missing": str(files["dir"] / "nope.npy"),
-                             "text": draw(values())}[source]]
+        args += [
+            "--input",
+            {
+                "good": str(files["spikes"]),
+                "network": str(files["network"]),
+                "missing": str(files["dir"] / "nope.npy"),
+                "text": draw(values()),
+            }[source],
+        ]
     # The golden back-end, or a name that is not one: the hardware back-ends are slow and
     # tested in their own files.
     args += ["--backend", draw(st.sampled_from(["golden", "Golden", "nonsense", ""]))]
@@ -213,8 +311,14 @@ def simulate_args(draw, files):
             args.append(draw(st.sampled_from(["--trace", "--bogus", "extra"])))
     out = draw(st.sampled_from(["npz", "txt", "dir", "none"]))
     if out != "none":
-        args += ["-o", {"npz": str(files["dir"] / "out.npz"), "txt": str(files["dir"] / "o.txt"),
-                        "dir": str(files["dir"])}[out]]
+        args += [
+            "-o",
+            {
+                "npz": str(files["dir"] / "out.npz"),
+                "txt": str(files["dir"] / "o.txt"),
+                "dir": str(files["dir"]),
+            }[out],
+        ]
     return args
 
 
@@ -229,15 +333,21 @@ def run_cli(capsys, args):
     return code
 
 
-@settings(max_examples=25, deadline=60000,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=60000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_generate_any_arguments(files, capsys, data):
     run_cli(capsys, data.draw(generate_args(files)))
 
 
-@settings(max_examples=80, deadline=60000,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=80,
+    deadline=60000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_simulate_any_arguments(files, capsys, data):
     run_cli(capsys, data.draw(simulate_args(files)))
@@ -246,11 +356,46 @@ def test_simulate_any_arguments(files, capsys, data):
 def test_cli_fixed_cases(files, capsys):
     # The ends of the generated space: one success of each command, and errors pinned exactly.
     out = files["dir"] / "fixed.npz"
-    assert run_cli(capsys, ["simulate", str(files["network"]), "--input", str(files["spikes"]),
-                            "-o", str(out)]) == 0
+    assert (
+        run_cli(
+            capsys,
+            ["simulate", str(files["network"]), "--input", str(files["spikes"]), "-o", str(out)],
+        )
+        == 0
+    )
     assert out.exists()
-    assert run_cli(capsys, ["generate", "core", "--v-width", "8", "--v-th", "10", "--stages", "1",
-                            "-o", str(files["dir"] / "core.v")]) == 0
-    assert run_cli(capsys, ["simulate", str(files["network"]), "--input", str(files["spikes"]),
-                            "--lanes", "3", "-o", str(out)]) == 2
+    assert (
+        run_cli(
+            capsys,
+            [
+                "generate",
+                "core",
+                "--v-width",
+                "8",
+                "--v-th",
+                "10",
+                "--stages",
+                "1",
+                "-o",
+                str(files["dir"] / "core.v"),
+            ],
+        )
+        == 0
+    )
+    assert (
+        run_cli(
+            capsys,
+            [
+                "simulate",
+                str(files["network"]),
+                "--input",
+                str(files["spikes"]),
+                "--lanes",
+                "3",
+                "-o",
+                str(out),
+            ],
+        )
+        == 2
+    )
     assert run_cli(capsys, ["generate", "core", "--bogus", "-o", str(out)]) == 2

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spikeforge.sim.golden import cuba_lif_step, lif_step, param_arrays, run_population
 from spikeforge.sim.params import NeuronParams, decay_from_ratio, decay_value, v_range
@@ -39,8 +40,10 @@ CUBA_WORKED = [
     ((95, 20, 0, 0, {}), (0, 15, 2, 1, 200)),
     ((0, 15, 2, 999, {}), (0, 1011, 1, 0, 0)),
     ((0, -7, 0, 0, {}), (-5, -5, 0, 0, -5)),
-    ((0, 32000, 0, 2000, {"syn_decay": (15,), "v_th": 32767, "v_peak": 32767}),
-     (32767, 32767, 0, 0, 32767)),
+    (
+        (0, 32000, 0, 2000, {"syn_decay": (15,), "v_th": 32767, "v_peak": 32767}),
+        (32767, 32767, 0, 0, 32767),
+    ),
     ((10, 5, 0, 3, {"syn_decay": ()}), (18, 8, 0, 0, 18)),
     ((0, 64, 0, 0, {"syn_decay": (1, -3)}), (40, 40, 0, 0, 40)),
 ]
@@ -54,18 +57,33 @@ def test_cuba_worked_examples(before, after):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(2, 32).flatmap(lambda w: st.tuples(
-    st.just(w), st.lists(st.integers(-(w - 1), w - 1), max_size=4),
-    st.lists(st.integers(-(w - 1), w - 1), max_size=4),
-    st.lists(st.integers(-(1 << 20), 1 << 20), min_size=40, max_size=40),
-    st.integers(0, 5), st.sampled_from(["zero", "subtract"]))))
+@given(
+    st.integers(2, 32).flatmap(
+        lambda w: st.tuples(
+            st.just(w),
+            st.lists(st.integers(-(w - 1), w - 1), max_size=4),
+            st.lists(st.integers(-(w - 1), w - 1), max_size=4),
+            st.lists(st.integers(-(1 << 20), 1 << 20), min_size=40, max_size=40),
+            st.integers(0, 5),
+            st.sampled_from(["zero", "subtract"]),
+        )
+    )
+)
 def test_cuba_current_rules(case):
     """The current saturates, keeps integrating while refractory and is never reset; with
     ``syn_decay = [0]`` and inputs inside the V range the neuron is the plain LIF neuron."""
     v_width, decay, syn_decay, acc, t_ref, mode = case
     lo, hi = v_range(v_width)
-    params = NeuronParams(v_width=v_width, v_th=hi // 4, v_peak=hi, v_reset=lo // 4, t_ref=t_ref,
-                          reset_mode=mode, decay=tuple(decay), syn_decay=tuple(syn_decay))
+    params = NeuronParams(
+        v_width=v_width,
+        v_th=hi // 4,
+        v_peak=hi,
+        v_reset=lo // 4,
+        t_ref=t_ref,
+        reset_mode=mode,
+        decay=tuple(decay),
+        syn_decay=tuple(syn_decay),
+    )
     p = param_arrays(params)
     acc = np.array(acc, np.int64).reshape(20, 2)
     v = np.zeros(2, np.int64)
@@ -78,19 +96,28 @@ def test_cuba_current_rules(case):
         refractory = r > 0
         assert (v_next[refractory] == v[refractory]).all() and not spike[refractory].any()
         v, i, r = v_next, i_next, r_next
-    plain = NeuronParams(v_width=v_width, v_th=hi // 4, v_peak=hi, v_reset=lo // 4, t_ref=t_ref,
-                         reset_mode=mode, decay=tuple(decay))
+    plain = NeuronParams(
+        v_width=v_width,
+        v_th=hi // 4,
+        v_peak=hi,
+        v_reset=lo // 4,
+        t_ref=t_ref,
+        reset_mode=mode,
+        decay=tuple(decay),
+    )
     inside = np.clip(acc, lo, hi)
-    cuba = run_population(NeuronParams(**{**plain.__dict__, "syn_decay": (0,)}), inside,
-                          trace=True)
+    cuba = run_population(NeuronParams(**{**plain.__dict__, "syn_decay": (0,)}), inside, trace=True)
     lif = run_population(plain, inside, trace=True)
     assert (cuba.trace == lif.trace).all() and (cuba.spikes == lif.spikes).all()
     assert (cuba.i == inside[-1]).all() and lif.i is None
 
 
 def test_cuba_mixed_with_plain_is_refused():
-    with pytest.raises(ValueError, match=r"^params must be all plain LIF \(syn_decay None\) or "
-                                         r"all current-based$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^params must be all plain LIF \(syn_decay None\) or "
+        r"all current-based$",
+    ):
         param_arrays([NeuronParams(v_th=1), NeuronParams(v_th=1, syn_decay=())])
 
 
@@ -99,16 +126,28 @@ def populations(draw):
     v_width = draw(st.integers(2, 32))
     lo, hi = v_range(v_width)
     v_reset, v_th, v_peak = sorted(draw(st.lists(st.integers(lo, hi), min_size=3, max_size=3)))
-    decay = draw(st.lists(st.integers(-(v_width - 1), v_width - 1).filter(lambda k: k != 0)
-                          | st.just(0), max_size=4))
-    params = NeuronParams(v_width=v_width, v_th=v_th, v_reset=v_reset, v_peak=v_peak,
-                          v_rest=draw(st.integers(lo, hi)), t_ref=draw(st.integers(0, 20)),
-                          bias=draw(st.integers(lo, hi)), decay=tuple(decay),
-                          reset_mode=draw(st.sampled_from(["zero", "subtract"])))
+    decay = draw(
+        st.lists(
+            st.integers(-(v_width - 1), v_width - 1).filter(lambda k: k != 0) | st.just(0),
+            max_size=4,
+        )
+    )
+    params = NeuronParams(
+        v_width=v_width,
+        v_th=v_th,
+        v_reset=v_reset,
+        v_peak=v_peak,
+        v_rest=draw(st.integers(lo, hi)),
+        t_ref=draw(st.integers(0, 20)),
+        bias=draw(st.integers(lo, hi)),
+        decay=tuple(decay),
+        reset_mode=draw(st.sampled_from(["zero", "subtract"])),
+    )
     n = draw(st.integers(1, 6))
     steps = draw(st.integers(1, 30))
-    acc = np.array(draw(st.lists(st.integers(-(1 << 20), 1 << 20), min_size=n * steps,
-                                 max_size=n * steps))).reshape(steps, n)
+    acc = np.array(
+        draw(st.lists(st.integers(-(1 << 20), 1 << 20), min_size=n * steps, max_size=n * steps))
+    ).reshape(steps, n)
     return params, acc
 
 
@@ -137,13 +176,22 @@ def test_membrane_stays_in_range_and_refractory_holds(case):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(4, 16).flatmap(lambda w: st.tuples(
-    st.just(w), st.integers(*v_range(w)), st.integers(*v_range(w)), st.integers(1, min(6, w - 1)))))
+@given(
+    st.integers(4, 16).flatmap(
+        lambda w: st.tuples(
+            st.just(w),
+            st.integers(*v_range(w)),
+            st.integers(*v_range(w)),
+            st.integers(1, min(6, w - 1)),
+        )
+    )
+)
 def test_no_input_decays_toward_rest(case):
     v_width, v_rest, v0, shift = case
     lo, hi = v_range(v_width)
-    params = NeuronParams(v_width=v_width, v_th=hi, v_peak=hi, v_reset=lo, v_rest=v_rest,
-                          decay=(shift,))
+    params = NeuronParams(
+        v_width=v_width, v_th=hi, v_peak=hi, v_reset=lo, v_rest=v_rest, decay=(shift,)
+    )
     # Each step removes at least 1/2**shift of the distance (or 1 LSB below rest): enough steps
     # to get from any start to the end state.
     steps = (v_width + 2) << shift
@@ -173,32 +221,69 @@ def test_decay_from_ratio_exact_cases(ratio, terms):
 
 def test_decay_from_ratio_is_close():
     for ratio in np.linspace(0.001, 0.999, 200):
-        assert abs(decay_value(decay_from_ratio(ratio)) - ratio) <= ratio / 16 + 2 ** -15
+        assert abs(decay_value(decay_from_ratio(ratio)) - ratio) <= ratio / 16 + 2**-15
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"v_th": 40000}, TypeError, r"^v_th must be an integer in \[-32768, 32767\], not 40000$"),
-    ({"v_th": 1.5}, TypeError, r"^v_th must be an integer in \[-32768, 32767\], not 1.5$"),
-    ({"v_th": True}, TypeError, r"^v_th must be an integer in \[-32768, 32767\], not True$"),
-    ({"v_th": 0, "v_width": 1}, TypeError, r"^v_width must be an integer in \[2, 32\], not 1$"),
-    ({"v_th": 0, "t_ref": -1}, TypeError, r"^t_ref must be an integer in \[0, 65535\], not -1$"),
-    ({"v_th": 0, "reset_mode": "hard"}, TypeError,
-     r"^reset_mode must be one of 'zero', 'subtract', not 'hard'$"),
-    ({"v_th": 0, "decay": (1, 2, 3, 4, 5)}, TypeError,
-     r"^decay must be a list of 0 to 4 shift terms, not 5 terms$"),
-    ({"v_th": 0, "decay": "4"}, TypeError, r"^decay must be a list of 0 to 4 shift terms, not '4'$"),
-    ({"v_th": 0, "decay": (16,)}, TypeError, r"^decay term must be an integer in \[-15, 15\], not 16$"),
-    ({"v_th": 0, "bias": -40000}, TypeError, r"^bias must be an integer in \[-32768, 32767\]"),
-    ({"v_th": 0, "syn_decay": (16,)}, TypeError,
-     r"^syn_decay term must be an integer in \[-15, 15\], not 16$"),
-    ({"v_th": 0, "syn_decay": 4}, TypeError,
-     r"^syn_decay must be a list of 0 to 4 shift terms, not 4$"),
-    ({"v_th": 0, "syn_decay": (1, 1, 1, 1, 1)}, TypeError,
-     r"^syn_decay must be a list of 0 to 4 shift terms, not 5 terms$"),
-    ({"v_th": 10, "v_reset": 20}, ValueError,
-     r"^parameters must satisfy v_reset <= v_th <= v_peak, not v_reset=20, v_th=10, v_peak=32767$"),
-    ({"v_th": 10, "v_peak": 5}, ValueError, r"^parameters must satisfy v_reset <= v_th <= v_peak"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"v_th": 40000}, TypeError, r"^v_th must be an integer in \[-32768, 32767\], not 40000$"),
+        ({"v_th": 1.5}, TypeError, r"^v_th must be an integer in \[-32768, 32767\], not 1.5$"),
+        ({"v_th": True}, TypeError, r"^v_th must be an integer in \[-32768, 32767\], not True$"),
+        ({"v_th": 0, "v_width": 1}, TypeError, r"^v_width must be an integer in \[2, 32\], not 1$"),
+        (
+            {"v_th": 0, "t_ref": -1},
+            TypeError,
+            r"^t_ref must be an integer in \[0, 65535\], not -1$",
+        ),
+        (
+            {"v_th": 0, "reset_mode": "hard"},
+            TypeError,
+            r"^reset_mode must be one of 'zero', 'subtract', not 'hard'$",
+        ),
+        (
+            {"v_th": 0, "decay": (1, 2, 3, 4, 5)},
+            TypeError,
+            r"^decay must be a list of 0 to 4 shift terms, not 5 terms$",
+        ),
+        (
+            {"v_th": 0, "decay": "4"},
+            TypeError,
+            r"^decay must be a list of 0 to 4 shift terms, not '4'$",
+        ),
+        (
+            {"v_th": 0, "decay": (16,)},
+            TypeError,
+            r"^decay term must be an integer in \[-15, 15\], not 16$",
+        ),
+        ({"v_th": 0, "bias": -40000}, TypeError, r"^bias must be an integer in \[-32768, 32767\]"),
+        (
+            {"v_th": 0, "syn_decay": (16,)},
+            TypeError,
+            r"^syn_decay term must be an integer in \[-15, 15\], not 16$",
+        ),
+        (
+            {"v_th": 0, "syn_decay": 4},
+            TypeError,
+            r"^syn_decay must be a list of 0 to 4 shift terms, not 4$",
+        ),
+        (
+            {"v_th": 0, "syn_decay": (1, 1, 1, 1, 1)},
+            TypeError,
+            r"^syn_decay must be a list of 0 to 4 shift terms, not 5 terms$",
+        ),
+        (
+            {"v_th": 10, "v_reset": 20},
+            ValueError,
+            r"^parameters must satisfy v_reset <= v_th <= v_peak, not v_reset=20, v_th=10, v_peak=32767$",
+        ),
+        (
+            {"v_th": 10, "v_peak": 5},
+            ValueError,
+            r"^parameters must satisfy v_reset <= v_th <= v_peak",
+        ),
+    ],
+)
 def test_parameter_errors(kwargs, error, message):
     with pytest.raises(error, match=message):
         NeuronParams(**kwargs)

@@ -7,9 +7,9 @@ shared cores).
 
 import numpy as np
 import pytest
-
 from host_link_cases import FaultyPort, relayout_variant, small_network
 from network_cases import random_spikes
+
 from spikeforge.boards import protocol as p
 from spikeforge.boards.host import HostDriver, HostLinkError, SimulatedBoard
 from spikeforge.gen.compile import compile_network
@@ -42,11 +42,12 @@ def _exchange(board, frame):
 
 # --- protocol ------------------------------------------------------------------------------------
 
+
 def test_crc_and_frames():
-    assert p.crc16(b"123456789") == 0x29B1            # the CRC-16/CCITT-FALSE check value
+    assert p.crc16(b"123456789") == 0x29B1  # the CRC-16/CCITT-FALSE check value
     frame = p.encode_frame(p.CMD_STEP, p.encode_step([1, 7, 300]))
     assert frame[:4] == bytes([p.SYNC, p.CMD_STEP, 6, 0])
-    assert p.crc16(frame[1:]) == 0                    # CRC sent high byte first
+    assert p.crc16(frame[1:]) == 0  # CRC sent high byte first
     decoder = p.FrameDecoder()
     # Junk before the frame is skipped; a frame may arrive in pieces.
     assert decoder.feed(b"\x00\x13" + frame[:5]) == []
@@ -54,33 +55,47 @@ def test_crc_and_frames():
     assert decoder.skipped == 2
     bad = bytearray(frame)
     bad[5] ^= 1
-    with pytest.raises(p.FrameError, match=r"^response frame with a bad CRC \(code 0x03, 6 bytes\)$"):
+    with pytest.raises(
+        p.FrameError, match=r"^response frame with a bad CRC \(code 0x03, 6 bytes\)$"
+    ):
         p.FrameDecoder().feed(bytes(bad))
     assert p.decode_step(bytes(8) + bytes([1, 0x34, 0x12])) == (0, 0, [(1, 0x1234)])
-    with pytest.raises(p.FrameError, match=r"^step response has 9 bytes, expected 8 \+ 3 per spike$"):
+    with pytest.raises(
+        p.FrameError, match=r"^step response has 9 bytes, expected 8 \+ 3 per spike$"
+    ):
         p.decode_step(bytes(9))
     with pytest.raises(p.FrameError, match=r"^status response has 3 bytes, expected 19$"):
         p.decode_status(bytes(3))
     with pytest.raises(p.FrameError, match=r"^identify response has magic b'XXXX', not a "):
         p.decode_identity(b"XXXX" + bytes(63))
-    with pytest.raises(ValueError, match=r"^frame code must be a byte and the payload at most "
-                                         r"65535 bytes, not 256 and 0$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^frame code must be a byte and the payload at most "
+        r"65535 bytes, not 256 and 0$",
+    ):
         p.encode_frame(256)
 
 
 def test_host_link_parameter_errors():
     plan = compile_network(small_network(0), 1)
-    with pytest.raises(TypeError, match=r"^timeout must be an integer in \[16, 4294967295\], "
-                                        r"not 3$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^timeout must be an integer in \[16, 4294967295\], "
+        r"not 3$",
+    ):
         HostLink(plan, timeout=3)
     big = compile_network(small_network(0), 1)
     big.populations[0] = type(big.populations[0])("in", 40000, True)
-    with pytest.raises(ValueError, match=r"^the host link carries at most 32767 inputs, 255 "
-                                         r"populations and 21842 LIF neurons, not 40000, "):
+    with pytest.raises(
+        ValueError,
+        match=r"^the host link carries at most 32767 inputs, 255 "
+        r"populations and 21842 LIF neurons, not 40000, ",
+    ):
         HostLink(big)
 
 
 # --- end to end ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed,lanes", [(1, 1), (2, 2), (3, 4)])
 def test_run_matches_golden(seed, lanes):
@@ -92,7 +107,7 @@ def test_run_matches_golden(seed, lanes):
     assert identity["network_hash"] == net.network_hash()
     assert (identity["magic"], identity["version"], identity["lanes"]) == ("SPKF", 2, lanes)
     assert identity["layout_hash"] == plan.layout_hash()
-    run = driver.run(spikes)        # the plan of check_plan
+    run = driver.run(spikes)  # the plan of check_plan
     golden = run_network(net, spikes)
     _assert_same(run, golden)
     assert _fired(golden) > 0
@@ -110,13 +125,15 @@ def test_step_and_reset():
     spikes = random_spikes(np.random.default_rng(4), net, 5, activity=0.5)
     golden = run_network(net, spikes)
     driver = HostDriver(SimulatedBoard(plan))
-    for _ in range(2):     # a reset returns to the initial state: the same run again
+    for _ in range(2):  # a reset returns to the initial state: the same run again
         driver.reset()
         for t in range(5):
             out, cycles = driver.step(np.flatnonzero(spikes[t]))
-            expected = {(plan.populations.index(q), int(i))
-                        for q in plan.lif_populations
-                        for i in np.flatnonzero(golden.spikes[q.name][t])}
+            expected = {
+                (plan.populations.index(q), int(i))
+                for q in plan.lif_populations
+                for i in np.flatnonzero(golden.spikes[q.name][t])
+            }
             assert set(out) == expected and len(out) == len(expected) and cycles > 0
 
 
@@ -140,11 +157,17 @@ def test_runtime_load_changes_outputs_as_golden_predicts():
 
 def test_load_refuses_another_layout():
     driver = HostDriver(SimulatedBoard(compile_network(small_network(6), 1)))
-    with pytest.raises(HostLinkError, match=r"^host link: run needs the network: call "
-                                            r"check_plan\(plan\) or load\(plan\) first, or pass plan$"):
+    with pytest.raises(
+        HostLinkError,
+        match=r"^host link: run needs the network: call "
+        r"check_plan\(plan\) or load\(plan\) first, or pass plan$",
+    ):
         driver.run(np.zeros((1, 1), np.uint8))
-    with pytest.raises(ValueError, match=r"^the board's design has another layout than the "
-                                         r"network: lanes 1 \(network: 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^the board's design has another layout than the "
+        r"network: lanes 1 \(network: 2\)",
+    ):
         driver.load(compile_network(small_network(6), 2))
     # Same sizes and widths, another decay: the cores are built for their decays, so a runtime
     # load cannot change one.
@@ -152,14 +175,18 @@ def test_load_refuses_another_layout():
     d = net.to_dict()
     lif = next(pop for pop in d["populations"] if pop["kind"] == "lif")
     lif["decay"] = [1] if lif["decay"] != [1] else [2]
-    with pytest.raises(ValueError, match=r"^the board's design has another layout than the "
-                                         r"network: layout_hash [0-9a-f]{16} \(network: "
-                                         r"[0-9a-f]{16}: other decays, projections or t_ref "
-                                         r"range\); rebuild with spikeforge build$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^the board's design has another layout than the "
+        r"network: layout_hash [0-9a-f]{16} \(network: "
+        r"[0-9a-f]{16}: other decays, projections or t_ref "
+        r"range\); rebuild with spikeforge build$",
+    ):
         driver.load(compile_network(Network.from_dict(d), 1))
 
 
 # --- errors on the link --------------------------------------------------------------------------
+
 
 def test_bad_frames_are_answered_and_change_nothing():
     net = small_network(7)
@@ -171,24 +198,41 @@ def test_bad_frames_are_answered_and_change_nothing():
         (p.encode_frame(0x42), (error, bytes([p.ERR_COMMAND, 0x42]))),
         (p.encode_frame(p.CMD_STATUS, b"\x00"), (error, bytes([p.ERR_LENGTH, p.CMD_STATUS]))),
         (p.encode_frame(p.CMD_STEP, b"\x00"), (error, bytes([p.ERR_LENGTH, p.CMD_STEP]))),
-        (p.encode_frame(p.CMD_STEP, p.encode_step(range(n_in + 1))),
-         (error, bytes([p.ERR_LENGTH, p.CMD_STEP]))),
+        (
+            p.encode_frame(p.CMD_STEP, p.encode_step(range(n_in + 1))),
+            (error, bytes([p.ERR_LENGTH, p.CMD_STEP])),
+        ),
         # Out of range, repeated, descending: the step must not run.
-        (p.encode_frame(p.CMD_STEP, p.encode_step([n_in])),
-         (error, bytes([p.ERR_PAYLOAD, p.CMD_STEP]))),
-        (p.encode_frame(p.CMD_STEP, p.encode_step([0, 0])) if n_in > 1 else
-         p.encode_frame(p.CMD_STEP, p.encode_step([1])), (error, bytes([p.ERR_PAYLOAD, p.CMD_STEP]))),
-        (p.encode_frame(p.CMD_CFG, p.encode_cfg(0, 1, 0, 0, board.link.data_bytes)),
-         (error, bytes([p.ERR_PAYLOAD, p.CMD_CFG]))),
-        (p.encode_frame(p.CMD_CFG, p.encode_cfg(0, 0, plan.weight_words, 0,
-                                                board.link.data_bytes)),
-         (error, bytes([p.ERR_PAYLOAD, p.CMD_CFG]))),
+        (
+            p.encode_frame(p.CMD_STEP, p.encode_step([n_in])),
+            (error, bytes([p.ERR_PAYLOAD, p.CMD_STEP])),
+        ),
+        (
+            p.encode_frame(p.CMD_STEP, p.encode_step([0, 0]))
+            if n_in > 1
+            else p.encode_frame(p.CMD_STEP, p.encode_step([1])),
+            (error, bytes([p.ERR_PAYLOAD, p.CMD_STEP])),
+        ),
+        (
+            p.encode_frame(p.CMD_CFG, p.encode_cfg(0, 1, 0, 0, board.link.data_bytes)),
+            (error, bytes([p.ERR_PAYLOAD, p.CMD_CFG])),
+        ),
+        (
+            p.encode_frame(
+                p.CMD_CFG, p.encode_cfg(0, 0, plan.weight_words, 0, board.link.data_bytes)
+            ),
+            (error, bytes([p.ERR_PAYLOAD, p.CMD_CFG])),
+        ),
         # A truncated frame: the byte timeout drops it.
-        (p.encode_frame(p.CMD_STEP, p.encode_step([0]))[:5], (error, bytes([p.ERR_TIMEOUT,
-                                                                              p.CMD_STEP]))),
+        (
+            p.encode_frame(p.CMD_STEP, p.encode_step([0]))[:5],
+            (error, bytes([p.ERR_TIMEOUT, p.CMD_STEP])),
+        ),
         # A bit flipped in the payload.
-        (bytes([p.SYNC, p.CMD_STEP, 2, 0, 1, 0]) + p.encode_frame(p.CMD_STEP, b"\x00\x00")[-2:],
-         (error, bytes([p.ERR_CRC, p.CMD_STEP]))),
+        (
+            bytes([p.SYNC, p.CMD_STEP, 2, 0, 1, 0]) + p.encode_frame(p.CMD_STEP, b"\x00\x00")[-2:],
+            (error, bytes([p.ERR_CRC, p.CMD_STEP])),
+        ),
     ]
     for frame, expected in cases:
         assert _exchange(board, frame) == expected, frame.hex()
@@ -205,11 +249,14 @@ def test_bad_frames_are_answered_and_change_nothing():
 
 # Frame and byte numbers count from the STATUS that `run` starts with (weights loaded?; its
 # response is 25 bytes).
-@pytest.mark.parametrize("faults", [
-    {"write_faults": {4: "flip", 7: "drop", 10: "truncate"}},
-    # Responses damaged: a STEP response (the step ran) and a RESET response.
-    {"read_faults": {27, 40, 75}},
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"write_faults": {4: "flip", 7: "drop", 10: "truncate"}},
+        # Responses damaged: a STEP response (the step ran) and a RESET response.
+        {"read_faults": {27, 40, 75}},
+    ],
+)
 def test_driver_recovers_from_damaged_bytes(faults):
     net = small_network(8)
     plan = compile_network(net, 2)
@@ -231,9 +278,12 @@ def test_driver_gives_up_with_one_line():
     plan = compile_network(small_network(9), 1)
     port = FaultyPort(SimulatedBoard(plan), write_faults={n: "flip" for n in range(3)})
     driver = HostDriver(port, retries=2)
-    with pytest.raises(HostLinkError, match=r"^host link: command 0x02 failed after 3 attempts "
-                                            r"\(board answered error 4: wrong payload length\)$"):
-        driver.status()     # the flipped bit is in LEN
+    with pytest.raises(
+        HostLinkError,
+        match=r"^host link: command 0x02 failed after 3 attempts "
+        r"\(board answered error 4: wrong payload length\)$",
+    ):
+        driver.status()  # the flipped bit is in LEN
     assert driver.status()["errors"] == 3
 
 
@@ -247,8 +297,9 @@ def test_random_faults_soak(seed):
     plan, other_plan = compile_network(net, 2), compile_network(other, 2)
     spikes = random_spikes(rng, net, 6, activity=0.5)
     kinds = ["flip", "drop", "truncate"]
-    write_faults = {int(n): kinds[int(rng.integers(3))]
-                    for n in rng.choice(60, size=6, replace=False)}
+    write_faults = {
+        int(n): kinds[int(rng.integers(3))] for n in rng.choice(60, size=6, replace=False)
+    }
     read_faults = {int(n) for n in rng.choice(500, size=6, replace=False)}
     port = FaultyPort(SimulatedBoard(plan), write_faults, read_faults)
     driver = HostDriver(port)

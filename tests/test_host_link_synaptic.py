@@ -4,9 +4,9 @@ runs equal the golden model, also after runtime loading of another network of th
 Runtime about 30 s on two shared cores (13 s of CPU)."""
 
 import numpy as np
-
 from host_link_cases import relayout_variant, small_network
 from network_cases import random_spikes
+
 from spikeforge.boards.host import HostDriver, SimulatedBoard
 from spikeforge.gen.compile import compile_network
 from spikeforge.sim.network_golden import run_network

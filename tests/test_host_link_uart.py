@@ -3,9 +3,9 @@ simulator, the driver on the other end. Runtime about 10 s of CPU (15 s on two s
 
 import numpy as np
 from amaranth.sim import Simulator
-
 from host_link_cases import FaultyPort, small_network
 from network_cases import random_spikes
+
 from spikeforge.boards import protocol as p
 from spikeforge.boards.host import HostDriver, SimulatedBoard
 from spikeforge.gen.compile import compile_network
@@ -56,7 +56,7 @@ def test_framing_error_is_answered_and_recovered():
     async def line(ctx):
         while True:
             if (await ctx.tick().sample(dut.tx))[2]:
-                continue       # not tick().until(): a background testbench that never ends
+                continue  # not tick().until(): a background testbench that never ends
             await ctx.tick().repeat(DIVISOR // 2)
             byte = 0
             for bit in range(8):

@@ -5,8 +5,8 @@ import re
 
 import numpy as np
 import pytest
-
 from network_cases import random_network, random_spikes
+
 from spikeforge.gen.cli import main
 from spikeforge.gen.network import save_network
 from spikeforge.sim import backends
@@ -32,8 +32,9 @@ def simulate(capsys, *args):
 
 def test_simulate_writes_outputs(files, capsys):
     net, spikes, folder = files
-    status, out, err = simulate(capsys, folder / "net.json", "--input", folder / "in.npy",
-                                "-o", folder / "out.npz")
+    status, out, err = simulate(
+        capsys, folder / "net.json", "--input", folder / "in.npy", "-o", folder / "out.npz"
+    )
     assert (status, err) == (0, "")
     assert out.startswith(f"wrote {folder / 'out.npz'}: golden, 30 timesteps, spikes: ")
     expected = run_network(net, spikes, trace=True)
@@ -44,9 +45,19 @@ def test_simulate_writes_outputs(files, capsys):
 
     batch = np.stack([spikes, spikes[::-1]])
     np.save(folder / "batch.npy", batch)
-    status, out, _ = simulate(capsys, folder / "net.json", "--input", folder / "batch.npy",
-                              "--backend", "golden", "-o", folder / "traced.npz", "--trace",
-                              "--plot", folder / "run.png")
+    status, out, _ = simulate(
+        capsys,
+        folder / "net.json",
+        "--input",
+        folder / "batch.npy",
+        "--backend",
+        "golden",
+        "-o",
+        folder / "traced.npz",
+        "--trace",
+        "--plot",
+        folder / "run.png",
+    )
     assert status == 0 and "30 timesteps x 2 runs" in out and f"wrote {folder / 'run.png'}" in out
     expected = run_network(net, batch, trace=True)
     with np.load(folder / "traced.npz") as archive:
@@ -68,9 +79,18 @@ def test_hardware_backend_is_plotted_over_golden(files, capsys, monkeypatch):
         return NetworkRun(spikes=run.spikes, v=run.v, cycles=np.full(len(spikes), 7, np.int64))
 
     monkeypatch.setitem(backends.BACKENDS, "fake", fake)
-    status, out, err = simulate(capsys, folder / "net.json", "--input", folder / "in.npy",
-                                "--backend", "fake", "-o", folder / "hw.npz", "--plot",
-                                folder / "hw.png")
+    status, out, err = simulate(
+        capsys,
+        folder / "net.json",
+        "--input",
+        folder / "in.npy",
+        "--backend",
+        "fake",
+        "-o",
+        folder / "hw.npz",
+        "--plot",
+        folder / "hw.png",
+    )
     assert (status, err) == (0, "") and calls == [True]
     with np.load(folder / "hw.npz") as archive:
         assert archive["cycles"].tolist() == [7] * 30
@@ -83,18 +103,23 @@ def write(path, text):
     return path
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing_network", "network file '.*nope.json' not found"),
-    ("bad_json", ".*broken.json: line 1 column 2: invalid JSON \\(Expecting property name "),
-    ("bad_network", "w_width: must be an integer in \\[2, 16\\], not 99"),
-    ("missing_input", "input: file '.*none.npy' not found"),
-    ("wrong_width", "input: shape \\(30, 1\\) has 1 columns, the network has n_in=\\d+ input "
-                    "neurons"),
-    ("not_binary", "input: values must be 0 or 1, found 3 at index \\(0, 0\\)"),
-    ("float_input", "input: dtype float64 is not an integer type"),
-    ("backend", "backend must be one of golden, amaranth, verilator, icarus, not 'spice'"),
-    ("no_input_option", "spikeforge simulate: the following arguments are required: --input"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_network", "network file '.*nope.json' not found"),
+        ("bad_json", ".*broken.json: line 1 column 2: invalid JSON \\(Expecting property name "),
+        ("bad_network", "w_width: must be an integer in \\[2, 16\\], not 99"),
+        ("missing_input", "input: file '.*none.npy' not found"),
+        (
+            "wrong_width",
+            "input: shape \\(30, 1\\) has 1 columns, the network has n_in=\\d+ input neurons",
+        ),
+        ("not_binary", "input: values must be 0 or 1, found 3 at index \\(0, 0\\)"),
+        ("float_input", "input: dtype float64 is not an integer type"),
+        ("backend", "backend must be one of golden, amaranth, verilator, icarus, not 'spice'"),
+        ("no_input_option", "spikeforge simulate: the following arguments are required: --input"),
+    ],
+)
 def test_errors_are_one_line(files, capsys, case, message):
     net, spikes, folder = files
     network, inputs, extra = folder / "net.json", folder / "in.npy", []
@@ -123,5 +148,5 @@ def test_errors_are_one_line(files, capsys, case, message):
     assert status == 2 and out == ""
     assert err.count("\n") == 1
     assert err.startswith("spikeforge: error: ")
-    assert re.match(message, err[len("spikeforge: error: "):]), err
+    assert re.match(message, err[len("spikeforge: error: ") :]), err
     assert not (folder / "out.npz").exists()

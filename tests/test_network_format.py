@@ -7,22 +7,33 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from network_cases import random_network
+
 from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.gen.network import Network, load_network, save_network, signed_width
 from spikeforge.gen.spike_io import write_npz
 from spikeforge.sim.params import NeuronParams
 
-LIF = {"v_th": 100, "v_reset": 0, "v_rest": 0, "v_peak": 200, "t_ref": 1, "decay": [4],
-       "reset_mode": "zero", "bias": 0}
+LIF = {
+    "v_th": 100,
+    "v_reset": 0,
+    "v_rest": 0,
+    "v_peak": 200,
+    "t_ref": 1,
+    "decay": [4],
+    "reset_mode": "zero",
+    "bias": 0,
+}
 
 
 def base():
     """A small valid network: in(3) -> hid(2) -> out(1), out -> hid recurrent."""
     return {
-        "format": "spikeforge-network/1", "v_width": 16, "w_width": 8,
+        "format": "spikeforge-network/1",
+        "v_width": 16,
+        "w_width": 8,
         "populations": [
             {"name": "in", "kind": "input", "size": 3},
             {"name": "hid", "kind": "lif", "size": 2, **LIF, "bias": [0, 5]},
@@ -38,6 +49,7 @@ def base():
 
 def edit(path, value):
     """A mutation that sets (or, with value ``DELETE``, removes) ``d[path...]``."""
+
     def apply(d):
         target = d
         for key in path[:-1]:
@@ -46,6 +58,7 @@ def edit(path, value):
             del target[path[-1]]
         else:
             target[path[-1]] = value(target[path[-1]]) if callable(value) else value
+
     return apply
 
 
@@ -55,8 +68,10 @@ P, J = "populations", "projections"
 # (mutation, the exact start of the message) -- one row per rule of docs/network.md.
 RULES = [
     # the top level
-    (edit(("format",), "spikeforge-network/2"),
-     "format: must be 'spikeforge-network/1', not 'spikeforge-network/2'"),
+    (
+        edit(("format",), "spikeforge-network/2"),
+        "format: must be 'spikeforge-network/1', not 'spikeforge-network/2'",
+    ),
     (edit(("extra",), 1), "network: unknown key 'extra'; allowed are format, v_width"),
     (edit(("populations",), DELETE), "network: missing key 'populations'"),
     (edit(("v_width",), 40), "v_width: must be an integer in [2, 32], not 40"),
@@ -64,99 +79,171 @@ RULES = [
     (edit(("w_width",), True), "w_width: must be an integer in [2, 16], not True"),
     (edit(("w_width",), 17), "w_width: must be an integer in [2, 16], not 17"),
     (edit(("acc_width",), 65), "acc_width: must be an integer in [2, 64], not 65"),
-    (edit(("acc_width",), 8), "acc_width: 8 is too small for the worst-case weight sum range "
-                              "[-25, 157], which needs 9 bits"),
+    (
+        edit(("acc_width",), 8),
+        "acc_width: 8 is too small for the worst-case weight sum range "
+        "[-25, 157], which needs 9 bits",
+    ),
     (edit((P,), {}), "populations: must be a JSON list, not dict"),
-    (edit((P,), [{"name": "in", "kind": "input", "size": 3}]),
-     "populations: must contain at least one 'lif' population"),
+    (
+        edit((P,), [{"name": "in", "kind": "input", "size": 3}]),
+        "populations: must contain at least one 'lif' population",
+    ),
     # populations
     (edit((P, 0), 3), "populations[0]: must be a JSON object, not int"),
     (edit((P, 0, "kind"), DELETE), "populations[0]: missing key 'kind'"),
-    (edit((P, 0, "kind"), "izhikevich"),
-     "populations[0].kind: must be one of 'input', 'lif', not 'izhikevich'"),
+    (
+        edit((P, 0, "kind"), "izhikevich"),
+        "populations[0].kind: must be one of 'input', 'lif', not 'izhikevich'",
+    ),
     (edit((P, 0, "v_th"), 5), "populations[0]: unknown key 'v_th'; allowed are name, kind, size"),
     (edit((P, 2, "v_peak"), DELETE), "populations[2]: missing key 'v_peak'"),
     (edit((P, 1, "name"), "2nd"), "populations[1].name: must be 1 to 64 letters"),
     (edit((P, 1, "name"), 7), "populations[1].name: must be 1 to 64 letters"),
-    (edit((P, 2, "name"), "hid"),
-     "populations[2].name: duplicate name 'hid' (also populations[1])"),
+    (
+        edit((P, 2, "name"), "hid"),
+        "populations[2].name: duplicate name 'hid' (also populations[1])",
+    ),
     (edit((P, 0, "size"), 0), "populations[0].size: must be an integer in [1, 1048576], not 0"),
     (edit((P, 0, "size"), 2.0), "populations[0].size: must be an integer in [1, 1048576], not 2.0"),
     # LIF parameters: the rules of NeuronParams, prefixed with the path
-    (edit((P, 2, "v_th"), 40000), "populations[2]: v_th must be an integer in [-32768, 32767], "
-                                  "not 40000"),
-    (edit((P, 2, "v_reset"), 150), "populations[2]: parameters must satisfy v_reset <= v_th <= "
-                                   "v_peak, not v_reset=150"),
+    (
+        edit((P, 2, "v_th"), 40000),
+        "populations[2]: v_th must be an integer in [-32768, 32767], not 40000",
+    ),
+    (
+        edit((P, 2, "v_reset"), 150),
+        "populations[2]: parameters must satisfy v_reset <= v_th <= v_peak, not v_reset=150",
+    ),
     (edit((P, 2, "t_ref"), -1), "populations[2]: t_ref must be an integer in [0, 65535], not -1"),
-    (edit((P, 2, "reset_mode"), "hard"), "populations[2]: reset_mode must be one of 'zero', "
-                                         "'subtract', not 'hard'"),
+    (
+        edit((P, 2, "reset_mode"), "hard"),
+        "populations[2]: reset_mode must be one of 'zero', 'subtract', not 'hard'",
+    ),
     (edit((P, 2, "decay"), 4), "populations[2].decay: must be a JSON list of shift terms, not 4"),
-    (edit((P, 2, "decay"), [3, 16]), "populations[2]: decay term must be an integer in "
-                                     "[-15, 15], not 16"),
-    (edit((P, 2, "decay"), [1, 2, 3, 4, 5]), "populations[2]: decay must be a list of 0 to 4 "
-                                             "shift terms, not 5 terms"),
-    (edit((P, 2, "syn_decay"), 2), "populations[2].syn_decay: must be a JSON list of shift "
-                                   "terms, not 2"),
-    (edit((P, 2, "syn_decay"), [1, 16]), "populations[2]: syn_decay term must be an integer in "
-                                         "[-15, 15], not 16"),
-    (edit((P, 2, "tau"), 1), "populations[2]: unknown key 'tau'; allowed are name, kind, size, "
-                             "v_th, v_reset, v_rest, v_peak, t_ref, decay, reset_mode, bias, "
-                             "syn_decay"),
-    (edit((P, 2, "bias"), 32768), "populations[2]: bias must be an integer in [-32768, 32767], "
-                                  "not 32768"),
-    (edit((P, 2, "bias"), False), "populations[2]: bias must be an integer in [-32768, 32767], "
-                                  "not False"),
-    (edit((P, 2, "bias"), 1.5), "populations[2].bias: must be an integer or a list of 1 "
-                                "integers, not 1.5"),
-    (edit((P, 1, "bias"), [1, 2, 3]), "populations[1].bias: has 3 values, the population has "
-                                      "size 2"),
-    (edit((P, 1, "bias"), [1, -40000]), "populations[1].bias[1]: must be an integer in "
-                                        "[-32768, 32767], not -40000"),
-    (edit((P, 1, "bias"), [1, 2.0]), "populations[1].bias[1]: must be an integer in "
-                                     "[-32768, 32767], not 2.0"),
+    (
+        edit((P, 2, "decay"), [3, 16]),
+        "populations[2]: decay term must be an integer in [-15, 15], not 16",
+    ),
+    (
+        edit((P, 2, "decay"), [1, 2, 3, 4, 5]),
+        "populations[2]: decay must be a list of 0 to 4 shift terms, not 5 terms",
+    ),
+    (
+        edit((P, 2, "syn_decay"), 2),
+        "populations[2].syn_decay: must be a JSON list of shift terms, not 2",
+    ),
+    (
+        edit((P, 2, "syn_decay"), [1, 16]),
+        "populations[2]: syn_decay term must be an integer in [-15, 15], not 16",
+    ),
+    (
+        edit((P, 2, "tau"), 1),
+        "populations[2]: unknown key 'tau'; allowed are name, kind, size, "
+        "v_th, v_reset, v_rest, v_peak, t_ref, decay, reset_mode, bias, "
+        "syn_decay",
+    ),
+    (
+        edit((P, 2, "bias"), 32768),
+        "populations[2]: bias must be an integer in [-32768, 32767], not 32768",
+    ),
+    (
+        edit((P, 2, "bias"), False),
+        "populations[2]: bias must be an integer in [-32768, 32767], not False",
+    ),
+    (
+        edit((P, 2, "bias"), 1.5),
+        "populations[2].bias: must be an integer or a list of 1 integers, not 1.5",
+    ),
+    (
+        edit((P, 1, "bias"), [1, 2, 3]),
+        "populations[1].bias: has 3 values, the population has size 2",
+    ),
+    (
+        edit((P, 1, "bias"), [1, -40000]),
+        "populations[1].bias[1]: must be an integer in [-32768, 32767], not -40000",
+    ),
+    (
+        edit((P, 1, "bias"), [1, 2.0]),
+        "populations[1].bias[1]: must be an integer in [-32768, 32767], not 2.0",
+    ),
     # projections
     (edit((J,), "none"), "projections: must be a JSON list, not str"),
     (edit((J, 1), []), "projections[1]: must be a JSON object, not list"),
-    (edit((J, 1, "delay"), 1), "projections[1]: unknown key 'delay'; allowed are from, to, "
-                               "weights"),
+    (
+        edit((J, 1, "delay"), 1),
+        "projections[1]: unknown key 'delay'; allowed are from, to, weights",
+    ),
     (edit((J, 1, "weights"), DELETE), "projections[1]: missing key 'weights'"),
-    (edit((J, 1, "from"), "hidden"), "projections[1].from: unknown population 'hidden'; the "
-                                     "network has in, hid, out"),
+    (
+        edit((J, 1, "from"), "hidden"),
+        "projections[1].from: unknown population 'hidden'; the network has in, hid, out",
+    ),
     (edit((J, 1, "to"), None), "projections[1].to: unknown population None"),
-    (edit((J, 1, "to"), "in"), "projections[1].to: 'in' is an input population; a projection "
-                               "must end at a 'lif' population"),
+    (
+        edit((J, 1, "to"), "in"),
+        "projections[1].to: 'in' is an input population; a projection "
+        "must end at a 'lif' population",
+    ),
     (edit((J, 2, "from"), "hid"), None),  # placeholder replaced below (shape mismatch)
-    (lambda d: d[J].append(copy.deepcopy(d[J][0])),
-     "projections[3]: duplicate projection in -> hid (also projections[0]); merge the weight "
-     "matrices"),
+    (
+        lambda d: d[J].append(copy.deepcopy(d[J][0])),
+        "projections[3]: duplicate projection in -> hid (also projections[0]); merge the weight "
+        "matrices",
+    ),
     # weights
-    (edit((J, 0, "weights"), "w.npy"), "projections[0].weights: must be a list of lists of "
-                                       "integers or {\"npz\": FILE, \"key\": NAME}, not str"),
-    (edit((J, 0, "weights"), [[1, 2], [3, 4]]), "projections[0].weights: has 2 rows, expected 3 "
-                                                "(size of the source)"),
-    (edit((J, 0, "weights", 1), [1, 2, 3]), "projections[0].weights[1]: must be a list of 2 "
-                                            "integers (size of the target), not 3 entries"),
-    (edit((J, 0, "weights", 1), 5), "projections[0].weights[1]: must be a list of 2 integers "
-                                    "(size of the target), not int"),
-    (edit((J, 0, "weights", 2, 1), 1.0), "projections[0].weights[2][1]: must be an integer, "
-                                         "not 1.0"),
-    (edit((J, 0, "weights", 2, 1), True), "projections[0].weights[2][1]: must be an integer, "
-                                          "not True"),
-    (edit((J, 0, "weights", 2, 1), 300), "projections[0].weights: value 300 at [2, 1] outside "
-                                         "w_width=8 range [-128, 127]"),
-    (edit((J, 0, "weights", 0, 0), -129), "projections[0].weights: value -129 at [0, 0] outside "
-                                          "w_width=8 range [-128, 127]"),
-    (edit((J, 0, "weights", 0, 0), 1 << 70), "projections[0].weights: value 1180591620717411303424"
-                                             " at [0, 0] outside w_width=8"),
-    (edit((J, 0, "weights"), np.zeros((3, 2))), "projections[0].weights: dtype float64 is not an "
-                                                "integer type; weights are integers"),
-    (edit((J, 0, "weights"), np.zeros((2, 3), np.int8)),
-     "projections[0].weights: shape (2, 3), expected (size of 'in', size of 'hid') = (3, 2)"),
+    (
+        edit((J, 0, "weights"), "w.npy"),
+        "projections[0].weights: must be a list of lists of "
+        'integers or {"npz": FILE, "key": NAME}, not str',
+    ),
+    (
+        edit((J, 0, "weights"), [[1, 2], [3, 4]]),
+        "projections[0].weights: has 2 rows, expected 3 (size of the source)",
+    ),
+    (
+        edit((J, 0, "weights", 1), [1, 2, 3]),
+        "projections[0].weights[1]: must be a list of 2 "
+        "integers (size of the target), not 3 entries",
+    ),
+    (
+        edit((J, 0, "weights", 1), 5),
+        "projections[0].weights[1]: must be a list of 2 integers (size of the target), not int",
+    ),
+    (
+        edit((J, 0, "weights", 2, 1), 1.0),
+        "projections[0].weights[2][1]: must be an integer, not 1.0",
+    ),
+    (
+        edit((J, 0, "weights", 2, 1), True),
+        "projections[0].weights[2][1]: must be an integer, not True",
+    ),
+    (
+        edit((J, 0, "weights", 2, 1), 300),
+        "projections[0].weights: value 300 at [2, 1] outside w_width=8 range [-128, 127]",
+    ),
+    (
+        edit((J, 0, "weights", 0, 0), -129),
+        "projections[0].weights: value -129 at [0, 0] outside w_width=8 range [-128, 127]",
+    ),
+    (
+        edit((J, 0, "weights", 0, 0), 1 << 70),
+        "projections[0].weights: value 1180591620717411303424 at [0, 0] outside w_width=8",
+    ),
+    (
+        edit((J, 0, "weights"), np.zeros((3, 2))),
+        "projections[0].weights: dtype float64 is not an integer type; weights are integers",
+    ),
+    (
+        edit((J, 0, "weights"), np.zeros((2, 3), np.int8)),
+        "projections[0].weights: shape (2, 3), expected (size of 'in', size of 'hid') = (3, 2)",
+    ),
 ]
 # Reconnecting hid -> hid keeps a (1, 2) matrix where (2, 2) is needed.
 RULES[[r[1] for r in RULES].index(None)] = (
     edit((J, 2, "from"), "hid"),
-    "projections[2].weights: has 1 rows, expected 2 (size of the source)")
+    "projections[2].weights: has 1 rows, expected 2 (size of the source)",
+)
 
 
 @pytest.mark.parametrize("mutate, message", RULES, ids=[m[:50] for _, m in RULES])
@@ -218,52 +305,81 @@ def test_acc_width_bounds():
     # Sums over all projections into a neuron: in -> out [[127], [127]] and out -> out [[-128]].
     d = base()
     d["populations"] = [d["populations"][0], {"name": "out", "kind": "lif", "size": 1, **LIF}]
-    d["projections"] = [{"from": "in", "to": "out", "weights": [[127], [127], [0]]},
-                        {"from": "out", "to": "out", "weights": [[-128]]}]
-    assert Network.from_dict(d).required_acc_width() == 9   # [-128, 254]
+    d["projections"] = [
+        {"from": "in", "to": "out", "weights": [[127], [127], [0]]},
+        {"from": "out", "to": "out", "weights": [[-128]]},
+    ]
+    assert Network.from_dict(d).required_acc_width() == 9  # [-128, 254]
     d["acc_width"] = 9
     assert Network.from_dict(d).acc_width == 9
     d["acc_width"] = 8
-    with pytest.raises(SpikeforgeError, match=re.escape(
+    with pytest.raises(
+        SpikeforgeError,
+        match=re.escape(
             "acc_width: 8 is too small for the worst-case weight sum range [-128, 254], which "
-            "needs 9 bits")):
+            "needs 9 bits"
+        ),
+    ):
         Network.from_dict(d)
     d["projections"][0]["weights"] = [[0], [0], [0]]
     del d["acc_width"]
-    assert Network.from_dict(d).required_acc_width() == 8   # [-128, 0]
+    assert Network.from_dict(d).required_acc_width() == 8  # [-128, 0]
     d["projections"] = []
-    assert Network.from_dict(d).required_acc_width() == 2   # no input at all
-    assert [signed_width(lo, hi) for lo, hi in [(0, 1), (-2, 1), (-3, 0), (0, 2), (-129, 0)]] \
-        == [2, 2, 3, 3, 9]
+    assert Network.from_dict(d).required_acc_width() == 2  # no input at all
+    assert [signed_width(lo, hi) for lo, hi in [(0, 1), (-2, 1), (-3, 0), (0, 2), (-129, 0)]] == [
+        2,
+        2,
+        3,
+        3,
+        9,
+    ]
 
 
 @pytest.fixture
 def npz_net(tmp_path):
     d = base()
-    write_npz(tmp_path / "w.npz", {"a": np.array([[60, 10], [60, 20], [-5, 127]], np.int16),
-                                   "f": np.zeros((3, 2)), "b": np.zeros((3, 3), np.int8),
-                                   "o": np.array([[0, 0], [0, 300], [0, 0]], np.int16)})
+    write_npz(
+        tmp_path / "w.npz",
+        {
+            "a": np.array([[60, 10], [60, 20], [-5, 127]], np.int16),
+            "f": np.zeros((3, 2)),
+            "b": np.zeros((3, 3), np.int8),
+            "o": np.array([[0, 0], [0, 300], [0, 0]], np.int16),
+        },
+    )
     d["projections"][0]["weights"] = {"npz": "w.npz", "key": "a"}
     return d, tmp_path
 
 
 NPZ_RULES = [
     ({"npz": "w.npz"}, "projections[0].weights: missing key 'key'"),
-    ({"npz": "w.npz", "key": "a", "mmap": True},
-     "projections[0].weights: unknown key 'mmap'; allowed are npz, key"),
+    (
+        {"npz": "w.npz", "key": "a", "mmap": True},
+        "projections[0].weights: unknown key 'mmap'; allowed are npz, key",
+    ),
     ({"npz": 3, "key": "a"}, "projections[0].weights.npz: must be a file name, not 3"),
     ({"npz": "w.npz", "key": 0}, "projections[0].weights.key: must be a string, not 0"),
-    ({"npz": "v.npz", "key": "a"}, "projections[0].weights.npz: file 'v.npz' not found (looked "
-                                   "for "),
-    ({"npz": "w.npz", "key": "c"}, "projections[0].weights.key: 'w.npz' has no array 'c' (it "
-                                   "has: a, f, b, o)"),
+    (
+        {"npz": "v.npz", "key": "a"},
+        "projections[0].weights.npz: file 'v.npz' not found (looked for ",
+    ),
+    (
+        {"npz": "w.npz", "key": "c"},
+        "projections[0].weights.key: 'w.npz' has no array 'c' (it has: a, f, b, o)",
+    ),
     ({"npz": "w.npz", "key": "f"}, "projections[0].weights: dtype float64 is not an integer type"),
-    ({"npz": "w.npz", "key": "b"}, "projections[0].weights: shape (3, 3), expected (size of 'in',"
-                                   " size of 'hid') = (3, 2)"),
-    ({"npz": "w.npz", "key": "o"}, "projections[0].weights: value 300 at [1, 1] outside w_width=8 "
-                                   "range [-128, 127]"),
-    ({"npz": "bad.npz", "key": "a"}, "projections[0].weights.npz: cannot read 'bad.npz' as an "
-                                     ".npz file ("),
+    (
+        {"npz": "w.npz", "key": "b"},
+        "projections[0].weights: shape (3, 3), expected (size of 'in', size of 'hid') = (3, 2)",
+    ),
+    (
+        {"npz": "w.npz", "key": "o"},
+        "projections[0].weights: value 300 at [1, 1] outside w_width=8 range [-128, 127]",
+    ),
+    (
+        {"npz": "bad.npz", "key": "a"},
+        "projections[0].weights.npz: cannot read 'bad.npz' as an .npz file (",
+    ),
 ]
 
 
@@ -288,8 +404,11 @@ def test_load_errors(tmp_path):
     text = json.dumps(base(), indent=1).replace('"in",\n', '"in"\n', 1)
     bad = write_json(tmp_path / "bad.json", text)
     line = text.splitlines().index('   "name": "in"') + 2
-    with pytest.raises(SpikeforgeError, match=rf"^.*bad.json: line {line} column \d+: invalid "
-                                              rf"JSON \(Expecting ',' delimiter\)$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=rf"^.*bad.json: line {line} column \d+: invalid "
+        rf"JSON \(Expecting ',' delimiter\)$",
+    ):
         load_network(bad)
     dup = write_json(tmp_path / "dup.json", '{"format": "a", "format": "b"}')
     with pytest.raises(SpikeforgeError, match=r"^.*dup.json: duplicate JSON key 'format'$"):
@@ -341,8 +460,9 @@ def test_save_load_round_trip(tmp_path, npz):
             big = any(p.weights.size > 4096 for p in net.projections)
             assert ('"npz"' in text) == big
         # Deterministic: the same network writes the same bytes.
-        first = {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)
-                 if f.startswith(f"n{k}.")}
+        first = {
+            f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path) if f.startswith(f"n{k}.")
+        }
         save_network(again, path, npz=npz)
         assert first == {f: (tmp_path / f).read_bytes() for f in first}
 
@@ -378,17 +498,25 @@ def test_docs_example_is_valid(tmp_path):
 
 def _paths(obj, prefix=()):
     yield prefix
-    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    items = (
+        obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    )
     for key, value in items:
         yield from _paths(value, prefix + (key,))
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70) | st.floats(allow_nan=False)
-    | st.text(max_size=5) | st.sampled_from(["in", "hid", "out", "lif", "input"]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
-                                                                 max_size=3),
-    max_leaves=8)
+    st.none()
+    | st.booleans()
+    | st.integers(-(1 << 70), 1 << 70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5)
+    | st.sampled_from(["in", "hid", "out", "lif", "input"]),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=120, deadline=None)

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from network_cases import random_network, random_spikes, synaptic_network
+
 from spikeforge.gen.network import FORMAT, Network
 from spikeforge.sim import golden, network_golden
 from spikeforge.sim.golden import run_network, run_population
@@ -28,7 +29,7 @@ def naive_run(net, spikes):
         column = 0
         for pi, pop in enumerate(net.populations):
             if pop.kind == "input":
-                current[pop.name] = [int(s) for s in spikes[t][column:column + pop.size]]
+                current[pop.name] = [int(s) for s in spikes[t][column : column + pop.size]]
                 column += pop.size
                 continue
             p = pop.params
@@ -82,17 +83,39 @@ def naive_run(net, spikes):
 
 def test_timing_rule_example():
     """One input spike at t=2 through every kind of projection (docs/network.md example)."""
-    relay = {"kind": "lif", "size": 1, "v_th": 0, "v_reset": 0, "v_rest": 0, "v_peak": 9,
-             "t_ref": 0, "decay": [], "reset_mode": "zero", "bias": 0}
-    net = Network.from_dict({
-        "format": "spikeforge-network/1", "v_width": 8, "w_width": 4,
-        "populations": [{"name": "y", **relay}, {"name": "in", "kind": "input", "size": 1},
-                        {"name": "x", **relay}, {"name": "a", **relay}, {"name": "b", **relay}],
-        "projections": [{"from": "in", "to": "y", "weights": [[1]]},   # later input: next step
-                        {"from": "in", "to": "a", "weights": [[1]]},   # earlier: same step
-                        {"from": "a", "to": "b", "weights": [[1]]},    # earlier: same step
-                        {"from": "a", "to": "x", "weights": [[1]]},    # later: next step
-                        {"from": "b", "to": "b", "weights": [[1]]}]})  # self: next step
+    relay = {
+        "kind": "lif",
+        "size": 1,
+        "v_th": 0,
+        "v_reset": 0,
+        "v_rest": 0,
+        "v_peak": 9,
+        "t_ref": 0,
+        "decay": [],
+        "reset_mode": "zero",
+        "bias": 0,
+    }
+    net = Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 8,
+            "w_width": 4,
+            "populations": [
+                {"name": "y", **relay},
+                {"name": "in", "kind": "input", "size": 1},
+                {"name": "x", **relay},
+                {"name": "a", **relay},
+                {"name": "b", **relay},
+            ],
+            "projections": [
+                {"from": "in", "to": "y", "weights": [[1]]},  # later input: next step
+                {"from": "in", "to": "a", "weights": [[1]]},  # earlier: same step
+                {"from": "a", "to": "b", "weights": [[1]]},  # earlier: same step
+                {"from": "a", "to": "x", "weights": [[1]]},  # later: next step
+                {"from": "b", "to": "b", "weights": [[1]]},
+            ],
+        }
+    )  # self: next step
     spikes = np.zeros((6, 1), np.uint8)
     spikes[2, 0] = 1
     run = run_network(net, spikes, trace=True)
@@ -116,7 +139,6 @@ def test_current_based_against_naive_reference(seed):
     rng = np.random.default_rng([seed, 5])
     net = synaptic_network(rng, max_size=10, recurrent=seed % 2 == 0)
     check_against_naive(rng, net)
-
 
 
 def check_against_naive(rng, net):
@@ -169,8 +191,9 @@ def test_narrow_integer_types_agree_with_int64(widen, monkeypatch):
     """int32 state and sums, and int16 weight rows, where they fit, give what int64 gives."""
     rng = np.random.default_rng(5)
     nets = [random_network(rng, recurrent=True, w_width=w, max_size=128) for w in (4, 8, 16)]
-    inputs = [random_spikes(rng, net, 20, batch=3, activity=a) for net, a in
-              zip(nets, (0.5, 0.05, 0.2))]
+    inputs = [
+        random_spikes(rng, net, 20, batch=3, activity=a) for net, a in zip(nets, (0.5, 0.05, 0.2))
+    ]
     assert golden.work_dtype(nets[0].v_width, nets[0].required_acc_width()) == np.int32
     assert network_golden._row_dtype(nets[0].projections[0].weights, np.int32) == np.int16
     narrow = [run_network(n, s, trace=True) for n, s in zip(nets, inputs)]
@@ -191,17 +214,47 @@ def test_event_lists_built_in_chunks(monkeypatch):
     spikes), equals the naive reference."""
     monkeypatch.setattr(network_golden, "EVENT_CHUNK", 4)
     rng = np.random.default_rng(8)
-    net = Network.from_dict({
-        "format": FORMAT, "v_width": 12, "w_width": 6,
-        "populations": [
-            {"name": "a", "kind": "lif", "size": 5, "v_th": 20, "v_reset": 0, "v_rest": 0,
-             "v_peak": 100, "t_ref": 0, "decay": [2], "reset_mode": "zero", "bias": 0},
-            {"name": "inp", "kind": "input", "size": 6},
-            {"name": "b", "kind": "lif", "size": 3, "v_th": 10, "v_reset": -3, "v_rest": 0,
-             "v_peak": 100, "t_ref": 1, "decay": [], "reset_mode": "subtract", "bias": 2}],
-        "projections": [{"from": "inp", "to": "a", "weights": rng.integers(-8, 31, (6, 5))},
-                        {"from": "b", "to": "a", "weights": rng.integers(-8, 31, (3, 5))},
-                        {"from": "inp", "to": "b", "weights": rng.integers(-8, 31, (6, 3))}]})
+    net = Network.from_dict(
+        {
+            "format": FORMAT,
+            "v_width": 12,
+            "w_width": 6,
+            "populations": [
+                {
+                    "name": "a",
+                    "kind": "lif",
+                    "size": 5,
+                    "v_th": 20,
+                    "v_reset": 0,
+                    "v_rest": 0,
+                    "v_peak": 100,
+                    "t_ref": 0,
+                    "decay": [2],
+                    "reset_mode": "zero",
+                    "bias": 0,
+                },
+                {"name": "inp", "kind": "input", "size": 6},
+                {
+                    "name": "b",
+                    "kind": "lif",
+                    "size": 3,
+                    "v_th": 10,
+                    "v_reset": -3,
+                    "v_rest": 0,
+                    "v_peak": 100,
+                    "t_ref": 1,
+                    "decay": [],
+                    "reset_mode": "subtract",
+                    "bias": 2,
+                },
+            ],
+            "projections": [
+                {"from": "inp", "to": "a", "weights": rng.integers(-8, 31, (6, 5))},
+                {"from": "b", "to": "a", "weights": rng.integers(-8, 31, (3, 5))},
+                {"from": "inp", "to": "b", "weights": rng.integers(-8, 31, (6, 3))},
+            ],
+        }
+    )
     assert any(proj.recurrent and proj.source == "inp" for proj in net.projections)
     spikes = np.stack([random_spikes(rng, net, 18, activity=a) for a in (0.1, 0.5, 0.0)])
     check_batch_against_naive(net, spikes)
@@ -216,17 +269,29 @@ def single_population(draw):
     values = st.integers(lo, hi)
     v_reset, v_th, v_peak = sorted(draw(st.lists(values, min_size=3, max_size=3)))
     params = NeuronParams(
-        v_width=v_width, v_th=v_th, v_reset=v_reset, v_peak=v_peak, v_rest=draw(values),
+        v_width=v_width,
+        v_th=v_th,
+        v_reset=v_reset,
+        v_peak=v_peak,
+        v_rest=draw(values),
         t_ref=draw(st.sampled_from([0, 1, 2, 7, 65535])),
         reset_mode=draw(st.sampled_from(["zero", "subtract"])),
-        decay=tuple(draw(st.lists(st.integers(-(v_width - 1), v_width - 1).filter(bool)
-                                  | st.just(0), max_size=4))))
+        decay=tuple(
+            draw(
+                st.lists(
+                    st.integers(-(v_width - 1), v_width - 1).filter(bool) | st.just(0), max_size=4
+                )
+            )
+        ),
+    )
     bias = draw(st.one_of(values, st.lists(values, min_size=size, max_size=size)))
     w_lo, w_hi = w_range(w_width)
-    weights = np.array(draw(st.lists(st.integers(w_lo, w_hi), min_size=n_in * size,
-                                     max_size=n_in * size))).reshape(n_in, size)
-    spikes = np.array(draw(st.lists(st.integers(0, 1), min_size=steps * n_in,
-                                    max_size=steps * n_in)), np.uint8).reshape(steps, n_in)
+    weights = np.array(
+        draw(st.lists(st.integers(w_lo, w_hi), min_size=n_in * size, max_size=n_in * size))
+    ).reshape(n_in, size)
+    spikes = np.array(
+        draw(st.lists(st.integers(0, 1), min_size=steps * n_in, max_size=steps * n_in)), np.uint8
+    ).reshape(steps, n_in)
     return v_width, w_width, params, bias, weights, spikes
 
 
@@ -234,14 +299,28 @@ def single_population(draw):
 @given(single_population())
 def test_single_population_equals_run_population(case):
     v_width, w_width, params, bias, weights, spikes = case
-    spec = {"name": "pop", "kind": "lif", "size": weights.shape[1], "v_th": params.v_th,
-            "v_reset": params.v_reset, "v_rest": params.v_rest, "v_peak": params.v_peak,
-            "t_ref": params.t_ref, "decay": list(params.decay), "reset_mode": params.reset_mode,
-            "bias": bias}
-    net = Network.from_dict({
-        "format": "spikeforge-network/1", "v_width": v_width, "w_width": w_width,
-        "populations": [{"name": "in", "kind": "input", "size": weights.shape[0]}, spec],
-        "projections": [{"from": "in", "to": "pop", "weights": weights.tolist()}]})
+    spec = {
+        "name": "pop",
+        "kind": "lif",
+        "size": weights.shape[1],
+        "v_th": params.v_th,
+        "v_reset": params.v_reset,
+        "v_rest": params.v_rest,
+        "v_peak": params.v_peak,
+        "t_ref": params.t_ref,
+        "decay": list(params.decay),
+        "reset_mode": params.reset_mode,
+        "bias": bias,
+    }
+    net = Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": v_width,
+            "w_width": w_width,
+            "populations": [{"name": "in", "kind": "input", "size": weights.shape[0]}, spec],
+            "projections": [{"from": "in", "to": "pop", "weights": weights.tolist()}],
+        }
+    )
     biases = bias if isinstance(bias, list) else [bias] * weights.shape[1]
     per_neuron = [NeuronParams(**{**params.__dict__, "bias": b}) for b in biases]
     expected = run_population(per_neuron, spikes.astype(np.int64) @ weights, trace=True)

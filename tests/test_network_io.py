@@ -4,8 +4,8 @@ import re
 
 import numpy as np
 import pytest
-
 from network_cases import random_network, random_spikes
+
 from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.gen.plot import plot_run
 from spikeforge.gen.spike_io import load_input_spikes, load_outputs, save_outputs, write_npz
@@ -19,18 +19,26 @@ class _Net:
 
 
 BAD_INPUTS = [
-    (np.zeros((10, 5), np.int8),
-     "input: shape (10, 5) has 5 columns, the network has n_in=64 input neurons"),
+    (
+        np.zeros((10, 5), np.int8),
+        "input: shape (10, 5) has 5 columns, the network has n_in=64 input neurons",
+    ),
     (np.zeros(64, np.int8), "input: shape (64,) must be (T, n_in) or (B, T, n_in)"),
-    (np.zeros((1, 2, 3, 64), np.int8), "input: shape (1, 2, 3, 64) must be (T, n_in) or "
-                                       "(B, T, n_in)"),
+    (
+        np.zeros((1, 2, 3, 64), np.int8),
+        "input: shape (1, 2, 3, 64) must be (T, n_in) or (B, T, n_in)",
+    ),
     (np.zeros((0, 64), np.int8), "input: shape (0, 64) has no timesteps or no batch entries"),
     (np.zeros((0, 3, 64), np.int8), "input: shape (0, 3, 64) has no timesteps or no batch"),
     (np.zeros((3, 64)), "input: dtype float64 is not an integer type; spikes are 0/1 integers"),
-    (np.array([[0] * 63 + [2]] * 2, np.int64), "input: values must be 0 or 1, found 2 at index "
-                                               "(0, 63)"),
-    (np.full((2, 2, 64), -1, np.int16),
-     "input: values must be 0 or 1, found -1 at index (0, 0, 0)"),
+    (
+        np.array([[0] * 63 + [2]] * 2, np.int64),
+        "input: values must be 0 or 1, found 2 at index (0, 63)",
+    ),
+    (
+        np.full((2, 2, 64), -1, np.int16),
+        "input: values must be 0 or 1, found -1 at index (0, 0, 0)",
+    ),
 ]
 
 
@@ -71,8 +79,11 @@ def test_outputs_round_trip_and_deterministic(tmp_path):
     save_outputs(tmp_path / "b.npz", run.spikes, run.v, run.cycles)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     with np.load(tmp_path / "a.npz") as archive:
-        expected = ([f"spikes_{p.name}" for p in net.lif_populations]
-                    + [f"v_{p.name}" for p in net.lif_populations] + ["cycles"])
+        expected = (
+            [f"spikes_{p.name}" for p in net.lif_populations]
+            + [f"v_{p.name}" for p in net.lif_populations]
+            + ["cycles"]
+        )
         assert archive.files == expected
         assert archive["cycles"].dtype == np.int64
         for pop in net.lif_populations:
@@ -86,11 +97,12 @@ def test_outputs_round_trip_and_deterministic(tmp_path):
     assert np.array_equal(back.cycles, run.cycles)
     write_npz(tmp_path / "odd.npz", {"spikes_a": np.zeros((2, 2)), "w": np.zeros(1)})
     write_npz(tmp_path / "empty.npz", {"cycles": np.zeros(2)})
-    for name, pattern in [("odd.npz", "has an unknown array 'w'; allowed are spikes_<name>, "
-                                      "v_<name>, cycles$"),
-                          ("empty.npz", "has no spikes_<population> array$"),
-                          ("none.npz", "file '.*none.npz' not found$"),
-                          ("x.npy", "file must be .npz, not '.*x.npy'$")]:
+    for name, pattern in [
+        ("odd.npz", "has an unknown array 'w'; allowed are spikes_<name>, v_<name>, cycles$"),
+        ("empty.npz", "has no spikes_<population> array$"),
+        ("none.npz", "file '.*none.npz' not found$"),
+        ("x.npy", "file must be .npz, not '.*x.npy'$"),
+    ]:
         with pytest.raises(SpikeforgeError, match="^result: .*" + pattern):
             load_outputs(tmp_path / name)
 
@@ -102,8 +114,11 @@ def test_backend_registry():
     spikes = random_spikes(rng, net, 5)
     run = simulate(net, spikes, "golden", trace=True)
     assert isinstance(run, NetworkRun) and run.cycles is None and set(run.v) == set(run.spikes)
-    with pytest.raises(SpikeforgeError, match=r"^backend must be one of golden, amaranth, verilator, "
-                                              r"icarus, not 'verilog'$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^backend must be one of golden, amaranth, verilator, "
+        r"icarus, not 'verilog'$",
+    ):
         get_backend("verilog")
 
 
@@ -112,8 +127,10 @@ def test_plot_run(tmp_path):
     net = random_network(rng, n_lif=2, recurrent=True)
     spikes = random_spikes(rng, net, 40, batch=2, activity=0.4)
     golden = run_network(net, spikes, trace=True)
-    flipped = NetworkRun(spikes={k: v.copy() for k, v in golden.spikes.items()},
-                         v={k: v + 1 for k, v in golden.v.items()})
+    flipped = NetworkRun(
+        spikes={k: v.copy() for k, v in golden.spikes.items()},
+        v={k: v + 1 for k, v in golden.v.items()},
+    )
     name = net.lif_populations[0].name
     flipped.spikes[name][0, 5, 0] ^= 1
     plot_run(tmp_path / "alone.png", run_network(net, spikes))

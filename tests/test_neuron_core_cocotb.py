@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
+from neuron_cases import random_cases
 
 from spikeforge.gen.output import convert
 from spikeforge.hdl.neuron import NeuronCore, pack_params
 from spikeforge.sim.rtl import RTLSimulationError, require_or_skip, run_cocotb
-
-from neuron_cases import random_cases
 
 # (v_width, acc_width, t_ref_max, stages, cases[, synaptic]): every stage count, narrow and wide
 # datapaths, and a synaptic core.
@@ -44,8 +43,13 @@ class CoreBank(wiring.Component):
 
     def __init__(self, cores):
         self.cores = cores
-        super().__init__({f"c{i}_{name}": member for i, core in enumerate(cores)
-                          for name, member in core.signature.members.items()})
+        super().__init__(
+            {
+                f"c{i}_{name}": member
+                for i, core in enumerate(cores)
+                for name, member in core.signature.members.items()
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -62,8 +66,13 @@ class CoreBank(wiring.Component):
 
 def make_core(config):
     v_width, acc_width, t_ref_max, stages, _, *synaptic = config
-    return NeuronCore(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, stages=stages,
-                      synaptic=bool(synaptic and synaptic[0]))
+    return NeuronCore(
+        v_width=v_width,
+        acc_width=acc_width,
+        t_ref_max=t_ref_max,
+        stages=stages,
+        synaptic=bool(synaptic and synaptic[0]),
+    )
 
 
 def write_cases(path, core, config, cases, *, rng, idle_fraction=0.1):
@@ -76,15 +85,25 @@ def write_cases(path, core, config, cases, *, rng, idle_fraction=0.1):
     idle = np.where(rng.random(n) < idle_fraction, rng.integers(1, 4, n), 0)
     # A synaptic core's cases also have the current in and out.
     current = {"i": cases.i, "i_next": i_next[0]} if core.synaptic else {}
-    packed = [layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value
-              for p in unique]
-    np.savez(path, v=cases.v, r=cases.r, acc=cases.acc,
-             params_hex=[f"{word:x}" for word in packed],
-             params_index=[index[p] for p in cases.params],
-             params_text=[repr(p) for p in unique], idle=idle, latency=core.latency,
-             v_next=v_next, r_next=r_next, spike=spike.astype(np.int64), v_trace=trace,
-             config="v_width={}, acc_width={}, t_ref_max={}, stages={}".format(*config[:4])
-             + (", synaptic" if core.synaptic else ""), **current)
+    packed = [layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value for p in unique]
+    np.savez(
+        path,
+        v=cases.v,
+        r=cases.r,
+        acc=cases.acc,
+        params_hex=[f"{word:x}" for word in packed],
+        params_index=[index[p] for p in cases.params],
+        params_text=[repr(p) for p in unique],
+        idle=idle,
+        latency=core.latency,
+        v_next=v_next,
+        r_next=r_next,
+        spike=spike.astype(np.int64),
+        v_trace=trace,
+        config="v_width={}, acc_width={}, t_ref_max={}, stages={}".format(*config[:4])
+        + (", synaptic" if core.synaptic else ""),
+        **current,
+    )
 
 
 def run_bank(build_root, tmp_path, simulator, configs, seed, plant=None):
@@ -98,8 +117,14 @@ def run_bank(build_root, tmp_path, simulator, configs, seed, plant=None):
     for i, (core, config) in enumerate(zip(cores, configs)):
         rng = np.random.default_rng([seed, i, *config])
         v_width, acc_width, t_ref_max, _, n = config[:5]
-        cases = random_cases(rng, n, v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max,
-                             synaptic=core.synaptic)
+        cases = random_cases(
+            rng,
+            n,
+            v_width=v_width,
+            acc_width=acc_width,
+            t_ref_max=t_ref_max,
+            synaptic=core.synaptic,
+        )
         manifest[f"c{i}"] = str(tmp_path / f"c{i}.npz")
         write_cases(manifest[f"c{i}"], core, config, cases, rng=rng)
         all_cases.append(cases)
@@ -111,13 +136,19 @@ def run_bank(build_root, tmp_path, simulator, configs, seed, plant=None):
         np.savez(manifest[f"c{lane}"], **planted)
     (tmp_path / "cases.json").write_text(json.dumps(manifest))
     # The Verilog is the same for the same configs, so one build directory per bank.
-    bank = "_".join("x".join(map(str, config[:4])) + ("s" if core.synaptic else "")
-                    for config, core in zip(configs, cores))
+    bank = "_".join(
+        "x".join(map(str, config[:4])) + ("s" if core.synaptic else "")
+        for config, core in zip(configs, cores)
+    )
     result = run_cocotb(
-        convert(CoreBank(cores), name="neuron_bank", fmt="verilog"), toplevel="neuron_bank",
-        test_module="cocotb_neuron_core", simulator=simulator, test_dir=tmp_path,
+        convert(CoreBank(cores), name="neuron_bank", fmt="verilog"),
+        toplevel="neuron_bank",
+        test_module="cocotb_neuron_core",
+        simulator=simulator,
+        test_dir=tmp_path,
         build_dir=build_root / f"{simulator}_{bank}",
-        env={"SPIKEFORGE_CASES": str(tmp_path / "cases.json")})
+        env={"SPIKEFORGE_CASES": str(tmp_path / "cases.json")},
+    )
     assert result.tests == ("neuron_core_matches_golden",)
     assert result.sim_time_ns > 10 * max(config[4] for config in configs)
     return all_cases
@@ -152,8 +183,10 @@ def test_mismatch_is_reported_with_its_case(build_root, tmp_path, simulator):
     # Same bank as the default test (same build), smaller runs, one planted wrong result.
     require_or_skip(simulator)
     configs = [(*config[:4], 50, *config[5:]) for config in CONFIGS]
-    with pytest.raises(RTLSimulationError,
-                       match=r"neuron_core_matches_golden: .*c2 \(v_width=16, acc_width=18, "
-                             r"t_ref_max=255, stages=3\): mismatches \(v_trace in 1 of 50 "
-                             r"cases\); first: case 37 v=.* v_trace got"):
+    with pytest.raises(
+        RTLSimulationError,
+        match=r"neuron_core_matches_golden: .*c2 \(v_width=16, acc_width=18, "
+        r"t_ref_max=255, stages=3\): mismatches \(v_trace in 1 of 50 "
+        r"cases\); first: case 37 v=.* v_trace got",
+    ):
         run_bank(build_root, tmp_path, simulator, configs, seed=3, plant=(2, 37))

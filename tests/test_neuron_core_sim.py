@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
+from neuron_cases import random_cases
 
 from spikeforge.hdl.neuron import NeuronCore, pack_params
-
-from neuron_cases import random_cases
 
 # (v_width, acc_width, t_ref_max, stages, cases): every stage count, extreme widths, and together
 # more than 100,000 neuron-steps.
@@ -30,8 +29,10 @@ def run_core(core, cases, packed=None):
     """
     layout = core.params.shape()
     # Parameters repeat across cases; building a layout constant is the slow part.
-    unique = packed or {p: layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value
-                        for p in set(cases.params)}
+    unique = packed or {
+        p: layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value
+        for p in set(cases.params)
+    }
     packed = [unique[p] for p in cases.params]
     n = len(packed)
     got = {"v_next": [], "r_next": [], "spike": [], "v_trace": []}
@@ -77,7 +78,8 @@ def test_core_matches_golden(v_width, acc_width, t_ref_max, stages, n):
         assert bad.size == 0, (
             f"{name} differs in {bad.size} of {n} cases; first: case {bad[0]} "
             f"v={cases.v[bad[0]]} r={cases.r[bad[0]]} acc={cases.acc[bad[0]]} "
-            f"{cases.params[bad[0]]}: got {got[name][bad[0]]}, want {want[bad[0]]}")
+            f"{cases.params[bad[0]]}: got {got[name][bad[0]]}, want {want[bad[0]]}"
+        )
     # The extremes were really exercised, not just drawn.
     assert spike.any() and (~spike).any() and (cases.r > 0).any() and (cases.r == 0).any()
 
@@ -109,20 +111,28 @@ SYNAPTIC_CONFIGS = [
 @pytest.mark.parametrize("v_width, acc_width, t_ref_max, stages, n", SYNAPTIC_CONFIGS)
 def test_synaptic_core_matches_golden(v_width, acc_width, t_ref_max, stages, n):
     rng = np.random.default_rng([v_width, acc_width, t_ref_max, stages, 1])
-    cases = random_cases(rng, n, v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max,
-                         synaptic=True)
-    core = NeuronCore(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, stages=stages,
-                      synaptic=True)
+    cases = random_cases(
+        rng, n, v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, synaptic=True
+    )
+    core = NeuronCore(
+        v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, stages=stages, synaptic=True
+    )
     got = run_core(core, cases)
     v, r, spike, trace, i = cases.expected()
-    for name, want in (("v_next", v), ("r_next", r), ("spike", spike), ("v_trace", trace),
-                       ("i_next", i)):
+    for name, want in (
+        ("v_next", v),
+        ("r_next", r),
+        ("spike", spike),
+        ("v_trace", trace),
+        ("i_next", i),
+    ):
         bad = np.flatnonzero(got[name] != want)
         assert bad.size == 0, (
             f"{name} differs in {bad.size} of {n} cases; first: case {bad[0]} "
             f"v={cases.v[bad[0]]} i={cases.i[bad[0]]} r={cases.r[bad[0]]} "
             f"acc={cases.acc[bad[0]]} {cases.params[bad[0]]}: got {got[name][bad[0]]}, "
-            f"want {want[bad[0]]}")
+            f"want {want[bad[0]]}"
+        )
     synaptic = np.array([p.synaptic for p in cases.params])
     # Both kinds of population ran, spiking and refractory, and the current saturated.
     assert synaptic.any() and (~synaptic).any() and spike[synaptic].any()
@@ -132,31 +142,48 @@ def test_synaptic_core_matches_golden(v_width, acc_width, t_ref_max, stages, n):
 
 def test_synaptic_parameter_errors():
     from spikeforge.sim.params import NeuronParams
+
     cuba = NeuronParams(v_th=100, syn_decay=(2,))
     core = NeuronCore()
-    with pytest.raises(ValueError, match=r"^params has a syn_decay, which needs a core built "
-                                         r"with synaptic=True$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^params has a syn_decay, which needs a core built "
+        r"with synaptic=True$",
+    ):
         core.with_constant_params(cuba)
     Fragment.get(core, None)  # elaborated, so that it is not reported as unused
-    with pytest.raises(ValueError, match=r"^params has a syn_decay, which needs a synaptic "
-                                         r"parameter port$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^params has a syn_decay, which needs a synaptic "
+        r"parameter port$",
+    ):
         pack_params(cuba, synaptic=False)
     with pytest.raises(TypeError, match=r"^synaptic must be a bool, not 1$"):
         NeuronCore(synaptic=1)
     with pytest.raises(ValueError, match=r"^syn_decay_sets needs synaptic=True$"):
         NeuronCore(syn_decay_sets=[(1,)])
-    with pytest.raises(ValueError, match=r"^syn_decay \[2\] is not one the core was built for: "
-                                         r"\[1\], \[3, -5\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^syn_decay \[2\] is not one the core was built for: "
+        r"\[1\], \[3, -5\]$",
+    ):
         pack_params(cuba, synaptic=True, syn_decay_sets=((1,), (3, -5)))
 
 
-@pytest.mark.parametrize("decay_sets,error,message", [
-    (4, TypeError, r"^decay_sets must be a list of decays, not 4$"),
-    ([4], TypeError, r"^decay_sets must be a list of decays \(lists of shift terms\), not \[4\]$"),
-    ([(1, 2, 3, 4, 5)], ValueError, r"^a decay has at most 4 terms, not \[1, 2, 3, 4, 5\]$"),
-    ([(16,)], TypeError, r"^decay term must be an integer in \[-15, 15\], not 16$"),
-    ([], ValueError, r"^decay_sets must hold at least one decay$"),
-])
+@pytest.mark.parametrize(
+    "decay_sets,error,message",
+    [
+        (4, TypeError, r"^decay_sets must be a list of decays, not 4$"),
+        (
+            [4],
+            TypeError,
+            r"^decay_sets must be a list of decays \(lists of shift terms\), not \[4\]$",
+        ),
+        ([(1, 2, 3, 4, 5)], ValueError, r"^a decay has at most 4 terms, not \[1, 2, 3, 4, 5\]$"),
+        ([(16,)], TypeError, r"^decay term must be an integer in \[-15, 15\], not 16$"),
+        ([], ValueError, r"^decay_sets must hold at least one decay$"),
+    ],
+)
 def test_decay_sets_errors(decay_sets, error, message):
     with pytest.raises(error, match=message):
         NeuronCore(v_width=16, decay_sets=decay_sets)
@@ -164,8 +191,12 @@ def test_decay_sets_errors(decay_sets, error, message):
 
 def test_decay_not_built_in_is_refused():
     from spikeforge.sim.params import NeuronParams
-    with pytest.raises(ValueError, match=r"^decay \[2\] is not one the core was built for: "
-                                         r"\[1\], \[3, -5\]$"):
+
+    with pytest.raises(
+        ValueError,
+        match=r"^decay \[2\] is not one the core was built for: "
+        r"\[1\], \[3, -5\]$",
+    ):
         pack_params(NeuronParams(v_th=100, decay=(2,)), ((1,), (3, -5)))
 
 
@@ -180,11 +211,20 @@ def test_core_with_built_in_synaptic_decays_matches_golden():
     assert {p.synaptic for p in pool} == {True, False}
     decay_sets = tuple(sorted({p.decay for p in cases.params}))
     syn_sets = tuple(sorted({p.syn_decay for p in cases.params if p.synaptic}))
-    core = NeuronCore(v_width=16, acc_width=18, t_ref_max=15, stages=3, synaptic=True,
-                      decay_sets=decay_sets, syn_decay_sets=syn_sets)
+    core = NeuronCore(
+        v_width=16,
+        acc_width=18,
+        t_ref_max=15,
+        stages=3,
+        synaptic=True,
+        decay_sets=decay_sets,
+        syn_decay_sets=syn_sets,
+    )
     layout = core.params.shape()
-    packed = {p: layout.const(pack_params(p, decay_sets, synaptic=True, syn_decay_sets=syn_sets))
-              for p in set(cases.params)}
+    packed = {
+        p: layout.const(pack_params(p, decay_sets, synaptic=True, syn_decay_sets=syn_sets))
+        for p in set(cases.params)
+    }
     got = run_core(core, cases, packed={p: c.as_value().value for p, c in packed.items()})
     for name, want in zip(("v_next", "r_next", "spike", "v_trace", "i_next"), cases.expected()):
         assert (got[name] == want).all(), name

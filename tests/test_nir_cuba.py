@@ -9,8 +9,8 @@ import re
 import nir
 import numpy as np
 import pytest
-
 from network_cases import synaptic_network
+
 from spikeforge.gen.cli import main
 from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.gen.network import Network, load_network
@@ -25,14 +25,28 @@ def graph(nodes, edges, **meta):
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
 
 
-def cuba(n, tau_syn=4e-3, tau_mem=2e-3, r=None, w_in=None, v_leak=0.0, v_threshold=1.0,
-         v_reset=0.0, dt=1e-3, readout=False):
+def cuba(
+    n,
+    tau_syn=4e-3,
+    tau_mem=2e-3,
+    r=None,
+    w_in=None,
+    v_leak=0.0,
+    v_threshold=1.0,
+    v_reset=0.0,
+    dt=1e-3,
+    readout=False,
+):
     # snnTorch's convention: r = tau_mem/dt and w_in = tau_syn/dt, so that the gain is 1 and an
     # input of one unit raises the current by one unit.
     full = lambda x: np.full(n, float(x))  # noqa: E731
-    p = dict(tau_syn=full(tau_syn), tau_mem=full(tau_mem),
-             r=full(tau_mem / dt if r is None else r), v_leak=full(v_leak),
-             w_in=full(tau_syn / dt) if w_in is None else np.asarray(w_in, float))
+    p = dict(
+        tau_syn=full(tau_syn),
+        tau_mem=full(tau_mem),
+        r=full(tau_mem / dt if r is None else r),
+        v_leak=full(v_leak),
+        w_in=full(tau_syn / dt) if w_in is None else np.asarray(w_in, float),
+    )
     if readout:
         return nir.CubaLI(**p)
     return nir.CubaLIF(v_threshold=full(v_threshold), v_reset=full(v_reset), **p)
@@ -43,9 +57,15 @@ def spikes(seed, steps, n, rate=0.3):
 
 
 def test_cubalif_mapping_numbers():
-    g = graph({"in": nir.Input(np.array([2])), "fc": nir.Affine(np.eye(2) * 0.6, np.zeros(2)),
-               "c": cuba(2, w_in=[4.0, 1.0]), "o": nir.Output(np.array([2]))},
-              [("in", "fc"), ("fc", "c"), ("c", "o")])
+    g = graph(
+        {
+            "in": nir.Input(np.array([2])),
+            "fc": nir.Affine(np.eye(2) * 0.6, np.zeros(2)),
+            "c": cuba(2, w_in=[4.0, 1.0]),
+            "o": nir.Output(np.array([2])),
+        },
+        [("in", "fc"), ("fc", "c"), ("c", "o")],
+    )
     model = import_graph(g, dt=1e-3)
     pop = model.network.population("c")
     # dt/tau_mem = 0.5 = [1], dt/tau_syn = 0.25 = [2]; gains (dt r/tau_mem)(dt w_in/tau_syn) are
@@ -65,8 +85,10 @@ def test_float_semantics_is_snntorch_synaptic_recurrence():
     dt, alpha, beta, thr = 1e-4, 0.75, 0.5, 1.5
     w = np.array([[0.5, 0.25, -0.25], [1.0, 0.0, 0.5]])  # (out=2, in=3)
     node = cuba(2, tau_syn=dt / (1 - alpha), tau_mem=dt / (1 - beta), v_threshold=thr, dt=dt)
-    g = graph({"in": nir.Input(np.array([3])), "fc": nir.Linear(w), "c": node},
-              [("in", "fc"), ("fc", "c")])
+    g = graph(
+        {"in": nir.Input(np.array([3])), "fc": nir.Linear(w), "c": node},
+        [("in", "fc"), ("fc", "c")],
+    )
     model = import_graph(g, dt=dt)
     x = spikes(1, 40, 3, rate=0.5)
     got_s, got_v = simulate_float(model, x)
@@ -88,11 +110,27 @@ def test_report_agrees_and_hardware_matches_golden(capsys):
     w_in = np.round(rng.uniform(-0.3, 1.0, (6, 4)) * 64) / 64
     w_rec = np.round(rng.uniform(-0.3, 0.2, (6, 6)) * 64) / 64
     w_out = np.round(rng.uniform(-0.5, 1.0, (2, 6)) * 64) / 64
-    g = graph({"in": nir.Input(np.array([4])), "fc": nir.Affine(w_in, np.full(6, 0.125)),
-               "c": cuba(6, v_threshold=2.0), "rec": nir.Linear(w_rec), "out": nir.Linear(w_out),
-               "ro": cuba(2, readout=True), "o": nir.Output(np.array([2]))},
-              [("in", "fc"), ("fc", "c"), ("c", "rec"), ("rec", "c"), ("c", "out"),
-               ("out", "ro"), ("ro", "o")], dt=1e-3)
+    g = graph(
+        {
+            "in": nir.Input(np.array([4])),
+            "fc": nir.Affine(w_in, np.full(6, 0.125)),
+            "c": cuba(6, v_threshold=2.0),
+            "rec": nir.Linear(w_rec),
+            "out": nir.Linear(w_out),
+            "ro": cuba(2, readout=True),
+            "o": nir.Output(np.array([2])),
+        },
+        [
+            ("in", "fc"),
+            ("fc", "c"),
+            ("c", "rec"),
+            ("rec", "c"),
+            ("c", "out"),
+            ("out", "ro"),
+            ("ro", "o"),
+        ],
+        dt=1e-3,
+    )
     model = import_graph(g)
     net = model.network
     assert [p.kind for p in model.populations] == ["Input", "CubaLIF", "CubaLI"]
@@ -119,11 +157,27 @@ def test_report_agrees_and_hardware_matches_golden(capsys):
 
 
 def test_cli_import_of_a_cubalif_graph(tmp_path, capsys):
-    g = graph({"in": nir.Input(np.array([3])), "fc": nir.Linear(np.full((2, 3), 0.5)),
-               "c": cuba(2)}, [("in", "fc"), ("fc", "c")], dt=1e-3)
+    g = graph(
+        {"in": nir.Input(np.array([3])), "fc": nir.Linear(np.full((2, 3), 0.5)), "c": cuba(2)},
+        [("in", "fc"), ("fc", "c")],
+        dt=1e-3,
+    )
     nir.write(tmp_path / "g.nir", g)
-    assert main(["import", str(tmp_path / "g.nir"), "-o", str(tmp_path / "n.json"),
-                 "-r", str(tmp_path / "r.json"), "--steps", "30"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                str(tmp_path / "g.nir"),
+                "-o",
+                str(tmp_path / "n.json"),
+                "-r",
+                str(tmp_path / "r.json"),
+                "--steps",
+                "30",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "c (CubaLIF, 2): " in out and "dt/tau_syn 0.25 ~ [2] = 0.25 (error +0)" in out
     report = json.loads((tmp_path / "r.json").read_text())
@@ -132,8 +186,11 @@ def test_cli_import_of_a_cubalif_graph(tmp_path, capsys):
 
 
 def _exportable(net):
-    return all(decay_value(p.params.decay) and decay_value(p.params.syn_decay)
-               for p in net.lif_populations if p.params.synaptic)
+    return all(
+        decay_value(p.params.decay) and decay_value(p.params.syn_decay)
+        for p in net.lif_populations
+        if p.params.synaptic
+    )
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -145,26 +202,51 @@ def test_random_round_trip_or_export_error(seed):
         back = import_graph(export_network(net)).network
         assert back == net and back.to_dict() == net.to_dict()
     else:
-        with pytest.raises(SpikeforgeError, match=r"^population '\w+': (syn_)?decay \[[-0-9, ]*\] "
-                                                  r"has the value 0, which NIR's CubaLIF cannot "
-                                                  r"express \(it needs a finite tau_(mem|syn)\)$"):
+        with pytest.raises(
+            SpikeforgeError,
+            match=r"^population '\w+': (syn_)?decay \[[-0-9, ]*\] "
+            r"has the value 0, which NIR's CubaLIF cannot "
+            r"express \(it needs a finite tau_(mem|syn)\)$",
+        ):
             export_network(net)
 
 
 def _net(hid_extra, out_extra):
-    lif = {"kind": "lif", "v_reset": 0, "v_rest": 3, "t_ref": 2, "reset_mode": "subtract",
-           "bias": 0}
-    readout = {"kind": "lif", "v_th": 32767, "v_peak": 32767, "v_reset": 0, "v_rest": -4,
-               "t_ref": 0, "reset_mode": "zero", "bias": [1, -2]}
-    return Network.from_dict({
-        "format": "spikeforge-network/1", "v_width": 16, "w_width": 8,
-        "populations": [{"name": "x", "kind": "input", "size": 3},
-                        {"name": "hid", "size": 2, "v_th": 90, "v_peak": 200, **lif,
-                         **hid_extra},
-                        {"name": "out", "size": 2, **readout, **out_extra}],
-        "projections": [{"from": "x", "to": "hid", "weights": [[50, 9], [-7, 60], [30, 30]]},
-                        {"from": "hid", "to": "out", "weights": [[20, -5], [4, 40]]},
-                        {"from": "hid", "to": "hid", "weights": [[0, -9], [-9, 0]]}]})
+    lif = {
+        "kind": "lif",
+        "v_reset": 0,
+        "v_rest": 3,
+        "t_ref": 2,
+        "reset_mode": "subtract",
+        "bias": 0,
+    }
+    readout = {
+        "kind": "lif",
+        "v_th": 32767,
+        "v_peak": 32767,
+        "v_reset": 0,
+        "v_rest": -4,
+        "t_ref": 0,
+        "reset_mode": "zero",
+        "bias": [1, -2],
+    }
+    return Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 16,
+            "w_width": 8,
+            "populations": [
+                {"name": "x", "kind": "input", "size": 3},
+                {"name": "hid", "size": 2, "v_th": 90, "v_peak": 200, **lif, **hid_extra},
+                {"name": "out", "size": 2, **readout, **out_extra},
+            ],
+            "projections": [
+                {"from": "x", "to": "hid", "weights": [[50, 9], [-7, 60], [30, 30]]},
+                {"from": "hid", "to": "out", "weights": [[20, -5], [4, 40]]},
+                {"from": "hid", "to": "hid", "weights": [[0, -9], [-9, 0]]},
+            ],
+        }
+    )
 
 
 def test_export_encoding_and_cubali_readout(tmp_path):
@@ -181,26 +263,37 @@ def test_export_encoding_and_cubali_readout(tmp_path):
     assert import_graph(g).network == net
     # Through a file and the command line, as a user would.
     from spikeforge.gen.network import save_network
+
     save_network(net, tmp_path / "n.json")
     assert main(["export", str(tmp_path / "n.json"), "-o", str(tmp_path / "g.nir")]) == 0
-    assert main(["import", str(tmp_path / "g.nir"), "-o", str(tmp_path / "back.json"),
-                 "--steps", "5"]) == 0
+    assert (
+        main(["import", str(tmp_path / "g.nir"), "-o", str(tmp_path / "back.json"), "--steps", "5"])
+        == 0
+    )
     assert load_network(tmp_path / "back.json") == net
 
 
-@pytest.mark.parametrize("hid_extra, message", [
-    ({"decay": [], "syn_decay": [1]},
-     "population 'hid': decay [] has the value 0, which NIR's CubaLIF cannot express (it needs "
-     "a finite tau_mem)"),
-    ({"decay": [2], "syn_decay": [3, -3]},
-     "population 'hid': syn_decay [3, -3] has the value 0, which NIR's CubaLIF cannot express "
-     "(it needs a finite tau_syn)"),
-])
+@pytest.mark.parametrize(
+    "hid_extra, message",
+    [
+        (
+            {"decay": [], "syn_decay": [1]},
+            "population 'hid': decay [] has the value 0, which NIR's CubaLIF cannot express (it needs "
+            "a finite tau_mem)",
+        ),
+        (
+            {"decay": [2], "syn_decay": [3, -3]},
+            "population 'hid': syn_decay [3, -3] has the value 0, which NIR's CubaLIF cannot express "
+            "(it needs a finite tau_syn)",
+        ),
+    ],
+)
 def test_export_error_without_leak(hid_extra, message, tmp_path, capsys):
     net = _net(hid_extra, {"decay": [3]})
     with pytest.raises(SpikeforgeError, match=f"^{re.escape(message)}$"):
         export_network(net)
     from spikeforge.gen.network import save_network
+
     save_network(net, tmp_path / "n.json")
     assert main(["export", str(tmp_path / "n.json"), "-o", str(tmp_path / "g.nir")]) == 2
     assert capsys.readouterr().err == f"spikeforge: error: {message}\n"

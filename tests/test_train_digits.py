@@ -35,10 +35,15 @@ def test_digits():
 def test_shipped_network_shape(shipped):
     assert load_network(os.path.join(DATA, td.NET_FILE)) == shipped
     assert [(p.name, p.kind, p.size) for p in shipped.populations] == [
-        ("pixels", "input", 64), ("hidden", "lif", 64), ("output", "lif", 10)]
+        ("pixels", "input", 64),
+        ("hidden", "lif", 64),
+        ("output", "lif", 10),
+    ]
     assert (shipped.v_width, shipped.w_width) == (16, 8)
     assert [(p.source, p.target, p.recurrent) for p in shipped.projections] == [
-        ("pixels", "hidden", False), ("hidden", "output", False)]
+        ("pixels", "hidden", False),
+        ("hidden", "output", False),
+    ]
     for pop in shipped.lif_populations:
         assert pop.params == td.HIDDEN_PARAMS
     assert os.path.getsize(os.path.join(DATA, td.NET_FILE)) < 32_000
@@ -65,8 +70,9 @@ def test_trainer_forward_is_the_golden_model(shipped, test_digits):
     *_, trainer_spikes = td._forward(w1, w2, encode(images, td.STEPS))
     counts = td.output_counts(shipped, images)
     assert np.array_equal(trainer_spikes.sum(axis=1).astype(np.int64), counts)
-    assert np.array_equal(np.argmax(trainer_spikes.sum(axis=1), axis=1),
-                          td.predict(shipped, images))
+    assert np.array_equal(
+        np.argmax(trainer_spikes.sum(axis=1), axis=1), td.predict(shipped, images)
+    )
 
 
 def test_ties_go_to_lowest_index(shipped):
@@ -81,6 +87,7 @@ def test_shipped_test_set_is_the_split(test_digits):
     assert np.array_equal(images, test_x) and np.array_equal(labels, test_y)
     assert len(train_x) + len(test_x) == 1797
     from sklearn.datasets import load_digits
+
     digits = load_digits()
     assert np.array_equal(digits.data[index], images)
     assert np.array_equal(digits.target[index], labels)
@@ -107,12 +114,15 @@ def test_short_training_is_deterministic_and_learns():
     assert len(report_a["loss"]) == 2 and report_a["loss"][1] < report_a["loss"][0]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 0}, r"epochs must be an integer in \[1, 1000\], not 0"),
-    ({"seed": -1}, r"seed must be an integer in \[0, 4294967295\], not -1"),
-    ({"hidden": 0}, r"hidden must be an integer in \[1, 1024\], not 0"),
-    ({"subset": 0}, r"subset must be an integer in \[1, 1437\], not 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 0}, r"epochs must be an integer in \[1, 1000\], not 0"),
+        ({"seed": -1}, r"seed must be an integer in \[0, 4294967295\], not -1"),
+        ({"hidden": 0}, r"hidden must be an integer in \[1, 1024\], not 0"),
+        ({"subset": 0}, r"subset must be an integer in \[1, 1437\], not 0"),
+    ],
+)
 def test_train_arguments(kwargs, message):
     with pytest.raises(TypeError, match=message):
         td.train(**kwargs)
@@ -124,13 +134,30 @@ def test_predict_errors(shipped, test_digits):
         td.predict(shipped, images, T=33)
     with pytest.raises(SpikeforgeError, match=r"labels must have shape \(360,\), not \(359,\)"):
         td.accuracy(shipped, images, labels[1:])
-    small = Network.from_dict({
-        "format": "spikeforge-network/1", "v_width": 16, "w_width": 8,
-        "populations": [{"name": "pixels", "kind": "input", "size": 4},
-                        {"name": "output", "kind": "lif", "size": 10, "v_th": 10, "v_reset": 0,
-                         "v_rest": 0, "v_peak": 10, "t_ref": 0, "decay": [], "bias": 0,
-                         "reset_mode": "zero"}],
-        "projections": [{"from": "pixels", "to": "output", "weights": np.ones((4, 10), int)}]})
+    small = Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 16,
+            "w_width": 8,
+            "populations": [
+                {"name": "pixels", "kind": "input", "size": 4},
+                {
+                    "name": "output",
+                    "kind": "lif",
+                    "size": 10,
+                    "v_th": 10,
+                    "v_reset": 0,
+                    "v_rest": 0,
+                    "v_peak": 10,
+                    "t_ref": 0,
+                    "decay": [],
+                    "bias": 0,
+                    "reset_mode": "zero",
+                },
+            ],
+            "projections": [{"from": "pixels", "to": "output", "weights": np.ones((4, 10), int)}],
+        }
+    )
     with pytest.raises(SpikeforgeError, match="the digit network must have 64 inputs, not 4"):
         td.predict(small, images)
 
@@ -147,11 +174,14 @@ def test_cli_short_run(tmp_path, capsys):
         assert np.array_equal(archive["labels"], labels)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], r"--epochs must be an integer in \[1, 1000\], not 0"),
-    (["--seed", "-2"], r"--seed must be an integer in \[0, 4294967295\], not -2"),
-    (["--seed", "x"], r"argument --seed: invalid int value: 'x'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], r"--epochs must be an integer in \[1, 1000\], not 0"),
+        (["--seed", "-2"], r"--seed must be an integer in \[0, 4294967295\], not -2"),
+        (["--seed", "x"], r"argument --seed: invalid int value: 'x'"),
+    ],
+)
 def test_cli_errors(argv, message, capsys):
     assert main(["train-digits", *argv]) == 2
     err = capsys.readouterr().err
@@ -165,8 +195,9 @@ def test_cli_without_scikit_learn(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     assert main(["train-digits", "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (
-        'spikeforge: error: training needs scikit-learn, which is not installed; install it '
-        'with: pip install "spikeforge[train]"\n')
+        "spikeforge: error: training needs scikit-learn, which is not installed; install it "
+        'with: pip install "spikeforge[train]"\n'
+    )
     assert not os.listdir(tmp_path)
 
 

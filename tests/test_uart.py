@@ -52,7 +52,8 @@ def test_loopback_random_bytes(divisor):
         ctx.set(rx.data.ready, 1)
         while len(got) < len(sent):
             _, _, valid, payload, error, overflow = await ctx.tick().sample(
-                rx.data.valid, rx.data.payload, rx.error, rx.overflow)
+                rx.data.valid, rx.data.payload, rx.error, rx.overflow
+            )
             if valid:
                 got.append(payload)
             flags.append(error | overflow)
@@ -97,7 +98,7 @@ def test_tx_line_waveform_and_backpressure():
             i += 1
     assert decoded == sent
     # Frames follow back to back: ready is high only one cycle per frame while bytes wait.
-    assert sum(ready_while_busy[:len(sent) * 10 * divisor - 1]) <= len(sent)
+    assert sum(ready_while_busy[: len(sent) * 10 * divisor - 1]) <= len(sent)
 
 
 def test_rx_framing_error_on_low_stop_bit():
@@ -120,7 +121,8 @@ def test_rx_framing_error_on_low_stop_bit():
         ctx.set(dut.data.ready, 1)
         while True:
             _, _, valid, payload, error = await ctx.tick().sample(
-                dut.data.valid, dut.data.payload, dut.error)
+                dut.data.valid, dut.data.payload, dut.error
+            )
             if valid:
                 events.append(("byte", payload))
             if error:
@@ -163,7 +165,7 @@ def test_rx_ignores_start_glitch():
 
     async def host(ctx):
         ctx.set(dut.rx, 0)
-        await ctx.tick().repeat(2)      # shorter than half a bit
+        await ctx.tick().repeat(2)  # shorter than half a bit
         ctx.set(dut.rx, 1)
         await ctx.tick().repeat(12 * divisor)
 
