@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 
-from ..gen.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
 from .pll import PLLTop, pll_for
 from .registry import get_board
 from .report import REPORT_FIELDS, check_report, load_report, parse_report

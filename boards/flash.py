@@ -1,7 +1,7 @@
 """Load a bitstream into a board with its programmer (iceprog, icesprog, openFPGALoader, dfu-util).
 
 Every failure a user can cause or meet (wrong file, programmer not installed, no board on USB)
-is a :class:`~spikeforge.gen.errors.SpikeforgeError` with one line, so the CLI exits with 2.
+is a :class:`~spikeforge.spec.errors.SpikeforgeError` with one line, so the CLI exits with 2.
 """
 
 import os
@@ -11,7 +11,7 @@ import struct
 import subprocess
 import zlib
 
-from ..gen.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
 from .build import default_build_dir
 from .registry import get_board
 

@@ -14,12 +14,16 @@ response again (LAST) instead of running the step a second time.
 import collections
 
 import numpy as np
+import serial
+from amaranth.sim import Simulator
 
 from ..gen.compile import runtime_writes
-from ..gen.errors import SpikeforgeError
 from ..gen.spike_io import check_input_spikes
 from ..hdl.array import CFG_BIAS, CFG_PARAMS, CFG_STATE, CFG_WEIGHTS
-from . import protocol as p
+from ..hdl.host_link import HostLink, HostLinkUART
+from ..sim.array_amaranth import ArrayRecorder, collect_runs, input_events
+from ..spec import protocol as p
+from ..spec.errors import SpikeforgeError
 
 __all__ = ["HostDriver", "HostLinkError", "SimulatedBoard", "open_port", "DEFAULT_BAUD"]
 
@@ -31,11 +35,7 @@ class HostLinkError(SpikeforgeError):
 
 
 def open_port(device, baud=DEFAULT_BAUD, timeout=0.5):
-    """Open a serial port with pyserial; a missing port or pyserial is a one-line error."""
-    try:
-        import serial
-    except ImportError:
-        raise SpikeforgeError("pyserial is not installed: pip install pyserial") from None
+    """Open a serial port with pyserial; a missing port is a one-line error."""
     try:
         return serial.Serial(device, baud, timeout=timeout)
     except (serial.SerialException, OSError) as error:
@@ -263,8 +263,6 @@ class HostDriver:
         NetworkRun
             Spikes of every LIF population and ``cycles`` per step.
         """
-        from ..sim.array_amaranth import ArrayRecorder, collect_runs, input_events
-
         plan = plan if plan is not None else self._plan
         if plan is None:
             raise HostLinkError(
@@ -320,9 +318,6 @@ class SimulatedBoard:
     def __init__(
         self, plan, *, stages=4, divisor=None, timeout=None, read_cycles=None, runtime_weights=False
     ):
-        from amaranth.sim import Simulator
-
-        from ..hdl.host_link import HostLink, HostLinkUART
 
         byte_cycles = 1 if divisor is None else 10 * divisor
         if timeout is None:

@@ -12,7 +12,7 @@ from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
-from ..gen.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
 
 __all__ = [
     "ICE40PLL",

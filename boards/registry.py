@@ -11,7 +11,7 @@ from amaranth_boards.resources import UARTResource
 from amaranth_boards.tang_nano_9k import TangNano9kPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from ..gen.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
 
 __all__ = ["Board", "BOARDS", "get_board", "board_names"]
 

@@ -10,7 +10,7 @@ LUT and a flip-flop together.
 import json
 import re
 
-from ..gen.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
 
 __all__ = [
     "REPORT_FIELDS",

@@ -13,7 +13,7 @@ import shutil
 import stat
 import sys
 
-from ..gen.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
 
 __all__ = ["FAMILY_TOOLS", "GOWIN_WRAPPER_NAME", "find_tool", "tool_environment"]
 

@@ -10,10 +10,10 @@ board.
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
 
-from ..gen.errors import SpikeforgeError
 from ..hdl.arith import bits_for
 from ..hdl.host_link import HostLinkUART
 from ..hdl.uart import uart_divisor
+from ..spec.errors import SpikeforgeError
 from .host import DEFAULT_BAUD
 from .registry import get_board
 

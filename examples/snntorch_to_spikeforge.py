@@ -31,8 +31,8 @@ import nir
 
 from spikeforge.gen.network import save_network
 from spikeforge.gen.nir_io import import_nir
-from spikeforge.gen.quant_report import format_report, quantization_report
 from spikeforge.sim.network_golden import run_network
+from spikeforge.sim.quant_report import format_report, quantization_report
 
 STEPS = 25
 N_IN, N_HID, N_OUT = 4, 8, 2

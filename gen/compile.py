@@ -4,14 +4,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hdl.plan import LANES, ArrayPlan, PopulationPlan, ProjectionPlan
-from .errors import SpikeforgeError
+from ..hdl.arith import bits_for, ceil_div
+from ..hdl.array import CFG_BIAS, CFG_PARAMS, CFG_WEIGHTS
+from ..hdl.neuron import pack_params, params_layout
+from ..hdl.plan import ArrayPlan, PopulationPlan, ProjectionPlan
+from ..spec.errors import SpikeforgeError
+from ..spec.limits import LANES
 
 __all__ = ["Capacity", "compile_network", "runtime_writes"]
-
-
-def _ceil_div(a, b):
-    return -(-a // b)
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def compile_network(net, lanes=1, capacity=Capacity()):
             pops.append(PopulationPlan(pop.name, pop.size, True, input_offset=input_offset))
             input_offset += pop.size
         else:
-            rows = _ceil_div(pop.size, lanes)
+            rows = ceil_div(pop.size, lanes)
             pops.append(
                 PopulationPlan(
                     pop.name,
@@ -145,9 +145,6 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
         :mod:`spikeforge.hdl.array`; ``data`` is the raw word (the words of a burst, the first
         in the low bits).
     """
-    from ..hdl.arith import bits_for
-    from ..hdl.array import CFG_BIAS, CFG_PARAMS, CFG_WEIGHTS
-    from ..hdl.neuron import pack_params, params_layout
 
     def raw(value, width):
         return int(value) & ((1 << width) - 1)

@@ -14,14 +14,14 @@ import zipfile
 
 import numpy as np
 
-from ..sim.params import V_WIDTH_RANGE, W_WIDTH_RANGE, NeuronParams, v_range, w_range
-from .errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
+from ..spec.limits import ACC_WIDTH_RANGE, V_WIDTH_RANGE, W_WIDTH_RANGE, v_range, w_range
+from ..spec.params import NeuronParams
 from .spike_io import write_npz
 
 __all__ = [
     "FORMAT",
     "SIZE_MAX",
-    "ACC_WIDTH_RANGE",
     "NPZ_THRESHOLD",
     "Population",
     "Projection",
@@ -34,8 +34,6 @@ __all__ = [
 FORMAT = "spikeforge-network/1"
 # Largest population; far beyond any FPGA, it only stops a typo from allocating gigabytes.
 SIZE_MAX = 1 << 20
-# The accumulator is held in int64 by the golden model.
-ACC_WIDTH_RANGE = (2, 64)
 # save_network moves a matrix with more entries than this to the .npz beside the JSON file.
 NPZ_THRESHOLD = 4096
 

@@ -4,7 +4,7 @@
 :class:`~spikeforge.gen.network.Network`: forward Euler with the graph's ``dt``, ``dt/tau`` as a
 sum of at most four signed powers of two (CubaLIF and CubaLI: also ``dt/tau_syn``), and every
 voltage-like value divided by one scale per population and rounded. It also keeps the float64
-description of the graph (:class:`FloatModel`) that :mod:`spikeforge.gen.quant_report` simulates
+description of the graph (:class:`FloatModel`) that :mod:`spikeforge.sim.quant_report` simulates
 for the quantization report. :func:`export_network` writes a network back as a NIR graph whose
 re-import is exact.
 
@@ -19,21 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..sim.params import (
-    V_WIDTH_RANGE,
-    W_WIDTH_RANGE,
-    NeuronParams,
-    decay_from_ratio,
-    decay_value,
-    v_range,
-    w_range,
-)
-from .errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
+from ..spec.limits import RESET_MODES, V_WIDTH_RANGE, W_WIDTH_RANGE, v_range, w_range
+from ..spec.params import NeuronParams, decay_from_ratio, decay_value
 from .network import FORMAT, Network
 
 __all__ = [
     "SUPPORTED",
-    "RESET_MODES",
     "FloatPopulation",
     "FloatProjection",
     "FloatModel",
@@ -57,7 +49,6 @@ SUPPORTED = (
     "CubaLIF",
     "CubaLI",
 )
-RESET_MODES = ("zero", "subtract")
 _SUPPORTED_TEXT = ", ".join(SUPPORTED)
 _NEURONS = ("LIF", "IF", "LI", "CubaLIF", "CubaLI")
 _SPIKING = ("LIF", "IF", "CubaLIF")

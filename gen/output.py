@@ -2,7 +2,9 @@
 
 from amaranth.back import rtlil, verilog
 
-from .version import version
+from ..hdl.array import NeuronArray
+from ..spec.version import version
+from .compile import compile_network
 
 __all__ = ["FORMATS", "ARRAY_TOP", "convert", "array_source"]
 
@@ -46,9 +48,6 @@ def array_source(net, *, lanes=1, stages=4, trace=False, fmt="verilog"):
     (str, NeuronArray)
         The text, and the array it was generated from (for its port widths).
     """
-    from ..hdl.array import NeuronArray
-    from .compile import compile_network
-
     plan = compile_network(net, lanes)
     array = NeuronArray(plan, stages=stages, trace=trace)
     header = [

@@ -13,15 +13,47 @@ that the same run gives the same file.
 import io
 import os
 import zipfile
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
 
-__all__ = ["write_npz", "load_input_spikes", "check_input_spikes", "save_outputs", "load_outputs"]
+__all__ = [
+    "NetworkRun",
+    "write_npz",
+    "load_input_spikes",
+    "check_input_spikes",
+    "save_outputs",
+    "load_outputs",
+]
 
 # Any fixed date; zip cannot store one before 1980.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass
+class NetworkRun:
+    """Result of a network run; arrays are ``(T, size)`` or ``(B, T, size)`` like the input.
+
+    Attributes
+    ----------
+    spikes : dict of str to uint8 ndarray
+        0/1 spikes of every LIF population.
+    v : dict of str to int64 ndarray
+        Observable membrane traces (``docs/neuron.md``) of every LIF population; empty unless
+        traces were asked for.
+    cycles : ndarray of int64, shape (T,) or (B, T), or None
+        Clock cycles per timestep, from hardware back-ends; None for the golden model.
+    """
+
+    spikes: dict
+    v: dict = field(default_factory=dict)
+    cycles: np.ndarray | None = None
+
+    def save(self, path):
+        """Write the result ``.npz`` (:func:`save_outputs`)."""
+        save_outputs(path, self.spikes, self.v, self.cycles)
 
 
 def write_npz(path, arrays):
@@ -150,9 +182,7 @@ def save_outputs(path, spikes, v=None, cycles=None):
 
 
 def load_outputs(path, what="result"):
-    """Read a result ``.npz`` back as a :class:`~spikeforge.sim.network_golden.NetworkRun`."""
-    from ..sim.network_golden import NetworkRun
-
+    """Read a result ``.npz`` back as a :class:`NetworkRun`."""
     path = os.fspath(path)
     if not path.lower().endswith(".npz"):
         raise SpikeforgeError(f"{what}: file must be .npz, not {path!r}")

@@ -2,7 +2,7 @@
 
 from contextlib import contextmanager
 
-__all__ = ["validating", "check_int"]
+__all__ = ["validating"]
 
 
 @contextmanager
@@ -17,9 +17,3 @@ def validating(component):
     except (TypeError, ValueError):
         component._MustUse__silence = True
         raise
-
-
-def check_int(name, value, lo, hi):
-    """Raise :class:`TypeError` unless ``value`` is an integer in ``[lo, hi]``."""
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise TypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")

@@ -6,12 +6,17 @@ registers go. None of them multiplies.
 
 from amaranth.hdl import Mux, Value
 
-__all__ = ["saturate", "exceeds", "fires", "refractory_next", "bits_for", "mul_const"]
+__all__ = ["saturate", "exceeds", "fires", "refractory_next", "bits_for", "ceil_div", "mul_const"]
 
 
 def bits_for(n):
     """Bits needed for an unsigned value ``n`` (at least 1)."""
     return max(int(n).bit_length(), 1)
+
+
+def ceil_div(a, b):
+    """``ceil(a / b)`` of integers, exactly (rows of slots, tiles of memory blocks)."""
+    return -(-a // b)
 
 
 def saturate(value, width):

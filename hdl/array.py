@@ -20,10 +20,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._validate import check_int, validating
+from ..spec.limits import LANES, STAGES_RANGE, check_int
+from ._validate import validating
 from .arith import bits_for, mul_const
-from .neuron import STAGES_RANGE, NeuronCore, pack_params, params_layout
-from .plan import LANES
+from .neuron import NeuronCore, pack_params, params_layout
 from .spram import WeightStore
 
 __all__ = ["NeuronArray", "state_layout", "CFG_WEIGHTS", "CFG_BIAS", "CFG_STATE", "CFG_PARAMS"]

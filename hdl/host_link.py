@@ -1,7 +1,7 @@
 """The host link: framed commands over a byte stream, executed on a neuron array.
 
 :class:`HostLink` receives frames (``docs/host-link.md``; constants and CRC in
-:mod:`spikeforge.boards.protocol`) on a byte stream, checks them completely, and only then acts:
+:mod:`spikeforge.spec.protocol`) on a byte stream, checks them completely, and only then acts:
 a STEP starts the array only after its whole frame passed the length, index and CRC checks, a CFG
 write reaches the array's ``cfg`` port only after its CRC checked out. Anything else (a bad CRC, an
 unknown command, a wrong length, a frame that stops arriving, a UART error) is answered with an
@@ -19,8 +19,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..boards import protocol as p
-from ..sim.params import check_int
+from ..spec import protocol as p
+from ..spec.limits import check_int
 from .arith import bits_for
 from .array import CFG_BIAS, CFG_PARAMS, CFG_STATE, CFG_WEIGHTS, NeuronArray
 from .uart import UARTRx, UARTTx

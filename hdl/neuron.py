@@ -5,13 +5,11 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._validate import check_int, validating
+from ..spec.limits import ACC_WIDTH_RANGE, MAX_DECAY_TERMS, STAGES_RANGE, check_int
+from ._validate import validating
 from .arith import bits_for, exceeds, fires, refractory_next, saturate
 
-__all__ = ["params_layout", "pack_params", "NeuronCore", "MAX_DECAY_TERMS", "STAGES_RANGE"]
-
-MAX_DECAY_TERMS = 4
-STAGES_RANGE = (1, 4)
+__all__ = ["params_layout", "pack_params", "NeuronCore"]
 
 # Which intermediate results get a pipeline register in front of them, per stage count. The
 # output is always registered, so the latency equals the stage count. The split points balance
@@ -179,7 +177,7 @@ class NeuronCore(wiring.Component):
     ):
         with validating(self):
             check_int("v_width", v_width, 2, 32)
-            check_int("acc_width", acc_width, 2, 48)
+            check_int("acc_width", acc_width, *ACC_WIDTH_RANGE)
             check_int("t_ref_max", t_ref_max, 0, 65535)
             check_int("stages", stages, *STAGES_RANGE)
             if decay_sets is not None:

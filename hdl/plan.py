@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PopulationPlan", "ProjectionPlan", "ArrayPlan", "LANES"]
-
-LANES = (1, 2, 4, 8)
+__all__ = ["PopulationPlan", "ProjectionPlan", "ArrayPlan"]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sim.params import check_int
+from ..spec.limits import check_int
 
 __all__ = ["DIVISOR_RANGE", "uart_divisor", "UARTRx", "UARTTx"]
 

@@ -4,9 +4,8 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..gen.compile import compile_network, runtime_writes
-from ..gen.spike_io import check_input_spikes
+from ..gen.spike_io import NetworkRun, check_input_spikes
 from ..hdl.array import NeuronArray
-from .network_golden import NetworkRun
 
 __all__ = ["run_array_amaranth", "ArrayRecorder", "as_batch", "collect_runs", "max_wait_cycles"]
 

@@ -5,22 +5,20 @@ Every back-end is a callable ``(net, spikes, trace) -> NetworkRun`` with the arg
 ``cycles``. ``spikeforge simulate --backend NAME`` picks one from :data:`BACKENDS`.
 """
 
-from ..gen.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
+from .array_amaranth import run_array_amaranth
+from .array_rtl import run_array_rtl
 from .network_golden import run_network
 
 __all__ = ["BACKENDS", "HARDWARE_BACKENDS", "get_backend", "simulate"]
 
 
 def _amaranth(net, spikes, trace=False, **options):
-    from .array_amaranth import run_array_amaranth
-
     return run_array_amaranth(net, spikes, trace, **options)
 
 
 def _rtl(simulator):
     def run(net, spikes, trace=False, **options):
-        from .array_rtl import run_array_rtl
-
         return run_array_rtl(net, spikes, trace, simulator=simulator, **options)
 
     return run

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from spikeforge.gen.errors import SpikeforgeError
+from spikeforge.spec.errors import SpikeforgeError
 
 __all__ = [
     "MODES",

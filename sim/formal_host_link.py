@@ -24,7 +24,7 @@ Properties (``check``):
 ``"recover"``
     Recovery. A sequencer lets the free input run for as long as the solver likes, then keeps
     the line quiet for ``quiet_bound`` cycles, then sends one well-formed STATUS or IDENTIFY
-    request (``AnyConst`` picks which; the bytes of ``spikeforge.boards.protocol``) with at
+    request (``AnyConst`` picks which; the bytes of ``spikeforge.spec.protocol``) with at
     most ``gap`` idle cycles before each byte. Asserted: no error frame is started, and within
     :attr:`HostLinkHarness.accept_bound` cycles of the start of the request the link executes
     it (``frame_ok``) and starts the matching response. Includes the ``"live"`` assertions,
@@ -38,13 +38,13 @@ from amaranth.asserts import AnyConst, AnySeq
 from amaranth.hdl import Assert, Assume, Const, Fragment, Module, Mux, Signal
 from amaranth.lib import wiring
 
-from spikeforge.boards import protocol as p
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import Network
 from spikeforge.hdl.host_link import RESPONSES, RX_STATES, TX_STATES, HostLink
+from spikeforge.spec import protocol as p
 
+from ..spec.limits import check_int
 from .formal_neuron import _no_reset
-from .params import check_int
 
 __all__ = [
     "PROPERTIES",

@@ -29,7 +29,8 @@ from amaranth.asserts import AnyConst, AnySeq
 from amaranth.hdl import Assert, Assume, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 
-from spikeforge.hdl.neuron import MAX_DECAY_TERMS, NeuronCore
+from spikeforge.hdl.neuron import NeuronCore
+from spikeforge.spec.limits import MAX_DECAY_TERMS
 
 __all__ = ["PROPERTIES", "NeuronHarness", "PipelineEquivalence"]
 
@@ -53,7 +54,7 @@ def _no_reset(m):
 
 
 def assume_valid_params(m, core):
-    """Assume what :class:`~spikeforge.sim.params.NeuronParams` guarantees of ``core.params``.
+    """Assume what :class:`~spikeforge.spec.params.NeuronParams` guarantees of ``core.params``.
 
     ``v_reset <= v_th <= v_peak``, every enabled decay shift below ``v_width``, no negative
     term with shift 0 (it cannot be written), ``t_ref <= t_ref_max``; the same of the

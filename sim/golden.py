@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .network_golden import run_network
-from .params import MAX_DECAY_TERMS, NeuronParams, v_range
+from ..spec.limits import MAX_DECAY_TERMS, v_range
+from ..spec.params import NeuronParams
 
 __all__ = [
     "ParamArrays",
@@ -28,7 +28,6 @@ __all__ = [
     "cast_params",
     "PopulationRun",
     "run_population",
-    "run_network",
 ]
 
 

@@ -9,12 +9,14 @@ one from the same or a later population (``Projection.recurrent``) delivers the 
 previous timestep (none at the first).
 """
 
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NetworkRun", "run_network", "EVENT_FRACTION"]
+from ..gen.spike_io import NetworkRun, check_input_spikes
+from .golden import cast_params, membrane_update, param_arrays, synaptic_update, work_dtype
+
+__all__ = ["run_network", "EVENT_FRACTION"]
 
 # In a batch, a projection adds one gathered weight row per source spike when no batch entry
 # has more than this fraction of the source spiking in a step; above it the dense product is as
@@ -26,32 +28,6 @@ EVENT_FRACTION = 0.25
 # The event lists of the input spikes are built for this many steps at once: one set of NumPy
 # calls instead of one per step, in memory bounded by the chunk.
 EVENT_CHUNK = 64
-
-
-@dataclass
-class NetworkRun:
-    """Result of a network run; arrays are ``(T, size)`` or ``(B, T, size)`` like the input.
-
-    Attributes
-    ----------
-    spikes : dict of str to uint8 ndarray
-        0/1 spikes of every LIF population.
-    v : dict of str to int64 ndarray
-        Observable membrane traces (``docs/neuron.md``) of every LIF population; empty unless
-        traces were asked for.
-    cycles : ndarray of int64, shape (T,) or (B, T), or None
-        Clock cycles per timestep, from hardware back-ends; None for the golden model.
-    """
-
-    spikes: dict
-    v: dict = field(default_factory=dict)
-    cycles: np.ndarray | None = None
-
-    def save(self, path):
-        """Write the result ``.npz`` (:func:`spikeforge.gen.spike_io.save_outputs`)."""
-        from ..gen.spike_io import save_outputs
-
-        save_outputs(path, self.spikes, self.v, self.cycles)
 
 
 def run_network(net, spikes, trace=False):
@@ -69,10 +45,6 @@ def run_network(net, spikes, trace=False):
     -------
     NetworkRun
     """
-    # Imported here: sim.golden re-exports this function; a module-level import would be circular.
-    from ..gen.spike_io import check_input_spikes
-    from .golden import cast_params, membrane_update, param_arrays, synaptic_update, work_dtype
-
     inputs = check_input_spikes(spikes, net.n_inputs)
     batched = inputs.ndim == 3
     if not batched:

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
-from spikeforge.gen.errors import SpikeforgeError
+from cocotb_tools.runner import get_runner
+
+from spikeforge.spec.errors import SpikeforgeError
 
 __all__ = [
     "SIMULATORS",
@@ -353,8 +355,6 @@ def run_cocotb(
         the cocotb failure messages.
     """
     check_simulator(simulator)
-    from cocotb_tools.runner import get_runner
-
     build_dir = Path(build_dir).absolute()
     build_dir.mkdir(parents=True, exist_ok=True)
     test_dir = build_dir if test_dir is None else Path(test_dir).absolute()

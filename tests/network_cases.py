@@ -11,7 +11,7 @@ import numpy as np
 from neuron_cases import random_decay, random_params
 
 from spikeforge.gen.network import Network
-from spikeforge.sim.params import v_range, w_range
+from spikeforge.spec.limits import v_range, w_range
 
 __all__ = ["random_network", "synaptic_network", "random_spikes"]
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeforge.sim.golden import cuba_lif_step, lif_step, param_arrays
-from spikeforge.sim.params import NeuronParams, v_range
+from spikeforge.spec.limits import v_range
+from spikeforge.spec.params import NeuronParams
 
 
 @dataclass

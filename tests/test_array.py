@@ -12,7 +12,6 @@ from amaranth.sim import Simulator
 from network_cases import random_network, random_spikes, synaptic_network
 
 from spikeforge.gen.compile import Capacity, compile_network, runtime_writes
-from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.gen.network import Network
 from spikeforge.gen.output import array_source
 from spikeforge.hdl.array import NeuronArray
@@ -20,6 +19,7 @@ from spikeforge.sim.array_amaranth import ArrayRecorder, input_events, run_array
 from spikeforge.sim.array_rtl import run_array_rtl
 from spikeforge.sim.network_golden import run_network
 from spikeforge.sim.rtl import require_or_skip
+from spikeforge.spec.errors import SpikeforgeError
 
 LANE_CHOICES = (1, 2, 4)
 

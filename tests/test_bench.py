@@ -11,11 +11,12 @@ import re
 import numpy as np
 import pytest
 
-from spikeforge.gen import bench
-from spikeforge.gen.cli import main
-from spikeforge.gen.errors import SpikeforgeError
+from spikeforge.bench import suite as bench
+from spikeforge.boards import resources
+from spikeforge.cli.main import main
 from spikeforge.gen.network import FORMAT, Network
-from spikeforge.sim.network_golden import NetworkRun
+from spikeforge.gen.spike_io import NetworkRun
+from spikeforge.spec.errors import SpikeforgeError
 
 
 def lif(name, size):
@@ -353,7 +354,7 @@ def test_render_brian2_rows():
     ],
 )
 def test_map_memory_by_hand(depth, width, family, expected):
-    assert bench.map_memory(depth, width, family) == expected
+    assert resources.map_memory(depth, width, family) == expected
 
 
 def test_memory_model_small_plan_by_hand():
@@ -362,7 +363,7 @@ def test_memory_model_small_plan_by_hand():
     plan = compile_network(bench.capacity_network(16), 1)
     kinds = {
         m["name"]: (m["depth"], m["width"], m["kind"], m["blocks"])
-        for m in bench.memory_model(plan, "ice40")[1]
+        for m in resources.memory_model(plan, "ice40")[1]
     }
     # 64 x 16 weights of 8 bits; acc 2 banks x 16 of 14 bits (64 8-bit weights); state 16-bit v
     # plus 2 refractory bits; spike FIFO: row (4 bits) + 1 lane bit; output FIFO 1 + 6 bits.
@@ -374,12 +375,12 @@ def test_memory_model_small_plan_by_hand():
         "spike_fifo": (16, 5, "block", 1),
         "out_fifo": (3, 7, "logic", 0),
     }
-    assert bench.memory_model(plan, "ice40")[0] == 7
+    assert resources.memory_model(plan, "ice40")[0] == 7
     # ECP5: the weights in one 2048x9 block, everything else in LUT RAM.
-    assert bench.memory_model(plan, "ecp5")[0] == 1
+    assert resources.memory_model(plan, "ecp5")[0] == 1
     # Two lanes: every per-lane memory twice, half as deep.
     plan2 = compile_network(bench.capacity_network(16), 2)
-    names = [m["name"] for m in bench.memory_model(plan2, "ice40")[1]]
+    names = [m["name"] for m in resources.memory_model(plan2, "ice40")[1]]
     assert names == [
         "weights0",
         "acc0",
@@ -392,7 +393,7 @@ def test_memory_model_small_plan_by_hand():
         "spike_fifo",
         "out_fifo",
     ]
-    assert bench.memory_model(plan2, "ice40")[1][0]["depth"] == 512
+    assert resources.memory_model(plan2, "ice40")[1][0]["depth"] == 512
 
 
 def test_array_memories_match_the_array():
@@ -404,7 +405,7 @@ def test_array_memories_match_the_array():
     plan = compile_network(bench.capacity_network(10), 2)
     array = NeuronArray(plan)
     Fragment.get(array, None)
-    model = {name: (depth, width) for name, depth, width in bench.array_memories(plan)}
+    model = {name: (depth, width) for name, depth, width in resources.array_memories(plan)}
     for lane in range(2):
         for name, mems in (
             ("weights", array.weight_mem),
@@ -424,7 +425,7 @@ def test_model_reproduces_measured_builds():
 
     net = bench.feedforward_network()
     for family, lanes in (("ecp5", 1), ("ecp5", 2), ("ecp5", 4), ("gowin", 1), ("gowin", 2)):
-        assert bench.memory_model(compile_network(net, lanes), family)[0] == 20
+        assert resources.memory_model(compile_network(net, lanes), family)[0] == 20
 
 
 def test_largest_fit_by_hand():
@@ -438,7 +439,7 @@ def test_largest_fit_by_hand():
 def test_device_blocks():
     from spikeforge.boards.registry import BOARDS
 
-    assert {b.name: bench.device_blocks(b.device) for b in BOARDS.values()} == {
+    assert {b.name: resources.device_blocks(b.device) for b in BOARDS.values()} == {
         "icebreaker": 30,
         "icesugar": 30,
         "ulx3s-85f": 208,
@@ -450,7 +451,7 @@ def test_device_blocks():
         match=r"no block RAM count known for device 'XC7A35T': "
         r"known are iCE40UP5K, LFE5U-85F",
     ):
-        bench.device_blocks("XC7A35T")
+        resources.device_blocks("XC7A35T")
 
 
 def fake_build(limit, used=lambda predicted: predicted):
@@ -472,7 +473,7 @@ def fake_build(limit, used=lambda predicted: predicted):
         calls.append(("spram", n) if top.runtime_weights else n)
         if n > limit:
             raise BuildError(f"design does not fit the {board.device} of {board.name}")
-        predicted = bench.memory_model(
+        predicted = resources.memory_model(
             compile_network(bench.capacity_network(n), 1), board.family, top.runtime_weights
         )[0]
         if top.runtime_weights:

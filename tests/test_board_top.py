@@ -14,7 +14,7 @@ from host_link_cases import small_network
 from spikeforge.boards.registry import get_board
 from spikeforge.boards.report import REPORT_FIELDS
 from spikeforge.boards.top import LED_ROLES, BoardTop, byte_timeout
-from spikeforge.gen.cli import main
+from spikeforge.cli.main import main
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import save_network
 

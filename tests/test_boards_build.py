@@ -17,6 +17,7 @@ from amaranth.hdl import Cat, Elaboratable, Module, Signal
 from amaranth.lib import io
 
 from spikeforge.boards.build import BuildError, _explain_failure, build, default_build_dir
+from spikeforge.boards.flow import build_network
 from spikeforge.boards.registry import get_board
 from spikeforge.boards.report import (
     REPORT_FIELDS,
@@ -26,9 +27,8 @@ from spikeforge.boards.report import (
     parse_report,
     yosys_cells,
 )
-from spikeforge.gen.cmd_build import build_network
-from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.gen.network import load_network
+from spikeforge.spec.errors import SpikeforgeError
 
 # nextpnr's cell type of a block RAM, per board.
 BRAM_CELL = {"icebreaker": "ICESTORM_RAM", "ulx3s-85f": "DP16KD", "tangnano9k": "BSRAM"}

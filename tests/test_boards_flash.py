@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from spikeforge.boards.flash import default_bitstream, dfu_suffix, flash, programmer_command
-from spikeforge.gen.cli import main
+from spikeforge.cli.main import main
 
 EXPECTED = {
     "icebreaker": "iceprog b/top.bin",

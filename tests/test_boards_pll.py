@@ -22,7 +22,7 @@ from spikeforge.boards.pll import (
     pll_for,
 )
 from spikeforge.boards.registry import get_board
-from spikeforge.gen.errors import SpikeforgeError
+from spikeforge.spec.errors import SpikeforgeError
 
 # `yowasp-icepll -i 12 -o F`: (F, DIVR, DIVF, DIVQ, FILTER_RANGE, achieved MHz).
 ICEPLL = [

@@ -11,9 +11,9 @@ from spikeforge.boards.gowin_nextpnr import translate_args
 from spikeforge.boards.registry import BOARDS, board_names, get_board
 from spikeforge.boards.toolchain import GOWIN_WRAPPER_NAME, find_tool, tool_environment
 from spikeforge.boards.top import BoardTop
-from spikeforge.gen.cli import main
+from spikeforge.cli.main import main
 from spikeforge.gen.compile import compile_network
-from spikeforge.gen.errors import SpikeforgeError
+from spikeforge.spec.errors import SpikeforgeError
 
 
 def test_registry_has_one_board_per_family_and_two_ice40():

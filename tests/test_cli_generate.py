@@ -2,13 +2,13 @@
 
 import pytest
 
-from spikeforge.gen.cli import main
+from spikeforge.cli.main import main
 
 
 def digits_network():
     from importlib import resources
 
-    return str(resources.files("spikeforge.gen") / "data" / "digits_net.json")
+    return str(resources.files("spikeforge.cli") / "data" / "digits_net.json")
 
 
 def test_core_is_deterministic_with_header(tmp_path):

@@ -13,8 +13,8 @@ from network_cases import random_spikes
 
 from spikeforge.boards.host import SimulatedBoard
 from spikeforge.boards.registry import BOARDS, get_board
-from spikeforge.gen import cmd_build
-from spikeforge.gen.cli import main
+from spikeforge.cli import cmd_build
+from spikeforge.cli.main import main
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import save_network
 from spikeforge.sim.network_golden import run_network
@@ -133,6 +133,7 @@ def test_build_errors(files, capsys, monkeypatch):
 def test_build_clock_through_pll(files, capsys, monkeypatch):
     # The top's UART divisor is made for the clock the PLL really gives (39.75 MHz for 40).
     from spikeforge.boards import build as build_module
+    from spikeforge.boards import flow
 
     seen = {}
 
@@ -140,7 +141,7 @@ def test_build_clock_through_pll(files, capsys, monkeypatch):
         seen.update(top=top, clock_mhz=clock_mhz, extra=extra)
         raise build_module.BuildError("stopped before the tools")
 
-    monkeypatch.setattr(build_module, "build", fake_build)
+    monkeypatch.setattr(flow, "build", fake_build)
     _, _, folder = files
     status, out, err = cli(
         capsys,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from spikeforge.gen.cli import main
+from spikeforge.cli.main import main
 from spikeforge.sim.rtl import require_or_skip
 
 

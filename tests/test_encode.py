@@ -1,11 +1,11 @@
-"""The deterministic spike encoding of the digit images (gen/encode.py)."""
+"""The deterministic spike encoding of the digit images (cli/encode.py)."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikeforge.gen.encode import MAX_STEPS, PIXELS, encode
+from spikeforge.cli.encode import MAX_STEPS, PIXELS, encode
 
 
 def phase_accumulator(x, T, max_value=16):

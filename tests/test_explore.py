@@ -8,12 +8,12 @@ import re
 import numpy as np
 import pytest
 
-from spikeforge.gen import explore as ex
-from spikeforge.gen.bench import feedforward_network
-from spikeforge.gen.cli import main
-from spikeforge.gen.errors import SpikeforgeError
+from spikeforge.bench.suite import feedforward_network
+from spikeforge.cli import explore as ex
+from spikeforge.cli.main import main
+from spikeforge.cli.train_digits import accuracy, load_test_digits, shipped_network
 from spikeforge.gen.network import save_network
-from spikeforge.gen.train_digits import accuracy, load_test_digits, shipped_network
+from spikeforge.spec.errors import SpikeforgeError
 
 
 def tiny():

@@ -18,9 +18,9 @@ from amaranth.hdl import Signal
 from formal_checks import assert_fails_with_trace, assert_passes
 
 import spikeforge.hdl.host_link as host_link
-from spikeforge.boards import protocol
 from spikeforge.sim.formal import prove
 from spikeforge.sim.formal_host_link import PROPERTIES, HostLinkHarness, failed_assertions
+from spikeforge.spec import protocol
 
 # --- the properties hold -------------------------------------------------------------------
 

@@ -16,9 +16,9 @@ from amaranth.lib import wiring
 from formal_checks import assert_fails_with_trace, assert_passes
 
 import spikeforge.hdl.neuron as neuron
-from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.sim.formal import missing_tools, prove, require_or_skip
 from spikeforge.sim.formal_neuron import PROPERTIES, NeuronHarness, PipelineEquivalence
+from spikeforge.spec.errors import SpikeforgeError
 
 SMALL = dict(v_width=8, acc_width=8, t_ref_max=7)
 DEFAULT = dict(v_width=16, acc_width=16, t_ref_max=15)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from spikeforge.gen.network import Network
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.network_golden import run_network
-from spikeforge.sim.params import v_range, w_range
+from spikeforge.spec.limits import v_range, w_range
 
 FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -20,11 +20,11 @@ from host_link_cases import small_network
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spikeforge.boards import protocol as p
 from spikeforge.boards.host import HostDriver
 from spikeforge.gen.compile import compile_network
-from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.hdl.host_link import HostLink
+from spikeforge.spec import protocol as p
+from spikeforge.spec.errors import SpikeforgeError
 
 PLAN = compile_network(small_network(3), 2)
 # What a board of PLAN answers to IDENTIFY: with it the driver gets past check_plan.

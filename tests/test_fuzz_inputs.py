@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from spikeforge.gen.cli import main
-from spikeforge.gen.errors import SpikeforgeError
+from spikeforge.cli.main import main
 from spikeforge.gen.network import Network
 from spikeforge.gen.spike_io import check_input_spikes, load_input_spikes, load_outputs
+from spikeforge.spec.errors import SpikeforgeError
 
 N_IN = 3
 

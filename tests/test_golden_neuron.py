@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spikeforge.sim.golden import cuba_lif_step, lif_step, param_arrays, run_population
-from spikeforge.sim.params import NeuronParams, decay_from_ratio, decay_value, v_range
+from spikeforge.spec.limits import v_range
+from spikeforge.spec.params import NeuronParams, decay_from_ratio, decay_value
 
 BASE = dict(v_th=100, v_reset=0, v_rest=0, v_peak=200, t_ref=2, bias=0, decay=(4,))
 

@@ -10,12 +10,12 @@ import pytest
 from host_link_cases import FaultyPort, relayout_variant, small_network
 from network_cases import random_spikes
 
-from spikeforge.boards import protocol as p
 from spikeforge.boards.host import HostDriver, HostLinkError, SimulatedBoard
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import Network
 from spikeforge.hdl.host_link import HostLink
 from spikeforge.sim.network_golden import run_network
+from spikeforge.spec import protocol as p
 
 
 def _assert_same(run, golden):

@@ -6,11 +6,11 @@ from amaranth.sim import Simulator
 from host_link_cases import FaultyPort, small_network
 from network_cases import random_spikes
 
-from spikeforge.boards import protocol as p
 from spikeforge.boards.host import HostDriver, SimulatedBoard
 from spikeforge.gen.compile import compile_network
 from spikeforge.hdl.host_link import HostLinkUART
 from spikeforge.sim.network_golden import run_network
+from spikeforge.spec import protocol as p
 
 DIVISOR = 4
 

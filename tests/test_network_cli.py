@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from network_cases import random_network, random_spikes
 
-from spikeforge.gen.cli import main
+from spikeforge.cli.main import main
 from spikeforge.gen.network import save_network
+from spikeforge.gen.spike_io import NetworkRun
 from spikeforge.sim import backends
-from spikeforge.sim.golden import run_network
-from spikeforge.sim.network_golden import NetworkRun
+from spikeforge.sim.network_golden import run_network
 
 
 @pytest.fixture

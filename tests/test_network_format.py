@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from network_cases import random_network
 
-from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.gen.network import Network, load_network, save_network, signed_width
 from spikeforge.gen.spike_io import write_npz
-from spikeforge.sim.params import NeuronParams
+from spikeforge.spec.errors import SpikeforgeError
+from spikeforge.spec.params import NeuronParams
 
 LIF = {
     "v_th": 100,
@@ -78,7 +78,7 @@ RULES = [
     (edit(("v_width",), "16"), "v_width: must be an integer in [2, 32], not '16'"),
     (edit(("w_width",), True), "w_width: must be an integer in [2, 16], not True"),
     (edit(("w_width",), 17), "w_width: must be an integer in [2, 16], not 17"),
-    (edit(("acc_width",), 65), "acc_width: must be an integer in [2, 64], not 65"),
+    (edit(("acc_width",), 49), "acc_width: must be an integer in [2, 48], not 49"),
     (
         edit(("acc_width",), 8),
         "acc_width: 8 is too small for the worst-case weight sum range "

@@ -8,8 +8,10 @@ from network_cases import random_network, random_spikes, synaptic_network
 
 from spikeforge.gen.network import FORMAT, Network
 from spikeforge.sim import golden, network_golden
-from spikeforge.sim.golden import run_network, run_population
-from spikeforge.sim.params import NeuronParams, v_range, w_range
+from spikeforge.sim.golden import run_population
+from spikeforge.sim.network_golden import run_network
+from spikeforge.spec.limits import v_range, w_range
+from spikeforge.spec.params import NeuronParams
 
 
 def naive_run(net, spikes):

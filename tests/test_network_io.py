@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 from network_cases import random_network, random_spikes
 
-from spikeforge.gen.errors import SpikeforgeError
-from spikeforge.gen.plot import plot_run
-from spikeforge.gen.spike_io import load_input_spikes, load_outputs, save_outputs, write_npz
+from spikeforge.cli.plot import plot_run
+from spikeforge.gen.spike_io import (
+    NetworkRun,
+    load_input_spikes,
+    load_outputs,
+    save_outputs,
+    write_npz,
+)
 from spikeforge.sim.backends import BACKENDS, get_backend, simulate
-from spikeforge.sim.golden import run_network
-from spikeforge.sim.network_golden import NetworkRun
+from spikeforge.sim.network_golden import run_network
+from spikeforge.spec.errors import SpikeforgeError
 
 
 class _Net:

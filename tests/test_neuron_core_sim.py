@@ -141,7 +141,7 @@ def test_synaptic_core_matches_golden(v_width, acc_width, t_ref_max, stages, n):
 
 
 def test_synaptic_parameter_errors():
-    from spikeforge.sim.params import NeuronParams
+    from spikeforge.spec.params import NeuronParams
 
     cuba = NeuronParams(v_th=100, syn_decay=(2,))
     core = NeuronCore()
@@ -190,7 +190,7 @@ def test_decay_sets_errors(decay_sets, error, message):
 
 
 def test_decay_not_built_in_is_refused():
-    from spikeforge.sim.params import NeuronParams
+    from spikeforge.spec.params import NeuronParams
 
     with pytest.raises(
         ValueError,

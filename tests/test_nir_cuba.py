@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from network_cases import synaptic_network
 
-from spikeforge.gen.cli import main
-from spikeforge.gen.errors import SpikeforgeError
+from spikeforge.cli.main import main
 from spikeforge.gen.network import Network, load_network
 from spikeforge.gen.nir_io import export_network, import_graph
-from spikeforge.gen.quant_report import quantization_report, simulate_float
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.network_golden import run_network
-from spikeforge.sim.params import decay_value
+from spikeforge.sim.quant_report import quantization_report, simulate_float
+from spikeforge.spec.errors import SpikeforgeError
+from spikeforge.spec.params import decay_value
 
 
 def graph(nodes, edges, **meta):

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from spikeforge.gen.cli import main
-from spikeforge.gen.errors import SpikeforgeError
+from spikeforge.cli.main import main
 from spikeforge.gen.nir_io import import_graph, import_nir
-from spikeforge.gen.quant_report import quantization_report
+from spikeforge.sim.quant_report import quantization_report
+from spikeforge.spec.errors import SpikeforgeError
 
 SUPPORTED = "supported are Input, Output, Affine, Linear, Flatten, LIF, IF, LI, CubaLIF, CubaLI"
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from network_cases import random_network, random_spikes
 
-from spikeforge.gen.cli import main
+from spikeforge.cli.main import main
 from spikeforge.gen.network import Network, load_network, save_network
 from spikeforge.gen.nir_io import export_network, export_nir, import_graph, import_nir
-from spikeforge.gen.quant_report import simulate_float
 from spikeforge.sim.network_golden import run_network
+from spikeforge.sim.quant_report import simulate_float
 
 EXAMPLE = {
     "format": "spikeforge-network/1",

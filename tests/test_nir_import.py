@@ -8,12 +8,12 @@ import nir
 import numpy as np
 import pytest
 
-from spikeforge.gen.cli import main
+from spikeforge.cli.main import main
 from spikeforge.gen.network import load_network
 from spikeforge.gen.nir_io import import_graph, import_nir
-from spikeforge.gen.quant_report import format_report, quantization_report, simulate_float
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.network_golden import run_network
+from spikeforge.sim.quant_report import format_report, quantization_report, simulate_float
 
 
 def graph(nodes, edges, **meta):

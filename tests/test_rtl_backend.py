@@ -11,7 +11,6 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.sim import rtl
 from spikeforge.sim.rtl import (
     REQUIRE_ENV,
@@ -22,6 +21,7 @@ from spikeforge.sim.rtl import (
     run_cocotb,
     simulator_status,
 )
+from spikeforge.spec.errors import SpikeforgeError
 
 COUNTER = """\
 module counter(input clk, input rst, output reg [7:0] count);

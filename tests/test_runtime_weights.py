@@ -21,14 +21,12 @@ from amaranth_boards.icebreaker import ICEBreakerPlatform
 from host_link_cases import small_network
 from network_cases import random_network, random_spikes
 
-from spikeforge.boards import protocol as p
+from spikeforge.bench.suite import capacity_network
 from spikeforge.boards.host import HostDriver, SimulatedBoard
 from spikeforge.boards.registry import get_board
-from spikeforge.gen.bench import capacity_network
-from spikeforge.gen.cli import main
-from spikeforge.gen.cmd_build import choose_weights
+from spikeforge.boards.resources import choose_weights
+from spikeforge.cli.main import main
 from spikeforge.gen.compile import compile_network, runtime_writes
-from spikeforge.gen.errors import SpikeforgeError
 from spikeforge.gen.network import Network, load_network, save_network
 from spikeforge.gen.synth import multiplier_cells, synth_stats
 from spikeforge.hdl.array import NeuronArray
@@ -37,8 +35,10 @@ from spikeforge.hdl.spram import WeightStore, spram_tiles
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.network_golden import run_network
 from spikeforge.sim.rtl import require_or_skip
+from spikeforge.spec import protocol as p
+from spikeforge.spec.errors import SpikeforgeError
 
-DIGITS = "gen/data/digits_net.json"
+DIGITS = "cli/data/digits_net.json"
 
 
 def zero_weights(net):
@@ -282,7 +282,7 @@ def test_icebreaker_build_of_1024_neurons_in_spram(tmp_path, capsys):
 def test_spikeforge_run_loads_the_weights(tmp_path, capsys, monkeypatch, built_from_this):
     from host_link_cases import relayout_variant
 
-    from spikeforge.gen import cmd_build
+    from spikeforge.cli import cmd_build
 
     net = small_network(35, max_size=8)
     save_network(net, tmp_path / "net.json")

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.gen.output import convert
 from spikeforge.gen.synth import FAMILIES, coarse_stats, multiplier_cells, synth_stats
 from spikeforge.hdl.neuron import NeuronCore
-from spikeforge.sim.params import NeuronParams
+from spikeforge.spec.params import NeuronParams
 
 PARAMS = NeuronParams(
     v_th=1000,

@@ -1,4 +1,4 @@
-"""The trained digit classifier (gen/train_digits.py, gen/data/, docs/digits.md).
+"""The trained digit classifier (cli/train_digits.py, cli/data/, docs/digits.md).
 
 Needs scikit-learn, which the ``test`` extra installs. Default runtime about 15 s on two cores;
 ``--slow`` adds the full reproduction of the shipped network (about 30 s more).
@@ -11,11 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from spikeforge.gen import train_digits as td
-from spikeforge.gen.cli import main
-from spikeforge.gen.encode import encode
-from spikeforge.gen.errors import SpikeforgeError
+from spikeforge.cli import train_digits as td
+from spikeforge.cli.encode import encode
+from spikeforge.cli.main import main
 from spikeforge.gen.network import Network, load_network
+from spikeforge.spec.errors import SpikeforgeError
 
 DATA = os.path.join(os.path.dirname(td.__file__), "data")
 # The figures docs/digits.md reports for the shipped network: 351 of 360 held-out digits.

@@ -10,21 +10,21 @@ import importlib
 import os
 import sys
 
-from .errors import SpikeforgeError
-from .version import version
+from ..spec.errors import SpikeforgeError
+from ..spec.version import version
 
 __all__ = ["main", "COMMANDS"]
 
 # Modules that provide a subcommand, in the order `spikeforge --help` lists them.
 COMMANDS = [
-    "spikeforge.gen.cmd_demo",
-    "spikeforge.gen.cmd_generate",
-    "spikeforge.gen.cmd_simulate",
-    "spikeforge.gen.cmd_train_digits",
-    "spikeforge.gen.cmd_boards",
-    "spikeforge.gen.cmd_build",
-    "spikeforge.gen.cmd_nir",
-    "spikeforge.gen.cmd_bench",
+    "spikeforge.cli.cmd_demo",
+    "spikeforge.cli.cmd_generate",
+    "spikeforge.cli.cmd_simulate",
+    "spikeforge.cli.cmd_train_digits",
+    "spikeforge.cli.cmd_boards",
+    "spikeforge.cli.cmd_build",
+    "spikeforge.cli.cmd_nir",
+    "spikeforge.cli.cmd_bench",
 ]
 
 

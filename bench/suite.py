@@ -19,16 +19,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from importlib import metadata
 
 import numpy as np
 from amaranth.hdl import Elaboratable
 
-from ..hdl.plan import LANES
+from ..boards.resources import RAM_FAMILIES, device_blocks, memory_model, spram_blocks
+from ..gen.network import FORMAT, Network
+from ..hdl.arith import ceil_div
 from ..sim.network_golden import run_network
-from .errors import SpikeforgeError
-from .network import FORMAT, Network
+from ..spec.errors import SpikeforgeError
+from ..spec.limits import LANES
 
 __all__ = [
     "PARTS",
@@ -44,16 +45,9 @@ __all__ = [
     "measure_speeds",
     "measure_builds",
     "BenchTop",
-    "RAM_FAMILIES",
-    "DEVICE_BLOCKS",
-    "device_blocks",
-    "array_memories",
-    "map_memory",
-    "memory_model",
     "capacity_network",
     "largest_fit",
     "largest_spram_fit",
-    "spram_blocks",
     "measure_capacity",
     "brian_comparison",
     "machine_info",
@@ -162,17 +156,13 @@ def poisson_inputs(n_steps, n_inputs, rate, seed=0, batch=None):
     return (np.random.default_rng(seed).random(shape) < rate).astype(np.uint8)
 
 
-def _ceil_div(a, b):
-    return -(-a // b)
-
-
 def fanout_cycles(net, lanes):
     """Per population (by name), the walk cycles of one of its events on ``lanes`` lanes."""
     if lanes not in LANES:
         raise SpikeforgeError(f"lanes must be one of {', '.join(map(str, LANES))}, not {lanes!r}")
     cycles = {pop.name: 0 for pop in net.populations}
     for proj in net.projections:
-        cycles[proj.source] += _ceil_div(net.population(proj.target).size, lanes)
+        cycles[proj.source] += ceil_div(net.population(proj.target).size, lanes)
     return cycles
 
 
@@ -199,7 +189,7 @@ def lower_bound(net, lanes, inputs, run):
         bound += inputs[:, net.input_slice(pop.name)].sum(axis=1, dtype=np.int64) * fanout[pop.name]
     for pop in net.lif_populations:
         bound += run.spikes[pop.name].sum(axis=1, dtype=np.int64) * fanout[pop.name]
-        bound += _ceil_div(pop.size, lanes)
+        bound += ceil_div(pop.size, lanes)
     return bound
 
 
@@ -319,10 +309,10 @@ def measure_speeds(
     compile time is reported separately as ``first_run_s``). ``verilog_s`` is the time to
     generate the array's Verilog.
     """
+    from ..gen.compile import compile_network
+    from ..gen.output import convert
     from ..hdl.array import NeuronArray
     from ..sim.backends import get_backend
-    from .compile import compile_network
-    from .output import convert
 
     def verilog(net):
         return convert(NeuronArray(compile_network(net, lanes)), name="array", fmt="verilog")
@@ -418,7 +408,7 @@ class BenchTop(Elaboratable):
             array.spike_out.ready,
         ]
         bits = Cat(*inputs)
-        stream = Cat(*[lfsr.rotate_left(n) for n in range(_ceil_div(len(bits), 32))])
+        stream = Cat(*[lfsr.rotate_left(n) for n in range(ceil_div(len(bits), 32))])
         m.d.comb += bits.eq(stream[: len(bits)])
         outputs = Cat(
             array.spike_in.ready,
@@ -463,7 +453,7 @@ def measure_builds(
     """
     from ..boards.build import BuildError, build
     from ..boards.registry import get_board
-    from .compile import compile_network
+    from ..gen.compile import compile_network
 
     name, net, _ = _benchmark_cases(quick)[0]
     root = build_root or os.path.join(tempfile.gettempdir(), "spikeforge-bench-build")
@@ -520,133 +510,6 @@ def measure_builds(
 CAPACITY_INPUTS = 64
 
 
-@dataclass(frozen=True)
-class RamFamily:
-    """The memory resources that Yosys's ``memory_libmap`` maps an FPGA family's memories to.
-
-    Attributes
-    ----------
-    cell : str
-        Block RAM primitive, as nextpnr's utilisation names it.
-    shapes : tuple of (int, int)
-        (depth, width) of every simple-dual-port shape of one block.
-    block_cost : int
-        ``cost`` of one block in Yosys's ``brams.txt`` of the family.
-    distributed : bool
-        The family has LUT RAM of 16 x 4 bits per cell at cost 4 (``lutrams.txt``).
-    """
-
-    cell: str
-    shapes: tuple
-    block_cost: int
-    distributed: bool
-
-
-# From Yosys's techlibs (ice40/brams.txt, lattice/brams_16kd.txt and lutrams_trellis.txt,
-# gowin/brams.txt and lutrams.txt): iCE40 EBR of 4 kbit; ECP5 DP16KD and Gowin BSRAM of 18 kbit
-# (512 x 36 only as simple dual port, which every memory of the array is).
-RAM_FAMILIES = {
-    "ice40": RamFamily("ICESTORM_RAM", ((256, 16), (512, 8), (1024, 4), (2048, 2)), 64, False),
-    "ecp5": RamFamily(
-        "DP16KD", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)), 128, True
-    ),
-    "gowin": RamFamily(
-        "BSRAM", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)), 128, True
-    ),
-}
-
-# Block RAMs per device (data sheets; nextpnr's utilisation reports the same "available").
-DEVICE_BLOCKS = {"iCE40UP5K": 30, "LFE5U-85F": 208, "LFE5U-25F": 56, "GW1NR-LV9": 26}
-
-# Yosys's `memory_libmap` default cost of one bit of a RAM lowered to flip-flops and LUTs.
-_LOGIC_COST_PER_BIT = 1.0
-
-
-def device_blocks(device):
-    """Block RAMs of ``device`` (a ``Board.device`` such as ``"iCE40UP5K-SG48"``)."""
-    for prefix, count in DEVICE_BLOCKS.items():
-        if device.startswith(prefix):
-            return count
-    raise SpikeforgeError(
-        f"no block RAM count known for device {device!r}: known are {', '.join(DEVICE_BLOCKS)}"
-    )
-
-
-def array_memories(plan, runtime_weights=False):
-    """The memories of :class:`~spikeforge.hdl.array.NeuronArray` for ``plan`` and ``BenchTop``
-    (no trace FIFO), as ``(name, depth, width)``, per lane where the array has one per lane;
-    with ``runtime_weights`` without the weights (SPRAM, see :func:`spram_blocks`).
-
-    The parameter memory is left out: the array keeps it in logic (``ram_style``). A
-    ``SyncFIFOBuffered`` of depth ``d`` stores ``d - 1`` words in memory, the last in a register.
-    """
-    from ..hdl.arith import bits_for
-
-    rows = max(p.rows for p in plan.lif_populations)
-    row_width = bits_for(rows - 1)
-    pop_width = bits_for(len(plan.populations) - 1)
-    index_width = bits_for(plan.max_size - 1)
-    state_width = plan.v_width + bits_for(plan.t_ref_max)
-    memories = []
-    for lane in range(plan.lanes):
-        if not runtime_weights:
-            memories.append((f"weights{lane}", plan.weight_words, plan.w_width))
-        memories += [
-            (f"acc{lane}", 2 * plan.slots, plan.acc_width),
-            (f"state{lane}", plan.slots, state_width),
-            (f"bias{lane}", plan.slots, plan.v_width),
-        ]
-    memories += [
-        ("spike_fifo", rows, row_width + plan.lanes),
-        ("out_fifo", 3, pop_width + index_width),
-    ]
-    return memories
-
-
-def map_memory(depth, width, family):
-    """How Yosys's ``memory_libmap`` maps one ``depth x width`` simple-dual-port memory with a
-    synchronous read port: the cheapest of block RAM, LUT RAM (ECP5, Gowin) and logic.
-
-    A block shape ``d x w`` tiles the memory with ``ceil(depth / d)`` rows of
-    ``ceil(width / w)`` blocks; like ``memory_libmap`` it costs the blocks plus half a unit per
-    bit of the read multiplexer over the rows (``(rows - 1) x width``) and per row of the write
-    enable decoder. The shape with the lowest cost is taken, which is not always the one with
-    the fewest blocks (96,256 x 8 on ECP5: 48 blocks of 16384x1 beat 47 of 2048x9).
-
-    Returns
-    -------
-    (kind, blocks) : (str, int)
-        ``kind`` is ``"block"``, ``"distributed"`` or ``"logic"``; ``blocks`` the block RAMs it
-        takes (0 unless ``"block"``).
-    """
-    ram = RAM_FAMILIES[family]
-    shapes = []
-    for d, w in ram.shapes:
-        rows = _ceil_div(depth, d)
-        decode = 0.5 * ((rows - 1) * width + (rows if rows > 1 else 0))
-        blocks = rows * _ceil_div(width, w)
-        shapes.append((blocks * ram.block_cost + decode, blocks))
-    block_cost, blocks = min(shapes)
-    costs = [(block_cost, "block"), (depth * width * _LOGIC_COST_PER_BIT, "logic")]
-    if ram.distributed:
-        costs.append((_ceil_div(depth, 16) * _ceil_div(width, 4) * 4, "distributed"))
-    kind = min(costs)[1]
-    return kind, blocks if kind == "block" else 0
-
-
-def memory_model(plan, family, runtime_weights=False):
-    """Block RAMs of the array for ``plan`` on ``family``: ``(total, memories)`` where each
-    memory is a dict of name, depth, width, kind and blocks (see :func:`map_memory`); with
-    ``runtime_weights`` the weights are in SPRAM and not counted."""
-    memories = []
-    for name, depth, width in array_memories(plan, runtime_weights):
-        kind, blocks = map_memory(depth, width, family)
-        memories.append(
-            {"name": name, "depth": depth, "width": width, "kind": kind, "blocks": blocks}
-        )
-    return sum(m["blocks"] for m in memories), memories
-
-
 def capacity_network(neurons, n_in=CAPACITY_INPUTS, seed=3):
     """The capacity family: ``n_in`` inputs densely connected to ``neurons`` LIF neurons,
     random 8-bit weights, 16-bit membrane, refractory period 2.
@@ -654,7 +517,7 @@ def capacity_network(neurons, n_in=CAPACITY_INPUTS, seed=3):
     The accumulator is as wide as the worst case of ``n_in`` 8-bit weights (14 bits for 64),
     whatever the random weights, so that the memories depend on ``neurons`` alone.
     """
-    from .network import signed_width
+    from ..gen.network import signed_width
 
     weights = np.random.default_rng(seed).integers(-128, 128, (n_in, neurons))
     return Network.from_dict(
@@ -673,7 +536,7 @@ def capacity_network(neurons, n_in=CAPACITY_INPUTS, seed=3):
 
 
 def _capacity_blocks(neurons, lanes, family):
-    from .compile import compile_network
+    from ..gen.compile import compile_network
 
     return memory_model(compile_network(capacity_network(neurons), lanes), family)[0]
 
@@ -696,20 +559,12 @@ def largest_fit(budget, lanes, family, limit=1 << 16):
     return lo
 
 
-def spram_blocks(plan):
-    """SPRAM blocks that hold ``plan``'s weights (:func:`spikeforge.hdl.spram.spram_tiles`)."""
-    from ..hdl.spram import spram_tiles
-
-    rows, cols = spram_tiles(plan.weight_words, plan.lanes, plan.w_width)
-    return rows * cols
-
-
 def largest_spram_fit(budget, lanes, limit=1 << 16):
     """The largest neuron count of :func:`capacity_network` on an iCE40 UltraPlus with the
     weights in its SPRAMs: the weights fit the four SPRAMs and the other memories of the array
     fit ``budget`` block RAMs (both only grow with the neuron count: a binary search)."""
+    from ..gen.compile import compile_network
     from ..hdl.spram import SPRAM_COUNT
-    from .compile import compile_network
 
     def fits(n):
         plan = compile_network(capacity_network(n), lanes)
@@ -754,7 +609,7 @@ def measure_capacity(
     """
     from ..boards.build import BuildError, build
     from ..boards.registry import BOARDS, get_board
-    from .compile import compile_network
+    from ..gen.compile import compile_network
 
     boards = list(BOARDS) if boards is None else list(boards)
     root = build_root or os.path.join(tempfile.gettempdir(), "spikeforge-bench-capacity")
@@ -797,7 +652,7 @@ def measure_capacity(
 
 
 def _spram_capacity(board, available, lanes, stages, root, confirm, build, build_error, log):
-    from .compile import compile_network
+    from ..gen.compile import compile_network
 
     n = largest_spram_fit(available, lanes)
     plan = compile_network(capacity_network(n), lanes)
@@ -849,7 +704,7 @@ def _spram_capacity(board, available, lanes, stages, root, confirm, build, build
 
 
 def _confirm_capacity(board, n, budget, lanes, stages, attempts, root, build, build_error, log):
-    from .compile import compile_network
+    from ..gen.compile import compile_network
 
     tried, best = [], None
     for _ in range(attempts):

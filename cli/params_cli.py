@@ -1,7 +1,7 @@
 """Command-line options for one population's neuron parameters (``docs/neuron.md``)."""
 
-from ..sim.params import NeuronParams
-from .errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
+from ..spec.params import NeuronParams
 
 __all__ = ["add_neuron_arguments", "neuron_params_from_args", "parse_decay"]
 

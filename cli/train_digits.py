@@ -1,7 +1,7 @@
 """Train the spiking 8x8 digit classifier of ``docs/digits.md``.
 
 The network is ``pixels`` (64 inputs) -> ``hidden`` (LIF) -> ``output`` (10 LIF neurons), fed by the
-regular spike trains of :func:`spikeforge.gen.encode.encode`; the class is the output neuron with
+regular spike trains of :func:`spikeforge.cli.encode.encode`; the class is the output neuron with
 the most spikes, the lowest index on a tie.
 
 Training is quantization-aware backpropagation through time with a surrogate gradient. The
@@ -23,12 +23,14 @@ import time
 
 import numpy as np
 
-from ..sim.golden import lif_step, param_arrays, run_network
-from ..sim.params import NeuronParams, check_int, w_range
+from ..gen.network import Network, load_network, save_network
+from ..gen.spike_io import write_npz
+from ..sim.golden import lif_step, param_arrays
+from ..sim.network_golden import run_network
+from ..spec.errors import SpikeforgeError
+from ..spec.limits import check_int, w_range
+from ..spec.params import NeuronParams
 from .encode import PIXELS, encode
-from .errors import SpikeforgeError
-from .network import Network, load_network, save_network
-from .spike_io import write_npz
 
 __all__ = [
     "STEPS",
@@ -125,7 +127,7 @@ def load_split():
 
 
 def _data_path(name):
-    return importlib.resources.files("spikeforge.gen").joinpath("data", name)
+    return importlib.resources.files("spikeforge.cli").joinpath("data", name)
 
 
 def load_test_digits():
@@ -136,7 +138,7 @@ def load_test_digits():
 
 
 def shipped_network():
-    """The trained :class:`~spikeforge.gen.network.Network` shipped in ``spikeforge.gen/data``."""
+    """The trained :class:`~spikeforge.gen.network.Network` shipped in ``spikeforge.cli/data``."""
     with importlib.resources.as_file(_data_path(NET_FILE)) as path:
         return load_network(path)
 

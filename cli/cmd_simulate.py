@@ -1,13 +1,11 @@
 """``spikeforge simulate``: run a network file on input spikes with a chosen back-end."""
 
-from ..hdl.neuron import STAGES_RANGE
-from ..hdl.plan import LANES
+from ..gen.network import load_network
+from ..gen.spike_io import NetworkRun, load_input_spikes
 from ..sim.backends import BACKENDS, get_backend, simulate
-from ..sim.network_golden import NetworkRun
-from ..sim.params import check_int
-from .errors import SpikeforgeError
-from .network import load_network
-from .spike_io import load_input_spikes
+from ..spec.errors import SpikeforgeError
+from ..spec.limits import LANES, STAGES_RANGE, check_int
+from .plot import plot_run
 
 __all__ = ["add_parser"]
 
@@ -76,8 +74,6 @@ def run(args):
         f"{f' x {spikes.shape[0]} runs' if spikes.ndim == 3 else ''}, spikes: {counts}"
     )
     if args.plot:
-        from .plot import plot_run
-
         reference = None
         if args.backend != "golden":
             reference = get_backend("golden")(net, spikes, True)

@@ -6,7 +6,7 @@ hardware over golden) both are drawn on the same axes and every disagreement is 
 
 import numpy as np
 
-from .errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError
 
 __all__ = ["plot_run", "TRACE_NEURONS"]
 
@@ -21,7 +21,7 @@ def _first(array):
 
 
 def plot_run(path, result, reference=None, title=None):
-    """Draw ``result``, a :class:`~spikeforge.sim.network_golden.NetworkRun`, into image ``path``.
+    """Draw ``result``, a :class:`~spikeforge.gen.spike_io.NetworkRun`, into image ``path``.
 
     Parameters
     ----------

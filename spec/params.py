@@ -8,45 +8,16 @@ import math
 import numbers
 from dataclasses import dataclass
 
-__all__ = [
-    "V_WIDTH_RANGE",
-    "W_WIDTH_RANGE",
-    "T_REF_MAX",
-    "MAX_DECAY_TERMS",
-    "RESET_MODES",
-    "NeuronParams",
-    "v_range",
-    "w_range",
-    "check_int",
-    "decay_from_ratio",
-    "decay_value",
-]
+from .limits import (
+    MAX_DECAY_TERMS,
+    RESET_MODES,
+    T_REF_MAX,
+    V_WIDTH_RANGE,
+    check_int,
+    v_range,
+)
 
-V_WIDTH_RANGE = (2, 32)
-W_WIDTH_RANGE = (2, 16)
-T_REF_MAX = 65535
-MAX_DECAY_TERMS = 4
-RESET_MODES = ("zero", "subtract")
-
-
-def v_range(v_width):
-    """Return ``(V_MIN, V_MAX)`` of a signed ``v_width``-bit membrane."""
-    return -(1 << (v_width - 1)), (1 << (v_width - 1)) - 1
-
-
-def w_range(w_width):
-    """Return ``(W_MIN, W_MAX)`` of a signed ``w_width``-bit weight."""
-    return v_range(w_width)
-
-
-def check_int(name, value, lo, hi):
-    """Return ``value`` if it is an integer in ``[lo, hi]``, else raise :class:`TypeError`.
-
-    ``bool`` is refused: ``True`` as a threshold is always a mistake.
-    """
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not lo <= value <= hi:
-        raise TypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
-    return int(value)
+__all__ = ["NeuronParams", "decay_from_ratio", "decay_value"]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,13 @@
 import argparse
 import os
 
-from .errors import SpikeforgeError
+from ..bench.suite import PARTS, merge_results, render_tables, run_suite, save_results, update_doc
+from ..boards.registry import get_board
+from ..gen.network import load_network
+from ..sim.backends import HARDWARE_BACKENDS
+from ..spec.errors import SpikeforgeError
+from ..spec.limits import check_int
+from .explore import MODES, explore, load_test_set, pareto_plot, sweep_points, write_table
 
 __all__ = ["add_parser"]
 
@@ -23,8 +29,6 @@ def _name_list(text):
 
 
 def add_parser(subparsers):
-    from .bench import PARTS
-
     bench = subparsers.add_parser(
         "bench",
         help="run the performance benchmark and update docs/performance.md",
@@ -146,18 +150,12 @@ def add_parser(subparsers):
 
 
 def run_bench(args):
-    from ..sim.backends import HARDWARE_BACKENDS
-    from ..sim.params import check_int
-    from .bench import merge_results, render_tables, run_suite, save_results, update_doc
-
     check_int("--repeat", args.repeat, 1, 100)
     if args.backend not in HARDWARE_BACKENDS:
         raise SpikeforgeError(
             f"--backend must be one of {', '.join(HARDWARE_BACKENDS)}, not {args.backend!r}"
         )
     if args.boards is not None:
-        from ..boards.registry import get_board
-
         for name in args.boards:
             get_board(name)
     results = run_suite(
@@ -181,10 +179,6 @@ def run_bench(args):
 
 
 def run_explore(args):
-    from ..boards.registry import get_board
-    from .explore import MODES, explore, load_test_set, pareto_plot, sweep_points, write_table
-    from .network import load_network
-
     get_board(args.board)
     if args.mode not in MODES:
         raise SpikeforgeError(f"--mode must be one of {', '.join(MODES)}, not {args.mode!r}")

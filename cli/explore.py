@@ -3,7 +3,7 @@
 Every point of the sweep re-quantizes the network to its widths (:func:`requantize`), compiles
 it for its lane count, and is evaluated in one of two modes:
 
-- ``"build"``: a real place-and-route of the array in :class:`~spikeforge.gen.bench.BenchTop`
+- ``"build"``: a real place-and-route of the array in :class:`~spikeforge.bench.suite.BenchTop`
   (LUTs, FFs, block RAMs, DSPs and post-route Fmax of the board's nextpnr);
 - ``"synth"``: Yosys synthesis for the board's family only (cell counts; no Fmax, so no
   throughput), faster;
@@ -11,7 +11,7 @@ it for its lane count, and is evaluated in one of two modes:
   and accuracy per width): seconds for a whole sweep.
 
 Throughput is ``synaptic ops per step / (L / Fmax)`` with ``L`` the cycle bound of
-:func:`spikeforge.gen.bench.lower_bound` on the evaluation inputs: an upper bound that the
+:func:`spikeforge.bench.suite.lower_bound` on the evaluation inputs: an upper bound that the
 array reaches within the ratios of ``docs/performance.md``. Accuracy (with a test set) is the
 golden model's classification accuracy of the re-quantized network.
 
@@ -30,13 +30,27 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
-from ..hdl.neuron import STAGES_RANGE
-from ..hdl.plan import LANES
+from ..bench.suite import BenchTop, lower_bound, poisson_inputs, synaptic_ops
+from ..boards.build import BuildError, build
+from ..boards.registry import get_board
+from ..gen.compile import compile_network
+from ..gen.network import Network
+from ..gen.synth import synth_stats
+from ..hdl.array import NeuronArray
 from ..sim.network_golden import run_network
-from ..sim.params import check_int, v_range, w_range
-from .errors import SpikeforgeError
-from .network import V_WIDTH_RANGE, W_WIDTH_RANGE, Network
-from .version import version
+from ..spec.errors import SpikeforgeError
+from ..spec.limits import (
+    LANES,
+    STAGES_RANGE,
+    V_WIDTH_RANGE,
+    W_WIDTH_RANGE,
+    check_int,
+    v_range,
+    w_range,
+)
+from ..spec.version import version
+from .encode import encode
+from .train_digits import STEPS
 
 __all__ = [
     "MODES",
@@ -152,7 +166,7 @@ def load_test_set(path, net, steps=None):
     """Inputs and labels of a test set ``.npz``.
 
     Either ``spikes`` (B, T, n_in) and ``labels`` (B,), or the digits format ``images`` (B, 64)
-    and ``labels`` encoded with :func:`spikeforge.gen.encode.encode` over ``steps`` steps
+    and ``labels`` encoded with :func:`spikeforge.cli.encode.encode` over ``steps`` steps
     (default that of the digit classifier).
     """
     with np.load(path) as data:
@@ -165,9 +179,6 @@ def load_test_set(path, net, steps=None):
         if "spikes" in data.files:
             spikes = np.asarray(data["spikes"], np.uint8)
         else:
-            from .encode import encode
-            from .train_digits import STEPS
-
             spikes = encode(data["images"], steps or STEPS).astype(np.uint8)
     if spikes.ndim != 3 or spikes.shape[2] != net.n_inputs or spikes.shape[0] != len(labels):
         raise SpikeforgeError(
@@ -198,13 +209,6 @@ def evaluate_point(net, board_name, point, mode, inputs, labels, build_root):
     A point that cannot be made (widths too small, the design does not fit the board) gives a
     row with ``status`` "error" and the one-line reason; other failures raise.
     """
-    from ..boards.build import BuildError, build
-    from ..boards.registry import get_board
-    from ..hdl.array import NeuronArray
-    from .bench import BenchTop, lower_bound, synaptic_ops
-    from .compile import compile_network
-    from .synth import synth_stats
-
     row = dict(point, status="ok")
     board = get_board(board_name)
     try:
@@ -307,9 +311,6 @@ def explore(
     list of dict
         One row per point, in the order of ``points``; ``cached`` says whether it was reused.
     """
-    from ..boards.registry import get_board
-    from .bench import poisson_inputs
-
     get_board(board)
     if mode not in MODES:
         raise SpikeforgeError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")

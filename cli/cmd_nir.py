@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from ..sim.params import check_int
-from .network import load_network, save_network
-from .nir_io import RESET_MODES, export_nir, import_nir
-from .quant_report import format_report, quantization_report, write_report
-from .spike_io import load_input_spikes
+from ..gen.network import load_network, save_network
+from ..gen.nir_io import export_nir, import_nir
+from ..gen.spike_io import load_input_spikes
+from ..sim.quant_report import format_report, quantization_report, write_report
+from ..spec.limits import RESET_MODES, check_int
 
 __all__ = ["add_parser"]
 

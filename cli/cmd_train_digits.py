@@ -1,6 +1,6 @@
 """``spikeforge train-digits``: train the spiking digit classifier of ``docs/digits.md``."""
 
-from ..sim.params import check_int
+from ..spec.limits import check_int
 from . import train_digits
 
 __all__ = ["add_parser"]

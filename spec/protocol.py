@@ -15,7 +15,7 @@ the whole frame after ``SYNC`` leaves 0.
 
 import struct
 
-from ..gen.errors import SpikeforgeError
+from .errors import SpikeforgeError
 
 __all__ = [
     "SYNC",

@@ -9,9 +9,9 @@ import json
 
 import numpy as np
 
-from ..sim.network_golden import run_network
-from ..sim.params import decay_value
-from .spike_io import check_input_spikes
+from ..gen.spike_io import check_input_spikes
+from ..spec.params import decay_value
+from .network_golden import run_network
 
 __all__ = ["simulate_float", "quantization_report", "format_report", "write_report"]
 

@@ -1,6 +1,6 @@
 """The main job: the shipped digit classifier on the neuron array, golden model against RTL.
 
-Loads the trained network and the held-out digits shipped in ``spikeforge.gen/data``, encodes the
+Loads the trained network and the held-out digits shipped in ``spikeforge.cli/data``, encodes the
 digits as spike trains, runs the golden model and the array's generated Verilog (Verilator by
 default) on every digit, and reports accuracy, bit-exact agreement, cycles per inference and what
 that means on a board. See ``docs/digits.md`` for the network and its training.
@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..boards.flow import build_network
+from ..gen.output import array_source
+from ..gen.spike_io import NetworkRun
 from ..sim.backends import HARDWARE_BACKENDS, simulate
-from ..sim.network_golden import NetworkRun, run_network
+from ..sim.network_golden import run_network
+from ..spec.errors import SpikeforgeError
 from .encode import encode
-from .errors import SpikeforgeError
-from .output import array_source
+from .plot import plot_run
 from .progress import Progress
 from .train_digits import STEPS, classify, load_test_digits, shipped_network
 
@@ -29,7 +32,7 @@ REPORT_FILE = "digits_icebreaker_report.json"
 
 
 def _shipped_report():
-    path = resources.files("spikeforge.gen") / "data" / REPORT_FILE
+    path = resources.files("spikeforge.cli") / "data" / REPORT_FILE
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -165,8 +168,6 @@ def run_demo(
     else:
         log("no board report: add --board icebreaker to build one and project board figures")
 
-    from .plot import plot_run
-
     # The raster of the first digit from the runs above (spikes only: a trace run would need a
     # second Verilator build).
     plot_run(
@@ -183,8 +184,6 @@ def run_demo(
 
 
 def _board_report(net, board, lanes, out, log):
-    from .cmd_build import build_network
-
     log(f"building the bitstream for {board} ...")
     report = build_network(net, board, out / f"build-{board}", lanes=lanes)
     log(f"wrote {report['bitstream']}")

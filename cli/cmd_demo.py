@@ -1,8 +1,8 @@
 """``spikeforge demo``: the shipped digit classifier, golden model against RTL simulation."""
 
-from ..hdl.plan import LANES
+from ..spec.errors import SpikeforgeError
+from ..spec.limits import LANES
 from .demo import run_demo
-from .errors import SpikeforgeError
 
 __all__ = ["add_parser"]
 

@@ -1,10 +1,11 @@
 """``spikeforge generate``: Verilog or RTLIL of the neuron core or of a whole network's array."""
 
-from ..hdl.neuron import STAGES_RANGE, NeuronCore
-from ..sim.params import W_WIDTH_RANGE, NeuronParams, check_int
-from .errors import SpikeforgeError
-from .network import load_network
-from .output import FORMATS, array_source, convert
+from ..gen.network import load_network
+from ..gen.output import FORMATS, array_source, convert
+from ..hdl.neuron import NeuronCore
+from ..spec.errors import SpikeforgeError
+from ..spec.limits import STAGES_RANGE, W_WIDTH_RANGE, check_int
+from ..spec.params import NeuronParams
 from .params_cli import add_neuron_arguments, neuron_params_from_args
 
 __all__ = ["add_parser"]

@@ -10,7 +10,7 @@ pixel.
 
 import numpy as np
 
-from ..sim.params import check_int
+from ..spec.limits import check_int
 
 __all__ = ["MAX_STEPS", "PIXELS", "encode"]
 

@@ -1,0 +1,1 @@
+"""spikeforge.bench: the benchmarks behind docs/performance.md."""

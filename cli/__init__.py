@@ -1,0 +1,1 @@
+"""spikeforge.cli: the `spikeforge` commands, the demo, design-space exploration and training."""

@@ -1,0 +1,144 @@
+"""``spikeforge build`` (a network to a bitstream) and ``spikeforge run`` (a network on a board)."""
+
+import os
+
+from ..boards.build import DEFAULT_BUILD_DIR
+from ..boards.flow import build_network
+from ..boards.host import DEFAULT_BAUD, HostDriver
+from ..boards.host import open_port as open_serial
+from ..boards.registry import BOARDS, get_board
+from ..boards.report import format_report
+from ..gen.compile import compile_network
+from ..gen.network import load_network
+from ..gen.spike_io import load_input_spikes
+from ..spec.errors import SpikeforgeError
+
+__all__ = ["add_parser", "open_port"]
+
+
+def open_port(device, baud):
+    """The serial port of ``spikeforge run`` (replaced by a simulated board in the tests)."""
+    return open_serial(device, baud)
+
+
+def add_parser(subparsers):
+    boards = ", ".join(BOARDS)
+    build = subparsers.add_parser(
+        "build",
+        help="build a network's bitstream for a board",
+        description="Compile NETWORK.json onto the neuron array behind the UART host link "
+        "(docs/host-link.md), then synthesise, place and route it for the board "
+        "and write the bitstream, report.json and a one-line summary.",
+    )
+    build.add_argument("network", help="network description, .json")
+    build.add_argument("--board", required=True, help=f"one of {boards}")
+    build.add_argument(
+        "--lanes", type=int, default=1, help="update lanes, 1, 2, 4 or 8 (default 1)"
+    )
+    build.add_argument(
+        "--stages", type=int, default=4, help="neuron pipeline stages, 1 to 4 (default 4)"
+    )
+    build.add_argument(
+        "--clock",
+        type=float,
+        metavar="MHZ",
+        help="clock of the design (default: the board clock; others use a PLL)",
+    )
+    build.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUD, help=f"host link speed (default {DEFAULT_BAUD})"
+    )
+    build.add_argument(
+        "--weights",
+        default="auto",
+        metavar="STORE",
+        help="where the weights live: bram (block RAM, in the bitstream), spram "
+        "(iCE40 UltraPlus SPRAM, loaded by 'spikeforge run'), or auto "
+        "(default: spram when block RAM is too small)",
+    )
+    build.add_argument("--report", metavar="FILE.json", help="also write the report here")
+    build.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help=f"build folder (default {DEFAULT_BUILD_DIR.format(board='BOARD')})",
+    )
+    build.set_defaults(func=run_build)
+
+    run = subparsers.add_parser(
+        "run",
+        help="run a network on a board through the host link",
+        description="Run input spikes (.npy or .npz, (T, n_in) or (B, T, n_in)) on a board "
+        "programmed with 'spikeforge build' and write the output spikes and cycles "
+        "like 'spikeforge simulate'. The network's weights and parameters are "
+        "loaded into the board first when it holds others of the same layout, "
+        "or none (a build with --weights spram).",
+    )
+    run.add_argument("network", help="network description, .json")
+    run.add_argument("--board", required=True, help=f"one of {boards}")
+    run.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
+    run.add_argument("--input", required=True, help="input spikes, .npy or .npz")
+    run.add_argument("-o", "--output", required=True, help="result file to write, .npz")
+    run.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUD, help=f"host link speed (default {DEFAULT_BAUD})"
+    )
+    run.set_defaults(func=run_run)
+
+
+def run_build(args):
+    net = load_network(args.network)
+    report = build_network(
+        net,
+        args.board,
+        args.output,
+        lanes=args.lanes,
+        stages=args.stages,
+        clock=args.clock,
+        baud=args.baud,
+        report_path=args.report,
+        weights=args.weights,
+    )
+    print(format_report(report))
+    # Only a SPRAM build says where its weights are: they are not in the bitstream.
+    spram = "; weights in spram, loaded by 'spikeforge run'" if report["weights"] == "spram" else ""
+    print(
+        f"{args.network}: {report['neurons']} neurons, {report['synapses']} synapses on "
+        f"{args.lanes} lane{'s' * (args.lanes > 1)}{spram}; host link at {args.baud} baud; "
+        f"report {os.path.join(report['build_dir'], 'report.json')}"
+    )
+    return 0
+
+
+def run_run(args):
+    board = get_board(args.board)
+    if board.uart is None:
+        raise SpikeforgeError(f"board {board.name} has no USB-serial UART for the host link")
+    net = load_network(args.network)
+    spikes = load_input_spikes(args.input, net)
+    port = open_port(args.port, args.baud)
+    try:
+        driver = HostDriver(port)
+        identity = driver.identify()
+        plan = compile_network(net, identity["lanes"])
+        driver.check_plan(plan)
+        status = driver.status()
+        loaded = identity["network_hash"] != net.network_hash() or status["modified"]
+        if loaded:
+            driver.load(plan)
+        elif status["weights_unloaded"]:
+            # Built from this network: only the weights are missing (they are not in the
+            # bitstream).
+            driver.load(plan, ("weights",))
+            loaded = True
+        result = driver.run(spikes, plan)
+    finally:
+        close = getattr(port, "close", None)
+        if close is not None:
+            close()
+    result.save(args.output)
+    counts = ", ".join(f"{name} {int(s.sum())}" for name, s in result.spikes.items())
+    print(
+        f"wrote {args.output}: {board.name} on {args.port}, {spikes.shape[-2]} timesteps"
+        f"{f' x {spikes.shape[0]} runs' if spikes.ndim == 3 else ''}, spikes: {counts}"
+        f"{' (weights loaded)' if loaded else ''}; {driver.recovered} retried commands"
+    )
+    return 0
