@@ -19,7 +19,7 @@ from amaranth.sim import Simulator
 
 from ..gen.compile import runtime_writes
 from ..gen.spike_io import check_input_spikes
-from ..hdl.array import CFG_BIAS, CFG_PARAMS, CFG_STATE, CFG_WEIGHTS
+from ..hdl.array import CfgMemory
 from ..hdl.host_link import HostLink, HostLinkUART
 from ..sim.array_amaranth import ArrayRecorder, collect_runs, input_events
 from ..spec import protocol as p
@@ -173,7 +173,7 @@ class HostDriver:
         if self._identity is None:
             self.identify()
         identity = self._identity
-        last_mem = max(CFG_WEIGHTS, CFG_BIAS, CFG_STATE, CFG_PARAMS)
+        last_mem = max(CfgMemory)
         for name, value, high in [
             ("memory code", mem, last_mem),
             ("lane", lane, identity["lanes"] - 1),

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..hdl.arith import bits_for, ceil_div
-from ..hdl.array import CFG_BIAS, CFG_PARAMS, CFG_WEIGHTS
+from ..hdl.array import CfgMemory
 from ..hdl.neuron import pack_params, params_layout
 from ..hdl.plan import ArrayPlan, PopulationPlan, ProjectionPlan
 from ..spec.errors import SpikeforgeError
@@ -141,7 +141,7 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
     Yields
     ------
     (mem, lane, addr, data) : tuple of int
-        ``mem`` is one of ``CFG_WEIGHTS``, ``CFG_BIAS``, ``CFG_PARAMS`` of
+        ``mem`` is one of ``CfgMemory.WEIGHTS``, ``CfgMemory.BIAS``, ``CfgMemory.PARAMS`` of
         :mod:`spikeforge.hdl.array`; ``data`` is the raw word (the words of a burst, the first
         in the low bits).
     """
@@ -156,11 +156,11 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
                 data = 0
                 for n, word in enumerate(words[addr : addr + weight_burst]):
                     data |= raw(word, plan.w_width) << (n * plan.w_width)
-                yield CFG_WEIGHTS, lane, addr, data
+                yield CfgMemory.WEIGHTS, lane, addr, data
     if "bias" in memories:
         for lane in range(plan.lanes):
             for addr, word in enumerate(plan.bias[lane]):
-                yield CFG_BIAS, lane, addr, raw(word, plan.v_width)
+                yield CfgMemory.BIAS, lane, addr, raw(word, plan.v_width)
     if "params" in memories:
         synaptic = dict(
             synaptic=plan.synaptic, syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None
@@ -169,4 +169,4 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
         for index, pop in enumerate(plan.lif_populations):
             row = pack_params(pop.params, plan.decay_sets, **synaptic)
             row["bias"] = 0  # the array takes each neuron's bias from the bias memory
-            yield CFG_PARAMS, 0, index, layout.const(row).as_value().value
+            yield CfgMemory.PARAMS, 0, index, layout.const(row).as_value().value

@@ -17,7 +17,7 @@ recurrent ones into the other bank, which the next step reads.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, enum, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.limits import LANES, STAGES_RANGE, check_int
@@ -26,10 +26,21 @@ from .arith import bits_for, mul_const
 from .neuron import NeuronCore, pack_params, params_layout
 from .spram import WeightStore
 
-__all__ = ["NeuronArray", "state_layout", "CFG_WEIGHTS", "CFG_BIAS", "CFG_STATE", "CFG_PARAMS"]
+__all__ = ["NeuronArray", "state_layout", "CfgMemory"]
 
-# Memory codes of the `cfg` port.
-CFG_WEIGHTS, CFG_BIAS, CFG_STATE, CFG_PARAMS = range(4)
+
+class CfgMemory(enum.IntEnum, shape=unsigned(2)):
+    """The memory that a write of the ``cfg`` port goes to (``docs/array.md``).
+
+    An integer enumeration: the host link carries the same codes in its CFG frames
+    (``docs/host-link.md``).
+    """
+
+    WEIGHTS = 0
+    BIAS = 1
+    STATE = 2
+    PARAMS = 3
+
 
 # The states of the array's schedule (see the module docstring); IDLE is the initial one.
 SCHEDULE_STATES = (
@@ -96,7 +107,7 @@ class NeuronArray(wiring.Component):
         ``slot * lanes + l`` where ``mask`` bit ``l`` is set.
     cfg : In(stream.Signature({mem, lane, addr, data}))
         Runtime loading while idle: writes ``data`` to word ``addr`` of memory ``mem`` (one of
-        :data:`CFG_WEIGHTS`, :data:`CFG_BIAS`, :data:`CFG_STATE`, :data:`CFG_PARAMS`) of lane
+        :class:`CfgMemory`) of lane
         ``lane`` (parameters are shared by all lanes). Layouts as in ``spikeforge.hdl.plan``.
         With ``runtime_weights`` a weight item writes :attr:`weight_burst` words, ``addr``
         onwards, weight ``n`` in data bits ``[n * w_width, (n + 1) * w_width)``, one a cycle
@@ -720,7 +731,7 @@ class NeuronArray(wiring.Component):
         m.d.sync += [
             p_wr.addr.eq(cfg.addr),
             p_wr.data.eq(cfg.data),
-            p_wr.en.eq(cfg_write & (cfg.mem == CFG_PARAMS)),
+            p_wr.en.eq(cfg_write & (cfg.mem == CfgMemory.PARAMS)),
         ]
         if self.runtime_weights:
             # A weight item is a burst: `weight_burst` consecutive words of one lane, written
@@ -733,7 +744,7 @@ class NeuronArray(wiring.Component):
             b_data = Signal(burst * w)
             b_left = Signal(range(burst + 1))
             b_lane = Signal(lanes)
-            with m.If(cfg_write & (cfg.mem == CFG_WEIGHTS)):
+            with m.If(cfg_write & (cfg.mem == CfgMemory.WEIGHTS)):
                 # A lane past the last one is no lane: 1 << lane is cut to `lanes` bits.
                 m.d.sync += [
                     b_addr.eq(cfg.addr),
@@ -771,14 +782,14 @@ class NeuronArray(wiring.Component):
                 m.d.sync += [
                     w_wr[l].addr.eq(cfg.addr),
                     w_wr[l].data.eq(cfg.data),
-                    w_wr[l].en.eq(lane_write & (cfg.mem == CFG_WEIGHTS)),
+                    w_wr[l].en.eq(lane_write & (cfg.mem == CfgMemory.WEIGHTS)),
                 ]
             m.d.sync += [
                 b_wr[l].addr.eq(cfg.addr),
                 b_wr[l].data.eq(cfg.data),
-                b_wr[l].en.eq(lane_write & (cfg.mem == CFG_BIAS)),
+                b_wr[l].en.eq(lane_write & (cfg.mem == CfgMemory.BIAS)),
             ]
-            with m.If(lane_write & (cfg.mem == CFG_STATE)):
+            with m.If(lane_write & (cfg.mem == CfgMemory.STATE)):
                 m.d.sync += [
                     st_wr[l].addr.eq(cfg.addr),
                     st_wr[l].data.eq(cfg.data),

@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from ..spec import protocol as p
 from ..spec.limits import check_int
 from .arith import bits_for
-from .array import CFG_BIAS, CFG_PARAMS, CFG_STATE, CFG_WEIGHTS, NeuronArray
+from .array import CfgMemory, NeuronArray
 from .uart import UARTRx, UARTTx
 
 __all__ = [
@@ -352,9 +352,9 @@ class HostLink(wiring.Component):
         m.d.sync += cfg_ok.eq(
             (lane < plan.lanes)
             & (
-                ((mem == CFG_WEIGHTS) & (addr < plan.weight_words))
-                | (((mem == CFG_BIAS) | (mem == CFG_STATE)) & (addr < plan.slots))
-                | ((mem == CFG_PARAMS) & (addr < len(plan.lif_populations)))
+                ((mem == CfgMemory.WEIGHTS) & (addr < plan.weight_words))
+                | (((mem == CfgMemory.BIAS) | (mem == CfgMemory.STATE)) & (addr < plan.slots))
+                | ((mem == CfgMemory.PARAMS) & (addr < len(plan.lif_populations)))
             )
         )
 
