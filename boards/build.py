@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 
-from ..spec.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError, ToolError
 from .pll import PLLTop, pll_for
 from .registry import get_board
 from .report import REPORT_FIELDS, check_report, load_report, parse_report
@@ -31,7 +31,7 @@ REPORT_NAME = "report.json"
 _UTILISATION_LINE = re.compile(r"^Info:\s+(\S+):\s+(\d+)/\s*(\d+)\s+\d+%", re.MULTILINE)
 
 
-class BuildError(SpikeforgeError):
+class BuildError(ToolError):
     """A tool of the flow failed; the message names the step and the first error line."""
 
 
@@ -116,7 +116,9 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True, extra=Non
     Raises
     ------
     SpikeforgeError
-        Unknown board, a clock no PLL can make, or a missing tool.
+        Unknown board, or a clock no PLL can make.
+    ToolError
+        A tool of the flow is not installed.
     BuildError
         A tool failed; says which, and by how much the design is too big if it does not fit.
     """

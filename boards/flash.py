@@ -11,11 +11,11 @@ import struct
 import subprocess
 import zlib
 
-from ..spec.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError, ToolError
 from .build import default_build_dir
 from .registry import get_board
 
-__all__ = ["default_bitstream", "dfu_suffix", "programmer_command", "flash"]
+__all__ = ["FlashError", "default_bitstream", "dfu_suffix", "programmer_command", "flash"]
 
 # The OrangeCrab bootloader's USB ids; dfu-util checks the suffix of the file against them.
 _DFU_IDS = {"orangecrab": (0x1209, 0x5AF0)}
@@ -38,6 +38,10 @@ _NO_BOARD = (
     "jtag init failed",
     "libusb_open",
 )
+
+
+class FlashError(ToolError):
+    """The programmer is missing, finds no board, or fails; the message names the tool."""
 
 
 def default_bitstream(board):
@@ -107,7 +111,9 @@ def flash(board, bitstream=None, *, dry_run=False, out=print):
     Raises
     ------
     SpikeforgeError
-        Wrong or missing file, programmer not installed, no board found, programmer failed.
+        Wrong or missing bitstream file, or an unknown board.
+    FlashError
+        Programmer not installed, no board found, or the programmer failed.
     """
     board = get_board(board) if isinstance(board, str) else board
     bitstream = default_bitstream(board) if bitstream is None else os.fspath(bitstream)
@@ -124,7 +130,7 @@ def flash(board, bitstream=None, *, dry_run=False, out=print):
     _check_bitstream(board, bitstream)
     path = shutil.which(tool)
     if path is None:
-        raise SpikeforgeError(
+        raise FlashError(
             f"{tool} not found: the programmer of {board.name} is needed to "
             f"flash it ({_INSTALL[tool]})"
         )
@@ -148,8 +154,8 @@ def flash(board, bitstream=None, *, dry_run=False, out=print):
             )
             # Programmers prefix their own name; the message names the tool once.
             detail = detail.removeprefix(f"{tool}: ")
-            raise SpikeforgeError(f"no {board.name} found on USB ({tool}: {detail})")
+            raise FlashError(f"no {board.name} found on USB ({tool}: {detail})")
         last = lines[-1] if lines else "no output"
-        raise SpikeforgeError(f"{tool} failed with exit status {result.returncode}: {last}")
+        raise FlashError(f"{tool} failed with exit status {result.returncode}: {last}")
     out(f"flashed {bitstream} to {board.name} with {tool}")
     return command

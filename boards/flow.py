@@ -55,7 +55,7 @@ def build_network(
     """
     board = get_board(board_name)
     check_lanes(lanes, "--lanes", SpikeforgeError)
-    check_int("--stages", stages, *STAGES_RANGE)
+    check_int("--stages", stages, *STAGES_RANGE, error=SpikeforgeError)
     clock_mhz = board.clock_mhz
     if clock is not None and clock != board.clock_mhz:
         if not 0 < clock <= 1000:

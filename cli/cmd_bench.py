@@ -3,7 +3,9 @@
 import argparse
 import os
 
-from ..bench.suite import PARTS, merge_results, render_tables, run_suite, save_results, update_doc
+from ..bench.results import PARTS, merge_results, save_results
+from ..bench.suite import run_suite
+from ..bench.tables import render_tables, update_doc
 from ..boards.registry import get_board
 from ..gen.network import load_network
 from ..sim.backends import HARDWARE_BACKENDS
@@ -150,7 +152,7 @@ def add_parser(subparsers):
 
 
 def run_bench(args):
-    check_int("--repeat", args.repeat, 1, 100)
+    check_int("--repeat", args.repeat, 1, 100, error=SpikeforgeError)
     if args.backend not in HARDWARE_BACKENDS:
         raise SpikeforgeError(
             f"--backend must be one of {', '.join(HARDWARE_BACKENDS)}, not {args.backend!r}"

@@ -1,7 +1,7 @@
 """``spikeforge demo``: the shipped digit classifier, golden model against RTL simulation."""
 
 from ..spec.errors import SpikeforgeError
-from ..spec.limits import LANES
+from ..spec.limits import check_lanes
 from .demo import run_demo
 
 __all__ = ["add_parser"]
@@ -47,10 +47,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    if args.lanes not in LANES:
-        raise SpikeforgeError(
-            f"--lanes must be one of {', '.join(map(str, LANES))}, not {args.lanes}"
-        )
+    check_lanes(args.lanes, "--lanes", SpikeforgeError)
     run_demo(
         args.output, backend=args.backend, lanes=args.lanes, digits=args.digits, board=args.board
     )

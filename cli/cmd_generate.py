@@ -51,9 +51,9 @@ def run(args):
     if args.target != "core":
         return run_network(args)
     params = neuron_params_from_args(args)
-    w_width = check_int("--w-width", args.w_width, *W_WIDTH_RANGE)
-    fan_in = check_int("--fan-in", args.fan_in, 1, 1 << 24)
-    stages = check_int("--stages", args.stages, *STAGES_RANGE)
+    w_width = check_int("--w-width", args.w_width, *W_WIDTH_RANGE, error=SpikeforgeError)
+    fan_in = check_int("--fan-in", args.fan_in, 1, 1 << 24, error=SpikeforgeError)
+    stages = check_int("--stages", args.stages, *STAGES_RANGE, error=SpikeforgeError)
     acc_width = w_width + fan_in.bit_length()
     core = NeuronCore(
         v_width=params.v_width,
@@ -97,7 +97,7 @@ def run_network(args):
             f"generate: target must be 'core' or a network .json file, not {args.target!r}"
         )
     net = load_network(args.target)
-    stages = check_int("--stages", args.stages, *STAGES_RANGE)
+    stages = check_int("--stages", args.stages, *STAGES_RANGE, error=SpikeforgeError)
     text, array = array_source(
         net, lanes=args.lanes, stages=stages, trace=args.trace, fmt=args.format
     )

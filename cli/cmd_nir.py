@@ -3,9 +3,11 @@
 import numpy as np
 
 from ..gen.network import load_network, save_network
-from ..gen.nir_io import export_nir, import_nir
+from ..gen.nir_export import export_nir
+from ..gen.nir_import import import_nir
 from ..gen.spike_io import load_input_spikes
 from ..sim.quant_report import format_report, quantization_report, write_report
+from ..spec.errors import SpikeforgeError
 from ..spec.limits import RESET_MODES, check_int
 
 __all__ = ["add_parser"]
@@ -75,7 +77,7 @@ def add_parser(subparsers):
 
 
 def run_import(args):
-    steps = check_int("--steps", args.steps, 1, 1 << 20)
+    steps = check_int("--steps", args.steps, 1, 1 << 20, error=SpikeforgeError)
     model = import_nir(
         args.graph,
         v_width=args.v_width,

@@ -4,7 +4,7 @@ from ..gen.network import load_network
 from ..gen.spike_io import NetworkRun, load_input_spikes
 from ..sim.backends import BACKENDS, get_backend, simulate
 from ..spec.errors import SpikeforgeError
-from ..spec.limits import LANES, STAGES_RANGE, check_int
+from ..spec.limits import STAGES_RANGE, check_int, check_lanes
 from .plot import plot_run
 
 __all__ = ["add_parser"]
@@ -50,11 +50,8 @@ def add_parser(subparsers):
 
 def run(args):
     get_backend(args.backend)
-    if args.lanes not in LANES:
-        raise SpikeforgeError(
-            f"--lanes must be one of {', '.join(map(str, LANES))}, not {args.lanes}"
-        )
-    check_int("--stages", args.stages, *STAGES_RANGE)
+    check_lanes(args.lanes, "--lanes", SpikeforgeError)
+    check_int("--stages", args.stages, *STAGES_RANGE, error=SpikeforgeError)
     net = load_network(args.network)
     spikes = load_input_spikes(args.input, net)
     # Traces are drawn when plotting, so record them then even without --trace.

@@ -1,5 +1,6 @@
 """``spikeforge train-digits``: train the spiking digit classifier of ``docs/digits.md``."""
 
+from ..spec.errors import SpikeforgeError
 from ..spec.limits import check_int
 from . import train_digits
 
@@ -36,8 +37,8 @@ def add_parser(subparsers):
 
 
 def run(args):
-    seed = check_int("--seed", args.seed, 0, (1 << 32) - 1)
-    epochs = check_int("--epochs", args.epochs, 1, 1000)
+    seed = check_int("--seed", args.seed, 0, (1 << 32) - 1, error=SpikeforgeError)
+    epochs = check_int("--epochs", args.epochs, 1, 1000, error=SpikeforgeError)
     net, report = train_digits.train(seed=seed, epochs=epochs, log=print)
     # Compared before saving: -o may point at the shipped files themselves.
     same = net == train_digits.shipped_network()

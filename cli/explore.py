@@ -3,7 +3,7 @@
 Every point of the sweep re-quantizes the network to its widths (:func:`requantize`), compiles
 it for its lane count, and is evaluated in one of two modes:
 
-- ``"build"``: a real place-and-route of the array in :class:`~spikeforge.bench.suite.BenchTop`
+- ``"build"``: a real place-and-route of the array in :class:`~spikeforge.bench.top.BenchTop`
   (LUTs, FFs, block RAMs, DSPs and post-route Fmax of the board's nextpnr);
 - ``"synth"``: Yosys synthesis for the board's family only (cell counts; no Fmax, so no
   throughput), faster;
@@ -11,7 +11,7 @@ it for its lane count, and is evaluated in one of two modes:
   and accuracy per width): seconds for a whole sweep.
 
 Throughput is ``synaptic ops per step / (L / Fmax)`` with ``L`` the cycle bound of
-:func:`spikeforge.bench.suite.lower_bound` on the evaluation inputs: an upper bound that the
+:func:`spikeforge.bench.cycles.lower_bound` on the evaluation inputs: an upper bound that the
 array reaches within the ratios of ``docs/performance.md``. Accuracy (with a test set) is the
 golden model's classification accuracy of the re-quantized network.
 
@@ -30,7 +30,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
-from ..bench.suite import BenchTop, lower_bound, poisson_inputs, synaptic_ops
+from ..bench.cycles import lower_bound, synaptic_ops
+from ..bench.networks import poisson_inputs
+from ..bench.top import BenchTop
 from ..boards.build import BuildError, build
 from ..boards.registry import get_board
 from ..gen.compile import compile_network
@@ -40,11 +42,11 @@ from ..hdl.array import NeuronArray
 from ..sim.network_golden import run_network
 from ..spec.errors import SpikeforgeError
 from ..spec.limits import (
-    LANES,
     STAGES_RANGE,
     V_WIDTH_RANGE,
     W_WIDTH_RANGE,
     check_int,
+    check_lanes,
     v_range,
     w_range,
 )
@@ -148,14 +150,13 @@ def requantize(net, v_width, w_width):
 def sweep_points(lanes, stages, v_widths, w_widths):
     """Every combination as a list of dicts, in a fixed order; values are checked."""
     for p in lanes:
-        if p not in LANES:
-            raise SpikeforgeError(f"--lanes must be among {', '.join(map(str, LANES))}, not {p}")
+        check_lanes(p, "--lanes", SpikeforgeError)
     for s in stages:
-        check_int("--stages", s, *STAGES_RANGE)
+        check_int("--stages", s, *STAGES_RANGE, error=SpikeforgeError)
     for v in v_widths:
-        check_int("--v-width", v, *V_WIDTH_RANGE)
+        check_int("--v-width", v, *V_WIDTH_RANGE, error=SpikeforgeError)
     for w in w_widths:
-        check_int("--w-width", w, *W_WIDTH_RANGE)
+        check_int("--w-width", w, *W_WIDTH_RANGE, error=SpikeforgeError)
     return [
         {"lanes": p, "stages": s, "v_width": v, "w_width": w}
         for p, s, v, w in itertools.product(lanes, stages, v_widths, w_widths)
@@ -214,7 +215,7 @@ def evaluate_point(net, board_name, point, mode, inputs, labels, build_root):
     try:
         qnet = requantize(net, point["v_width"], point["w_width"])
         plan = compile_network(qnet, point["lanes"])
-    except (SpikeforgeError, TypeError, ValueError) as error:
+    except SpikeforgeError as error:
         return dict(row, status="error", error=str(error))
 
     # Activity of the evaluation inputs: the bound and the synaptic operations per step.

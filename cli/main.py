@@ -1,8 +1,10 @@
 """The ``spikeforge`` command line.
 
 Every subcommand lives in a module of its own that provides ``add_parser(subparsers)``; the
-parser's ``func`` default does the work. A user error (:class:`SpikeforgeError`, or the
-``TypeError``/``ValueError`` of a parameter check) ends as one line on stderr and exit status 2.
+parser's ``func`` default does the work. The exit status tells the kind of failure
+(:mod:`spikeforge.spec.errors`): 2 for bad input (:class:`SpikeforgeError`, or a file the
+operating system refused), 3 for a failed tool or board (:class:`ToolError`), each as one line on
+stderr; any other exception is a bug and shows its traceback (status 1).
 """
 
 import argparse
@@ -10,7 +12,7 @@ import importlib
 import os
 import sys
 
-from ..spec.errors import SpikeforgeError
+from ..spec.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, SpikeforgeError, ToolError
 from ..spec.version import version
 
 __all__ = ["main", "COMMANDS"]
@@ -46,17 +48,24 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run the CLI; returns the exit status (0 success, 2 bad input, 1 a failed tool)."""
+    """Run the CLI and return its exit status (:mod:`spikeforge.spec.errors`)."""
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args) or 0
-    except (SpikeforgeError, TypeError, ValueError, OSError) as error:
+        return args.func(args) or EXIT_OK
+    except (SpikeforgeError, ToolError) as error:
         if os.environ.get("SPIKEFORGE_DEBUG"):
             raise
         print(f"spikeforge: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
+    except OSError as error:
+        # A file the user named that the system refused (missing, a folder, no permission,
+        # a full disk): bad input, and the message names the file.
+        if os.environ.get("SPIKEFORGE_DEBUG"):
+            raise
+        print(f"spikeforge: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

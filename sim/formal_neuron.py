@@ -26,31 +26,20 @@ core instead.
 """
 
 from amaranth.asserts import AnyConst, AnySeq
-from amaranth.hdl import Assert, Assume, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Assert, Assume, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
 from spikeforge.hdl.neuron import NeuronCore
 from spikeforge.spec.limits import MAX_DECAY_TERMS
 
+from .formal import check_properties, no_reset
+
 __all__ = ["PROPERTIES", "NeuronHarness", "PipelineEquivalence"]
 
 PROPERTIES = ("membrane", "spike", "refractory", "hold", "valid")
 
-
-def _check_properties(check):
-    check = tuple(check)
-    unknown = [c for c in check if c not in PROPERTIES]
-    if unknown or not check:
-        raise TypeError(f"check must name some of {', '.join(PROPERTIES)}, not {check!r}")
-    return check
-
-
-def _no_reset(m):
-    # The reset stays a top-level input (a domain defined here would tie the clock to 0 and
-    # freeze every register), assumed low: a free reset would let the solver restart the core
-    # and the reference's delay line at will, which proves nothing more. Registers start from
-    # their init values.
-    m.d.comb += Assume(~ResetSignal("sync"))
+# The name formal_host_link imports; it goes once that module imports no_reset from .formal.
+_no_reset = no_reset
 
 
 def assume_valid_params(m, core):
@@ -82,6 +71,14 @@ def delayed(m, value, cycles, name):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def filled(m, cycles):
+    """High from cycle ``cycles`` on, when a delay line of that length holds no init values."""
+    count = Signal(range(cycles + 1), name="filled")
+    with m.If(count != cycles):
+        m.d.sync += count.eq(count + 1)
+    return count == cycles
 
 
 def reference_step(m, v_width, acc_width, p, v, r, acc, i=None):
@@ -204,7 +201,7 @@ class NeuronHarness(wiring.Component):
         closed_loop=False,
         synaptic=False,
     ):
-        self.check = _check_properties(check)
+        self.check = check_properties(check, PROPERTIES)
         self.core = NeuronCore(
             v_width=v_width,
             acc_width=acc_width,
@@ -217,7 +214,7 @@ class NeuronHarness(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        _no_reset(m)
+        no_reset(m)
         m.submodules.core = core = self.core
         p = core.params
 
@@ -261,10 +258,7 @@ class NeuronHarness(wiring.Component):
         r = delayed(m, core.r, lat, "in_r")
         valid = delayed(m, core.in_valid, lat, "in_valid")
         # Until the delay line has filled, the core's outputs come from its init values.
-        filled = Signal(range(lat + 1), name="filled")
-        with m.If(filled != lat):
-            m.d.sync += filled.eq(filled + 1)
-        ready = filled == lat
+        ready = filled(m, lat)
 
         step = ready & valid
         refractory = r != 0
@@ -346,7 +340,7 @@ class PipelineEquivalence(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        _no_reset(m)
+        no_reset(m)
         m.submodules.reference = ref = self.reference
         m.submodules.pipelined = dut = self.pipelined
 
@@ -360,10 +354,7 @@ class PipelineEquivalence(wiring.Component):
         # No assumption on r: the two must agree on every input, reachable or not.
 
         extra = dut.latency - ref.latency
-        filled = Signal(range(dut.latency + 1), name="filled")
-        with m.If(filled != dut.latency):
-            m.d.sync += filled.eq(filled + 1)
-        ready = filled == dut.latency
+        ready = filled(m, dut.latency)
         for port in ("out_valid", "v_next", "r_next", "spike", "v_trace") + (
             ("i_next",) if synaptic else ()
         ):

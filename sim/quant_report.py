@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 
+from ..gen.nir_graph import READOUTS
 from ..gen.spike_io import check_input_spikes
 from ..spec.params import decay_value
 from .network_golden import run_network
@@ -21,7 +22,7 @@ def simulate_float(model, spikes):
 
     Parameters
     ----------
-    model : spikeforge.gen.nir_io.FloatModel
+    model : spikeforge.gen.nir_model.FloatModel
     spikes : array_like of 0/1, shape (T, n_in) or (B, T, n_in)
 
     Returns
@@ -96,7 +97,7 @@ def quantization_report(model, spikes, source):
 
     Parameters
     ----------
-    model : spikeforge.gen.nir_io.FloatModel
+    model : spikeforge.gen.nir_model.FloatModel
     spikes : array of 0/1, shape (T, n_in) or (B, T, n_in)
     source : str
         Where the spikes came from, recorded in the report.
@@ -107,7 +108,7 @@ def quantization_report(model, spikes, source):
         JSON-ready; one entry per neuron population (``docs/nir.md`` lists the fields).
     """
     net = model.network
-    any_li = any(p.kind in ("LI", "CubaLI") for p in model.populations)
+    any_li = any(p.kind in READOUTS for p in model.populations)
     fixed = run_network(net, spikes, trace=any_li)
     flt_s, flt_v = simulate_float(model, spikes)
     pops = []
@@ -157,7 +158,7 @@ def quantization_report(model, spikes, source):
                     ),
                 }
             )
-        if pop.kind in ("LI", "CubaLI"):
+        if pop.kind in READOUTS:
             with np.errstate(over="ignore", invalid="ignore"):
                 error = np.abs(fixed.v[pop.name] * pop.scale - flt_v[pop.name])
                 entry["readout"] = {

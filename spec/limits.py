@@ -41,19 +41,21 @@ MAX_DECAY_TERMS = 4
 RESET_MODES = ("zero", "subtract")
 
 
-def check_int(name, value, lo, hi):
-    """Return ``value`` if it is an integer in ``[lo, hi]``, else raise :class:`TypeError`.
+def check_int(name, value, lo, hi, error=TypeError):
+    """Return ``value`` if it is an integer in ``[lo, hi]``, else raise ``error`` naming ``name``.
 
-    ``bool`` is refused: ``True`` as a threshold is always a mistake.
+    ``bool`` is refused: ``True`` as a threshold is always a mistake. Components keep the
+    default :class:`TypeError`; the command line passes
+    :class:`~spikeforge.spec.errors.SpikeforgeError` for the options a user typed.
     """
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not lo <= value <= hi:
-        raise TypeError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
+        raise error(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
     return int(value)
 
 
 def check_lanes(lanes, name="lanes", error=TypeError):
     """Return ``lanes`` if it is one of :data:`LANES`, else raise ``error`` naming ``name``."""
-    if isinstance(lanes, bool) or lanes not in LANES:
+    if not isinstance(lanes, numbers.Integral) or isinstance(lanes, bool) or lanes not in LANES:
         raise error(f"{name} must be one of {', '.join(map(str, LANES))}, not {lanes!r}")
     return int(lanes)
 

@@ -148,7 +148,7 @@ def random_network(
         if dst["kind"] != "lif":
             continue
         sources = {int(rng.integers(0, j))} if j else set()
-        for i, src in enumerate(pops):
+        for i in range(len(pops)):
             if i < j and rng.random() < 0.3:
                 sources.add(i)
             if recurrent and i >= j and rng.random() < 0.4:

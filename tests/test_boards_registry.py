@@ -13,7 +13,7 @@ from spikeforge.boards.toolchain import GOWIN_WRAPPER_NAME, find_tool, tool_envi
 from spikeforge.boards.top import BoardTop
 from spikeforge.cli.main import main
 from spikeforge.gen.compile import compile_network
-from spikeforge.spec.errors import SpikeforgeError
+from spikeforge.spec.errors import SpikeforgeError, ToolError
 
 
 def test_registry_has_one_board_per_family_and_two_ice40():
@@ -101,7 +101,7 @@ def test_tool_environment_errors(tmp_path):
     ):
         tool_environment("xilinx", str(tmp_path))
     with pytest.raises(
-        SpikeforgeError,
+        ToolError,
         match=r"^no-such-tool not found: install it with "
         r"'pip install some-package'$",
     ):

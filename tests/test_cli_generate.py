@@ -66,7 +66,7 @@ def test_network_is_deterministic(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["core", "--v-th", "99999"], "v_th must be an integer in [-32768, 32767], not 99999"),
+        (["core", "--v-th", "99999"], "--v-th must be an integer in [-32768, 32767], not 99999"),
         (["core", "--stages", "7"], "--stages must be an integer in [1, 4], not 7"),
         (["core", "--w-width", "1"], "--w-width must be an integer in [2, 16], not 1"),
         (["core", "--fan-in", "0"], "--fan-in must be an integer in [1, 16777216], not 0"),
@@ -74,10 +74,10 @@ def test_network_is_deterministic(tmp_path):
             ["core", "--decay", "3,x"],
             "--decay must be comma-separated integers such as 4 or 3,-6, not '3,x'",
         ),
-        (["core", "--decay", "20"], "decay term must be an integer in [-15, 15], not 20"),
+        (["core", "--decay", "20"], "--decay term must be an integer in [-15, 15], not 20"),
         (
             ["core", "--reset-mode", "hard"],
-            "reset_mode must be one of 'zero', 'subtract', not 'hard'",
+            "--reset-mode must be one of 'zero', 'subtract', not 'hard'",
         ),
         (["core", "--format", "vhdl"], "--format must be one of verilog, rtlil, not 'vhdl'"),
         (

@@ -18,6 +18,7 @@ from spikeforge.cli.main import main
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import save_network
 from spikeforge.sim.network_golden import run_network
+from spikeforge.spec.errors import EXIT_TOOL
 
 
 @pytest.fixture
@@ -154,7 +155,7 @@ def test_build_clock_through_pll(files, capsys, monkeypatch):
         "-o",
         folder / "b",
     )
-    assert (status, err) == (2, "spikeforge: error: stopped before the tools\n")
+    assert (status, err) == (EXIT_TOOL, "spikeforge: error: stopped before the tools\n")
     assert seen["clock_mhz"] == 40 and seen["top"].clock_mhz == 39.75
     assert seen["top"].link.link.clock_hz == 39_750_000
     assert seen["top"].link.uart_rx.divisor == 345  # 39.75 MHz / 115200

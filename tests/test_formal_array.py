@@ -22,13 +22,15 @@ import pytest
 from amaranth.hdl import Fragment, Module, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
-from formal_checks import assert_fails_with_trace, assert_passes
+from formal_checks import assert_fails_with_trace, assert_passes, assertion_messages
 
 import spikeforge.hdl.array as array
+import spikeforge.hdl.array_deliver as array_deliver
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import Network
 from spikeforge.sim.formal import prove
-from spikeforge.sim.formal_array import PROPERTIES, ArrayHarness, _Inside, small_network
+from spikeforge.sim.formal_array import PROPERTIES, ArrayHarness, small_network
+from spikeforge.sim.formal_inside import Inside
 
 # k-induction of update and output closes at this length: the read-modify-write's forwarding
 # registers are fixed by the two cycles before the one checked.
@@ -146,9 +148,10 @@ class PatchedFIFO(wiring.Component):
 
 
 def patch_fifo(monkeypatch, **bug):
-    monkeypatch.setattr(
-        array, "fifo", types.SimpleNamespace(SyncFIFOBuffered=functools.partial(PatchedFIFO, **bug))
-    )
+    """Build every FIFO of the array (spike, output and trace FIFO) as a :class:`PatchedFIFO`."""
+    patched = types.SimpleNamespace(SyncFIFOBuffered=functools.partial(PatchedFIFO, **bug))
+    for module in (array, array_deliver):
+        monkeypatch.setattr(module, "fifo", patched)
 
 
 def test_update_catches_overlapping_populations(formal, tmp_path):
@@ -261,7 +264,28 @@ def test_harness_rejects_bad_arguments():
         ArrayHarness(small_network(), focus="acc")
     with pytest.raises(ValueError, match=r"^focus selects none of the harness's assertions$"):
         Fragment.get(ArrayHarness(small_network(), check=["update"], focus=lambda m: False), None)
-    assert PROPERTIES == ("update", "acc", "output", "live")
+
+
+# What each property asserts on small_network() (7 LIF neurons, 2 lanes): update, per lane no
+# slot without a neuron and per neuron not twice and not missed; acc, per neuron its sum;
+# output, per neuron not sent twice and not left unsent, and no event naming no neuron.
+ASSERTIONS = {"update": 2 + 2 * 7, "acc": 7, "output": 2 * 7 + 1, "live": 1}
+
+
+@pytest.mark.parametrize("prop", PROPERTIES)
+def test_check_asserts_the_named_property(prop):
+    messages = assertion_messages(ArrayHarness(small_network(), check=[prop]))
+    assert len(messages) == ASSERTIONS[prop]
+    assert all(m.startswith(f"{prop}: ") for m in messages)
+
+
+def test_track_and_inductive_select_assertions():
+    messages = assertion_messages(ArrayHarness(small_network(), check=["acc"], track=[("B", 3)]))
+    assert messages == ["acc: B[3] got a wrong sum"]
+    # The invariants come beside the property's own assertions, never in their place.
+    messages = assertion_messages(ArrayHarness(small_network(), check=["output"], inductive=True))
+    claims = [m for m in messages if not m.startswith("invariant: ")]
+    assert len(claims) == ASSERTIONS["output"] and len(messages) > len(claims)
 
 
 def test_invariants_name_a_missing_register():
@@ -271,4 +295,4 @@ def test_invariants_name_a_missing_register():
         match=r"^the array has no single register named 'k'; the "
         r"inductive invariants must follow the change$",
     ):
-        _Inside(Fragment(), "the array")["k"]
+        Inside(Fragment(), "the array")["k"]

@@ -6,18 +6,19 @@
 ``HostLink`` of a one-neuron network, timeout 16, under free input bytes and UART errors, a
 consumer that stalls ``tx`` up to 2 cycles, and a free-timing model of the array. ``live`` (no
 wedge) and ``recover`` (a request after garbage and a quiet line is executed) are proven by
-k-induction of length 3, for every reachable state. The planted bugs are bounded checks with
-only the claims asserted, so that the failure is a claim, not a helper invariant. Default run
-about 2 minutes on two shared cores.
+k-induction of length 3, for every reachable state. The planted bugs, monkeypatched into the
+receiver's module (``hdl/host_link_rx.py``), are bounded checks with only the claims asserted,
+so that the failure is a claim, not a helper invariant. Default run about 2 minutes on two
+shared cores.
 """
 
 import types
 
 import pytest
-from amaranth.hdl import Signal
+from amaranth.hdl import Fragment, Signal
 from formal_checks import assert_fails_with_trace, assert_passes
 
-import spikeforge.hdl.host_link as host_link
+import spikeforge.hdl.host_link_rx as host_link_rx
 from spikeforge.sim.formal import prove
 from spikeforge.sim.formal_host_link import PROPERTIES, HostLinkHarness, failed_assertions
 from spikeforge.spec import protocol
@@ -58,9 +59,10 @@ def test_live_catches_a_timer_that_cannot_time_out(formal, tmp_path, monkeypatch
     # it never equals the timeout, so a frame that stops arriving holds the receiver forever.
     def narrow(*args, src_loc_at=0, **kwargs):
         signal = Signal(*args, src_loc_at=src_loc_at + 1, **kwargs)
-        return Signal(len(signal) - 1, name="timer") if signal.name == "timer" else signal
+        narrowed = getattr(signal, "name", None) == "timer"
+        return Signal(len(signal) - 1, name="timer") if narrowed else signal
 
-    monkeypatch.setattr(host_link, "Signal", narrow)
+    monkeypatch.setattr(host_link_rx, "Signal", narrow)
     harness = HostLinkHarness(check=["live"], invariants=False)
     result = prove(harness, "live_bug", mode="bmc", depth=20, build_dir=tmp_path)
     assert_fails_with_trace(result, tmp_path)
@@ -77,7 +79,7 @@ def test_recover_catches_a_wrong_crc_start(formal, tmp_path, monkeypatch):
     # The receiver starts each frame's CRC from 0, not 0xFFFF: every request is refused.
     bad = types.SimpleNamespace(**{name: getattr(protocol, name) for name in protocol.__all__})
     bad.CRC_INIT = 0
-    monkeypatch.setattr(host_link, "p", bad)
+    monkeypatch.setattr(host_link_rx, "p", bad)
     harness = HostLinkHarness(check=["recover"], garbage=False, quiet=1, gap=0, invariants=False)
     result = prove(harness, "recover_bug", mode="bmc", depth=14, build_dir=tmp_path)
     assert_fails_with_trace(result, tmp_path)
@@ -97,4 +99,21 @@ def test_harness_rejects_bad_arguments():
         HostLinkHarness(quiet=0)
     with pytest.raises(TypeError, match=r"^tx_stall must be an integer in \[0, 255\], not -1$"):
         HostLinkHarness(tx_stall=-1)
-    assert PROPERTIES == ("live", "recover")
+
+
+@pytest.mark.parametrize("check", [[name] for name in PROPERTIES])
+def test_harness_asserts_what_it_checks(check):
+    # Elaborated without a solver: the claims of the property checked are asserted, those of
+    # the other are not ("recover" includes "live", which its induction needs), and the
+    # invariants only with `invariants`.
+    harness = HostLinkHarness(check=check)
+    Fragment.get(harness, None)
+    kinds = {message.split(":")[0] for message in harness.asserted}
+    assert kinds == ({"live", "inv"} if check == ["live"] else {"live", "inv", "recover", "seq"})
+    assert "live: not idle after the quiet bound" in harness.asserted
+    assert ("recover: not accepted in time" in harness.asserted) == (check == ["recover"])
+    bare = HostLinkHarness(check=check, invariants=False)
+    Fragment.get(bare, None)
+    assert set(bare.asserted) == {
+        message for message in harness.asserted if message.startswith(("live:", "recover:"))
+    }

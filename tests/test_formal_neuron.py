@@ -13,12 +13,12 @@ import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Module, Mux, Signal, Value
 from amaranth.lib import wiring
-from formal_checks import assert_fails_with_trace, assert_passes
+from formal_checks import assert_fails_with_trace, assert_passes, assertion_messages
 
 import spikeforge.hdl.neuron as neuron
-from spikeforge.sim.formal import missing_tools, prove, require_or_skip
+from spikeforge.sim.formal import missing_tools, prove, require_tools
 from spikeforge.sim.formal_neuron import PROPERTIES, NeuronHarness, PipelineEquivalence
-from spikeforge.spec.errors import SpikeforgeError
+from spikeforge.spec.errors import ToolError
 
 SMALL = dict(v_width=8, acc_width=8, t_ref_max=7)
 DEFAULT = dict(v_width=16, acc_width=16, t_ref_max=15)
@@ -226,21 +226,20 @@ def test_missing_tools_message(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert "yowasp-sby" in missing_tools() and "yices-smt2" in missing_tools()
     with pytest.raises(
-        SpikeforgeError,
+        ToolError,
         match=r"^formal verification needs yowasp-sby, "
         r".*yices-smt2 on PATH \(pip install",
     ):
         prove(Counter(bad=3), "counter", build_dir=tmp_path)
 
 
-def test_missing_tools_fail_when_required(tmp_path, monkeypatch):
+def test_missing_tools_fail_the_proofs(tmp_path, monkeypatch):
+    # The formal tools are part of the test install: missing, a proof fails instead of skipping,
+    # whatever SPIKEFORGE_REQUIRE_SIMULATORS says.
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("SPIKEFORGE_REQUIRE_SIMULATORS", "verilator,formal")
-    with pytest.raises(pytest.fail.Exception, match="formal tools are required"):
-        require_or_skip()
-    monkeypatch.setenv("SPIKEFORGE_REQUIRE_SIMULATORS", "verilator")
-    with pytest.raises(pytest.skip.Exception, match="formal tools missing: yowasp-sby"):
-        require_or_skip()
+    monkeypatch.delenv("SPIKEFORGE_REQUIRE_SIMULATORS", raising=False)
+    with pytest.raises(pytest.fail.Exception, match=r"^formal tools missing: yowasp-sby, "):
+        require_tools()
 
 
 @pytest.mark.parametrize(
@@ -268,4 +267,22 @@ def test_harness_rejects_bad_arguments():
         NeuronHarness(check=["leak"])
     with pytest.raises(TypeError, match=r"^stages must be an integer in \[2, 4\], not 1$"):
         PipelineEquivalence(stages=1)
-    assert PROPERTIES == ("membrane", "spike", "refractory", "hold", "valid")
+
+
+# The assertions of each property (docs/verification.md); a synaptic core's membrane property
+# also checks the stored current.
+ASSERTIONS = {"membrane": 2, "spike": 2, "refractory": 3, "hold": 1, "valid": 1}
+
+
+@pytest.mark.parametrize("synaptic", [False, True])
+@pytest.mark.parametrize("prop", PROPERTIES)
+def test_check_asserts_the_named_property(prop, synaptic):
+    messages = assertion_messages(NeuronHarness(**SMALL, check=[prop], synaptic=synaptic))
+    assert len(messages) == ASSERTIONS[prop] + (synaptic and prop == "membrane")
+    assert all(m.startswith(f"{prop}: ") for m in messages)
+
+
+def test_default_check_asserts_every_property():
+    messages = assertion_messages(NeuronHarness(**SMALL))
+    assert len(messages) == sum(ASSERTIONS.values())
+    assert {m.split(":")[0] for m in messages} == set(PROPERTIES)

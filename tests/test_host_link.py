@@ -16,6 +16,7 @@ from spikeforge.gen.network import Network
 from spikeforge.hdl.host_link import HostLink
 from spikeforge.sim.network_golden import run_network
 from spikeforge.spec import protocol as p
+from spikeforge.spec.errors import SpikeforgeError
 
 
 def _assert_same(run, golden):
@@ -69,7 +70,7 @@ def test_crc_and_frames():
     with pytest.raises(p.FrameError, match=r"^identify response has magic b'XXXX', not a "):
         p.decode_identity(b"XXXX" + bytes(63))
     with pytest.raises(
-        ValueError,
+        SpikeforgeError,
         match=r"^frame code must be a byte and the payload at most "
         r"65535 bytes, not 256 and 0$",
     ):
@@ -164,7 +165,7 @@ def test_load_refuses_another_layout():
     ):
         driver.run(np.zeros((1, 1), np.uint8))
     with pytest.raises(
-        ValueError,
+        SpikeforgeError,
         match=r"^the board's design has another layout than the "
         r"network: lanes 1 \(network: 2\)",
     ):
@@ -176,7 +177,7 @@ def test_load_refuses_another_layout():
     lif = next(pop for pop in d["populations"] if pop["kind"] == "lif")
     lif["decay"] = [1] if lif["decay"] != [1] else [2]
     with pytest.raises(
-        ValueError,
+        SpikeforgeError,
         match=r"^the board's design has another layout than the "
         r"network: layout_hash [0-9a-f]{16} \(network: "
         r"[0-9a-f]{16}: other decays, projections or t_ref "

@@ -29,8 +29,12 @@ LIF = {
 
 
 def base():
-    """A small valid network: in(3) -> hid(2) -> out(1), out -> hid recurrent."""
-    return {
+    """A small valid network: in(3) -> hid(2) -> out(1), out -> hid recurrent.
+
+    A deep copy every time: the populations would otherwise share the ``decay`` list of
+    :data:`LIF`, and an edit of one decay term would change every later network.
+    """
+    network = {
         "format": "spikeforge-network/1",
         "v_width": 16,
         "w_width": 8,
@@ -45,6 +49,7 @@ def base():
             {"from": "out", "to": "hid", "weights": [[-20, -20]]},
         ],
     }
+    return copy.deepcopy(network)
 
 
 def edit(path, value):
@@ -79,6 +84,7 @@ RULES = [
     (edit(("w_width",), True), "w_width: must be an integer in [2, 16], not True"),
     (edit(("w_width",), 17), "w_width: must be an integer in [2, 16], not 17"),
     (edit(("acc_width",), 49), "acc_width: must be an integer in [2, 48], not 49"),
+    (edit(("acc_width",), 56), "acc_width: must be an integer in [2, 48], not 56"),
     (
         edit(("acc_width",), 8),
         "acc_width: 8 is too small for the worst-case weight sum range "
@@ -426,6 +432,16 @@ def test_load_errors(tmp_path):
     assert net.projections[1].weights.tolist() == [[40], [30]]
 
 
+def test_acc_width_above_the_core_limit_is_refused_at_load(tmp_path):
+    """The loader and the neuron core share one limit: a 56-bit accumulator, which the loader
+    once accepted and the core refused, is refused as soon as the file is read."""
+    d = base()
+    d["acc_width"] = 56
+    with pytest.raises(SpikeforgeError) as info:
+        load_network(write_json(tmp_path / "n.json", json.dumps(d)))
+    assert str(info.value) == "acc_width: must be an integer in [2, 48], not 56"
+
+
 def test_to_dict_round_trip_is_exact():
     d = base()
     d["acc_width"] = 12
@@ -519,13 +535,25 @@ JSON = st.recursive(
 )
 
 
+# Small integers, in the range of the base's own values, so that some edits give a valid network
+# (about one in fifteen) and the round trip of an accepted network runs in every test run.
+VALUES = st.integers(-200, 200) | JSON
+
+
 @settings(max_examples=120, deadline=None)
-@given(st.sampled_from(list(_paths(base()))[1:]), JSON, st.booleans())
-def test_fuzzed_network_is_valid_or_one_line_error(path, value, delete):
-    """Any value anywhere gives a network or a one-line SpikeforgeError, never a crash."""
+@given(st.sampled_from(list(_paths(base()))[1:]), VALUES, st.booleans())
+def test_fuzzed_network_is_valid_or_one_line_error(tmp_path_factory, path, value, delete):
+    """Any value anywhere gives a one-line SpikeforgeError, or a network that a save and load
+    give back unchanged; never a crash."""
     d = base()
     edit(path, DELETE if delete and isinstance(path[-1], str) else value)(d)
     try:
-        Network.from_dict(d)
+        net = Network.from_dict(d)
     except SpikeforgeError as error:
         assert "\n" not in str(error) and re.match(r"^[a-z_\[\]0-9.]+: ", str(error))
+        return
+    # Accepted: then it is a network like any other, which the file format keeps exactly.
+    file = tmp_path_factory.mktemp("fuzzed") / "n.json"
+    save_network(net, file)
+    again = load_network(file)
+    assert again == net and again.network_hash() == net.network_hash()

@@ -13,7 +13,8 @@ from network_cases import synaptic_network
 
 from spikeforge.cli.main import main
 from spikeforge.gen.network import Network, load_network
-from spikeforge.gen.nir_io import export_network, import_graph
+from spikeforge.gen.nir_export import export_network
+from spikeforge.gen.nir_import import import_graph
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.network_golden import run_network
 from spikeforge.sim.quant_report import quantization_report, simulate_float
@@ -278,13 +279,13 @@ def test_export_encoding_and_cubali_readout(tmp_path):
     [
         (
             {"decay": [], "syn_decay": [1]},
-            "population 'hid': decay [] has the value 0, which NIR's CubaLIF cannot express (it needs "
-            "a finite tau_mem)",
+            "population 'hid': decay [] has the value 0, which NIR's CubaLIF cannot express "
+            "(it needs a finite tau_mem)",
         ),
         (
             {"decay": [2], "syn_decay": [3, -3]},
-            "population 'hid': syn_decay [3, -3] has the value 0, which NIR's CubaLIF cannot express "
-            "(it needs a finite tau_syn)",
+            "population 'hid': syn_decay [3, -3] has the value 0, which NIR's CubaLIF cannot "
+            "express (it needs a finite tau_syn)",
         ),
     ],
 )

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from spikeforge.cli.main import main
-from spikeforge.gen.nir_io import import_graph, import_nir
+from spikeforge.gen.nir_import import import_graph, import_nir
 from spikeforge.sim.quant_report import quantization_report
 from spikeforge.spec.errors import SpikeforgeError
 
@@ -112,8 +112,8 @@ CASES = [
             [("in", "li"), ("li", "l")],
         ),
         {},
-        "node 'li' (CubaLI): a CubaLI node is a non-spiking readout; it may feed Output nodes only, "
-        "not 'l'",
+        "node 'li' (CubaLI): a CubaLI node is a non-spiking readout; it may feed Output nodes "
+        "only, not 'l'",
     ),
     (
         lambda: g({"in": inp(), "d": nir.Delay(np.ones(2))}, [("in", "d")]),

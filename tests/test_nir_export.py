@@ -11,7 +11,8 @@ from network_cases import random_network, random_spikes
 
 from spikeforge.cli.main import main
 from spikeforge.gen.network import Network, load_network, save_network
-from spikeforge.gen.nir_io import export_network, export_nir, import_graph, import_nir
+from spikeforge.gen.nir_export import export_network, export_nir
+from spikeforge.gen.nir_import import import_graph, import_nir
 from spikeforge.sim.network_golden import run_network
 from spikeforge.sim.quant_report import simulate_float
 

@@ -10,7 +10,7 @@ import pytest
 
 from spikeforge.cli.main import main
 from spikeforge.gen.network import load_network
-from spikeforge.gen.nir_io import import_graph, import_nir
+from spikeforge.gen.nir_import import import_graph, import_nir
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.network_golden import run_network
 from spikeforge.sim.quant_report import format_report, quantization_report, simulate_float

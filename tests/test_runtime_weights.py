@@ -21,7 +21,7 @@ from amaranth_boards.icebreaker import ICEBreakerPlatform
 from host_link_cases import small_network
 from network_cases import random_network, random_spikes
 
-from spikeforge.bench.suite import capacity_network
+from spikeforge.bench.networks import capacity_network
 from spikeforge.boards.host import HostDriver, SimulatedBoard
 from spikeforge.boards.registry import get_board
 from spikeforge.boards.resources import choose_weights

@@ -5,6 +5,7 @@ import random
 import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
+from streams import stream_get, stream_put
 
 from spikeforge.hdl.uart import UARTRx, UARTTx, uart_divisor
 
@@ -25,6 +26,18 @@ def _run(design, *testbenches, deadline=None):
     sim.run_until(deadline) if deadline else sim.run()
 
 
+def _watch(signal, values):
+    """A testbench that appends the value of ``signal`` at every clock edge to ``values``."""
+
+    async def watch(ctx):
+        # Not `async for`: it would raise when the simulation ends (see streams.py).
+        while True:
+            _, _, value = await ctx.tick().sample(signal)
+            values.append(value)
+
+    return watch
+
+
 async def _send_frame(ctx, line, divisor, byte, stop=1):
     # Drive one 8N1 frame on `line` bit by bit, as a host's serial port would.
     for level in [0, *((byte >> i) & 1 for i in range(8)), stop]:
@@ -43,22 +56,13 @@ def test_loopback_random_bytes(divisor):
 
     async def producer(ctx):
         for byte in sent:
-            ctx.set(tx.data.valid, 1)
-            ctx.set(tx.data.payload, byte)
-            await ctx.tick().until(tx.data.ready)
-        ctx.set(tx.data.valid, 0)
+            await stream_put(ctx, tx.data, byte)
 
     async def consumer(ctx):
-        ctx.set(rx.data.ready, 1)
         while len(got) < len(sent):
-            _, _, valid, payload, error, overflow = await ctx.tick().sample(
-                rx.data.valid, rx.data.payload, rx.error, rx.overflow
-            )
-            if valid:
-                got.append(payload)
-            flags.append(error | overflow)
+            got.append(await stream_get(ctx, rx.data))
 
-    _run(m, consumer, producer)
+    _run(m, consumer, producer, _watch(rx.error | rx.overflow, flags))
     assert got == sent
     assert not any(flags)
 
@@ -73,10 +77,7 @@ def test_tx_line_waveform_and_backpressure():
     async def producer(ctx):
         # Offer every byte at once; the transmitter must hold each off until the line is free.
         for byte in sent:
-            ctx.set(dut.data.valid, 1)
-            ctx.set(dut.data.payload, byte)
-            await ctx.tick().until(dut.data.ready)
-        ctx.set(dut.data.valid, 0)
+            await stream_put(ctx, dut.data, byte)
 
     async def line(ctx):
         for _ in range(len(sent) * 10 * divisor + 20):
@@ -117,18 +118,17 @@ def test_rx_framing_error_on_low_stop_bit():
         await _send_frame(ctx, dut.rx, divisor, 0x99)
         await ctx.tick().repeat(3 * divisor)
 
-    async def monitor(ctx):
-        ctx.set(dut.data.ready, 1)
+    async def reader(ctx):
         while True:
-            _, _, valid, payload, error = await ctx.tick().sample(
-                dut.data.valid, dut.data.payload, dut.error
-            )
-            if valid:
-                events.append(("byte", payload))
+            events.append(("byte", await stream_get(ctx, dut.data)))
+
+    async def errors(ctx):
+        while True:
+            _, _, error = await ctx.tick().sample(dut.error)
             if error:
                 events.append(("error",))
 
-    _run(dut, host, monitor)
+    _run(dut, host, reader, errors)
     assert events == [("error",), ("byte", 0x99)]
 
 
@@ -141,27 +141,24 @@ def test_rx_overflow_when_consumer_stalls():
     async def host(ctx):
         for byte in (0x11, 0x22, 0x33):
             await _send_frame(ctx, dut.rx, divisor, byte)
-        await ctx.tick().repeat(2 * divisor)
+        await ctx.tick().repeat(4 * divisor)
 
     async def consumer(ctx):
         # Not ready for the first three frames: the first byte is kept, the next two dropped.
+        await ctx.tick().repeat(32 * divisor)
         while True:
-            _, _, overflow = await ctx.tick().sample(dut.overflow)
-            overflows.append(overflow)
-            if len(overflows) == 32 * divisor:
-                ctx.set(dut.data.ready, 1)
-            if ctx.get(dut.data.valid) and ctx.get(dut.data.ready):
-                got.append(ctx.get(dut.data.payload))
+            got.append(await stream_get(ctx, dut.data))
 
-    _run(dut, host, consumer)
+    _run(dut, host, consumer, _watch(dut.overflow, overflows))
     assert sum(overflows) == 2
-    assert got[:1] == [0x11]
+    assert got == [0x11]
 
 
 def test_rx_ignores_start_glitch():
     divisor = 10
     dut = UARTRx(divisor)
-    valids = []
+    got = []
+    errors = []
 
     async def host(ctx):
         ctx.set(dut.rx, 0)
@@ -169,14 +166,12 @@ def test_rx_ignores_start_glitch():
         ctx.set(dut.rx, 1)
         await ctx.tick().repeat(12 * divisor)
 
-    async def monitor(ctx):
-        ctx.set(dut.data.ready, 1)
+    async def reader(ctx):
         while True:
-            _, _, valid, error = await ctx.tick().sample(dut.data.valid, dut.error)
-            valids.append(valid | error)
+            got.append(await stream_get(ctx, dut.data))
 
-    _run(dut, host, monitor)
-    assert not any(valids)
+    _run(dut, host, reader, _watch(dut.error, errors))
+    assert not got and not any(errors)
 
 
 @pytest.mark.parametrize("cls", [UARTRx, UARTTx])

@@ -1,0 +1,250 @@
+"""Control of the neuron array: runtime loading through ``cfg``, and the schedule of a step.
+
+Each function adds one unit to the module of :meth:`~spikeforge.hdl.array.NeuronArray.elaborate`
+(``docs/array.md``), with ``m``, ``array`` and ``s`` as in :mod:`.array_deliver`.
+"""
+
+from amaranth.hdl import Mux, Signal
+
+from .arith import bits_for
+from .array_ports import CfgMemory
+
+__all__ = ["SCHEDULE_STATES", "cfg_loader", "schedule"]
+
+# The states of the array's schedule (see the module docstring of spikeforge.hdl.array); IDLE is
+# the initial one.
+SCHEDULE_STATES = (
+    "IDLE",
+    "RESET_ACC",
+    "RESET_PARAMS",
+    "RESET_STATE",
+    "INPUT",
+    "PARAMS",
+    "UPDATE",
+    "UPDATE_DRAIN",
+    "DELIVER",
+    "FINISH",
+)
+
+
+def cfg_loader(m, array, s):
+    """Runtime loading and state reset, both while idle: the ``cfg`` writes into the weight, bias,
+    state and parameter memories (weight bursts with runtime weights), and the rows of the state
+    reset. Sets ``s.take_start``, the ``start`` that the schedule may take.
+    """
+    plan = array.plan
+    lanes = plan.lanes
+    s.reset_state_row = Signal()
+    # An accepted cfg item is registered before it is decoded into write enables, so the
+    # path from the state register (ready) to the memories' write ports has a register in
+    # it; the write lands two cycles after acceptance, before any read of a step started in
+    # the same cycle can reach the memory (the first weight read comes three cycles later).
+    cfg = Signal.like(array.cfg.payload)
+    cfg_write = Signal()
+    m.d.sync += [cfg.eq(array.cfg.payload), cfg_write.eq(array.cfg.valid & array.cfg.ready)]
+    m.d.sync += [
+        s.p_wr.addr.eq(cfg.addr),
+        s.p_wr.data.eq(cfg.data),
+        s.p_wr.en.eq(cfg_write & (cfg.mem == CfgMemory.PARAMS)),
+    ]
+    if array.runtime_weights:
+        _weight_bursts(m, array, s, cfg, cfg_write)
+    else:
+        s.take_start = array.start
+    for l in range(lanes):
+        lane_write = cfg_write & (cfg.lane == l)
+        if not array.runtime_weights:
+            m.d.sync += [
+                s.w_wr[l].addr.eq(cfg.addr),
+                s.w_wr[l].data.eq(cfg.data),
+                s.w_wr[l].en.eq(lane_write & (cfg.mem == CfgMemory.WEIGHTS)),
+            ]
+        m.d.sync += [
+            s.b_wr[l].addr.eq(cfg.addr),
+            s.b_wr[l].data.eq(cfg.data),
+            s.b_wr[l].en.eq(lane_write & (cfg.mem == CfgMemory.BIAS)),
+        ]
+        with m.If(lane_write & (cfg.mem == CfgMemory.STATE)):
+            m.d.sync += [
+                s.st_wr[l].addr.eq(cfg.addr),
+                s.st_wr[l].data.eq(cfg.data),
+                s.st_wr[l].en.eq(1),
+            ]
+        with m.If(s.reset_state_row):
+            m.d.sync += [
+                s.st_wr[l].addr.eq(s.upd_slot),
+                s.st_wr[l].data.v.eq(s.p_rd.data.v_rest),
+                s.st_wr[l].data.r.eq(0),
+                s.st_wr[l].en.eq(1),
+            ]
+            if plan.synaptic:
+                m.d.sync += s.st_wr[l].data.i.eq(0)
+
+
+def _weight_bursts(m, array, s, cfg, cfg_write):
+    """The weight items of ``cfg`` into the one-port weight store, a burst of words each.
+
+    Sets ``s.cfg_ready`` and ``s.take_start``, both held off while a burst is landing, and
+    ``s.start_pending``, a ``start`` that waits for it.
+    """
+    plan = array.plan
+    lanes = plan.lanes
+    store = s.store
+    # A weight item is a burst: `weight_burst` consecutive words of one lane, written
+    # one a cycle (those past the end are dropped), so that loading takes a fraction
+    # of the frames. The store's one port takes the address from the walker, which is
+    # idle then: neither a cfg item nor `start` is taken until the burst has landed.
+    wd = plan.w_width
+    burst = array.weight_burst
+    b_addr = Signal(bits_for(plan.weight_words + burst))
+    b_data = Signal(burst * wd)
+    b_left = Signal(range(burst + 1))
+    b_lane = Signal(lanes)
+    with m.If(cfg_write & (cfg.mem == CfgMemory.WEIGHTS)):
+        # A lane past the last one is no lane: 1 << lane is cut to `lanes` bits.
+        m.d.sync += [
+            b_addr.eq(cfg.addr),
+            b_data.eq(cfg.data),
+            b_left.eq(burst),
+            b_lane.eq(1 << cfg.lane),
+        ]
+    with m.Elif(b_left != 0):
+        m.d.sync += [b_addr.eq(b_addr + 1), b_data.eq(b_data >> wd), b_left.eq(b_left - 1)]
+    # Registered, so that the store's address and enables come from flip-flops.
+    st_addr = Signal.like(store.addr)
+    st_data = Signal(wd)
+    st_en = Signal(lanes)
+    m.d.sync += [
+        st_addr.eq(b_addr),
+        st_data.eq(b_data[:wd]),
+        st_en.eq(Mux((b_left != 0) & (b_addr < plan.weight_words), b_lane, 0)),
+    ]
+    m.d.comb += [
+        store.addr.eq(Mux(st_en.any(), st_addr, s.w_ptr)),
+        store.wr_data.eq(st_data.replicate(lanes)),
+        store.wr_en.eq(st_en),
+    ]
+    weights_busy = Signal()
+    s.start_pending = Signal()
+    m.d.comb += weights_busy.eq(cfg_write | (b_left != 0) | st_en.any())
+    s.cfg_ready = ~weights_busy
+    # A start that meets a burst (or a weight item taken in the same cycle) waits.
+    s.take_start = (array.start | s.start_pending) & ~weights_busy & ~array.cfg.valid
+
+
+def schedule(m, array, s):
+    """The one-hot state machine over :data:`SCHEDULE_STATES` that runs a step (or the state
+    reset): it drives the phase signals of the other units and counts steps and cycles.
+    """
+    plan = array.plan
+    latency = array.stages
+    drain = Signal(range(latency + 3))
+    # No event source is tested here: the input stream offers none once input_ended is set
+    # (the only time INPUT looks at this), and the spike words are word_valid itself, which
+    # `delivered` tests. Leaving ev_valid out keeps the stream's decode out of the state
+    # registers' input.
+    delivery_idle = Signal()
+    m.d.comb += delivery_idle.eq(~s.d_valid & ~s.active & ~s.issue_valid_d & ~s.issue_valid_q)
+
+    # The end conditions of the deliver and finish phases are registered (one cycle later,
+    # once per population and step): a FIFO's level is a sum, too slow to feed the state
+    # register directly. Both stay true once true, as nothing refills the FIFOs then.
+    delivered = Signal()
+    sent = Signal()
+    finishing = Signal()
+    out_empty = s.out_fifo.level == 0
+    if array.trace:
+        out_empty = out_empty & (s.trace_fifo.level == 0)
+    m.d.sync += [
+        delivered.eq(s.deliver_phase & (s.spike_fifo.level == 0) & ~s.word_valid & delivery_idle),
+        sent.eq(finishing & out_empty & ~sent),
+    ]
+
+    # The state machine is one-hot, one register per state: each register's next value
+    # then depends on its own few transitions only. An encoded state register puts every
+    # transition of every state in front of each of its bits, and its decoders in front of
+    # everything the state drives; on the GW1NR-9 that was the longest path of the array.
+    state = {
+        name: Signal(init=int(name == "IDLE"), name=f"state_{name}") for name in SCHEDULE_STATES
+    }
+
+    def goto(here, there):
+        return [state[here].eq(0), state[there].eq(1)]
+
+    m.d.comb += [
+        array.busy.eq(~state["IDLE"]),
+        array.cfg.ready.eq(state["IDLE"] & s.cfg_ready if array.runtime_weights else state["IDLE"]),
+        s.reset_acc.eq(state["RESET_ACC"]),
+        s.reset_state_row.eq(state["RESET_STATE"]),
+        s.in_phase.eq(state["INPUT"]),
+        s.deliver_phase.eq(state["DELIVER"]),
+        finishing.eq(state["FINISH"]),
+        s.upd_issue.eq(state["UPDATE"] & s.trace_room),
+    ]
+    with m.If(state["IDLE"]):
+        with m.If(array.reset_state):
+            m.d.sync += [
+                *s.first_population(),
+                s.reset_addr.eq(0),
+                s.reset_addr_last.eq(0),
+                *goto("IDLE", "RESET_ACC"),
+            ]
+        with m.Elif(s.take_start):
+            m.d.sync += [
+                s.cycle_count.eq(1),
+                s.input_ended.eq(0),
+                *s.first_population(),
+                *goto("IDLE", "INPUT"),
+            ]
+            if array.runtime_weights:
+                m.d.sync += s.start_pending.eq(0)
+        if array.runtime_weights:
+            with m.Elif(array.start):
+                m.d.sync += s.start_pending.eq(1)
+    with m.If(state["RESET_ACC"]):
+        m.d.sync += [
+            s.reset_addr.eq(s.reset_addr + 1),
+            s.reset_addr_last.eq(s.reset_addr + 2 == 2 * plan.slots),
+        ]
+        with m.If(s.reset_addr_last):
+            m.d.sync += goto("RESET_ACC", "RESET_PARAMS")
+    with m.If(state["RESET_PARAMS"]):
+        m.d.sync += [*s.first_row(), *goto("RESET_PARAMS", "RESET_STATE")]
+    with m.If(state["RESET_STATE"]):
+        # One row of population k per cycle, to its v_rest from the parameter memory.
+        m.d.sync += s.next_row()
+        with m.If(s.row_is_last):
+            with m.If(s.k_is_last):
+                m.d.sync += [s.parity.eq(0), array.timestep.eq(0), *goto("RESET_STATE", "IDLE")]
+            with m.Else():
+                m.d.sync += [*s.next_population(), *goto("RESET_STATE", "RESET_PARAMS")]
+    with m.If(state["INPUT"]):
+        with m.If(s.input_ended & delivery_idle):
+            m.d.sync += goto("INPUT", "PARAMS")
+    with m.If(state["PARAMS"]):
+        # The parameter memory read of population k lands this cycle.
+        m.d.sync += [*s.first_row(), *goto("PARAMS", "UPDATE")]
+    with m.If(s.upd_issue):
+        m.d.sync += s.next_row()
+        with m.If(s.row_is_last):
+            # The last core output and its spike word land latency + 2 cycles on.
+            m.d.sync += [drain.eq(latency + 2), *goto("UPDATE", "UPDATE_DRAIN")]
+    with m.If(state["UPDATE_DRAIN"]):
+        m.d.sync += drain.eq(drain - 1)
+        with m.If(drain == 0):
+            m.d.sync += goto("UPDATE_DRAIN", "DELIVER")
+    with m.If(state["DELIVER"]):
+        with m.If(delivered):
+            with m.If(s.k_is_last):
+                m.d.sync += goto("DELIVER", "FINISH")
+            with m.Else():
+                m.d.sync += [*s.next_population(), *goto("DELIVER", "PARAMS")]
+    # Every spike of the step has left before done, so a host can stop reading at done.
+    m.d.comb += array.done.eq(state["FINISH"] & sent)
+    with m.If(array.done):
+        m.d.sync += [
+            array.cycles.eq(s.cycle_count),
+            array.timestep.eq(array.timestep + 1),
+            s.parity.eq(~s.parity),
+            *goto("FINISH", "IDLE"),
+        ]

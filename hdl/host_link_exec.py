@@ -1,0 +1,434 @@
+"""The executor of the host link: a checked frame in, the command done, the response chosen.
+
+:class:`CommandExecutor` acts on the frames that :class:`~spikeforge.hdl.host_link_rx.
+FrameReceiver` offers (``docs/host-link.md``): a STEP feeds the frame's input indices to the
+neuron array and collects its output spikes, a CFG writes the array's ``cfg`` port (after a
+range check), RESET resets the array's state, IDENTIFY, STATUS and LAST only answer; an error
+frame is answered and counted. Each response goes out through
+:class:`~spikeforge.hdl.host_link_tx.FrameTransmitter`: its code and length, then its payload a
+byte at a time, chosen here.
+"""
+
+import struct
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..spec import protocol as p
+from ..spec.limits import check_int
+from ._validate import validating
+from .arith import bits_for, ceil_div
+from .array import CfgMemory
+from .host_link_rx import MAX_INPUTS, FrameLayout
+from .host_link_tx import HeaderLayout
+
+__all__ = ["CommandExecutor", "MAX_NEURONS", "RESPONSES", "EXEC_STATES"]
+
+# The 16-bit LEN field: a STEP response carries 8 bytes and 3 per output spike.
+MAX_NEURONS = (0xFFFF - 8) // 3
+
+# The responses, by the index the executor keeps while answering.
+RESPONSES = ("ERROR", "IDENTIFY", "STATUS", "STEP", "CFG", "RESET")
+# The states of the executor: waiting for a frame (IDLE), executing (EXEC to STEP_DONE, ERROR
+# for a CFG write out of range), answering (ANSWER: the response's header; SEND: its payload).
+EXEC_STATES = (
+    "IDLE",
+    "EXEC",
+    "ERROR",
+    "RESET_WAIT",
+    "CFG_WRITE",
+    "FEED_WAIT",
+    "FEED",
+    "STEP_WAIT",
+    "STEP_DONE",
+    "ANSWER",
+    "SEND",
+)
+_STATUS_LENGTH = struct.calcsize(p.STATUS_FORMAT)
+
+
+class CommandExecutor(wiring.Component):
+    """Executes the commands of the host link on a neuron array.
+
+    Parameters
+    ----------
+    plan : ArrayPlan
+        The network of the array; the limits of CFG addresses and STEP indices come from it.
+    array : NeuronArray
+        The array driven (or a model of its interface): its signature and widths are used.
+    identity : bytes
+        The IDENTIFY response's payload (``spikeforge.spec.protocol.IDENTITY_FORMAT``).
+    runtime_weights : bool
+        The array's weights have no initial contents; STATUS says so (flag bit 2).
+
+    Attributes
+    ----------
+    frame : In(stream.Signature(FrameLayout(n_inputs, data_bytes)))
+        The frames from the receiver. Acted on in the first cycle offered; taken when the
+        answer is out.
+    indices : In(memory.ReadPort.Signature(...))
+        The receiver's index buffer.
+    array : Out(array.signature.flip())
+        The array's ports.
+    header : Out(stream.Signature(HeaderLayout))
+        The response's code and length, to the transmitter.
+    payload : Out(stream.Signature(8))
+        The response's payload bytes, to the transmitter.
+    sent : In(1)
+        Strobe from the transmitter: the response is out.
+    frame_ok, frame_error, spike : Out(1)
+        Strobes for LEDs: a command executed, an error frame started, an output spike.
+    busy : Out(1)
+        The array is running a step.
+    probes : dict
+        Set by ``elaborate``: internal registers by name, and ``state``, a dict from each name
+        of :data:`EXEC_STATES` to a signal that is high in that state; for formal harnesses
+        (:mod:`spikeforge.sim.formal_host_link`).
+    """
+
+    def __init__(self, plan, array, *, identity, runtime_weights=False):
+        neurons = sum(q.size for q in plan.lif_populations)
+        with validating(self):
+            if not isinstance(identity, bytes) or not 1 <= len(identity) <= 0xFF:
+                raise TypeError(f"identity must be 1 to 255 bytes, not {identity!r}")
+            if not isinstance(runtime_weights, bool):
+                raise TypeError(f"runtime_weights must be True or False, not {runtime_weights!r}")
+            check_int("n_inputs", plan.n_inputs, 0, MAX_INPUTS)
+            check_int("neurons", neurons, 1, MAX_NEURONS)
+        self.plan = plan
+        self.neurons = neurons
+        self.identity = identity
+        self.runtime_weights = runtime_weights
+        self.pop_width = array.pop_width
+        self.spike_width = array.pop_width + array.index_width
+        index_width = bits_for(max(plan.n_inputs - 1, 0))
+        super().__init__(
+            {
+                "frame": In(
+                    stream.Signature(FrameLayout(plan.n_inputs, ceil_div(array.cfg_data_width, 8)))
+                ),
+                "indices": In(
+                    memory.ReadPort.Signature(
+                        addr_width=bits_for(max(plan.n_inputs, 1) - 1),
+                        shape=unsigned(index_width),
+                    )
+                ),
+                "array": Out(array.signature.flip()),
+                "header": Out(stream.Signature(HeaderLayout)),
+                "payload": Out(stream.Signature(8)),
+                "sent": In(1),
+                "frame_ok": Out(1),
+                "frame_error": Out(1),
+                "spike": Out(1),
+                "busy": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        plan = self.plan
+        array = self.array
+        frame = self.frame.payload
+
+        n_spk, spk_rd = self._collect(m)
+        feed = Signal(range(plan.n_inputs + 1))
+        m.d.comb += self.indices.addr.eq(feed)
+        # The error answered: the receiver's, or a CFG write out of range, the one error found
+        # here (its frame passed the receiver's checks, error 0).
+        error = Mux(frame.error != 0, frame.error, p.ERR_PAYLOAD)
+        modified = Signal()  # a CFG write since configuration: the weights may differ
+        counted = Signal()  # an error frame starts
+        status = self._status(m, modified, counted, error)
+
+        # The response to send, an index into RESPONSES; ANSWER offers its code and length, so
+        # that the many ways into an answer set only this.
+        resp = Signal(range(len(RESPONSES)))
+        R = {name: n for n, name in enumerate(RESPONSES)}
+        self._header(m, resp, n_spk)
+        restart = self._payload(m, resp, spk_rd, status, error)
+
+        def respond(name):
+            m.d.sync += resp.eq(R[name])
+            m.next = "ANSWER"
+
+        cfg = frame.cfg
+        cfg_ok = self._cfg_in_range(m, cfg)
+
+        # The array's `start` and `reset_state`, high in EXEC for a STEP or RESET: set when the
+        # frame is first offered, so that they come straight from a register into the array.
+        start = Signal()
+        reset = Signal()
+        m.d.sync += [start.eq(0), reset.eq(0)]
+        m.d.comb += [array.start.eq(start), array.reset_state.eq(reset)]
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(self.frame.valid):
+                    with m.If(frame.error != 0):
+                        m.d.comb += self.frame_error.eq(1)
+                        respond("ERROR")
+                    with m.Else():
+                        m.d.sync += [
+                            start.eq(frame.code == p.CMD_STEP),
+                            reset.eq(frame.code == p.CMD_RESET),
+                        ]
+                        m.next = "EXEC"
+
+            with m.State("EXEC"):
+                m.d.comb += self.frame_ok.eq(1)
+                with m.Switch(frame.code):
+                    with m.Case(p.CMD_IDENTIFY):
+                        respond("IDENTIFY")
+                    with m.Case(p.CMD_STATUS):
+                        respond("STATUS")
+                    with m.Case(p.CMD_LAST):
+                        respond("STEP")
+                    with m.Case(p.CMD_RESET):
+                        m.d.sync += n_spk.eq(0)
+                        m.next = "RESET_WAIT"
+                    with m.Case(p.CMD_CFG):
+                        with m.If(cfg_ok):
+                            m.next = "CFG_WRITE"
+                        with m.Else():
+                            m.next = "ERROR"
+                    with m.Case(p.CMD_STEP):
+                        m.d.sync += [n_spk.eq(0), feed.eq(0)]
+                        m.next = "FEED_WAIT"
+
+            with m.State("ERROR"):
+                m.d.comb += self.frame_error.eq(1)
+                respond("ERROR")
+
+            with m.State("RESET_WAIT"):
+                with m.If(~array.busy):
+                    respond("RESET")
+
+            with m.State("CFG_WRITE"):
+                m.d.comb += [
+                    array.cfg.valid.eq(1),
+                    array.cfg.payload.mem.eq(cfg.mem[:2]),
+                    array.cfg.payload.lane.eq(cfg.lane[:3]),
+                    array.cfg.payload.addr.eq(cfg.addr),
+                    array.cfg.payload.data.eq(cfg.data),
+                ]
+                with m.If(array.cfg.ready):
+                    m.d.sync += modified.eq(1)
+                    respond("CFG")
+
+            with m.State("FEED_WAIT"):
+                # The index buffer's read of address `feed` lands in the next cycle.
+                m.next = "FEED"
+
+            with m.State("FEED"):
+                m.d.comb += array.spike_in.valid.eq(1)
+                last = feed == frame.count
+                with m.If(last):
+                    m.d.comb += array.spike_in.payload.end.eq(1)
+                with m.Else():
+                    m.d.comb += array.spike_in.payload.index.eq(self.indices.data)
+                with m.If(array.spike_in.ready):
+                    with m.If(last):
+                        m.next = "STEP_WAIT"
+                    with m.Else():
+                        m.d.sync += feed.eq(feed + 1)
+                        m.next = "FEED_WAIT"
+
+            with m.State("STEP_WAIT"):
+                with m.If(array.done):
+                    m.next = "STEP_DONE"
+
+            with m.State("STEP_DONE"):
+                # `cycles` and `timestep` of the array are updated now.
+                respond("STEP")
+
+            with m.State("ANSWER"):
+                # One cycle: the transmitter is idle and takes the header at once.
+                m.d.comb += [self.header.valid.eq(1), restart.eq(1)]
+                with m.If(self.header.ready):
+                    m.d.comb += counted.eq(resp == R["ERROR"])
+                    m.next = "SEND"
+
+            with m.State("SEND"):
+                m.d.comb += self.payload.valid.eq(1)
+                with m.If(self.sent):
+                    # The frame is done with: the receiver hunts for the next.
+                    m.d.comb += self.frame.ready.eq(1)
+                    m.next = "IDLE"
+
+            states = {name: fsm.ongoing(name) for name in EXEC_STATES}
+        self.probes = dict(
+            state=states,
+            feed=feed,
+            n_spk=n_spk,
+            resp=resp,
+            start=start,
+            reset=reset,
+        )
+        return m
+
+    def _status(self, m, modified, counted, error):
+        """The STATUS payload as one word, and its counters.
+
+        A frame is counted good in EXEC (``frame_ok``), an error frame by its ``error`` when
+        it starts (``counted``): once per error frame, and the counters' enables then depend
+        on registers, not on every way into an error.
+        """
+        frames = Signal(32)
+        crc_errors = Signal(16)
+        timeouts = Signal(16)
+        errors = Signal(16)
+        with m.If(self.frame_ok):
+            m.d.sync += frames.eq(frames + 1)
+        with m.If(counted):
+            with m.Switch(error):
+                with m.Case(p.ERR_CRC):
+                    m.d.sync += crc_errors.eq(crc_errors + 1)
+                with m.Case(p.ERR_TIMEOUT):
+                    m.d.sync += timeouts.eq(timeouts + 1)
+                with m.Default():
+                    m.d.sync += errors.eq(errors + 1)
+        # Flag bit 2: runtime weights; with `modified` low the host knows that they hold
+        # nothing loaded yet.
+        flags = Cat(self.array.busy, modified, Const(int(self.runtime_weights), 1), Const(0, 5))
+        array = self.array
+        return Cat(flags, array.timestep, array.cycles, frames, crc_errors, timeouts, errors)
+
+    def _cfg_in_range(self, m, cfg):
+        """Whether the CFG write ``cfg`` names a lane and an address that exist, registered.
+
+        The frame's payload stays unchanged while it is offered, and EXEC uses this one cycle
+        after the offer began.
+        """
+        plan = self.plan
+        cfg_ok = Signal()
+        m.d.sync += cfg_ok.eq(
+            (cfg.lane < plan.lanes)
+            & (
+                ((cfg.mem == CfgMemory.WEIGHTS) & (cfg.addr < plan.weight_words))
+                | (
+                    ((cfg.mem == CfgMemory.BIAS) | (cfg.mem == CfgMemory.STATE))
+                    & (cfg.addr < plan.slots)
+                )
+                | ((cfg.mem == CfgMemory.PARAMS) & (cfg.addr < len(plan.lif_populations)))
+            )
+        )
+        return cfg_ok
+
+    def _collect(self, m):
+        """The output spikes of a step, collected whenever the array produces them.
+
+        They go to a block RAM, at most one per LIF neuron and step; the identity sits past
+        them, one byte per entry: in the block RAM the spikes take anyway rather than in a
+        multiplexer of constants. Returns the spike count and the RAM's read port.
+        """
+        array = self.array
+        ident_base = self.neurons
+        spk_mem = memory.Memory(
+            shape=unsigned(max(self.spike_width, 8)),
+            depth=ident_base + len(self.identity),
+            init=[0] * ident_base + list(self.identity),
+        )
+        m.submodules.spk_mem = spk_mem
+        spk_wr = spk_mem.write_port()
+        spk_rd = spk_mem.read_port()
+        n_spk = Signal(range(self.neurons + 1))
+        m.d.comb += [
+            array.spike_out.ready.eq(1),
+            spk_wr.addr.eq(n_spk),
+            spk_wr.data.eq(array.spike_out.payload.as_value()),
+            # (The array sends each neuron's spike at most once a step; the guard keeps even a
+            # faulty one off the identity.)
+            spk_wr.en.eq(array.spike_out.valid & (n_spk != self.neurons)),
+            self.spike.eq(array.spike_out.valid),
+            self.busy.eq(array.busy),
+        ]
+        with m.If(array.spike_out.valid):
+            m.d.sync += n_spk.eq(n_spk + 1)
+        return n_spk, spk_rd
+
+    def _header(self, m, resp, n_spk):
+        """The header offered for response ``resp``: its code and payload length."""
+        header = self.header.payload
+        lengths = {
+            "ERROR": 2,
+            "IDENTIFY": len(self.identity),
+            "STATUS": _STATUS_LENGTH,
+            "STEP": 8 + n_spk + (n_spk << 1),
+            "CFG": 0,
+            "RESET": 0,
+        }
+        with m.Switch(resp):
+            for n, name in enumerate(RESPONSES):
+                with m.Case(n):
+                    m.d.comb += [
+                        header.code.eq(
+                            p.RSP_ERROR
+                            if name == "ERROR"
+                            else p.RESPONSE | getattr(p, f"CMD_{name}")
+                        ),
+                        header.length.eq(lengths[name]),
+                    ]
+
+    def _payload(self, m, resp, spk_rd, status, error):
+        """The payload byte on offer for response ``resp``, and its position.
+
+        Identity bytes come from the spike RAM, the spikes three bytes an entry, the rest
+        through one multiplexer over the status word: the 8-byte head of a STEP response
+        (``cycles``, ``timestep``) is bytes 5 to 8, then 1 to 4 of it. Returns the strobe
+        that starts a response (``restart``).
+        """
+        R = {name: n for n, name in enumerate(RESPONSES)}
+        # Position in an identity, status or error payload; `t_spikes` then says "in the
+        # spikes", at entry `sp_i`, byte `sp_j`.
+        t_idx = Signal(bits_for(max(len(self.identity), _STATUS_LENGTH) - 1))
+        t_spikes = Signal()
+        sp_i = Signal(range(self.neurons + 1))
+        sp_j = Signal(2)
+        restart = Signal()
+        ident_base = self.neurons
+        m.d.comb += spk_rd.addr.eq(Mux(resp == R["IDENTIFY"], ident_base + t_idx, sp_i))
+        with m.If(restart):
+            m.d.sync += [
+                t_idx.eq(Mux(resp == R["STEP"], 5, 0)),
+                t_spikes.eq(0),
+                sp_i.eq(0),
+                sp_j.eq(0),
+            ]
+
+        out = self.payload.payload
+        spikes = resp == R["STEP"]
+        in_spikes = spikes & t_spikes
+        entry = spk_rd.data
+        with m.If(resp == R["IDENTIFY"]):
+            m.d.comb += out.eq(entry[:8])
+        with m.Elif(resp == R["ERROR"]):
+            m.d.comb += out.eq(Mux(t_idx[0], self.frame.payload.code, error))
+        with m.Elif(in_spikes):
+            # The payload layout of spike_out: population, then index.
+            pop = entry[: self.pop_width]
+            index = Cat(entry[self.pop_width : self.spike_width], Const(0, 16))
+            with m.Switch(sp_j):
+                with m.Case(0):
+                    m.d.comb += out.eq(pop)
+                with m.Case(1):
+                    m.d.comb += out.eq(index[:8])
+                with m.Case(2):
+                    m.d.comb += out.eq(index[8:16])
+        with m.Else():
+            m.d.comb += out.eq(status.word_select(t_idx[: bits_for(_STATUS_LENGTH - 1)], 8))
+
+        with m.If(self.payload.valid & self.payload.ready):
+            with m.If(spikes & ~t_spikes & (t_idx == 8)):
+                m.d.sync += t_idx.eq(1)
+            with m.Elif(spikes & ~t_spikes & (t_idx == 4)):
+                m.d.sync += t_spikes.eq(1)
+            with m.Elif(~in_spikes):
+                m.d.sync += t_idx.eq(t_idx + 1)
+            with m.Elif(sp_j == 2):
+                # The next entry's read lands before its first byte is chosen: that is at
+                # least two cycles away.
+                m.d.sync += [sp_j.eq(0), sp_i.eq(sp_i + 1)]
+            with m.Else():
+                m.d.sync += sp_j.eq(sp_j + 1)
+        return restart

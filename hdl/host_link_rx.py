@@ -1,0 +1,365 @@
+"""The receiver of the host link: bytes in, checked frames out.
+
+:class:`FrameReceiver` takes the bytes of frames (``docs/host-link.md``) and offers each frame to
+the executor (:mod:`spikeforge.hdl.host_link_exec`) only once it is checked completely: sync,
+command code, length, STEP indices (below ``n_inputs``, strictly ascending), CRC. A frame that
+fails is offered with its error code instead (a bad CRC, an unknown command, a wrong length, a
+bad STEP index, a byte timeout inside the frame, a UART error). After a header or CRC error the
+receiver first waits for the line to stay quiet for ``timeout`` cycles, so that the rest of a
+broken frame is not read as new frames.
+"""
+
+from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..spec import protocol as p
+from ..spec.limits import check_int
+from ._validate import validating
+from .arith import bits_for
+from .host_link_crc import crc16_register
+
+__all__ = [
+    "FrameReceiver",
+    "FrameLayout",
+    "CfgLayout",
+    "TIMEOUT_RANGE",
+    "MAX_INPUTS",
+    "MAX_DATA_BYTES",
+    "FRAME_STATES",
+    "RX_STATES",
+]
+
+# The byte timeout: long enough for the gaps of a USB-serial bridge, short enough to fit 32 bits.
+TIMEOUT_RANGE = (16, (1 << 32) - 1)
+# The 16-bit LEN field: a STEP frame carries 2 bytes per input index.
+MAX_INPUTS = 0xFFFF // 2
+# The identity reports cfg_data_width in a byte: at most 255 bits of CFG data.
+MAX_DATA_BYTES = 32
+
+# The states inside a frame, where a byte timeout or a UART error ends the frame.
+FRAME_STATES = ("CODE", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
+# Every state of the receiver: between frames (HUNT), receiving (to CHECK), dropping the rest of
+# a broken frame (FLUSH), a frame on offer to the executor (HOLD).
+RX_STATES = ("HUNT", *FRAME_STATES, "LEN_CHECK", "CRC_FOLD", "CHECK", "FLUSH", "HOLD")
+
+
+class CfgLayout(data.StructLayout):
+    """The payload of a CFG frame: memory code, lane, address and data, little-endian.
+
+    Parameters
+    ----------
+    data_bytes : int
+        Bytes of ``data``.
+    """
+
+    def __init__(self, data_bytes):
+        super().__init__({"mem": 8, "lane": 8, "addr": 16, "data": 8 * data_bytes})
+
+
+class FrameLayout(data.StructLayout):
+    """A frame as :class:`FrameReceiver` offers it.
+
+    Fields: ``code``, the command byte (0 when the frame ended before it); ``error``, 0 for a
+    frame that passed every check, else its error code (``spikeforge.spec.protocol.ERR_*``);
+    ``count``, of a STEP frame, the number of input indices in the receiver's index buffer;
+    ``cfg``, of a CFG frame, its payload (:class:`CfgLayout`).
+
+    Parameters
+    ----------
+    n_inputs : int
+    data_bytes : int
+        As :class:`FrameReceiver`.
+    """
+
+    def __init__(self, n_inputs, data_bytes):
+        super().__init__(
+            {
+                "code": 8,
+                "error": unsigned(bits_for(max(p.ERRORS))),
+                "count": range(n_inputs + 1),
+                "cfg": CfgLayout(data_bytes),
+            }
+        )
+
+
+class FrameReceiver(wiring.Component):
+    """Receives and checks the frames of the host link.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Inputs of the network: a STEP frame carries at most this many indices, each below it.
+    data_bytes : int
+        Data bytes of a CFG frame (``ceil(cfg_data_width / 8)`` of the array).
+    timeout : int
+        Clock cycles without a byte after which a started frame counts as truncated, and the
+        quiet time that ends the flush after an error.
+
+    Attributes
+    ----------
+    rx : In(stream.Signature(8))
+        Bytes from the host. Taken in every cycle while a frame arrives, except the one after
+        ``LEN``; none while a frame is on offer.
+    rx_error : In(1)
+        Strobe: a byte was lost or garbled on the line (UART framing error or overrun).
+    frame : Out(stream.Signature(FrameLayout(n_inputs, data_bytes)))
+        The frame received, offered until the executor takes it, when its answer is out: the
+        receiver takes no byte meanwhile, and the payload (the indices, the CFG write) stays.
+        A frame that passed every check is offered from the cycle its CRC is checked, so that
+        the executor, acting in the first cycle of an offer, can register the array's ``start``
+        for the next cycle; an error from the cycle after it was found (after the flush when
+        the header or the CRC was bad).
+    indices : Out(memory.ReadPort.Signature(...))
+        The index buffer: the indices of the STEP frame on offer at addresses 0 to ``count -
+        1``; read data one cycle after the address.
+    probes : dict
+        Set by ``elaborate``: internal registers by name, and ``state``, a dict from each name
+        of :data:`RX_STATES` to a signal that is high in that state; for formal harnesses
+        (:mod:`spikeforge.sim.formal_host_link`).
+    """
+
+    def __init__(self, n_inputs, data_bytes, *, timeout=4096):
+        with validating(self):
+            check_int("n_inputs", n_inputs, 0, MAX_INPUTS)
+            check_int("data_bytes", data_bytes, 1, MAX_DATA_BYTES)
+            check_int("timeout", timeout, *TIMEOUT_RANGE)
+        self.n_inputs = n_inputs
+        self.data_bytes = data_bytes
+        self.timeout = timeout
+        # The width of the array's input index: enough for every index below n_inputs.
+        self.index_width = bits_for(max(n_inputs - 1, 0))
+        self.cfg_length = 4 + data_bytes
+        super().__init__(
+            {
+                "rx": In(stream.Signature(8)),
+                "rx_error": In(1),
+                "frame": Out(stream.Signature(FrameLayout(n_inputs, data_bytes))),
+                "indices": Out(
+                    memory.ReadPort.Signature(
+                        addr_width=bits_for(max(n_inputs, 1) - 1),
+                        shape=unsigned(self.index_width),
+                    )
+                ),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        n_in = self.n_inputs
+
+        crc, byte_reg, fold = crc16_register(m)  # `byte_reg`: the byte received last
+
+        code = Signal(8)
+        # Payload bytes still to come; a LEN that passed the length check fits.
+        left = Signal(range(max(2 * n_in, self.cfg_length) + 1))
+        timer = Signal(range(self.timeout + 1))
+        err_code = Signal(range(max(p.ERRORS) + 1))
+        line_bad = Signal()
+        half = Signal()
+        lo_byte = Signal(8)  # the low byte of LEN, or of a STEP index
+        n_idx = Signal(range(n_in + 1))
+        bad_payload = Signal()
+        cfg = Signal(CfgLayout(self.data_bytes))
+        m.d.comb += [
+            self.frame.payload.code.eq(code),
+            self.frame.payload.error.eq(err_code),
+            self.frame.payload.count.eq(n_idx),
+            self.frame.payload.cfg.eq(cfg),
+        ]
+        with m.If(self.rx_error):
+            m.d.sync += line_bad.eq(1)
+        index_ready, new_frame = self._index_buffer(m, lo_byte, byte_reg, n_idx, bad_payload)
+
+        byte = self.rx.payload
+        got = Signal()
+        m.d.comb += got.eq(self.rx.valid & self.rx.ready)
+
+        def fail(error, flush):
+            m.d.sync += [err_code.eq(error), timer.eq(0)]
+            m.next = "FLUSH" if flush else "HOLD"
+
+        def in_frame(state_body):
+            # Common to the states inside a frame: UART errors, the byte timeout, the CRC.
+            m.d.comb += self.rx.ready.eq(1)
+            with m.If(line_bad):
+                m.d.sync += line_bad.eq(0)
+                fail(p.ERR_LINE, flush=True)
+            with m.Elif(got):
+                m.d.sync += [timer.eq(0), byte_reg.eq(byte), fold.eq(1)]
+                state_body()
+            with m.Elif(timer == self.timeout):
+                fail(p.ERR_TIMEOUT, flush=False)
+            with m.Else():
+                m.d.sync += timer.eq(timer + 1)
+
+        def goto(state, *statements):
+            # The body of a state that only stores the byte (or not) and moves on.
+            def body():
+                m.d.sync += statements
+                m.next = state
+
+            return body
+
+        with m.FSM() as fsm:
+            with m.State("HUNT"):
+                m.d.comb += self.rx.ready.eq(1)
+                # Set whatever comes: none is used here, and the received byte then only
+                # chooses the next state, not also the enables of these registers. A frame
+                # that passes its checks is offered with error 0.
+                m.d.sync += [crc.eq(p.CRC_INIT), timer.eq(0), code.eq(0), err_code.eq(0)]
+                with m.If(line_bad):
+                    m.d.sync += line_bad.eq(0)
+                    fail(p.ERR_LINE, flush=True)
+                with m.Elif(got & (byte == p.SYNC)):
+                    m.next = "CODE"
+
+            with m.State("CODE"):
+                in_frame(goto("LEN0", code.eq(byte)))
+
+            with m.State("LEN0"):
+                in_frame(goto("LEN1", lo_byte.eq(byte)))
+
+            with m.State("LEN1"):
+                in_frame(goto("LEN_CHECK"))
+
+            with m.State("LEN_CHECK"):
+                # The header is checked from registers (LEN's high byte is in `byte_reg`), a
+                # cycle after it arrived, so that the UART's byte is not the start of this path.
+                length = Cat(lo_byte, byte_reg)
+                m.d.sync += [left.eq(length), half.eq(0)]
+                m.d.comb += new_frame.eq(1)
+                known, ok = self._length_check(m, code, length)
+                with m.If(~known):
+                    fail(p.ERR_COMMAND, flush=True)
+                with m.Elif(~ok):
+                    fail(p.ERR_LENGTH, flush=True)
+                with m.Elif(length == 0):
+                    m.next = "CRC0"
+                with m.Else():
+                    m.next = "PAYLOAD"
+
+            with m.State("PAYLOAD"):
+
+                def body():
+                    m.d.sync += left.eq(left - 1)
+                    with m.If(code == p.CMD_STEP):
+                        m.d.sync += half.eq(~half)
+                        with m.If(~half):
+                            m.d.sync += lo_byte.eq(byte)
+                        with m.Else():
+                            m.d.sync += index_ready.eq(1)
+                    with m.Else():
+                        m.d.sync += cfg.as_value().eq(Cat(cfg.as_value()[8:], byte))
+                    with m.If(left == 1):
+                        m.next = "CRC0"
+
+                in_frame(body)
+
+            with m.State("CRC0"):
+                in_frame(goto("CRC1"))
+
+            with m.State("CRC1"):
+                in_frame(goto("CRC_FOLD"))
+
+            with m.State("CRC_FOLD"):
+                # The CRC folds in the frame's last byte (and the last STEP index is checked).
+                m.next = "CHECK"
+
+            with m.State("CHECK"):
+                # Over the whole frame the CRC leaves 0.
+                with m.If(crc != 0):
+                    fail(p.ERR_CRC, flush=True)
+                with m.Elif(bad_payload):
+                    fail(p.ERR_PAYLOAD, flush=False)
+                with m.Else():
+                    m.d.comb += self.frame.valid.eq(1)
+                    with m.If(self.frame.ready):
+                        m.next = "HUNT"
+                    with m.Else():
+                        m.next = "HOLD"
+
+            with m.State("FLUSH"):
+                # Drop bytes until the line has been quiet for `timeout` cycles.
+                m.d.comb += self.rx.ready.eq(1)
+                m.d.sync += line_bad.eq(0)
+                with m.If(got | line_bad | self.rx_error):
+                    m.d.sync += timer.eq(0)
+                with m.Elif(timer == self.timeout):
+                    m.next = "HOLD"
+                with m.Else():
+                    m.d.sync += timer.eq(timer + 1)
+
+            with m.State("HOLD"):
+                m.d.comb += self.frame.valid.eq(1)
+                with m.If(self.frame.ready):
+                    m.next = "HUNT"
+
+            states = {name: fsm.ongoing(name) for name in RX_STATES}
+        self.probes = dict(
+            state=states,
+            timer=timer,
+            line_bad=line_bad,
+            code=code,
+            err_code=err_code,
+            lo_byte=lo_byte,
+            byte_reg=byte_reg,
+            fold=fold,
+            crc=crc,
+            left=left,
+            half=half,
+            n_idx=n_idx,
+            index_ready=index_ready,
+            bad_payload=bad_payload,
+        )
+        return m
+
+    def _length_check(self, m, code, length):
+        """Whether ``code`` is a command (``known``) and ``length`` fits it (``ok``)."""
+        known = Signal()
+        ok = Signal()
+        with m.Switch(code):
+            with m.Case(p.CMD_IDENTIFY, p.CMD_STATUS, p.CMD_RESET, p.CMD_LAST):
+                m.d.comb += [known.eq(1), ok.eq(length == 0)]
+            with m.Case(p.CMD_CFG):
+                m.d.comb += [known.eq(1), ok.eq(length == self.cfg_length)]
+            with m.Case(p.CMD_STEP):
+                m.d.comb += [known.eq(1), ok.eq(~length[0] & (length <= 2 * self.n_inputs))]
+        return known, ok
+
+    def _index_buffer(self, m, lo_byte, byte_reg, n_idx, bad_payload):
+        """The STEP indices: checked and stored in the cycle after their high byte came.
+
+        Returns the register that says so (``index_ready``, set with the high byte) and the
+        strobe that empties the buffer for a new frame (``new_frame``).
+        """
+        n_in = self.n_inputs
+        index_width = self.index_width
+        idx_mem = memory.Memory(shape=unsigned(index_width), depth=max(n_in, 1), init=[])
+        m.submodules.idx_mem = idx_mem
+        idx_wr = idx_mem.write_port()
+        idx_rd = idx_mem.read_port()
+        m.d.comb += [
+            idx_rd.addr.eq(self.indices.addr),
+            idx_rd.en.eq(self.indices.en),
+            self.indices.data.eq(idx_rd.data),
+        ]
+
+        prev = Signal(index_width)
+        have_prev = Signal()
+        new_frame = Signal()
+        index_ready = Signal()
+        m.d.sync += index_ready.eq(0)
+        with m.If(new_frame):
+            m.d.sync += [n_idx.eq(0), have_prev.eq(0), bad_payload.eq(0)]
+        # From registers: `lo_byte` and `byte_reg` (a next byte can only change `lo_byte` at
+        # the end of this cycle).
+        with m.Elif(index_ready):
+            index = Cat(lo_byte, byte_reg)
+            # An index below n_in fits `prev`, so comparing the low bits is enough when the
+            # first term is false.
+            with m.If((index >= n_in) | (have_prev & (index[:index_width] <= prev))):
+                m.d.sync += bad_payload.eq(1)
+            m.d.comb += [idx_wr.addr.eq(n_idx), idx_wr.data.eq(index), idx_wr.en.eq(1)]
+            m.d.sync += [n_idx.eq(n_idx + 1), prev.eq(index), have_prev.eq(1)]
+        return index_ready, new_frame

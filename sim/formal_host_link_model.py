@@ -1,0 +1,126 @@
+"""The environment of the host-link proofs: a tiny network and a model of the array.
+
+:class:`FreeArray` stands in for the :class:`~spikeforge.hdl.array.NeuronArray` inside the
+:class:`~spikeforge.hdl.host_link.HostLink` that :mod:`spikeforge.sim.formal_host_link` proves
+things about: the array's own proofs are in :mod:`spikeforge.sim.formal_array`; here it only
+matters that a step, a reset and a configuration write end, within bounds.
+"""
+
+from amaranth.asserts import AnySeq
+from amaranth.hdl import Assume, Module, Signal
+from amaranth.lib import wiring
+
+from spikeforge.gen.network import Network
+
+__all__ = ["tiny_network", "FreeArray"]
+
+
+def tiny_network():
+    """The network of the host-link proofs: 2 inputs, one LIF neuron, 4-bit membranes."""
+    lif = dict(
+        kind="lif", v_reset=0, v_rest=0, v_peak=6, t_ref=1, decay=[1], reset_mode="zero", bias=0
+    )
+    return Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 4,
+            "w_width": 3,
+            "populations": [
+                {"name": "inp", "kind": "input", "size": 2},
+                dict(lif, name="A", size=1, v_th=1),
+            ],
+            "projections": [{"from": "inp", "to": "A", "weights": [[3], [-2]]}],
+        }
+    )
+
+
+class FreeArray(wiring.Component):
+    """The interface of a :class:`~spikeforge.hdl.array.NeuronArray` with free timing.
+
+    Like the array: ``busy`` is low only when idle; while idle, ``reset_state`` starts a reset
+    and else ``start`` starts a step; ``cfg.ready`` is ``~busy``; a step takes input events
+    until one with ``end``, then pulses ``done`` in its last busy cycle; output spikes come
+    only during a step, at most ``neurons`` of them. Free, within bounds: when ``spike_in``
+    is ready (at the latest after ``in_stall`` cycles of an offered event), when ``done``
+    comes (at the latest ``done_within`` cycles after ``end`` was taken), how long a reset
+    takes (at most ``reset_within`` + 1 cycles), the spikes and their payload, ``cycles`` and
+    ``timestep``.
+
+    Parameters
+    ----------
+    array : NeuronArray
+        The array replaced: its signature and widths are copied.
+    neurons : int
+    in_stall, done_within, reset_within : int
+    """
+
+    def __init__(self, array, *, neurons, in_stall, done_within, reset_within):
+        self.pop_width = array.pop_width
+        self.index_width = array.index_width
+        self.cfg_data_width = array.cfg_data_width
+        self.cfg_addr_width = array.cfg_addr_width
+        self.neurons = neurons
+        self.in_stall = in_stall
+        self.done_within = done_within
+        self.reset_within = reset_within
+        super().__init__(dict(array.signature.members))
+        self.running = Signal()
+        self.ended = Signal()  # the step's `end` was taken
+        self.resetting = Signal()
+        self.spikes = Signal(range(neurons + 1))
+        self.stalled = Signal(range(in_stall + 1))  # cycles an event waited so far
+        self.since_end = Signal(range(done_within + 1))
+        self.reset_cycles = Signal(range(reset_within + 1))
+
+    def elaborate(self, platform):
+        m = Module()
+        busy = Signal()
+        m.d.comb += [
+            busy.eq(self.running | self.resetting),
+            self.busy.eq(busy),
+            self.cfg.ready.eq(~busy),
+            self.cycles.eq(AnySeq(32)),
+            self.timestep.eq(AnySeq(32)),
+        ]
+
+        with m.If(~busy & self.reset_state):
+            m.d.sync += [self.resetting.eq(1), self.reset_cycles.eq(0)]
+        with m.Elif(~busy & self.start):
+            m.d.sync += [self.running.eq(1), self.ended.eq(0), self.spikes.eq(0)]
+
+        with m.If(self.resetting):
+            finish = Signal()
+            m.d.comb += finish.eq(AnySeq(1) | (self.reset_cycles == self.reset_within))
+            with m.If(finish):
+                m.d.sync += self.resetting.eq(0)
+            with m.Else():
+                m.d.sync += self.reset_cycles.eq(self.reset_cycles + 1)
+
+        sin = self.spike_in
+        m.d.comb += sin.ready.eq(AnySeq(1) & self.running & ~self.ended)
+        with m.If(sin.valid & ~sin.ready):
+            m.d.sync += self.stalled.eq(self.stalled + 1)
+        with m.Else():
+            m.d.sync += self.stalled.eq(0)
+        m.d.comb += Assume(
+            ~sin.valid | sin.ready | (self.stalled != self.in_stall) | ~self.running | self.ended
+        )
+        with m.If(sin.valid & sin.ready & sin.payload.end):
+            m.d.sync += [self.ended.eq(1), self.since_end.eq(0)]
+
+        m.d.comb += self.done.eq(
+            self.running & self.ended & (AnySeq(1) | (self.since_end == self.done_within))
+        )
+        with m.If(self.done):
+            m.d.sync += self.running.eq(0)
+        with m.Elif(self.running & self.ended):
+            m.d.sync += self.since_end.eq(self.since_end + 1)
+
+        out = self.spike_out
+        m.d.comb += [
+            out.valid.eq(AnySeq(1) & self.running & (self.spikes != self.neurons)),
+            out.payload.as_value().eq(AnySeq(len(out.payload.as_value()))),
+        ]
+        with m.If(out.valid):
+            m.d.sync += self.spikes.eq(self.spikes + 1)
+        return m
