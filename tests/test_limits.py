@@ -1,6 +1,7 @@
 """The shared limits (spec/limits.py): one definition, the same range wherever a value enters."""
 
 import pytest
+from amaranth.hdl import Fragment
 
 from spikeforge.gen import network
 from spikeforge.gen.network import FORMAT, Network
@@ -48,7 +49,8 @@ def _network(**top):
 def test_acc_width_limit_is_the_cores():
     # The loader and the neuron core take the same widths.
     lo, hi = ACC_WIDTH_RANGE
-    NeuronCore(acc_width=hi)
+    # Elaborated, so that Amaranth does not warn about a component created but never used.
+    Fragment.get(NeuronCore(acc_width=hi), None)
     with pytest.raises(TypeError, match=rf"^acc_width must be an integer in \[{lo}, {hi}\]"):
         NeuronCore(acc_width=hi + 1)
     assert Network.from_dict(_network(acc_width=hi)).acc_width == hi
