@@ -100,8 +100,6 @@ def _read_array(path, what, key=None):
                         f"{', '.join(names) or 'none'})"
                     )
                 return archive[names[0]]
-    except SpikeforgeError:
-        raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SpikeforgeError(f"{what}: cannot read {path!r} as a NumPy file ({detail})") from None
@@ -206,8 +204,6 @@ def load_outputs(path, what="result"):
                         f"{what}: {path!r} has an unknown array {key!r}; "
                         f"allowed are spikes_<name>, v_<name>, cycles"
                     )
-    except SpikeforgeError:
-        raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SpikeforgeError(f"{what}: cannot read {path!r} as a NumPy file ({detail})") from None

@@ -48,10 +48,10 @@ from spikeforge.hdl.host_link_rx import FRAME_STATES
 from spikeforge.spec import protocol as p
 
 from ..spec.limits import check_int
+from .formal import check_properties, no_reset
 from .formal_host_link_model import FreeArray, tiny_network
 from .formal_host_link_rank import Ranking
 from .formal_host_link_recover import REQUESTS, Recovery
-from .formal_neuron import _no_reset
 
 __all__ = [
     "PROPERTIES",
@@ -63,13 +63,6 @@ __all__ = [
 ]
 
 PROPERTIES = ("live", "recover")
-
-
-def _check_properties(check):
-    check = tuple(check)
-    if not check or any(c not in PROPERTIES for c in check):
-        raise TypeError(f"check must name some of {', '.join(PROPERTIES)}, not {check!r}")
-    return check
 
 
 def _any(state, names):
@@ -137,7 +130,7 @@ class HostLinkHarness(wiring.Component):
         garbage=True,
         invariants=True,
     ):
-        self.check = _check_properties(check)
+        self.check = check_properties(check, PROPERTIES)
         for name, value in [
             ("tx_stall", tx_stall),
             ("in_stall", in_stall),
@@ -232,7 +225,7 @@ class HostLinkHarness(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        _no_reset(m)
+        no_reset(m)
         link = self.link
         # Elaborated here, so that the units' probes exist for the assertions.
         m.submodules.link = Fragment.get(link, platform)

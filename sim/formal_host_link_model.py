@@ -10,28 +10,14 @@ from amaranth.asserts import AnySeq
 from amaranth.hdl import Assume, Module, Signal
 from amaranth.lib import wiring
 
-from spikeforge.gen.network import Network
+from .formal import proof_network
 
 __all__ = ["tiny_network", "FreeArray"]
 
 
 def tiny_network():
     """The network of the host-link proofs: 2 inputs, one LIF neuron, 4-bit membranes."""
-    lif = dict(
-        kind="lif", v_reset=0, v_rest=0, v_peak=6, t_ref=1, decay=[1], reset_mode="zero", bias=0
-    )
-    return Network.from_dict(
-        {
-            "format": "spikeforge-network/1",
-            "v_width": 4,
-            "w_width": 3,
-            "populations": [
-                {"name": "inp", "kind": "input", "size": 2},
-                dict(lif, name="A", size=1, v_th=1),
-            ],
-            "projections": [{"from": "inp", "to": "A", "weights": [[3], [-2]]}],
-        }
-    )
+    return proof_network(2, [("A", 1, 1)], [("inp", "A", [[3], [-2]])])
 
 
 class FreeArray(wiring.Component):

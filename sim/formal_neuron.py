@@ -38,9 +38,6 @@ __all__ = ["PROPERTIES", "NeuronHarness", "PipelineEquivalence"]
 
 PROPERTIES = ("membrane", "spike", "refractory", "hold", "valid")
 
-# The name formal_host_link imports; it goes once that module imports no_reset from .formal.
-_no_reset = no_reset
-
 
 def assume_valid_params(m, core):
     """Assume what :class:`~spikeforge.spec.params.NeuronParams` guarantees of ``core.params``.

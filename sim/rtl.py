@@ -192,7 +192,8 @@ def required_simulators():
 
 
 def check_simulator(name):
-    """Raise :class:`SpikeforgeError` unless simulator ``name`` is available."""
+    """Raise :class:`SpikeforgeError` for an unknown simulator, :class:`ToolError` unless
+    simulator ``name`` is available."""
     status = simulator_status(name)
     if not status.available:
         raise ToolError(f"simulator {name} is not available: {status.reason}")
@@ -352,8 +353,10 @@ def run_cocotb(
     Raises
     ------
     SpikeforgeError
-        The simulator is unknown or not available, or a top-level port name is one Verilator
-        cannot take (``trace``, ``eval``, ``final``).
+        The simulator is unknown, or a top-level port name is one Verilator cannot take
+        (``trace``, ``eval``, ``final``).
+    ToolError
+        The simulator is not available.
     RTLSimulationError
         The build failed, the simulator crashed, or a cocotb test failed; the message carries
         the cocotb failure messages.
