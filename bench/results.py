@@ -11,6 +11,7 @@ from importlib import metadata
 import numpy as np
 
 from ..boards.registry import BOARDS
+from ..spec.files import atomic_write
 
 __all__ = ["PARTS", "machine_info", "derive_throughput", "merge_results", "save_results"]
 
@@ -144,8 +145,8 @@ def _merge_capacity(old, new):
 
 
 def save_results(path, results):
-    """Write ``results`` as sorted, indented JSON."""
+    """Write ``results`` as sorted, indented JSON, atomically."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="\n") as file:
+    with atomic_write(path, option="-o") as file:
         json.dump(results, file, indent=1, sort_keys=True)
         file.write("\n")

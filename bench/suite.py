@@ -6,9 +6,10 @@ from ..spec.errors import SpikeforgeError
 from .brian import brian_comparison
 from .builds import measure_builds
 from .capacity import CAPACITY_BOARDS, measure_capacity
+from .conv import measure_conv
 from .cycles import measure_cycles
 from .results import PARTS, derive_throughput, machine_info
-from .speed import measure_speeds
+from .speed import SPEED_BACKENDS, measure_speeds
 
 __all__ = ["run_suite"]
 
@@ -20,13 +21,16 @@ def run_suite(
     repeat=3,
     lanes=(1, 2, 4),
     backend="amaranth",
-    speed_backends=("golden", "amaranth", "verilator", "icarus"),
+    speed_backends=SPEED_BACKENDS,
     speed_lanes=2,
+    demo=None,
     log=print,
 ):
     """Run the chosen ``parts`` of the suite; returns the results dict of ``bench/results.json``.
 
     ``backend`` measures the cycles; ``speed_backends`` are timed on ``speed_lanes`` lanes.
+    ``demo`` (the demo's network and spikes, ``spikeforge.cli.demo.demo_workload``) adds the
+    goals of the native Verilator harness to the speed part.
     ``boards`` are built by the build part and confirm the capacity part's model (default: the
     build part on ulx3s-85f and tangnano9k, the capacity part on
     :data:`~.capacity.CAPACITY_BOARDS`; quick: icebreaker for both).
@@ -47,7 +51,9 @@ def run_suite(
     if "cycles" in parts:
         results["cycles"] = measure_cycles(quick, lanes, backend=backend, log=log)
     if "speed" in parts:
-        results["speed"] = measure_speeds(quick, repeat, speed_backends, speed_lanes, log=log)
+        results["speed"] = measure_speeds(
+            quick, repeat, speed_backends, speed_lanes, demo=demo, log=log
+        )
     if "build" in parts:
         results["build"] = measure_builds(boards, quick, lanes, log=log)
     if "capacity" in parts:
@@ -56,5 +62,7 @@ def run_suite(
         results["brian2"] = brian_comparison(
             steps=100 if quick else 1000, repeat=repeat, batch=4 if quick else 64, log=log
         )
+    if "conv" in parts:
+        results["conv"] = measure_conv(steps=100 if quick else 300, log=log)
     derive_throughput(results)
     return results

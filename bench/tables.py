@@ -176,24 +176,67 @@ def _spram_table(entries):
 
 
 def _speed_table(entries, measured):
+    cases = [s for s in entries if s["case"] != "native-goals"]
     lines = ["### Simulation speed (LIF neuron-steps per second)", ""] + measured
     lines += [
-        "| network | steps | golden B=1 | golden B=64 | amaranth | verilator | icarus | "
+        "verilator: the native harness; cocotb: the same Verilog under Verilator driven by "
+        "the cocotb test; icarus: the native harness's Verilog testbench under Icarus.",
+        "",
+        "| network | steps | golden B=1 | golden B=64 | amaranth | verilator | cocotb | icarus | "
         "Verilog generation s |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for s in entries:
+    for s in cases:
         cells = [
             _fmt(s[k]["neuron_steps_per_s"]) if k in s else "-"
-            for k in ("golden_b1", "golden_b64", "amaranth", "verilator", "icarus")
+            for k in ("golden_b1", "golden_b64", "amaranth", "verilator", "cocotb", "icarus")
         ]
         lines.append(
             f"| {s['network']} | {s['steps']} | "
             + " | ".join(cells)
             + f" | {_fmt(s['verilog_s'])} |"
         )
+    lines += [
+        "",
+        "### Simulated clock cycles per second",
+        "",
+        "The array's cycles for the inputs over the wall time; for the golden model, the cycles "
+        "the array takes for the same inputs.",
+        "",
+        "| network | cycles | golden B=1 | amaranth | verilator | cocotb | icarus |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in cases:
+        keys = ("golden_b1", "amaranth", "verilator", "cocotb", "icarus")
+        cells = [
+            _fmt(s[k]["cycles_per_s"]) if "cycles_per_s" in s.get(k, {}) else "-" for k in keys
+        ]
+        count = next((s[k]["cycles"] for k in keys if "cycles" in s.get(k, {})), "-")
+        lines.append(f"| {s['network']} | {count} | " + " | ".join(cells) + " |")
     lines.append("")
+    for s in entries:
+        if s["case"] == "native-goals":
+            lines += _goals_table(s)
     return lines
+
+
+def _goals_table(g):
+    d, big, demo = g["digits"], g["lif_1024"], g["demo"]
+    goals = g["goals"]
+    return [
+        f"### Native Verilator harness against its goals (P = {g['lanes']})",
+        "",
+        "| measure | goal | measured |",
+        "|---|---|---|",
+        f"| demo network ({d['neurons']} neurons, {d['digits']} digits): native / cocotb "
+        f"cycles per second | >= {goals['ratio_digits']:.0f}x | {d['ratio']:.0f}x "
+        f"({_fmt(d['native']['cycles_per_s'])} / {_fmt(d['cocotb']['cycles_per_s'])}) |",
+        f"| 1,024 LIF neurons, 256 inputs at 20%, {big['steps']} steps: cycles per second | "
+        f">= {goals['cycles_per_s_1024']:.3g} | {_fmt(big['cycles_per_s'])} |",
+        f"| demo's RTL part, {demo['digits']} digits, build excluded: s | "
+        f"<= {goals['demo_seconds']:.0f} | {_fmt(demo['wall_s'])} |",
+        "",
+    ]
 
 
 def _brian_table(b, measured):

@@ -13,6 +13,7 @@ import re
 import subprocess
 
 from ..spec.errors import SpikeforgeError, ToolError
+from ..spec.files import atomic_write
 from .pll import PLLTop, pll_for
 from .registry import get_board
 from .report import REPORT_FIELDS, check_report, load_report, parse_report
@@ -78,6 +79,12 @@ def _explain_failure(board, build_dir):
         for line in candidate.splitlines():
             if line.startswith("ERROR") or "Error:" in line:
                 return f"{step} failed for {board.name}: {line.strip()} (log: {log_path})"
+    # No error line (a full disk, a killed tool): the log's last line says the most.
+    last = next(
+        (line.strip() for line in reversed(_read(log_path).splitlines()) if line.strip()), ""
+    )
+    if last:
+        return f"{step} failed for {board.name}: {last} (log: {log_path})"
     return f"{step} failed for {board.name} without an error message (log: {log_path})"
 
 
@@ -159,17 +166,23 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True, extra=Non
     plan = board.platform().build(
         top, name=NAME, do_build=False, nextpnr_opts=" ".join(nextpnr_opts)
     )
-    plan.extract(build_dir)
-    with open(os.path.join(build_dir, LOG_NAME), "wb") as log:
-        # Our own run of Amaranth's script (plan.execute_local would check for the programmer
-        # too and print every tool's output on the terminal).
-        status = subprocess.run(
-            ["sh", f"{plan.script}.sh"],
-            cwd=build_dir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        ).returncode
+    try:
+        plan.extract(build_dir)
+        with open(os.path.join(build_dir, LOG_NAME), "wb") as log:
+            # Our own run of Amaranth's script (plan.execute_local would check for the
+            # programmer too and print every tool's output on the terminal).
+            status = subprocess.run(
+                ["sh", f"{plan.script}.sh"],
+                cwd=build_dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            ).returncode
+    except OSError as error:
+        # A full disk or a folder that went away: the tools cannot run, whatever the design.
+        raise BuildError(
+            f"build for {board.name} failed in {build_dir}: {error.strerror or error}"
+        ) from None
     if status != 0:
         raise BuildError(_explain_failure(board, build_dir))
     report = parse_report(
@@ -181,7 +194,7 @@ def build(top, board, build_dir, *, clock_mhz=None, check_timing=True, extra=Non
     )
     report["pll"] = None if pll is None else dataclasses.asdict(pll)
     report.update(extra)
-    with open(os.path.join(build_dir, REPORT_NAME), "w", encoding="utf-8", newline="\n") as file:
+    with atomic_write(os.path.join(build_dir, REPORT_NAME)) as file:
         json.dump(report, file, indent=2, sort_keys=True)
         file.write("\n")
     if check_timing:

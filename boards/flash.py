@@ -12,6 +12,7 @@ import subprocess
 import zlib
 
 from ..spec.errors import SpikeforgeError, ToolError
+from ..spec.files import atomic_write, check_outputs
 from .build import default_build_dir
 from .registry import get_board
 
@@ -135,15 +136,21 @@ def flash(board, bitstream=None, *, dry_run=False, out=print):
             f"flash it ({_INSTALL[tool]})"
         )
     if target != bitstream:
-        with open(bitstream, "rb") as source, open(target, "wb") as sink:
-            sink.write(dfu_suffix(source.read(), *_DFU_IDS[board.name]))
-    result = subprocess.run(
-        [path, *command[1:]],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-    )
+        check_outputs([(f"the {board.name} DFU file", target, None)], [bitstream])
+        with open(bitstream, "rb") as source:
+            data = dfu_suffix(source.read(), *_DFU_IDS[board.name])
+        with atomic_write(target, "wb") as sink:
+            sink.write(data)
+    try:
+        result = subprocess.run(
+            [path, *command[1:]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+    except OSError as error:
+        raise FlashError(f"{tool} could not be started: {error.strerror or error}") from None
     if result.returncode != 0:
         lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         text = result.stdout.lower()

@@ -1,24 +1,36 @@
-"""A network to a bitstream: the flow behind ``spikeforge build`` and ``spikeforge demo --board``."""
+"""A network to a bitstream: the flow behind ``spikeforge build`` and ``spikeforge demo --board``.
+
+With ``clock="auto"`` (the default) the clock comes from place and route: a first run for the
+board's goal clock gives the design's Fmax, the fastest PLL output at least
+:data:`CLOCK_MARGIN` below it (and at which the UART makes the baud rate) is confirmed by a
+second run, and a design that no PLL clock helps runs from the board clock.
+"""
 
 import json
+import os
 
 from ..gen.compile import compile_network
+from ..hdl.uart import MAX_BAUD_ERROR, baud_error
 from ..spec.errors import SpikeforgeError
 from ..spec.limits import STAGES_RANGE, check_int, check_lanes
-from .build import build, default_build_dir
-from .host import DEFAULT_BAUD
-from .pll import pll_for
+from .build import REPORT_NAME, build, default_build_dir
+from .pll import pll_for, pll_outputs
 from .registry import get_board
 from .report import ReportError
 from .resources import choose_weights
-from .top import BoardTop
+from .top import BoardTop, check_baud
 
-__all__ = ["design_fields", "build_network"]
+__all__ = ["design_fields", "build_network", "design_clock", "auto_clocks", "CLOCK_MARGIN"]
+
+# How far below the Fmax of place and route --clock auto stays: nextpnr's figure moves by a few
+# percent from one clock constraint (and placement) to the next.
+CLOCK_MARGIN = 0.05
 
 
 def design_fields(net, plan, stages, weights="bram"):
-    """The design fields of a build report: sizes of the network and the array, and where
-    the weights are (``bram`` or ``spram``)."""
+    """The design fields of a build report: sizes of the network and the array, where the
+    weights are (``bram`` or ``spram``), and the array's worst-case cycles a timestep
+    (``step_cycles``, every neuron spiking: :meth:`ArrayPlan.max_step_cycles`)."""
     return {
         "neurons": sum(p.size for p in net.lif_populations),
         "synapses": int(sum(int((proj.weights != 0).sum()) for proj in net.projections)),
@@ -26,6 +38,7 @@ def design_fields(net, plan, stages, weights="bram"):
         "stages": stages,
         "network_hash": net.network_hash(),
         "weights": weights,
+        "step_cycles": plan.max_step_cycles(stages),
     }
 
 
@@ -35,6 +48,30 @@ def _write_report(path, report):
         file.write("\n")
 
 
+def design_clock(board, clock):
+    """The ``sync`` clock in MHz of a fixed ``--clock`` (None: the board clock): the PLL's
+    real output, for which the UART divisor is made."""
+    if clock is None or clock == board.clock_mhz:
+        return board.clock_mhz
+    if isinstance(clock, bool) or not isinstance(clock, (int, float)):
+        raise SpikeforgeError(f"--clock must be a frequency in MHz or 'auto', not {clock!r}")
+    if not 0 < clock <= 1000:
+        raise SpikeforgeError(f"--clock must be a frequency in MHz in (0, 1000], not {clock:g}")
+    return round(pll_for(board, clock).f_out_mhz, 6)
+
+
+def auto_clocks(board, baud, fmax_mhz):
+    """The PLL clocks ``--clock auto`` may take after a run with ``fmax_mhz``, fastest first:
+    above the board clock, :data:`CLOCK_MARGIN` below the Fmax, and where ``baud`` is within
+    2%."""
+    limit = fmax_mhz / (1 + CLOCK_MARGIN)
+    return [
+        f
+        for f in reversed(pll_outputs(board))
+        if board.clock_mhz < f <= limit and baud_error(round(f * 1e6), baud) <= MAX_BAUD_ERROR
+    ]
+
+
 def build_network(
     net,
     board_name,
@@ -42,47 +79,107 @@ def build_network(
     *,
     lanes=1,
     stages=4,
-    clock=None,
+    clock="auto",
     baud=None,
     report_path=None,
     weights="auto",
+    inference_steps=None,
 ):
     """Build the board top of ``net`` for ``board_name`` and return the build report.
 
     Shared by ``spikeforge build`` and ``spikeforge demo --board``. With ``report_path`` the
     report is written there, also when the build fails timing (the error says by how much).
-    ``weights`` is one of :data:`WEIGHT_STORES` (:func:`choose_weights`).
+    ``weights`` is one of :data:`WEIGHT_STORES` (:func:`choose_weights`); ``baud`` defaults to
+    the board's (:attr:`Board.baud`); ``clock`` is a frequency in MHz, None (the board clock)
+    or ``"auto"`` (module docstring). The report adds ``baud``, ``clock_runs`` (``[clock_mhz,
+    fmax_mhz]`` of every place and route, in order) and ``timesteps_per_s`` (at the clock, from
+    ``step_cycles``); for a classifier that takes ``inference_steps`` timesteps an input,
+    ``inferences_per_s`` too.
     """
     board = get_board(board_name)
     check_lanes(lanes, "--lanes", SpikeforgeError)
     check_int("--stages", stages, *STAGES_RANGE, error=SpikeforgeError)
-    clock_mhz = board.clock_mhz
-    if clock is not None and clock != board.clock_mhz:
-        if not 0 < clock <= 1000:
-            raise SpikeforgeError(f"--clock must be a frequency in MHz in (0, 1000], not {clock:g}")
-        # The UART divisor is made for the frequency the PLL really gives.
-        clock_mhz = pll_for(board, clock).f_out_mhz
+    baud = board.baud if baud is None else baud
+    check_baud(baud)
+    auto = clock == "auto"
+    if auto:
+        if not (
+            baud_error(round(board.clock_mhz * 1e6), baud) <= MAX_BAUD_ERROR
+            or auto_clocks(board, baud, 1000)
+        ):
+            # No clock at all makes it: the error of the board clock says why.
+            check_baud(baud, board.clock_mhz)
+    else:
+        check_baud(baud, design_clock(board, clock))
     plan = compile_network(net, lanes)
     weights = choose_weights(plan, board, weights)
-    top = BoardTop(
-        board,
-        plan,
-        stages=stages,
-        clock_mhz=clock_mhz,
-        baud=baud or DEFAULT_BAUD,
-        runtime_weights=weights == "spram",
-    )
+    extra = design_fields(net, plan, stages, weights)
+    extra["baud"] = baud
+    if inference_steps is not None:
+        check_int("inference_steps", inference_steps, 1, 1 << 30, error=SpikeforgeError)
+        extra["inference_steps"] = inference_steps
     build_dir = build_dir or default_build_dir(board)
-    try:
-        report = build(
-            top, board, build_dir, clock_mhz=clock, extra=design_fields(net, plan, stages, weights)
+
+    def run(clock_mhz, check_timing):
+        top = BoardTop(
+            board,
+            plan,
+            stages=stages,
+            clock_mhz=clock_mhz,
+            baud=baud,
+            runtime_weights=weights == "spram",
         )
+        report = build(
+            top,
+            board,
+            build_dir,
+            clock_mhz=clock_mhz,
+            check_timing=check_timing,
+            extra=extra,
+        )
+        runs.append([report["clock_mhz"], report["fmax_mhz"]])
+        return report
+
+    runs = []
+    try:
+        if auto:
+            report = _auto_build(board, baud, run)
+        else:
+            report = run(design_clock(board, clock), True)
     except ReportError as error:
         # The timing report is still worth keeping where it was asked for.
+        error.report = _finish(error.report, runs, build_dir)
         if report_path:
             _write_report(report_path, error.report)
         raise
+    report = _finish(report, runs, build_dir)
     if report_path:
         _write_report(report_path, report)
     report["build_dir"] = str(build_dir)
+    return report
+
+
+def _auto_build(board, baud, run):
+    """Place and route for the goal clock, then at the fastest clock the Fmax allows, stepping
+    down once if that run comes out slower; else the board clock. Returns the last report."""
+    probe = design_clock(board, board.goal_mhz)
+    report = run(probe, False)
+    for _ in range(2):
+        clocks = auto_clocks(board, baud, report["fmax_mhz"])
+        if not clocks:
+            break
+        report = run(clocks[0], False)
+        if report["timing_met"]:
+            return report
+    # No PLL clock met timing: the board clock, checked as a fixed clock is.
+    return run(board.clock_mhz, True)
+
+
+def _finish(report, runs, build_dir):
+    """The report with every run and the timestep rate at its clock, also in report.json."""
+    rate = report["clock_mhz"] * 1e6 / report["step_cycles"]
+    report = dict(report, clock_runs=runs, timesteps_per_s=round(rate))
+    if "inference_steps" in report:
+        report["inferences_per_s"] = round(rate / report["inference_steps"])
+    _write_report(os.path.join(build_dir, REPORT_NAME), report)
     return report

@@ -23,6 +23,7 @@ __all__ = [
     "gowin_pll",
     "PLLTop",
     "pll_for",
+    "pll_outputs",
 ]
 
 
@@ -186,6 +187,50 @@ def pll_for(board, clock_mhz):
             f"(at most 1%)"
         )
     return pll
+
+
+def _ice40_outputs(f_in):
+    for divr in range(16):
+        f_pfd = f_in / (divr + 1)
+        if 10 <= f_pfd <= 133:
+            for divf in range(128):
+                f_vco = f_pfd * (divf + 1)
+                if 533 <= f_vco <= 1066:
+                    yield from (f_vco / (1 << divq) for divq in range(1, 7))
+
+
+def _ecp5_outputs(f_in):
+    for clki_div in range(1, 129):
+        f_pfd = f_in / clki_div
+        if 3.125 <= f_pfd <= 400:
+            for clkfb_div in range(1, 81):
+                f_out = f_pfd * clkfb_div
+                # Some CLKOP divider (1 to 128) must put the VCO in 400-800 MHz.
+                if f_out <= 800 and f_out * 128 >= 400 and -(-400 // f_out) * f_out <= 800:
+                    yield f_out
+
+
+def _gowin_outputs(f_in):
+    for idiv_sel in range(64):
+        if GOWIN_PFD_MHZ[0] <= f_in / (idiv_sel + 1) <= GOWIN_PFD_MHZ[1]:
+            for fbdiv_sel in range(64):
+                f_out = f_in * (fbdiv_sel + 1) / (idiv_sel + 1)
+                if GOWIN_CLKOUT_MHZ[0] < f_out <= GOWIN_CLKOUT_MHZ[1] and any(
+                    GOWIN_VCO_MHZ[0] <= f_out * odiv <= GOWIN_VCO_MHZ[1] for odiv in GOWIN_ODIVS
+                ):
+                    yield f_out
+
+
+_OUTPUTS = {"ice40": _ice40_outputs, "ecp5": _ecp5_outputs, "gowin": _gowin_outputs}
+
+
+def pll_outputs(board):
+    """Every frequency in MHz the PLL of ``board`` makes from its clock, ascending.
+
+    The same divider ranges and limits as the searches of :func:`pll_for`, so each of them is
+    the exact output of ``pll_for(board, f)`` (rounded to 1 Hz here).
+    """
+    return sorted({round(f, 6) for f in _OUTPUTS[board.family](board.clock_mhz)})
 
 
 class PLLTop(Elaboratable):

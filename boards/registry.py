@@ -64,6 +64,12 @@ class Board:
         How the host reaches that UART (the USB-serial bridge, or what to wire).
     leds : tuple of (str, int, str or None)
         Single-bit LED outputs as (resource, number, subsignal).
+    goal_mhz : float
+        The clock the array of this FPGA is meant to reach: ``--clock auto`` places and routes
+        for it first, then picks the clock from the Fmax it gets.
+    baud : int
+        The default host link speed: the highest the board's USB-serial bridge is known to
+        run reliably (``docs/boards.md`` gives the sources), else 115200.
     """
 
     name: str
@@ -76,11 +82,17 @@ class Board:
     programmer: tuple
     uart: tuple | None
     leds: tuple
+    goal_mhz: float
+    baud: int = 115_200
     uart_note: str = "USB-serial bridge on the board"
 
     def summary(self):
         """One line for ``spikeforge boards``."""
-        uart = f"uart {self.uart[0]}#{self.uart[1]} ({self.uart_note})" if self.uart else "no uart"
+        uart = (
+            f"uart {self.uart[0]}#{self.uart[1]} at {self.baud} baud ({self.uart_note})"
+            if self.uart
+            else "no uart"
+        )
         return (
             f"{self.name:<12} {self.title:<28} {self.family:<6} {self.device:<22} "
             f"{self.clock_mhz:g} MHz, {len(self.leds)} leds, {uart}, "
@@ -106,6 +118,9 @@ BOARDS = {
             programmer=("iceprog", "{bitstream}"),
             uart=("uart", 0),
             leds=_leds("led", 2),
+            goal_mhz=40.0,
+            # FT2232H: 12 Mbaud at most (FTDI DS_FT2232H); 3 Mbaud is an exact divisor there.
+            baud=3_000_000,
         ),
         Board(
             name="icesugar",
@@ -118,6 +133,7 @@ BOARDS = {
             programmer=("icesprog", "{bitstream}"),
             uart=("uart", 0),
             leds=_leds("led", 3),
+            goal_mhz=40.0,
         ),
         Board(
             name="ulx3s-85f",
@@ -131,6 +147,9 @@ BOARDS = {
             programmer=("openFPGALoader", "-b", "ulx3s", "-m", "{bitstream}"),
             uart=("uart", 0),
             leds=_leds("led", 8),
+            goal_mhz=120.0,
+            # FT231X: 3 Mbaud at most (FTDI DS_FT231X).
+            baud=3_000_000,
         ),
         Board(
             name="orangecrab",
@@ -146,6 +165,7 @@ BOARDS = {
             uart=("uart", 0),
             uart_note="header pins 0 (RX) and 1 (TX), through a 3.3 V USB-serial adapter",
             leds=tuple(("rgb_led", 0, colour) for colour in "rgb"),
+            goal_mhz=120.0,
         ),
         Board(
             name="tangnano9k",
@@ -158,6 +178,10 @@ BOARDS = {
             programmer=("openFPGALoader", "-b", "tangnano9k", "{bitstream}"),
             uart=("uart", 0),
             leds=_leds("led", 6),
+            goal_mhz=110.0,
+            # BL702 (an FT2232 look-alike): one user reports clean 3 Mbaud
+            # (sipeed/TangNano-9K-example#7), others unreliable enumeration on Linux (#29);
+            # not established enough for a default.
         ),
     ]
 }

@@ -215,12 +215,21 @@ def load_report(path):
 
 
 def format_report(report):
-    """One line that sums up a build, for the CLI: resources, fmax against the clock, file."""
+    """One line that sums up a build, for the CLI: resources, fmax against the clock, the
+    timesteps (and inferences, of a classifier) a second at that clock when the report has
+    them (``timesteps_per_s``, ``inferences_per_s``), file."""
     verdict = "met" if report["timing_met"] else "MISSED"
     pll = " (PLL)" if report.get("pll") else ""
+    rate = ""
+    if "timesteps_per_s" in report:
+        rate = f"; at least {report['timesteps_per_s']:,} timesteps/s"
+        if "inferences_per_s" in report:
+            rate += f", {report['inferences_per_s']:,} inferences/s"
+        rate += f" ({report['step_cycles']:,} cycles a step at most)"
     return (
         f"{report['board']} ({report['device']}): {report['luts']}/"
         f"{report['luts_available']} LUTs, {report['ffs']} FFs, {report['brams']} BRAMs, "
         f"{report['sprams']} SPRAMs, {report['dsps']} DSPs; fmax {report['fmax_mhz']:.1f} "
-        f"MHz at {report['clock_mhz']:g} MHz{pll}: timing {verdict}; {report['bitstream']}"
+        f"MHz at {report['clock_mhz']:g} MHz{pll}: timing {verdict}{rate}; "
+        f"{report['bitstream']}"
     )

@@ -10,14 +10,14 @@ board.
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
 
-from ..hdl.arith import bits_for
+from ..hdl.arith import bits_for, ceil_div
 from ..hdl.host_link import HostLinkUART
-from ..hdl.uart import uart_divisor
+from ..hdl.uart import MAX_BAUD_ERROR, baud_error, uart_divisor
 from ..spec.errors import SpikeforgeError
 from .host import DEFAULT_BAUD
 from .registry import get_board
 
-__all__ = ["BoardTop", "LED_ROLES", "byte_timeout"]
+__all__ = ["BoardTop", "LED_ROLES", "byte_timeout", "check_baud", "COMMON_BAUDS"]
 
 # What the LEDs show, in the order of the board's LED list (boards with fewer LEDs show the
 # first ones): a ~1 Hz blink (the design is clocked and configured), host-link traffic or output
@@ -26,6 +26,47 @@ LED_ROLES = ("heartbeat", "activity", "error", "busy")
 # Byte timeout of the link: a USB-serial bridge moves host bytes in USB packets, with gaps of
 # a few milliseconds between them at worst.
 TIMEOUT_SECONDS = 0.02
+
+
+# The rates a host's serial port commonly offers from 115200 up: the ones a refused --baud
+# suggests.
+COMMON_BAUDS = (
+    115_200,
+    230_400,
+    460_800,
+    921_600,
+    1_000_000,
+    1_500_000,
+    2_000_000,
+    3_000_000,
+)
+
+
+def check_baud(baud, clock_mhz=None):
+    """The UART divisor of ``baud`` at ``clock_mhz``, or a one-line error that names ``--baud``.
+
+    Without ``clock_mhz`` only the number itself is checked (and None returned).
+
+    Raises
+    ------
+    SpikeforgeError
+        ``baud`` is not a positive integer, or the clock makes it more than 2% off (or needs
+        fewer than 4 cycles a bit); the message lists the common rates the clock makes within
+        2%.
+    """
+    if isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0:
+        raise SpikeforgeError(f"--baud must be a positive number of bits per second, not {baud!r}")
+    if clock_mhz is None:
+        return None
+    clock_hz = round(clock_mhz * 1e6)
+    try:
+        return uart_divisor(clock_hz, baud)
+    except ValueError as error:
+        rates = [r for r in COMMON_BAUDS if baud_error(clock_hz, r) <= MAX_BAUD_ERROR]
+        raise SpikeforgeError(
+            f"--baud: {error}; common rates within {100 * MAX_BAUD_ERROR:g}% at "
+            f"{clock_mhz:g} MHz: {', '.join(map(str, reversed(rates))) or 'none'}"
+        ) from None
 
 
 def byte_timeout(clock_hz, divisor):
@@ -68,10 +109,7 @@ class BoardTop(Elaboratable):
                 )
             self.clock_mhz = board.clock_mhz if clock_mhz is None else clock_mhz
             clock_hz = round(self.clock_mhz * 1e6)
-            try:
-                divisor = uart_divisor(clock_hz, baud)
-            except ValueError as error:
-                raise SpikeforgeError(f"--baud: {error}") from None
+            divisor = check_baud(baud, self.clock_mhz)
         except SpikeforgeError:
             # A refused top was never usable; without this Amaranth warns, when it is
             # collected, that it was "created but never used".
@@ -98,8 +136,18 @@ class BoardTop(Elaboratable):
 
         heartbeat = Signal(bits_for(self.clock_hz) - 1)
         m.d.sync += heartbeat.eq(heartbeat + 1)
-        activity = self._stretch(m, link.frame_ok | link.spike, self.clock_hz // 20, "activity")
-        error = self._stretch(m, link.frame_error, self.clock_hz // 2, "error")
+        # The LEDs count time in ticks of 2**k cycles (about 1/64 s), so that their counters
+        # are a few bits wide: a counter of cycles (20 bits at 40 MHz, loaded by a strobe) was
+        # the iCE40's critical path.
+        k = bits_for(self.clock_hz // 64) - 1
+        tick = Signal()
+        m.d.sync += tick.eq(heartbeat[:k].all())
+        activity = self._stretch(
+            m, link.frame_ok | link.spike, tick, ceil_div(self.clock_hz // 20, 1 << k), "activity"
+        )
+        error = self._stretch(
+            m, link.frame_error, tick, ceil_div(self.clock_hz // 2, 1 << k), "error"
+        )
         values = {
             "heartbeat": heartbeat[-1],
             "activity": activity,
@@ -119,11 +167,12 @@ class BoardTop(Elaboratable):
         return m
 
     @staticmethod
-    def _stretch(m, strobe, cycles, name):
-        # Hold a one-cycle strobe for `cycles` cycles, so that a LED shows it.
-        left = Signal(range(cycles + 1), name=f"{name}_left")
+    def _stretch(m, strobe, tick, ticks, name):
+        # Hold a one-cycle strobe until `ticks` strobes of `tick` have passed (at least
+        # `ticks - 1` tick periods), so that a LED shows it.
+        left = Signal(range(ticks + 1), name=f"{name}_left")
         with m.If(strobe):
-            m.d.sync += left.eq(cycles)
-        with m.Elif(left != 0):
+            m.d.sync += left.eq(ticks)
+        with m.Elif(tick & (left != 0)):
             m.d.sync += left.eq(left - 1)
         return left != 0

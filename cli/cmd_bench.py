@@ -10,8 +10,10 @@ from ..boards.registry import get_board
 from ..gen.network import load_network
 from ..sim.backends import HARDWARE_BACKENDS
 from ..spec.errors import SpikeforgeError
+from ..spec.files import atomic_paths, check_output_dir, check_outputs
 from ..spec.limits import check_int
 from .explore import MODES, explore, load_test_set, pareto_plot, sweep_points, write_table
+from .plot import PLOT_SUFFIXES
 
 __all__ = ["add_parser"]
 
@@ -160,6 +162,12 @@ def run_bench(args):
     if args.boards is not None:
         for name in args.boards:
             get_board(name)
+    outputs = [("-o", args.output, (".json",))]
+    if args.doc != "none":
+        outputs.append(("--doc", args.doc, (".md",)))
+        if not os.path.isfile(args.doc):
+            raise SpikeforgeError(f"--doc {args.doc}: not found; its generated block is replaced")
+    check_outputs(outputs)
     results = run_suite(
         args.parts,
         quick=args.quick,
@@ -189,6 +197,10 @@ def run_explore(args):
     ext = os.path.splitext(args.output)[1].lower()
     if ext not in (".csv", ".json"):
         raise SpikeforgeError(f"-o must end in .csv or .json, not {args.output!r}")
+    plot = args.plot or os.path.splitext(args.output)[0] + ".png"
+    outputs = [("-o", args.output, (".csv", ".json")), ("--plot", plot, PLOT_SUFFIXES)]
+    check_outputs(outputs, [args.network, args.test_set])
+    check_output_dir("--cache", args.cache)
     if args.scheduler is not None:
         try:
             import distributed  # noqa: F401  (only to report a missing extra in one line)
@@ -196,7 +208,8 @@ def run_explore(args):
             raise SpikeforgeError(
                 "--scheduler needs Dask: pip install 'spikeforge[explore]'"
             ) from None
-    net = load_network(args.network)
+    net = load_network(args.network, args.allow_outside_npz)
+    check_outputs(outputs, net.files)
     points = sweep_points(
         args.lanes, args.stages, args.v_width or [net.v_width], args.w_width or [net.w_width]
     )
@@ -214,9 +227,10 @@ def run_explore(args):
         jobs=args.jobs,
         scheduler=args.scheduler,
     )
-    write_table(rows, args.output)
-    plot = args.plot or os.path.splitext(args.output)[0] + ".png"
-    pareto_plot(rows, plot, title=f"{os.path.basename(args.network)} on {args.board}")
+    # The table and its plot, both or neither.
+    with atomic_paths([args.output, plot], ["-o", "--plot"]) as (table, picture):
+        write_table(rows, table)
+        pareto_plot(rows, picture, title=f"{os.path.basename(args.network)} on {args.board}")
     reused = sum(r["cached"] for r in rows)
     failed = sum(r["status"] != "ok" for r in rows)
     print(

@@ -1,17 +1,21 @@
 """``spikeforge build`` (a network to a bitstream) and ``spikeforge run`` (a network on a board)."""
 
+import json
 import os
 
-from ..boards.build import DEFAULT_BUILD_DIR
+from ..boards.build import DEFAULT_BUILD_DIR, default_build_dir
 from ..boards.flow import build_network
-from ..boards.host import DEFAULT_BAUD, HostDriver
+from ..boards.host import HostDriver
 from ..boards.host import open_port as open_serial
 from ..boards.registry import BOARDS, get_board
-from ..boards.report import format_report
+from ..boards.report import ReportError, format_report
+from ..boards.top import check_baud
 from ..gen.compile import compile_network
 from ..gen.network import load_network
 from ..gen.spike_io import load_input_spikes
 from ..spec.errors import SpikeforgeError
+from ..spec.files import atomic_write, check_output_dir, check_outputs
+from .budget import add_limit_arguments, check_budget, generate_estimate
 
 __all__ = ["add_parser", "open_port"]
 
@@ -19,6 +23,11 @@ __all__ = ["add_parser", "open_port"]
 def open_port(device, baud):
     """The serial port of ``spikeforge run`` (replaced by a simulated board in the tests)."""
     return open_serial(device, baud)
+
+
+def clock_option(text):
+    """``--clock``: ``auto`` or a frequency in MHz."""
+    return text if text == "auto" else float(text)
 
 
 def add_parser(subparsers):
@@ -40,12 +49,17 @@ def add_parser(subparsers):
     )
     build.add_argument(
         "--clock",
-        type=float,
+        type=clock_option,
+        default="auto",
         metavar="MHZ",
-        help="clock of the design (default: the board clock; others use a PLL)",
+        help="clock of the design, through a PLL unless it is the board clock; auto (default): "
+        "the fastest the PLL makes at least 5%% below the Fmax of place and route, confirmed "
+        "by a second run, else the board clock",
     )
     build.add_argument(
-        "--baud", type=int, default=DEFAULT_BAUD, help=f"host link speed (default {DEFAULT_BAUD})"
+        "--baud",
+        type=int,
+        help="host link speed (default: the board's, see 'spikeforge boards')",
     )
     build.add_argument(
         "--weights",
@@ -62,6 +76,7 @@ def add_parser(subparsers):
         metavar="DIR",
         help=f"build folder (default {DEFAULT_BUILD_DIR.format(board='BOARD')})",
     )
+    add_limit_arguments(build, output=False)
     build.set_defaults(func=run_build)
 
     run = subparsers.add_parser(
@@ -79,30 +94,52 @@ def add_parser(subparsers):
     run.add_argument("--input", required=True, help="input spikes, .npy or .npz")
     run.add_argument("-o", "--output", required=True, help="result file to write, .npz")
     run.add_argument(
-        "--baud", type=int, default=DEFAULT_BAUD, help=f"host link speed (default {DEFAULT_BAUD})"
+        "--baud",
+        type=int,
+        help="host link speed of the build (default: the board's, see 'spikeforge boards')",
     )
     run.set_defaults(func=run_run)
 
 
+def _write_report(path, report):
+    with atomic_write(path, option="--report") as file:
+        json.dump(report, file, indent=2, sort_keys=True)
+        file.write("\n")
+
+
 def run_build(args):
-    net = load_network(args.network)
-    report = build_network(
-        net,
-        args.board,
-        args.output,
-        lanes=args.lanes,
-        stages=args.stages,
-        clock=args.clock,
-        baud=args.baud,
-        report_path=args.report,
-        weights=args.weights,
-    )
+    board = get_board(args.board)
+    folder = args.output or default_build_dir(board)
+    check_output_dir("-o", folder)
+    outputs = [("--report", args.report, (".json",))]
+    check_outputs(outputs, [args.network])
+    net = load_network(args.network, args.allow_outside_npz)
+    check_outputs(outputs, net.files)
+    check_budget(args, "build", generate_estimate(net)[0])
+    try:
+        report = build_network(
+            net,
+            args.board,
+            folder,
+            lanes=args.lanes,
+            stages=args.stages,
+            clock=args.clock,
+            baud=args.baud,
+            weights=args.weights,
+        )
+    except ReportError as error:
+        # The timing report is still worth keeping where it was asked for.
+        if args.report:
+            _write_report(args.report, error.report)
+        raise
+    if args.report:
+        _write_report(args.report, report)
     print(format_report(report))
     # Only a SPRAM build says where its weights are: they are not in the bitstream.
     spram = "; weights in spram, loaded by 'spikeforge run'" if report["weights"] == "spram" else ""
     print(
         f"{args.network}: {report['neurons']} neurons, {report['synapses']} synapses on "
-        f"{args.lanes} lane{'s' * (args.lanes > 1)}{spram}; host link at {args.baud} baud; "
+        f"{args.lanes} lane{'s' * (args.lanes > 1)}{spram}; host link at {report['baud']} baud; "
         f"report {os.path.join(report['build_dir'], 'report.json')}"
     )
     return 0
@@ -112,9 +149,14 @@ def run_run(args):
     board = get_board(args.board)
     if board.uart is None:
         raise SpikeforgeError(f"board {board.name} has no USB-serial UART for the host link")
-    net = load_network(args.network)
+    baud = board.baud if args.baud is None else args.baud
+    check_baud(baud)
+    outputs = [("-o", args.output, (".npz",))]
+    check_outputs(outputs, [args.network, args.input])
+    net = load_network(args.network, args.allow_outside_npz)
+    check_outputs(outputs, net.files)
     spikes = load_input_spikes(args.input, net)
-    port = open_port(args.port, args.baud)
+    port = open_port(args.port, baud)
     try:
         driver = HostDriver(port)
         identity = driver.identify()
@@ -134,7 +176,8 @@ def run_run(args):
         close = getattr(port, "close", None)
         if close is not None:
             close()
-    result.save(args.output)
+    with atomic_write(args.output, "wb", option="-o") as file:
+        result.save(file)
     counts = ", ".join(f"{name} {int(s.sum())}" for name, s in result.spikes.items())
     print(
         f"wrote {args.output}: {board.name} on {args.port}, {spikes.shape[-2]} timesteps"

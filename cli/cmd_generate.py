@@ -1,12 +1,17 @@
 """``spikeforge generate``: Verilog or RTLIL of the neuron core or of a whole network's array."""
 
+import os
+
 from ..gen.network import load_network
-from ..gen.output import FORMATS, array_source, convert
+from ..gen.output import FORMATS, MEMORY_INIT, array_source, convert, weight_hex
 from ..hdl.neuron import NeuronCore
 from ..spec.errors import SpikeforgeError
+from ..spec.files import atomic_paths, atomic_write, check_outputs
 from ..spec.limits import STAGES_RANGE, W_WIDTH_RANGE, check_int
 from ..spec.params import NeuronParams
-from .params_cli import add_neuron_arguments, neuron_params_from_args
+from .budget import add_limit_arguments, check_budget, generate_estimate
+from .params_cli import add_neuron_arguments, neuron_options_given, neuron_params_from_args
+from .tools import tool_failures
 
 __all__ = ["add_parser"]
 
@@ -21,28 +26,48 @@ def add_parser(subparsers):
     )
     parser.add_argument("target", help="'core', or a network description NETWORK.json")
     parser.add_argument(
-        "--lanes", type=int, default=1, help="network: update lanes, 1, 2, 4 or 8 (default 1)"
+        "--lanes", type=int, default=None, help="network: update lanes, 1, 2, 4 or 8 (default 1)"
     )
     parser.add_argument(
         "--trace", action="store_true", help="network: add the membrane trace stream"
     )
     add_neuron_arguments(parser)
-    parser.add_argument("--w-width", type=int, default=8, help="weight width in bits (default 8)")
+    parser.add_argument(
+        "--w-width", type=int, default=None, help="core: weight width in bits (default 8)"
+    )
     parser.add_argument(
         "--fan-in",
         type=int,
-        default=256,
-        help="largest number of synapses into one neuron; sizes the accumulator (default 256)",
+        default=None,
+        help="core: largest number of synapses into one neuron; sizes the accumulator (default 256)",
     )
     parser.add_argument("--stages", type=int, default=4, help="pipeline stages, 1 to 4 (default 4)")
     parser.add_argument(
         "--runtime-params",
         action="store_true",
-        help="keep the parameters as an input port instead of constants",
+        help="core: keep the parameters as an input port instead of constants",
     )
     parser.add_argument("--format", default="verilog", help="verilog or rtlil (default verilog)")
+    parser.add_argument(
+        "--memory-init",
+        default="inline",
+        help="network, Verilog: the weights 'inline' in the Verilog (default) or in 'readmemh' "
+        "files OUTPUT-STEM_weights<lane>.hex beside it, read with $readmemh",
+    )
     parser.add_argument("-o", "--output", required=True, help="file to write")
+    add_limit_arguments(parser)
     parser.set_defaults(func=run)
+
+
+# The suffixes of each format's files.
+SUFFIXES = {"verilog": (".v", ".sv"), "rtlil": (".il", ".rtlil")}
+
+
+def _refuse_options(options, target):
+    if options:
+        raise SpikeforgeError(
+            f"{', '.join(options)} {'does' if len(options) == 1 else 'do'} not apply to {target}"
+        )
 
 
 def run(args):
@@ -50,9 +75,18 @@ def run(args):
         raise SpikeforgeError(f"--format must be one of {', '.join(FORMATS)}, not {args.format!r}")
     if args.target != "core":
         return run_network(args)
+    network_only = [("--lanes", args.lanes is not None), ("--trace", args.trace)]
+    network_only.append(("--memory-init", args.memory_init != "inline"))
+    _refuse_options(
+        [option for option, given in network_only if given], "the core (only to a network)"
+    )
+    check_outputs([("-o", args.output, SUFFIXES[args.format])])
+    check_budget(args, "generate", 0, 0)
     params = neuron_params_from_args(args)
-    w_width = check_int("--w-width", args.w_width, *W_WIDTH_RANGE, error=SpikeforgeError)
-    fan_in = check_int("--fan-in", args.fan_in, 1, 1 << 24, error=SpikeforgeError)
+    w_width = 8 if args.w_width is None else args.w_width
+    w_width = check_int("--w-width", w_width, *W_WIDTH_RANGE, error=SpikeforgeError)
+    fan_in = 256 if args.fan_in is None else args.fan_in
+    fan_in = check_int("--fan-in", fan_in, 1, 1 << 24, error=SpikeforgeError)
     stages = check_int("--stages", args.stages, *STAGES_RANGE, error=SpikeforgeError)
     acc_width = w_width + fan_in.bit_length()
     core = NeuronCore(
@@ -72,8 +106,9 @@ def run(args):
         ("stages", stages),
         ("params", "runtime port" if args.runtime_params else _describe(params)),
     ]
-    text = convert(core, name="spikeforge_neuron_core", fmt=args.format, parameters=header)
-    with open(args.output, "w", encoding="utf-8", newline="\n") as file:
+    with tool_failures(f"generate ({args.format} back-end)"):
+        text = convert(core, name="spikeforge_neuron_core", fmt=args.format, parameters=header)
+    with atomic_write(args.output, option="-o") as file:
         file.write(text)
     print(
         f"wrote {args.output}: neuron core, v_width={params.v_width}, acc_width={acc_width}, "
@@ -96,17 +131,63 @@ def run_network(args):
         raise SpikeforgeError(
             f"generate: target must be 'core' or a network .json file, not {args.target!r}"
         )
-    net = load_network(args.target)
+    if args.memory_init not in MEMORY_INIT:
+        raise SpikeforgeError(
+            f"--memory-init must be one of {', '.join(MEMORY_INIT)}, not {args.memory_init!r}"
+        )
+    if args.memory_init == "readmemh" and args.format != "verilog":
+        raise SpikeforgeError("--memory-init readmemh needs --format verilog")
+    core_only = neuron_options_given(args) + [
+        option
+        for option, given in (
+            ("--w-width", args.w_width is not None),
+            ("--fan-in", args.fan_in is not None),
+            ("--runtime-params", args.runtime_params),
+        )
+        if given
+    ]
+    _refuse_options(core_only, "a network (only to the core: the network file sets them)")
+    lanes = 1 if args.lanes is None else args.lanes
     stages = check_int("--stages", args.stages, *STAGES_RANGE, error=SpikeforgeError)
-    text, array = array_source(
-        net, lanes=args.lanes, stages=stages, trace=args.trace, fmt=args.format
-    )
+    stem = os.path.splitext(os.path.basename(args.output))[0]
+
+    def hex_name(lane):
+        return f"{stem}_weights{lane}.hex"
+
+    def hex_path(lane):
+        return os.path.join(os.path.dirname(args.output), hex_name(lane))
+
+    # The lanes are checked later, by the compiler; the most there can be is checked here.
+    hex_files = [hex_path(lane) for lane in range(lanes)] if args.memory_init == "readmemh" else []
+    outputs = [("-o", args.output, SUFFIXES[args.format])]
+    outputs += [("-o", path, (".hex",)) for path in hex_files]
+    check_outputs(outputs, [args.target])
+    net = load_network(args.target, args.allow_outside_npz)
+    check_outputs(outputs, net.files)
+    check_budget(args, "generate", *generate_estimate(net, args.format))
+
+    with tool_failures(f"generate ({args.format} back-end)"):
+        text, array = array_source(
+            net,
+            lanes=lanes,
+            stages=stages,
+            trace=args.trace,
+            fmt=args.format,
+            memory_init=args.memory_init,
+            hex_name=hex_name,
+        )
     plan = array.plan
-    with open(args.output, "w", encoding="utf-8", newline="\n") as file:
-        file.write(text)
+    # The Verilog and its $readmemh files, all or none.
+    with atomic_paths([args.output, *hex_files], "-o") as temps:
+        with open(temps[0], "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+        for lane, temp in enumerate(temps[1:]):
+            with open(temp, "w", encoding="ascii", newline="\n") as file:
+                file.write(weight_hex(plan, lane))
     neurons = sum(p.size for p in plan.lif_populations)
     print(
         f"wrote {args.output}: {neurons} neurons on {plan.lanes} lanes, {plan.slots} slots and "
         f"{plan.weight_words} weight words per lane, {args.format}"
+        + (f", weights in {plan.lanes} $readmemh files" if args.memory_init == "readmemh" else "")
     )
     return 0

@@ -1,14 +1,19 @@
 """``spikeforge import`` and ``spikeforge export``: NIR graphs in and out (``docs/nir.md``)."""
 
+import sys
+
 import numpy as np
 
-from ..gen.network import load_network, save_network
+from ..gen.network import load_network, network_npz_path, save_network
 from ..gen.nir_export import export_nir
 from ..gen.nir_import import import_nir
+from ..gen.nir_presets import PRESET_NAMES
 from ..gen.spike_io import load_input_spikes
 from ..sim.quant_report import format_report, quantization_report, write_report
 from ..spec.errors import SpikeforgeError
-from ..spec.limits import RESET_MODES, check_int
+from ..spec.files import atomic_paths, check_outputs
+from ..spec.limits import RESET_MODES, RESET_TIMINGS, check_int
+from .budget import add_limit_arguments, check_budget, import_estimate
 
 __all__ = ["add_parser"]
 
@@ -43,7 +48,27 @@ def add_parser(subparsers):
         choices=RESET_MODES,
         help="reset after a spike: zero (to v_reset, NIR's rule) or subtract "
         "(v - v_threshold, snnTorch's default); default: the node's "
-        "metadata, else zero",
+        "metadata, else the preset's",
+    )
+    parser.add_argument(
+        "--from",
+        dest="preset",
+        choices=PRESET_NAMES,
+        default="nir",
+        help="the framework that exported the graph, whose discrete-time convention to run "
+        "(docs/nir.md, Framework conventions; default nir, the NIR specification's)",
+    )
+    parser.add_argument(
+        "--reset-timing",
+        choices=RESET_TIMINGS,
+        help="when a spike's reset acts, if the graph does not tell: same step or next step "
+        "(snnTorch's reset_delay=True); default: the preset's",
+    )
+    parser.add_argument(
+        "--spikes",
+        choices=("single", "multi"),
+        help="at most one spike per step, or several (Sinabs' and Rockpool's default); "
+        "default: the preset's",
     )
     parser.add_argument(
         "--weight-percentile",
@@ -63,6 +88,7 @@ def add_parser(subparsers):
         help=f"timesteps of the random input (default {DEFAULT_STEPS})",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    add_limit_arguments(parser)
     parser.set_defaults(func=run_import)
 
     parser = subparsers.add_parser(
@@ -78,6 +104,16 @@ def add_parser(subparsers):
 
 def run_import(args):
     steps = check_int("--steps", args.steps, 1, 1 << 20, error=SpikeforgeError)
+    if args.input is not None and args.steps != DEFAULT_STEPS:
+        raise SpikeforgeError("--steps sets the length of the random input; --input has its own")
+    if args.input is not None and args.seed != 0:
+        raise SpikeforgeError("--seed seeds the random input; --input replaces it")
+    outputs = [
+        ("-o", args.output, (".json",)),
+        ("-o", network_npz_path(args.output), (".npz",)),
+        ("-r", args.report, (".json",)),
+    ]
+    check_outputs(outputs, [args.graph, args.input])
     model = import_nir(
         args.graph,
         v_width=args.v_width,
@@ -85,20 +121,31 @@ def run_import(args):
         dt=args.dt,
         reset_mode=args.reset_mode,
         weight_percentile=args.weight_percentile,
+        preset=args.preset,
+        reset_timing=args.reset_timing,
+        spikes=args.spikes,
     )
+    for line in model.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     net = model.network
     if args.input:
         spikes = load_input_spikes(args.input, net)
         source = args.input
+        steps = spikes.shape[-2] * (spikes.shape[0] if spikes.ndim == 3 else 1)
     else:
         rng = np.random.default_rng(args.seed)
         spikes = (rng.random((steps, net.n_inputs)) < DEFAULT_RATE).astype(np.uint8)
         source = f"random input (rate {DEFAULT_RATE}, seed {args.seed})"
+    check_budget(args, "import", *import_estimate(net, steps))
     report = quantization_report(model, spikes, source)
-    save_network(net, args.output)
+    # The network (and its .npz) and the report: the report is renamed only once the network
+    # is written.
+    with atomic_paths([args.report] if args.report else [], "-r") as temps:
+        if args.report:
+            write_report(report, temps[0])
+        save_network(net, args.output, option="-o")
     print(format_report(report))
     if args.report:
-        write_report(report, args.report)
         print(f"wrote {args.report}")
     print(
         f"wrote {args.output}: {len(net.lif_populations)} LIF populations, "
@@ -108,8 +155,12 @@ def run_import(args):
 
 
 def run_export(args):
-    net = load_network(args.network)
-    export_nir(net, args.output)
+    outputs = [("-o", args.output, (".nir",))]
+    check_outputs(outputs, [args.network])
+    net = load_network(args.network, args.allow_outside_npz)
+    check_outputs(outputs, net.files)
+    with atomic_paths([args.output], "-o") as (temp,):
+        export_nir(net, temp)
     print(
         f"wrote {args.output}: {len(net.populations)} populations, "
         f"{len(net.projections)} projections"

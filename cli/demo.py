@@ -17,18 +17,23 @@ from ..boards.flow import build_network
 from ..gen.output import array_source
 from ..gen.spike_io import NetworkRun
 from ..sim.backends import HARDWARE_BACKENDS, simulate
+from ..sim.native import NativeArray
+from ..sim.native_icarus import IcarusArray
 from ..sim.network_golden import run_network
 from ..spec.errors import SpikeforgeError
+from ..spec.files import atomic_paths, check_output_dir, check_outputs
 from .encode import encode
 from .plot import plot_run
 from .progress import Progress
 from .train_digits import STEPS, classify, load_test_digits, shipped_network
 
-__all__ = ["run_demo", "REPORT_FILE"]
+__all__ = ["run_demo", "demo_workload", "REPORT_FILE"]
 
 # The iCEBreaker build report of the shipped network (`spikeforge build --lanes 2`: 4 lanes do not
 # fit the iCE40UP5K), shipped so the demo can project board figures without a place and route.
 REPORT_FILE = "digits_icebreaker_report.json"
+# What the demo writes into its folder.
+OUTPUT_FILES = ("digits_array.v", "raster.png", "demo.json")
 
 
 def _shipped_report():
@@ -68,6 +73,8 @@ def run_demo(
             f"--backend must be one of {', '.join(HARDWARE_BACKENDS)}, not {backend!r}"
         )
     out = Path(out_dir)
+    check_output_dir("-o", out)
+    check_outputs([("-o", out / name, None) for name in OUTPUT_FILES])
     out.mkdir(parents=True, exist_ok=True)
     net = shipped_network()
     images, labels = load_test_digits()
@@ -89,15 +96,19 @@ def run_demo(
     golden_seconds = time.monotonic() - began
     golden_pred = classify(golden.spikes["output"].sum(axis=1))
 
-    verilog, array = array_source(net, lanes=lanes)
-    (out / "digits_array.v").write_text(verilog)
+    # The simulator's program is built (or found in the cache) before the clock starts: the RTL
+    # time is simulation only.
+    program = {"verilator": NativeArray, "icarus": IcarusArray}.get(backend)
+    native = program(net, lanes=lanes) if program else None
+    verilog = native.verilog if native else array_source(net, lanes=lanes)[0]
 
     runs = []
     began = time.monotonic()
     with Progress(f"{backend} RTL simulation", len(images)) as bar:
         for start in range(0, len(images), chunk):
-            runs.append(simulate(net, spikes[start : start + chunk], backend, lanes=lanes))
-            bar.advance(len(spikes[start : start + chunk]))
+            batch = spikes[start : start + chunk]
+            runs.append(native.run(batch) if native else simulate(net, batch, backend, lanes=lanes))
+            bar.advance(len(batch))
     rtl_seconds = time.monotonic() - began
     rtl_spikes = {name: np.concatenate([r.spikes[name] for r in runs]) for name in golden.spikes}
     cycles = np.concatenate([r.cycles for r in runs])
@@ -170,17 +181,28 @@ def run_demo(
 
     # The raster of the first digit from the runs above (spikes only: a trace run would need a
     # second Verilator build).
-    plot_run(
-        out / "raster.png",
-        NetworkRun(spikes={name: s[:1] for name, s in rtl_spikes.items()}),
-        NetworkRun(spikes={name: s[:1] for name, s in golden.spikes.items()}),
-        title=f"digit {int(labels[0])} (label): {backend} RTL over golden",
-    )
-    (out / "demo.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    # The three files, all or none.
+    with atomic_paths([out / name for name in OUTPUT_FILES], "-o") as (v_file, png, doc):
+        with open(v_file, "w", encoding="utf-8", newline="\n") as file:
+            file.write(verilog)
+        plot_run(
+            png,
+            NetworkRun(spikes={name: s[:1] for name, s in rtl_spikes.items()}),
+            NetworkRun(spikes={name: s[:1] for name, s in golden.spikes.items()}),
+            title=f"digit {int(labels[0])} (label): {backend} RTL over golden",
+        )
+        with open(doc, "w", encoding="utf-8", newline="\n") as file:
+            file.write(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     log(f"wrote {out / 'digits_array.v'}, {out / 'raster.png'}, {out / 'demo.json'}")
     if not same.all():
         raise SpikeforgeError("RTL and golden model disagree: the hardware is not bit-exact")
     return figures
+
+
+def demo_workload():
+    """The demo's network and its held-out digits as spike trains, ``(360, STEPS, 64)``."""
+    images, _ = load_test_digits()
+    return shipped_network(), encode(images, STEPS)
 
 
 def _board_report(net, board, lanes, out, log):

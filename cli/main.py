@@ -25,6 +25,7 @@ COMMANDS = [
     "spikeforge.cli.cmd_train_digits",
     "spikeforge.cli.cmd_boards",
     "spikeforge.cli.cmd_build",
+    "spikeforge.cli.cmd_emulate",
     "spikeforge.cli.cmd_nir",
     "spikeforge.cli.cmd_bench",
 ]
@@ -32,8 +33,10 @@ COMMANDS = [
 
 class _Parser(argparse.ArgumentParser):
     # argparse prints the usage and then the error on a second line; one line is the rule here.
+    # main() puts "spikeforge: error: " in front, so only a subcommand names itself.
     def error(self, message):
-        raise SpikeforgeError(f"{self.prog}: {message}")
+        command = self.prog.partition(" ")[2]
+        raise SpikeforgeError(f"{command}: {message}" if command else message)
 
 
 def build_parser():
@@ -41,16 +44,32 @@ def build_parser():
         prog="spikeforge", description="Spiking neural networks to bit-exact FPGA hardware."
     )
     parser.add_argument("--version", action="version", version=f"spikeforge {version()}")
-    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument(
+        "--allow-outside-npz",
+        action="store_true",
+        help="let a network's {\"npz\": FILE} weights come from outside the network's folder",
+    )
+    # Not required here: argparse would report an unknown option before the command
+    # ("spikeforge --frob") as a missing command; main() asks for the command itself.
+    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(name).add_parser(subparsers)
+    parser.commands = list(subparsers.choices)
     return parser
+
+
+def _parse(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error(f"missing command: one of {', '.join(parser.commands)}")
+    return args
 
 
 def main(argv=None):
     """Run the CLI and return its exit status (:mod:`spikeforge.spec.errors`)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(argv)
         return args.func(args) or EXIT_OK
     except (SpikeforgeError, ToolError) as error:
         if os.environ.get("SPIKEFORGE_DEBUG"):

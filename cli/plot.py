@@ -8,7 +8,10 @@ import numpy as np
 
 from ..spec.errors import SpikeforgeError
 
-__all__ = ["plot_run", "TRACE_NEURONS"]
+__all__ = ["plot_run", "TRACE_NEURONS", "PLOT_SUFFIXES"]
+
+# Image formats of the pictures, chosen by the file's suffix.
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 # Membrane traces drawn per LIF population; more lines than this become unreadable.
 TRACE_NEURONS = 3

@@ -28,6 +28,7 @@ from ..gen.spike_io import write_npz
 from ..sim.golden import lif_step, param_arrays
 from ..sim.network_golden import run_network
 from ..spec.errors import SpikeforgeError
+from ..spec.files import atomic_paths
 from ..spec.limits import check_int, w_range
 from ..spec.params import NeuronParams
 from .encode import PIXELS, encode
@@ -382,14 +383,20 @@ def save(net, directory):
     """
     _, _, test_x, test_y, test_index = load_split()
     os.makedirs(directory, exist_ok=True)
-    net_path = os.path.join(directory, NET_FILE)
-    test_path = os.path.join(directory, TEST_FILE)
-    save_network(net, net_path, npz=False)
-    write_npz(
-        test_path,
-        {"images": test_x, "labels": test_y, "sklearn_index": test_index.astype(np.int16)},
-    )
+    net_path, test_path = output_paths(directory)
+    # The test digits are renamed into place once the network is written: both or neither.
+    with atomic_paths([test_path], "-o") as (temp,):
+        write_npz(
+            temp,
+            {"images": test_x, "labels": test_y, "sklearn_index": test_index.astype(np.int16)},
+        )
+        save_network(net, net_path, npz=False, option="-o")
     return net_path, test_path
+
+
+def output_paths(directory):
+    """The paths of ``digits_net.json`` and ``digits_test.npz`` in ``directory``."""
+    return os.path.join(directory, NET_FILE), os.path.join(directory, TEST_FILE)
 
 
 # -- inference with the golden model --------------------------------------------------------------

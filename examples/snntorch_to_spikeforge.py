@@ -1,12 +1,15 @@
 """Train a tiny spiking network in snnTorch, export it as NIR, run it on spikeforge.
 
-Needs ``torch`` and ``snntorch`` (``pip install torch snntorch``); spikeforge itself does not. The
-task: 4 input channels fire at random rates and the network tells whether channels 0-1 or 2-3
-fire more. See docs/nir.md for the mapping; in short, snnTorch's ``Leaky`` exports
-``tau = dt / (1 - beta)``, ``r = tau / dt`` with ``dt = 1e-4`` and resets by subtraction, so the
-import uses ``dt=1e-4`` and ``reset_mode="subtract"``.
+Needs ``torch`` and ``snntorch`` (``pip install torch snntorch``; tried with snnTorch 1.0.0 and
+nir 1.0.8); spikeforge itself does not. The task: 4 input channels fire at random rates and the
+network tells whether channels 0-1 or 2-3 fire more. See docs/nir.md for the mapping; in short,
+``spikeforge import --from snntorch`` knows snnTorch's ``dt = 1e-4`` and its default reset: by
+subtraction, one step late (``reset_delay=True``, spikeforge's ``reset_timing: "next"``). A net
+trained with ``reset_delay=False`` would need ``reset_timing="same"``: the NIR file does not
+record it. snnTorch 1.0 exports only per-neuron ``beta`` and ``threshold`` tensors, and needs
+``ignore_dims=[0]`` for the batch dimension.
 
-Run it from the repository root::
+Run it from the repository root (``tools/make_framework_fixtures.py --example`` runs it too)::
 
     python examples/snntorch_to_spikeforge.py
 
@@ -49,13 +52,24 @@ def make_data(rng, n):
     return spikes, labels
 
 
+def leaky(n, **options):
+    """A ``Leaky`` layer of ``n`` neurons with per-neuron ``beta`` and ``threshold`` (what
+    snnTorch 1.0's NIR export needs) and snnTorch's default reset."""
+    return snn.Leaky(
+        beta=torch.full((n,), 0.875),
+        threshold=torch.ones(n),
+        init_hidden=True,
+        spike_grad=surrogate.fast_sigmoid(),
+        **options,
+    )
+
+
 def build():
-    grad = surrogate.fast_sigmoid()
     return torch.nn.Sequential(
         torch.nn.Linear(N_IN, N_HID),
-        snn.Leaky(beta=0.9, init_hidden=True, spike_grad=grad),
+        leaky(N_HID),
         torch.nn.Linear(N_HID, N_OUT),
-        snn.Leaky(beta=0.9, init_hidden=True, spike_grad=grad, output=True),
+        leaky(N_OUT, output=True),
     )
 
 
@@ -87,9 +101,11 @@ def main():
     with torch.no_grad():
         torch_acc = (counts(net, test_x).argmax(1).numpy() == test_y).mean()
 
-    graph = export_to_nir(net, torch.zeros(1, N_IN))
+    graph = export_to_nir(net, torch.zeros(1, N_IN), ignore_dims=[0])
     nir.write("snntorch_tiny.nir", graph)
-    model = import_nir("snntorch_tiny.nir", dt=1e-4, reset_mode="subtract")
+    model = import_nir("snntorch_tiny.nir", preset="snntorch")
+    for line in model.warnings:
+        print(f"warning: {line}")
     save_network(model.network, "snntorch_tiny.json")
     print(format_report(quantization_report(model, test_x, "the test set")))
 

@@ -162,7 +162,10 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
                 yield CfgMemory.BIAS, lane, addr, raw(word, plan.v_width)
     if "params" in memories:
         synaptic = dict(
-            synaptic=plan.synaptic, syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None
+            synaptic=plan.synaptic,
+            syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None,
+            delayed_reset=plan.delayed_reset,
+            at_threshold=plan.at_threshold,
         )
         layout = params_layout(plan.v_width, bits_for(plan.t_ref_max), plan.decay_sets, **synaptic)
         for index, pop in enumerate(plan.lif_populations):

@@ -14,16 +14,21 @@ import os
 import numpy as np
 
 from ..spec.errors import SpikeforgeError
+from ..spec.files import atomic_paths
 from ..spec.limits import ACC_WIDTH_RANGE, V_WIDTH_RANGE, W_WIDTH_RANGE
+from .network_conv import SHAPED_KEYS, parse_shape, parse_shaped_projection
 from .network_fields import (
     PROJECTION_KEYS,
     SIZE_MAX,
     TOP_KEYS,
     TOP_REQUIRED,
+    NpzCache,
+    check_int_sizes,
     check_keys,
     check_list,
     field_error,
     field_int,
+    parse_json_int,
     parse_population,
     parse_weights,
 )
@@ -38,6 +43,7 @@ __all__ = [
     "Network",
     "load_network",
     "save_network",
+    "network_npz_path",
     "signed_width",
 ]
 
@@ -68,12 +74,15 @@ class Population:
         The bias of every neuron; None for inputs.
     per_neuron_bias : bool
         The file gave a list rather than one value (kept so that saving writes it back alike).
+    shape : tuple of int or None
+        The optional ``(C, H, W)`` or ``(C, L)`` of the neurons, flattened in C order.
     """
 
     def __init__(self, name, kind, size, params=None, bias=None, per_neuron_bias=False):
         self.name = name
         self.kind = kind
         self.size = size
+        self.shape = None
         self.params = params
         self.bias = bias
         self.per_neuron_bias = per_neuron_bias
@@ -88,6 +97,8 @@ class Population:
     def to_dict(self):
         """The JSON object of this population."""
         out = {"name": self.name, "kind": self.kind, "size": self.size}
+        if self.shape is not None:
+            out["shape"] = list(self.shape)
         if self.kind == "lif":
             p = self.params
             out.update(
@@ -100,6 +111,11 @@ class Population:
             )
             if p.synaptic:
                 out["syn_decay"] = list(p.syn_decay)
+            # Written only when not the default, so that older files keep their bytes.
+            if p.delayed_reset:
+                out["reset_timing"] = p.reset_timing
+            if p.fires_at_threshold:
+                out["threshold_compare"] = p.threshold_compare
             out.update(
                 reset_mode=p.reset_mode,
                 bias=[int(b) for b in self.bias] if self.per_neuron_bias else p.bias,
@@ -136,6 +152,14 @@ class Projection:
         itself or comes after it in the evaluation order."""
         return self.source_index >= self.target_index
 
+    def column_bounds(self, n_out):
+        """``(lo, hi)``: per target neuron the sum of its negative and of its positive weights."""
+        return np.minimum(self.weights, 0).sum(axis=0), np.maximum(self.weights, 0).sum(axis=0)
+
+    def to_dict(self, weights):
+        """The JSON object of the projection with ``weights`` as its ``weights`` value."""
+        return {"from": self.source, "to": self.target, "weights": weights}
+
     def __repr__(self):
         return (
             f"Projection({self.source!r} -> {self.target!r}, shape={self.weights.shape}, "
@@ -159,6 +183,9 @@ class Network:
     input_populations, lif_populations : list of Population
     n_inputs : int
         Columns of the input spike array: the sizes of the input populations, in their order.
+    files : list of str
+        The files it was read from (:func:`load_network`: the JSON file and its ``.npz``
+        files), which no output may replace.
     """
 
     def __init__(self, v_width, w_width, populations, projections, acc_width=None):
@@ -172,6 +199,7 @@ class Network:
         self.n_inputs = sum(p.size for p in self.input_populations)
         self.acc_width_explicit = acc_width is not None
         self.acc_width = acc_width if acc_width is not None else self.required_acc_width()
+        self.files = []
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -226,8 +254,9 @@ class Network:
             lo = np.zeros(pop.size, np.int64)
             hi = np.zeros(pop.size, np.int64)
             for proj in self.incoming(pop.name):
-                lo += np.minimum(proj.weights, 0).sum(axis=0)
-                hi += np.maximum(proj.weights, 0).sum(axis=0)
+                proj_lo, proj_hi = proj.column_bounds(pop.size)
+                lo += proj_lo
+                hi += proj_hi
             bounds[pop.name] = lo, hi
         return bounds
 
@@ -262,11 +291,7 @@ class Network:
             out["acc_width"] = self.acc_width
         out["populations"] = [pop.to_dict() for pop in self.populations]
         out["projections"] = [
-            {
-                "from": proj.source,
-                "to": proj.target,
-                "weights": proj.weights.tolist() if weights is None else weights(i, proj),
-            }
+            proj.to_dict(proj.weights.tolist() if weights is None else weights(i, proj))
             for i, proj in enumerate(self.projections)
         ]
         return out
@@ -312,7 +337,7 @@ class Network:
     # -- validation ------------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, d, base_dir="."):
+    def from_dict(cls, d, base_dir=".", allow_outside=False):
         """Validate a network given as a JSON-like dict and build it.
 
         Parameters
@@ -322,6 +347,8 @@ class Network:
             integer NumPy arrays (for programs that build networks).
         base_dir : str or path-like
             Folder that ``{"npz": ...}`` weight references are relative to.
+        allow_outside : bool
+            Whether a reference may name a file outside ``base_dir``.
 
         Raises
         ------
@@ -340,7 +367,12 @@ class Network:
         pops = []
         names = {}
         for i, spec in enumerate(check_list("populations", d["populations"])):
+            shape = spec.get("shape") if isinstance(spec, dict) else None
+            if shape is not None:
+                spec = {k: v for k, v in spec.items() if k != "shape"}
             pop = Population(*parse_population(f"populations[{i}]", spec, v_width))
+            if shape is not None:
+                pop.shape = parse_shape(f"populations[{i}].shape", shape, pop.size)
             if pop.name in names:
                 raise field_error(
                     f"populations[{i}].name",
@@ -353,10 +385,14 @@ class Network:
 
         projections = []
         pairs = {}
-        npz_cache = {}
+        npz_cache = NpzCache(base_dir, allow_outside)
         for i, spec in enumerate(check_list("projections", d["projections"])):
             path = f"projections[{i}]"
-            check_keys(path, spec, PROJECTION_KEYS, PROJECTION_KEYS)
+            # Convolutional and pooled projections: gen/network_conv.py.
+            shaped = isinstance(spec, dict) and any(key in spec for key in SHAPED_KEYS)
+            check_keys(
+                path, spec, PROJECTION_KEYS + (SHAPED_KEYS if shaped else ()), PROJECTION_KEYS
+            )
             ends = []
             for key in ("from", "to"):
                 name = spec[key]
@@ -380,18 +416,25 @@ class Network:
                     f"(also projections[{pairs[src, dst]}]); merge the weight matrices",
                 )
             pairs[src, dst] = i
+            if shaped:
+                proj = parse_shaped_projection(
+                    path, spec, (src, pops[src]), (dst, pops[dst]), w_width, npz_cache
+                )
+                if proj is not None:
+                    projections.append(proj)
+                    continue
             weights = parse_weights(
                 f"{path}.weights",
                 spec["weights"],
                 (pops[src].size, pops[dst].size),
                 (pops[src].name, pops[dst].name),
                 w_width,
-                base_dir,
                 npz_cache,
             )
             projections.append(Projection(pops[src].name, pops[dst].name, weights, src, dst))
 
         net = cls(v_width, w_width, pops, projections, acc_width)
+        net.files = npz_cache.files()
         required = net.required_acc_width()
         if acc_width is not None and acc_width < required:
             lo, hi = net.input_range()
@@ -422,9 +465,16 @@ def _reject_duplicate_keys(pairs):
     return out
 
 
-def load_network(path):
-    """Read, validate and return the :class:`Network` in the JSON file ``path``."""
+def load_network(path, allow_outside=False):
+    """Read, validate and return the :class:`Network` in the JSON file ``path``.
+
+    ``{"npz": FILE}`` weight references are relative to the file's folder and may not leave it
+    unless ``allow_outside`` (``spikeforge --allow-outside-npz``). The returned network's
+    ``files`` lists the files read: ``path`` and the ``.npz`` files.
+    """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise SpikeforgeError(f"network file {path!r} is a folder, not a file")
     if not os.path.isfile(path):
         raise SpikeforgeError(f"network file {path!r} not found")
     try:
@@ -438,12 +488,28 @@ def load_network(path):
         raise SpikeforgeError(
             f"{path}: line {error.lineno} column {error.colno}: invalid JSON ({error.msg})"
         ) from None
+    except RecursionError:
+        raise SpikeforgeError(
+            f"{path}: invalid JSON (nested too deeply; a network is at most 5 levels deep)"
+        ) from None
     except SpikeforgeError as error:
         raise SpikeforgeError(f"{path}: {error}") from None
-    return Network.from_dict(d, base_dir=os.path.dirname(os.path.abspath(path)))
+    except ValueError:
+        # Python refuses an integer literal of more than 4,300 digits, naming no field; read
+        # again, slowly, to name it.
+        try:
+            check_int_sizes(json.loads(text, parse_int=parse_json_int))
+        except SpikeforgeError as error:
+            raise SpikeforgeError(f"{path}: {error}") from None
+        raise
+    net = Network.from_dict(
+        d, base_dir=os.path.dirname(os.path.abspath(path)), allow_outside=allow_outside
+    )
+    net.files = [path, *net.files]
+    return net
 
 
-def save_network(net, path, npz=None):
+def save_network(net, path, npz=None, option=None):
     """Write ``net`` as JSON to ``path``; big matrices may go to ``<stem>.npz`` beside it.
 
     Parameters
@@ -453,8 +519,10 @@ def save_network(net, path, npz=None):
     npz : bool or None
         True puts every weight matrix in the ``.npz``, False keeps all inline, None (default) moves
         those with more than :data:`NPZ_THRESHOLD` entries.
+    option : str, optional
+        The command-line option that named ``path``, for the message of a failed write.
 
-    Loading the written file gives a network equal to ``net``. The output is deterministic.
+    Both files are written atomically (:func:`spikeforge.spec.files.atomic_paths`). Loading the written file gives a network equal to ``net``. The output is deterministic.
     """
     path = os.fspath(path)
     stem = os.path.splitext(os.path.basename(path))[0]
@@ -471,10 +539,22 @@ def save_network(net, path, npz=None):
 
     d = net.to_dict(weights=weights)
     text = _dumps(d)
+    targets = [path]
     if arrays:
-        write_npz(os.path.join(os.path.dirname(os.path.abspath(path)), npz_name), arrays)
-    with open(path, "w", encoding="utf-8", newline="\n") as file:
-        file.write(text)
+        targets.append(network_npz_path(path))
+    # Both files or neither: the JSON names the .npz.
+    with atomic_paths(targets, option) as temps:
+        with open(temps[0], "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+        if arrays:
+            write_npz(temps[1], arrays)
+
+
+def network_npz_path(path):
+    """The ``.npz`` that :func:`save_network` may write beside the network file ``path``."""
+    path = os.fspath(path)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.join(os.path.dirname(path), f"{stem}.npz")
 
 
 def _dumps(d):
@@ -498,8 +578,13 @@ def _dumps(d):
             w_text = f"[\n{rows}\n      ]" if w else "[]"
         else:
             w_text = json.dumps(w)
+        extra = "".join(
+            f" {json.dumps(k)}: {json.dumps(v)},"
+            for k, v in proj.items()
+            if k not in ("from", "to", "weights")
+        )
         projs.append(
-            f'    {{"from": {json.dumps(proj["from"])}, "to": {json.dumps(proj["to"])},\n'
+            f'    {{"from": {json.dumps(proj["from"])}, "to": {json.dumps(proj["to"])},{extra}\n'
             f'      "weights": {w_text}}}'
         )
     lines.append(",\n".join(projs))

@@ -26,6 +26,9 @@ __all__ = [
     "check_list",
     "parse_population",
     "parse_weights",
+    "parse_json_int",
+    "check_int_sizes",
+    "NpzCache",
 ]
 
 # Largest population; far beyond any FPGA, it only stops a typo from allocating gigabytes.
@@ -47,11 +50,53 @@ _LIF_KEYS = (
     "reset_mode",
     "bias",
 )
-# Optional: a population with it is current-based (docs/neuron.md).
-_LIF_OPTIONAL = ("syn_decay",)
+# Optional: a population with syn_decay is current-based; reset_timing ("same" by default) and
+# threshold_compare (">" by default) are of docs/neuron.md; max_spikes can only be 1.
+_LIF_OPTIONAL = ("syn_decay", "reset_timing", "threshold_compare", "max_spikes")
 PROJECTION_KEYS = ("from", "to", "weights")
 _NPZ_KEYS = ("npz", "key")
 _KINDS = ("input", "lif")
+# The first bytes of a zip archive (an .npz), or of an empty one.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+# Longest integer literal read from a network file: every field fits in far fewer digits, and
+# Python refuses to convert beyond 4,300 digits with an error that names no field.
+_INT_DIGITS_MAX = 40
+
+
+class _HugeInt:
+    """An integer literal too long to be any field's value; the field's check names it."""
+
+    def __init__(self, digits):
+        self.digits = digits
+
+    def __repr__(self):
+        return f"an integer of {self.digits:,} digits"
+
+
+def parse_json_int(text):
+    """``json.loads(..., parse_int=parse_json_int)``: an int, or a :class:`_HugeInt` stand-in
+    (which :func:`check_int_sizes` finds) for a literal of more than a few dozen digits."""
+    digits = len(text.lstrip("-"))
+    return _HugeInt(digits) if digits > _INT_DIGITS_MAX else int(text)
+
+
+def check_int_sizes(d):
+    """Raise naming the JSON path of the first integer literal too long for any field."""
+    stack = [("", d)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, _HugeInt):
+            raise field_error(
+                path or "network",
+                f"{value!r} is too long for any field (at most {_INT_DIGITS_MAX})",
+            )
+        if isinstance(value, dict):
+            items = [(f"{path}.{k}" if path else k, v) for k, v in value.items()]
+        elif isinstance(value, list):
+            items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+        else:
+            continue
+        stack.extend(reversed(items))
 
 
 def field_error(path, rule):
@@ -126,6 +171,13 @@ def parse_population(path, spec, v_width):
                 f"must be a JSON list of shift terms, not {spec['syn_decay']!r}",
             )
         values["syn_decay"] = tuple(spec["syn_decay"])
+    values.update({key: spec[key] for key in ("reset_timing", "threshold_compare") if key in spec})
+    if "max_spikes" in spec and not (is_int(spec["max_spikes"]) and spec["max_spikes"] == 1):
+        raise field_error(
+            f"{path}.max_spikes",
+            f"must be 1, not {spec['max_spikes']!r}: a neuron fires at most once per step "
+            "(for Sinabs IAF/LIF, export with spike_fn=SingleSpike)",
+        )
     try:
         params = NeuronParams(
             v_width=v_width, decay=tuple(decay), bias=0 if per_neuron else bias_spec, **values
@@ -158,12 +210,12 @@ def _bias_list(path, value, size, v_width):
     return np.array(value, np.int64)
 
 
-def parse_weights(path, value, shape, names, w_width, base_dir, npz_cache):
+def parse_weights(path, value, shape, names, w_width, npz_cache):
     """The weight matrix at JSON ``path`` (a list of lists, an array or an ``.npz`` reference)
     as an int64 array of ``shape``, every value in the ``w_width`` range."""
     lo, hi = w_range(w_width)
     if isinstance(value, dict):
-        array = _npz_weights(path, value, base_dir, npz_cache)
+        array = npz_cache.weights(path, value)
     elif isinstance(value, np.ndarray):
         array = value
     elif isinstance(value, list):
@@ -192,6 +244,12 @@ def parse_weights(path, value, shape, names, w_width, base_dir, npz_cache):
 
 def _inline_weights(path, rows, shape, w_width):
     lo, hi = w_range(w_width)
+    if rows and not any(isinstance(row, list) for row in rows):
+        raise field_error(
+            path,
+            f"must be a list of {shape[0]} rows (size of the source) of {shape[1]} integers "
+            f"(size of the target), not a flat list of {len(rows)} values",
+        )
     if len(rows) != shape[0]:
         raise field_error(path, f"has {len(rows)} rows, expected {shape[0]} (size of the source)")
     for i, row in enumerate(rows):
@@ -217,28 +275,63 @@ def _range_error(path, value, index, w_width):
     )
 
 
-def _npz_weights(path, ref, base_dir, npz_cache):
-    check_keys(path, ref, _NPZ_KEYS, _NPZ_KEYS)
-    file, key = ref["npz"], ref["key"]
-    if not isinstance(file, str) or not file:
-        raise field_error(f"{path}.npz", f"must be a file name, not {file!r}")
-    if not isinstance(key, str):
-        raise field_error(f"{path}.key", f"must be a string, not {key!r}")
-    full = os.path.join(os.fspath(base_dir), file)
-    if full not in npz_cache:
-        if not os.path.isfile(full):
-            raise field_error(f"{path}.npz", f"file {file!r} not found (looked for {full!r})")
-        try:
-            with np.load(full, allow_pickle=False) as archive:
-                npz_cache[full] = {name: archive[name] for name in archive.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+class NpzCache:
+    """The ``.npz`` files of one network, each read once.
+
+    A reference names a file relative to ``base_dir``, ending in ``.npz``, that stays inside
+    ``base_dir`` (links resolved) unless ``allow_outside``.
+    """
+
+    def __init__(self, base_dir, allow_outside=False):
+        self.base_dir = os.path.realpath(os.fspath(base_dir))
+        self.allow_outside = allow_outside
+        self._arrays = {}
+
+    def files(self):
+        """The files read, in order."""
+        return list(self._arrays)
+
+    def weights(self, path, ref):
+        """The array of the reference ``ref`` at JSON ``path``."""
+        check_keys(path, ref, _NPZ_KEYS, _NPZ_KEYS)
+        file, key = ref["npz"], ref["key"]
+        if not isinstance(file, str) or not file:
+            raise field_error(f"{path}.npz", f"must be a file name, not {file!r}")
+        if not isinstance(key, str):
+            raise field_error(f"{path}.key", f"must be a string, not {key!r}")
+        if not file.lower().endswith(".npz"):
+            raise field_error(f"{path}.npz", f"must name an .npz file, not {file!r}")
+        full = os.path.realpath(os.path.join(self.base_dir, file))
+        if not self.allow_outside and os.path.commonpath([full, self.base_dir]) != self.base_dir:
             raise field_error(
-                f"{path}.npz", f"cannot read {file!r} as an .npz file ({detail})"
-            ) from None
-    arrays = npz_cache[full]
-    if key not in arrays:
-        raise field_error(
-            f"{path}.key", f"{file!r} has no array {key!r} (it has: {', '.join(arrays) or 'none'})"
-        )
-    return arrays[key]
+                f"{path}.npz",
+                f"{file!r} is outside the network's folder {self.base_dir}; move it there or "
+                "allow it with 'spikeforge --allow-outside-npz'",
+            )
+        if full not in self._arrays:
+            self._arrays[full] = _read_npz(f"{path}.npz", file, full)
+        arrays = self._arrays[full]
+        if key not in arrays:
+            raise field_error(
+                f"{path}.key",
+                f"{file!r} has no array {key!r} (it has: {', '.join(arrays) or 'none'})",
+            )
+        return arrays[key]
+
+
+def _read_npz(path, file, full):
+    """Every array of the ``.npz`` file ``full``, named ``file`` at JSON ``path`` in errors."""
+    if not os.path.isfile(full):
+        raise field_error(path, f"file {file!r} not found (looked for {full!r})")
+    try:
+        with open(full, "rb") as stream:
+            if stream.read(4) not in _ZIP_MAGIC:
+                raise field_error(
+                    path, f"cannot read {file!r} as an .npz file (it is not a zip archive)"
+                )
+            stream.seek(0)
+            with np.load(stream, allow_pickle=False) as archive:
+                return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise field_error(path, f"cannot read {file!r} as an .npz file ({detail})") from None

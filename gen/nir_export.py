@@ -15,6 +15,8 @@ from ..spec.errors import SpikeforgeError
 from ..spec.limits import v_range
 from ..spec.params import decay_value
 from .network import FORMAT
+from .network_conv import ConvProjection
+from .nir_conv import add_conv_export
 
 __all__ = ["export_network", "export_nir"]
 
@@ -54,6 +56,10 @@ def export_network(net):
             )
             edges.append((f"{pop.name}:bias", pop.name))
     for i, proj in enumerate(net.projections):
+        if isinstance(proj, ConvProjection):
+            # Pools and kernels: gen/nir_conv.py.
+            edges += add_conv_export(nodes, net, proj, first_in[proj.target] == i)
+            continue
         name = f"{proj.source}->{proj.target}"
         weight = proj.weights.T.astype(np.float64)
         if first_in[proj.target] == i:
@@ -113,6 +119,11 @@ def _neuron_node(pop, readout):
             spikeforge_t_ref=p.t_ref,
             spikeforge_reset_mode=p.reset_mode,
         )
+        # NIR has neither; written only when not the default, so older exports are unchanged.
+        if p.delayed_reset:
+            meta["spikeforge_reset_timing"] = p.reset_timing
+        if p.fires_at_threshold:
+            meta["spikeforge_threshold_compare"] = p.threshold_compare
     ones = np.ones(pop.size)
     if p.synaptic:
         kind = nir.CubaLI if readout else nir.CubaLIF

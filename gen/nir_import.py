@@ -18,8 +18,16 @@ import nir
 import numpy as np
 
 from ..spec.errors import SpikeforgeError
-from ..spec.limits import RESET_MODES, V_WIDTH_RANGE, W_WIDTH_RANGE, check_int
+from ..spec.limits import (
+    RESET_MODES,
+    RESET_TIMINGS,
+    THRESHOLD_COMPARES,
+    V_WIDTH_RANGE,
+    W_WIDTH_RANGE,
+    check_int,
+)
 from .network import FORMAT, Network
+from .nir_conv import ConvChains
 from .nir_graph import (
     CUBA,
     NEURONS,
@@ -32,6 +40,7 @@ from .nir_graph import (
     uniform,
 )
 from .nir_model import FloatModel, FloatPopulation, FloatProjection
+from .nir_presets import PRESET_NAMES, PRESETS
 from .nir_quantize import Quantizer
 
 __all__ = ["import_graph", "import_nir", "read_graph"]
@@ -59,7 +68,16 @@ def import_nir(path, **options):
 
 
 def import_graph(
-    graph, *, v_width=None, w_width=None, dt=None, reset_mode=None, weight_percentile=100.0
+    graph,
+    *,
+    v_width=None,
+    w_width=None,
+    dt=None,
+    reset_mode=None,
+    weight_percentile=100.0,
+    preset="nir",
+    reset_timing=None,
+    spikes=None,
 ):
     """Map a NIR graph onto a spikeforge network (``docs/nir.md``).
 
@@ -70,10 +88,21 @@ def import_graph(
         Widths of the network; by default the graph's ``spikeforge_v_width`` /
         ``spikeforge_w_width`` metadata, else 16 and 8.
     dt : float, optional
-        Forward-Euler step in seconds; by default the graph's ``dt`` metadata.
+        Step in seconds; by default the graph's ``dt`` metadata, else the preset's.
     reset_mode : {"zero", "subtract"}, optional
         Reset of every spiking population; by default a node's ``spikeforge_reset_mode``
-        metadata, else ``"zero"`` (NIR's reset to ``v_reset``).
+        metadata, else the preset's (``"zero"``, NIR's reset to ``v_reset``, for ``nir``).
+    preset : str
+        The framework whose discrete-time convention the graph follows (``docs/nir.md``,
+        "Framework conventions"): one of ``nir``, ``snntorch``, ``norse``, ``sinabs``,
+        ``rockpool``, ``lava``.
+    reset_timing : {"same", "next"}, optional
+        When a spike's reset acts; by default the preset's (snnTorch: ``"next"``, its
+        ``reset_delay=True``, which the graph does not record).
+    spikes : {"single", "multi"}, optional
+        Whether the framework's neurons emit at most one spike per step; by default the
+        preset's (Sinabs and Rockpool: ``"multi"``, their default spike functions, which the
+        graph does not record).
     weight_percentile : float
         The scale maps this percentile of the absolute nonzero effective weights to the largest
         weight; larger weights are clipped (and counted). 100 clips nothing.
@@ -81,7 +110,8 @@ def import_graph(
     Returns
     -------
     FloatModel
-        ``.network`` is the :class:`Network`.
+        ``.network`` is the :class:`Network`; ``.warnings`` lists, one line each, what the
+        network cannot run as the framework does.
 
     Raises
     ------
@@ -91,7 +121,8 @@ def import_graph(
     # Parameters near the float64 limits must not turn into inf or nan silently.
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
         try:
-            return _Importer(graph, v_width, w_width, dt, reset_mode, weight_percentile).run()
+            options = {"reset_mode": reset_mode, "reset_timing": reset_timing, "spikes": spikes}
+            return _Importer(graph, v_width, w_width, dt, options, weight_percentile, preset).run()
         except FloatingPointError as error:
             raise SpikeforgeError(
                 f"NIR graph: parameters beyond float64 arithmetic ({error})"
@@ -117,19 +148,39 @@ def _population_names(nodes):
 class _Importer:
     """One import: the checked options, the graph's topology and the populations built."""
 
-    def __init__(self, graph, v_width, w_width, dt, reset_mode, weight_percentile):
+    def __init__(self, graph, v_width, w_width, dt, options, weight_percentile, preset):
         if not isinstance(graph, nir.NIRGraph):
             raise SpikeforgeError(
                 f"expected a NIR graph (nir.NIRGraph), not {type(graph).__name__}"
             )
         if not isinstance(graph.nodes, dict) or not isinstance(graph.edges, (list, tuple)):
             raise SpikeforgeError("NIR graph: nodes must be a dict and edges a list")
+        if preset not in PRESETS:
+            raise SpikeforgeError(
+                f"preset must be one of {', '.join(PRESET_NAMES)}, not {preset!r}"
+            )
+        self.preset = PRESETS[preset]
+        # Convolutional paths become projections of their own (gen/nir_conv.py).
+        self.conv = ConvChains(graph)
+        graph = self.conv.graph
         self.meta = metadata(graph)
+        if "spikeforge_format" in self.meta:
+            # spikeforge's own export states every value in NIR's terms, whatever --from says.
+            self.preset = PRESETS["nir"]
         v_width = self._width("v_width", v_width, V_WIDTH_RANGE, 16)
         w_width = self._width("w_width", w_width, W_WIDTH_RANGE, 8)
+        reset_mode = options["reset_mode"]
         if reset_mode is not None and reset_mode not in RESET_MODES:
             raise SpikeforgeError(f"reset mode must be one of zero, subtract, not {reset_mode!r}")
         self.reset_mode = reset_mode
+        timing = options["reset_timing"]
+        if timing is not None and timing not in RESET_TIMINGS:
+            raise SpikeforgeError(f"reset timing must be one of same, next, not {timing!r}")
+        self.reset_timing = timing
+        spikes = options["spikes"]
+        if spikes is not None and spikes not in ("single", "multi"):
+            raise SpikeforgeError(f"spikes must be one of single, multi, not {spikes!r}")
+        self.multi_spike = self.preset.multi_spike if spikes is None else spikes == "multi"
         if (
             not isinstance(weight_percentile, (int, float))
             or isinstance(weight_percentile, bool)
@@ -153,9 +204,9 @@ class _Importer:
         return check_int(key, value, *bounds, error=SpikeforgeError)
 
     def _dt(self, dt):
-        """The forward-Euler step: the option, else the graph's metadata."""
+        """The step: the option, else the graph's metadata, else the preset's."""
         if dt is None:
-            dt = self.meta.get("dt")
+            dt = self.meta.get("dt", self.preset.dt)
             if dt is None:
                 raise SpikeforgeError(
                     "the NIR graph has no dt in its metadata: give the "
@@ -191,11 +242,56 @@ class _Importer:
             else:
                 incoming[n] = graph.input_sum(n, graph.size(n))
                 pops.append(self.neuron(n, names[n]))
-        projections = self.projections(order, names, incoming)
-        net = Network.from_dict(self._network_dict(pops, projections, incoming))
-        return FloatModel(
-            network=net, dt=self.dt, populations=pops, projections=projections, nodes=names
+        projections = self.conv.projections(
+            self.projections(order, names, incoming), names, self._gain
         )
+        net = Network.from_dict(
+            self.conv.network_dict(
+                self._network_dict(pops, projections, incoming), names, projections
+            )
+        )
+        return FloatModel(
+            network=net,
+            dt=self.dt,
+            populations=pops,
+            projections=projections,
+            nodes=names,
+            preset=self.preset.name,
+            warnings=self._warnings(pops),
+        )
+
+    def _warnings(self, pops):
+        """One line per way the network will not run as the preset's framework runs it."""
+        spiking = [p for p in pops if p.kind not in ("Input",) + READOUTS]
+        if not spiking:
+            return []
+        name = self.preset.name
+        out = []
+        quirk = [p for p in spiking if p.reset_mode == "subtract" and p.reset_timing == "same"]
+        if name == "snntorch" and quirk:
+            out.append(
+                "snntorch: with reset_delay=False a neuron whose membrane is still above v_th "
+                "after its reset fires at the next step only if v' > 2 v_th, spikeforge at "
+                "v' > v_th: spikeforge fires more where a membrane exceeds 2 v_th "
+                "(a net trained with the default reset_delay=True needs --reset-timing next)"
+            )
+        if name == "snntorch" and any(
+            p.kind == "CubaLIF" and p.reset_mode == "zero" and p.reset_timing == "next"
+            for p in spiking
+        ):
+            out.append(
+                "snntorch: Synaptic with the zero reset and reset_delay=True zeroes the whole "
+                "membrane of the step after a spike, its current included; spikeforge starts "
+                "that step from v_reset and adds the current"
+            )
+        if self.multi_spike:
+            out.append(
+                f"{name}: a neuron may emit floor(v / v_th) spikes in one step, spikeforge "
+                f"emits one and subtracts v_th once: where v reaches 2 v_th, spikeforge "
+                f"fires less and later (--spikes single if the net was built with single "
+                f"spikes)"
+            )
+        return out
 
     def _network_dict(self, pops, projections, incoming):
         """The network file of the quantized populations and projections."""
@@ -271,22 +367,17 @@ class _Importer:
         size = graph.size(name)
         p = {k: np.broadcast_to(v, (size,)) for k, v in graph.params(name).items()}
         tau_key = "tau_mem" if kind in CUBA else "tau"
-        if kind == "IF":
-            ratio = 0.0
-            self._gain[name] = self.dt * p["r"]
-        else:
-            ratio, tau = self._ratio(where, tau_key, p[tau_key])
-            self._gain[name] = self.dt * (p["r"] / tau)
+        ratio = 0.0 if kind == "IF" else self._ratio(where, tau_key, p[tau_key])
         decay = self.quantizer.decay(where, meta, "spikeforge_decay", tau_key, ratio)
         pop = FloatPopulation(pop_name, name, kind, size, ratio=ratio, decay=decay)
         if kind in CUBA:
-            # The input enters the current with dt w_in / tau_syn, the current the membrane
-            # with dt r / tau_mem: one gain g for both, folded into the weights and bias.
-            pop.syn_ratio, tau_syn = self._ratio(where, "tau_syn", p["tau_syn"])
+            pop.syn_ratio = self._ratio(where, "tau_syn", p["tau_syn"])
             pop.syn_decay = self.quantizer.decay(
                 where, meta, "spikeforge_syn_decay", "tau_syn", pop.syn_ratio
             )
-            self._gain[name] = self._gain[name] * (self.dt * p["w_in"] / tau_syn)
+        # The input enters the membrane (or the current, and the current the membrane) with
+        # the preset's gain g per neuron (NIR: dt r / tau), folded into the weights and bias.
+        self._gain[name] = self.preset.gain(kind, self.dt, p, ratio, pop.syn_ratio)
         pop.v_leak = (
             uniform(where, "v_leak", p["v_leak"])
             if "v_leak" in p
@@ -303,17 +394,26 @@ class _Importer:
         """Threshold, reset and refractory period of a spiking population."""
         pop.v_threshold = uniform(where, "v_threshold", p["v_threshold"])
         pop.v_reset = uniform(where, "v_reset", p["v_reset"])
-        mode = self.reset_mode or meta.get("spikeforge_reset_mode", "zero")
+        mode = self.reset_mode or meta.get("spikeforge_reset_mode", self.preset.reset_mode)
         if mode not in RESET_MODES:
             raise SpikeforgeError(
                 f"{where}: metadata spikeforge_reset_mode must be one of "
                 f"zero, subtract, not {mode!r}"
             )
         pop.reset_mode = mode
+        timing = self.reset_timing or meta.get("spikeforge_reset_timing", self.preset.reset_timing)
+        compare = meta.get("spikeforge_threshold_compare", self.preset.threshold)
+        if timing not in RESET_TIMINGS or compare not in THRESHOLD_COMPARES:
+            raise SpikeforgeError(
+                f"{where}: metadata spikeforge_reset_timing must be one of same, next and "
+                f"spikeforge_threshold_compare one of >, >=, not {timing!r} and {compare!r}"
+            )
+        pop.reset_timing, pop.threshold_compare = timing, compare
         pop.t_ref = meta_int(where, meta, "spikeforge_t_ref", 0, 65535, 0)
 
     def _ratio(self, where, key, tau):
-        """``(dt / tau, tau)`` of a time constant that must be one nonzero value."""
+        """The preset's decay per step (NIR: ``dt / tau``) of a time constant that must be one
+        nonzero value."""
         if (tau == 0).any():
             raise SpikeforgeError(f"{where}: {key} must not be zero")
-        return self.dt / uniform(where, key, tau), tau
+        return self.preset.ratio(self.dt, uniform(where, key, tau))

@@ -38,6 +38,10 @@ class FloatPopulation:
     v_leak, v_threshold, v_reset : float
         ``v_threshold`` is ``inf`` for LI (it never fires).
     reset_mode : str
+    reset_timing : str
+        ``"same"`` or ``"next"`` (``docs/neuron.md``).
+    threshold_compare : str
+        ``">"`` or ``">="``.
     t_ref : int
     scale : float
         NIR units per membrane LSB, ``q``.
@@ -62,6 +66,8 @@ class FloatPopulation:
     v_threshold: float = 0.0
     v_reset: float = 0.0
     reset_mode: str = "zero"
+    reset_timing: str = "same"
+    threshold_compare: str = ">"
     t_ref: int = 0
     scale: float = 1.0
     bias: np.ndarray = None
@@ -86,7 +92,8 @@ class FloatModel:
 
     ``populations`` and ``projections`` are in the order of ``network.populations`` and
     ``network.projections``; ``nodes`` maps each Input and neuron node name to its population
-    name.
+    name. ``preset`` is the framework convention it was imported with (``docs/nir.md``) and
+    ``warnings`` lists, one line each, what the network cannot run as that framework does.
     """
 
     network: Network
@@ -94,6 +101,8 @@ class FloatModel:
     populations: list
     projections: list
     nodes: dict = field(default_factory=dict)
+    preset: str = "nir"
+    warnings: list = field(default_factory=list)
 
     def population(self, name):
         """The :class:`FloatPopulation` called ``name``."""

@@ -134,6 +134,11 @@ class Quantizer:
         }
         if pop.syn_decay is not None:
             spec["syn_decay"] = list(pop.syn_decay)
+        # Written only when not the default, as the network file does.
+        if pop.reset_timing != "same":
+            spec["reset_timing"] = pop.reset_timing
+        if pop.threshold_compare != ">":
+            spec["threshold_compare"] = pop.threshold_compare
         self._check_params(where, pop, spec)
         return spec
 
@@ -150,6 +155,8 @@ class Quantizer:
                 reset_mode=pop.reset_mode,
                 v_width=self.v_width,
                 syn_decay=pop.syn_decay,
+                reset_timing=pop.reset_timing,
+                threshold_compare=pop.threshold_compare,
             )
         except (TypeError, ValueError) as error:
             raise SpikeforgeError(f"{where}: {error}") from None

@@ -1,16 +1,30 @@
 """Verilog and RTLIL text of a component, byte-identical for identical inputs."""
 
+import numpy as np
 from amaranth.back import rtlil, verilog
 
+from ..hdl.arith import bits_for, ceil_div
 from ..hdl.array import NeuronArray
 from ..spec.version import version
 from .compile import compile_network
 
-__all__ = ["FORMATS", "ARRAY_TOP", "convert", "array_source"]
+__all__ = [
+    "FORMATS",
+    "MEMORY_INIT",
+    "ARRAY_TOP",
+    "WEIGHTS_MODULE",
+    "convert",
+    "array_source",
+    "default_hex_name",
+    "weight_hex",
+]
 
 ARRAY_TOP = "spikeforge_array"
+# The Verilog modules of the weight memories are this name and the lane.
+WEIGHTS_MODULE = f"{ARRAY_TOP}_weights"
 
 FORMATS = ("verilog", "rtlil")
+MEMORY_INIT = ("inline", "readmemh")
 
 
 def convert(component, *, name, fmt="verilog", parameters=()):
@@ -40,16 +54,38 @@ def convert(component, *, name, fmt="verilog", parameters=()):
     return "\n".join(header) + "\n" + body
 
 
-def array_source(net, *, lanes=1, stages=4, trace=False, fmt="verilog"):
+def array_source(
+    net, *, lanes=1, stages=4, trace=False, fmt="verilog", memory_init="inline", hex_name=None
+):
     """Text of ``net``'s neuron array with a header naming the network and configuration.
+
+    Verilog keeps each lane's weights in a module of its own, ``spikeforge_array_weights<lane>``,
+    written here rather than through Amaranth and Yosys, which carry memory contents one bit at
+    a time and cannot convert networks of millions of weights; RTLIL keeps them in the design.
+
+    Parameters
+    ----------
+    memory_init : str
+        ``"inline"``: the weights are assignments in the modules' ``initial`` blocks;
+        ``"readmemh"`` (Verilog only): each module reads them with ``$readmemh`` from the file
+        ``hex_name(lane)``, whose text is :func:`weight_hex`.
+    hex_name : callable, optional
+        Lane to the file name written into ``$readmemh`` (default
+        ``spikeforge_array_weights<lane>.hex``). Simulators and synthesis tools resolve it
+        against their working directory.
 
     Returns
     -------
     (str, NeuronArray)
         The text, and the array it was generated from (for its port widths).
     """
+    if memory_init not in MEMORY_INIT:
+        raise TypeError(f"memory_init must be one of {', '.join(MEMORY_INIT)}, not {memory_init!r}")
+    if memory_init == "readmemh" and fmt != "verilog":
+        raise ValueError(f"memory_init 'readmemh' needs the Verilog format, not {fmt!r}")
     plan = compile_network(net, lanes)
-    array = NeuronArray(plan, stages=stages, trace=trace)
+    external = WEIGHTS_MODULE if fmt == "verilog" else None
+    array = NeuronArray(plan, stages=stages, trace=trace, external_weights=external)
     header = [
         ("network", plan.network_hash),
         ("lanes", plan.lanes),
@@ -62,4 +98,93 @@ def array_source(net, *, lanes=1, stages=4, trace=False, fmt="verilog"):
         ("weight words per lane", plan.weight_words),
         ("populations", ", ".join(f"{p.name}:{p.size}" for p in plan.populations)),
     ]
-    return convert(array, name=ARRAY_TOP, fmt=fmt, parameters=header), array
+    if external is not None:
+        header.append(("weights", "inline" if memory_init == "inline" else "$readmemh files"))
+    text = convert(array, name=ARRAY_TOP, fmt=fmt, parameters=header)
+    if external is None:
+        return text, array
+    if hex_name is None:
+        hex_name = default_hex_name
+    # Joined once from chunks: the inline weights of a big network are hundreds of megabytes.
+    parts = [text]
+    for lane in range(plan.lanes):
+        head, tail = _weight_module(f"{external}{lane}", plan.weight_words, plan.w_width)
+        parts.append(head)
+        if memory_init == "inline":
+            parts += _inline_init(plan.weights[lane], plan.weight_words, plan.w_width)
+        else:
+            parts.append(f'    $readmemh("{hex_name(lane)}", mem);\n')
+        parts.append(tail)
+    return "".join(parts), array
+
+
+def default_hex_name(lane):
+    """The default ``$readmemh`` file of lane ``lane``'s weights."""
+    return f"{WEIGHTS_MODULE}{lane}.hex"
+
+
+def _words(row, depth, w_width):
+    """``row`` padded to ``depth`` words as unsigned ``w_width``-bit integers."""
+    words = np.zeros(depth, np.int64)
+    words[: len(row)] = row
+    return words & ((1 << w_width) - 1)
+
+
+def _hex_table(w_width):
+    """The hex digits of every unsigned ``w_width``-bit word, zero-padded like Yosys writes them."""
+    digits = ceil_div(w_width, 4)
+    return [f"{v:0{digits}x}" for v in range(1 << w_width)]
+
+
+def weight_hex(plan, lane):
+    """The ``$readmemh`` text of lane ``lane``'s weights: one word a line, two's complement hex."""
+    table = [f"{h}\n" for h in _hex_table(plan.w_width)]
+    words = _words(plan.weights[lane], plan.weight_words, plan.w_width)
+    chunk = 1 << 16
+    return "".join(
+        "".join([table[v] for v in words[start : start + chunk].tolist()])
+        for start in range(0, len(words), chunk)
+    )
+
+
+def _inline_init(row, depth, w_width, chunk=1 << 16):
+    """The ``initial`` statements ``mem[i] = W'hXX;`` of one lane's weights, every word, as
+    strings of ``chunk`` lines (one string per line would take ten times the memory)."""
+    table = [f"{w_width}'h{h};\n" for h in _hex_table(w_width)]
+    words = _words(row, depth, w_width)
+    return [
+        "".join(
+            [
+                f"    mem[{i}] = {table[v]}"
+                for i, v in enumerate(words[start : start + chunk].tolist(), start)
+            ]
+        )
+        for start in range(0, depth, chunk)
+    ]
+
+
+def _weight_module(name, depth, w_width):
+    """Verilog of the weight memory module ``name`` (:mod:`spikeforge.hdl.array_weights`), up to
+    and from the statements of its ``initial`` block: ``(head, tail)``."""
+    addr = bits_for(depth - 1)
+    head = (
+        f"\nmodule {name}(clk, rd_addr, rd_data, wr_en, wr_addr, wr_data);\n"
+        "  input clk;\n"
+        f"  input [{addr - 1}:0] rd_addr;\n"
+        f"  output reg [{w_width - 1}:0] rd_data;\n"
+        "  input wr_en;\n"
+        f"  input [{addr - 1}:0] wr_addr;\n"
+        f"  input [{w_width - 1}:0] wr_data;\n"
+        f"  reg [{w_width - 1}:0] mem [{depth - 1}:0];\n"
+        "  initial begin\n"
+    )
+    tail = (
+        "  end\n"
+        "  always @(posedge clk) begin\n"
+        "    if (wr_en)\n"
+        "      mem[wr_addr] <= wr_data;\n"
+        "    rd_data <= mem[rd_addr];\n"
+        "  end\n"
+        "endmodule\n"
+    )
+    return head, tail

@@ -30,6 +30,9 @@ __all__ = [
 
 # Any fixed date; zip cannot store one before 1980.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+# The first bytes of an .npy file, and of a zip archive (an .npz) or an empty one.
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 @dataclass
@@ -81,6 +84,14 @@ def _read_array(path, what, key=None):
         raise SpikeforgeError(f"{what}: file {path!r} not found")
     try:
         with open(path, "rb") as file:
+            # np.load takes anything else for a pickle and advises allow_pickle=True.
+            magic = file.read(6)
+            if magic[:4] not in _ZIP_MAGIC and magic != _NPY_MAGIC:
+                raise SpikeforgeError(
+                    f"{what}: {path!r} is not a NumPy file (neither an .npy array nor an .npz "
+                    "archive)"
+                )
+            file.seek(0)
             loaded = np.load(file, allow_pickle=False)
             # np.load goes by the file's contents, not its name: check they agree.
             if suffix == ".npy":

@@ -6,7 +6,16 @@ registers go. None of them multiplies.
 
 from amaranth.hdl import Mux, Value
 
-__all__ = ["saturate", "exceeds", "fires", "refractory_next", "bits_for", "ceil_div", "mul_const"]
+__all__ = [
+    "saturate",
+    "exceeds",
+    "reaches",
+    "fires",
+    "refractory_next",
+    "bits_for",
+    "ceil_div",
+    "mul_const",
+]
 
 
 def bits_for(n):
@@ -44,6 +53,11 @@ def saturate(value, width):
 def exceeds(value, threshold):
     """``value`` strictly above ``threshold``: the threshold test of ``docs/neuron.md``."""
     return value > threshold
+
+
+def reaches(value, threshold):
+    """``value`` at or above ``threshold``: the threshold test of ``threshold_compare = ">="``."""
+    return value >= threshold
 
 
 def fires(above, refractory):

@@ -37,6 +37,7 @@ from .array_ports import (
     TraceLayout,
     state_layout,
 )
+from .array_weights import ExternalWeights
 from .neuron import NeuronCore, pack_params, params_layout
 from .spram import WeightStore
 
@@ -93,6 +94,11 @@ class NeuronArray(wiring.Component):
         contents; SPRAM on an iCE40 UltraPlus) instead of block RAM initialised from the
         bitstream: the weights are zero in simulation and undefined on a board until they are
         loaded through ``cfg``. ``plan.weights`` is then not used.
+    external_weights : str, optional
+        Keep each lane's weights in an instance of the Verilog module ``<external_weights><lane>``
+        (:mod:`.array_weights`) instead of a ``Memory``: for Verilog of networks too big for
+        Amaranth to carry the contents; ``spikeforge.gen.output`` writes the modules.
+        ``plan.weights`` is then not used here, and the array cannot be simulated by Amaranth.
 
     Attributes
     ----------
@@ -112,7 +118,8 @@ class NeuronArray(wiring.Component):
         (``cfg.ready`` is low meanwhile, and a ``start`` waits for the last one).
     reset_state : In(1)
         While idle, a pulse restarts the network: every membrane to its population's ``v_rest``,
-        refractory counters, synaptic currents and both accumulator banks to 0, ``timestep`` to 0.
+        refractory counters, synaptic currents, pending resets and both accumulator banks to 0,
+        ``timestep`` to 0.
     start : In(1)
         Starts a timestep when ``busy`` is low.
     busy, done : Out(1)
@@ -123,10 +130,23 @@ class NeuronArray(wiring.Component):
         Steps completed since reset.
     """
 
-    def __init__(self, plan, *, stages=4, trace=False, runtime_weights=False):
+    def __init__(
+        self, plan, *, stages=4, trace=False, runtime_weights=False, external_weights=None
+    ):
         with validating(self):
             if not isinstance(runtime_weights, bool):
                 raise TypeError(f"runtime_weights must be True or False, not {runtime_weights!r}")
+            if external_weights is not None and not (
+                isinstance(external_weights, str)
+                and external_weights.isascii()
+                and external_weights.isidentifier()
+            ):
+                raise TypeError(
+                    f"external_weights must be a Verilog identifier or None, "
+                    f"not {external_weights!r}"
+                )
+            if runtime_weights and external_weights is not None:
+                raise ValueError("runtime_weights and external_weights exclude each other")
             check_lanes(plan.lanes)
             check_int("stages", stages, *STAGES_RANGE)
             if not plan.lif_populations:
@@ -135,6 +155,7 @@ class NeuronArray(wiring.Component):
         self.stages = stages
         self.trace = trace
         self.runtime_weights = runtime_weights
+        self.external_weights = external_weights
         lanes = plan.lanes
         self.t_ref_width = bits_for(plan.t_ref_max)
         self.slot_width = bits_for(plan.slots - 1)
@@ -148,6 +169,8 @@ class NeuronArray(wiring.Component):
         synaptic = dict(
             synaptic=plan.synaptic, syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None
         )
+        # Likewise reset_timing "next" and threshold_compare ">=" (docs/neuron.md).
+        synaptic.update(delayed_reset=plan.delayed_reset, at_threshold=plan.at_threshold)
         self.cores = [
             NeuronCore(
                 v_width=plan.v_width,
@@ -162,10 +185,17 @@ class NeuronArray(wiring.Component):
         self.param_layout = params_layout(
             plan.v_width, self.t_ref_width, plan.decay_sets, **synaptic
         )
-        self.state_layout = state_layout(plan.v_width, self.t_ref_width, plan.synaptic)
+        self.state_layout = state_layout(
+            plan.v_width, self.t_ref_width, plan.synaptic, plan.delayed_reset
+        )
+        self.weight_mem = self.weight_ports = None
         if runtime_weights:
-            self.weight_mem = None
             self.weight_store = WeightStore(plan.weight_words, lanes, plan.w_width)
+        elif external_weights is not None:
+            self.weight_ports = [
+                ExternalWeights(f"{external_weights}{l}", plan.weight_words, plan.w_width)
+                for l in range(lanes)
+            ]
         else:
             self.weight_mem = [
                 memory.Memory(
@@ -254,8 +284,10 @@ class NeuronArray(wiring.Component):
         lanes = self.plan.lanes
         for l in range(lanes):
             m.submodules[f"core{l}"] = self.cores[l]
-            if not self.runtime_weights:
+            if self.weight_mem is not None:
                 m.submodules[f"weights{l}"] = self.weight_mem[l]
+            elif self.weight_ports is not None:
+                m.submodules[f"weights{l}"] = self.weight_ports[l].instance()
             m.submodules[f"acc{l}"] = self.acc_mem[l]
             m.submodules[f"state{l}"] = self.state_mem[l]
             m.submodules[f"bias{l}"] = self.bias_mem[l]
@@ -263,8 +295,10 @@ class NeuronArray(wiring.Component):
         if self.runtime_weights:
             m.submodules.weights = s.store = self.weight_store
 
-        if not self.runtime_weights:
+        if self.weight_mem is not None:
             s.w_rd = [mem.read_port() for mem in self.weight_mem]
+        elif self.weight_ports is not None:
+            s.w_rd = [ports.read for ports in self.weight_ports]
         s.acc_wr = [mem.write_port() for mem in self.acc_mem]
         s.acc_rd = [mem.read_port() for mem in self.acc_mem]
         s.st_rd = [mem.read_port() for mem in self.state_mem]
@@ -273,8 +307,10 @@ class NeuronArray(wiring.Component):
         s.p_rd = self.param_mem.read_port()
         # Written only by the cfg port; the state and accumulator memories share the port of
         # the datapath, which is idle while cfg writes are accepted.
-        if not self.runtime_weights:
+        if self.weight_mem is not None:
             s.w_wr = [mem.write_port() for mem in self.weight_mem]
+        elif self.weight_ports is not None:
+            s.w_wr = [ports.write for ports in self.weight_ports]
         s.b_wr = [mem.write_port() for mem in self.bias_mem]
         s.p_wr = self.param_mem.write_port()
 
@@ -380,6 +416,7 @@ class NeuronArray(wiring.Component):
             hit2.eq(wrote1 & (acc_addr_d == addr1)),
         ]
         s.acc_q, w_q, s.v_q, s.r_q, s.bias_q, s.i_q = [], [], [], [], [], []
+        s.pending_q = []
         for l in range(lanes):
             s.acc_q.append(Signal(signed(plan.acc_width), name=f"acc_q{l}"))
             w_q.append(Signal(signed(plan.w_width), name=f"w_q{l}"))
@@ -400,6 +437,9 @@ class NeuronArray(wiring.Component):
             if plan.synaptic:
                 s.i_q.append(Signal(signed(plan.v_width), name=f"i_q{l}"))
                 m.d.sync += s.i_q[l].eq(s.st_rd[l].data.i)
+            if plan.delayed_reset:
+                s.pending_q.append(Signal(name=f"pending_q{l}"))
+                m.d.sync += s.pending_q[l].eq(s.st_rd[l].data.s)
             sum1 = Signal(signed(plan.acc_width), name=f"acc_sum1_{l}")
             sum2 = Signal(signed(plan.acc_width), name=f"acc_sum2_{l}")
             operand = Mux(hit1, sum1, Mux(hit2, sum2, s.acc_q[l]))
@@ -433,6 +473,8 @@ class NeuronArray(wiring.Component):
             ]
             if synaptic:
                 m.d.comb += core.i.eq(s.i_q[l])
+            if self.plan.delayed_reset:
+                m.d.comb += core.pending.eq(s.pending_q[l])
         # Slot, row and lane mask travel beside the cores' pipelines.
         out = s.upd_slot_q, s.upd_row_q, s.upd_mask_q, s.upd_valid_q
         out_slot, out_row, out_mask, out_valid = out
@@ -468,6 +510,8 @@ class NeuronArray(wiring.Component):
             ]
             if synaptic:
                 m.d.sync += s.st_wr[l].data.i.eq(core.i_next)
+            if self.plan.delayed_reset:
+                m.d.sync += s.st_wr[l].data.s.eq(core.pending_next)
         with m.If(out_valid & (spikes != 0)):
             m.d.comb += [s.spike_fifo.w_en.eq(1), s.spike_fifo.w_data.eq(Cat(spikes, out_row))]
 

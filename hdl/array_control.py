@@ -79,6 +79,8 @@ def cfg_loader(m, array, s):
             ]
             if plan.synaptic:
                 m.d.sync += s.st_wr[l].data.i.eq(0)
+            if plan.delayed_reset:
+                m.d.sync += s.st_wr[l].data.s.eq(0)
 
 
 def _weight_bursts(m, array, s, cfg, cfg_write):

@@ -175,10 +175,13 @@ class CfgLayout(data.StructLayout):
         return f"CfgLayout(addr_width={self._addr_width}, data_width={self._data_width})"
 
 
-def state_layout(v_width, t_ref_width, synaptic=False):
-    """Row of a lane's state memory: membrane, refractory counter and, in an array with a
-    current-based population, the synaptic current ``i``."""
+def state_layout(v_width, t_ref_width, synaptic=False, delayed_reset=False):
+    """Row of a lane's state memory: membrane, refractory counter, in an array with a
+    current-based population the synaptic current ``i`` and, in an array with a population of
+    ``reset_timing = "next"``, the pending reset ``s`` (the neuron spiked in its last step)."""
     fields = {"v": signed(v_width), "r": unsigned(t_ref_width)}
     if synaptic:
         fields["i"] = signed(v_width)
+    if delayed_reset:
+        fields["s"] = unsigned(1)
     return data.StructLayout(fields)

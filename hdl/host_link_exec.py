@@ -12,7 +12,7 @@ byte at a time, chosen here.
 import struct
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec import protocol as p
@@ -23,7 +23,14 @@ from .array import CfgMemory
 from .host_link_rx import MAX_INPUTS, FrameLayout
 from .host_link_tx import HeaderLayout
 
-__all__ = ["CommandExecutor", "MAX_NEURONS", "RESPONSES", "EXEC_STATES"]
+__all__ = [
+    "CommandExecutor",
+    "CommandLayout",
+    "decode_command",
+    "MAX_NEURONS",
+    "RESPONSES",
+    "EXEC_STATES",
+]
 
 # The 16-bit LEN field: a STEP response carries 8 bytes and 3 per output spike.
 MAX_NEURONS = (0xFFFF - 8) // 3
@@ -46,6 +53,23 @@ EXEC_STATES = (
     "SEND",
 )
 _STATUS_LENGTH = struct.calcsize(p.STATUS_FORMAT)
+
+
+# The commands an executed frame can carry, by the field of CommandLayout that names each.
+_COMMANDS = {
+    "identify": p.CMD_IDENTIFY,
+    "status": p.CMD_STATUS,
+    "last": p.CMD_LAST,
+    "reset": p.CMD_RESET,
+    "cfg": p.CMD_CFG,
+    "step": p.CMD_STEP,
+}
+CommandLayout = data.StructLayout(dict.fromkeys(_COMMANDS, 1))
+
+
+def decode_command(code):
+    """A command code as a one-hot :data:`CommandLayout` value (all 0 for an unknown one)."""
+    return Cat(*(code == value for value in _COMMANDS.values()))
 
 
 class CommandExecutor(wiring.Component):
@@ -133,6 +157,9 @@ class CommandExecutor(wiring.Component):
 
         n_spk, spk_rd = self._collect(m)
         feed = Signal(range(plan.n_inputs + 1))
+        last = Signal()  # `feed` is past the frame's last index
+        command = Signal(CommandLayout)  # the frame's command, decoded when it is taken on
+        offer = Signal()  # in FEED: an input event (or the end) is on offer to the array
         m.d.comb += self.indices.addr.eq(feed)
         # The error answered: the receiver's, or a CFG write out of range, the one error found
         # here (its frame passed the receiver's checks, error 0).
@@ -172,29 +199,31 @@ class CommandExecutor(wiring.Component):
                         m.d.sync += [
                             start.eq(frame.code == p.CMD_STEP),
                             reset.eq(frame.code == p.CMD_RESET),
+                            command.eq(decode_command(frame.code)),
                         ]
                         m.next = "EXEC"
 
             with m.State("EXEC"):
+                # On the command decoded into a register: the decoder in front of this
+                # state's next-state logic was the iCE40's critical path.
                 m.d.comb += self.frame_ok.eq(1)
-                with m.Switch(frame.code):
-                    with m.Case(p.CMD_IDENTIFY):
-                        respond("IDENTIFY")
-                    with m.Case(p.CMD_STATUS):
-                        respond("STATUS")
-                    with m.Case(p.CMD_LAST):
-                        respond("STEP")
-                    with m.Case(p.CMD_RESET):
-                        m.d.sync += n_spk.eq(0)
-                        m.next = "RESET_WAIT"
-                    with m.Case(p.CMD_CFG):
-                        with m.If(cfg_ok):
-                            m.next = "CFG_WRITE"
-                        with m.Else():
-                            m.next = "ERROR"
-                    with m.Case(p.CMD_STEP):
-                        m.d.sync += [n_spk.eq(0), feed.eq(0)]
-                        m.next = "FEED_WAIT"
+                with m.If(command.identify):
+                    respond("IDENTIFY")
+                with m.Elif(command.status):
+                    respond("STATUS")
+                with m.Elif(command.last):
+                    respond("STEP")
+                with m.Elif(command.reset):
+                    m.d.sync += n_spk.eq(0)
+                    m.next = "RESET_WAIT"
+                with m.Elif(command.cfg):
+                    with m.If(cfg_ok):
+                        m.next = "CFG_WRITE"
+                    with m.Else():
+                        m.next = "ERROR"
+                with m.Elif(command.step):
+                    m.d.sync += [n_spk.eq(0), feed.eq(0)]
+                    m.next = "FEED_WAIT"
 
             with m.State("ERROR"):
                 m.d.comb += self.frame_error.eq(1)
@@ -217,17 +246,22 @@ class CommandExecutor(wiring.Component):
                     respond("CFG")
 
             with m.State("FEED_WAIT"):
-                # The index buffer's read of address `feed` lands in the next cycle.
+                # The index buffer's read of address `feed` lands in the next cycle; whether
+                # it is past the last index is registered meanwhile, so that the array's
+                # intake starts from registers (it was the iCE40's critical path).
+                m.d.sync += [last.eq(feed == frame.count), offer.eq(1)]
                 m.next = "FEED"
 
             with m.State("FEED"):
-                m.d.comb += array.spike_in.valid.eq(1)
-                last = feed == frame.count
-                with m.If(last):
-                    m.d.comb += array.spike_in.payload.end.eq(1)
-                with m.Else():
-                    m.d.comb += array.spike_in.payload.index.eq(self.indices.data)
+                # `offer` is high in this state, a register of its own instead of a decode of
+                # the state; the array ignores `index` in the `end` item.
+                m.d.comb += [
+                    array.spike_in.valid.eq(offer),
+                    array.spike_in.payload.end.eq(last),
+                    array.spike_in.payload.index.eq(self.indices.data),
+                ]
                 with m.If(array.spike_in.ready):
+                    m.d.sync += offer.eq(0)
                     with m.If(last):
                         m.next = "STEP_WAIT"
                     with m.Else():
@@ -264,6 +298,9 @@ class CommandExecutor(wiring.Component):
             resp=resp,
             start=start,
             reset=reset,
+            last=last,
+            command=command,
+            offer=offer,
         )
         return m
 
@@ -374,9 +411,10 @@ class CommandExecutor(wiring.Component):
         """The payload byte on offer for response ``resp``, and its position.
 
         Identity bytes come from the spike RAM, the spikes three bytes an entry, the rest
-        through one multiplexer over the status word: the 8-byte head of a STEP response
-        (``cycles``, ``timestep``) is bytes 5 to 8, then 1 to 4 of it. Returns the strobe
-        that starts a response (``restart``).
+        from a shift register loaded from the status word (or the error and its frame's
+        code) when the response starts: the 8-byte head of a STEP response (``cycles``,
+        ``timestep``) is bytes 5 to 8, then 1 to 4 of it. Returns the strobe that starts a
+        response (``restart``).
         """
         R = {name: n for n, name in enumerate(RESPONSES)}
         # Position in an identity, status or error payload; `t_spikes` then says "in the
@@ -388,6 +426,10 @@ class CommandExecutor(wiring.Component):
         restart = Signal()
         ident_base = self.neurons
         m.d.comb += spk_rd.addr.eq(Mux(resp == R["IDENTIFY"], ident_base + t_idx, sp_i))
+        # The status-like payloads are taken into a shift register when the response starts
+        # and sent from its low byte: a multiplexer over the status word in front of the
+        # transmitter was the iCE40's critical path. The status word holds still meanwhile.
+        snap = Signal(8 * _STATUS_LENGTH)
         with m.If(restart):
             m.d.sync += [
                 t_idx.eq(Mux(resp == R["STEP"], 5, 0)),
@@ -395,6 +437,14 @@ class CommandExecutor(wiring.Component):
                 sp_i.eq(0),
                 sp_j.eq(0),
             ]
+            with m.Switch(resp):
+                with m.Case(R["STEP"]):
+                    # `cycles` (bytes 5 to 8 of the status), then `timestep` (1 to 4).
+                    m.d.sync += snap.eq(Cat(status[40:72], status[8:40]))
+                with m.Case(R["ERROR"]):
+                    m.d.sync += [snap[:8].eq(error), snap[8:16].eq(self.frame.payload.code)]
+                with m.Default():
+                    m.d.sync += snap.eq(status)
 
         out = self.payload.payload
         spikes = resp == R["STEP"]
@@ -402,8 +452,6 @@ class CommandExecutor(wiring.Component):
         entry = spk_rd.data
         with m.If(resp == R["IDENTIFY"]):
             m.d.comb += out.eq(entry[:8])
-        with m.Elif(resp == R["ERROR"]):
-            m.d.comb += out.eq(Mux(t_idx[0], self.frame.payload.code, error))
         with m.Elif(in_spikes):
             # The payload layout of spike_out: population, then index.
             pop = entry[: self.pop_width]
@@ -416,8 +464,10 @@ class CommandExecutor(wiring.Component):
                 with m.Case(2):
                     m.d.comb += out.eq(index[8:16])
         with m.Else():
-            m.d.comb += out.eq(status.word_select(t_idx[: bits_for(_STATUS_LENGTH - 1)], 8))
+            m.d.comb += out.eq(snap[:8])
 
+        with m.If(self.payload.valid & self.payload.ready & ~in_spikes):
+            m.d.sync += snap.eq(snap[8:])
         with m.If(self.payload.valid & self.payload.ready):
             with m.If(spikes & ~t_spikes & (t_idx == 8)):
                 m.d.sync += t_idx.eq(1)

@@ -17,12 +17,13 @@ from ..spec import protocol as p
 from ..spec.limits import check_int
 from ._validate import validating
 from .arith import bits_for
-from .host_link_crc import crc16_register
+from .host_link_crc import crc16_byte, crc16_register
 
 __all__ = [
     "FrameReceiver",
     "FrameLayout",
     "CfgLayout",
+    "HeaderChecks",
     "TIMEOUT_RANGE",
     "MAX_INPUTS",
     "MAX_DATA_BYTES",
@@ -55,6 +56,15 @@ class CfgLayout(data.StructLayout):
 
     def __init__(self, data_bytes):
         super().__init__({"mem": 8, "lane": 8, "addr": 16, "data": 8 * data_bytes})
+
+
+class HeaderChecks(data.Struct):
+    """The checks of a frame's header: the code is a command (``known``), LEN fits it
+    (``ok``), LEN is 0 (``empty``)."""
+
+    known: 1
+    ok: 1
+    empty: 1
 
 
 class FrameLayout(data.StructLayout):
@@ -149,6 +159,7 @@ class FrameReceiver(wiring.Component):
         n_in = self.n_inputs
 
         crc, byte_reg, fold = crc16_register(m)  # `byte_reg`: the byte received last
+        crc_zero = Signal()  # in CHECK: `crc` is 0
 
         code = Signal(8)
         # Payload bytes still to come; a LEN that passed the length check fits.
@@ -174,6 +185,10 @@ class FrameReceiver(wiring.Component):
         byte = self.rx.payload
         got = Signal()
         m.d.comb += got.eq(self.rx.valid & self.rx.ready)
+        # Every cycle, the header checks of `code`, `lo_byte` and the byte on offer as LEN's
+        # high byte: in LEN_CHECK they are those of the header received.
+        checked = Signal(HeaderChecks)
+        m.d.sync += checked.eq(self.header_checks(m, code, Cat(lo_byte, byte)))
 
         def fail(error, flush):
             m.d.sync += [err_code.eq(error), timer.eq(0)]
@@ -224,17 +239,16 @@ class FrameReceiver(wiring.Component):
                 in_frame(goto("LEN_CHECK"))
 
             with m.State("LEN_CHECK"):
-                # The header is checked from registers (LEN's high byte is in `byte_reg`), a
-                # cycle after it arrived, so that the UART's byte is not the start of this path.
-                length = Cat(lo_byte, byte_reg)
-                m.d.sync += [left.eq(length), half.eq(0)]
+                # The header's checks were registered as its last byte arrived (`checked`), so
+                # that this state acts on registers alone (the comparisons before the state
+                # and error logic were the iCE40's critical path).
+                m.d.sync += [left.eq(Cat(lo_byte, byte_reg)), half.eq(0)]
                 m.d.comb += new_frame.eq(1)
-                known, ok = self._length_check(m, code, length)
-                with m.If(~known):
+                with m.If(~checked.known):
                     fail(p.ERR_COMMAND, flush=True)
-                with m.Elif(~ok):
+                with m.Elif(~checked.ok):
                     fail(p.ERR_LENGTH, flush=True)
-                with m.Elif(length == 0):
+                with m.Elif(checked.empty):
                     m.next = "CRC0"
                 with m.Else():
                     m.next = "PAYLOAD"
@@ -263,12 +277,15 @@ class FrameReceiver(wiring.Component):
                 in_frame(goto("CRC_FOLD"))
 
             with m.State("CRC_FOLD"):
-                # The CRC folds in the frame's last byte (and the last STEP index is checked).
+                # The CRC folds in the frame's last byte (and the last STEP index is checked);
+                # whether it comes out 0 is registered beside it, so that CHECK's offer to the
+                # executor starts from a register.
+                m.d.sync += crc_zero.eq(crc16_byte(crc, byte_reg) == 0)
                 m.next = "CHECK"
 
             with m.State("CHECK"):
                 # Over the whole frame the CRC leaves 0.
-                with m.If(crc != 0):
+                with m.If(~crc_zero):
                     fail(p.ERR_CRC, flush=True)
                 with m.Elif(bad_payload):
                     fail(p.ERR_PAYLOAD, flush=False)
@@ -311,21 +328,27 @@ class FrameReceiver(wiring.Component):
             n_idx=n_idx,
             index_ready=index_ready,
             bad_payload=bad_payload,
+            checked=checked,
+            crc_zero=crc_zero,
         )
         return m
 
-    def _length_check(self, m, code, length):
-        """Whether ``code`` is a command (``known``) and ``length`` fits it (``ok``)."""
-        known = Signal()
-        ok = Signal()
+    def header_checks(self, m, code, length):
+        """The checks of a header with ``code`` and ``length``, as a :class:`HeaderChecks`
+        value made in ``m`` (also used by the formal harness)."""
+        checks = Signal(HeaderChecks)
+        m.d.comb += checks.empty.eq(length == 0)
         with m.Switch(code):
             with m.Case(p.CMD_IDENTIFY, p.CMD_STATUS, p.CMD_RESET, p.CMD_LAST):
-                m.d.comb += [known.eq(1), ok.eq(length == 0)]
+                m.d.comb += [checks.known.eq(1), checks.ok.eq(length == 0)]
             with m.Case(p.CMD_CFG):
-                m.d.comb += [known.eq(1), ok.eq(length == self.cfg_length)]
+                m.d.comb += [checks.known.eq(1), checks.ok.eq(length == self.cfg_length)]
             with m.Case(p.CMD_STEP):
-                m.d.comb += [known.eq(1), ok.eq(~length[0] & (length <= 2 * self.n_inputs))]
-        return known, ok
+                m.d.comb += [
+                    checks.known.eq(1),
+                    checks.ok.eq(~length[0] & (length <= 2 * self.n_inputs)),
+                ]
+        return checks
 
     def _index_buffer(self, m, lo_byte, byte_reg, n_idx, bad_payload):
         """The STEP indices: checked and stored in the cycle after their high byte came.

@@ -14,7 +14,7 @@ from ..spec.limits import (
     check_int,
 )
 from ._validate import validating
-from .arith import bits_for, exceeds, fires, refractory_next, saturate
+from .arith import bits_for, exceeds, fires, reaches, refractory_next, saturate
 
 __all__ = ["params_layout", "pack_params", "NeuronCore"]
 
@@ -31,14 +31,25 @@ _REGISTERED_AFTER = {
 }
 
 
-def params_layout(v_width, t_ref_width, decay_sets=None, *, synaptic=False, syn_decay_sets=None):
+def params_layout(
+    v_width,
+    t_ref_width,
+    decay_sets=None,
+    *,
+    synaptic=False,
+    syn_decay_sets=None,
+    delayed_reset=False,
+    at_threshold=False,
+):
     """Layout of the per-population parameter port of :class:`NeuronCore`.
 
     Without ``decay_sets``, the decay terms are ``{shift, neg, en}``: an enabled term adds (or
     with ``neg`` subtracts) ``(v - v_rest) >> shift``. With ``decay_sets`` (a core built for a
     fixed list of decays), ``decay_sel`` picks one of them instead. With ``synaptic`` the layout
     also has ``synaptic`` (the population has the current ``i``) and the decay of ``i``: terms
-    ``syn_decay``, or with ``syn_decay_sets`` the selection ``syn_decay_sel``.
+    ``syn_decay``, or with ``syn_decay_sets`` the selection ``syn_decay_sel``. With
+    ``delayed_reset`` it has ``delayed``: the population's ``reset_timing`` is ``"next"``; with
+    ``at_threshold`` it ends with ``at_threshold``: its ``threshold_compare`` is ``">="``.
     """
     term = data.StructLayout(
         {
@@ -57,6 +68,10 @@ def params_layout(v_width, t_ref_width, decay_sets=None, *, synaptic=False, syn_
             decay["syn_decay_sel"] = unsigned(bits_for(len(syn_decay_sets) - 1))
         else:
             decay["syn_decay"] = data.ArrayLayout(term, MAX_DECAY_TERMS)
+    if delayed_reset:
+        decay["delayed"] = unsigned(1)
+    if at_threshold:
+        decay["at_threshold"] = unsigned(1)
     return data.StructLayout(
         {
             "v_th": signed(v_width),
@@ -85,18 +100,37 @@ def _selection(name, decay, sets):
     return sets.index(decay)
 
 
-def pack_params(params, decay_sets=None, *, synaptic=None, syn_decay_sets=None):
+def pack_params(
+    params,
+    decay_sets=None,
+    *,
+    synaptic=None,
+    syn_decay_sets=None,
+    delayed_reset=None,
+    at_threshold=None,
+):
     """Port value (a ``dict`` for :meth:`~amaranth.lib.data.Layout.const`) of a ``NeuronParams``.
 
     With ``decay_sets``, the decay is given as its index in that list, and must be in it.
     ``synaptic`` says whether the port has the synaptic fields (by default, whether ``params``
     is current-based); a plain LIF population on a synaptic port gets ``synaptic = 0``. With
     ``syn_decay_sets`` a current-based population's ``syn_decay`` is given as its index.
+    ``delayed_reset`` likewise says whether the port has ``delayed`` (by default, whether
+    ``params.reset_timing`` is ``"next"``), and ``at_threshold`` whether it has
+    ``at_threshold`` (by default, whether ``params.threshold_compare`` is ``">="``).
     """
     if synaptic is None:
         synaptic = params.synaptic
+    if delayed_reset is None:
+        delayed_reset = params.delayed_reset
+    if at_threshold is None:
+        at_threshold = params.fires_at_threshold
     if params.synaptic and not synaptic:
         raise ValueError("params has a syn_decay, which needs a synaptic parameter port")
+    if params.delayed_reset and not delayed_reset:
+        raise ValueError("params has reset_timing 'next', which needs a delayed_reset port")
+    if params.fires_at_threshold and not at_threshold:
+        raise ValueError("params has threshold_compare '>=', which needs an at_threshold port")
     packed = {
         "v_th": params.v_th,
         "v_reset": params.v_reset,
@@ -119,6 +153,10 @@ def pack_params(params, decay_sets=None, *, synaptic=None, syn_decay_sets=None):
             )
         else:
             packed["syn_decay"] = _pack_terms(params.syn_decay or ())
+    if delayed_reset:
+        packed["delayed"] = int(params.delayed_reset)
+    if at_threshold:
+        packed["at_threshold"] = int(params.fires_at_threshold)
     return packed
 
 
@@ -150,6 +188,14 @@ class NeuronCore(wiring.Component):
     syn_decay_sets : list of tuple of int, optional
         Only with ``synaptic``: build the core for these ``syn_decay`` values only, selected by
         ``syn_decay_sel``, as ``decay_sets`` does for the membrane.
+    delayed_reset : bool
+        Support ``reset_timing = "next"`` (ports ``pending`` and ``pending_next``, parameter
+        field ``delayed``): a population with ``delayed`` set keeps ``v'`` after a spike and
+        applies the reset at the start of its next step. Without it the core has no trace of
+        this.
+    at_threshold : bool
+        Support ``threshold_compare = ">="`` (parameter field ``at_threshold``): a population
+        with it set fires at ``v' >= v_th``, the others at ``v' > v_th``.
 
     Attributes
     ----------
@@ -169,6 +215,10 @@ class NeuronCore(wiring.Component):
     i_next : Out(signed(v_width))
         Only with ``synaptic``: the current after the step; 0 when ``params.synaptic`` is 0 (a
         plain LIF population on this core), whose membrane then takes ``acc + bias`` directly.
+    pending : In(1)
+        Only with ``delayed_reset``: the neuron spiked in its previous step (its reset is due).
+    pending_next : Out(1)
+        Only with ``delayed_reset``: ``spike`` of a population with ``delayed`` set, else 0.
     """
 
     def __init__(
@@ -181,6 +231,8 @@ class NeuronCore(wiring.Component):
         decay_sets=None,
         synaptic=False,
         syn_decay_sets=None,
+        delayed_reset=False,
+        at_threshold=False,
     ):
         with validating(self):
             check_int("v_width", v_width, *V_WIDTH_RANGE)
@@ -195,6 +247,12 @@ class NeuronCore(wiring.Component):
                 if not synaptic:
                     raise ValueError("syn_decay_sets needs synaptic=True")
                 syn_decay_sets = _check_decay_sets(syn_decay_sets, v_width, "syn_decay_sets")
+            if not isinstance(delayed_reset, bool):
+                raise TypeError(f"delayed_reset must be a bool, not {delayed_reset!r}")
+            if not isinstance(at_threshold, bool):
+                raise TypeError(f"at_threshold must be a bool, not {at_threshold!r}")
+        self.delayed_reset = delayed_reset
+        self.at_threshold = at_threshold
         self.decay_sets = decay_sets
         self.synaptic = synaptic
         self.syn_decay_sets = syn_decay_sets
@@ -216,6 +274,8 @@ class NeuronCore(wiring.Component):
                     decay_sets,
                     synaptic=synaptic,
                     syn_decay_sets=syn_decay_sets,
+                    delayed_reset=delayed_reset,
+                    at_threshold=at_threshold,
                 )
             ),
             "out_valid": Out(1),
@@ -227,6 +287,9 @@ class NeuronCore(wiring.Component):
         if synaptic:
             members["i"] = In(signed(v_width))
             members["i_next"] = Out(signed(v_width))
+        if delayed_reset:
+            members["pending"] = In(1)
+            members["pending_next"] = Out(1)
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -252,13 +315,19 @@ class NeuronCore(wiring.Component):
             "p": self.params,
             "current": self.acc + self.params.bias,
         }
+        if self.delayed_reset:
+            ctx["pending"] = self.pending
 
-        # Leak terms are floor shifts of (v - v_rest): wiring plus, for a runtime shift amount,
-        # a multiplexer; never a multiply.
-        d = ctx["v"] - ctx["p"].v_rest
-        # v - v_th rides beside v through the adders, so that the last stage finds the threshold
-        # compare and the subtract-reset already done instead of two carry chains behind v'.
-        ctx["v_minus_th"] = ctx["v"] - ctx["p"].v_th
+        if self.delayed_reset:
+            d = self._pending_reset(ctx)
+        else:
+            # Leak terms are floor shifts of (v - v_rest): wiring plus, for a runtime shift
+            # amount, a multiplexer; never a multiply.
+            d = ctx["v"] - ctx["p"].v_rest
+            # v - v_th rides beside v through the adders, so that the last stage finds the
+            # threshold compare and the subtract-reset already done instead of two carry chains
+            # behind v'.
+            ctx["v_minus_th"] = ctx["v"] - ctx["p"].v_th
         if self.decay_sets is None:
             for k in range(MAX_DECAY_TERMS):
                 term = ctx["p"].decay[k]
@@ -307,7 +376,8 @@ class NeuronCore(wiring.Component):
         # v + I here, so that the next stage has one carry chain left: (v + I) - leak; likewise
         # (v - v_th) + I.
         ctx["v_minus_th_plus_current"] = ctx.pop("v_minus_th") + ctx["current"]
-        ctx["v_plus_current"] = ctx["v"] + ctx.pop("current")
+        base = ctx.pop("base") if self.delayed_reset else ctx["v"]
+        ctx["v_plus_current"] = base + ctx.pop("current")
         ctx = stage("leak", ctx)
 
         # Computed at full width (Amaranth widens every sum), then saturated once.
@@ -322,14 +392,22 @@ class NeuronCore(wiring.Component):
         above_expr = v_minus_th_plus_current - leak
         above = Signal(above_expr.shape())
         m.d.comb += above.eq(above_expr)
-        ctx["above_th"] = exceeds(v_minus_th_plus_current, leak)
+        if self.at_threshold:
+            ctx["above_th"] = self._threshold_test(ctx["p"], v_minus_th_plus_current, leak)
+        else:
+            ctx["above_th"] = exceeds(v_minus_th_plus_current, leak)
         ctx["above"] = saturate(above, self.v_width)
         # v_sum above the V range: v' is then the largest value, so the spike needs v_th below
         # it, and its subtract-reset value depends on v_th alone. (A positive v_sum fits
         # exactly when its bits from the result's sign bit up are all zero.)
         ctx["over"] = ~v_sum[-1] & v_sum[self.v_width - 1 :].any()
         v_max = (1 << (self.v_width - 1)) - 1
-        ctx["th_below_max"] = ctx["p"].v_th != v_max
+        if self.at_threshold:
+            # v_sum below the V range: v' is V_MIN, which fires only at v_th = V_MIN with '>='
+            # and then subtracts to exactly 0.
+            ctx["under"] = v_sum[-1] & ~v_sum[self.v_width - 1 :].all()
+        else:
+            ctx["th_below_max"] = ctx["p"].v_th != v_max
         ctx["refractory"] = ctx["r"] != 0
         ctx = stage("v_prime", ctx)
 
@@ -341,13 +419,21 @@ class NeuronCore(wiring.Component):
         refractory = ctx["refractory"]
         spike = Signal()
         v_next = Signal(signed(self.v_width))
-        m.d.comb += spike.eq(fires(ctx["above_th"] & ctx["th_below_max"], refractory))
+        if self.at_threshold:
+            m.d.comb += spike.eq(fires(ctx["above_th"], refractory))
+        else:
+            m.d.comb += spike.eq(fires(ctx["above_th"] & ctx["th_below_max"], refractory))
         # sat(v' - v_th): with v' = v_sum it is the registered `above`; with v' = v_max it is
         # sat(v_max - v_th), which is v_max for a negative v_th and else the low bits of v_th
         # inverted (v_max is all ones there): wiring, no adder.
         at_max = Mux(p.v_th[-1], v_max, ~p.v_th[: self.v_width - 1])
         v_subtracted = Mux(ctx["over"], at_max, ctx["above"])
+        if self.at_threshold:
+            v_subtracted = Mux(ctx["under"], 0, v_subtracted)
         v_after_spike = Mux(p.subtract, v_subtracted, p.v_reset)
+        if self.delayed_reset:
+            # A delayed reset is applied in the next step: the spiking step keeps v'.
+            v_after_spike = Mux(p.delayed, v_prime, v_after_spike)
         m.d.comb += v_next.eq(Mux(refractory, ctx["v"], Mux(spike, v_after_spike, v_prime)))
         m.d.sync += [
             self.out_valid.eq(ctx["valid"]),
@@ -358,7 +444,41 @@ class NeuronCore(wiring.Component):
         ]
         if self.synaptic:
             m.d.sync += self.i_next.eq(ctx["i_prime"])
+        if self.delayed_reset:
+            m.d.sync += self.pending_next.eq(spike & p.delayed)
         return m
+
+    def _threshold_test(self, p, v_minus_th_plus_current, leak):
+        """``v' > v_th``, or ``v' >= v_th`` where ``p.at_threshold``, from ``v_sum - v_th`` (as
+        ``v_minus_th_plus_current - leak``) beside ``v_sum`` itself.
+
+        ``v'`` is ``v_sum`` clamped to the V range and ``v_th`` is in it, so ``v' > v_th``
+        exactly when ``v_sum > v_th`` and ``v_th`` is below ``V_MAX``, and ``v' >= v_th`` exactly
+        when ``v_sum >= v_th`` or ``v_th`` is ``V_MIN``. Two comparators in parallel.
+        """
+        v_min, v_max = -(1 << (self.v_width - 1)), (1 << (self.v_width - 1)) - 1
+        above = exceeds(v_minus_th_plus_current, leak) & (p.v_th != v_max)
+        at_or_above = reaches(v_minus_th_plus_current, leak) | (p.v_th == v_min)
+        return Mux(p.at_threshold, at_or_above, above)
+
+    def _pending_reset(self, ctx):
+        """The first stage of a ``delayed_reset`` core: the reset due from the previous step.
+
+        Zero mode starts the step from ``u = v_reset``; subtract mode keeps ``u = v`` and takes
+        ``v_th`` off after the leak (``base = u - v_th``). Sets ``base`` (what the membrane
+        integrates onto), ``v_minus_th = base - v_th`` and ``v`` (``sat(base)``, the value a
+        refractory step holds) in ``ctx`` and returns ``d = u - v_rest``, which the leak
+        shifts. One multiplexer in front of the first stage's carry chains.
+        """
+        p = ctx["p"]
+        due = ctx.pop("pending") & p.delayed
+        u = Mux(due & ~p.subtract, p.v_reset, ctx["v"])
+        take_th = due & p.subtract
+        ctx["base"] = u - Mux(take_th, p.v_th, 0)
+        # (v_th << 1): v - 2 v_th in one adder, beside base rather than behind it.
+        ctx["v_minus_th"] = u - Mux(take_th, p.v_th << 1, p.v_th)
+        ctx["v"] = saturate(ctx["base"], self.v_width)
+        return u - p.v_rest
 
     def with_constant_params(self, params):
         """Return this core with its ``params`` port tied to the constants of ``params``.
@@ -383,10 +503,23 @@ class NeuronCore(wiring.Component):
             )
         if params.synaptic and not self.synaptic:
             raise ValueError("params has a syn_decay, which needs a core built with synaptic=True")
+        if params.delayed_reset and not self.delayed_reset:
+            raise ValueError(
+                "params has reset_timing 'next', which needs a core built with delayed_reset=True"
+            )
+        if params.fires_at_threshold and not self.at_threshold:
+            raise ValueError(
+                "params has threshold_compare '>=', which needs a core built with at_threshold=True"
+            )
         return ConstantParamsNeuronCore(
             self,
             pack_params(
-                params, self.decay_sets, synaptic=self.synaptic, syn_decay_sets=self.syn_decay_sets
+                params,
+                self.decay_sets,
+                synaptic=self.synaptic,
+                syn_decay_sets=self.syn_decay_sets,
+                delayed_reset=self.delayed_reset,
+                at_threshold=self.at_threshold,
             ),
         )
 

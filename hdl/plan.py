@@ -129,6 +129,11 @@ class ArrayPlan:
         if self.synaptic:
             # Only then: a plain network's hash stays what it was before synaptic currents.
             layout["syn_decay_sets"] = [list(d) for d in self.syn_decay_sets]
+        # Likewise the cores and rows for reset_timing "next" and threshold_compare ">=".
+        if self.delayed_reset:
+            layout["delayed_reset"] = True
+        if self.at_threshold:
+            layout["at_threshold"] = True
         text = json.dumps(layout, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -137,6 +142,18 @@ class ArrayPlan:
         """True if a LIF population is current-based: the state memory then holds ``i`` too and
         the parameter rows carry the synaptic decay."""
         return any(p.params.synaptic for p in self.lif_populations)
+
+    @property
+    def delayed_reset(self):
+        """True if a LIF population has ``reset_timing = "next"``: the state memory then holds
+        the pending reset ``s`` and the parameter rows carry ``delayed``."""
+        return any(p.params.delayed_reset for p in self.lif_populations)
+
+    @property
+    def at_threshold(self):
+        """True if a LIF population has ``threshold_compare = ">="``: the parameter rows then
+        carry ``at_threshold``."""
+        return any(p.params.fires_at_threshold for p in self.lif_populations)
 
     @property
     def syn_decay_sets(self):

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..spec.limits import check_int
 
-__all__ = ["DIVISOR_RANGE", "uart_divisor", "UARTRx", "UARTTx"]
+__all__ = ["DIVISOR_RANGE", "MAX_BAUD_ERROR", "baud_error", "uart_divisor", "UARTRx", "UARTTx"]
 
 # At least 4 cycles per bit so the receiver can sample in the middle of a bit after its
 # two-flip-flop synchroniser; 2**24 covers 300 baud from a 5 GHz clock.
@@ -18,6 +18,15 @@ DIVISOR_RANGE = (4, 1 << 24)
 # Sampling in the middle of the bit tolerates about 5% over a 10-bit frame at both ends; keep
 # each end well inside half of that.
 MAX_BAUD_ERROR = 0.02
+
+
+def baud_error(clock_hz, baud):
+    """Relative error of ``baud`` made from a ``clock_hz`` clock by the rounded divisor; 1.0
+    (refused) when that divisor is outside ``DIVISOR_RANGE``."""
+    divisor = round(clock_hz / baud)
+    if not DIVISOR_RANGE[0] <= divisor <= DIVISOR_RANGE[1]:
+        return 1.0
+    return abs(clock_hz / divisor - baud) / baud
 
 
 def uart_divisor(clock_hz, baud):

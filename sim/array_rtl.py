@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..gen.output import ARRAY_TOP, array_source
+from ..gen.output import ARRAY_TOP, array_source, default_hex_name, weight_hex
 from .array_amaranth import ArrayRecorder, as_batch, collect_runs, max_wait_cycles
 from .rtl import run_cocotb
 
@@ -26,12 +26,15 @@ def run_array_rtl(
     out_stall=0.0,
     seed=0,
     build_root=None,
+    memory_init="inline",
 ):
     """Run ``net`` on the array's Verilog under ``simulator`` (``"verilator"`` or ``"icarus"``).
 
     The build is cached per design under ``build_root`` (default: a ``spikeforge`` folder in
     the temp directory), so repeated runs of one network only simulate. The batch runs in one
-    simulator process, with ``reset_state`` between its elements.
+    simulator process, with ``reset_state`` between its elements. With ``memory_init``
+    ``"readmemh"`` the weights are read from hex files in the simulator's working directory
+    (``spikeforge.gen.output.array_source``).
 
     Returns
     -------
@@ -39,12 +42,18 @@ def run_array_rtl(
         With ``cycles`` per timestep.
     """
     inputs, batched = as_batch(spikes, net)
-    verilog, dut = array_source(net, lanes=lanes, stages=stages, trace=trace)
+    verilog, dut = array_source(
+        net, lanes=lanes, stages=stages, trace=trace, memory_init=memory_init
+    )
     key = hashlib.sha256(verilog.encode()).hexdigest()[:16]
     root = Path(build_root or Path(tempfile.gettempdir()) / "spikeforge")
     build_dir = root / f"{simulator}-{key}"
     run_dir = build_dir / f"run{os.getpid()}"
     run_dir.mkdir(parents=True, exist_ok=True)
+    if memory_init == "readmemh":
+        # Read when the simulation starts, so not part of the build's key.
+        for lane in range(lanes):
+            (run_dir / default_hex_name(lane)).write_text(weight_hex(dut.plan, lane))
     np.savez(
         run_dir / "in.npz",
         inputs=inputs,

@@ -39,11 +39,12 @@ import re
 from types import SimpleNamespace
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Assert, Assume, Const, Fragment, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cat, Const, Fragment, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from spikeforge.gen.compile import compile_network
 from spikeforge.hdl.host_link import RX_STATES, HostLink
+from spikeforge.hdl.host_link_exec import decode_command
 from spikeforge.hdl.host_link_rx import FRAME_STATES
 from spikeforge.spec import protocol as p
 
@@ -247,6 +248,8 @@ class HostLinkHarness(wiring.Component):
         # those of the invariants the induction needs with "inv:" or "seq:". Every property
         # includes "live".
         quiet_for, asserts = self._live(m, u, quiet)
+        # What the receiver's registered header checks must be in LEN_CHECK.
+        u.header = link.receiver.header_checks(m, rx["code"], Cat(rx["lo_byte"], rx["byte_reg"]))
         asserts += self._units(u)
         if recover:
             asserts += self.recovery.claims(m, u, s, held, quiet_for)
@@ -327,6 +330,8 @@ class HostLinkHarness(wiring.Component):
                 "inv: step payload",
             ),
             (~rx["index_ready"] | state["PAYLOAD"] | state["CRC0"], "inv: index check"),
+            (~state["LEN_CHECK"] | (rx["checked"] == u.header), "inv: header checks"),
+            (~state["CHECK"] | (rx["crc_zero"] == (rx["crc"] == 0)), "inv: CRC checked"),
             # The executor and the array model.
             (
                 Mux(
@@ -337,6 +342,12 @@ class HostLinkHarness(wiring.Component):
                 "inv: start and reset",
             ),
             (~feeding | (ex["feed"] <= n_idx), "inv: feed"),
+            (
+                ~state["EXEC"] | (ex["command"].as_value() == decode_command(code)),
+                "inv: command decoded",
+            ),
+            (~state["FEED"] | (ex["last"] == (ex["feed"] == n_idx)), "inv: last index"),
+            (ex["offer"] == state["FEED"], "inv: offer"),
             (~(a.running & a.resetting), "inv: array"),
             (a.stalled <= a.in_stall, "inv: in_stall"),
             (self.tx_waited <= self.tx_stall, "inv: tx_stall"),

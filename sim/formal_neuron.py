@@ -10,13 +10,18 @@ computed in wide arithmetic, and the ``Assert``\\ s of the properties selected b
     membrane never wraps and saturates exactly at the ends of its range. On a synaptic core
     (``synaptic=True``) also every step, refractory or not, stores the spec's current
     ``i' = sat(i - syn_leak(i) + I)`` (0 for a plain population), and ``I`` above is ``i'``.
+    On a ``delayed_reset`` core, a population with ``reset_timing = "next"`` applies the reset
+    due from its previous step first (``u = v_reset``, or ``v' = sat(v - leak(v) + I - v_th)``),
+    keeps ``v'`` on a spike, and ``pending_next`` is its spike.
 ``"spike"``
-    A spike exactly when not refractory and ``v' > v_th``; never while refractory.
+    A spike exactly when not refractory and ``v' > v_th`` (or ``v' >= v_th`` for a population
+    of ``threshold_compare = ">="`` on an ``at_threshold`` core); never while refractory.
 ``"refractory"``
     ``r_next <= t_ref``; while refractory it counts down by exactly one; otherwise it loads
     ``t_ref`` on a spike and 0 without.
 ``"hold"``
-    While refractory the membrane is unchanged and the trace shows it.
+    While refractory the membrane is unchanged and the trace shows it (on a ``delayed_reset``
+    core: unchanged but for the reset due, ``v_reset`` or ``sat(v - v_th)``).
 ``"valid"``
     ``out_valid`` is ``in_valid`` delayed by the core's ``latency``.
 
@@ -78,7 +83,7 @@ def filled(m, cycles):
     return count == cycles
 
 
-def reference_step(m, v_width, acc_width, p, v, r, acc, i=None):
+def reference_step(m, v_width, acc_width, p, v, r, acc, i=None, pending=None, at_threshold=False):
     """The step of ``docs/neuron.md`` in arithmetic that cannot wrap.
 
     Written from the spec, not from the core: every intermediate value lives in a signal of
@@ -87,13 +92,17 @@ def reference_step(m, v_width, acc_width, p, v, r, acc, i=None):
     logic are as the spec words them.
 
     With the synaptic current ``i`` (a synaptic core's parameters), the current step comes
-    first and the membrane takes its result when ``p.synaptic`` is set.
+    first and the membrane takes its result when ``p.synaptic`` is set. With ``pending`` (a
+    ``delayed_reset`` core's) the reset due from the previous step comes before the leak where
+    ``p.delayed`` is set; with ``at_threshold`` the threshold test is ``>=`` where
+    ``p.at_threshold`` is set.
 
     Returns
     -------
     dict
-        ``v_prime``, ``spike``, ``v_next``, ``r_next``, ``trace`` (and ``i_next`` with ``i``) as
-        signals.
+        ``v_prime``, ``fires`` (the threshold test), ``spike``, ``v_next``, ``r_next``,
+        ``held`` (the membrane of a refractory step), ``trace`` (and ``i_next`` with ``i``,
+        ``pending_next`` with ``pending``) as signals.
     """
     # |v - v_rest| < 2**W, the four terms sum below 2**(W+2), and |I| < 2**max(W, acc)+1: this
     # width holds v - leak + I with room to spare.
@@ -139,11 +148,26 @@ def reference_step(m, v_width, acc_width, p, v, r, acc, i=None):
         current = wide_signal(Mux(p.synaptic, i_prime, current), "ref_membrane_input")
         with m.If(p.synaptic):
             m.d.comb += out["i_next"].eq(i_prime)
-    d = wide_signal(v - p.v_rest, "ref_d")
+    # The membrane the step starts from (u) and what the leak and input are added to (base):
+    # both v, unless a delayed reset is due.
+    u = wide_signal(v, "ref_u")
+    base = wide_signal(v, "ref_base")
+    if pending is not None:
+        with m.If(pending & p.delayed & ~p.subtract):
+            m.d.comb += [u.eq(p.v_reset), base.eq(p.v_reset)]
+        with m.If(pending & p.delayed & p.subtract):
+            m.d.comb += base.eq(v - p.v_th)
+    d = wide_signal(u - p.v_rest, "ref_d")
     leak = shift_sum(p.decay, d, "leak")
     exact = Signal(wide, name="ref_exact")
-    m.d.comb += exact.eq(v - leak + current)
+    m.d.comb += exact.eq(base - leak + current)
     v_prime = clamp(exact, "ref_v_prime")
+    held = clamp(base, "ref_held")
+    fires = Signal(name="ref_fires")
+    if at_threshold:
+        m.d.comb += fires.eq(Mux(p.at_threshold, v_prime >= p.v_th, v_prime > p.v_th))
+    else:
+        m.d.comb += fires.eq(v_prime > p.v_th)
 
     over = Signal(wide, name="ref_over")
     m.d.comb += over.eq(v_prime - p.v_th)
@@ -153,10 +177,16 @@ def reference_step(m, v_width, acc_width, p, v, r, acc, i=None):
     v_next = Signal(signed(v_width), name="ref_v_next")
     r_next = Signal(r.shape(), name="ref_r_next")
     with m.If(r > 0):
-        m.d.comb += [v_next.eq(v), r_next.eq(r - 1)]
-    with m.Elif(v_prime > p.v_th):
+        m.d.comb += [v_next.eq(held), r_next.eq(r - 1)]
+    with m.Elif(fires):
         m.d.comb += [spike.eq(1), r_next.eq(p.t_ref)]
-        with m.If(p.subtract):
+        if pending is not None:
+            delayed_reset = p.delayed
+        else:
+            delayed_reset = 0
+        with m.If(delayed_reset):
+            m.d.comb += v_next.eq(v_prime)
+        with m.Elif(p.subtract):
             m.d.comb += v_next.eq(subtracted)
         with m.Else():
             m.d.comb += v_next.eq(p.v_reset)
@@ -164,7 +194,18 @@ def reference_step(m, v_width, acc_width, p, v, r, acc, i=None):
         m.d.comb += v_next.eq(v_prime)
     trace = Signal(signed(v_width), name="ref_trace")
     m.d.comb += trace.eq(Mux(spike, p.v_peak, v_next))
-    out.update(v_prime=v_prime, spike=spike, v_next=v_next, r_next=r_next, trace=trace)
+    out.update(
+        v_prime=v_prime,
+        fires=fires,
+        spike=spike,
+        v_next=v_next,
+        r_next=r_next,
+        held=held,
+        trace=trace,
+    )
+    if pending is not None:
+        out["pending_next"] = Signal(name="ref_pending_next")
+        m.d.comb += out["pending_next"].eq(spike & p.delayed)
     return out
 
 
@@ -173,7 +214,7 @@ class NeuronHarness(wiring.Component):
 
     Parameters
     ----------
-    v_width, acc_width, t_ref_max, stages, synaptic
+    v_width, acc_width, t_ref_max, stages, synaptic, delayed_reset, at_threshold
         Passed to :class:`NeuronCore`.
     check : iterable of str
         Which of :data:`PROPERTIES` to assert.
@@ -197,6 +238,8 @@ class NeuronHarness(wiring.Component):
         check=PROPERTIES,
         closed_loop=False,
         synaptic=False,
+        delayed_reset=False,
+        at_threshold=False,
     ):
         self.check = check_properties(check, PROPERTIES)
         self.core = NeuronCore(
@@ -205,6 +248,8 @@ class NeuronHarness(wiring.Component):
             t_ref_max=t_ref_max,
             stages=stages,
             synaptic=synaptic,
+            delayed_reset=delayed_reset,
+            at_threshold=at_threshold,
         )
         self.closed_loop = bool(closed_loop)
         super().__init__({})
@@ -227,6 +272,8 @@ class NeuronHarness(wiring.Component):
             ]
             if core.synaptic:
                 m.d.comb += core.i.eq(core.i_next)
+            if core.delayed_reset:
+                m.d.comb += core.pending.eq(core.pending_next)
         else:
             m.d.comb += [
                 core.in_valid.eq(AnySeq(1)),
@@ -236,6 +283,8 @@ class NeuronHarness(wiring.Component):
             ]
             if core.synaptic:
                 m.d.comb += core.i.eq(AnySeq(core.i.shape()))
+            if core.delayed_reset:
+                m.d.comb += core.pending.eq(AnySeq(1))
 
         # The reference sees the inputs in the same cycle as the core, and its results are
         # delayed to meet the core's outputs. Parameters are constant and need no delay.
@@ -248,6 +297,8 @@ class NeuronHarness(wiring.Component):
             core.r,
             core.acc,
             core.i if core.synaptic else None,
+            core.pending if core.delayed_reset else None,
+            core.at_threshold,
         )
         lat = core.latency
         ref = {name: delayed(m, value, lat, f"ref_{name}") for name, value in ref.items()}
@@ -259,6 +310,8 @@ class NeuronHarness(wiring.Component):
 
         step = ready & valid
         refractory = r != 0
+        # A refractory step holds v, but for a delayed reset that is due.
+        held = ref["held"] if core.delayed_reset else v
         # Built only when selected: Amaranth warns about a property that is never added.
         asserts = {
             "membrane": lambda: [
@@ -273,7 +326,7 @@ class NeuronHarness(wiring.Component):
             ],
             "spike": lambda: [
                 Assert(
-                    ~step | (core.spike == (~refractory & (ref["v_prime"] > p.v_th))),
+                    ~step | (core.spike == (~refractory & ref["fires"])),
                     "spike: not exactly when v' > v_th",
                 ),
                 Assert(~step | ~refractory | ~core.spike, "spike: fired while refractory"),
@@ -291,7 +344,7 @@ class NeuronHarness(wiring.Component):
             ],
             "hold": lambda: [
                 Assert(
-                    ~step | ~refractory | ((core.v_next == v) & (core.v_trace == v)),
+                    ~step | ~refractory | ((core.v_next == held) & (core.v_trace == held)),
                     "hold: v changed while refractory",
                 ),
             ],
@@ -310,6 +363,17 @@ class NeuronHarness(wiring.Component):
                     )
                 ]
             )
+        if core.delayed_reset:
+            plain_membrane = asserts["membrane"]
+            asserts["membrane"] = lambda: (
+                plain_membrane()
+                + [
+                    Assert(
+                        ~step | (core.pending_next == ref["pending_next"]),
+                        "membrane: pending reset differs from the spec",
+                    )
+                ]
+            )
         for name in self.check:
             m.d.comb += asserts[name]()
         return m
@@ -323,14 +387,31 @@ class PipelineEquivalence(wiring.Component):
 
     Parameters
     ----------
-    v_width, acc_width, t_ref_max, stages, synaptic
+    v_width, acc_width, t_ref_max, stages, synaptic, delayed_reset, at_threshold
         Passed to :class:`NeuronCore`; ``stages`` 2 to 4.
     """
 
-    def __init__(self, *, v_width=8, acc_width=8, t_ref_max=7, stages=4, synaptic=False):
+    def __init__(
+        self,
+        *,
+        v_width=8,
+        acc_width=8,
+        t_ref_max=7,
+        stages=4,
+        synaptic=False,
+        delayed_reset=False,
+        at_threshold=False,
+    ):
         if not isinstance(stages, int) or isinstance(stages, bool) or not 2 <= stages <= 4:
             raise TypeError(f"stages must be an integer in [2, 4], not {stages!r}")
-        kwargs = dict(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max, synaptic=synaptic)
+        kwargs = dict(
+            v_width=v_width,
+            acc_width=acc_width,
+            t_ref_max=t_ref_max,
+            synaptic=synaptic,
+            delayed_reset=delayed_reset,
+            at_threshold=at_threshold,
+        )
         self.reference = NeuronCore(**kwargs, stages=1)
         self.pipelined = NeuronCore(**kwargs, stages=stages)
         super().__init__({})
@@ -345,16 +426,18 @@ class PipelineEquivalence(wiring.Component):
         m.d.comb += [ref.params.as_value().eq(params), dut.params.as_value().eq(params)]
         assume_valid_params(m, ref)
         synaptic = ref.synaptic
-        for port in ("in_valid", "v", "r", "acc") + (("i",) if synaptic else ()):
+        pending = ("pending",) if ref.delayed_reset else ()
+        for port in ("in_valid", "v", "r", "acc") + (("i",) if synaptic else ()) + pending:
             value = AnySeq(getattr(ref, port).shape())
             m.d.comb += [getattr(ref, port).eq(value), getattr(dut, port).eq(value)]
         # No assumption on r: the two must agree on every input, reachable or not.
 
         extra = dut.latency - ref.latency
         ready = filled(m, dut.latency)
-        for port in ("out_valid", "v_next", "r_next", "spike", "v_trace") + (
-            ("i_next",) if synaptic else ()
-        ):
+        outputs = ("out_valid", "v_next", "r_next", "spike", "v_trace")
+        outputs += ("i_next",) if synaptic else ()
+        outputs += ("pending_next",) if pending else ()
+        for port in outputs:
             want = delayed(m, getattr(ref, port), extra, f"ref_{port}")
             m.d.comb += Assert(
                 ~ready | (getattr(dut, port) == want),

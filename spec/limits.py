@@ -15,6 +15,8 @@ __all__ = [
     "T_REF_MAX",
     "MAX_DECAY_TERMS",
     "RESET_MODES",
+    "RESET_TIMINGS",
+    "THRESHOLD_COMPARES",
     "check_int",
     "check_lanes",
     "v_range",
@@ -39,6 +41,11 @@ T_REF_MAX = 65535
 # Shift terms of a decay (docs/neuron.md): each costs one adder in the core.
 MAX_DECAY_TERMS = 4
 RESET_MODES = ("zero", "subtract")
+# When a spike's reset takes effect (docs/neuron.md): in the spiking step, or at the start of the
+# next one (snnTorch's default delayed reset).
+RESET_TIMINGS = ("same", "next")
+# The spike condition (docs/neuron.md): v' > v_th (snnTorch, Norse) or v' >= v_th (Sinabs).
+THRESHOLD_COMPARES = (">", ">=")
 
 
 def check_int(name, value, lo, hi, error=TypeError):

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from .limits import (
     MAX_DECAY_TERMS,
     RESET_MODES,
+    RESET_TIMINGS,
     T_REF_MAX,
+    THRESHOLD_COMPARES,
     V_WIDTH_RANGE,
     check_int,
     v_range,
@@ -43,6 +45,12 @@ class NeuronParams:
     syn_decay : tuple of int or None
         None for a plain LIF neuron. A tuple (0 to 4 terms, as ``decay``, applied to ``i``)
         gives the neuron the synaptic current ``i`` of ``docs/neuron.md`` (a current-based LIF).
+    reset_timing : str
+        ``"same"``: a spike's reset takes effect in the spiking step. ``"next"``: at the start of
+        the next step (snnTorch's default ``reset_delay=True``); the stored membrane of a spiking
+        step is then ``v'`` itself.
+    threshold_compare : str
+        The spike condition: ``">"`` (``v' > v_th``) or ``">="`` (``v' >= v_th``).
 
     Raises
     ------
@@ -62,6 +70,8 @@ class NeuronParams:
     decay: tuple = (4,)
     v_width: int = 16
     syn_decay: tuple | None = None
+    reset_timing: str = "same"
+    threshold_compare: str = ">"
 
     def __post_init__(self):
         v_width = check_int("v_width", self.v_width, *V_WIDTH_RANGE)
@@ -76,6 +86,14 @@ class NeuronParams:
             raise TypeError(
                 f"reset_mode must be one of 'zero', 'subtract', not {self.reset_mode!r}"
             )
+        if self.reset_timing not in RESET_TIMINGS:
+            raise TypeError(
+                f"reset_timing must be one of 'same', 'next', not {self.reset_timing!r}"
+            )
+        if self.threshold_compare not in THRESHOLD_COMPARES:
+            raise TypeError(
+                f"threshold_compare must be one of '>', '>=', not {self.threshold_compare!r}"
+            )
         object.__setattr__(self, "decay", _terms("decay", self.decay, v_width))
         if self.syn_decay is not None:
             object.__setattr__(self, "syn_decay", _terms("syn_decay", self.syn_decay, v_width))
@@ -89,6 +107,16 @@ class NeuronParams:
     def decay_ratio(self):
         """The leak factor that ``decay`` stands for, as a float (for reports only)."""
         return decay_value(self.decay)
+
+    @property
+    def delayed_reset(self):
+        """True if a spike's reset takes effect at the start of the next step."""
+        return self.reset_timing == "next"
+
+    @property
+    def fires_at_threshold(self):
+        """True if ``v' = v_th`` fires (``threshold_compare`` is ``">="``)."""
+        return self.threshold_compare == ">="
 
     @property
     def synaptic(self):

@@ -14,6 +14,8 @@ prefix to an ``.npz`` file of cases and golden results:
 - ``latency``: the expected pipeline latency in cycles;
 - ``v_next``, ``r_next``, ``spike``, ``v_trace``: the golden results;
 - ``i`` and ``i_next``: only for a synaptic core, the current in and its golden result;
+- ``pending`` and ``pending_next``: only for a ``delayed_reset`` core, the reset due in and its
+  golden result;
 - ``config``: the core's parameters, for failure messages.
 """
 
@@ -26,7 +28,14 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
 OUTPUTS = ("v_next", "r_next", "spike", "v_trace")
-SIGNED = {"v_next": True, "r_next": False, "spike": False, "v_trace": True, "i_next": True}
+SIGNED = {
+    "v_next": True,
+    "r_next": False,
+    "spike": False,
+    "v_trace": True,
+    "i_next": True,
+    "pending_next": False,
+}
 
 
 class Lane:
@@ -41,11 +50,14 @@ class Lane:
         self.cases = cases
         self.clk = dut.clk
         self.synaptic = "i" in cases
+        self.delayed = "pending" in cases
         self.names = OUTPUTS + (("i_next",) if self.synaptic else ())
+        self.names += ("pending_next",) if self.delayed else ()
         port = {
             name: getattr(dut, f"{prefix}_{name}")
             for name in ("in_valid", "v", "r", "acc", "params", "out_valid", *self.names)
             + (("i",) if self.synaptic else ())
+            + (("pending",) if self.delayed else ())
         }
         self.port = port
         port["in_valid"].value = 0
@@ -62,6 +74,8 @@ class Lane:
         params = [int(text, 16) for text in cases["params_hex"]]
         # A plain core has no current: a column of zeros that is never driven.
         currents = cases["i"].tolist() if self.synaptic else [0] * len(cases["v"])
+        # Likewise a core without delayed_reset has no pending reset.
+        pending = cases["pending"].tolist() if self.delayed else [0] * len(cases["v"])
         columns = (
             cases["idle"].tolist(),
             cases["v"].tolist(),
@@ -69,9 +83,10 @@ class Lane:
             cases["acc"].tolist(),
             cases["params_index"].tolist(),
             currents,
+            pending,
         )
         cycle = 0
-        for idle, v, r, acc, index, i in zip(*columns):
+        for idle, v, r, acc, index, i, due in zip(*columns):
             if idle:
                 port["in_valid"].value = 0
                 await ClockCycles(self.clk, idle, rising=False)
@@ -83,6 +98,8 @@ class Lane:
             port["params"].value = params[index]
             if self.synaptic:
                 port["i"].value = i
+            if self.delayed:
+                port["pending"].value = due
             self.in_cycles.append(cycle)
             await FallingEdge(self.clk)
             cycle += 1

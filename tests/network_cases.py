@@ -4,7 +4,8 @@
 sizes up to 256: mostly "live" parameters (thresholds that a few input spikes cross), and on
 purpose some extremes (full-range parameters from ``neuron_cases.random_params``, saturating
 weights, long refractory periods, tiny widths, per-neuron bias, inputs placed late in the order).
-With ``synaptic`` some populations are current-based (a ``syn_decay``).
+With ``synaptic`` some populations are current-based (a ``syn_decay``); with ``delayed`` and
+``at_threshold`` some have ``reset_timing = "next"`` and ``threshold_compare = ">="``.
 """
 
 import numpy as np
@@ -13,7 +14,7 @@ from neuron_cases import random_decay, random_params
 from spikeforge.gen.network import Network
 from spikeforge.spec.limits import v_range, w_range
 
-__all__ = ["random_network", "synaptic_network", "random_spikes"]
+__all__ = ["random_network", "synaptic_network", "option_network", "random_spikes"]
 
 
 def _live_params(rng, v_width, w_width, t_ref_max):
@@ -62,6 +63,8 @@ def random_network(
     extremes=0.2,
     density=None,
     synaptic=0.0,
+    delayed=0.0,
+    at_threshold=0.0,
 ):
     """Draw a random valid :class:`Network`.
 
@@ -84,6 +87,9 @@ def random_network(
     synaptic : float
         Probability that a LIF population is current-based. At 0 (the default) nothing more is
         drawn, so the networks of a seed are those drawn before current-based populations.
+    delayed, at_threshold : float
+        Probabilities that a LIF population gets ``reset_timing = "next"`` and
+        ``threshold_compare = ">="``; at 0 (the default) nothing more is drawn either.
     """
     if n_lif is None:
         n_lif = int(rng.integers(1, 4, endpoint=True))
@@ -141,6 +147,10 @@ def random_network(
                     if extreme
                     else [int(rng.integers(1, min(2, v_width - 1), endpoint=True))]
                 )
+            if delayed and rng.random() < delayed:
+                spec["reset_timing"] = "next"
+            if at_threshold and rng.random() < at_threshold:
+                spec["threshold_compare"] = ">="
         pops.append(spec)
 
     projections = []
@@ -185,6 +195,16 @@ def synaptic_network(rng, **options):
     while True:
         net = random_network(rng, synaptic=0.6, **options)
         if any(p.params.synaptic for p in net.lif_populations):
+            return net
+
+
+def option_network(rng, **options):
+    """A :func:`random_network` with a population of ``reset_timing = "next"`` and one of
+    ``threshold_compare = ">="`` (often beside plain ones), some current-based."""
+    while True:
+        net = random_network(rng, synaptic=0.3, delayed=0.6, at_threshold=0.5, **options)
+        params = [p.params for p in net.lif_populations]
+        if any(p.delayed_reset for p in params) and any(p.fires_at_threshold for p in params):
             return net
 
 

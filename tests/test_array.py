@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from network_cases import random_network, random_spikes, synaptic_network
+from network_cases import option_network, random_network, random_spikes, synaptic_network
 from streams import stream_get, stream_put
 
 from spikeforge.gen.compile import Capacity, compile_network, runtime_writes
@@ -28,15 +28,17 @@ from spikeforge.spec.errors import SpikeforgeError
 LANE_CHOICES = (1, 2, 4)
 
 
-def draw_case(seed, max_size, synaptic=False):
+def draw_case(seed, max_size, synaptic=False, neuron_options=False):
     """A network, its inputs and the array options of one random case; with ``synaptic`` the
-    network has a current-based population."""
+    network has a current-based population, with ``neuron_options`` populations of
+    ``reset_timing = "next"`` and ``threshold_compare = ">="``."""
     rng = np.random.default_rng(seed)
-    net = (
-        synaptic_network(rng, max_size=max_size)
-        if synaptic
-        else random_network(rng, max_size=max_size)
-    )
+    if neuron_options:
+        net = option_network(rng, max_size=max_size)
+    elif synaptic:
+        net = synaptic_network(rng, max_size=max_size)
+    else:
+        net = random_network(rng, max_size=max_size)
     burst = rng.random() < 0.25
     spikes = random_spikes(
         rng, net, int(rng.integers(3, 8)), activity=1.0 if burst else float(rng.uniform(0.1, 0.5))
@@ -67,7 +69,7 @@ class Case(NamedTuple):
     """One random network on one back-end.
 
     ``batch`` 2 runs the inputs twice on one array, which checks that ``reset_state`` between
-    the runs clears all state (the synaptic current ``i`` too).
+    the runs clears all state (the synaptic current ``i`` and the pending reset ``s`` too).
     """
 
     backend: str
@@ -75,16 +77,17 @@ class Case(NamedTuple):
     max_size: int
     synaptic: bool = False
     batch: int = 1
+    neuron_options: bool = False
 
 
-def cases(backends, seeds, max_size, *, synaptic=False, batch=1, slow=False):
+def cases(backends, seeds, max_size, *, synaptic=False, batch=1, slow=False, neuron_options=False):
     """``pytest.param``s of :class:`Case` for every back-end and seed, slow ones marked."""
     marks = [pytest.mark.slow] if slow else []
-    kind = "-synaptic" if synaptic else ""
+    kind = "-options" if neuron_options else "-synaptic" if synaptic else ""
     twice = f"-batch{batch}" if batch > 1 else ""
     return [
         pytest.param(
-            Case(backend, seed, max_size, synaptic, batch),
+            Case(backend, seed, max_size, synaptic, batch, neuron_options),
             marks=marks,
             id=f"{backend}{kind}-max{max_size}{twice}-seed{seed}",
         )
@@ -100,6 +103,10 @@ CASES = [
     *cases(["icarus"], [400], 32, synaptic=True, batch=2),
     *cases(["verilator"], [401], 32, synaptic=True, batch=2, slow=True),
     *cases(["icarus"], range(100, 110), 32, batch=2),
+    # reset_timing "next" and threshold_compare ">=" (beside the defaults, some current-based).
+    *cases(["amaranth"], range(500, 512), 24, neuron_options=True),
+    *cases(["icarus"], [600, 601], 32, batch=2, neuron_options=True),
+    *cases(["verilator"], [602], 32, batch=2, neuron_options=True),
     # One Verilator build per network, so few networks, of growing size.
     *cases(["verilator"], [200], 16),
     *cases(["verilator"], [201], 48),
@@ -114,7 +121,7 @@ CASES = [
 def test_array_matches_golden(case, tmp_path):
     if case.backend != "amaranth":
         require_or_skip(case.backend)
-    net, spikes, options = draw_case(case.seed, case.max_size, case.synaptic)
+    net, spikes, options = draw_case(case.seed, case.max_size, case.synaptic, case.neuron_options)
     if case.batch > 1:
         spikes = spikes[np.newaxis].repeat(case.batch, axis=0)
     want = run_network(net, spikes, trace=True)

@@ -37,6 +37,8 @@ def test_build_command_icebreaker(tmp_path, capsys):
             "icebreaker",
             "--lanes",
             "2",
+            "--clock",
+            "12",
             "--report",
             str(tmp_path / "r.json"),
             "-o",
@@ -56,6 +58,10 @@ def test_build_command_icebreaker(tmp_path, capsys):
         "stages",
         "network_hash",
         "weights",
+        "step_cycles",
+        "baud",
+        "clock_runs",
+        "timesteps_per_s",
     }
     assert report["weights"] == "bram" and report["sprams"] == 0
     neurons = sum(p.size for p in net.lif_populations)
@@ -75,7 +81,7 @@ def test_build_command_icebreaker(tmp_path, capsys):
     assert lines[0].startswith("icebreaker (iCE40UP5K-SG48): ") and len(lines) == 2
     assert lines[1].startswith(
         f"{tmp_path / 'net.json'}: {neurons} neurons, {synapses} "
-        f"synapses on 2 lanes; host link at 115200 baud; report "
+        f"synapses on 2 lanes; host link at 3000000 baud; report "
     )
 
 
@@ -96,16 +102,19 @@ def test_board_top_elaborates_for_other_boards(name):
 
 
 def test_led_stretch():
-    # A one-cycle strobe lights its LED for the given number of cycles; a new strobe restarts it.
+    # A one-cycle strobe lights its LED until the given number of ticks have passed; a new
+    # strobe restarts it.
     m = Module()
     strobe = Signal()
+    tick = Signal()
     lit = Signal()
-    m.d.comb += lit.eq(BoardTop._stretch(m, strobe, 5, "test"))
+    m.d.comb += lit.eq(BoardTop._stretch(m, strobe, tick, 2, "test"))
     levels = []
 
     async def bench(ctx):
         for n in range(16):
             ctx.set(strobe, n in (1, 9))
+            ctx.set(tick, n % 3 == 0)
             await ctx.tick()
             levels.append(ctx.get(lit))
 
@@ -113,4 +122,4 @@ def test_led_stretch():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    assert levels == [0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0]
+    assert levels == [0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0]

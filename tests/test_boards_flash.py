@@ -137,7 +137,7 @@ def test_dfu_suffix_layout():
             "unknown board 'pynq': supported boards are icebreaker, "
             "icesugar, ulx3s-85f, orangecrab, tangnano9k",
         ),
-        (["flash", "x.bin"], "spikeforge flash: the following arguments are required: --board"),
+        (["flash", "x.bin"], "flash: the following arguments are required: --board"),
     ],
 )
 def test_flash_bad_input(args, message, capsys):

@@ -89,7 +89,7 @@ def test_network_is_deterministic(tmp_path):
         (["missing.json"], "network file 'missing.json' not found"),
         (
             ["core", "--v-th", "abc"],
-            "spikeforge generate: argument --v-th: invalid int value: 'abc'",
+            "generate: argument --v-th: invalid int value: 'abc'",
         ),
     ],
 )

@@ -90,6 +90,12 @@ def test_synaptic_pipeline_equals_one_stage(formal, tmp_path):
     assert_passes(prove(harness, "synpipe4", depth=6, build_dir=tmp_path))
 
 
+def test_at_threshold_core_proves(formal, tmp_path):
+    # threshold_compare ">=" beside ">" (the population's at_threshold bit is free).
+    harness = NeuronHarness(v_width=6, acc_width=6, t_ref_max=3, stages=1, at_threshold=True)
+    assert_passes(prove(harness, "opt6_1", depth=3, build_dir=tmp_path))
+
+
 @pytest.mark.slow
 def test_default_width_proves(formal, tmp_path):
     assert_passes(prove(NeuronHarness(**DEFAULT, stages=4), "open16", depth=6, build_dir=tmp_path))
@@ -150,6 +156,10 @@ def loads_one_too_many(r, spike, t_ref):
     return Mux(r != 0, r - 1, Mux(spike, t_ref + 1, 0))[: len(r)]
 
 
+def strictly_above(value, threshold):
+    return value > threshold
+
+
 @pytest.mark.parametrize(
     "prop, helper, bug",
     [
@@ -173,6 +183,13 @@ def test_wrong_latency_fails_valid_and_equivalence(formal, tmp_path, monkeypatch
     assert_fails_with_trace(prove(harness, "valid", depth=4, build_dir=tmp_path), tmp_path)
     harness = PipelineEquivalence(**SMALL, stages=2)
     assert_fails_with_trace(prove(harness, "pipe", depth=4, build_dir=tmp_path), tmp_path)
+
+
+def test_at_threshold_bug_fails(formal, tmp_path, monkeypatch):
+    # ">=" computed as ">": the spike property of an at_threshold core breaks.
+    monkeypatch.setattr(neuron, "reaches", strictly_above)
+    harness = NeuronHarness(v_width=6, acc_width=6, t_ref_max=3, at_threshold=True, check=["spike"])
+    assert_fails_with_trace(prove(harness, "bug_ge", depth=3, build_dir=tmp_path), tmp_path)
 
 
 def test_closed_loop_catches_refractory_overshoot(formal, tmp_path, monkeypatch):

@@ -32,6 +32,63 @@ def test_worked_examples(before, after):
     assert tuple(int(x) for x in got) == after
 
 
+NEXT = {**BASE, "reset_timing": "next", "t_ref": 0, "reset_mode": "subtract"}
+MIN = {"v_th": -32768, "v_reset": -32768, "decay": (), "reset_mode": "subtract"}
+
+# (v, r, s, I, parameters) -> (v, r, spike, trace): the reset timing table of docs/neuron.md
+# (the pending reset after the step is the spike).
+RESET_TIMING_WORKED = [
+    ((95, 0, 0, 20, NEXT), (110, 0, 1, 200)),
+    ((110, 0, 1, 20, NEXT), (24, 0, 0, 24)),
+    ((250, 0, 1, 0, NEXT), (135, 0, 1, 200)),
+    ((110, 0, 1, 20, {**NEXT, "reset_mode": "zero"}), (20, 0, 0, 20)),
+    ((110, 2, 1, 999, {**NEXT, "t_ref": 2}), (10, 1, 0, 10)),
+    ((110, 0, 0, 0, NEXT), (104, 0, 1, 200)),
+    ((95, 0, 0, 10, {**BASE, "threshold_compare": ">="}), (0, 2, 1, 200)),
+    ((95, 0, 0, 10, BASE), (100, 0, 0, 100)),
+    ((-32768, 0, 0, -5000, {**BASE, **MIN, "threshold_compare": ">="}), (0, 2, 1, 200)),
+]
+
+
+@pytest.mark.parametrize("before, after", RESET_TIMING_WORKED)
+def test_reset_timing_worked_examples(before, after):
+    v, r, pending, current, params = before
+    got = lif_step(v, r, current, param_arrays(NeuronParams(**params)), np.array(bool(pending)))
+    assert tuple(int(x) for x in got) == after
+
+
+@pytest.mark.parametrize("mode", ["subtract", "zero"])
+def test_reset_timing_next_is_snntorch_delayed_reset(mode):
+    """snnTorch's Leaky with reset_delay=True (snntorch/_neurons/leaky.py, see docs/neuron.md)
+    with ``beta U`` replaced by the integer ``U - (U >> 2)``: the same spikes and membranes as
+    ``reset_timing = "next"``; ``"same"`` differs in subtract mode."""
+    x = np.random.default_rng(5).integers(-20, 60, (300, 16))
+    runs = {
+        timing: run_population(
+            NeuronParams(v_th=100, decay=(2,), reset_mode=mode, reset_timing=timing),
+            x,
+            trace=True,
+        )
+        for timing in ("next", "same")
+    }
+    mem, spikes, mems = np.zeros(16, np.int64), [], []
+    for t in range(len(x)):
+        reset = mem - 100 > 0  # mem_reset of the stored, unreset membrane
+        if mode == "subtract":  # _base_sub
+            mem = mem - (mem >> 2) + x[t] - reset * 100
+        else:  # _base_zero
+            mem = (1 - reset) * (mem - (mem >> 2)) + x[t]
+        spikes.append(mem - 100 > 0)  # fire
+        mems.append(mem)
+    spikes = np.array(spikes)
+    assert spikes.sum() > 100
+    assert (runs["next"].spikes == spikes).all()
+    assert (runs["next"].v == mem).all()
+    # The trace shows v_peak on a spiking step, and otherwise the stored membrane.
+    assert (runs["next"].trace[~spikes] == np.array(mems)[~spikes]).all()
+    assert (runs["same"].spikes != spikes).any() == (mode == "subtract")
+
+
 CUBA = {**BASE, "syn_decay": (2,)}
 
 # (v, i, r, I, parameter changes) -> (v, i, r, spike, trace): the current-based table of

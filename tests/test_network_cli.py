@@ -117,7 +117,7 @@ def write(path, text):
         ("not_binary", "input: values must be 0 or 1, found 3 at index \\(0, 0\\)"),
         ("float_input", "input: dtype float64 is not an integer type"),
         ("backend", "backend must be one of golden, amaranth, verilator, icarus, not 'spice'"),
-        ("no_input_option", "spikeforge simulate: the following arguments are required: --input"),
+        ("no_input_option", "simulate: the following arguments are required: --input"),
     ],
 )
 def test_errors_are_one_line(files, capsys, case, message):

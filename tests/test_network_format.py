@@ -147,7 +147,20 @@ RULES = [
         edit((P, 2, "tau"), 1),
         "populations[2]: unknown key 'tau'; allowed are name, kind, size, "
         "v_th, v_reset, v_rest, v_peak, t_ref, decay, reset_mode, bias, "
-        "syn_decay",
+        "syn_decay, reset_timing, threshold_compare, max_spikes",
+    ),
+    (
+        edit((P, 2, "reset_timing"), "delayed"),
+        "populations[2]: reset_timing must be one of 'same', 'next', not 'delayed'",
+    ),
+    (
+        edit((P, 2, "threshold_compare"), "=>"),
+        "populations[2]: threshold_compare must be one of '>', '>=', not '=>'",
+    ),
+    (
+        edit((P, 2, "max_spikes"), 3),
+        "populations[2].max_spikes: must be 1, not 3: a neuron fires at most once per step "
+        "(for Sinabs IAF/LIF, export with spike_fn=SingleSpike)",
     ),
     (
         edit((P, 2, "bias"), 32768),
@@ -305,6 +318,25 @@ def test_syn_decay_round_trip(tmp_path):
     d["populations"][1]["syn_decay"] = []
     assert Network.from_dict(d).neuron_params("hid").syn_decay == ()
     assert Network.from_dict(d).network_hash() not in (net.network_hash(), plain.network_hash())
+
+
+def test_reset_timing_and_threshold_compare_round_trip(tmp_path):
+    """reset_timing and threshold_compare go through save and load; at their defaults they are
+    not written, so such a file and its hash are what they were before."""
+    d = base()
+    d["populations"][1].update(reset_timing="next", threshold_compare=">=", max_spikes=1)
+    net = Network.from_dict(d)
+    params = net.neuron_params("hid")
+    assert params.reset_timing == "next" and params.threshold_compare == ">="
+    out = net.population("out").to_dict()
+    assert "reset_timing" not in out and "threshold_compare" not in out
+    save_network(net, tmp_path / "n.json")
+    again = load_network(tmp_path / "n.json")
+    assert again == net and again.neuron_params("hid") == params
+    plain = Network.from_dict(base())
+    assert plain.network_hash() != net.network_hash()
+    d["populations"][1].update(reset_timing="same", threshold_compare=">")
+    assert Network.from_dict(d).network_hash() == plain.network_hash()
 
 
 def test_acc_width_bounds():

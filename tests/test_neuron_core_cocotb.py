@@ -4,7 +4,8 @@ The cocotb side is ``cocotb_neuron_core.py``. Compiling dominates under Verilato
 build on this 2-core machine, mostly its C++ runtime library; the 28,000 cases then take 3 s),
 so the configurations of a run share one build: the top level is a bank of cores side by side,
 driven at once; one of them is a synaptic core (the current-based neuron, current-based and
-plain parameters mixed). Default run: 15-25 s under Icarus, 45-85 s under Verilator on an idle
+plain parameters mixed), one a synaptic core with ``delayed_reset`` and ``at_threshold`` (both
+reset timings and threshold tests mixed). Default run: 15-25 s under Icarus, 45-85 s under Verilator on an idle
 machine (with the synaptic core, measured while other jobs loaded both cores: 73 s and 171 s);
 ``--slow`` adds a second bank with 90,000 cases.
 """
@@ -21,14 +22,16 @@ from spikeforge.gen.output import convert
 from spikeforge.hdl.neuron import NeuronCore, pack_params
 from spikeforge.sim.rtl import RTLSimulationError, require_or_skip, run_cocotb
 
-# (v_width, acc_width, t_ref_max, stages, cases[, synaptic]): every stage count, narrow and wide
-# datapaths, and a synaptic core.
+# (v_width, acc_width, t_ref_max, stages, cases[, synaptic[, options]]): every stage count,
+# narrow and wide datapaths, a synaptic core, and one built for reset_timing "next" and
+# threshold_compare ">=" (options).
 CONFIGS = [
     (16, 16, 15, 1, 8_000),
     (8, 12, 0, 2, 6_000),
     (16, 18, 255, 3, 8_000),
     (32, 40, 65535, 4, 6_000),
     (16, 18, 15, 2, 6_000, True),
+    (16, 18, 15, 4, 6_000, True, True),
 ]
 SLOW_CONFIGS = [
     (16, 20, 1000, 4, 40_000),
@@ -65,13 +68,16 @@ class CoreBank(wiring.Component):
 
 
 def make_core(config):
-    v_width, acc_width, t_ref_max, stages, _, *synaptic = config
+    v_width, acc_width, t_ref_max, stages, _, *flags = config
+    synaptic, options = (list(flags) + [False, False])[:2]
     return NeuronCore(
         v_width=v_width,
         acc_width=acc_width,
         t_ref_max=t_ref_max,
         stages=stages,
-        synaptic=bool(synaptic and synaptic[0]),
+        synaptic=synaptic,
+        delayed_reset=options,
+        at_threshold=options,
     )
 
 
@@ -83,9 +89,15 @@ def write_cases(path, core, config, cases, *, rng, idle_fraction=0.1):
     v_next, r_next, spike, trace, *i_next = cases.expected()
     n = len(cases.v)
     idle = np.where(rng.random(n) < idle_fraction, rng.integers(1, 4, n), 0)
-    # A synaptic core's cases also have the current in and out.
+    # A synaptic core's cases also have the current in and out, a delayed_reset core's the
+    # pending reset.
     current = {"i": cases.i, "i_next": i_next[0]} if core.synaptic else {}
-    packed = [layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value for p in unique]
+    if core.delayed_reset:
+        current.update(pending=cases.pending, pending_next=cases.expected_pending(spike))
+    options = dict(
+        synaptic=core.synaptic, delayed_reset=core.delayed_reset, at_threshold=core.at_threshold
+    )
+    packed = [layout.const(pack_params(p, **options)).as_value().value for p in unique]
     np.savez(
         path,
         v=cases.v,
@@ -101,7 +113,8 @@ def write_cases(path, core, config, cases, *, rng, idle_fraction=0.1):
         spike=spike.astype(np.int64),
         v_trace=trace,
         config="v_width={}, acc_width={}, t_ref_max={}, stages={}".format(*config[:4])
-        + (", synaptic" if core.synaptic else ""),
+        + (", synaptic" if core.synaptic else "")
+        + (", delayed_reset, at_threshold" if core.delayed_reset else ""),
         **current,
     )
 
@@ -124,6 +137,8 @@ def run_bank(build_root, tmp_path, simulator, configs, seed, plant=None):
             acc_width=acc_width,
             t_ref_max=t_ref_max,
             synaptic=core.synaptic,
+            delayed=core.delayed_reset,
+            at_threshold=core.at_threshold,
         )
         manifest[f"c{i}"] = str(tmp_path / f"c{i}.npz")
         write_cases(manifest[f"c{i}"], core, config, cases, rng=rng)
@@ -137,7 +152,9 @@ def run_bank(build_root, tmp_path, simulator, configs, seed, plant=None):
     (tmp_path / "cases.json").write_text(json.dumps(manifest))
     # The Verilog is the same for the same configs, so one build directory per bank.
     bank = "_".join(
-        "x".join(map(str, config[:4])) + ("s" if core.synaptic else "")
+        "x".join(map(str, config[:4]))
+        + ("s" if core.synaptic else "")
+        + ("o" if core.delayed_reset else "")
         for config, core in zip(configs, cores)
     )
     result = run_cocotb(

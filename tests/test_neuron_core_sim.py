@@ -30,7 +30,16 @@ def run_core(core, cases, packed=None):
     layout = core.params.shape()
     # Parameters repeat across cases; building a layout constant is the slow part.
     unique = packed or {
-        p: layout.const(pack_params(p, synaptic=core.synaptic)).as_value().value
+        p: layout.const(
+            pack_params(
+                p,
+                synaptic=core.synaptic,
+                delayed_reset=core.delayed_reset,
+                at_threshold=core.at_threshold,
+            )
+        )
+        .as_value()
+        .value
         for p in set(cases.params)
     }
     packed = [unique[p] for p in cases.params]
@@ -38,6 +47,8 @@ def run_core(core, cases, packed=None):
     got = {"v_next": [], "r_next": [], "spike": [], "v_trace": []}
     if core.synaptic:
         got["i_next"] = []
+    if core.delayed_reset:
+        got["pending_next"] = []
 
     async def producer(ctx):
         for i in range(n):
@@ -47,6 +58,8 @@ def run_core(core, cases, packed=None):
             ctx.set(core.acc, int(cases.acc[i]))
             if core.synaptic:
                 ctx.set(core.i, int(cases.i[i]))
+            if core.delayed_reset:
+                ctx.set(core.pending, int(cases.pending[i]))
             ctx.set(core.params.as_value(), packed[i])
             await ctx.tick()
         ctx.set(core.in_valid, 0)
@@ -228,3 +241,102 @@ def test_core_with_built_in_synaptic_decays_matches_golden():
     got = run_core(core, cases, packed={p: c.as_value().value for p, c in packed.items()})
     for name, want in zip(("v_next", "r_next", "spike", "v_trace", "i_next"), cases.expected()):
         assert (got[name] == want).all(), name
+
+
+# (v_width, acc_width, t_ref_max, stages, synaptic, delayed_reset, at_threshold, cases) of the
+# cores for reset_timing "next" and threshold_compare ">=": both of each mixed, with a random
+# pending reset and v' landing on v_th, every stage count, the extreme widths.
+OPTION_CONFIGS = [
+    (16, 16, 15, 1, False, True, False, 3_000),
+    (16, 18, 15, 2, True, True, False, 2_000),
+    (16, 16, 255, 3, False, True, True, 2_000),
+    (16, 20, 15, 4, True, True, True, 3_000),
+    (16, 16, 0, 4, False, True, False, 2_000),
+    (16, 16, 15, 2, False, False, True, 3_000),
+    (16, 16, 15, 4, True, False, True, 2_000),
+    (2, 2, 1, 2, False, True, True, 1_000),
+    (32, 40, 65535, 4, True, True, True, 1_500),
+]
+
+
+@pytest.mark.parametrize(
+    "v_width, acc_width, t_ref_max, stages, synaptic, delayed, at_threshold, n", OPTION_CONFIGS
+)
+def test_core_options_match_golden(
+    v_width, acc_width, t_ref_max, stages, synaptic, delayed, at_threshold, n
+):
+    rng = np.random.default_rng([v_width, acc_width, t_ref_max, stages, 2, delayed, at_threshold])
+    widths = dict(v_width=v_width, acc_width=acc_width, t_ref_max=t_ref_max)
+    options = dict(synaptic=synaptic, delayed=delayed, at_threshold=at_threshold)
+    cases = random_cases(rng, n, **widths, **options)
+    core = NeuronCore(
+        **widths,
+        stages=stages,
+        synaptic=synaptic,
+        delayed_reset=delayed,
+        at_threshold=at_threshold,
+    )
+    got = run_core(core, cases)
+    v, r, spike, trace, *i = cases.expected()
+    want = {"v_next": v, "r_next": r, "spike": spike, "v_trace": trace}
+    if delayed:
+        want["pending_next"] = cases.expected_pending(spike)
+    if synaptic:
+        want["i_next"] = i[0]
+    for name, value in want.items():
+        bad = np.flatnonzero(got[name] != value)
+        assert bad.size == 0, (
+            f"{name} differs in {bad.size} of {n} cases; first: case {bad[0]} "
+            f"v={cases.v[bad[0]]} r={cases.r[bad[0]]} acc={cases.acc[bad[0]]} "
+            f"pending={None if cases.pending is None else cases.pending[bad[0]]} "
+            f"{cases.params[bad[0]]}: got {got[name][bad[0]]}, want {value[bad[0]]}"
+        )
+    if delayed:
+        # A reset was due in live and refractory steps of delayed neurons of both reset modes.
+        late = np.array([p.delayed_reset for p in cases.params])
+        subtract = np.array([p.reset_mode == "subtract" for p in cases.params])
+        due = late & cases.pending
+        for mode in (subtract, ~subtract):
+            assert (due & mode & (cases.r == 0)).any()
+            assert (due & mode & (cases.r > 0)).any() or t_ref_max == 0
+        assert spike[late].any() and spike[~late].any()
+    if at_threshold:
+        # v' landed exactly on v_th in live steps under both tests: no spike with '>', a
+        # spike with '>='.
+        ge = np.array([p.fires_at_threshold for p in cases.params])
+        v_th = np.array([p.v_th for p in cases.params])
+        assert ((v == v_th) & (cases.r == 0) & ~spike & ~ge).any()
+        assert (spike & ge & (cases.r == 0)).any()
+
+
+def test_option_parameter_errors():
+    from spikeforge.spec.params import NeuronParams
+
+    delayed = NeuronParams(v_th=100, reset_timing="next")
+    core = NeuronCore()
+    with pytest.raises(
+        ValueError,
+        match=r"^params has reset_timing 'next', which needs a core built "
+        r"with delayed_reset=True$",
+    ):
+        core.with_constant_params(delayed)
+    Fragment.get(core, None)  # elaborated, so that it is not reported as unused
+    with pytest.raises(
+        ValueError, match=r"^params has reset_timing 'next', which needs a delayed_reset port$"
+    ):
+        pack_params(delayed, delayed_reset=False)
+    with pytest.raises(TypeError, match=r"^delayed_reset must be a bool, not 1$"):
+        NeuronCore(delayed_reset=1)
+    with pytest.raises(TypeError, match=r"^at_threshold must be a bool, not 1$"):
+        NeuronCore(at_threshold=1)
+    at_threshold = NeuronParams(v_th=100, threshold_compare=">=")
+    with pytest.raises(
+        ValueError, match=r"^params has threshold_compare '>=', which needs an at_threshold port$"
+    ):
+        pack_params(at_threshold, at_threshold=False)
+    with pytest.raises(TypeError, match=r"^threshold_compare must be one of '>', '>=', not '=>'$"):
+        NeuronParams(v_th=100, threshold_compare="=>")
+    with pytest.raises(
+        TypeError, match=r"^reset_timing must be one of 'same', 'next', not 'later'$"
+    ):
+        NeuronParams(v_th=100, reset_timing="later")

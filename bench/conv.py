@@ -1,0 +1,116 @@
+"""The golden model on the NIR paper's CNN (``docs/performance.md``, "Convolutions").
+
+The architecture of the NIR paper's N-MNIST CNN (neuromorphs/NIR ``paper/02_cnn``) with random
+weights: 2x34x34 -> conv 16 5x5 s2 p1 -> IF -> conv 16 3x3 p1 -> IF -> sum pool 2 -> conv 8
+3x3 p1 -> IF -> sum pool 2 -> flatten -> 128 -> 256 IF -> 256 -> 10 IF, Sinabs' IAF
+(threshold, reset by subtraction). The inputs are Bernoulli events at N-MNIST's rate, and the
+weights are drawn so that every layer fires at a rate typical of trained N-MNIST networks; the
+rates reached are reported with the speed.
+"""
+
+import time
+
+import numpy as np
+
+from ..gen.network import FORMAT, Network
+from ..sim.network_golden import run_network
+
+__all__ = ["nir_cnn_dict", "measure_conv"]
+
+# N-MNIST has about 4,000 events per 300 ms sample on 2x34x34 pixels: 0.6 % per pixel and 1 ms
+# step.
+INPUT_RATE = 0.006
+# (name, kind, geometry, weight range); the ranges set each layer's firing rate.
+_LAYERS = (
+    ("c1", dict(out_channels=16, kernel=5, stride=2, padding=1), (-60, 100)),
+    ("c2", dict(out_channels=16, kernel=3, stride=1, padding=1), (-120, 100)),
+    ("c3", dict(out_channels=8, kernel=3, stride=1, padding=1, pool=2), (-120, 100)),
+)
+
+
+def _if_population(name, shape, v_th):
+    """Sinabs' IAF as a spikeforge population: no leak, reset by subtraction."""
+    pop = {"name": name, "kind": "lif", "size": int(np.prod(shape))}
+    if len(shape) > 1:
+        pop["shape"] = list(shape)
+    pop.update(
+        v_th=v_th,
+        v_reset=0,
+        v_rest=0,
+        v_peak=v_th + 1,
+        t_ref=0,
+        decay=[],
+        reset_mode="subtract",
+        bias=0,
+    )
+    return pop
+
+
+def nir_cnn_dict(rng, v_th=127):
+    """The network file (dict) of the NIR paper's CNN with random weights (``w_width`` 8)."""
+    pops = [{"name": "inp", "kind": "input", "size": 2 * 34 * 34, "shape": [2, 34, 34]}]
+    projs = []
+    shape = (2, 34, 34)
+    for name, geo, (lo, hi) in _LAYERS:
+        pool = geo.get("pool", 1)
+        k, s, p = geo["kernel"], geo["stride"], geo["padding"]
+        side = (shape[1] // pool + 2 * p - k) // s + 1
+        out = (geo["out_channels"], side, side)
+        kernel = rng.integers(lo, hi + 1, (out[0], shape[0], k, k))
+        pops.append(_if_population(name, out, v_th))
+        projs.append(
+            {"from": pops[-2]["name"], "to": name, "kind": "conv2d", **geo, "weights": kernel}
+        )
+        shape = out
+    # Sum pool 2 then flatten: a pooled dense projection from the 8x8x8 layer.
+    pops.append(_if_population("d1", (256,), v_th))
+    projs.append(
+        {
+            "from": "c3",
+            "to": "d1",
+            "kind": "dense",
+            "pool": 2,
+            "weights": rng.integers(-128, 81, (128, 256)),
+        }
+    )
+    pops.append(_if_population("d2", (10,), v_th))
+    projs.append({"from": "d1", "to": "d2", "weights": rng.integers(-128, 91, (256, 10))})
+    return {
+        "format": FORMAT,
+        "v_width": 16,
+        "w_width": 8,
+        "populations": pops,
+        "projections": projs,
+    }
+
+
+def measure_conv(batch=64, steps=300, batches=2, seed=0, log=print):
+    """Samples per second of the golden model on the NIR CNN architecture.
+
+    Runs ``batches`` batches of ``batch`` samples of ``steps`` steps and reports the best
+    batch's rate, and the mean firing rate of every population (spikes per neuron and step).
+    """
+    rng = np.random.default_rng(seed)
+    net = Network.from_dict(nir_cnn_dict(rng))
+    times = []
+    for _ in range(batches):
+        spikes = rng.random((batch, steps, net.n_inputs)) < INPUT_RATE
+        start = time.perf_counter()
+        run = run_network(net, spikes)
+        times.append(time.perf_counter() - start)
+    rates = {"inp": float(spikes.mean())}
+    rates.update({name: float(s.mean()) for name, s in run.spikes.items()})
+    result = {
+        "network": "NIR paper CNN (2x34x34, 8,970 neurons), random weights",
+        "batch": batch,
+        "steps": steps,
+        "seconds": min(times),
+        "samples_per_s": batch / min(times),
+        "rates": rates,
+    }
+    log(
+        f"conv: golden NIR CNN, batch {batch} x {steps} steps: "
+        f"{result['samples_per_s']:.1f} samples/s; rates "
+        + ", ".join(f"{k} {v:.2%}" for k, v in rates.items())
+    )
+    return result
