@@ -36,11 +36,10 @@ from ..gen.compile import compile_network
 from ..sim.native_build import native_binary
 from ..spec.errors import SpikeforgeError, ToolError
 from ..spec.limits import STAGES_RANGE, check_int, check_lanes
-from .host import DEFAULT_BAUD
-from .pll import pll_for
+from .flow import design_clock
 from .registry import get_board
 from .resources import choose_weights
-from .top import BoardTop
+from .top import BoardTop, check_baud, default_baud
 
 __all__ = ["EmulatedDesign", "Emulator", "emulated_design", "emulator_binary", "parse_window"]
 
@@ -210,14 +209,11 @@ def emulated_design(
     board = get_board(board_name)
     check_lanes(lanes, "--lanes", SpikeforgeError)
     check_int("--stages", stages, *STAGES_RANGE, error=SpikeforgeError)
-    clock_mhz = board.clock_mhz
-    if clock is not None and clock != board.clock_mhz:
-        if not 0 < clock <= 1000:
-            raise SpikeforgeError(f"--clock must be a frequency in MHz in (0, 1000], not {clock:g}")
-        clock_mhz = pll_for(board, clock).f_out_mhz
+    clock_mhz = design_clock(board, clock)
+    baud = default_baud(board, clock_mhz) if baud is None else baud
+    check_baud(baud, clock_mhz)
     plan = compile_network(net, lanes)
     weights = choose_weights(plan, board, weights)
-    baud = baud or DEFAULT_BAUD
     top = BoardTop(
         board,
         plan,

@@ -18,9 +18,16 @@ from .pll import pll_for, pll_outputs
 from .registry import get_board
 from .report import ReportError
 from .resources import choose_weights
-from .top import BoardTop, check_baud
+from .top import BoardTop, check_baud, default_baud
 
-__all__ = ["design_fields", "build_network", "design_clock", "auto_clocks", "CLOCK_MARGIN"]
+__all__ = [
+    "design_fields",
+    "build_network",
+    "built_baud",
+    "design_clock",
+    "auto_clocks",
+    "CLOCK_MARGIN",
+]
 
 # How far below the Fmax of place and route --clock auto stays: nextpnr's figure moves by a few
 # percent from one clock constraint (and placement) to the next.
@@ -90,7 +97,8 @@ def build_network(
     Shared by ``spikeforge build`` and ``spikeforge demo --board``. With ``report_path`` the
     report is written there, also when the build fails timing (the error says by how much).
     ``weights`` is one of :data:`WEIGHT_STORES` (:func:`choose_weights`); ``baud`` defaults to
-    the board's (:attr:`Board.baud`); ``clock`` is a frequency in MHz, None (the board clock)
+    the board's (:attr:`Board.baud`), or the fastest common rate below it that the clock makes
+    (:func:`default_baud`); ``clock`` is a frequency in MHz, None (the board clock)
     or ``"auto"`` (module docstring). The report adds ``baud``, ``clock_runs`` (``[clock_mhz,
     fmax_mhz]`` of every place and route, in order) and ``timesteps_per_s`` (at the clock, from
     ``step_cycles``); for a classifier that takes ``inference_steps`` timesteps an input,
@@ -99,34 +107,36 @@ def build_network(
     board = get_board(board_name)
     check_lanes(lanes, "--lanes", SpikeforgeError)
     check_int("--stages", stages, *STAGES_RANGE, error=SpikeforgeError)
-    baud = board.baud if baud is None else baud
-    check_baud(baud)
     auto = clock == "auto"
-    if auto:
-        if not (
+    if baud is not None:
+        check_baud(baud)
+        if auto and not (
             baud_error(round(board.clock_mhz * 1e6), baud) <= MAX_BAUD_ERROR
             or auto_clocks(board, baud, 1000)
         ):
             # No clock at all makes it: the error of the board clock says why.
             check_baud(baud, board.clock_mhz)
-    else:
-        check_baud(baud, design_clock(board, clock))
+    if not auto:
+        fixed = design_clock(board, clock)
+        baud = default_baud(board, fixed) if baud is None else baud
+        check_baud(baud, fixed)
     plan = compile_network(net, lanes)
     weights = choose_weights(plan, board, weights)
     extra = design_fields(net, plan, stages, weights)
-    extra["baud"] = baud
     if inference_steps is not None:
         check_int("inference_steps", inference_steps, 1, 1 << 30, error=SpikeforgeError)
         extra["inference_steps"] = inference_steps
     build_dir = build_dir or default_build_dir(board)
 
     def run(clock_mhz, check_timing):
+        # Without --baud, a clock that cannot make the board's rate takes the next one down.
+        link_baud = default_baud(board, clock_mhz) if baud is None else baud
         top = BoardTop(
             board,
             plan,
             stages=stages,
             clock_mhz=clock_mhz,
-            baud=baud,
+            baud=link_baud,
             runtime_weights=weights == "spram",
         )
         report = build(
@@ -135,7 +145,7 @@ def build_network(
             build_dir,
             clock_mhz=clock_mhz,
             check_timing=check_timing,
-            extra=extra,
+            extra=dict(extra, baud=link_baud),
         )
         runs.append([report["clock_mhz"], report["fmax_mhz"]])
         return report
@@ -143,7 +153,7 @@ def build_network(
     runs = []
     try:
         if auto:
-            report = _auto_build(board, baud, run)
+            report = _auto_build(board, board.baud if baud is None else baud, run)
         else:
             report = run(design_clock(board, clock), True)
     except ReportError as error:
@@ -183,3 +193,31 @@ def _finish(report, runs, build_dir):
         report["inferences_per_s"] = round(rate / report["inference_steps"])
     _write_report(os.path.join(build_dir, REPORT_NAME), report)
     return report
+
+
+def built_baud(board, build_dir=None):
+    """The host link speed of the last build of ``board`` in ``build_dir`` (default: the
+    board's build folder), from its report; the board's own rate when there is no such build.
+
+    A build without ``--baud`` may have taken a slower rate than the board's (a 25 MHz clock
+    cannot make 3 Mbaud), and ``spikeforge run`` has to talk at that rate.
+
+    Raises
+    ------
+    SpikeforgeError
+        The report is there but unreadable, or has no baud rate.
+    """
+    path = os.path.join(build_dir or default_build_dir(board), REPORT_NAME)
+    try:
+        with open(path, encoding="utf-8") as file:
+            report = json.load(file)
+    except FileNotFoundError:
+        return board.baud
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SpikeforgeError(f"build report {path} is unreadable ({error}); pass --baud") from None
+    if not isinstance(report, dict) or report.get("board") != board.name:
+        return board.baud
+    baud = report.get("baud")
+    if isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0:
+        raise SpikeforgeError(f"build report {path} gives no baud rate; pass --baud")
+    return baud

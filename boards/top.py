@@ -17,7 +17,7 @@ from ..spec.errors import SpikeforgeError
 from .host import DEFAULT_BAUD
 from .registry import get_board
 
-__all__ = ["BoardTop", "LED_ROLES", "byte_timeout", "check_baud", "COMMON_BAUDS"]
+__all__ = ["BoardTop", "LED_ROLES", "byte_timeout", "check_baud", "default_baud", "COMMON_BAUDS"]
 
 # What the LEDs show, in the order of the board's LED list (boards with fewer LEDs show the
 # first ones): a ~1 Hz blink (the design is clocked and configured), host-link traffic or output
@@ -67,6 +67,25 @@ def check_baud(baud, clock_mhz=None):
             f"--baud: {error}; common rates within {100 * MAX_BAUD_ERROR:g}% at "
             f"{clock_mhz:g} MHz: {', '.join(map(str, reversed(rates))) or 'none'}"
         ) from None
+
+
+def default_baud(board, clock_mhz):
+    """The host link speed of a build at ``clock_mhz`` that names no ``--baud``.
+
+    The board's own rate (:attr:`Board.baud`) where the clock makes it within 2%, else the
+    fastest common rate below it that the clock makes: a 25 MHz clock cannot divide down to
+    3 Mbaud, but a board is still built rather than refused for a rate nobody asked for. The
+    build report and the one-line summary say which rate it is.
+    """
+    clock_hz = round(clock_mhz * 1e6)
+    for rate in [board.baud] + [r for r in reversed(COMMON_BAUDS) if r < board.baud]:
+        try:
+            uart_divisor(clock_hz, rate)
+        except ValueError:
+            continue
+        return rate
+    # Even the slowest common rate is out of reach: the error of the board's rate says why.
+    check_baud(board.baud, clock_mhz)
 
 
 def byte_timeout(clock_hz, divisor):

@@ -12,6 +12,7 @@ from ..sim.backends import HARDWARE_BACKENDS
 from ..spec.errors import SpikeforgeError
 from ..spec.files import atomic_paths, check_output_dir, check_outputs
 from ..spec.limits import check_int
+from .demo import demo_workload
 from .explore import MODES, explore, load_test_set, pareto_plot, sweep_points, write_table
 from .plot import PLOT_SUFFIXES
 
@@ -175,6 +176,8 @@ def run_bench(args):
         repeat=args.repeat,
         lanes=tuple(args.lanes),
         backend=args.backend,
+        # The speed part also measures the demo's network against the native harness's goals.
+        demo=demo_workload() if "speed" in args.parts else None,
     )
     if not args.fresh:
         results = merge_results(args.output, results)

@@ -4,7 +4,7 @@ import json
 import os
 
 from ..boards.build import DEFAULT_BUILD_DIR, default_build_dir
-from ..boards.flow import build_network
+from ..boards.flow import build_network, built_baud
 from ..boards.host import HostDriver
 from ..boards.host import open_port as open_serial
 from ..boards.registry import BOARDS, get_board
@@ -96,7 +96,14 @@ def add_parser(subparsers):
     run.add_argument(
         "--baud",
         type=int,
-        help="host link speed of the build (default: the board's, see 'spikeforge boards')",
+        help="host link speed of the build (default: the one in the build folder's "
+        "report.json, else the board's, see 'spikeforge boards')",
+    )
+    run.add_argument(
+        "--build",
+        metavar="DIR",
+        help=f"build folder whose report gives the baud rate "
+        f"(default {DEFAULT_BUILD_DIR.format(board='BOARD')})",
     )
     run.set_defaults(func=run_run)
 
@@ -133,7 +140,8 @@ def run_build(args):
             _write_report(args.report, error.report)
         raise
     if args.report:
-        _write_report(args.report, report)
+        # The same report as the build folder's, which does not say where it is.
+        _write_report(args.report, {k: v for k, v in report.items() if k != "build_dir"})
     print(format_report(report))
     # Only a SPRAM build says where its weights are: they are not in the bitstream.
     spram = "; weights in spram, loaded by 'spikeforge run'" if report["weights"] == "spram" else ""
@@ -149,7 +157,7 @@ def run_run(args):
     board = get_board(args.board)
     if board.uart is None:
         raise SpikeforgeError(f"board {board.name} has no USB-serial UART for the host link")
-    baud = board.baud if args.baud is None else args.baud
+    baud = built_baud(board, args.build) if args.baud is None else args.baud
     check_baud(baud)
     outputs = [("-o", args.output, (".npz",))]
     check_outputs(outputs, [args.network, args.input])
@@ -180,7 +188,8 @@ def run_run(args):
         result.save(file)
     counts = ", ".join(f"{name} {int(s.sum())}" for name, s in result.spikes.items())
     print(
-        f"wrote {args.output}: {board.name} on {args.port}, {spikes.shape[-2]} timesteps"
+        f"wrote {args.output}: {board.name} on {args.port} at {baud} baud, "
+        f"{spikes.shape[-2]} timesteps"
         f"{f' x {spikes.shape[0]} runs' if spikes.ndim == 3 else ''}, spikes: {counts}"
         f"{' (weights loaded)' if loaded else ''}; {driver.recovered} retried commands"
     )

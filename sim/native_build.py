@@ -129,19 +129,24 @@ def _build(folder, name, sources, top, verilator_args, cflags, waves):
     shutil.rmtree(folder / "obj")
 
 
+# What Verilator's FST writer (include/fstcpp/fstcpp_writer.cpp) includes.
+_HEADER_PROBE = "#include <lz4.h>\n#include <zlib.h>\n"
+
+
 def _check_lz4():
-    """Verilator's FST writer compresses with LZ4: refuse early, in one line, without its headers."""
+    """Verilator's FST writer compresses with LZ4 and zlib, whose C headers PyPI does not ship:
+    refuse early, in one line, where the compiler does not find them."""
     probe = subprocess.run(
         ["c++", "-E", "-x", "c++", "-"],
-        input="#include <lz4.h>\n",
+        input=_HEADER_PROBE,
         capture_output=True,
         text=True,
         check=False,
     )
     if probe.returncode:
         raise ToolError(
-            "FST waveforms need the LZ4 library's headers (apt-get install liblz4-dev); "
-            "a .vcd file needs nothing more"
+            "--waves: Verilator writes FST only with the LZ4 and zlib C headers (Debian: "
+            "liblz4-dev, zlib1g-dev); write a .vcd file, or FST with --backend icarus"
         )
 
 

@@ -11,6 +11,7 @@ import os
 import shutil
 
 import pytest
+from amaranth.hdl import Fragment
 from test_boards_build import SMALL_NETWORK
 
 from spikeforge.boards import flow
@@ -18,7 +19,7 @@ from spikeforge.boards.flow import CLOCK_MARGIN, auto_clocks, build_network
 from spikeforge.boards.pll import pll_for, pll_outputs
 from spikeforge.boards.registry import BOARDS, get_board
 from spikeforge.boards.report import ReportError, format_report
-from spikeforge.boards.top import check_baud
+from spikeforge.boards.top import check_baud, default_baud
 from spikeforge.cli.main import main
 from spikeforge.gen.network import load_network
 from spikeforge.spec.errors import SpikeforgeError
@@ -56,6 +57,8 @@ def _fake_build(monkeypatch, fmax_at):
 
     def build(top, board, build_dir, *, clock_mhz, check_timing, extra):
         runs.append((clock_mhz, check_timing))
+        # Elaborated as the real flow would, so that no part is left "created but never used".
+        Fragment.get(top, board.platform())
         os.makedirs(build_dir, exist_ok=True)
         fmax = fmax_at(clock_mhz)
         report = {
@@ -109,6 +112,23 @@ def test_inferences_per_second(tmp_path, monkeypatch):
     report = build_network(net, "icebreaker", tmp_path / "b", clock=12, inference_steps=20)
     assert report["inferences_per_s"] == round(12e6 / report["step_cycles"] / 20)
     assert f", {report['inferences_per_s']:,} inferences/s (" in format_report(report)
+
+
+def test_default_baud():
+    # The board's rate where the clock makes it, else the fastest common rate below it.
+    ulx3s, icebreaker = get_board("ulx3s-85f"), get_board("icebreaker")
+    assert default_baud(icebreaker, 12.0) == default_baud(icebreaker, 39.75) == 3_000_000
+    assert default_baud(ulx3s, 25.0) == 1_500_000
+    assert default_baud(ulx3s, 120.0) == 3_000_000
+    with pytest.raises(SpikeforgeError, match=r"^--baud: baud 3e\+06 from a 0.3 MHz clock needs"):
+        default_baud(ulx3s, 0.3)
+
+
+def test_fixed_clock_takes_a_baud_it_makes(tmp_path, monkeypatch):
+    _fake_build(monkeypatch, lambda f: 200.0)
+    net = load_network(_network_file(tmp_path))
+    report = build_network(net, "ulx3s-85f", tmp_path / "b", clock=None)
+    assert (report["clock_mhz"], report["baud"]) == (25.0, 1_500_000)
 
 
 def test_check_baud():

@@ -47,6 +47,8 @@ def test_run_on_simulated_board(files, capsys, monkeypatch, preloaded):
     monkeypatch.setattr(
         cmd_build, "open_port", lambda device, baud: opened.append((device, baud)) or board
     )
+    # No build folder here: the board's own rate.
+    monkeypatch.chdir(folder)
     status, out, err = cli(
         capsys,
         "run",
@@ -61,9 +63,10 @@ def test_run_on_simulated_board(files, capsys, monkeypatch, preloaded):
         folder / "out.npz",
     )
     assert (status, err) == (0, "")
-    assert opened == [("/dev/ttyUSB1", 115200)]
+    assert opened == [("/dev/ttyUSB1", 3_000_000)]
     assert out.startswith(
-        f"wrote {folder / 'out.npz'}: icebreaker on /dev/ttyUSB1, 6 timesteps x 2 runs, spikes: "
+        f"wrote {folder / 'out.npz'}: icebreaker on /dev/ttyUSB1 at 3000000 baud, 6 timesteps "
+        "x 2 runs, spikes: "
     )
     assert ("(weights loaded)" in out) != preloaded
     golden = run_network(net, spikes)
@@ -94,6 +97,38 @@ def test_run_errors(files, capsys, monkeypatch):
     )
 
 
+def test_run_takes_the_baud_of_the_build(files, capsys, monkeypatch):
+    # A ULX3S built at its 25 MHz board clock talks at 1.5 Mbaud (3 Mbaud is 4.2% off there):
+    # `run` reads that from the build folder's report.
+    net, _, folder = files
+    opened = []
+    board = SimulatedBoard(compile_network(net, 2))
+    monkeypatch.setattr(cmd_build, "open_port", lambda device, baud: opened.append(baud) or board)
+    build = folder / "build" / "ulx3s-85f"
+    build.mkdir(parents=True)
+    (build / "report.json").write_text('{"board": "ulx3s-85f", "baud": 1500000}')
+    monkeypatch.chdir(folder)
+    args = ["run", "net.json", "--board", "ulx3s-85f", "--port", "/dev/ttyUSB0"]
+    args += ["--input", "in.npy", "-o", "out.npz"]
+    assert cli(capsys, *args)[0] == 0
+    assert cli(capsys, *args, "--baud", "115200")[0] == 0
+    (folder / "other").mkdir()
+    assert cli(capsys, *args, "--build", "other")[0] == 0
+    assert opened == [1_500_000, 115_200, 3_000_000]
+    # A report that cannot be read is not silently ignored.
+    (build / "report.json").write_text('{"board": "ulx3s-85f", "baud": "fast"}')
+    assert cli(capsys, *args) == (
+        2,
+        "",
+        "spikeforge: error: build report build/ulx3s-85f/report.json gives no baud rate; "
+        "pass --baud\n",
+    )
+    (build / "report.json").write_text("{")
+    status, out, err = cli(capsys, *args)
+    assert (status, out, err.count("\n")) == (2, "", 1)
+    assert err.startswith("spikeforge: error: build report build/ulx3s-85f/report.json is ")
+
+
 def test_build_errors(files, capsys, monkeypatch):
     _, _, folder = files
     net = folder / "net.json"
@@ -105,7 +140,7 @@ def test_build_errors(files, capsys, monkeypatch):
             "--stages must be an integer in [1, 4], not 5",
         ),
         (
-            ["--board", "icebreaker", "--baud", "4000000"],
+            ["--board", "icebreaker", "--clock", "12", "--baud", "4000000"],
             "--baud: baud 4e+06 from a 12 MHz clock needs 3 cycles per bit, outside [4, 16777216]",
         ),
         (
@@ -138,8 +173,8 @@ def test_build_clock_through_pll(files, capsys, monkeypatch):
 
     seen = {}
 
-    def fake_build(top, board, build_dir, *, clock_mhz, extra):
-        seen.update(top=top, clock_mhz=clock_mhz, extra=extra)
+    def fake_build(top, board, build_dir, *, clock_mhz, check_timing, extra):
+        seen.update(top=top, clock_mhz=clock_mhz, check_timing=check_timing, extra=extra)
         raise build_module.BuildError("stopped before the tools")
 
     monkeypatch.setattr(flow, "build", fake_build)
@@ -156,10 +191,12 @@ def test_build_clock_through_pll(files, capsys, monkeypatch):
         folder / "b",
     )
     assert (status, err) == (EXIT_TOOL, "spikeforge: error: stopped before the tools\n")
-    assert seen["clock_mhz"] == 40 and seen["top"].clock_mhz == 39.75
+    assert seen["clock_mhz"] == 39.75 and seen["top"].clock_mhz == 39.75
+    assert seen["check_timing"] is True
     assert seen["top"].link.link.clock_hz == 39_750_000
-    assert seen["top"].link.uart_rx.divisor == 345  # 39.75 MHz / 115200
+    assert seen["top"].link.uart_rx.divisor == 13  # 39.75 MHz / 3 Mbaud, 1.9% fast
     assert seen["extra"]["lanes"] == 1 and seen["extra"]["stages"] == 4
+    assert seen["extra"]["baud"] == 3_000_000
     # The top elaborates (and so its parts count as used).
     files = get_board("icebreaker").platform().build(seen["top"], do_build=False).files
     assert "top.il" in files

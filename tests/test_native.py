@@ -11,6 +11,7 @@ from network_cases import random_network, random_spikes, synaptic_network
 
 from spikeforge.cli.main import main
 from spikeforge.gen.network import save_network
+from spikeforge.sim import native_build
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.backends import simulate
 from spikeforge.sim.native import NativeArray, parse_steps, waves_format
@@ -105,12 +106,28 @@ def small():
 
 
 def test_waves_fst(small, tmp_path):
+    # Icarus writes FST with nothing more installed (Verilator's writer needs the LZ4 and zlib
+    # headers, which are not on every machine: test_waves_fst_needs_lz4).
     net, spikes = small
     path = tmp_path / "run.fst"
-    got = NativeArray(net, waves=path).run(spikes)
+    got = IcarusArray(net, waves=path).run(spikes)
     assert_same(got, run_network(net, spikes), "fst")
     # An FST file starts with a header block: type 0, then its length (329) in 8 bytes.
     assert path.read_bytes()[:9] == bytes([0]) + (329).to_bytes(8, "big")
+
+
+def test_waves_fst_needs_lz4(small, tmp_path, monkeypatch):
+    # A C++ compiler that cannot find <lz4.h>: refused in one line before any build.
+    net, _ = small
+    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(native_build, "_HEADER_PROBE", "#include <spikeforge_no_such.h>\n")
+    with pytest.raises(ToolError) as info:
+        NativeArray(net, waves=tmp_path / "run.fst")
+    assert str(info.value) == (
+        "--waves: Verilator writes FST only with the LZ4 and zlib C headers (Debian: "
+        "liblz4-dev, zlib1g-dev); write a .vcd file, or FST with --backend icarus"
+    )
+    assert not (tmp_path / "run.fst").exists()
 
 
 def test_waves_vcd_window(small, tmp_path):

@@ -23,11 +23,11 @@ PINNED = {
     ),
     "digits-1-lane": (
         ["generate", "DIGITS", "--lanes", "1"],
-        "2319c41fa30569cb9948cada834cb904dda85b3d33dc4f2caf4ac3ca4bf3c634",
+        "2e4822ed0d2f276408c5ae07f5cd77b346365b796c04ab662a9a74f7a0d22c02",
     ),
     "digits-2-lanes": (
         ["generate", "DIGITS", "--lanes", "2"],
-        "6b7d565eca4bd814cd1cf65f6d28996a2a9616850b88c412a6a8a68376a7f161",
+        "d32aa4f96f4617a89bcb1805689c14abbd590e3afae9b6f158fa5c0eb34b1fb2",
     ),
 }
 
