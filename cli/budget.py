@@ -20,16 +20,25 @@ __all__ = [
 ]
 
 DEFAULT_MAX_MEMORY_MB = 2048
-DEFAULT_MAX_OUTPUT_MB = 256
+# A 4,096-neuron dense recurrent network (16.8 M weights) writes 440 MB of Verilog, estimated
+# at 521 MB; the default lets it through and refuses what no FPGA holds anyway.
+DEFAULT_MAX_OUTPUT_MB = 1024
 _MB = 1 << 20
 # Generation holds each weight a few times over (the network's int64 matrix, the lane memories'
-# initial values, the Verilog text): about this many bytes per weight at the peak, plus the
-# interpreter and Amaranth themselves (bench/generation.py measures it).
+# words, the Verilog text in chunks): 66 bytes per weight at the peak for Verilog (1,213 MB for
+# 16.8 M weights, 368 MB for 4.3 M), 292 for RTLIL, whose weights pass through Amaranth's memory
+# contents (1,371 MB for 4.3 M); plus the interpreter and Amaranth themselves, about 100 MB
+# (bench/generation.py measures it).
 _GENERATE_BASE = 200 * _MB
-_GENERATE_PER_WEIGHT = 100
-# Verilog of one weight word in an initialiser: about 8 hex digits, a separator and a share of the
-# per-line syntax.
-_VERILOG_PER_WEIGHT = 12
+_GENERATE_PER_WEIGHT = {"verilog": 100, "rtlil": 400}
+# Verilog of one inline weight, "    mem[INDEX] = 8'hXX;\n": 25.8 bytes measured per weight at 16.8 M
+# weights, 8-bit; up to 30 with 16-bit weights and 8-digit indices, and a margin for the padding
+# of the lanes' memories. A $readmemh file holds 3 to 5 characters a word. RTLIL writes the
+# memory contents as bit strings, 8.3 bytes per 8-bit weight measured.
+_OUTPUT_PER_WEIGHT = {"inline": 32, "readmemh": 6, "rtlil": 24}
+# The array's logic around the weights (ports, control, the cores of every lane): at most a few
+# hundred kB.
+_OUTPUT_BASE = _MB
 
 
 def add_limit_arguments(parser, output=True):
@@ -98,11 +107,12 @@ def simulate_estimate(net, shape, trace, runs=1):
     return memory, saved
 
 
-def generate_estimate(net, fmt="verilog"):
-    """``(memory, output)`` bytes of generating the array of ``net``."""
+def generate_estimate(net, fmt="verilog", memory_init="inline"):
+    """``(memory, output)`` bytes of generating the array of ``net`` as ``fmt`` text with its
+    weights ``memory_init`` (``"inline"`` or ``"readmemh"``, Verilog only)."""
     weights = _weights(net)
-    memory = _GENERATE_BASE + _GENERATE_PER_WEIGHT * weights
-    output = _VERILOG_PER_WEIGHT * weights * (2 if fmt == "rtlil" else 1)
+    memory = _GENERATE_BASE + _GENERATE_PER_WEIGHT[fmt] * weights
+    output = _OUTPUT_BASE + _OUTPUT_PER_WEIGHT[memory_init if fmt == "verilog" else fmt] * weights
     return memory, output
 
 

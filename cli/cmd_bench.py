@@ -3,9 +3,9 @@
 import argparse
 import os
 
-from ..bench.results import PARTS, merge_results, save_results
+from ..bench.results import PARTS, dump_results, merge_results
 from ..bench.suite import run_suite
-from ..bench.tables import render_tables, update_doc
+from ..bench.tables import doc_with_tables, render_tables
 from ..boards.registry import get_board
 from ..gen.network import load_network
 from ..sim.backends import HARDWARE_BACKENDS
@@ -181,10 +181,20 @@ def run_bench(args):
     )
     if not args.fresh:
         results = merge_results(args.output, results)
-    save_results(args.output, results)
+    # The results file and the document are written together or not at all.
+    doc = None if args.doc == "none" else doc_with_tables(args.doc, results)
+    paths, options = [args.output], ["-o"]
+    if doc is not None:
+        paths.append(args.doc)
+        options.append("--doc")
+    with atomic_paths(paths, options) as temps:
+        with open(temps[0], "w", encoding="utf-8", newline="\n") as file:
+            dump_results(file, results)
+        if doc is not None:
+            with open(temps[1], "w", encoding="utf-8", newline="\n") as file:
+                file.write(doc)
     print(f"wrote {args.output}")
-    if args.doc != "none":
-        update_doc(args.doc, results)
+    if doc is not None:
         print(f"updated {args.doc}")
     else:
         print(render_tables(results))

@@ -7,6 +7,7 @@ from ..boards.host import DEFAULT_BAUD
 from ..boards.registry import BOARDS
 from ..gen.network import load_network
 from ..spec.errors import SpikeforgeError, ToolError
+from ..spec.files import check_outputs
 
 __all__ = ["add_parser"]
 
@@ -71,7 +72,11 @@ def run_emulate(args):
         window = parse_window(args.waves_steps)
     if not 0 <= args.faults <= 1:
         raise SpikeforgeError(f"--faults must be a rate in [0, 1], not {args.faults:g}")
-    net = load_network(args.network)
+    # The waveform file is written by the emulator as it runs, so it is checked, not atomic.
+    outputs = [("--waves", args.waves, (".fst", ".vcd"))]
+    check_outputs(outputs, [args.network])
+    net = load_network(args.network, args.allow_outside_npz)
+    check_outputs(outputs, net.files)
     design = emulated_design(
         net,
         args.board,

@@ -11,6 +11,7 @@ from ..spec.limits import STAGES_RANGE, W_WIDTH_RANGE, check_int
 from ..spec.params import NeuronParams
 from .budget import add_limit_arguments, check_budget, generate_estimate
 from .params_cli import add_neuron_arguments, neuron_options_given, neuron_params_from_args
+from .progress import Progress
 from .tools import tool_failures
 
 __all__ = ["add_parser"]
@@ -164,26 +165,36 @@ def run_network(args):
     check_outputs(outputs, [args.target])
     net = load_network(args.target, args.allow_outside_npz)
     check_outputs(outputs, net.files)
-    check_budget(args, "generate", *generate_estimate(net, args.format))
+    check_budget(args, "generate", *generate_estimate(net, args.format, args.memory_init))
 
-    with tool_failures(f"generate ({args.format} back-end)"):
-        text, array = array_source(
-            net,
-            lanes=lanes,
-            stages=stages,
-            trace=args.trace,
-            fmt=args.format,
-            memory_init=args.memory_init,
-            hex_name=hex_name,
-        )
-    plan = array.plan
-    # The Verilog and its $readmemh files, all or none.
-    with atomic_paths([args.output, *hex_files], "-o") as temps:
-        with open(temps[0], "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-        for lane, temp in enumerate(temps[1:]):
-            with open(temp, "w", encoding="ascii", newline="\n") as file:
-                file.write(weight_hex(plan, lane))
+    # On a terminal: the design, each lane's weights (Verilog), and the writing.
+    weight_lanes = lanes if args.format == "verilog" else 0
+    with Progress(f"generate {args.output}", 2 + weight_lanes, tty_only=True) as bar:
+        bar.advance(0, "converting the design")
+
+        def on_lane(done):
+            bar.advance(1, f"weights of lane {done}" if done < weight_lanes else "writing")
+
+        with tool_failures(f"generate ({args.format} back-end)"):
+            text, array = array_source(
+                net,
+                lanes=lanes,
+                stages=stages,
+                trace=args.trace,
+                fmt=args.format,
+                memory_init=args.memory_init,
+                hex_name=hex_name,
+                on_lane=on_lane,
+            )
+        plan = array.plan
+        # The Verilog and its $readmemh files, all or none.
+        with atomic_paths([args.output, *hex_files], "-o") as temps:
+            with open(temps[0], "w", encoding="utf-8", newline="\n") as file:
+                file.write(text)
+            for lane, temp in enumerate(temps[1:]):
+                with open(temp, "w", encoding="ascii", newline="\n") as file:
+                    file.write(weight_hex(plan, lane))
+        bar.advance(1, "done")
     neurons = sum(p.size for p in plan.lif_populations)
     print(
         f"wrote {args.output}: {neurons} neurons on {plan.lanes} lanes, {plan.slots} slots and "

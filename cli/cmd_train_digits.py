@@ -1,5 +1,7 @@
 """``spikeforge train-digits``: train the spiking digit classifier of ``docs/digits.md``."""
 
+import os
+
 from ..spec.errors import SpikeforgeError
 from ..spec.files import check_output_dir, check_outputs
 from ..spec.limits import check_int
@@ -41,7 +43,9 @@ def run(args):
     seed = check_int("--seed", args.seed, 0, (1 << 32) - 1, error=SpikeforgeError)
     epochs = check_int("--epochs", args.epochs, 1, 1000, error=SpikeforgeError)
     check_output_dir("-o", args.output)
-    check_outputs([("-o", path, None) for path in train_digits.output_paths(args.output)])
+    # A new folder is made by the save; only files already there can collide with anything.
+    if os.path.isdir(args.output):
+        check_outputs([("-o", path, None) for path in train_digits.output_paths(args.output)])
     net, report = train_digits.train(seed=seed, epochs=epochs, log=print)
     # Compared before saving: -o may point at the shipped files themselves.
     same = net == train_digits.shipped_network()

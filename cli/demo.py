@@ -74,8 +74,9 @@ def run_demo(
         )
     out = Path(out_dir)
     check_output_dir("-o", out)
-    check_outputs([("-o", out / name, None) for name in OUTPUT_FILES])
-    out.mkdir(parents=True, exist_ok=True)
+    # A new folder is made only once the work is done: until then a failed run leaves nothing.
+    if out.is_dir():
+        check_outputs([("-o", out / name, None) for name in OUTPUT_FILES])
     net = shipped_network()
     images, labels = load_test_digits()
     if digits is not None:
@@ -151,6 +152,7 @@ def run_demo(
         f"max {figures['cycles_per_inference_max']}"
     )
 
+    out.mkdir(parents=True, exist_ok=True)
     report = _board_report(net, board, lanes, out, log) if board else _shipped_report()
     if report is not None and report["lanes"] != lanes:
         log(

@@ -337,6 +337,8 @@ def explore(
         else:
             pending.append(i)
     done = len(points) - len(pending)
+    # On a terminal only: the sweep's table is its result, and a log has no use for redraws.
+    progress = progress and sys.stderr.isatty()
     if progress:
         _progress(done, len(points))
 

@@ -60,10 +60,29 @@ def build_parser():
 
 def _parse(argv):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _refuse_extras(argv, extras, args.command)
     if args.command is None:
         parser.error(f"missing command: one of {', '.join(parser.commands)}")
     return args
+
+
+def _refuse_extras(argv, extras, command):
+    """Refuse the arguments no parser took, naming the command when they came after it."""
+    # The options before the command take no values, so the command is the first word that is
+    # not an option; what the user typed before it is the top level's.
+    words = [i for i, word in enumerate(argv) if not word.startswith("-")]
+    top = set(argv[: words[0]] if words else argv)
+    options = [word for word in extras if word.startswith("-")]
+    if options:
+        message = f"unknown option{'s' * (len(options) > 1)} {', '.join(options)}"
+    else:
+        message = f"unexpected argument{'s' * (len(extras) > 1)} {' '.join(extras)}"
+    if command is not None and not set(extras) <= top:
+        message = f"{command}: {message}"
+    raise SpikeforgeError(message)
 
 
 def main(argv=None):

@@ -5,8 +5,8 @@
 floats at scale 1, and node metadata for what NIR has no field for.
 """
 
+import io
 import json
-import os
 
 import nir
 import numpy as np
@@ -165,4 +165,9 @@ def _cuba_decays(pop, d):
 
 def export_nir(net, path):
     """Write :func:`export_network` of ``net`` to the ``.nir`` file ``path``."""
-    nir.write(os.fspath(path), export_network(net))
+    # HDF5 is written in memory first: the library crashes the process (not an OSError) when
+    # the disk refuses a write of its own, and Python's own write reports it cleanly.
+    buffer = io.BytesIO()
+    nir.write(buffer, export_network(net))
+    with open(path, "wb") as file:
+        file.write(buffer.getvalue())

@@ -55,7 +55,15 @@ def convert(component, *, name, fmt="verilog", parameters=()):
 
 
 def array_source(
-    net, *, lanes=1, stages=4, trace=False, fmt="verilog", memory_init="inline", hex_name=None
+    net,
+    *,
+    lanes=1,
+    stages=4,
+    trace=False,
+    fmt="verilog",
+    memory_init="inline",
+    hex_name=None,
+    on_lane=None,
 ):
     """Text of ``net``'s neuron array with a header naming the network and configuration.
 
@@ -73,6 +81,9 @@ def array_source(
         Lane to the file name written into ``$readmemh`` (default
         ``spikeforge_array_weights<lane>.hex``). Simulators and synthesis tools resolve it
         against their working directory.
+    on_lane : callable, optional
+        Called with the number of lanes done: once when the design is converted (0), then after
+        each lane's weight module (Verilog only), for a progress display.
 
     Returns
     -------
@@ -101,6 +112,8 @@ def array_source(
     if external is not None:
         header.append(("weights", "inline" if memory_init == "inline" else "$readmemh files"))
     text = convert(array, name=ARRAY_TOP, fmt=fmt, parameters=header)
+    if on_lane is not None:
+        on_lane(0)
     if external is None:
         return text, array
     if hex_name is None:
@@ -115,6 +128,8 @@ def array_source(
         else:
             parts.append(f'    $readmemh("{hex_name(lane)}", mem);\n')
         parts.append(tail)
+        if on_lane is not None:
+            on_lane(lane + 1)
     return "".join(parts), array
 
 

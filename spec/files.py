@@ -130,6 +130,18 @@ def _sync_folder(folder):
         os.close(fd)
 
 
+def _failed_write(error, targets, temps, options):
+    """The option and file of a writer's ``error``: the temporary file it names, or every
+    target when it names none of them (a failed ``write()`` names no file)."""
+    named = getattr(error, "filename", None)
+    labels = []
+    for option, target, temp in zip(options, targets, temps):
+        if isinstance(named, str) and os.path.abspath(named) == os.path.abspath(temp):
+            return _label(option, target)
+        labels.append(_label(option, target))
+    return ", ".join(labels)
+
+
 @contextlib.contextmanager
 def atomic_paths(targets, option=None):
     """Temporary paths to write ``targets`` through; renamed over them when all are written.
@@ -144,7 +156,8 @@ def atomic_paths(targets, option=None):
     Raises
     ------
     SpikeforgeError
-        An operating-system error while writing, as one line naming ``option`` and the file.
+        An operating-system error while writing, as one line naming ``option`` and the file
+        (every target when a writer's error does not say which file failed).
     """
     targets = [os.fspath(t) for t in targets]
     options = list(option) if isinstance(option, (list, tuple)) else [option] * len(targets)
@@ -156,9 +169,13 @@ def atomic_paths(targets, option=None):
             fd, temp = tempfile.mkstemp(suffix=suffix, prefix=f".{stem}.tmp-", dir=folder)
             os.close(fd)
             temps.append(temp)
-        current = 0
         try:
             yield temps
+        except OSError as error:
+            label = _failed_write(error, targets, temps, options)
+            raise SpikeforgeError(f"{label}: cannot write: {error.strerror or error}") from None
+        current = 0
+        try:
             for current in range(len(targets)):
                 target, temp = targets[current], temps[current]
                 _sync(temp)

@@ -1,4 +1,9 @@
-"""`spikeforge generate`: deterministic Verilog/RTLIL with a header, one-line errors."""
+"""`spikeforge generate`: deterministic Verilog/RTLIL with a header, one-line errors, progress on
+a terminal."""
+
+import io
+import re
+import sys
 
 import pytest
 
@@ -108,3 +113,28 @@ def test_unwritable_output(capsys):
     assert main(["generate", "core", "-o", "/nonexistent-dir/x.v"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("spikeforge: error: ") and err.count("\n") == 1
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_is_shown_on_a_terminal_only(tmp_path, capsys, monkeypatch):
+    args = ["generate", digits_network(), "--lanes", "2", "-o", str(tmp_path / "a.v")]
+    assert main(args) == 0
+    assert capsys.readouterr().err == ""
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(args) == 0
+    text = terminal.getvalue()
+    # One line redrawn: the design, each lane's weights, the writing; a newline at the end.
+    assert text.startswith(f"\rgenerate {tmp_path / 'a.v'}: [") and text.endswith("\n")
+    assert text.count("\n") == 1
+    assert re.findall(r"\] (\d/\d) ([a-z0-9 ]+) \(", text) == [
+        ("0/4", "converting the design"),
+        ("1/4", "weights of lane 0"),
+        ("2/4", "weights of lane 1"),
+        ("3/4", "writing"),
+        ("4/4", "done"),
+    ]

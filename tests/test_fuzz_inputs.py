@@ -111,7 +111,12 @@ def files(tmp_path_factory):
     network.write_text(json.dumps(NETWORK))
     spikes = folder / "spikes.npy"
     np.save(spikes, np.array([[1, 0, 1], [0, 1, 1], [1, 1, 1]], np.uint8))
-    return {"dir": folder, "network": network, "spikes": spikes}
+    spikes_npz = folder / "spikes.npz"
+    np.savez(spikes_npz, spikes=np.load(spikes))
+    # Other names of the inputs, with the suffixes of the outputs.
+    (folder / "alias.v").symlink_to(network)
+    (folder / "alias.npz").symlink_to(spikes_npz)
+    return {"dir": folder, "network": network, "spikes": spikes, "spikes_npz": spikes_npz}
 
 
 file_contents = st.one_of(
@@ -258,30 +263,30 @@ SIMULATE_OPTIONS = ["--lanes", "--stages"]
 
 @st.composite
 def generate_args(draw, files):
-    args = [
-        "generate",
-        draw(
-            st.sampled_from(
-                ["core", str(files["network"]), "missing.json", str(files["spikes"]), ""]
-            )
-        ),
-    ]
+    out = draw(st.sampled_from(["file", "none"] + BAD_OUTPUTS))
+    targets = ["core", str(files["network"]), "missing.json", str(files["spikes"]), ""]
+    if out in ("input", "input-alias"):
+        # The network, which the output names.
+        targets = [str(files["network"])]
+    args = ["generate", draw(st.sampled_from(targets))]
     for _ in range(draw(st.integers(0, 4))):
         if draw(st.booleans()):
             args += [draw(st.sampled_from(GENERATE_OPTIONS)), draw(values())]
         else:
             args.append(draw(st.sampled_from(GENERATE_FLAGS + ["--bogus", "-x", "extra"])))
-    out = draw(st.sampled_from(["file", "dir", "nowhere", "none"]))
     if out != "none":
         args += [
             "-o",
             {
                 "file": str(files["dir"] / "out.v"),
                 "dir": str(files["dir"]),
+                "existing-dir": str(files["dir"] / "sub.v"),
                 "nowhere": str(files["dir"] / "no" / "such" / "out.v"),
+                "input": str(files["network"]),
+                "input-alias": str(files["dir"] / "alias.v"),
             }[out],
         ]
-    return args
+    return args, out in BAD_OUTPUTS
 
 
 @st.composite
@@ -290,12 +295,18 @@ def simulate_args(draw, files):
         "simulate",
         draw(st.sampled_from([str(files["network"]), str(files["spikes"]), "missing.json"])),
     ]
-    source = draw(st.sampled_from(["good", "network", "missing", "none", "text"]))
+    out = draw(st.sampled_from(["npz", "txt", "none"] + BAD_OUTPUTS))
+    sources = ["good", "good-npz", "network", "missing", "none", "text"]
+    if out == "input-alias":
+        # The input spikes, which the output names.
+        sources = ["good-npz"]
+    source = draw(st.sampled_from(sources))
     if source != "none":
         args += [
             "--input",
             {
                 "good": str(files["spikes"]),
+                "good-npz": str(files["spikes_npz"]),
                 "network": str(files["network"]),
                 "missing": str(files["dir"] / "nope.npy"),
                 "text": draw(values()),
@@ -309,7 +320,6 @@ def simulate_args(draw, files):
             args += [draw(st.sampled_from(SIMULATE_OPTIONS)), draw(values())]
         else:
             args.append(draw(st.sampled_from(["--trace", "--bogus", "extra"])))
-    out = draw(st.sampled_from(["npz", "txt", "dir", "none"]))
     if out != "none":
         args += [
             "-o",
@@ -317,9 +327,19 @@ def simulate_args(draw, files):
                 "npz": str(files["dir"] / "out.npz"),
                 "txt": str(files["dir"] / "o.txt"),
                 "dir": str(files["dir"]),
+                "existing-dir": str(files["dir"] / "sub.npz"),
+                "nowhere": str(files["dir"] / "no" / "such" / "out.npz"),
+                # The input spikes or the network, by their names or another.
+                "input": str(files["spikes_npz"] if source == "good-npz" else files["network"]),
+                "input-alias": str(files["dir"] / "alias.npz"),
             }[out],
         ]
-    return args
+    return args, out in BAD_OUTPUTS
+
+
+# Outputs that can never be written: a folder (the folder of the inputs, or a folder with the
+# output's suffix), a file in a missing folder, an input by its own name or a link.
+BAD_OUTPUTS = ["dir", "existing-dir", "nowhere", "input", "input-alias"]
 
 
 def run_cli(capsys, args):
@@ -333,6 +353,23 @@ def run_cli(capsys, args):
     return code
 
 
+def inputs(files):
+    """The bytes of every input file."""
+    return {name: files[name].read_bytes() for name in ("network", "spikes", "spikes_npz")}
+
+
+def run_fuzzed(capsys, files, drawn):
+    """Run fuzzed arguments: a bad output fails with one line, and no input ever changes."""
+    args, bad_output = drawn
+    (files["dir"] / "sub.v").mkdir(exist_ok=True)
+    (files["dir"] / "sub.npz").mkdir(exist_ok=True)
+    before = inputs(files)
+    code = run_cli(capsys, args)
+    assert inputs(files) == before, args
+    if bad_output:
+        assert code == 2, args
+
+
 @settings(
     max_examples=25,
     deadline=60000,
@@ -340,7 +377,7 @@ def run_cli(capsys, args):
 )
 @given(data=st.data())
 def test_generate_any_arguments(files, capsys, data):
-    run_cli(capsys, data.draw(generate_args(files)))
+    run_fuzzed(capsys, files, data.draw(generate_args(files)))
 
 
 @settings(
@@ -350,7 +387,7 @@ def test_generate_any_arguments(files, capsys, data):
 )
 @given(data=st.data())
 def test_simulate_any_arguments(files, capsys, data):
-    run_cli(capsys, data.draw(simulate_args(files)))
+    run_fuzzed(capsys, files, data.draw(simulate_args(files)))
 
 
 def test_cli_fixed_cases(files, capsys):

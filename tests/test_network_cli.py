@@ -1,7 +1,10 @@
-"""``spikeforge simulate``: outputs, plots and one-line errors with exit status 2."""
+"""``spikeforge simulate``: outputs, plots, one-line errors with exit status 2, progress on a
+terminal."""
 
+import io
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -150,3 +153,32 @@ def test_errors_are_one_line(files, capsys, case, message):
     assert err.startswith("spikeforge: error: ")
     assert re.match(message, err[len("spikeforge: error: ") :]), err
     assert not (folder / "out.npz").exists()
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_is_shown_on_a_terminal_only(files, capsys, monkeypatch):
+    net, spikes, folder = files
+    monkeypatch.setitem(
+        backends.BACKENDS,
+        "fake",
+        lambda net, spikes, trace, **options: run_network(net, spikes, trace),
+    )
+    args = [folder / "net.json", "--input", folder / "in.npy", "--backend", "fake"]
+    args += ["-o", folder / "hw.npz", "--plot", folder / "hw.png"]
+    assert simulate(capsys, *args)[::2] == (0, "")
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert simulate(capsys, *args)[0] == 0
+    text = terminal.getvalue()
+    # The run, the golden run drawn under it; a newline at the end.
+    assert text.startswith(f"\rsimulate {folder / 'net.json'}: [") and text.endswith("\n")
+    assert text.count("\n") == 1
+    assert re.findall(r"\] (\d/\d) ([a-z -]+) \(", text) == [
+        ("0/2", "fake back-end"),
+        ("1/2", "golden model for the plot"),
+        ("2/2", "done"),
+    ]
