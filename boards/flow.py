@@ -12,6 +12,7 @@ import os
 from ..gen.compile import compile_network
 from ..hdl.uart import MAX_BAUD_ERROR, baud_error
 from ..spec.errors import SpikeforgeError
+from ..spec.files import atomic_write
 from ..spec.limits import STAGES_RANGE, check_int, check_lanes
 from .build import REPORT_NAME, build, default_build_dir
 from .pll import pll_for, pll_outputs
@@ -49,8 +50,8 @@ def design_fields(net, plan, stages, weights="bram"):
     }
 
 
-def _write_report(path, report):
-    with open(path, "w", encoding="utf-8", newline="\n") as file:
+def _write_report(path, report, option="--report"):
+    with atomic_write(path, option=option) as file:
         json.dump(report, file, indent=2, sort_keys=True)
         file.write("\n")
 
@@ -191,7 +192,7 @@ def _finish(report, runs, build_dir):
     report = dict(report, clock_runs=runs, timesteps_per_s=round(rate))
     if "inference_steps" in report:
         report["inferences_per_s"] = round(rate / report["inference_steps"])
-    _write_report(os.path.join(build_dir, REPORT_NAME), report)
+    _write_report(os.path.join(build_dir, REPORT_NAME), report, option="-o")
     return report
 
 

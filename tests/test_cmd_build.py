@@ -4,10 +4,13 @@ The real ``spikeforge build`` is exercised in test_board_top.py. Runtime about 1
 on two shared cores).
 """
 
+import errno
+import os
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from host_link_cases import relayout_variant, small_network
 from network_cases import random_spikes
 
@@ -17,8 +20,9 @@ from spikeforge.cli import cmd_build
 from spikeforge.cli.main import main
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import save_network
+from spikeforge.gen.spike_io import NetworkRun
 from spikeforge.sim.network_golden import run_network
-from spikeforge.spec.errors import EXIT_TOOL
+from spikeforge.spec.errors import EXIT_INTERRUPTED, EXIT_TOOL
 
 
 @pytest.fixture
@@ -75,6 +79,86 @@ def test_run_on_simulated_board(files, capsys, monkeypatch, preloaded):
         for name, expected in golden.spikes.items():
             np.testing.assert_array_equal(archive[f"spikes_{name}"], expected)
         assert archive["cycles"].shape == (2, 6) and (archive["cycles"] > 0).all()
+
+
+@pytest.mark.parametrize(
+    "failure, status, message",
+    [
+        (OSError(errno.EFBIG, "File too large"), 2, "-o OUT: cannot write: File too large\n"),
+        (KeyboardInterrupt(), EXIT_INTERRUPTED, ""),
+    ],
+    ids=["write-fails", "ctrl-c"],
+)
+def test_run_keeps_the_previous_result(files, capsys, monkeypatch, failure, status, message):
+    # A write that fails midway, or Ctrl-C in it: the previous result stays whole, and no
+    # temporary file is left.
+    net, _, folder = files
+    board = SimulatedBoard(compile_network(net, 2))
+    monkeypatch.setattr(cmd_build, "open_port", lambda device, baud: board)
+    out = folder / "out.npz"
+    out.write_bytes(b"the previous result")
+
+    def half_then_fail(self, file, net=None):
+        file.write(b"PK\x03\x04 half a zip")
+        raise failure
+
+    monkeypatch.setattr(NetworkRun, "save", half_then_fail)
+    args = ["run", folder / "net.json", "--board", "icebreaker", "--port", "/dev/ttyUSB1"]
+    got = cli(capsys, *args, "--input", folder / "in.npy", "-o", out)
+    assert got == (status, "", message and f"spikeforge: error: {message.replace('OUT', str(out))}")
+    assert out.read_bytes() == b"the previous result"
+    assert sorted(p.name for p in folder.iterdir()) == ["in.npy", "net.json", "out.npz"]
+
+
+@pytest.mark.parametrize(
+    "failure, status, message",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), 2, "cannot write: No space left"),
+        (KeyboardInterrupt(), EXIT_INTERRUPTED, ""),
+    ],
+    ids=["write-fails", "ctrl-c"],
+)
+def test_build_keeps_the_previous_report(files, capsys, monkeypatch, failure, status, message):
+    from spikeforge.boards import flow
+
+    net, _, folder = files
+    monkeypatch.setattr(flow, "build", _fake_build)
+    report = folder / "r.json"
+    report.write_text("the previous report")
+    real_dump = cmd_build.json.dump
+
+    def half_then_fail(obj, file, **kwargs):
+        real_dump({"half": 1}, file)
+        # Only the --report file fails; the build folder's report.json is written.
+        if os.path.basename(file.name).startswith(".r.tmp-"):
+            raise failure
+
+    monkeypatch.setattr(cmd_build.json, "dump", half_then_fail)
+    args = ["build", folder / "net.json", "--board", "icebreaker", "--clock", "12"]
+    status_, out, err = cli(capsys, *args, "--report", report, "-o", folder / "b")
+    monkeypatch.undo()
+    assert (status_, out) == (status, "")
+    assert message in err and err.count("\n") == (1 if message else 0)
+    assert report.read_text() == "the previous report"
+    assert not [p for p in folder.iterdir() if ".tmp-" in p.name]
+
+
+def _fake_build(top, board, build_dir, **kwargs):
+    # Elaborated as the real flow would, so that no part is left "created but never used".
+    Fragment.get(top, board.platform())
+    os.makedirs(build_dir, exist_ok=True)
+    fields = dict.fromkeys(("luts", "luts_available", "ffs", "brams", "sprams", "dsps"), 1)
+    return {
+        "board": board.name,
+        "device": board.device,
+        "clock_mhz": kwargs["clock_mhz"],
+        "fmax_mhz": 50.0,
+        "timing_met": True,
+        "pll": None,
+        "bitstream": "top.bin",
+        **fields,
+        **kwargs["extra"],
+    }
 
 
 def test_run_errors(files, capsys, monkeypatch):
