@@ -13,11 +13,18 @@ import numpy as np
 from ..boards.registry import BOARDS
 from ..spec.files import atomic_write
 
-__all__ = ["PARTS", "machine_info", "derive_throughput", "merge_results", "save_results"]
+__all__ = [
+    "PARTS",
+    "machine_info",
+    "derive_throughput",
+    "merge_results",
+    "save_results",
+    "dump_results",
+]
 
 # The parts of the suite, in the order they run (`spikeforge bench --parts`); each is one key of
 # the results.
-PARTS = ("cycles", "speed", "build", "capacity", "brian2")
+PARTS = ("cycles", "speed", "build", "capacity", "brian2", "conv")
 
 # What a results file records of the run that measured a part.
 _RUN_KEYS = ("date", "quick", "repeat", "machine")
@@ -148,5 +155,10 @@ def save_results(path, results):
     """Write ``results`` as sorted, indented JSON, atomically."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_write(path, option="-o") as file:
-        json.dump(results, file, indent=1, sort_keys=True)
-        file.write("\n")
+        dump_results(file, results)
+
+
+def dump_results(file, results):
+    """Write ``results`` to the open text ``file`` as sorted, indented JSON."""
+    json.dump(results, file, indent=1, sort_keys=True)
+    file.write("\n")

@@ -39,6 +39,7 @@ def render_tables(results):
         ("build", _build_table),
         ("capacity", _capacity_table),
         ("speed", _speed_table),
+        ("conv", _conv_table),
     ):
         if results.get(part):
             lines += table(results[part], _measured(runs.get(part)))
@@ -219,6 +220,22 @@ def _speed_table(entries, measured):
         if s["case"] == "native-goals":
             lines += _goals_table(s)
     return lines
+
+
+def _conv_table(c, measured):
+    rates = ", ".join(f"{name} {rate:.1%}" for name, rate in c["rates"].items())
+    return [
+        "### Convolution golden model",
+        "",
+        *measured,
+        "| network | batch x steps | samples/s (wall) | samples/s (CPU time) | goal |",
+        "|---|---|---|---|---|",
+        f"| {c['network']} | {c['batch']} x {c['steps']} | {c['samples_per_s']:.1f} | "
+        f"{c['cpu_samples_per_s']:.1f} | >= 100 |",
+        "",
+        f"Median of {c['batches']} batches; firing rates (spikes per neuron and step): {rates}.",
+        "",
+    ]
 
 
 def _goals_table(g):

@@ -9,6 +9,7 @@ from ..spec.files import atomic_paths, check_outputs
 from ..spec.limits import STAGES_RANGE, check_int, check_lanes
 from .budget import add_limit_arguments, check_budget, simulate_estimate
 from .plot import PLOT_SUFFIXES, plot_run
+from .progress import Progress
 
 __all__ = ["add_parser"]
 
@@ -103,24 +104,30 @@ def run(args):
     if not args.trace:
         size = simulate_estimate(net, spikes.shape, False)[1]
     check_budget(args, "simulate", memory, size)
-    # Traces are drawn when plotting, so record them then even without --trace.
-    result = simulate(
-        net,
-        spikes,
-        args.backend,
-        args.trace or bool(args.plot),
-        lanes=lanes,
-        stages=stages,
-        **_waves_options(args),
-    )
-    saved = result if args.trace else NetworkRun(spikes=result.spikes, cycles=result.cycles)
     reference = None
-    if args.plot and args.backend != "golden":
-        reference = get_backend("golden")(net, spikes, True)
+    golden_too = bool(args.plot) and args.backend != "golden"
+    # On a terminal: the run, and the golden run drawn under it.
+    with Progress(f"simulate {args.network}", 1 + golden_too, tty_only=True) as bar:
+        bar.advance(0, f"{args.backend} back-end")
+        # Traces are drawn when plotting, so record them then even without --trace.
+        result = simulate(
+            net,
+            spikes,
+            args.backend,
+            args.trace or bool(args.plot),
+            lanes=lanes,
+            stages=stages,
+            **_waves_options(args),
+        )
+        if golden_too:
+            bar.advance(1, "golden model for the plot")
+            reference = get_backend("golden")(net, spikes, True)
+        bar.advance(1, "done")
+    saved = result if args.trace else NetworkRun(spikes=result.spikes, cycles=result.cycles)
     targets = [args.output] + ([args.plot] if args.plot else [])
     # Both files or neither.
     with atomic_paths(targets, ["-o", "--plot"][: len(targets)]) as temps:
-        saved.save(temps[0])
+        saved.save(temps[0], net)
         if args.plot:
             plot_run(
                 temps[1],

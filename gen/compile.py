@@ -10,6 +10,7 @@ from ..hdl.neuron import pack_params, params_layout
 from ..hdl.plan import ArrayPlan, PopulationPlan, ProjectionPlan
 from ..spec.errors import SpikeforgeError
 from ..spec.limits import check_lanes
+from .network_conv import require_dense
 
 __all__ = ["Capacity", "compile_network", "runtime_writes"]
 
@@ -39,9 +40,11 @@ def compile_network(net, lanes=1, capacity=Capacity()):
     Raises
     ------
     SpikeforgeError
-        ``lanes`` not one of 1, 2, 4, 8; or a memory of ``capacity`` too small, naming it.
+        ``lanes`` not one of 1, 2, 4, 8; a conv or pooled projection (no hardware yet); or a
+        memory of ``capacity`` too small, naming it.
     """
     check_lanes(lanes, "lanes", SpikeforgeError)
+    require_dense(net)
     pops = []
     slot_base = input_offset = lif_index = 0
     for pop in net.populations:

@@ -454,8 +454,9 @@ def require_dense(net):
     not walk kernels yet, so hardware generation refuses conv and pooled projections."""
     for i, proj in enumerate(net.projections):
         if isinstance(proj, ConvProjection):
+            what = f"{proj.kind} projection" if proj.geometry.conv else "pooled dense projection"
             raise SpikeforgeError(
-                f"projections[{i}] ({proj.source} -> {proj.target}): {proj.kind} projections "
-                "with shapes or pools run in the golden model; hardware support is issue 16 "
-                "part 3"
+                f"projections[{i}] ({proj.source} -> {proj.target}): convolutions and pools have "
+                f"no hardware yet; this {what} runs in the golden model only "
+                "(simulate --backend golden)"
             )

@@ -3,8 +3,9 @@
 Input spikes are an integer (or bool) 0/1 array of shape ``(T, n_in)`` or ``(B, T, n_in)``, in a
 ``.npy`` file or in an ``.npz`` file (array ``spikes``, or its only array). Results are an ``.npz``
 with ``spikes_<population>`` (uint8) for every LIF population, ``v_<population>`` (int32, the
-observable membrane trace) when traces were asked for, and ``cycles`` (int64, one per timestep)
-from hardware back-ends.
+observable membrane trace) when traces were asked for, ``cycles`` (int64, one per timestep)
+from hardware back-ends, and ``shape_<population>`` (int64, ``[C, H, W]`` or ``[C, L]``) for every
+such population that has a shape.
 
 Every ``.npz`` written here is byte-for-byte deterministic: the zip members carry a fixed date, so
 that the same run gives the same file.
@@ -48,15 +49,27 @@ class NetworkRun:
         traces were asked for.
     cycles : ndarray of int64, shape (T,) or (B, T), or None
         Clock cycles per timestep, from hardware back-ends; None for the golden model.
+    shapes : dict of str to tuple of int
+        The shape ``(C, H, W)`` or ``(C, L)`` of the populations that have one (a result file's
+        ``shape_<population>``); the last axis of their arrays is that shape in C order.
     """
 
     spikes: dict
     v: dict = field(default_factory=dict)
     cycles: np.ndarray | None = None
+    shapes: dict = field(default_factory=dict)
 
-    def save(self, path):
-        """Write the result ``.npz`` (:func:`save_outputs`)."""
-        save_outputs(path, self.spikes, self.v, self.cycles)
+    def save(self, path, net=None):
+        """Write the result ``.npz`` (:func:`save_outputs`), with the shapes of ``net``'s shaped
+        populations among ``spikes`` when ``net`` is given (else ``shapes``)."""
+        shapes = self.shapes
+        if net is not None:
+            shapes = {
+                pop.name: pop.shape
+                for pop in net.populations
+                if pop.shape is not None and pop.name in self.spikes
+            }
+        save_outputs(path, self.spikes, self.v, self.cycles, shapes)
 
 
 def write_npz(path, arrays):
@@ -148,6 +161,10 @@ def check_input_spikes(spikes, n_inputs, what="input"):
         )
     if array.shape[-2] == 0 or (array.ndim == 3 and array.shape[0] == 0):
         raise SpikeforgeError(f"{what}: shape {array.shape} has no timesteps or no batch entries")
+    if array.dtype == np.bool_:
+        # Always 0 or 1, and laid out as uint8: no check and no conversion (a batch of the
+        # bench's NIR CNN is 44 M inputs).
+        return np.ascontiguousarray(array).view(np.uint8)
     bad = (array != 0) & (array != 1)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -169,7 +186,7 @@ def load_input_spikes(source, net, what="input"):
     return check_input_spikes(source, net.n_inputs, what)
 
 
-def save_outputs(path, spikes, v=None, cycles=None):
+def save_outputs(path, spikes, v=None, cycles=None, shapes=None):
     """Write a result ``.npz``.
 
     Parameters
@@ -181,12 +198,17 @@ def save_outputs(path, spikes, v=None, cycles=None):
         Membrane traces, same shapes; stored as int32 (every ``v_width <= 32`` value fits).
     cycles : array, optional
         Clock cycles per timestep (hardware back-ends); stored as int64.
+    shapes : dict of str to tuple of int, optional
+        The shape ``(C, H, W)`` or ``(C, L)`` of populations of ``spikes``; stored as int64
+        ``shape_<population>``.
     """
     arrays = {f"spikes_{name}": np.asarray(array, np.uint8) for name, array in spikes.items()}
     for name, array in (v or {}).items():
         arrays[f"v_{name}"] = np.asarray(array, np.int32)
     if cycles is not None:
         arrays["cycles"] = np.asarray(cycles, np.int64)
+    for name, shape in (shapes or {}).items():
+        arrays[f"shape_{name}"] = np.asarray(shape, np.int64)
     write_npz(path, arrays)
 
 
@@ -197,7 +219,7 @@ def load_outputs(path, what="result"):
         raise SpikeforgeError(f"{what}: file must be .npz, not {path!r}")
     if not os.path.isfile(path):
         raise SpikeforgeError(f"{what}: file {path!r} not found")
-    spikes, v, cycles = {}, {}, None
+    spikes, v, cycles, shapes = {}, {}, None, {}
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -208,16 +230,42 @@ def load_outputs(path, what="result"):
                     spikes[key[len("spikes_") :]] = archive[key]
                 elif key.startswith("v_"):
                     v[key[len("v_") :]] = archive[key].astype(np.int64)
+                elif key.startswith("shape_"):
+                    shapes[key[len("shape_") :]] = _shape(path, what, key, archive[key])
                 elif key == "cycles":
                     cycles = archive[key]
                 else:
                     raise SpikeforgeError(
                         f"{what}: {path!r} has an unknown array {key!r}; "
-                        f"allowed are spikes_<name>, v_<name>, cycles"
+                        f"allowed are spikes_<name>, v_<name>, shape_<name>, cycles"
                     )
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SpikeforgeError(f"{what}: cannot read {path!r} as a NumPy file ({detail})") from None
     if not spikes:
         raise SpikeforgeError(f"{what}: {path!r} has no spikes_<population> array")
-    return NetworkRun(spikes=spikes, v=v, cycles=cycles)
+    for name, shape in shapes.items():
+        if name not in spikes:
+            raise SpikeforgeError(f"{what}: {path!r} has shape_{name} but no spikes_{name}")
+        size = spikes[name].shape[-1]
+        if int(np.prod(shape)) != size:
+            raise SpikeforgeError(
+                f"{what}: {path!r}: shape_{name} {list(shape)} does not match the {size} "
+                f"neurons of spikes_{name}"
+            )
+    return NetworkRun(spikes=spikes, v=v, cycles=cycles, shapes=shapes)
+
+
+def _shape(path, what, key, array):
+    """The population shape stored as ``key``: 2 or 3 positive integers."""
+    if (
+        array.ndim != 1
+        or len(array) not in (2, 3)
+        or not np.issubdtype(array.dtype, np.integer)
+        or (array < 1).any()
+    ):
+        raise SpikeforgeError(
+            f"{what}: {path!r}: {key} must be 2 or 3 positive integers ([C, H, W] or [C, L]), "
+            f"not {array.tolist()!r}"
+        )
+    return tuple(int(n) for n in array)

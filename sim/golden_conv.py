@@ -1,22 +1,47 @@
 """Event-driven convolution for the golden model (``docs/network.md``, "Convolutions").
 
-Every spike of a ``conv1d``/``conv2d`` projection's source scatters the kernel taps that reach
-a target neuron: the spike's pooled position (the sum pool is linear, so a spike simply acts at
-its window's position) looks up its row of a fan-out table built once from
-:meth:`~spikeforge.gen.network_conv.ConvGeometry.fanout`, and the row's weights are added to the
-row's targets. The sums are the dense projection's sums (``tests/test_conv_golden.py`` checks
-this against the unrolled matrix): integer additions in the accumulator's type, whose every
-partial sum is a sum of a subset of a neuron's weights and so lies in the range the
-accumulator width was sized for.
+A step of a ``conv1d``/``conv2d`` projection adds, to every target, the weights of the kernel
+taps that reach it from this step's spikes (the sum pool is linear, so a spike simply acts at
+its window's position). :class:`ConvDelivery` has two ways to compute the same sums and takes
+the cheaper one for each step:
+
+- *scatter*, for sparse steps: each spike looks up its row of a fan-out table built once from
+  :meth:`~spikeforge.gen.network_conv.ConvGeometry.fanout` and adds the row's weights to the
+  row's targets;
+- *window sums*, for busy steps: the spikes of 8 channels at one pooled position form a byte,
+  which looks up the sums of those channels' weights for every tap and output channel in a
+  256-row table; the taps are then shifted into place over whole arrays, once per tap. A
+  busy layer thus costs a few passes over arrays of the size of its output, independent of
+  how many of its inputs spiked, where the scatter costs several operations per synapse.
+
+Both are integer additions (no floating point), in the accumulator's type or, where every sum
+fits, in int16; ``tests/test_conv_golden.py`` checks both against the unrolled dense matrix.
+Every partial sum that ends in a target is a sum of a subset of that neuron's synapses (each
+counted at most once per spike of its window), so it lies in the range the accumulator width
+was sized for; the window-sum tables also hold sums that no neuron adds up, bounded by
+:func:`_table_bound`, and are used only when that bound fits the type.
 """
 
 import numpy as np
 
 __all__ = ["ConvDelivery"]
 
+# Relative cost per element of the two ways (measured on the NIR CNN of bench/conv.py, batch 64):
+# a synapse of the scatter costs about 3 ns (gathers of its target and weight, index
+# arithmetic and np.add.at); a gathered table element about 0.2 ns, a shifted tap element about
+# 0.6 ns.
+_SCATTER_COST = 3.0
+_GATHER_COST = 0.2
+_SHIFT_COST = 0.6
+# Tables larger than this (in elements) would not stay in cache: such a projection scatters.
+_TABLE_MAX = 1 << 22
+# The tap sums of the window-sum way, and the synapses of the scatter, are computed for this many
+# elements at most at a time (a few megabytes, whatever the layer's size).
+_SUMS_MAX = 1 << 20
+
 
 class ConvDelivery:
-    """The fan-out table of one convolutional projection, and the per-step scatter.
+    """The fan-out tables of one convolutional projection, and the per-step sums.
 
     Parameters
     ----------
@@ -28,14 +53,16 @@ class ConvDelivery:
     Attributes
     ----------
     targets : ndarray of intp, shape (n_pooled + 1, k)
-        Row ``q``: the target neurons of a spike at pooled position ``q``, padded with
-        ``n_out`` (a scratch column); row ``n_pooled`` is for dropped spikes (all scratch).
+        Row ``q``: the target neurons of a spike at pooled position ``q``, padded with target
+        0; row ``n_pooled`` is for dropped spikes (all padding).
     weights : ndarray of dtype, shape (n_pooled + 1, k)
-        The matching weights, 0 in the padding.
+        The matching weights, 0 in the padding (which thus adds nothing to target 0).
+    tables : ndarray of dtype, shape (planes, groups of 8 channels, taps x 256, O) or None
+        The window-sum tables (None where they would not fit the type or the cache).
     """
 
     def __init__(self, proj, dtype):
-        geometry = proj.geometry
+        self.geometry = geometry = proj.geometry
         n_pooled = geometry.n_pooled
         self.n_out = geometry.n_out
         src, dst, w = proj.synapses()
@@ -43,15 +70,30 @@ class ConvDelivery:
         width = max(int(counts.max(initial=0)), 1)
         # fanout() lists synapses by source: the slot of each is its rank within its source.
         slot = np.arange(src.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        self.targets = np.full((n_pooled + 1, width), self.n_out, np.intp)
+        self.targets = np.zeros((n_pooled + 1, width), np.intp)
         self.weights = np.zeros((n_pooled + 1, width), dtype)
         self.targets[src, slot] = dst
         self.weights[src, slot] = w
         pool = geometry.pool_map()
         # Source neuron -> row of the table; spikes beyond the last whole window hit the
-        # all-scratch row.
+        # all-zero row.
         self.row = np.where(pool >= 0, pool, n_pooled).astype(np.intp)
-        self._scratch = {}
+        kernel = proj.weights.reshape(_kernel_shape(geometry))
+        self.tables = _window_tables(
+            kernel, geometry, _sum_dtype(proj.column_bounds(self.n_out), kernel, geometry, dtype)
+        )
+        self._taps = _tap_slices(geometry)
+        # Row of tap t's table block: the table of a (plane, group) is (taps x 256, O).
+        self._tap_rows = (np.arange(len(self._taps), dtype=np.int32) * 256)[:, None, None]
+        # Elements of one batch entry's window-sum step: table gathers and tap shifts.
+        planes, groups = self.tables.shape[:2] if self.tables is not None else (0, 0)
+        _, hp, wp = geometry.pooled
+        taps = geometry.kernel[0] * geometry.kernel[1]
+        self._window_cost = (
+            _GATHER_COST * hp * wp * taps * geometry.out_channels * planes * groups
+            + _SHIFT_COST * self.n_out * taps
+        )
+        self._scatter_cost = _SCATTER_COST * width
 
     def add(self, acc, spikes):
         """``acc += `` the input sums of one step.
@@ -63,19 +105,186 @@ class ConvDelivery:
         spikes : ndarray of bool, shape (B, n_in)
             The source's spikes delivered this step.
         """
-        entry, source = np.nonzero(spikes)
-        if not entry.size:
+        n_spikes = np.count_nonzero(spikes)
+        if not n_spikes:
             return
-        n_batch = acc.shape[0]
-        stride = self.n_out + 1
-        scratch = self._scratch.get(n_batch)
-        if scratch is None:
-            scratch = self._scratch[n_batch] = np.zeros((n_batch, stride), acc.dtype)
+        if self.tables is not None and (
+            n_spikes * self._scatter_cost > acc.shape[0] * self._window_cost
+        ):
+            self.add_windows(acc, spikes)
         else:
-            scratch[...] = 0
-        rows = self.row[source]
-        index = self.targets[rows]
-        index += (entry * stride)[:, np.newaxis]
-        # np.add.at adds every (index, weight) pair, repeated indices included, in integers.
-        np.add.at(scratch.reshape(-1), index.reshape(-1), self.weights[rows].reshape(-1))
-        acc += scratch[:, : self.n_out]
+            self.add_scatter(acc, spikes)
+
+    def add_scatter(self, acc, spikes):
+        """:meth:`add` by scattering every spike's fan-out row, for a bounded number of
+        synapses at a time."""
+        # np.nonzero of a 2-D array is ten times slower than of the flat one.
+        events = np.flatnonzero(spikes)
+        chunk = max(1, _SUMS_MAX // self.targets.shape[1])
+        for start in range(0, events.size, chunk):
+            entry, source = np.divmod(events[start : start + chunk], spikes.shape[1])
+            rows = self.row[source]
+            index = self.targets[rows]
+            index += (entry * self.n_out)[:, np.newaxis]
+            # np.add.at adds every (index, weight) pair, repeated indices included, in integers.
+            np.add.at(acc.reshape(-1), index.reshape(-1), self.weights[rows].reshape(-1))
+
+    def add_windows(self, acc, spikes):
+        """:meth:`add` by the window-sum tables (``tables`` must not be None), a few batch
+        entries at a time: the tap sums of one entry are ``taps x Hp x Wp x O`` values."""
+        _, hp, wp = self.geometry.pooled
+        per_entry = len(self._taps) * hp * wp * self.geometry.out_channels
+        chunk = max(1, _SUMS_MAX // per_entry)
+        for start in range(0, acc.shape[0], chunk):
+            self._add_windows(acc[start : start + chunk], spikes[start : start + chunk])
+
+    def _add_windows(self, acc, spikes):
+        """:meth:`add_windows` of some batch entries."""
+        g = self.geometry
+        n_batch = acc.shape[0]
+        c, hp, wp = g.pooled
+        o, ho, wo = g.out_shape
+        groups = self.tables.shape[1]
+        # Spike counts per pooled position, channel-padded to whole bytes: (B, groups, 8, Hp Wp).
+        counts = _pooled_counts(spikes.reshape(n_batch, *g.in_shape), g.pool, hp, wp)
+        if c % 8:
+            padded = np.zeros((n_batch, groups * 8, hp, wp), np.uint8)
+            padded[:, :c] = counts
+            counts = padded
+        counts = counts.reshape(n_batch, groups, 8, hp * wp)
+        # Only the bit planes that some count of this step uses.
+        planes = int(counts.max()).bit_length()
+        if not planes:
+            # Every spike fell beyond the last whole pool window.
+            return
+        bit = np.arange(8, dtype=np.uint8)[:, np.newaxis]
+        # sums[tap, b, y, x, o]: the weights of tap ``tap`` of the spikes at pooled (y, x); tap
+        # major, so that each tap's shift below reads one contiguous block.
+        sums = None
+        for plane in range(planes):
+            # Bit ``plane`` of every count, 8 channels to a byte (channel k is bit k).
+            bits = counts if planes == 1 else (counts >> plane) & 1
+            byte = np.bitwise_or.reduce(bits << bit, axis=2)
+            for group in range(groups):
+                index = self._tap_rows + byte[:, group]
+                part = np.take(self.tables[plane, group], index, axis=0)
+                sums = part if sums is None else np.add(sums, part, out=sums)
+        sums = sums.reshape(len(self._taps), n_batch, hp, wp, o)
+        out = np.zeros((n_batch, ho, wo, o), sums.dtype)
+        for tap, (out_y, out_x, in_y, in_x) in enumerate(self._taps):
+            out[:, out_y, out_x] += sums[tap, :, in_y, in_x]
+        view = acc.reshape(n_batch, o, ho, wo)
+        view += out.transpose(0, 3, 1, 2)
+
+
+def _kernel_shape(geometry):
+    """The kernel as ``(O, C/groups, kh, kw)`` (a ``conv1d`` kernel has ``kh = 1``)."""
+    c = geometry.in_shape[0]
+    return (geometry.out_channels, c // geometry.groups, *geometry.kernel)
+
+
+def _sum_dtype(bounds, kernel, geometry, dtype):
+    """int16 when every sum of the window-sum way fits it, else ``dtype``.
+
+    ``bounds`` are the projection's ``(lo, hi)`` per target (:meth:`column_bounds`): every sum
+    that ends in a target lies between them; the others are bounded by :func:`_table_bound`.
+    int16 halves the bytes of the table gathers and tap shifts, which are most of the
+    window-sum way's time.
+    """
+    lo, hi = bounds
+    small = np.iinfo(np.int16)
+    fits = (
+        lo.min(initial=0) >= small.min
+        and hi.max(initial=0) <= small.max
+        and _table_bound(kernel, geometry) <= small.max
+    )
+    return np.dtype(np.int16) if fits else np.dtype(dtype)
+
+
+def _table_bound(kernel, geometry):
+    """The largest magnitude of a table entry and of a sum of entries at one position, tap and
+    output channel: a window's count times the sum of ``|w|`` over the input channels."""
+    window = geometry.pool[0] * geometry.pool[1]
+    return window * int(np.abs(kernel).sum(axis=1).max(initial=0))
+
+
+def _window_tables(kernel, geometry, dtype):
+    """The window-sum tables of :class:`ConvDelivery`, or None.
+
+    ``tables[j, g, 256 tap + byte, o]`` is ``2**j`` times the sum of ``kernel[o, c, tap]`` over the
+    channels ``c = 8 g + k`` whose bit ``k`` is set in ``byte`` (0 where ``c`` is not in the
+    group of ``o``); a count ``n`` at a position is the sum of its bits ``2**j``. None when a
+    table entry might not fit ``dtype`` or the tables are too large.
+    """
+    o, cg, kh, kw = kernel.shape
+    c = geometry.in_shape[0]
+    groups = -(-c // 8)
+    window = geometry.pool[0] * geometry.pool[1]
+    planes = window.bit_length()
+    # The counts are uint8 (_pooled_counts).
+    if window > 255 or planes * groups * 256 * kh * kw * o > _TABLE_MAX:
+        return None
+    if _table_bound(kernel, geometry) > np.iinfo(dtype).max:
+        return None
+    # per_channel[c, tap, o]: the weight of channel c, 0 outside the group of o.
+    og = o // geometry.groups
+    per_channel = np.zeros((groups * 8, kh * kw, o), np.int64)
+    flat = kernel.reshape(o, cg, kh * kw)
+    for out_c in range(o):
+        first = (out_c // og) * cg
+        per_channel[first : first + cg, :, out_c] = flat[out_c]
+    bits = (np.arange(256)[:, np.newaxis] >> np.arange(8)) & 1
+    # (groups, taps, 256, o): every byte's subset sum, in int64 (einsum of integers is exact).
+    sums = np.einsum("bk,gktp->gtbp", bits, per_channel.reshape(groups, 8, kh * kw, o))
+    scale = (1 << np.arange(planes))[:, None, None, None, None]
+    return (scale * sums[np.newaxis]).astype(dtype).reshape(planes, groups, kh * kw * 256, o)
+
+
+def _tap_slices(geometry):
+    """Per tap ``(ky, kx)``: the output rows and columns it reaches and the pooled input rows
+    and columns they read, as slices (``docs/network.md``: ``y = y' s - p + ky d``)."""
+    _, hp, wp = geometry.pooled
+    _, ho, wo = geometry.out_shape
+    kh, kw = geometry.kernel
+    out = []
+    for ky in range(kh):
+        for kx in range(kw):
+            ys = _axis_slices(
+                ky, hp, ho, geometry.stride[0], geometry.padding[0], geometry.dilation[0]
+            )
+            xs = _axis_slices(
+                kx, wp, wo, geometry.stride[1], geometry.padding[1], geometry.dilation[1]
+            )
+            out.append((ys[0], xs[0], ys[1], xs[1]))
+    return out
+
+
+def _axis_slices(k, n_in, n_out, s, p, d):
+    """``(output slice, input slice)`` of tap ``k`` on one axis: the outputs ``y'`` whose input
+    ``y' s - p + k d`` lies in ``[0, n_in)``, and those inputs (empty slices if none)."""
+    offset = k * d - p
+    first = max(0, (s - 1 - offset) // s)
+    last = min(n_out, (n_in - 1 - offset) // s + 1)
+    if last <= first:
+        return slice(0, 0), slice(0, 0)
+    start = first * s + offset
+    return slice(first, last), slice(start, start + (last - first - 1) * s + 1, s)
+
+
+def _pooled_counts(spikes, pool, hp, wp):
+    """The spikes ``(B, C, H, W)`` (bool) summed over each whole pool window: ``(B, C, Hp, Wp)``,
+    uint8 (a window of up to 255 neurons; :func:`_window_tables` allows at most that)."""
+    # bool and uint8 share their layout: the sums below then add uint8 to uint8, not cast.
+    spikes = spikes.view(np.uint8)
+    py, px = pool
+    if py == px == 1:
+        return spikes
+    n_batch, c = spikes.shape[:2]
+    whole = spikes[:, :, : hp * py, : wp * px].reshape(n_batch, c, hp, py, wp, px)
+    # One add per window offset: NumPy's sum over two strided axes is ten times slower.
+    counts = whole[:, :, :, 0, :, 0].copy()
+    for i in range(py):
+        for j in range(px):
+            if i or j:
+                counts += whole[:, :, :, i, :, j]
+    return counts

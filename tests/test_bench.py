@@ -215,7 +215,7 @@ def test_update_doc_needs_block(tmp_path):
         (
             ["--parts", "cycles,nope"],
             r"bench parts must be among cycles, speed, build, capacity, "
-            r"brian2, not 'nope'",
+            r"brian2, conv, not 'nope'",
         ),
         (
             ["--backend", "golden"],

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from spikeforge.gen.network import Network, load_network, save_network
 from spikeforge.gen.network_conv import ConvProjection
+from spikeforge.sim import golden_conv
+from spikeforge.sim.golden_conv import ConvDelivery
 from spikeforge.sim.network_golden import run_network
 from spikeforge.spec.errors import SpikeforgeError
 
@@ -245,3 +247,48 @@ def test_json_text(tmp_path):
     text = path.read_text()
     assert '"kind": "conv2d", "in_shape": [2, 4, 4]' in text
     assert json.loads(text)["populations"][1]["shape"] == [3, 2, 2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([1, 900]))
+def test_scatter_and_window_sums(seed, scale):
+    """Both ways of ConvDelivery give the unrolled matrix's sums, in int16 (small weights) and
+    in the accumulator's type (weights scaled past int16), also when pooling drops every spike."""
+    rng = np.random.default_rng(seed)
+    net = Network.from_dict(random_conv_network(rng, draw_geometry))
+    for proj in net.projections:
+        if not (isinstance(proj, ConvProjection) and proj.geometry.conv):
+            continue
+        proj = ConvProjection(
+            proj.kind,
+            proj.source,
+            proj.target,
+            proj.weights * scale,
+            proj.geometry,
+            proj.source_index,
+            proj.target_index,
+        )
+        delivery = ConvDelivery(proj, np.int32)
+        assert delivery.tables is not None
+        if scale > 1 and np.abs(proj.weights).max() > np.iinfo(np.int16).max:
+            assert delivery.tables.dtype == np.int32
+        spikes = rng.random((3, proj.geometry.n_in)) < rng.choice([0.05, 0.5])
+        want = spikes.astype(np.int64) @ proj.dense()
+        for add in (delivery.add_scatter, delivery.add_windows):
+            acc = np.zeros((3, proj.geometry.n_out), np.int32)
+            add(acc, spikes)
+            np.testing.assert_array_equal(acc, want)
+
+
+def test_both_ways_in_chunks(monkeypatch):
+    """Both ways give the same sums a batch entry or a spike at a time."""
+    monkeypatch.setattr(golden_conv, "_SUMS_MAX", 1)
+    rng = np.random.default_rng(7)
+    net = Network.from_dict(random_conv_network(rng, draw_geometry))
+    proj = net.projections[0]
+    spikes = rng.random((5, proj.geometry.n_in)) < 0.3
+    delivery = ConvDelivery(proj, np.int32)
+    for add in (delivery.add_scatter, delivery.add_windows):
+        acc = np.zeros((5, proj.geometry.n_out), np.int32)
+        add(acc, spikes)
+        np.testing.assert_array_equal(acc, spikes.astype(np.int64) @ proj.dense())
