@@ -103,7 +103,10 @@ def test_outputs_round_trip_and_deterministic(tmp_path):
     write_npz(tmp_path / "odd.npz", {"spikes_a": np.zeros((2, 2)), "w": np.zeros(1)})
     write_npz(tmp_path / "empty.npz", {"cycles": np.zeros(2)})
     for name, pattern in [
-        ("odd.npz", "has an unknown array 'w'; allowed are spikes_<name>, v_<name>, shape_<name>, cycles$"),
+        (
+            "odd.npz",
+            "has an unknown array 'w'; allowed are spikes_<name>, v_<name>, shape_<name>, cycles$",
+        ),
         ("empty.npz", "has no spikes_<population> array$"),
         ("none.npz", "file '.*none.npz' not found$"),
         ("x.npy", "file must be .npz, not '.*x.npy'$"),
