@@ -3,7 +3,6 @@
 import sys
 
 from ..boards.emulate import Emulator, emulated_design, parse_window
-from ..boards.host import DEFAULT_BAUD
 from ..boards.registry import BOARDS
 from ..gen.network import load_network
 from ..spec.errors import SpikeforgeError, ToolError
@@ -33,7 +32,10 @@ def add_parser(subparsers):
         "--clock", type=float, metavar="MHZ", help="clock of the design (default: the board clock)"
     )
     parser.add_argument(
-        "--baud", type=int, default=DEFAULT_BAUD, help=f"host link speed (default {DEFAULT_BAUD})"
+        "--baud",
+        type=int,
+        help="host link speed (default: the board's, or the fastest common rate below it "
+        "that the clock makes, as for 'spikeforge build')",
     )
     parser.add_argument(
         "--weights",

@@ -22,7 +22,7 @@ from network_cases import random_spikes
 
 from spikeforge.boards.emulate import Emulator, emulated_design
 from spikeforge.boards.registry import BOARDS
-from spikeforge.boards.top import LED_ROLES
+from spikeforge.boards.top import LED_ROLES, default_baud
 from spikeforge.cli.main import main
 from spikeforge.gen.network import save_network
 from spikeforge.sim.network_golden import run_network
@@ -160,7 +160,7 @@ def test_emulate_command_at_bit_level(cases, capsys, tmp_path):
     lines = err.splitlines()
     assert lines[0].startswith(
         f"emulating {net_file} on icebreaker at 12 MHz, weights in bram, 2 lanes, host link at "
-        "115200 baud (bit level, divisor 104); "
+        "3000000 baud (bit level, divisor 4); "
     )
     assert re.fullmatch(r"emulator: \d+ cycles, 12 steps, \d+ bytes to the board, .*", lines[-1])
     # Steps count from the emulator's start: the two runs of 6 steps are steps 0 to 11, and the
@@ -181,7 +181,9 @@ def test_every_board_converts(cases):
         ports = re.search(r"module board\((.*)\);", design.verilog)[1].split(", ")
         leds = [f"led_{i}" for i in range(min(len(board.leds), len(LED_ROLES)))]
         assert sorted(ports) == sorted(["clk", "rst", "busy", "step", "uart_rx", "uart_tx", *leds])
-        assert design.divisor == round(board.clock_mhz * 1e6 / 115200)
+        # The rate `spikeforge build` would take at the board clock.
+        assert design.baud == default_baud(board, board.clock_mhz)
+        assert design.divisor == round(board.clock_mhz * 1e6 / design.baud)
 
 
 def test_emulate_errors(cases, capsys):
