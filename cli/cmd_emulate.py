@@ -1,5 +1,6 @@
 """``spikeforge emulate``: a virtual board on a pseudo-terminal, for ``spikeforge run --port``."""
 
+import signal
 import sys
 
 from ..boards.emulate import Emulator, emulated_design, parse_window
@@ -66,6 +67,10 @@ def add_parser(subparsers):
     parser.set_defaults(func=run_emulate)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_emulate(args):
     window = None
     if args.waves_steps is not None:
@@ -90,6 +95,9 @@ def run_emulate(args):
         byte_level=args.byte_level,
     )
     emulator = Emulator(design, faults=args.faults, seed=args.seed, waves=args.waves, window=window)
+    # A service manager or `kill` stops it with SIGTERM: the same clean stop as Ctrl-C (the
+    # summary, no stray harness), not Python's silent exit.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         print(emulator.port, flush=True)
         print(
@@ -101,6 +109,7 @@ def run_emulate(args):
         )
         status = emulator.wait()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         emulator.close()
         if emulator.summary:
             print(emulator.summary, file=sys.stderr, flush=True)

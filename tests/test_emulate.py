@@ -172,6 +172,28 @@ def test_emulate_command_at_bit_level(cases, capsys, tmp_path):
     assert times[0] > 7 * 500 * 83333 and times[1] - times[0] == 83333 // 2 + 1
 
 
+def test_emulate_stops_on_sigterm(cases):
+    # As on Ctrl-C: the harness's summary, exit status 130, no traceback.
+    _, net_file, _, _ = cases["dense"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spikeforge.cli.main", "emulate", str(net_file)]
+        + ["--board", "icebreaker", "--byte-level"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AMARANTH_USE_YOSYS": "builtin"},
+    )
+    try:
+        assert re.fullmatch(r"/dev/pts/\d+", process.stdout.readline().strip())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == EXIT_INTERRUPTED and "Traceback" not in err
+    assert re.fullmatch(
+        r"emulator: \d+ cycles, 0 steps, 0 bytes to the board, .*", err.splitlines()[-1]
+    )
+
+
 def test_every_board_converts(cases):
     # Each board's top, the pins it uses as ports whatever the board calls them (an RGB LED's
     # colours are single LEDs), with the board's clock and UART divisor.
