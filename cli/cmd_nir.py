@@ -9,13 +9,22 @@ from ..gen.nir_export import export_nir
 from ..gen.nir_import import import_nir
 from ..gen.nir_presets import PRESET_NAMES
 from ..gen.spike_io import load_input_spikes
-from ..sim.quant_report import format_report, quantization_report, write_report
+from ..sim.quant_report import (
+    AUTO,
+    format_report,
+    quantization_report,
+    smallest_widths,
+    write_report,
+)
 from ..spec.errors import SpikeforgeError
 from ..spec.files import atomic_paths, check_outputs
 from ..spec.limits import RESET_MODES, RESET_TIMINGS, check_int
 from .budget import add_limit_arguments, check_budget, import_estimate
 
 __all__ = ["add_parser"]
+
+# --target: issue 17's goal for the hidden layers.
+DEFAULT_TARGET = 0.95
 
 # The report's random input when no --input is given: long enough to see a few spikes per neuron,
 # short enough that the float and golden runs take well under a second.
@@ -27,18 +36,30 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "import",
         help="map a NIR graph onto a spikeforge network, with a quantization report",
-        description="Read GRAPH.nir (nodes Input, Output, Affine, Linear, Flatten, LIF, IF, LI, "
-        "CubaLIF, CubaLI), "
-        "write a spikeforge network and report how the fixed-point network compares "
-        "with the float NIR semantics (docs/nir.md).",
+        description="Read GRAPH.nir (nodes Input, Output, Affine, Linear, Flatten, Conv1d, "
+        "Conv2d, SumPool2d, AvgPool2d, LIF, IF, LI, CubaLIF, CubaLI), "
+        "write a spikeforge network and report, per layer and per sample, how the fixed-point "
+        "network compares with the float semantics of the --from framework (docs/nir.md).",
     )
     parser.add_argument("graph", help="NIR graph, .nir (HDF5)")
     parser.add_argument("-o", "--output", required=True, help="network to write, .json")
     parser.add_argument(
-        "--v-width", type=int, help="membrane width (default: the graph's metadata, else 16)"
+        "--v-width",
+        type=width,
+        help="membrane width, or auto: the narrowest that reaches --target "
+        "(default: the graph's metadata, else 16)",
     )
     parser.add_argument(
-        "--w-width", type=int, help="weight width (default: the graph's metadata, else 8)"
+        "--w-width",
+        type=width,
+        help="weight width, or auto: the narrowest that reaches --target "
+        "(default: the graph's metadata, else 8)",
+    )
+    parser.add_argument(
+        "--target",
+        type=float,
+        help=f"with a width auto: the lowest mean spike agreement (Jaccard) of the hidden layers "
+        f"with the float reference on the report's input (default {DEFAULT_TARGET})",
     )
     parser.add_argument(
         "--dt", type=float, help="forward-Euler step in seconds (default: the graph's dt metadata)"
@@ -102,6 +123,23 @@ def add_parser(subparsers):
     parser.set_defaults(func=run_export)
 
 
+def width(text):
+    """A width option: ``auto`` or an integer (checked against its range by the importer)."""
+    return AUTO if text == AUTO else int(text)
+
+
+def _check_target(args):
+    """``--target`` as a number in (0, 1], only with a width ``auto``."""
+    auto = AUTO in (args.v_width, args.w_width)
+    if args.target is None:
+        return DEFAULT_TARGET if auto else None
+    if not auto:
+        raise SpikeforgeError("--target is the agreement --v-width/--w-width auto must reach")
+    if not 0 < args.target <= 1:
+        raise SpikeforgeError(f"--target must be a number in (0, 1], not {args.target:g}")
+    return args.target
+
+
 def run_import(args):
     steps = check_int("--steps", args.steps, 1, 1 << 20, error=SpikeforgeError)
     if args.input is not None and args.steps != DEFAULT_STEPS:
@@ -113,18 +151,25 @@ def run_import(args):
         ("-o", network_npz_path(args.output), (".npz",)),
         ("-r", args.report, (".json",)),
     ]
+    target = _check_target(args)
     check_outputs(outputs, [args.graph, args.input])
-    model = import_nir(
-        args.graph,
-        v_width=args.v_width,
-        w_width=args.w_width,
-        dt=args.dt,
-        reset_mode=args.reset_mode,
-        weight_percentile=args.weight_percentile,
-        preset=args.preset,
-        reset_timing=args.reset_timing,
-        spikes=args.spikes,
-    )
+
+    def load(v_width, w_width):
+        return import_nir(
+            args.graph,
+            v_width=v_width,
+            w_width=w_width,
+            dt=args.dt,
+            reset_mode=args.reset_mode,
+            weight_percentile=args.weight_percentile,
+            preset=args.preset,
+            reset_timing=args.reset_timing,
+            spikes=args.spikes,
+        )
+
+    # An auto width is searched on the report's input: the first import, at the default
+    # widths, gives the input's size.
+    model = load(*(None if w == AUTO else w for w in (args.v_width, args.w_width)))
     for line in model.warnings:
         print(f"warning: {line}", file=sys.stderr)
     net = model.network
@@ -137,7 +182,20 @@ def run_import(args):
         spikes = (rng.random((steps, net.n_inputs)) < DEFAULT_RATE).astype(np.uint8)
         source = f"random input (rate {DEFAULT_RATE}, seed {args.seed})"
     check_budget(args, "import", *import_estimate(net, steps))
-    report = quantization_report(model, spikes, source)
+    # The float reference fires as the framework does: several spikes per step if --spikes (or
+    # the preset) says so.
+    multi_spike = None if args.spikes is None else args.spikes == "multi"
+    if target is not None:
+        v_width, w_width, found, tried = smallest_widths(
+            load, spikes, target, args.v_width, args.w_width, multi_spike
+        )
+        model = load(v_width, w_width)
+        net = model.network
+        print(
+            f"auto widths: v_width={net.v_width}, w_width={net.w_width}, hidden-layer "
+            f"Jaccard {found:.3f} >= {target:g} ({tried} imports tried)"
+        )
+    report = quantization_report(model, spikes, source, multi_spike)
     # The network (and its .npz) and the report: the report is renamed only once the network
     # is written.
     with atomic_paths([args.report] if args.report else [], "-r") as temps:

@@ -31,7 +31,7 @@ core instead.
 """
 
 from amaranth.asserts import AnyConst, AnySeq
-from amaranth.hdl import Assert, Assume, Module, Mux, Signal, signed
+from amaranth.hdl import Assert, Assume, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
 from spikeforge.hdl.neuron import NeuronCore
@@ -49,7 +49,9 @@ def assume_valid_params(m, core):
 
     ``v_reset <= v_th <= v_peak``, every enabled decay shift below ``v_width``, no negative
     term with shift 0 (it cannot be written), ``t_ref <= t_ref_max``; the same of the
-    ``syn_decay`` terms of a synaptic core. Every other field takes any value of its type.
+    ``syn_decay`` terms of a synaptic core. A core built for ``decay_sets`` has a
+    ``decay_sel`` naming one of them (the core checked the decays themselves). Every other
+    field takes any value of its type.
     """
     p = core.params
     m.d.comb += [
@@ -57,7 +59,11 @@ def assume_valid_params(m, core):
         Assume(p.v_th <= p.v_peak),
         Assume(p.t_ref <= core.t_ref_max),
     ]
-    terms = [p.decay[k] for k in range(MAX_DECAY_TERMS)]
+    if core.decay_sets is None:
+        terms = [p.decay[k] for k in range(MAX_DECAY_TERMS)]
+    else:
+        m.d.comb += Assume(p.decay_sel < len(core.decay_sets))
+        terms = []
     if core.synaptic:
         terms += [p.syn_decay[k] for k in range(MAX_DECAY_TERMS)]
     for term in terms:
@@ -83,7 +89,19 @@ def filled(m, cycles):
     return count == cycles
 
 
-def reference_step(m, v_width, acc_width, p, v, r, acc, i=None, pending=None, at_threshold=False):
+def reference_step(
+    m,
+    v_width,
+    acc_width,
+    p,
+    v,
+    r,
+    acc,
+    i=None,
+    pending=None,
+    at_threshold=False,
+    decay_sets=None,
+):
     """The step of ``docs/neuron.md`` in arithmetic that cannot wrap.
 
     Written from the spec, not from the core: every intermediate value lives in a signal of
@@ -95,7 +113,8 @@ def reference_step(m, v_width, acc_width, p, v, r, acc, i=None, pending=None, at
     first and the membrane takes its result when ``p.synaptic`` is set. With ``pending`` (a
     ``delayed_reset`` core's) the reset due from the previous step comes before the leak where
     ``p.delayed`` is set; with ``at_threshold`` the threshold test is ``>=`` where
-    ``p.at_threshold`` is set.
+    ``p.at_threshold`` is set. With ``decay_sets`` (the core's) the leak is the decay that
+    ``p.decay_sel`` names, each written out from its shift terms.
 
     Returns
     -------
@@ -138,6 +157,15 @@ def reference_step(m, v_width, acc_width, p, v, r, acc, i=None, pending=None, at
         # matching adder trees.
         return wide_signal(terms[3] + terms[2] + terms[1] + terms[0], f"ref_{name}")
 
+    def fixed_sum(d, name):
+        total = Signal(wide, name=f"ref_{name}")
+        with m.Switch(p.decay_sel):
+            for n, decay in enumerate(decay_sets):
+                with m.Case(n):
+                    terms = [(d >> k) if k >= 0 else -(d >> -k) for k in reversed(decay)]
+                    m.d.comb += total.eq(sum(terms, Const(0)))
+        return total
+
     current = wide_signal(acc + p.bias, "ref_current")
     out = {}
     if i is not None:
@@ -158,7 +186,7 @@ def reference_step(m, v_width, acc_width, p, v, r, acc, i=None, pending=None, at
         with m.If(pending & p.delayed & p.subtract):
             m.d.comb += base.eq(v - p.v_th)
     d = wide_signal(u - p.v_rest, "ref_d")
-    leak = shift_sum(p.decay, d, "leak")
+    leak = shift_sum(p.decay, d, "leak") if decay_sets is None else fixed_sum(d, "leak")
     exact = Signal(wide, name="ref_exact")
     m.d.comb += exact.eq(base - leak + current)
     v_prime = clamp(exact, "ref_v_prime")
@@ -214,8 +242,11 @@ class NeuronHarness(wiring.Component):
 
     Parameters
     ----------
-    v_width, acc_width, t_ref_max, stages, synaptic, delayed_reset, at_threshold
-        Passed to :class:`NeuronCore`.
+    v_width, acc_width, t_ref_max, stages, decay_sets, synaptic, delayed_reset, at_threshold
+        Passed to :class:`NeuronCore`. With ``decay_sets`` (as the array builds its cores) the
+        shifters are wiring, which is what keeps a ``delayed_reset`` proof small: free shift
+        amounts in front of the pending-reset multiplexer took yices over five minutes at
+        ``v_width`` 4.
     check : iterable of str
         Which of :data:`PROPERTIES` to assert.
     closed_loop : bool
@@ -237,6 +268,7 @@ class NeuronHarness(wiring.Component):
         stages=1,
         check=PROPERTIES,
         closed_loop=False,
+        decay_sets=None,
         synaptic=False,
         delayed_reset=False,
         at_threshold=False,
@@ -247,6 +279,7 @@ class NeuronHarness(wiring.Component):
             acc_width=acc_width,
             t_ref_max=t_ref_max,
             stages=stages,
+            decay_sets=decay_sets,
             synaptic=synaptic,
             delayed_reset=delayed_reset,
             at_threshold=at_threshold,
@@ -299,6 +332,7 @@ class NeuronHarness(wiring.Component):
             core.i if core.synaptic else None,
             core.pending if core.delayed_reset else None,
             core.at_threshold,
+            core.decay_sets,
         )
         lat = core.latency
         ref = {name: delayed(m, value, lat, f"ref_{name}") for name, value in ref.items()}

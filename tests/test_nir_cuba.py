@@ -144,8 +144,9 @@ def test_report_agrees_and_hardware_matches_golden(capsys):
     # to the scale 0.969/127), the readout within 6 % of its range.
     assert c["spikes"]["float"] > 100
     assert abs(c["spikes"]["float"] - c["spikes"]["fixed"]) <= 2
-    assert c["spikes"]["neurons_equal"] >= 0.5
-    assert c["spikes"]["mean_abs_count_difference"] <= 0.5
+    # Per sample (measured: Jaccard 0.942 at worst, rate error 0.0056 spikes per step).
+    assert c["agreement"]["jaccard"]["min"] >= 0.9
+    assert c["agreement"]["rate_error"]["max"] <= 0.01
     assert ro["syn_decay"] == [2] and "readout" in ro
     assert ro["readout"]["max_abs_error"] < 0.1 * ro["readout"]["float_range"]
 

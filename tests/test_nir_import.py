@@ -136,10 +136,13 @@ def test_flatten_linear_if_li_chain_exact_and_on_hardware():
     assert np.abs(want.v["li"] * q - flt_v["li"]).max() < 0.1 * np.ptp(flt_v["li"])
     report = quantization_report(model, inputs, "test")
     by_name = {p["name"]: p for p in report["populations"]}
-    assert by_name["if"]["spikes"]["neurons_equal"] == 1.0
+    agreement = by_name["if"]["agreement"]
+    assert agreement["jaccard"]["samples"] == [1.0] and agreement["equal"]["min"] == 1.0
+    assert agreement["rate_error"]["max"] == 0.0
     assert by_name["li"]["readout"]["max_abs_error"] < 0.1 * by_name["li"]["readout"]["float_range"]
     text = format_report(report)
     assert "  if (IF, 5): scale 0.007812/LSB" in text and "li (LI, 3)" in text
+    assert "Jaccard 1.000 [1.000], equal 100.00% [100.00%]" in text
     assert "readout max error" in text
 
 
@@ -198,7 +201,7 @@ def test_recurrent_graph_order_delay_and_hardware():
         # Rounding moves a spike here and there, over hundreds of steps, never many.
         s = entry["spikes"]
         assert s["float"] > 10 and abs(s["float"] - s["fixed"]) <= 0.1 * s["float"], entry
-        assert s["mean_abs_count_difference"] <= 2, entry
+        assert entry["agreement"]["rate_error"]["max"] <= 0.01, entry
 
 
 def test_identity_edges_and_metadata_order():
@@ -258,7 +261,9 @@ def test_report_fields_and_decay_error():
     assert entry["dt_over_tau"] == pytest.approx(1 / 3)
     assert entry["decay"] == [2, 4, 6, 8]  # 1/4 + 1/16 + 1/64 + 1/256
     assert entry["decay_error"] == pytest.approx(0.33203125 - 1 / 3)
-    assert set(entry["spikes"]) == {"float", "fixed", "neurons_equal", "mean_abs_count_difference"}
+    assert set(entry["spikes"]) == {"float", "fixed"}
+    assert set(entry["agreement"]) == {"jaccard", "equal", "rate_error", "v_rms_error"}
+    assert all(len(figure["samples"]) == 1 for figure in entry["agreement"].values())
     assert report["steps"] == 50 and report["runs"] == 1 and report["input"] == "test"
     json.dumps(report)
 
