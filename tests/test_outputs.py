@@ -307,7 +307,7 @@ def fast_work(monkeypatch, name):
     """Replace the slow part of ``name``'s work (training, benchmarks, RTL simulation) by a fast
     one that gives the writer the same kind of data."""
     if name == "bench":
-        shipped = json.loads((Path(tables.__file__).parent / "results.json").read_text())
+        shipped = json.loads(SHIPPED_RESULTS.read_text())
         monkeypatch.setattr(cmd_bench, "run_suite", lambda *args, **kwargs: shipped)
         monkeypatch.setattr(cmd_bench, "demo_workload", lambda: None)
     elif name == "train-digits":
@@ -352,6 +352,8 @@ def old_outputs(folder, name):
 
 
 OLD = b"the previous result\n"
+# The benchmark's results in the repository (not installed with the package).
+SHIPPED_RESULTS = Path(__file__).parent.parent / "bench" / "results.json"
 
 
 @pytest.mark.parametrize(
@@ -603,7 +605,7 @@ def test_bench_doc_is_replaced_atomically(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(files_module, "_sync", sync)
-    shipped = json.loads((Path(tables.__file__).parent / "results.json").read_text())
+    shipped = json.loads(SHIPPED_RESULTS.read_text())
     with pytest.raises(SpikeforgeError, match=r"^--doc .*performance\.md: cannot write: No space"):
         tables.update_doc(doc, shipped)
     assert doc.read_bytes() == before and os.listdir(tmp_path) == ["performance.md"]

@@ -6,6 +6,7 @@ import errno
 import pytest
 import wasmtime
 from amaranth.back.verilog import YosysError
+from amaranth.hdl import Fragment
 
 from spikeforge.cli import cmd_generate
 from spikeforge.cli.main import main
@@ -13,7 +14,10 @@ from spikeforge.spec.errors import EXIT_TOOL
 
 
 def _raising(error):
-    def convert(*args, **kwargs):
+    def convert(design, *args, **kwargs):
+        # Elaborated first, as the real back-end does before Yosys fails, so that no part is
+        # left "created but never used".
+        Fragment.get(design, None)
         raise error
 
     return convert
