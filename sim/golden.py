@@ -221,11 +221,12 @@ def synaptic_update(i, current, p):
     np.copyto(i, current)
 
 
-def membrane_update(v, r, current, p, pending=None):
+def membrane_update(v, r, current, p, pending=None, out=None):
     """Step 3 of ``docs/neuron.md`` in place, for every neuron; returns the spike flags.
 
     ``pending`` (bool, read only; by default none) is the previous step's spikes, the resets
-    still to apply of the neurons whose ``reset_timing`` is ``"next"``.
+    still to apply of the neurons whose ``reset_timing`` is ``"next"``. ``out`` (bool, of the
+    shape of ``v``), if given, receives the spike flags and is returned.
 
     ``v`` and ``r`` (``0 <= r``, as ``docs/neuron.md`` keeps it) become the state after the
     step; ``current`` is ``I`` (plain LIF) or ``i'`` (current-based) on entry and scratch
@@ -234,32 +235,64 @@ def membrane_update(v, r, current, p, pending=None):
     ``p.t_ref`` may have a narrower one, signed or unsigned, that holds ``t_ref``, as a fifth
     of the step's passes are over ``r``. In place, because at a batch of 64 the step is about
     fifteen passes over arrays that stay in cache, and fresh arrays for each would cost as much
-    as the arithmetic.
+    as the arithmetic. Without refractory neurons (``t_ref`` 0 and ``r`` 0) the passes over
+    ``r`` and the masks fall away, and so does the saturation of a reset by subtraction with
+    ``v_th >= 0``: an IF neuron's step (no leak) is five passes.
     """
     if np.count_nonzero(p.delayed):
-        return _delayed_update(v, r, current, p, pending)
+        spike = _delayed_update(v, r, current, p, pending)
+        if out is None:
+            return spike
+        np.copyto(out, spike)
+        return out
     lo, hi = (v.dtype.type(x) for x in v_range(p.v_width))
+    # With t_ref 0 and no neuron refractory now, none ever is: r stays 0 (r - 1 + 1 + 0) and
+    # every neuron is live, so the masks and the passes over r fall away (an IF neuron's step
+    # is then a handful of passes instead of about fifteen).
+    refractory = bool(np.count_nonzero(p.t_ref) or np.count_nonzero(r))
     # Selects are products with bool masks: np.where and masked copies branch per element and
     # run several times slower on masks as unpredictable as spikes, and a bool mask is a
     # quarter of the memory traffic of an integer one.
-    live = r <= 0
+    live = r <= 0 if refractory else None
     # v' = sat(v - leak(v) + I); while refractory the increment is masked off, so v' = v, which
     # is also the state after the step then.
     v_prime = current
     _add_terms(
         v_prime, v - p.v_rest if np.count_nonzero(p.v_rest) else v, p.decay_shift, p.decay_sign, -1
     )
-    np.multiply(v_prime, live, out=v_prime)
+    if refractory:
+        np.multiply(v_prime, live, out=v_prime)
     v_prime += v
     np.clip(v_prime, lo, hi, out=v_prime)
-    spike = _fires(v_prime, p)
-    spike &= live
-    if np.count_nonzero(p.subtract) or np.count_nonzero(p.v_reset):
-        if not np.count_nonzero(p.subtract):
+    spike = _fires(v_prime, p, out)
+    if refractory:
+        spike &= live
+    _reset(v, v_prime, spike, p, lo, hi)
+    if refractory:
+        # r - 1 while refractory, 0 otherwise (r - 1 + 1), t_ref after a spike.
+        # In an unsigned r, 0 - 1 wraps to the maximum and + 1 wraps back to 0.
+        r -= 1
+        r += live
+        r += spike * p.t_ref
+    return spike
+
+
+def _reset(v, v_prime, spike, p, lo, hi):
+    """``v = `` the membrane after the step's reset: ``v'`` where no spike, else ``v_reset``
+    or ``sat(v' - v_th)``; ``v_prime`` is scratch afterwards."""
+    subtract = np.count_nonzero(p.subtract)
+    if subtract and subtract == np.size(p.subtract) and p.v_th.min() >= 0:
+        # A spike means v' >= v_th >= 0, so v' - v_th lies in [0, v'] and needs no saturation:
+        # v = v' - v_th * spike, two passes.
+        np.multiply(spike, p.v_th, out=v)
+        np.subtract(v_prime, v, out=v)
+        return
+    if subtract or np.count_nonzero(p.v_reset):
+        if not subtract:
             after = p.v_reset - v_prime
         else:
             after = np.clip(v_prime - p.v_th, lo, hi)
-            if not np.all(p.subtract):
+            if subtract < np.size(p.subtract):
                 after = np.where(p.subtract, after, p.v_reset)
             after -= v_prime
         # v' + (after - v') * spike
@@ -268,19 +301,18 @@ def membrane_update(v, r, current, p, pending=None):
     else:
         v_prime *= ~spike
     np.copyto(v, v_prime)
-    # r - 1 while refractory, 0 otherwise (r - 1 + 1), t_ref after a spike.
-    # In an unsigned r, 0 - 1 wraps to the maximum and + 1 wraps back to 0.
-    r -= 1
-    r += live
-    r += spike * p.t_ref
-    return spike
 
 
-def _fires(v_prime, p):
-    """The threshold test: ``v' > v_th``, or ``v' >= v_th`` where ``at_threshold``."""
+def _fires(v_prime, p, out=None):
+    """The threshold test: ``v' > v_th``, or ``v' >= v_th`` where ``at_threshold`` (into
+    ``out`` if given)."""
     if not np.count_nonzero(p.at_threshold):
-        return v_prime > p.v_th
-    return np.where(p.at_threshold, v_prime >= p.v_th, v_prime > p.v_th)
+        return v_prime > p.v_th if out is None else np.greater(v_prime, p.v_th, out=out)
+    fired = np.where(p.at_threshold, v_prime >= p.v_th, v_prime > p.v_th)
+    if out is None:
+        return fired
+    np.copyto(out, fired)
+    return out
 
 
 def _delayed_update(v, r, current, p, pending):

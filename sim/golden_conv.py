@@ -8,9 +8,10 @@ the cheaper one for each step:
 - *scatter*, for sparse steps: each spike looks up its row of a fan-out table built once from
   :meth:`~spikeforge.gen.network_conv.ConvGeometry.fanout` and adds the row's weights to the
   row's targets;
-- *window sums*, for busy steps: the spikes of 8 channels at one pooled position form a byte,
-  which looks up the sums of those channels' weights for every tap and output channel in a
-  256-row table; the taps are then shifted into place over whole arrays, once per tap. A
+- *window sums*, for busy steps: the spikes of 8 channels at one pooled position form a byte
+  (of 16 channels, two bytes, when there are more than 8), which looks up the sums of those
+  channels' weights for every tap and output channel in a 256-row (65,536-row) table; the taps
+  are then shifted into place over whole arrays, once per tap. A
   busy layer thus costs a few passes over arrays of the size of its output, independent of
   how many of its inputs spiked, where the scatter costs several operations per synapse.
 
@@ -33,8 +34,10 @@ __all__ = ["ConvDelivery"]
 _SCATTER_COST = 3.0
 _GATHER_COST = 0.2
 _SHIFT_COST = 0.6
-# Tables larger than this (in elements) would not stay in cache: such a projection scatters.
-_TABLE_MAX = 1 << 22
+# Tables larger than this (in elements, 32 MB of int16) would not stay in cache: such a
+# projection scatters. A 16-bit key's table is that large, but the keys of spikes at a few
+# percent have a bit or two set: the rows read are a few hundred.
+_TABLE_MAX = 1 << 24
 # The tap sums of the window-sum way, and the synapses of the scatter, are computed for this many
 # elements at most at a time (a few megabytes, whatever the layer's size).
 _SUMS_MAX = 1 << 20
@@ -57,8 +60,10 @@ class ConvDelivery:
         0; row ``n_pooled`` is for dropped spikes (all padding).
     weights : ndarray of dtype, shape (n_pooled + 1, k)
         The matching weights, 0 in the padding (which thus adds nothing to target 0).
-    tables : ndarray of dtype, shape (planes, groups of 8 channels, taps x 256, O) or None
+    tables : ndarray of dtype, shape (planes, groups of channels, taps x 2**key_bits, O) or None
         The window-sum tables (None where they would not fit the type or the cache).
+    key_bits : int
+        Channels per group: 16 where more than 8 channels and the tables fit, else 8.
     """
 
     def __init__(self, proj, dtype):
@@ -79,12 +84,16 @@ class ConvDelivery:
         # all-zero row.
         self.row = np.where(pool >= 0, pool, n_pooled).astype(np.intp)
         kernel = proj.weights.reshape(_kernel_shape(geometry))
-        self.tables = _window_tables(
-            kernel, geometry, _sum_dtype(proj.column_bounds(self.n_out), kernel, geometry, dtype)
-        )
+        sum_dtype = _sum_dtype(proj.column_bounds(self.n_out), kernel, geometry, dtype)
+        self.key_bits = 16 if geometry.in_shape[0] > 8 else 8
+        self.tables = _window_tables(kernel, geometry, sum_dtype, self.key_bits)
+        if self.tables is None and self.key_bits == 16:
+            self.key_bits = 8
+            self.tables = _window_tables(kernel, geometry, sum_dtype, self.key_bits)
         self._taps = _tap_slices(geometry)
-        # Row of tap t's table block: the table of a (plane, group) is (taps x 256, O).
-        self._tap_rows = (np.arange(len(self._taps), dtype=np.int32) * 256)[:, None, None]
+        # Row of tap t's table block: the table of a (plane, group) is (taps x 2**key_bits, O).
+        rows = 1 << self.key_bits
+        self._tap_rows = (np.arange(len(self._taps), dtype=np.int32) * rows)[:, None, None]
         # Elements of one batch entry's window-sum step: table gathers and tap shifts.
         planes, groups = self.tables.shape[:2] if self.tables is not None else (0, 0)
         _, hp, wp = geometry.pooled
@@ -96,14 +105,14 @@ class ConvDelivery:
         self._scatter_cost = _SCATTER_COST * width
 
     def add(self, acc, spikes):
-        """``acc += `` the input sums of one step.
+        """``acc += `` the input sums of one step, or of several (a row per batch entry and step).
 
         Parameters
         ----------
-        acc : ndarray, shape (B, n_out)
+        acc : ndarray, shape (rows, n_out)
             The targets' accumulators.
-        spikes : ndarray of bool, shape (B, n_in)
-            The source's spikes delivered this step.
+        spikes : ndarray of bool, shape (rows, n_in)
+            The source's spikes delivered in each row's step.
         """
         n_spikes = np.count_nonzero(spikes)
         if not n_spikes:
@@ -145,13 +154,14 @@ class ConvDelivery:
         c, hp, wp = g.pooled
         o, ho, wo = g.out_shape
         groups = self.tables.shape[1]
-        # Spike counts per pooled position, channel-padded to whole bytes: (B, groups, 8, Hp Wp).
+        # Spike counts per pooled position, channel-padded to whole keys: (B, bytes, 8, Hp Wp).
         counts = _pooled_counts(spikes.reshape(n_batch, *g.in_shape), g.pool, hp, wp)
-        if c % 8:
-            padded = np.zeros((n_batch, groups * 8, hp, wp), np.uint8)
+        n_bytes = groups * self.key_bits // 8
+        if c % self.key_bits:
+            padded = np.zeros((n_batch, n_bytes * 8, hp, wp), np.uint8)
             padded[:, :c] = counts
             counts = padded
-        counts = counts.reshape(n_batch, groups, 8, hp * wp)
+        counts = counts.reshape(n_batch, n_bytes, 8, hp * wp)
         # Only the bit planes that some count of this step uses.
         planes = int(counts.max()).bit_length()
         if not planes:
@@ -164,9 +174,13 @@ class ConvDelivery:
         for plane in range(planes):
             # Bit ``plane`` of every count, 8 channels to a byte (channel k is bit k).
             bits = counts if planes == 1 else (counts >> plane) & 1
-            byte = np.bitwise_or.reduce(bits << bit, axis=2)
+            key = np.bitwise_or.reduce(bits << bit, axis=2)
+            if self.key_bits == 16:
+                # Channels 16 g + 8 .. 16 g + 15 are the high byte.
+                key = key.astype(np.uint16)
+                key = key[:, 0::2] | (key[:, 1::2] << 8)
             for group in range(groups):
-                index = self._tap_rows + byte[:, group]
+                index = self._tap_rows + key[:, group]
                 part = np.take(self.tables[plane, group], index, axis=0)
                 sums = part if sums is None else np.add(sums, part, out=sums)
         sums = sums.reshape(len(self._taps), n_batch, hp, wp, o)
@@ -208,36 +222,43 @@ def _table_bound(kernel, geometry):
     return window * int(np.abs(kernel).sum(axis=1).max(initial=0))
 
 
-def _window_tables(kernel, geometry, dtype):
+def _window_tables(kernel, geometry, dtype, key_bits):
     """The window-sum tables of :class:`ConvDelivery`, or None.
 
-    ``tables[j, g, 256 tap + byte, o]`` is ``2**j`` times the sum of ``kernel[o, c, tap]`` over the
-    channels ``c = 8 g + k`` whose bit ``k`` is set in ``byte`` (0 where ``c`` is not in the
-    group of ``o``); a count ``n`` at a position is the sum of its bits ``2**j``. None when a
-    table entry might not fit ``dtype`` or the tables are too large.
+    ``tables[j, g, 2**key_bits tap + key, o]`` is ``2**j`` times the sum of ``kernel[o, c, tap]``
+    over the channels ``c = key_bits g + k`` whose bit ``k`` is set in ``key`` (0 where ``c`` is
+    not in the group of ``o``); a count ``n`` at a position is the sum of its bits ``2**j``.
+    None when a table entry might not fit ``dtype`` or the tables are too large.
     """
     o, cg, kh, kw = kernel.shape
     c = geometry.in_shape[0]
-    groups = -(-c // 8)
+    groups = -(-c // key_bits)
     window = geometry.pool[0] * geometry.pool[1]
     planes = window.bit_length()
     # The counts are uint8 (_pooled_counts).
-    if window > 255 or planes * groups * 256 * kh * kw * o > _TABLE_MAX:
+    if window > 255 or planes * groups * (1 << key_bits) * kh * kw * o > _TABLE_MAX:
         return None
     if _table_bound(kernel, geometry) > np.iinfo(dtype).max:
         return None
     # per_channel[c, tap, o]: the weight of channel c, 0 outside the group of o.
     og = o // geometry.groups
-    per_channel = np.zeros((groups * 8, kh * kw, o), np.int64)
+    n_bytes = groups * key_bits // 8
+    per_channel = np.zeros((n_bytes * 8, kh * kw, o), np.int64)
     flat = kernel.reshape(o, cg, kh * kw)
     for out_c in range(o):
         first = (out_c // og) * cg
         per_channel[first : first + cg, :, out_c] = flat[out_c]
     bits = (np.arange(256)[:, np.newaxis] >> np.arange(8)) & 1
-    # (groups, taps, 256, o): every byte's subset sum, in int64 (einsum of integers is exact).
-    sums = np.einsum("bk,gktp->gtbp", bits, per_channel.reshape(groups, 8, kh * kw, o))
-    scale = (1 << np.arange(planes))[:, None, None, None, None]
-    return (scale * sums[np.newaxis]).astype(dtype).reshape(planes, groups, kh * kw * 256, o)
+    # (bytes, taps, 256, o): every byte's subset sum, in int64 (einsum of integers is exact).
+    # Every sum of a table, of one or two bytes and times 2**j, is at most _table_bound: it
+    # fits dtype, in which the rest is done.
+    sums = np.einsum("bk,gktp->gtbp", bits, per_channel.reshape(n_bytes, 8, kh * kw, o))
+    sums = sums.astype(dtype)
+    if key_bits == 16:
+        # Key hi * 256 + lo: the sum of the low byte's table and the high byte's.
+        sums = sums[1::2, :, :, np.newaxis] + sums[0::2, :, np.newaxis]
+    sums = sums.reshape(groups, kh * kw << key_bits, o)
+    return np.stack([sums << j for j in range(planes)])
 
 
 def _tap_slices(geometry):

@@ -292,3 +292,45 @@ def test_both_ways_in_chunks(monkeypatch):
         acc = np.zeros((5, proj.geometry.n_out), np.int32)
         add(acc, spikes)
         np.testing.assert_array_equal(acc, spikes.astype(np.int64) @ proj.dense())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_window_sums_of_two_bytes(seed):
+    """More than 8 input channels: 16 channels' spikes form one key of two bytes (groups of
+    channels, pools, dilations and a partial last key included); both ways give the unrolled
+    matrix's sums."""
+    rng = np.random.default_rng(seed)
+    channels = int(rng.choice([9, 12, 16, 20, 33]))
+    in_shape = [channels, int(rng.integers(3, 7)), int(rng.integers(3, 7))]
+    geo = draw_geometry(rng, in_shape)
+    c, h, w = in_shape
+    hp, wp = h // geo["pool"][0], w // geo["pool"][1]
+    out = [
+        geo["out_channels"],
+        conv_out(hp, geo["kernel"][0], geo["stride"][0], geo["padding"][0], geo["dilation"][0]),
+        conv_out(wp, geo["kernel"][1], geo["stride"][1], geo["padding"][1], geo["dilation"][1]),
+    ]
+    kernel = rng.integers(-20, 40, (out[0], c // geo["groups"], *geo["kernel"]))
+    net = Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 16,
+            "w_width": 8,
+            "populations": [
+                {"name": "inp", "kind": "input", "size": c * h * w, "shape": in_shape},
+                lif("c1", out),
+            ],
+            "projections": [
+                {"from": "inp", "to": "c1", "kind": "conv2d", **geo, "weights": kernel.tolist()}
+            ],
+        }
+    )
+    proj = net.projections[0]
+    delivery = ConvDelivery(proj, np.int32)
+    assert delivery.key_bits == 16
+    spikes = rng.random((4, proj.geometry.n_in)) < rng.choice([0.05, 0.5])
+    want = spikes.astype(np.int64) @ proj.dense()
+    for add in (delivery.add_scatter, delivery.add_windows):
+        acc = np.zeros((4, proj.geometry.n_out), np.int32)
+        add(acc, spikes)
+        np.testing.assert_array_equal(acc, want)

@@ -153,8 +153,8 @@ def check_against_naive(rng, net):
         assert run.v[pop.name].tolist() == traces[pop.name], pop.name
 
 
-def check_batch_against_naive(net, spikes):
-    run = run_network(net, spikes, trace=True)
+def check_batch_against_naive(net, spikes, layers=True):
+    run = run_network(net, spikes, trace=True, layers=layers)
     for b in range(len(spikes)):
         expected, traces = naive_run(net, spikes[b].tolist())
         for pop in net.lif_populations:
@@ -210,11 +210,13 @@ def test_narrow_integer_types_agree_with_int64(widen, monkeypatch):
             assert np.array_equal(got.v[pop.name], expected.v[pop.name])
 
 
-def test_event_lists_built_in_chunks(monkeypatch):
-    """The input spikes' event lists are built a chunk of steps at a time; a run longer than
-    several chunks, with a recurrent projection from an input (which takes the previous step's
-    spikes), equals the naive reference."""
-    monkeypatch.setattr(network_golden, "EVENT_CHUNK", 4)
+@pytest.mark.parametrize("layers", [True, False])
+def test_event_lists_built_in_chunks(monkeypatch, layers):
+    """The run goes a chunk of steps at a time (layer by layer, or step by step with the
+    input spikes' event lists built per chunk); a run longer than several chunks, with
+    next-step projections from an input and from a later population (which take the previous
+    step's spikes, also across a chunk's start), equals the naive reference."""
+    monkeypatch.setattr(network_golden, "_CHUNK_STEPS", 4)
     rng = np.random.default_rng(8)
     net = Network.from_dict(
         {
@@ -259,7 +261,7 @@ def test_event_lists_built_in_chunks(monkeypatch):
     )
     assert any(proj.recurrent and proj.source == "inp" for proj in net.projections)
     spikes = np.stack([random_spikes(rng, net, 18, activity=a) for a in (0.1, 0.5, 0.0)])
-    check_batch_against_naive(net, spikes)
+    check_batch_against_naive(net, spikes, layers)
 
 
 @st.composite
