@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from ..gen.network import FORMAT, Network
+from ..sim.golden_conv_native import conv_path
 from ..sim.network_golden import run_network
 
 __all__ = ["nir_cnn_dict", "measure_conv"]
@@ -113,9 +114,12 @@ def measure_conv(batch=64, steps=300, batches=3, seed=0, log=print):
         "cpu_seconds": float(np.median(cpu)),
         "cpu_samples_per_s": batch / float(np.median(cpu)),
         "rates": rates,
+        # The compiled conv sums, or the NumPy reference and why (sim/golden_conv_native.py).
+        "conv_path": conv_path(),
     }
     log(
-        f"conv: golden NIR CNN, batch {batch} x {steps} steps, median of {batches}: "
+        f"conv: golden NIR CNN ({result['conv_path']} conv sums), batch {batch} x {steps} "
+        f"steps, median of {batches}: "
         f"{result['samples_per_s']:.1f} samples/s ({result['cpu_samples_per_s']:.1f} by CPU "
         "time); rates " + ", ".join(f"{k} {v:.2%}" for k, v in rates.items())
     )

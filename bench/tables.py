@@ -233,7 +233,8 @@ def _conv_table(c, measured):
         f"| {c['network']} | {c['batch']} x {c['steps']} | {c['samples_per_s']:.1f} | "
         f"{c['cpu_samples_per_s']:.1f} | >= 100 |",
         "",
-        f"Median of {c['batches']} batches; firing rates (spikes per neuron and step): {rates}.",
+        f"Median of {c['batches']} batches, conv sums: {c.get('conv_path', 'numpy')}; firing "
+        f"rates (spikes per neuron and step): {rates}.",
         "",
     ]
 

@@ -15,6 +15,11 @@ the cheaper one for each step:
   busy layer thus costs a few passes over arrays of the size of its output, independent of
   how many of its inputs spiked, where the scatter costs several operations per synapse.
 
+Where the C++ compiler is available, a compiled kernel (``golden_conv_kernel.cpp``, loaded by
+:mod:`.golden_conv_native`) computes the same sums instead, spike by spike, in the
+accumulator's type or in int16 where every partial sum fits it; the two ways above stay the reference, and the fallback where it cannot be
+built or ``SPIKEFORGE_CONV_KERNEL=numpy`` is set.
+
 Both are integer additions (no floating point), in the accumulator's type or, where every sum
 fits, in int16; ``tests/test_conv_golden.py`` checks both against the unrolled dense matrix.
 Every partial sum that ends in a target is a sum of a subset of that neuron's synapses (each
@@ -23,7 +28,12 @@ was sized for; the window-sum tables also hold sums that no neuron adds up, boun
 :func:`_table_bound`, and are used only when that bound fits the type.
 """
 
+import functools
+import types
+
 import numpy as np
+
+from .golden_conv_native import conv_kernel
 
 __all__ = ["ConvDelivery"]
 
@@ -68,41 +78,44 @@ class ConvDelivery:
 
     def __init__(self, proj, dtype):
         self.geometry = geometry = proj.geometry
-        n_pooled = geometry.n_pooled
         self.n_out = geometry.n_out
-        src, dst, w = proj.synapses()
-        counts = np.bincount(src, minlength=n_pooled)
-        width = max(int(counts.max(initial=0)), 1)
-        # fanout() lists synapses by source: the slot of each is its rank within its source.
-        slot = np.arange(src.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        self.targets = np.zeros((n_pooled + 1, width), np.intp)
-        self.weights = np.zeros((n_pooled + 1, width), dtype)
-        self.targets[src, slot] = dst
-        self.weights[src, slot] = w
-        pool = geometry.pool_map()
-        # Source neuron -> row of the table; spikes beyond the last whole window hit the
-        # all-zero row.
-        self.row = np.where(pool >= 0, pool, n_pooled).astype(np.intp)
-        kernel = proj.weights.reshape(_kernel_shape(geometry))
-        sum_dtype = _sum_dtype(proj.column_bounds(self.n_out), kernel, geometry, dtype)
-        self.key_bits = 16 if geometry.in_shape[0] > 8 else 8
-        self.tables = _window_tables(kernel, geometry, sum_dtype, self.key_bits)
-        if self.tables is None and self.key_bits == 16:
-            self.key_bits = 8
-            self.tables = _window_tables(kernel, geometry, sum_dtype, self.key_bits)
-        self._taps = _tap_slices(geometry)
-        # Row of tap t's table block: the table of a (plane, group) is (taps x 2**key_bits, O).
-        rows = 1 << self.key_bits
-        self._tap_rows = (np.arange(len(self._taps), dtype=np.int32) * rows)[:, None, None]
-        # Elements of one batch entry's window-sum step: table gathers and tap shifts.
-        planes, groups = self.tables.shape[:2] if self.tables is not None else (0, 0)
-        _, hp, wp = geometry.pooled
-        taps = geometry.kernel[0] * geometry.kernel[1]
-        self._window_cost = (
-            _GATHER_COST * hp * wp * taps * geometry.out_channels * planes * groups
-            + _SHIFT_COST * self.n_out * taps
-        )
-        self._scatter_cost = _SCATTER_COST * width
+        self._proj, self.dtype = proj, np.dtype(dtype)
+        # Every partial sum of a target lies within its column bounds: where they fit int16,
+        # the kernel adds in int16 (half the work), exactly.
+        lo, hi = proj.column_bounds(self.n_out)
+        small = np.iinfo(np.int16)
+        fits = lo.min(initial=0) >= small.min and hi.max(initial=0) <= small.max
+        sum_dtype = np.dtype(np.int16) if fits or self.dtype.itemsize == 2 else self.dtype
+        self._native = conv_kernel(dtype, sum_dtype)
+        if self._native is not None:
+            kernel = proj.weights.reshape(_kernel_shape(geometry))
+            self._native_args = _native_args(kernel, geometry, geometry.pool_map(), sum_dtype)
+
+    # The NumPy ways' tables are built on first use: the compiled kernel does not need them.
+    @functools.cached_property
+    def _ways(self):
+        """:func:`_numpy_ways` of the projection."""
+        return _numpy_ways(self._proj, self.dtype)
+
+    @property
+    def targets(self):
+        """See the class's attributes."""
+        return self._ways.targets
+
+    @property
+    def weights(self):
+        """See the class's attributes."""
+        return self._ways.weights
+
+    @property
+    def tables(self):
+        """See the class's attributes."""
+        return self._ways.tables
+
+    @property
+    def key_bits(self):
+        """See the class's attributes."""
+        return self._ways.key_bits
 
     def add(self, acc, spikes):
         """``acc += `` the input sums of one step, or of several (a row per batch entry and step).
@@ -114,15 +127,34 @@ class ConvDelivery:
         spikes : ndarray of bool, shape (rows, n_in)
             The source's spikes delivered in each row's step.
         """
+        if self._native is not None and acc.flags.c_contiguous and acc.dtype == self.dtype:
+            self.add_native(acc, spikes)
+            return
         n_spikes = np.count_nonzero(spikes)
         if not n_spikes:
             return
         if self.tables is not None and (
-            n_spikes * self._scatter_cost > acc.shape[0] * self._window_cost
+            n_spikes * self._ways.scatter_cost > acc.shape[0] * self._ways.window_cost
         ):
             self.add_windows(acc, spikes)
         else:
             self.add_scatter(acc, spikes)
+
+    def add_native(self, acc, spikes):
+        """:meth:`add` by the compiled kernel (``acc`` C-contiguous, of the accumulator type)."""
+        spikes = np.ascontiguousarray(spikes, dtype=np.bool_)
+        geometry, where, weights, tap_y, tap_x, scratch = self._native_args
+        self._native(
+            acc.ctypes.data,
+            spikes.ctypes.data,
+            acc.shape[0],
+            geometry.ctypes.data,
+            where.ctypes.data,
+            weights.ctypes.data,
+            tap_y.ctypes.data,
+            tap_x.ctypes.data,
+            scratch.ctypes.data,
+        )
 
     def add_scatter(self, acc, spikes):
         """:meth:`add` by scattering every spike's fan-out row, for a bounded number of
@@ -132,7 +164,7 @@ class ConvDelivery:
         chunk = max(1, _SUMS_MAX // self.targets.shape[1])
         for start in range(0, events.size, chunk):
             entry, source = np.divmod(events[start : start + chunk], spikes.shape[1])
-            rows = self.row[source]
+            rows = self._ways.row[source]
             index = self.targets[rows]
             index += (entry * self.n_out)[:, np.newaxis]
             # np.add.at adds every (index, weight) pair, repeated indices included, in integers.
@@ -142,7 +174,7 @@ class ConvDelivery:
         """:meth:`add` by the window-sum tables (``tables`` must not be None), a few batch
         entries at a time: the tap sums of one entry are ``taps x Hp x Wp x O`` values."""
         _, hp, wp = self.geometry.pooled
-        per_entry = len(self._taps) * hp * wp * self.geometry.out_channels
+        per_entry = len(self._ways.taps) * hp * wp * self.geometry.out_channels
         chunk = max(1, _SUMS_MAX // per_entry)
         for start in range(0, acc.shape[0], chunk):
             self._add_windows(acc[start : start + chunk], spikes[start : start + chunk])
@@ -180,15 +212,101 @@ class ConvDelivery:
                 key = key.astype(np.uint16)
                 key = key[:, 0::2] | (key[:, 1::2] << 8)
             for group in range(groups):
-                index = self._tap_rows + key[:, group]
+                index = self._ways.tap_rows + key[:, group]
                 part = np.take(self.tables[plane, group], index, axis=0)
                 sums = part if sums is None else np.add(sums, part, out=sums)
-        sums = sums.reshape(len(self._taps), n_batch, hp, wp, o)
+        sums = sums.reshape(len(self._ways.taps), n_batch, hp, wp, o)
         out = np.zeros((n_batch, ho, wo, o), sums.dtype)
-        for tap, (out_y, out_x, in_y, in_x) in enumerate(self._taps):
+        for tap, (out_y, out_x, in_y, in_x) in enumerate(self._ways.taps):
             out[:, out_y, out_x] += sums[tap, :, in_y, in_x]
         view = acc.reshape(n_batch, o, ho, wo)
         view += out.transpose(0, 3, 1, 2)
+
+
+def _numpy_ways(proj, dtype):
+    """The fan-out and window-sum tables of :class:`ConvDelivery`'s NumPy ways, with their
+    costs per spike and per batch entry."""
+    ways = types.SimpleNamespace()
+    geometry = proj.geometry
+    n_pooled = geometry.n_pooled
+    src, dst, w = proj.synapses()
+    counts = np.bincount(src, minlength=n_pooled)
+    width = max(int(counts.max(initial=0)), 1)
+    # fanout() lists synapses by source: the slot of each is its rank within its source.
+    slot = np.arange(src.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    ways.targets = np.zeros((n_pooled + 1, width), np.intp)
+    ways.weights = np.zeros((n_pooled + 1, width), dtype)
+    ways.targets[src, slot] = dst
+    ways.weights[src, slot] = w
+    pool = geometry.pool_map()
+    # Source neuron -> row of the table; spikes beyond the last whole window hit the
+    # all-zero row.
+    ways.row = np.where(pool >= 0, pool, n_pooled).astype(np.intp)
+    kernel = proj.weights.reshape(_kernel_shape(geometry))
+    sum_dtype = _sum_dtype(proj.column_bounds(geometry.n_out), kernel, geometry, dtype)
+    ways.key_bits = 16 if geometry.in_shape[0] > 8 else 8
+    ways.tables = _window_tables(kernel, geometry, sum_dtype, ways.key_bits)
+    if ways.tables is None and ways.key_bits == 16:
+        ways.key_bits = 8
+        ways.tables = _window_tables(kernel, geometry, sum_dtype, ways.key_bits)
+    ways.taps = _tap_slices(geometry)
+    # Row of tap t's table block: the table of a (plane, group) is (taps x 2**key_bits, O).
+    rows = 1 << ways.key_bits
+    ways.tap_rows = (np.arange(len(ways.taps), dtype=np.int32) * rows)[:, None, None]
+    # Elements of one batch entry's window-sum step: table gathers and tap shifts.
+    planes, groups = ways.tables.shape[:2] if ways.tables is not None else (0, 0)
+    _, hp, wp = geometry.pooled
+    taps = geometry.kernel[0] * geometry.kernel[1]
+    ways.window_cost = (
+        _GATHER_COST * hp * wp * taps * geometry.out_channels * planes * groups
+        + _SHIFT_COST * geometry.n_out * taps
+    )
+    ways.scatter_cost = _SCATTER_COST * width
+    return ways
+
+
+def _native_args(kernel, geometry, pool, sum_dtype):
+    """The arrays of the compiled kernel (``golden_conv_kernel.cpp``, ``add_rows``): geometry;
+    per source its channel, pooled row and column and the first output channel of its group;
+    weights as ``(C, kh, kw, O/groups)``, columns reversed; the output row (column) of every tap and pooled row
+    (column), -1 where none; and the zeroed sums (weights and sums of ``sum_dtype``)."""
+    o, cg, kh, kw = kernel.shape
+    c, hp, wp = geometry.pooled
+    _, ho, wo = geometry.out_shape
+    groups = geometry.groups
+    og = o // groups
+    # Where the taps of a kernel row reach consecutive outputs with all channels, the kernel
+    # adds them as one block.
+    runs = geometry.stride[1] == geometry.dilation[1] == groups == 1
+    fields = (geometry.n_in, geometry.n_out, hp, wp, o, ho, wo, kh, kw, cg, og, runs)
+    # weights[c, ky, kw - 1 - kx, j] is kernel[(c // cg) og + j, c % cg, ky, kx].
+    grouped = kernel.reshape(groups, og, cg, kh, kw).transpose(0, 2, 3, 4, 1)[:, :, :, ::-1]
+    return (
+        np.array(fields, np.int64),
+        _source_positions(pool, hp, wp, cg, og),
+        np.ascontiguousarray(grouped.reshape(c, kh, kw, og)).astype(sum_dtype),
+        _tap_targets(kh, hp, ho, geometry.stride[0], geometry.padding[0], geometry.dilation[0]),
+        _tap_targets(kw, wp, wo, geometry.stride[1], geometry.padding[1], geometry.dilation[1]),
+        np.zeros(geometry.n_out, sum_dtype),
+    )
+
+
+def _source_positions(pool, hp, wp, cg, og):
+    """``(n_in, 4)`` int32 from :meth:`pool_map`: channel, row and column of each source's
+    pooled position and the first output channel of the channel's group; ``(-1, 0, 0, 0)``
+    where the source is dropped."""
+    c, rest = np.divmod(pool, hp * wp)
+    y, x = np.divmod(rest, wp)
+    out = np.stack([c, y, x, c // cg * og], axis=1)
+    return np.where(pool[:, np.newaxis] >= 0, out, [-1, 0, 0, 0]).astype(np.int32)
+
+
+def _tap_targets(k, n_in, n_out, s, p, d):
+    """``(k, n_in)`` int32: the output ``y'`` that tap ``ky`` of input ``y`` reaches, where
+    ``y = y' s - p + ky d`` (``docs/network.md``), or -1 where none does."""
+    y = np.arange(n_in)[np.newaxis] + p - np.arange(k)[:, np.newaxis] * d
+    out = y // s
+    return np.where((y % s == 0) & (out >= 0) & (out < n_out), out, -1).astype(np.int32)
 
 
 def _kernel_shape(geometry):

@@ -140,7 +140,8 @@ def test_bench_conv_part(tmp_path, capsys):
     assert sorted(conv["rates"]) == ["c1", "c2", "c3", "d1", "d2", "inp"]
     assert all(0 < rate < 1 for rate in conv["rates"].values())
     out = capsys.readouterr().out
-    assert "conv: golden NIR CNN, batch 64 x 20 steps, median of 1: " in out
+    assert conv["conv_path"] == "native"
+    assert "conv: golden NIR CNN (native conv sums), batch 64 x 20 steps, median of 1: " in out
     # The tables printed with --doc none show the figure against its goal.
     assert "### Convolution golden model" in out
     assert (
