@@ -20,12 +20,14 @@ from ..spec.limits import check_int
 from ._validate import validating
 from .arith import bits_for, ceil_div
 from .array import CfgMemory
+from .host_link_fsm import OneHotFSM
 from .host_link_rx import MAX_INPUTS, FrameLayout
 from .host_link_tx import HeaderLayout
 
 __all__ = [
     "CommandExecutor",
     "CommandLayout",
+    "ResponseLayout",
     "decode_command",
     "MAX_NEURONS",
     "RESPONSES",
@@ -37,6 +39,8 @@ MAX_NEURONS = (0xFFFF - 8) // 3
 
 # The responses, by the index the executor keeps while answering.
 RESPONSES = ("ERROR", "IDENTIFY", "STATUS", "STEP", "CFG", "RESET")
+# The same, one-hot.
+ResponseLayout = data.StructLayout(dict.fromkeys(RESPONSES, 1))
 # The states of the executor: waiting for a frame (IDLE), executing (EXEC to STEP_DONE, ERROR
 # for a CFG write out of range), answering (ANSWER: the response's header; SEND: its payload).
 EXEC_STATES = (
@@ -169,15 +173,18 @@ class CommandExecutor(wiring.Component):
         status = self._status(m, modified, counted, error)
 
         # The response to send, an index into RESPONSES; ANSWER offers its code and length, so
-        # that the many ways into an answer set only this.
+        # that the many ways into an answer set only this. The same one-hot (`chosen`) is what
+        # the logic uses: a decode of `resp` in front of the payload's registers was the
+        # iCE40's critical path.
         resp = Signal(range(len(RESPONSES)))
+        chosen = Signal(ResponseLayout, init={"ERROR": 1})
         R = {name: n for n, name in enumerate(RESPONSES)}
-        self._header(m, resp, n_spk)
-        restart = self._payload(m, resp, spk_rd, status, error)
+        self._header(m, chosen, n_spk)
+        restart = self._payload(m, chosen, spk_rd, status, error)
 
         def respond(name):
-            m.d.sync += resp.eq(R[name])
-            m.next = "ANSWER"
+            m.d.sync += [resp.eq(R[name]), chosen.as_value().eq(1 << R[name])]
+            fsm.goto("ANSWER")
 
         cfg = frame.cfg
         cfg_ok = self._cfg_in_range(m, cfg)
@@ -189,8 +196,8 @@ class CommandExecutor(wiring.Component):
         m.d.sync += [start.eq(0), reset.eq(0)]
         m.d.comb += [array.start.eq(start), array.reset_state.eq(reset)]
 
-        with m.FSM() as fsm:
-            with m.State("IDLE"):
+        with OneHotFSM(m, EXEC_STATES) as fsm:
+            with fsm.state("IDLE"):
                 with m.If(self.frame.valid):
                     with m.If(frame.error != 0):
                         m.d.comb += self.frame_error.eq(1)
@@ -201,9 +208,9 @@ class CommandExecutor(wiring.Component):
                             reset.eq(frame.code == p.CMD_RESET),
                             command.eq(decode_command(frame.code)),
                         ]
-                        m.next = "EXEC"
+                        fsm.goto("EXEC")
 
-            with m.State("EXEC"):
+            with fsm.state("EXEC"):
                 # On the command decoded into a register: the decoder in front of this
                 # state's next-state logic was the iCE40's critical path.
                 m.d.comb += self.frame_ok.eq(1)
@@ -215,25 +222,25 @@ class CommandExecutor(wiring.Component):
                     respond("STEP")
                 with m.Elif(command.reset):
                     m.d.sync += n_spk.eq(0)
-                    m.next = "RESET_WAIT"
+                    fsm.goto("RESET_WAIT")
                 with m.Elif(command.cfg):
                     with m.If(cfg_ok):
-                        m.next = "CFG_WRITE"
+                        fsm.goto("CFG_WRITE")
                     with m.Else():
-                        m.next = "ERROR"
+                        fsm.goto("ERROR")
                 with m.Elif(command.step):
                     m.d.sync += [n_spk.eq(0), feed.eq(0)]
-                    m.next = "FEED_WAIT"
+                    fsm.goto("FEED_WAIT")
 
-            with m.State("ERROR"):
+            with fsm.state("ERROR"):
                 m.d.comb += self.frame_error.eq(1)
                 respond("ERROR")
 
-            with m.State("RESET_WAIT"):
+            with fsm.state("RESET_WAIT"):
                 with m.If(~array.busy):
                     respond("RESET")
 
-            with m.State("CFG_WRITE"):
+            with fsm.state("CFG_WRITE"):
                 m.d.comb += [
                     array.cfg.valid.eq(1),
                     array.cfg.payload.mem.eq(cfg.mem[:2]),
@@ -245,14 +252,14 @@ class CommandExecutor(wiring.Component):
                     m.d.sync += modified.eq(1)
                     respond("CFG")
 
-            with m.State("FEED_WAIT"):
+            with fsm.state("FEED_WAIT"):
                 # The index buffer's read of address `feed` lands in the next cycle; whether
                 # it is past the last index is registered meanwhile, so that the array's
                 # intake starts from registers (it was the iCE40's critical path).
                 m.d.sync += [last.eq(feed == frame.count), offer.eq(1)]
-                m.next = "FEED"
+                fsm.goto("FEED")
 
-            with m.State("FEED"):
+            with fsm.state("FEED"):
                 # `offer` is high in this state, a register of its own instead of a decode of
                 # the state; the array ignores `index` in the `end` item.
                 m.d.comb += [
@@ -263,32 +270,32 @@ class CommandExecutor(wiring.Component):
                 with m.If(array.spike_in.ready):
                     m.d.sync += offer.eq(0)
                     with m.If(last):
-                        m.next = "STEP_WAIT"
+                        fsm.goto("STEP_WAIT")
                     with m.Else():
                         m.d.sync += feed.eq(feed + 1)
-                        m.next = "FEED_WAIT"
+                        fsm.goto("FEED_WAIT")
 
-            with m.State("STEP_WAIT"):
+            with fsm.state("STEP_WAIT"):
                 with m.If(array.done):
-                    m.next = "STEP_DONE"
+                    fsm.goto("STEP_DONE")
 
-            with m.State("STEP_DONE"):
+            with fsm.state("STEP_DONE"):
                 # `cycles` and `timestep` of the array are updated now.
                 respond("STEP")
 
-            with m.State("ANSWER"):
+            with fsm.state("ANSWER"):
                 # One cycle: the transmitter is idle and takes the header at once.
                 m.d.comb += [self.header.valid.eq(1), restart.eq(1)]
                 with m.If(self.header.ready):
-                    m.d.comb += counted.eq(resp == R["ERROR"])
-                    m.next = "SEND"
+                    m.d.comb += counted.eq(chosen.ERROR)
+                    fsm.goto("SEND")
 
-            with m.State("SEND"):
+            with fsm.state("SEND"):
                 m.d.comb += self.payload.valid.eq(1)
                 with m.If(self.sent):
                     # The frame is done with: the receiver hunts for the next.
                     m.d.comb += self.frame.ready.eq(1)
-                    m.next = "IDLE"
+                    fsm.goto("IDLE")
 
             states = {name: fsm.ongoing(name) for name in EXEC_STATES}
         self.probes = dict(
@@ -296,6 +303,7 @@ class CommandExecutor(wiring.Component):
             feed=feed,
             n_spk=n_spk,
             resp=resp,
+            chosen=chosen,
             start=start,
             reset=reset,
             last=last,
@@ -384,9 +392,8 @@ class CommandExecutor(wiring.Component):
             m.d.sync += n_spk.eq(n_spk + 1)
         return n_spk, spk_rd
 
-    def _header(self, m, resp, n_spk):
-        """The header offered for response ``resp``: its code and payload length."""
-        header = self.header.payload
+    def _header(self, m, chosen, n_spk):
+        """The header offered for the response ``chosen``: its code and payload length."""
         lengths = {
             "ERROR": 2,
             "IDENTIFY": len(self.identity),
@@ -395,62 +402,62 @@ class CommandExecutor(wiring.Component):
             "CFG": 0,
             "RESET": 0,
         }
-        with m.Switch(resp):
-            for n, name in enumerate(RESPONSES):
-                with m.Case(n):
-                    m.d.comb += [
-                        header.code.eq(
-                            p.RSP_ERROR
-                            if name == "ERROR"
-                            else p.RESPONSE | getattr(p, f"CMD_{name}")
-                        ),
-                        header.length.eq(lengths[name]),
-                    ]
+        code = length = Const(0)
+        # One-hot: an OR of the choices rather than a priority chain.
+        for name in RESPONSES:
+            value = p.RSP_ERROR if name == "ERROR" else p.RESPONSE | getattr(p, f"CMD_{name}")
+            code = code | Mux(chosen[name], value, 0)
+            length = length | Mux(chosen[name], lengths[name], 0)
+        m.d.comb += [self.header.payload.code.eq(code), self.header.payload.length.eq(length)]
 
-    def _payload(self, m, resp, spk_rd, status, error):
-        """The payload byte on offer for response ``resp``, and its position.
+    def _payload(self, m, chosen, spk_rd, status, error):
+        """The payload byte on offer for the response ``chosen``, and its position.
 
         Identity bytes come from the spike RAM, the spikes three bytes an entry, the rest
         from a shift register loaded from the status word (or the error and its frame's
-        code) when the response starts: the 8-byte head of a STEP response (``cycles``,
-        ``timestep``) is bytes 5 to 8, then 1 to 4 of it. Returns the strobe that starts a
-        response (``restart``).
+        code) when the response starts: the 8-byte head of a STEP response is ``cycles``,
+        then ``timestep``. Returns the strobe that starts a response (``restart``).
+
+        Everything that chooses the byte or moves on to the next is a register set when the
+        response starts, so that the transmitter's handshake enables them through a gate or
+        two: the decode of ``resp`` and a byte counter in front of those enables were the
+        critical path of the GW1NR-9 and the ECP5.
         """
-        R = {name: n for n, name in enumerate(RESPONSES)}
-        # Position in an identity, status or error payload; `t_spikes` then says "in the
-        # spikes", at entry `sp_i`, byte `sp_j`.
-        t_idx = Signal(bits_for(max(len(self.identity), _STATUS_LENGTH) - 1))
-        t_spikes = Signal()
-        sp_i = Signal(range(self.neurons + 1))
-        sp_j = Signal(2)
         restart = Signal()
         ident_base = self.neurons
-        m.d.comb += spk_rd.addr.eq(Mux(resp == R["IDENTIFY"], ident_base + t_idx, sp_i))
+        # The response is an identity (`ident`), or a STEP (`step`), past its 8-byte head
+        # when `head[0]` is low, then at byte `sp_j` of the spike entry at `rd_addr`.
+        ident = Signal()
+        step = Signal()
+        head = Signal(8)
+        sp_j = Signal(2)
+        # The RAM's address: the identity byte or the spike entry.
+        rd_addr = Signal(range(ident_base + len(self.identity)))
+        m.d.comb += spk_rd.addr.eq(rd_addr)
         # The status-like payloads are taken into a shift register when the response starts
         # and sent from its low byte: a multiplexer over the status word in front of the
         # transmitter was the iCE40's critical path. The status word holds still meanwhile.
         snap = Signal(8 * _STATUS_LENGTH)
         with m.If(restart):
             m.d.sync += [
-                t_idx.eq(Mux(resp == R["STEP"], 5, 0)),
-                t_spikes.eq(0),
-                sp_i.eq(0),
+                ident.eq(chosen.IDENTIFY),
+                step.eq(chosen.STEP),
+                head.eq(0xFF),
                 sp_j.eq(0),
+                rd_addr.eq(Mux(chosen.IDENTIFY, ident_base, 0)),
             ]
-            with m.Switch(resp):
-                with m.Case(R["STEP"]):
-                    # `cycles` (bytes 5 to 8 of the status), then `timestep` (1 to 4).
-                    m.d.sync += snap.eq(Cat(status[40:72], status[8:40]))
-                with m.Case(R["ERROR"]):
-                    m.d.sync += [snap[:8].eq(error), snap[8:16].eq(self.frame.payload.code)]
-                with m.Default():
-                    m.d.sync += snap.eq(status)
+            with m.If(chosen.STEP):
+                # `cycles` (bytes 5 to 8 of the status), then `timestep` (1 to 4).
+                m.d.sync += snap.eq(Cat(status[40:72], status[8:40]))
+            with m.Elif(chosen.ERROR):
+                m.d.sync += [snap[:8].eq(error), snap[8:16].eq(self.frame.payload.code)]
+            with m.Else():
+                m.d.sync += snap.eq(status)
 
         out = self.payload.payload
-        spikes = resp == R["STEP"]
-        in_spikes = spikes & t_spikes
+        in_spikes = step & ~head[0]
         entry = spk_rd.data
-        with m.If(resp == R["IDENTIFY"]):
+        with m.If(ident):
             m.d.comb += out.eq(entry[:8])
         with m.Elif(in_spikes):
             # The payload layout of spike_out: population, then index.
@@ -466,19 +473,15 @@ class CommandExecutor(wiring.Component):
         with m.Else():
             m.d.comb += out.eq(snap[:8])
 
-        with m.If(self.payload.valid & self.payload.ready & ~in_spikes):
-            m.d.sync += snap.eq(snap[8:])
         with m.If(self.payload.valid & self.payload.ready):
-            with m.If(spikes & ~t_spikes & (t_idx == 8)):
-                m.d.sync += t_idx.eq(1)
-            with m.Elif(spikes & ~t_spikes & (t_idx == 4)):
-                m.d.sync += t_spikes.eq(1)
-            with m.Elif(~in_spikes):
-                m.d.sync += t_idx.eq(t_idx + 1)
+            with m.If(~in_spikes):
+                m.d.sync += [snap.eq(snap[8:]), head.eq(head[1:])]
+                with m.If(ident):
+                    m.d.sync += rd_addr.eq(rd_addr + 1)
             with m.Elif(sp_j == 2):
                 # The next entry's read lands before its first byte is chosen: that is at
                 # least two cycles away.
-                m.d.sync += [sp_j.eq(0), sp_i.eq(sp_i + 1)]
+                m.d.sync += [sp_j.eq(0), rd_addr.eq(rd_addr + 1)]
             with m.Else():
                 m.d.sync += sp_j.eq(sp_j + 1)
         return restart

@@ -9,7 +9,7 @@ receiver first waits for the line to stay quiet for ``timeout`` cycles, so that 
 broken frame is not read as new frames.
 """
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,6 +18,7 @@ from ..spec.limits import check_int
 from ._validate import validating
 from .arith import bits_for
 from .host_link_crc import crc16_byte, crc16_register
+from .host_link_fsm import OneHotFSM
 
 __all__ = [
     "FrameReceiver",
@@ -165,6 +166,7 @@ class FrameReceiver(wiring.Component):
         # Payload bytes still to come; a LEN that passed the length check fits.
         left = Signal(range(max(2 * n_in, self.cfg_length) + 1))
         timer = Signal(range(self.timeout + 1))
+        timed_out = Signal()  # `timer` is at the timeout
         err_code = Signal(range(max(p.ERRORS) + 1))
         line_bad = Signal()
         half = Signal()
@@ -183,16 +185,17 @@ class FrameReceiver(wiring.Component):
         index_ready, new_frame = self._index_buffer(m, lo_byte, byte_reg, n_idx, bad_payload)
 
         byte = self.rx.payload
-        got = Signal()
-        m.d.comb += got.eq(self.rx.valid & self.rx.ready)
+        # A byte is taken: every state that looks at this takes any byte offered, so it is
+        # `valid` alone (with `ready`, decoded from the state, it was the iCE40's critical path).
+        got = self.rx.valid
         # Every cycle, the header checks of `code`, `lo_byte` and the byte on offer as LEN's
         # high byte: in LEN_CHECK they are those of the header received.
         checked = Signal(HeaderChecks)
         m.d.sync += checked.eq(self.header_checks(m, code, Cat(lo_byte, byte)))
 
         def fail(error, flush):
-            m.d.sync += [err_code.eq(error), timer.eq(0)]
-            m.next = "FLUSH" if flush else "HOLD"
+            m.d.sync += err_code.eq(error)
+            fsm.goto("FLUSH" if flush else "HOLD")
 
         def in_frame(state_body):
             # Common to the states inside a frame: UART errors, the byte timeout, the CRC.
@@ -201,44 +204,42 @@ class FrameReceiver(wiring.Component):
                 m.d.sync += line_bad.eq(0)
                 fail(p.ERR_LINE, flush=True)
             with m.Elif(got):
-                m.d.sync += [timer.eq(0), byte_reg.eq(byte), fold.eq(1)]
+                m.d.sync += [byte_reg.eq(byte), fold.eq(1)]
                 state_body()
-            with m.Elif(timer == self.timeout):
+            with m.Elif(timed_out):
                 fail(p.ERR_TIMEOUT, flush=False)
-            with m.Else():
-                m.d.sync += timer.eq(timer + 1)
 
         def goto(state, *statements):
             # The body of a state that only stores the byte (or not) and moves on.
             def body():
                 m.d.sync += statements
-                m.next = state
+                fsm.goto(state)
 
             return body
 
-        with m.FSM() as fsm:
-            with m.State("HUNT"):
+        with OneHotFSM(m, RX_STATES) as fsm:
+            with fsm.state("HUNT"):
                 m.d.comb += self.rx.ready.eq(1)
                 # Set whatever comes: none is used here, and the received byte then only
                 # chooses the next state, not also the enables of these registers. A frame
                 # that passes its checks is offered with error 0.
-                m.d.sync += [crc.eq(p.CRC_INIT), timer.eq(0), code.eq(0), err_code.eq(0)]
+                m.d.sync += [crc.eq(p.CRC_INIT), code.eq(0), err_code.eq(0)]
                 with m.If(line_bad):
                     m.d.sync += line_bad.eq(0)
                     fail(p.ERR_LINE, flush=True)
                 with m.Elif(got & (byte == p.SYNC)):
-                    m.next = "CODE"
+                    fsm.goto("CODE")
 
-            with m.State("CODE"):
+            with fsm.state("CODE"):
                 in_frame(goto("LEN0", code.eq(byte)))
 
-            with m.State("LEN0"):
+            with fsm.state("LEN0"):
                 in_frame(goto("LEN1", lo_byte.eq(byte)))
 
-            with m.State("LEN1"):
+            with fsm.state("LEN1"):
                 in_frame(goto("LEN_CHECK"))
 
-            with m.State("LEN_CHECK"):
+            with fsm.state("LEN_CHECK"):
                 # The header's checks were registered as its last byte arrived (`checked`), so
                 # that this state acts on registers alone (the comparisons before the state
                 # and error logic were the iCE40's critical path).
@@ -249,11 +250,11 @@ class FrameReceiver(wiring.Component):
                 with m.Elif(~checked.ok):
                     fail(p.ERR_LENGTH, flush=True)
                 with m.Elif(checked.empty):
-                    m.next = "CRC0"
+                    fsm.goto("CRC0")
                 with m.Else():
-                    m.next = "PAYLOAD"
+                    fsm.goto("PAYLOAD")
 
-            with m.State("PAYLOAD"):
+            with fsm.state("PAYLOAD"):
 
                 def body():
                     m.d.sync += left.eq(left - 1)
@@ -266,24 +267,24 @@ class FrameReceiver(wiring.Component):
                     with m.Else():
                         m.d.sync += cfg.as_value().eq(Cat(cfg.as_value()[8:], byte))
                     with m.If(left == 1):
-                        m.next = "CRC0"
+                        fsm.goto("CRC0")
 
                 in_frame(body)
 
-            with m.State("CRC0"):
+            with fsm.state("CRC0"):
                 in_frame(goto("CRC1"))
 
-            with m.State("CRC1"):
+            with fsm.state("CRC1"):
                 in_frame(goto("CRC_FOLD"))
 
-            with m.State("CRC_FOLD"):
+            with fsm.state("CRC_FOLD"):
                 # The CRC folds in the frame's last byte (and the last STEP index is checked);
                 # whether it comes out 0 is registered beside it, so that CHECK's offer to the
                 # executor starts from a register.
                 m.d.sync += crc_zero.eq(crc16_byte(crc, byte_reg) == 0)
-                m.next = "CHECK"
+                fsm.goto("CHECK")
 
-            with m.State("CHECK"):
+            with fsm.state("CHECK"):
                 # Over the whole frame the CRC leaves 0.
                 with m.If(~crc_zero):
                     fail(p.ERR_CRC, flush=True)
@@ -292,30 +293,29 @@ class FrameReceiver(wiring.Component):
                 with m.Else():
                     m.d.comb += self.frame.valid.eq(1)
                     with m.If(self.frame.ready):
-                        m.next = "HUNT"
+                        fsm.goto("HUNT")
                     with m.Else():
-                        m.next = "HOLD"
+                        fsm.goto("HOLD")
 
-            with m.State("FLUSH"):
+            with fsm.state("FLUSH"):
                 # Drop bytes until the line has been quiet for `timeout` cycles.
                 m.d.comb += self.rx.ready.eq(1)
                 m.d.sync += line_bad.eq(0)
-                with m.If(got | line_bad | self.rx_error):
-                    m.d.sync += timer.eq(0)
-                with m.Elif(timer == self.timeout):
-                    m.next = "HOLD"
-                with m.Else():
-                    m.d.sync += timer.eq(timer + 1)
+                with m.If(~(got | line_bad | self.rx_error) & timed_out):
+                    fsm.goto("HOLD")
 
-            with m.State("HOLD"):
+            with fsm.state("HOLD"):
                 m.d.comb += self.frame.valid.eq(1)
                 with m.If(self.frame.ready):
-                    m.next = "HUNT"
+                    fsm.goto("HUNT")
 
             states = {name: fsm.ongoing(name) for name in RX_STATES}
+        # (`got` only counts where `ready` is high: the states that count.)
+        self._timer(m, states, timer, timed_out, got | line_bad | self.rx_error)
         self.probes = dict(
             state=states,
             timer=timer,
+            timed_out=timed_out,
             line_bad=line_bad,
             code=code,
             err_code=err_code,
@@ -332,6 +332,25 @@ class FrameReceiver(wiring.Component):
             crc_zero=crc_zero,
         )
         return m
+
+    def _timer(self, m, states, timer, timed_out, restart):
+        """The byte timer: cycles without a byte (and without a UART error) inside a frame or
+        the flush after an error, 0 elsewhere; ``timed_out`` when it is at the timeout.
+
+        Outside the state machine, so that its enable is the few terms of ``restart`` and not
+        every way out of every state (that was the iCE40's critical path), and the comparison
+        registered, so that none is in front of the states' timeout (a critical path of the
+        GW1NR-9). A UART error inside a frame fails it in the next cycle, from a timer at 0.
+        """
+        counting = Const(0)
+        for name in (*FRAME_STATES, "FLUSH"):
+            counting = counting | states[name]
+        count = Signal()
+        m.d.comb += count.eq(counting & ~restart)
+        m.d.sync += [
+            timer.eq(Mux(count, timer + 1, 0)),
+            timed_out.eq(count & (timer == self.timeout - 1)),
+        ]
 
     def header_checks(self, m, code, length):
         """The checks of a header with ``code`` and ``length``, as a :class:`HeaderChecks`

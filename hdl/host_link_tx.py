@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..spec import protocol as p
 from .host_link_crc import crc16_register
+from .host_link_fsm import OneHotFSM
 
 __all__ = ["FrameTransmitter", "HeaderLayout", "TX_STATES"]
 
@@ -70,6 +71,13 @@ class FrameTransmitter(wiring.Component):
         t_len = Signal(16)  # LEN, then the payload bytes still to send
         t_full = Signal()  # `byte_reg` holds a byte for `tx`
         m.d.comb += [self.tx.valid.eq(t_full), self.tx.payload.eq(byte_reg)]
+        # `t_len` is 0 or 1, registered: the comparisons in front of the state register's
+        # enable were the iCE40's critical path. `t_len` changes only as a byte is chosen, and
+        # the next byte is chosen no sooner than the cycle after next (it waits for `t_full` to
+        # fall), so they are current whenever `t_full` is low.
+        t_zero = Signal(init=1)
+        t_one = Signal()
+        m.d.sync += [t_zero.eq(t_len == 0), t_one.eq(t_len == 1)]
         with m.If(self.tx.valid & self.tx.ready):
             m.d.sync += t_full.eq(0)
 
@@ -77,8 +85,8 @@ class FrameTransmitter(wiring.Component):
             # Called under `~t_full`: the byte goes to `tx` from the next cycle on.
             m.d.sync += [byte_reg.eq(value), t_full.eq(1), fold.eq(crc_it)]
 
-        with m.FSM() as fsm:
-            with m.State("TX_IDLE"):
+        with OneHotFSM(m, TX_STATES) as fsm:
+            with fsm.state("TX_IDLE"):
                 m.d.comb += self.header.ready.eq(~t_full)
                 with m.If(self.header.valid & ~t_full):
                     m.d.sync += [
@@ -87,50 +95,58 @@ class FrameTransmitter(wiring.Component):
                         crc.eq(p.CRC_INIT),
                     ]
                     send(p.SYNC, crc_it=0)
-                    m.next = "TX_CODE"
+                    fsm.goto("TX_CODE")
 
-            with m.State("TX_CODE"):
+            with fsm.state("TX_CODE"):
                 with m.If(~t_full):
                     send(code, crc_it=1)
-                    m.next = "TX_LEN0"
+                    fsm.goto("TX_LEN0")
 
-            with m.State("TX_LEN0"):
+            with fsm.state("TX_LEN0"):
                 with m.If(~t_full):
                     send(t_len[:8], crc_it=1)
-                    m.next = "TX_LEN1"
+                    fsm.goto("TX_LEN1")
 
-            with m.State("TX_LEN1"):
+            with fsm.state("TX_LEN1"):
                 with m.If(~t_full):
                     send(t_len[8:], crc_it=1)
-                    with m.If(t_len == 0):
-                        m.next = "TX_CRC0"
+                    with m.If(t_zero):
+                        fsm.goto("TX_CRC0")
                     with m.Else():
-                        m.next = "TX_PAYLOAD"
+                        fsm.goto("TX_PAYLOAD")
 
-            with m.State("TX_PAYLOAD"):
+            with fsm.state("TX_PAYLOAD"):
                 m.d.comb += self.payload.ready.eq(~t_full)
                 with m.If(self.payload.valid & ~t_full):
                     send(self.payload.payload, crc_it=1)
                     m.d.sync += t_len.eq(t_len - 1)
-                    with m.If(t_len == 1):
-                        m.next = "TX_CRC0"
+                    with m.If(t_one):
+                        fsm.goto("TX_CRC0")
 
-            with m.State("TX_CRC0"):
+            with fsm.state("TX_CRC0"):
                 # The last payload byte was folded in while it waited for `tx`.
                 with m.If(~t_full):
                     send(crc[8:], crc_it=0)
-                    m.next = "TX_CRC1"
+                    fsm.goto("TX_CRC1")
 
-            with m.State("TX_CRC1"):
+            with fsm.state("TX_CRC1"):
                 with m.If(~t_full):
                     send(crc[:8], crc_it=0)
-                    m.next = "TX_END"
+                    fsm.goto("TX_END")
 
-            with m.State("TX_END"):
+            with fsm.state("TX_END"):
                 with m.If(~t_full):
                     m.d.comb += self.done.eq(1)
-                    m.next = "TX_IDLE"
+                    fsm.goto("TX_IDLE")
 
             states = {name: fsm.ongoing(name) for name in TX_STATES}
-        self.probes = dict(state=states, byte_reg=byte_reg, crc=crc, t_len=t_len, t_full=t_full)
+        self.probes = dict(
+            state=states,
+            byte_reg=byte_reg,
+            crc=crc,
+            t_len=t_len,
+            t_full=t_full,
+            t_zero=t_zero,
+            t_one=t_one,
+        )
         return m

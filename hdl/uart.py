@@ -107,6 +107,16 @@ class UARTRx(wiring.Component):
         m.d.sync += [sync_0.eq(self.rx), line.eq(sync_0)]
 
         timer = Signal(range(self.divisor))
+        # `timer` is not 0, registered beside it: the comparison in front of the timer's enable
+        # was the GW1NR-9's critical path. Every load is at least 1 (the divisor is at least 4).
+        wait = Signal()
+
+        def load(cycles):
+            m.d.sync += [timer.eq(cycles), wait.eq(1)]
+
+        def count():
+            m.d.sync += [timer.eq(timer - 1), wait.eq(timer != 1)]
+
         bit = Signal(range(8))
         shift = Signal(8)
         m.d.sync += [self.error.eq(0), self.overflow.eq(0)]
@@ -117,31 +127,29 @@ class UARTRx(wiring.Component):
             with m.State("idle"):
                 with m.If(~line):
                     # Half a bit to the middle of the start bit.
-                    m.d.sync += timer.eq(self.divisor // 2 - 1)
+                    load(self.divisor // 2 - 1)
                     m.next = "start"
             with m.State("start"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(wait):
+                    count()
                 with m.Elif(line):
                     m.next = "idle"  # a glitch, not a start bit
                 with m.Else():
-                    m.d.sync += [timer.eq(self.divisor - 1), bit.eq(0)]
+                    load(self.divisor - 1)
+                    m.d.sync += bit.eq(0)
                     m.next = "data"
             with m.State("data"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(wait):
+                    count()
                 with m.Else():
                     # LSB first: each bit enters at the top and moves down.
-                    m.d.sync += [
-                        timer.eq(self.divisor - 1),
-                        shift.eq(Cat(shift[1:], line)),
-                        bit.eq(bit + 1),
-                    ]
+                    load(self.divisor - 1)
+                    m.d.sync += [shift.eq(Cat(shift[1:], line)), bit.eq(bit + 1)]
                     with m.If(bit == 7):
                         m.next = "stop"
             with m.State("stop"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(wait):
+                    count()
                 with m.Elif(~line):
                     m.d.sync += self.error.eq(1)
                     m.next = "break"

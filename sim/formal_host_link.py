@@ -43,7 +43,7 @@ from amaranth.hdl import Assert, Assume, Cat, Const, Fragment, Module, Mux, Sign
 from amaranth.lib import wiring
 
 from spikeforge.gen.compile import compile_network
-from spikeforge.hdl.host_link import RX_STATES, HostLink
+from spikeforge.hdl.host_link import EXEC_STATES, RX_STATES, TX_STATES, HostLink
 from spikeforge.hdl.host_link_exec import decode_command
 from spikeforge.hdl.host_link_rx import FRAME_STATES
 from spikeforge.spec import protocol as p
@@ -64,6 +64,11 @@ __all__ = [
 ]
 
 PROPERTIES = ("live", "recover")
+
+
+def _one_hot(bits):
+    """Exactly one of ``bits`` is set."""
+    return (bits != 0) & ((bits & (bits - 1)) == 0)
 
 
 def _any(state, names):
@@ -302,7 +307,16 @@ class HostLinkHarness(wiring.Component):
         n_idx, half, left = rx["n_idx"], rx["half"], rx["left"]
         taken = n_idx + rx["index_ready"]
         feeding = state["FEED"] | state["FEED_WAIT"]
-        return [
+        # Each unit's states, a flip-flop each: exactly one set.
+        one_hot = [
+            (_one_hot(Cat(*(state[name] for name in names))), f"inv: {unit} state")
+            for unit, names in (
+                ("receiver", RX_STATES),
+                ("executor", EXEC_STATES),
+                ("transmitter", TX_STATES),
+            )
+        ]
+        return one_hot + [
             # One frame at a time: the executor busy only with a frame held, the transmitter
             # only while the executor sends.
             (state["IDLE"] | state["HOLD"], "inv: executor busy without a frame"),
@@ -316,11 +330,17 @@ class HostLinkHarness(wiring.Component):
             (~tx["t_full"] | ~state["TX_IDLE"], "inv: t_full"),
             (tx["t_len"] <= self.ranking.max_len, "inv: t_len"),
             (~state["TX_PAYLOAD"] | (tx["t_len"] != 0), "inv: t_len in payload"),
+            (
+                tx["t_full"]
+                | ((tx["t_zero"] == (tx["t_len"] == 0)) & (tx["t_one"] == (tx["t_len"] == 1))),
+                "inv: t_len compared",
+            ),
             # The receiver.
             (
                 ~_any(state, (*FRAME_STATES, "FLUSH", "LEN_CHECK")) | (rx["timer"] <= self.timeout),
                 "inv: timer",
             ),
+            (rx["timed_out"] == (rx["timer"] == self.timeout), "inv: timer compared"),
             (~after_len | known, "inv: command known"),
             (taken <= self.n_in, "inv: n_idx"),
             (~state["PAYLOAD"] | (left != 0), "inv: left"),
@@ -347,6 +367,7 @@ class HostLinkHarness(wiring.Component):
                 "inv: command decoded",
             ),
             (~state["FEED"] | (ex["last"] == (ex["feed"] == n_idx)), "inv: last index"),
+            (ex["chosen"].as_value() == (Const(1, 1) << ex["resp"]), "inv: response one-hot"),
             (ex["offer"] == state["FEED"], "inv: offer"),
             (~(a.running & a.resetting), "inv: array"),
             (a.stalled <= a.in_stall, "inv: in_stall"),
