@@ -9,6 +9,7 @@ import struct
 from dataclasses import dataclass
 
 from ..hdl.arith import bits_for, ceil_div
+from ..hdl.array_banks import BLOCK_SHAPES, bank_depth
 from ..hdl.spram import SPRAM_COUNT, SPRAM_DEPTH, spram_tiles
 from ..spec.errors import SpikeforgeError
 from ..spec.protocol import IDENTITY_FORMAT
@@ -54,20 +55,22 @@ class RamFamily:
 # gowin/brams.txt and lutrams.txt): iCE40 EBR of 4 kbit; ECP5 DP16KD and Gowin BSRAM of 18 kbit
 # (512 x 36 only as simple dual port, which every memory of the array is).
 RAM_FAMILIES = {
-    "ice40": RamFamily("ICESTORM_RAM", ((256, 16), (512, 8), (1024, 4), (2048, 2)), 64, False),
-    "ecp5": RamFamily(
-        "DP16KD", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)), 128, True
-    ),
-    "gowin": RamFamily(
-        "BSRAM", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)), 128, True
-    ),
+    "ice40": RamFamily("ICESTORM_RAM", BLOCK_SHAPES["ice40"], 64, False),
+    "ecp5": RamFamily("DP16KD", BLOCK_SHAPES["ecp5"], 128, True),
+    "gowin": RamFamily("BSRAM", BLOCK_SHAPES["gowin"], 128, True),
 }
+
+# The memories that the array banks by the family's block depth when they are deeper
+# (spikeforge.hdl.array_banks): each bank is a memory of its own to Yosys.
+_BANKED = ("weights", "state", "bias")
 
 # Block RAMs per device (data sheets; nextpnr's utilisation reports the same "available").
 DEVICE_BLOCKS = {"iCE40UP5K": 30, "LFE5U-85F": 208, "LFE5U-25F": 56, "GW1NR-LV9": 26}
 
 # Yosys's `memory_libmap` default cost of one bit of a RAM lowered to flip-flops and LUTs.
 _LOGIC_COST_PER_BIT = 1.0
+# The cost of LUT RAM per row of 16 words beyond the first (see map_memory).
+_LUTRAM_ROW_COST = 3.5
 
 
 def device_blocks(device):
@@ -135,20 +138,48 @@ def map_memory(depth, width, family):
     block_cost, blocks = min(shapes)
     costs = [(block_cost, "block"), (depth * width * _LOGIC_COST_PER_BIT, "logic")]
     if ram.distributed:
-        costs.append((ceil_div(depth, 16) * ceil_div(width, 4) * 4, "distributed"))
+        # Plus a cost per row of 16 words beyond the first, fitted to Yosys 0.70's choices on
+        # ECP5 (13 shapes probed; it matters for the small last bank of a banked memory):
+        # 192 x 8 takes a block RAM (24 cells, 12 rows: 96 + 38.5 > 128), 176 x 8 (22 cells, 11
+        # rows), 96 x 16 (24, 6) and 80 x 18 (25, 5) take LUT RAM.
+        rows = ceil_div(depth, 16)
+        cost = rows * ceil_div(width, 4) * 4 + _LUTRAM_ROW_COST * (rows - 1)
+        costs.append((cost, "distributed"))
     kind = min(costs)[1]
     return kind, blocks if kind == "block" else 0
 
 
+def _map_banked(name, depth, width, family):
+    """``(kind, blocks, banks)`` of one memory of the array: a weight, state or bias memory
+    deeper than one block is banked by the family's block depth, each bank mapped by itself
+    (the last, holding the words left over, may become LUT RAM)."""
+    words = bank_depth(family, width)
+    if name.rstrip("0123456789") not in _BANKED or depth <= words:
+        return (*map_memory(depth, width, family), 1)
+    banks = [
+        map_memory(min(words, depth - start), width, family) for start in range(0, depth, words)
+    ]
+    kind = "block" if any(k == "block" for k, _ in banks) else banks[0][0]
+    return kind, sum(blocks for _, blocks in banks), len(banks)
+
+
 def memory_model(plan, family, runtime_weights=False):
     """Block RAMs of the array for ``plan`` on ``family``: ``(total, memories)`` where each
-    memory is a dict of name, depth, width, kind and blocks (see :func:`map_memory`); with
-    ``runtime_weights`` the weights are in SPRAM and not counted."""
+    memory is a dict of name, depth, width, kind, blocks (see :func:`map_memory`) and banks
+    (``spikeforge.hdl.array_banks``); with ``runtime_weights`` the weights are in SPRAM and not
+    counted."""
     memories = []
     for name, depth, width in array_memories(plan, runtime_weights):
-        kind, blocks = map_memory(depth, width, family)
+        kind, blocks, banks = _map_banked(name, depth, width, family)
         memories.append(
-            {"name": name, "depth": depth, "width": width, "kind": kind, "blocks": blocks}
+            {
+                "name": name,
+                "depth": depth,
+                "width": width,
+                "kind": kind,
+                "blocks": blocks,
+                "banks": banks,
+            }
         )
     return sum(m["blocks"] for m in memories), memories
 

@@ -17,8 +17,11 @@ the bank of the current step, recurrent ones into the other bank, which the next
 
 :meth:`NeuronArray.elaborate` builds the units one after another: the memories and the update
 datapath here, the event source, decode stage and walker in :mod:`.array_deliver`, runtime
-loading and the schedule in :mod:`.array_control`; the port payloads are in :mod:`.array_ports`.
+loading and the schedule in :mod:`.array_control`; the port payloads are in :mod:`.array_ports`,
+memories deeper than one block RAM are banked by :mod:`.array_banks`.
 """
+
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import fifo, memory, stream, wiring
@@ -27,6 +30,7 @@ from amaranth.lib.wiring import In, Out
 from ..spec.limits import STAGES_RANGE, check_int, check_lanes
 from ._validate import validating
 from .arith import bits_for
+from .array_banks import BankedMemory, bank_depth, platform_family
 from .array_control import SCHEDULE_STATES, cfg_loader, schedule
 from .array_deliver import decode, event_source, mux_table, walker
 from .array_ports import (
@@ -99,6 +103,14 @@ class NeuronArray(wiring.Component):
         (:mod:`.array_weights`) instead of a ``Memory``: for Verilog of networks too big for
         Amaranth to carry the contents; ``spikeforge.gen.output`` writes the modules.
         ``plan.weights`` is then not used here, and the array cannot be simulated by Amaranth.
+    bank_depth : int, optional
+        Words per bank (a power of two) of every weight, state and bias memory deeper than that
+        (:class:`.array_banks.BankedMemory`: one more cycle of read latency, which the pipeline
+        absorbs for the weights; banked state or bias add a cycle per LIF population and step).
+        By default the block depth of the platform's family for each memory's width
+        (:func:`.array_banks.bank_depth`, :meth:`memory_banks`); nothing is banked without a
+        platform of a known family (the simulators, Verilog generation). Weights in SPRAM or
+        external modules are not banked.
 
     Attributes
     ----------
@@ -131,7 +143,14 @@ class NeuronArray(wiring.Component):
     """
 
     def __init__(
-        self, plan, *, stages=4, trace=False, runtime_weights=False, external_weights=None
+        self,
+        plan,
+        *,
+        stages=4,
+        trace=False,
+        runtime_weights=False,
+        external_weights=None,
+        bank_depth=None,
     ):
         with validating(self):
             if not isinstance(runtime_weights, bool):
@@ -149,6 +168,10 @@ class NeuronArray(wiring.Component):
                 raise ValueError("runtime_weights and external_weights exclude each other")
             check_lanes(plan.lanes)
             check_int("stages", stages, *STAGES_RANGE)
+            if bank_depth is not None:
+                check_int("bank_depth", bank_depth, 2, 1 << 24)
+                if bank_depth & (bank_depth - 1):
+                    raise ValueError(f"bank_depth must be a power of two, not {bank_depth}")
             if not plan.lif_populations:
                 raise ValueError("the network has no LIF population to run")
         self.plan = plan
@@ -156,6 +179,7 @@ class NeuronArray(wiring.Component):
         self.trace = trace
         self.runtime_weights = runtime_weights
         self.external_weights = external_weights
+        self.bank_depth = bank_depth
         lanes = plan.lanes
         self.t_ref_width = bits_for(plan.t_ref_max)
         self.slot_width = bits_for(plan.slots - 1)
@@ -188,7 +212,9 @@ class NeuronArray(wiring.Component):
         self.state_layout = state_layout(
             plan.v_width, self.t_ref_width, plan.synaptic, plan.delayed_reset
         )
-        self.weight_mem = self.weight_ports = None
+        # The weight, state and bias memories are made at elaboration, banked or not by the
+        # platform (memory_banks): the attributes hold those of the last elaboration.
+        self.weight_mem = self.weight_ports = self.state_mem = self.bias_mem = None
         if runtime_weights:
             self.weight_store = WeightStore(plan.weight_words, lanes, plan.w_width)
         elif external_weights is not None:
@@ -196,32 +222,9 @@ class NeuronArray(wiring.Component):
                 ExternalWeights(f"{external_weights}{l}", plan.weight_words, plan.w_width)
                 for l in range(lanes)
             ]
-        else:
-            self.weight_mem = [
-                memory.Memory(
-                    shape=signed(plan.w_width),
-                    depth=plan.weight_words,
-                    init=[int(x) for x in plan.weights[l]],
-                )
-                for l in range(lanes)
-            ]
         self.acc_mem = [
             memory.Memory(shape=signed(plan.acc_width), depth=2 * plan.slots, init=[])
             for _ in range(lanes)
-        ]
-        self.state_mem = [
-            memory.Memory(
-                shape=self.state_layout,
-                depth=plan.slots,
-                init=[{"v": int(v), "r": 0} for v in plan.v_init[l]],
-            )
-            for l in range(lanes)
-        ]
-        self.bias_mem = [
-            memory.Memory(
-                shape=signed(plan.v_width), depth=plan.slots, init=[int(b) for b in plan.bias[l]]
-            )
-            for l in range(lanes)
         ]
         # The array reads each neuron's bias from bias_mem; the population row carries 0.
         param_rows = []
@@ -266,7 +269,7 @@ class NeuronArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         s = _Shared()
-        self._memories(m, s)
+        self._memories(m, s, platform)
         self._step_counters(m, s)
         event_source(m, self, s)
         decode(m, self, s)
@@ -279,9 +282,76 @@ class NeuronArray(wiring.Component):
         schedule(m, self, s)
         return m
 
-    def _memories(self, m, s):
+    def memory_banks(self, platform):
+        """Words per bank of the weight, state and bias memories when elaborated for
+        ``platform``: a dict by ``"weights"``, ``"state"`` and ``"bias"``, ``None`` for a memory
+        that is not banked (no deeper than one bank, no known family, or weights not in block
+        RAM)."""
+        plan = self.plan
+        family = platform_family(platform)
+        memories = {
+            "weights": (plan.weight_words, plan.w_width),
+            "state": (plan.slots, self.state_layout.size),
+            "bias": (plan.slots, plan.v_width),
+        }
+        banks = {}
+        for name, (depth, width) in memories.items():
+            words = self.bank_depth
+            if words is None and family is not None:
+                words = bank_depth(family, width)
+            banks[name] = words if words is not None and depth > words else None
+        if self.runtime_weights or self.external_weights is not None:
+            banks["weights"] = None
+        return banks
+
+    def _make_memories(self, banks):
+        """The weight (in block RAM), state and bias memory of every lane: a ``Memory`` each, or
+        a :class:`.array_banks.BankedMemory` where ``banks`` gives its words per bank."""
+        plan = self.plan
+
+        def make(shape, depth, init, words, one_port=False):
+            if words is None:
+                return memory.Memory(shape=shape, depth=depth, init=init)
+            return BankedMemory(shape, depth, words, init, one_port)
+
+        lanes = range(plan.lanes)
+        if not self.runtime_weights and self.external_weights is None:
+            self.weight_mem = [
+                make(
+                    signed(plan.w_width),
+                    plan.weight_words,
+                    [int(x) for x in plan.weights[l]],
+                    banks["weights"],
+                    # Written only while the walker is idle (cfg_loader).
+                    one_port=True,
+                )
+                for l in lanes
+            ]
+        self.state_mem = [
+            make(
+                self.state_layout,
+                plan.slots,
+                [{"v": int(v), "r": 0} for v in plan.v_init[l]],
+                banks["state"],
+            )
+            for l in lanes
+        ]
+        self.bias_mem = [
+            make(signed(plan.v_width), plan.slots, [int(b) for b in plan.bias[l]], banks["bias"])
+            for l in lanes
+        ]
+
+    def _memories(self, m, s, platform):
         """The cores and memories of the lanes as submodules, and the memories' ports."""
         lanes = self.plan.lanes
+        banks = self.memory_banks(platform)
+        self._make_memories(banks)
+        # A banked memory reads in two cycles: the walker's weights, or the update's state or
+        # bias (the other reads of the same word wait a cycle in registers, see _walk_issue).
+        s.w_banked = banks["weights"] is not None
+        s.upd_banked = banks["state"] is not None or banks["bias"] is not None
+        s.st_banked = banks["state"] is not None
+        s.b_banked = banks["bias"] is not None
         for l in range(lanes):
             m.submodules[f"core{l}"] = self.cores[l]
             if self.weight_mem is not None:
@@ -353,6 +423,8 @@ class NeuronArray(wiring.Component):
         plan = self.plan
         lanes = plan.lanes
         m.d.comb += s.p_rd.addr.eq(s.k)
+        walk_valid, walk_addr = self._walk_issue(m, s)
+        upd = self._upd_issue(m, s)
         s.issue_valid_d = issue_valid_d = Signal()
         acc_addr_d = Signal.like(s.a_ptr)
         upd_valid_d = Signal()
@@ -363,17 +435,17 @@ class NeuronArray(wiring.Component):
             if not self.runtime_weights:
                 m.d.comb += s.w_rd[l].addr.eq(s.w_ptr)
             m.d.comb += [
-                s.acc_rd[l].addr.eq(Mux(s.upd_issue, s.upd_acc_addr, s.a_ptr)),
-                s.st_rd[l].addr.eq(s.upd_slot),
-                s.b_rd[l].addr.eq(s.upd_slot),
+                s.acc_rd[l].addr.eq(Mux(upd.valid, upd.acc_addr, walk_addr)),
+                s.st_rd[l].addr.eq(upd.state_addr),
+                s.b_rd[l].addr.eq(upd.bias_addr),
             ]
         m.d.sync += [
-            issue_valid_d.eq(s.active),
-            acc_addr_d.eq(Mux(s.upd_issue, s.upd_acc_addr, s.a_ptr)),
-            upd_valid_d.eq(s.upd_issue),
-            upd_row_d.eq(s.upd_row),
-            upd_slot_d.eq(s.upd_slot),
-            upd_mask_d.eq(Mux(s.row_is_last, s.last_mask_k, (1 << lanes) - 1)),
+            issue_valid_d.eq(walk_valid),
+            acc_addr_d.eq(Mux(upd.valid, upd.acc_addr, walk_addr)),
+            upd_valid_d.eq(upd.valid),
+            upd_row_d.eq(upd.row),
+            upd_slot_d.eq(upd.slot),
+            upd_mask_d.eq(upd.mask),
         ]
         # Every block RAM output goes straight into a register (the read stage "_q"): a block
         # RAM's clock-to-output time is most of a cycle at the target clocks, so it must not
@@ -415,6 +487,14 @@ class NeuronArray(wiring.Component):
             hit1.eq((issue_valid_q | upd_valid_q) & (acc_addr_d == acc_addr_q)),
             hit2.eq(wrote1 & (acc_addr_d == addr1)),
         ]
+        # The walker's words still on their way to the accumulator write (the schedule ends a
+        # phase once none is): the walker itself and the stages before the last. The last
+        # stage's write lands in the cycle the phase ends, two cycles or more before the
+        # update reads an accumulator.
+        if s.w_banked:
+            s.walk_in_flight = [s.active, walk_valid, issue_valid_d]
+        else:
+            s.walk_in_flight = [s.active, issue_valid_d, issue_valid_q]
         s.acc_q, w_q, s.v_q, s.r_q, s.bias_q, s.i_q = [], [], [], [], [], []
         s.pending_q = []
         for l in range(lanes):
@@ -455,6 +535,61 @@ class NeuronArray(wiring.Component):
                 s.acc_wr[l].en.eq(reset_acc | issue_valid_q | upd_valid_q),
             ]
             m.d.sync += [sum1.eq(written), sum2.eq(sum1)]
+
+    def _walk_issue(self, m, s):
+        """The walker's word as it enters the accumulator read: ``(valid, address)``.
+
+        With banked weights the weight read takes a cycle more, so the accumulator read of the
+        same word waits for a cycle in registers ``_e`` and both land in the read stage
+        together; the update phase, which reads no weight, keeps its timing.
+        """
+        if not s.w_banked:
+            return s.active, s.a_ptr
+        issue_valid_e = Signal()
+        a_ptr_e = Signal.like(s.a_ptr)
+        m.d.sync += [issue_valid_e.eq(s.active), a_ptr_e.eq(s.a_ptr)]
+        return issue_valid_e, a_ptr_e
+
+    def _upd_issue(self, m, s):
+        """The update's row as it enters the accumulator read: a namespace of ``valid``,
+        ``acc_addr``, ``row``, ``slot``, ``mask`` and the read addresses ``state_addr`` and
+        ``bias_addr``.
+
+        With banked state or bias memories their read takes a cycle more, so the row waits for
+        a cycle in registers ``_e`` before the accumulator (and an unbanked one of state and
+        bias) is read; the cores then see the row a cycle later, and the schedule's drain is a
+        cycle longer.
+        """
+        lanes = self.plan.lanes
+        mask = Mux(s.row_is_last, s.last_mask_k, (1 << lanes) - 1)
+        if not s.upd_banked:
+            slot = s.upd_slot
+            return SimpleNamespace(
+                valid=s.upd_issue,
+                acc_addr=s.upd_acc_addr,
+                row=s.upd_row,
+                slot=slot,
+                mask=mask,
+                state_addr=slot,
+                bias_addr=slot,
+            )
+        upd = SimpleNamespace(
+            valid=Signal(name="upd_valid_e"),
+            acc_addr=Signal.like(s.upd_acc_addr, name="upd_acc_addr_e"),
+            row=Signal.like(s.upd_row, name="upd_row_e"),
+            slot=Signal.like(s.upd_slot, name="upd_slot_e"),
+            mask=Signal(lanes, name="upd_mask_e"),
+        )
+        m.d.sync += [
+            upd.valid.eq(s.upd_issue),
+            upd.acc_addr.eq(s.upd_acc_addr),
+            upd.row.eq(s.upd_row),
+            upd.slot.eq(s.upd_slot),
+            upd.mask.eq(mask),
+        ]
+        upd.state_addr = s.upd_slot if s.st_banked else upd.slot
+        upd.bias_addr = s.upd_slot if s.b_banked else upd.slot
+        return upd
 
     def _lanes(self, m, s):
         """The neuron cores fed from the read stage, the slot, row and mask beside their
@@ -522,7 +657,9 @@ class NeuronArray(wiring.Component):
         if not self.trace:
             s.trace_room = Const(1)
             return
-        latency = self.stages
+        # The rows in flight from the issue to the FIFO: the core's stages, the read stages and
+        # a row of banked state or bias memories.
+        latency = self.stages + int(s.upd_banked)
         depth = latency + 5
         s.trace_fifo = trace_fifo = fifo.SyncFIFOBuffered(
             width=len(self.trace_out.payload.as_value()), depth=depth

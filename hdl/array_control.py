@@ -139,14 +139,18 @@ def schedule(m, array, s):
     reset): it drives the phase signals of the other units and counts steps and cycles.
     """
     plan = array.plan
-    latency = array.stages
+    # A row of banked state or bias memories takes a cycle more to reach the cores.
+    latency = array.stages + int(s.upd_banked)
     drain = Signal(range(latency + 3))
     # No event source is tested here: the input stream offers none once input_ended is set
     # (the only time INPUT looks at this), and the spike words are word_valid itself, which
     # `delivered` tests. Leaving ev_valid out keeps the stream's decode out of the state
     # registers' input.
     delivery_idle = Signal()
-    m.d.comb += delivery_idle.eq(~s.d_valid & ~s.active & ~s.issue_valid_d & ~s.issue_valid_q)
+    idle = ~s.d_valid
+    for valid in s.walk_in_flight:
+        idle = idle & ~valid
+    m.d.comb += delivery_idle.eq(idle)
 
     # The end conditions of the deliver and finish phases are registered (one cycle later,
     # once per population and step): a FIFO's level is a sum, too slow to feed the state

@@ -418,12 +418,11 @@ def test_capacity_shrinks_when_a_build_does_not_fit(monkeypatch):
     build, calls = fake_build(limit=180)
     monkeypatch.setattr(capacity, "build", build)
     (entry,) = capacity.measure_capacity(["icebreaker"], confirm=["icebreaker"], log=lambda _: None)
-    # 29 blocks: 184 neurons would fit 23 blocks of 512x8 weights, but their 11,776 words cost
-    # less as 6 x 4 blocks of 2048x2 (a smaller read multiplexer), 30 in all; so 176 neurons
-    # (22 weight blocks, 28 in all).
-    assert calls == [192, 176, ("spram", 1024)]
+    # Banked weights (docs/array.md): 184 neurons' 11,776 words are 23 banks of 512x8, 29
+    # blocks in all, which the stand-in refuses; so 176 neurons (22 weight blocks, 28 in all).
+    assert calls == [192, 184, 176, ("spram", 1024)]
     assert "does not fit" in entry["spram"]["error"] and "confirmed" not in entry["spram"]
-    assert [a["fitted"] for a in entry["attempts"]] == [False, True]
+    assert [a["fitted"] for a in entry["attempts"]] == [False, False, True]
     assert "does not fit" in entry["attempts"][0]["error"]
     assert entry["confirmed"]["neurons"] == 176
 
@@ -485,7 +484,7 @@ def test_capacity_cli_table_and_merge(monkeypatch, tmp_path, capsys):
         r"1192/5280 \| 30/30 \(30\) \| 30.0 \| \d+ \| 192: 30 BRAM \|",
         text,
     )
-    assert "| tangnano9k | GW1NR-LV9QN88PC6/I5 | 1 | 672 | 43008 | 26/26 (" in text
+    assert "| tangnano9k | GW1NR-LV9QN88PC6/I5 | 1 | 674 | 43136 | 26/26 (" in text
     # Four boards of the block RAM table, the iCESugar in the SPRAM table.
     assert text.count("model only") == 5
     assert re.search(
