@@ -28,6 +28,7 @@ from ..spec.limits import (
 )
 from .network import FORMAT, Network
 from .nir_conv import ConvChains
+from .nir_flatten import flatten_graph
 from .nir_graph import (
     CUBA,
     NEURONS,
@@ -118,6 +119,7 @@ def import_graph(
     SpikeforgeError
         An unsupported node, a shape mismatch or a value that cannot be represented.
     """
+    graph = flatten_graph(graph)
     # Parameters near the float64 limits must not turn into inf or nan silently.
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
         try:
