@@ -6,6 +6,7 @@ Shared by ``tests/test_conv_golden.py`` and ``tests/test_nir_conv.py``.
 import numpy as np
 
 from spikeforge.gen.network import FORMAT
+from spikeforge.gen.network_conv import ConvProjection
 
 
 def reference_conv(x, kernel, stride, padding, dilation, groups, pool):
@@ -71,6 +72,30 @@ def conv_out(n, k, s, p, d):
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+def conv_out_shape(in_shape, geo):
+    """``(out_channels, H, W)`` of a conv2d of geometry ``geo`` (input sum-pooled first)."""
+    _, h, w = in_shape
+    hp, wp = h // geo["pool"][0], w // geo["pool"][1]
+    return [
+        geo["out_channels"],
+        conv_out(hp, geo["kernel"][0], geo["stride"][0], geo["padding"][0], geo["dilation"][0]),
+        conv_out(wp, geo["kernel"][1], geo["stride"][1], geo["padding"][1], geo["dilation"][1]),
+    ]
+
+
+def scaled(proj, scale):
+    """``proj`` with its weights times ``scale``."""
+    return ConvProjection(
+        proj.kind,
+        proj.source,
+        proj.target,
+        proj.weights * scale,
+        proj.geometry,
+        proj.source_index,
+        proj.target_index,
+    )
+
+
 def random_conv_network(rng, draw_geometry, recurrent=True):
     """A network ``in -> c1 (conv) -> c2 (conv with pool) -> out (pooled dense)``, plus a
     recurrent dense projection ``out -> c2`` when ``recurrent``.
@@ -84,13 +109,8 @@ def random_conv_network(rng, draw_geometry, recurrent=True):
     shape = in_shape
     for name in ("c1", "c2"):
         geo = draw_geometry(rng, shape)
-        c, h, w = shape
-        hp, wp = h // geo["pool"][0], w // geo["pool"][1]
-        out = [
-            geo["out_channels"],
-            conv_out(hp, geo["kernel"][0], geo["stride"][0], geo["padding"][0], geo["dilation"][0]),
-            conv_out(wp, geo["kernel"][1], geo["stride"][1], geo["padding"][1], geo["dilation"][1]),
-        ]
+        c = shape[0]
+        out = conv_out_shape(shape, geo)
         kernel = rng.integers(-20, 40, (out[0], c // geo["groups"], *geo["kernel"]))
         pops.append(lif(name, out, decay=[int(rng.integers(0, 4))] if rng.random() < 0.5 else []))
         projs.append(

@@ -6,7 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from conv_cases import conv_out, lif, random_conv_network, reference_conv
+from conv_cases import (
+    conv_out,
+    conv_out_shape,
+    lif,
+    random_conv_network,
+    reference_conv,
+    scaled,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -259,15 +266,7 @@ def test_scatter_and_window_sums(seed, scale):
     for proj in net.projections:
         if not (isinstance(proj, ConvProjection) and proj.geometry.conv):
             continue
-        proj = ConvProjection(
-            proj.kind,
-            proj.source,
-            proj.target,
-            proj.weights * scale,
-            proj.geometry,
-            proj.source_index,
-            proj.target_index,
-        )
+        proj = scaled(proj, scale)
         delivery = ConvDelivery(proj, np.int32)
         assert delivery.tables is not None
         if scale > 1 and np.abs(proj.weights).max() > np.iinfo(np.int16).max:
@@ -304,12 +303,7 @@ def test_window_sums_of_two_bytes(seed):
     in_shape = [channels, int(rng.integers(3, 7)), int(rng.integers(3, 7))]
     geo = draw_geometry(rng, in_shape)
     c, h, w = in_shape
-    hp, wp = h // geo["pool"][0], w // geo["pool"][1]
-    out = [
-        geo["out_channels"],
-        conv_out(hp, geo["kernel"][0], geo["stride"][0], geo["padding"][0], geo["dilation"][0]),
-        conv_out(wp, geo["kernel"][1], geo["stride"][1], geo["padding"][1], geo["dilation"][1]),
-    ]
+    out = conv_out_shape(in_shape, geo)
     kernel = rng.integers(-20, 40, (out[0], c // geo["groups"], *geo["kernel"]))
     net = Network.from_dict(
         {

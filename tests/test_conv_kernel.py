@@ -5,7 +5,7 @@ NumPy where the kernel cannot be built or is turned off."""
 
 import numpy as np
 import pytest
-from conv_cases import random_conv_network
+from conv_cases import random_conv_network, scaled
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_conv_golden import draw_geometry
@@ -32,19 +32,6 @@ def kernel(monkeypatch):
 
 def conv_projections(net):
     return [p for p in net.projections if isinstance(p, ConvProjection) and p.geometry.conv]
-
-
-def scaled(proj, scale):
-    """``proj`` with its weights times ``scale``."""
-    return ConvProjection(
-        proj.kind,
-        proj.source,
-        proj.target,
-        proj.weights * scale,
-        proj.geometry,
-        proj.source_index,
-        proj.target_index,
-    )
 
 
 def test_kernel_is_built():
