@@ -101,9 +101,8 @@ def _unpool(d):
     """The gradient of :func:`_pool`: each pooled value back to its 2x2 window."""
     batch = d.shape[0]
     planes = d.reshape(batch, -1, POOLED, 1, POOLED, 1)
-    return np.broadcast_to(
-        planes, planes.shape[:3] + (POOL,) + planes.shape[4:5] + (POOL,)
-    ).reshape(batch, -1)
+    windows = np.broadcast_to(planes, (batch, planes.shape[1], POOLED, POOL, POOLED, POOL))
+    return windows.reshape(batch, -1)
 
 
 def _forward(kernel, w2, spikes):
