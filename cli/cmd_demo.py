@@ -1,4 +1,4 @@
-"""``spikeforge demo``: the shipped digit classifier, golden model against RTL simulation."""
+"""``spikeforge demo``: a shipped digit classifier, golden model against RTL simulation."""
 
 from ..spec.errors import SpikeforgeError
 from ..spec.limits import check_lanes
@@ -11,7 +11,7 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "demo",
         help="classify the shipped test digits on the array: golden model against RTL",
-        description="Run the shipped spiking digit classifier on its 360 held-out 8x8 digits with "
+        description="Run a shipped spiking digit classifier on its 360 held-out 8x8 digits with "
         "the golden model and with the array's Verilog (Verilator), and report "
         "accuracy, bit-exact agreement, cycles per inference and board figures.",
     )
@@ -20,6 +20,12 @@ def add_parser(subparsers):
         "--output",
         default="spikeforge-demo",
         help="folder for the Verilog, the raster plot and demo.json (default spikeforge-demo)",
+    )
+    parser.add_argument(
+        "--network",
+        default="dense",
+        help="the shipped classifier to run: dense (64-64-10) or conv (3x3 conv2d, 8 channels, "
+        "2x2 sum pool, 10 outputs); default dense",
     )
     parser.add_argument(
         "--backend",
@@ -49,6 +55,11 @@ def add_parser(subparsers):
 def run(args):
     check_lanes(args.lanes, "--lanes", SpikeforgeError)
     run_demo(
-        args.output, backend=args.backend, lanes=args.lanes, digits=args.digits, board=args.board
+        args.output,
+        network=args.network,
+        backend=args.backend,
+        lanes=args.lanes,
+        digits=args.digits,
+        board=args.board,
     )
     return 0

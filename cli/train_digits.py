@@ -48,6 +48,11 @@ __all__ = [
     "load_test_digits",
     "shipped_network",
     "train",
+    "fit",
+    "quantize",
+    "surrogate",
+    "count_loss",
+    "lif_population",
     "save",
     "output_counts",
     "predict",
@@ -200,16 +205,16 @@ def _forward_float(w1, w2, spikes):
     return counts
 
 
-def _surrogate(u, v_th):
+def surrogate(u, v_th):
     """d spike / d v' of the smooth stand-in for the step ``v' > v_th``."""
     x = (u - v_th) / v_th
     return 1.0 / ((1.0 + _SURROGATE_SHARPNESS * np.abs(x)) ** 2 * v_th)
 
 
-def _gradients(w1q, w2q, spikes, labels):
-    """Cross-entropy loss of one batch and its gradients w.r.t. the integer weights."""
-    s_in, u1, s1, u2, s2 = _forward(w1q, w2q, spikes)
-    batch, steps, _ = s_in.shape
+def count_loss(s2, labels):
+    """Softmax cross-entropy of output spikes ``(B, T, 10)``: the summed loss and its gradient
+    with respect to the spike counts, divided by the batch size."""
+    batch = len(labels)
     logits = _LOGIT_SCALE * s2.sum(axis=1)
     logits -= logits.max(axis=1, keepdims=True)
     prob = np.exp(logits)
@@ -219,6 +224,14 @@ def _gradients(w1q, w2q, spikes, labels):
     d_count = prob
     d_count[rows, labels] -= 1.0
     d_count *= _LOGIT_SCALE / batch
+    return loss, d_count
+
+
+def _gradients(w1q, w2q, spikes, labels):
+    """Cross-entropy loss of one batch and its gradients w.r.t. the integer weights."""
+    s_in, u1, s1, u2, s2 = _forward(w1q, w2q, spikes)
+    batch, steps, _ = s_in.shape
+    loss, d_count = count_loss(s2, labels)
     # Backpropagation through time. The reset is left out of the gradient (a common choice that
     # trains better); d v'[t+1] / d v'[t] is the leak factor, the floor shift passing straight
     # through.
@@ -229,15 +242,16 @@ def _gradients(w1q, w2q, spikes, labels):
     du1_next = np.zeros((batch, w1q.shape[1]))
     du2_next = np.zeros((batch, CLASSES))
     for t in reversed(range(steps)):
-        du2 = d_count * _surrogate(u2[:, t], OUTPUT_PARAMS.v_th) + keep2 * du2_next
+        du2 = d_count * surrogate(u2[:, t], OUTPUT_PARAMS.v_th) + keep2 * du2_next
         g2 += s1[:, t].T @ du2
-        du1 = (du2 @ w2q.T) * _surrogate(u1[:, t], HIDDEN_PARAMS.v_th) + keep1 * du1_next
+        du1 = (du2 @ w2q.T) * surrogate(u1[:, t], HIDDEN_PARAMS.v_th) + keep1 * du1_next
         g1 += s_in[:, t].T @ du1
         du1_next, du2_next = du1, du2
     return loss, g1, g2
 
 
-def _quantize(w):
+def quantize(w):
+    """Shadow weights rounded to the nearest integer and clipped to the ``w_width`` range."""
     lo, hi = w_range(W_WIDTH)
     return np.clip(np.round(w), lo, hi)
 
@@ -287,43 +301,11 @@ def train(seed=DEFAULT_SEED, epochs=DEFAULT_EPOCHS, hidden=DEFAULT_HIDDEN, subse
     # half that from the hidden layer.
     w1 = rng.normal(0.0, HIDDEN_PARAMS.v_th / np.sqrt(PIXELS * 4), (PIXELS, hidden))
     w2 = rng.normal(0.0, OUTPUT_PARAMS.v_th / np.sqrt(hidden * 2), (hidden, CLASSES))
-    weights = [w1, w2]
-    moments = [[np.zeros_like(w) for w in weights] for _ in range(2)]
-    beta1, beta2 = _ADAM_BETAS
-    lo, hi = w_range(W_WIDTH)
-    losses = []
-    step = 0
     start = time.perf_counter()
-    for epoch in range(epochs):
-        rate = _LEARNING_RATE * 0.5 * (1.0 + np.cos(np.pi * epoch / epochs))
-        order = rng.permutation(len(labels))
-        total = 0.0
-        for first in range(0, len(order), _BATCH):
-            batch = order[first : first + _BATCH]
-            loss, *grads = _gradients(
-                _quantize(w1), _quantize(w2), train_spikes[batch], labels[batch]
-            )
-            total += loss
-            step += 1
-            for w, g, m, v in zip(weights, grads, *moments):
-                m *= beta1
-                m += (1.0 - beta1) * g
-                v *= beta2
-                v += (1.0 - beta2) * g * g
-                w -= (
-                    rate
-                    * (m / (1.0 - beta1**step))
-                    / (np.sqrt(v / (1.0 - beta2**step)) + _ADAM_EPS)
-                )
-                # Straight-through only inside the weight range: beyond it the shadow weight would
-                # drift where no integer weight follows.
-                np.clip(w, lo - 0.5, hi + 0.5, out=w)
-        losses.append(total / len(labels))
-        if log is not None:
-            log(f"epoch {epoch + 1}/{epochs}: loss {losses[-1]:.4f}")
+    losses = fit([w1, w2], _gradients, train_spikes, labels, epochs, rng, log)
     seconds = time.perf_counter() - start
 
-    net = _network(_quantize(w1).astype(np.int64), _quantize(w2).astype(np.int64))
+    net = _network(quantize(w1).astype(np.int64), quantize(w2).astype(np.int64))
     float_counts = _forward_float(w1, w2, encode(test_x, STEPS))
     report = {
         "seed": seed,
@@ -342,22 +324,80 @@ def train(seed=DEFAULT_SEED, epochs=DEFAULT_EPOCHS, hidden=DEFAULT_HIDDEN, subse
     return net, report
 
 
-def _network(w1, w2):
-    def lif(name, size, p):
-        return {
-            "name": name,
-            "kind": "lif",
-            "size": size,
-            "v_th": p.v_th,
-            "v_reset": p.v_reset,
-            "v_rest": p.v_rest,
-            "v_peak": p.v_peak,
-            "t_ref": p.t_ref,
-            "decay": list(p.decay),
-            "reset_mode": p.reset_mode,
-            "bias": p.bias,
-        }
+def fit(weights, gradients, spikes, labels, epochs, rng, log=None):
+    """Train shadow weights in place: Adam with a cosine learning-rate decay over ``epochs``.
 
+    Parameters
+    ----------
+    weights : list of ndarray
+        Float shadow weights in integer units, updated in place.
+    gradients : callable
+        ``gradients(*quantized_weights, spikes, labels)`` returns the summed loss of a batch and
+        the gradient of every weight array, in order.
+    spikes, labels : ndarray
+        Encoded training digits ``(n, T, 64)`` and their classes.
+    epochs : int
+    rng : numpy.random.Generator
+        Draws the batch order of every epoch.
+    log : callable, optional
+        Called with one line of text after every epoch.
+
+    Returns
+    -------
+    list of float
+        The mean loss of every epoch.
+    """
+    moments = [[np.zeros_like(w) for w in weights] for _ in range(2)]
+    beta1, beta2 = _ADAM_BETAS
+    lo, hi = w_range(W_WIDTH)
+    losses = []
+    step = 0
+    for epoch in range(epochs):
+        rate = _LEARNING_RATE * 0.5 * (1.0 + np.cos(np.pi * epoch / epochs))
+        order = rng.permutation(len(labels))
+        total = 0.0
+        for first in range(0, len(order), _BATCH):
+            batch = order[first : first + _BATCH]
+            loss, *grads = gradients(*(quantize(w) for w in weights), spikes[batch], labels[batch])
+            total += loss
+            step += 1
+            for w, g, m, v in zip(weights, grads, *moments):
+                m *= beta1
+                m += (1.0 - beta1) * g
+                v *= beta2
+                v += (1.0 - beta2) * g * g
+                w -= (
+                    rate
+                    * (m / (1.0 - beta1**step))
+                    / (np.sqrt(v / (1.0 - beta2**step)) + _ADAM_EPS)
+                )
+                # Straight-through only inside the weight range: beyond it the shadow weight would
+                # drift where no integer weight follows.
+                np.clip(w, lo - 0.5, hi + 0.5, out=w)
+        losses.append(total / len(labels))
+        if log is not None:
+            log(f"epoch {epoch + 1}/{epochs}: loss {losses[-1]:.4f}")
+    return losses
+
+
+def lif_population(name, size, p):
+    """The JSON object of LIF population ``name`` of ``size`` neurons with parameters ``p``."""
+    return {
+        "name": name,
+        "kind": "lif",
+        "size": size,
+        "v_th": p.v_th,
+        "v_reset": p.v_reset,
+        "v_rest": p.v_rest,
+        "v_peak": p.v_peak,
+        "t_ref": p.t_ref,
+        "decay": list(p.decay),
+        "reset_mode": p.reset_mode,
+        "bias": p.bias,
+    }
+
+
+def _network(w1, w2):
     return Network.from_dict(
         {
             "format": "spikeforge-network/1",
@@ -365,8 +405,8 @@ def _network(w1, w2):
             "w_width": W_WIDTH,
             "populations": [
                 {"name": "pixels", "kind": "input", "size": PIXELS},
-                lif("hidden", w1.shape[1], HIDDEN_PARAMS),
-                lif("output", CLASSES, OUTPUT_PARAMS),
+                lif_population("hidden", w1.shape[1], HIDDEN_PARAMS),
+                lif_population("output", CLASSES, OUTPUT_PARAMS),
             ],
             "projections": [
                 {"from": "pixels", "to": "hidden", "weights": w1},

@@ -2,9 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 
+from spikeforge.cli import train_digits_conv
 from spikeforge.cli.main import main
+from spikeforge.cli.train_digits import load_test_digits, predict
 from spikeforge.sim.rtl import require_or_skip
 
 
@@ -32,8 +35,20 @@ def test_demo_on_a_few_digits(tmp_path, capsys):
         ),
         (["--digits", "0"], "--digits must be an integer in [1, 360], not 0"),
         (["--lanes", "5"], "--lanes must be one of 1, 2, 4, 8, not 5"),
+        (["--network", "cnn"], "--network must be one of dense, conv, not 'cnn'"),
     ],
 )
 def test_demo_errors(args, message, tmp_path, capsys):
     assert main(["demo", *args, "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"spikeforge: error: {message}\n"
+
+
+def test_demo_conv_golden_part(tmp_path, capsys):
+    # The conv network's golden accuracy is reported before the RTL run starts (the RTL part
+    # is tests/test_demo_conv.py).
+    images, labels = load_test_digits()
+    expected = np.mean(predict(train_digits_conv.shipped_network(), images[:3]) == labels[:3])
+    main(["demo", "--network", "conv", "--backend", "icarus", "--digits", "3", "-o", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("network pixels 1x8x8 -> conv 8x8x8 -> output 10")
+    assert lines[1].startswith(f"golden model: accuracy {expected:.2%} (")

@@ -33,6 +33,7 @@ from spikeforge.cli import (
     cmd_train_digits,
     demo,
     train_digits,
+    train_digits_conv,
 )
 from spikeforge.cli.main import main
 from spikeforge.gen.network import Network, save_network
@@ -294,11 +295,13 @@ WRITERS = {
     + ["-o", "OUT.csv"],
     "bench": ["bench", "--fresh", "-o", "OUT.json", "--doc", "OUT.md"],
     "train-digits": ["train-digits", "--epochs", "1", "-o", "OUT"],
+    "train-digits-conv": ["train-digits", "--conv", "--epochs", "1", "-o", "OUT"],
     "demo": ["demo", "--backend", "amaranth", "--digits", "2", "-o", "OUT"],
 }
 # The files of the commands whose output is a folder.
 FOLDER_OUTPUTS = {
     "train-digits": (train_digits.NET_FILE, train_digits.TEST_FILE),
+    "train-digits-conv": (train_digits_conv.NET_FILE,),
     "demo": demo.OUTPUT_FILES,
 }
 
@@ -315,6 +318,11 @@ def fast_work(monkeypatch, name):
         report["train_size"] = 1
         trained = (train_digits.shipped_network(), report)
         monkeypatch.setattr(train_digits, "train", lambda **kwargs: trained)
+    elif name == "train-digits-conv":
+        report = dict(test_size=1, steps=1, accuracy_fixed=1, accuracy_float=1, seconds=0)
+        report["train_size"] = 1
+        trained = (train_digits_conv.shipped_network(), report)
+        monkeypatch.setattr(train_digits_conv, "train", lambda **kwargs: trained)
     elif name == "demo":
         # The golden model in place of the RTL simulation (whose Verilog is still generated).
         def simulate(net, spikes, *args, **kwargs):
@@ -562,8 +570,15 @@ def test_demo_and_train_digits_folders_are_checked_before_the_work(folder, capsy
         raise AssertionError("the work started")
 
     monkeypatch.setattr(demo, "shipped_network", work)
+    monkeypatch.setattr(demo.train_digits_conv, "shipped_network", work)
     monkeypatch.setattr(cmd_train_digits.train_digits, "train", work)
-    for command in (["demo"], ["train-digits"]):
+    monkeypatch.setattr(cmd_train_digits.train_digits_conv, "train", work)
+    for command in (
+        ["demo"],
+        ["demo", "--network", "conv"],
+        ["train-digits"],
+        ["train-digits", "--conv"],
+    ):
         status, _, err = cli(capsys, *command, "-o", folder / "in.npy")
         assert status == EXIT_BAD_INPUT and err.endswith("in.npy: is a file, not a folder\n")
     (folder / "demo").mkdir()
