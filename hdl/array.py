@@ -32,7 +32,7 @@ from ._validate import validating
 from .arith import bits_for
 from .array_banks import BankedMemory, bank_depth, platform_family
 from .array_control import SCHEDULE_STATES, cfg_loader, schedule
-from .array_deliver import decode, event_source, mux_table, walker
+from .array_deliver import acc_bank_base, decode, event_source, mux_table, walker
 from .array_ports import (
     CfgLayout,
     CfgMemory,
@@ -45,7 +45,7 @@ from .array_weights import ExternalWeights
 from .neuron import NeuronCore, pack_params, params_layout
 from .spram import WeightStore
 
-__all__ = ["NeuronArray", "state_layout", "CfgMemory", "SCHEDULE_STATES"]
+__all__ = ["NeuronArray", "state_layout", "CfgMemory", "SCHEDULE_STATES", "acc_bank_base"]
 
 
 class _Shared:
@@ -223,7 +223,7 @@ class NeuronArray(wiring.Component):
                 for l in range(lanes)
             ]
         self.acc_mem = [
-            memory.Memory(shape=signed(plan.acc_width), depth=2 * plan.slots, init=[])
+            memory.Memory(shape=signed(plan.acc_width), depth=plan.acc_banks * plan.slots, init=[])
             for _ in range(lanes)
         ]
         # The array reads each neuron's bias from bias_mem; the population row carries 0.
@@ -392,7 +392,7 @@ class NeuronArray(wiring.Component):
         s.cycle_count = Signal(32)
         with m.If(self.busy):
             m.d.sync += s.cycle_count.eq(s.cycle_count + 1)
-        s.cur_bank_base = Mux(s.parity, self.plan.slots, 0)
+        s.cur_bank_base = acc_bank_base(self.plan, s.parity)
 
     def _update_issue(self, s):
         """The row counters of the update phase: row, slot and accumulator address of the row of
@@ -410,7 +410,7 @@ class NeuronArray(wiring.Component):
         # The row's slot and accumulator address are counters beside upd_row rather than sums,
         # so the memory addresses come straight from flip-flops.
         s.upd_slot = Signal(self.slot_width)
-        s.upd_acc_addr = Signal(bits_for(2 * plan.slots - 1))
+        s.upd_acc_addr = Signal(bits_for(plan.acc_banks * plan.slots - 1))
 
         # Likewise "this is the population's last row" and "k is the last LIF population" are
         # flags kept beside their counters, not compares in front of the state register.
