@@ -130,7 +130,7 @@ class NeuronArray(wiring.Component):
         (``cfg.ready`` is low meanwhile, and a ``start`` waits for the last one).
     reset_state : In(1)
         While idle, a pulse restarts the network: every membrane to its population's ``v_rest``,
-        refractory counters, synaptic currents, pending resets and both accumulator banks to 0,
+        refractory counters, synaptic currents, pending resets and the accumulator banks to 0,
         ``timestep`` to 0.
     start : In(1)
         Starts a timestep when ``busy`` is low.
