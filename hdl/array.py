@@ -13,7 +13,8 @@ One timestep (``docs/network.md`` for the timing, ``spikeforge.hdl.plan`` for th
 Synaptic read-modify-write is pipelined (accumulator and weight read, registered, then add and
 write back) and the two writes still in flight are forwarded, so back-to-back additions to one
 word see each other without a stall, one per cycle per lane. Feed-forward deliveries add into
-the bank of the current step, recurrent ones into the other bank, which the next step reads.
+the bank of the current step, recurrent ones into the other bank, which the next step reads; a
+network without recurrent projections has one bank (``ArrayPlan.acc_banks``).
 
 :meth:`NeuronArray.elaborate` builds the units one after another: the memories and the update
 datapath here, the event source, decode stage and walker in :mod:`.array_deliver`, runtime
