@@ -18,11 +18,21 @@ from .networks import CAPACITY_INPUTS, capacity_network
 from .timing import timed
 from .top import BenchTop
 
-__all__ = ["CAPACITY_BOARDS", "largest_fit", "largest_spram_fit", "measure_capacity"]
+__all__ = [
+    "CAPACITY_BOARDS",
+    "SPRAM_MIN_LANES",
+    "largest_fit",
+    "largest_spram_fit",
+    "measure_capacity",
+]
 
 # The boards whose capacity a full run confirms by building (one per device family; the
 # iCESugar has the iCEBreaker's device).
 CAPACITY_BOARDS = ("icebreaker", "ulx3s-85f", "tangnano9k")
+
+# The fewest lanes of the SPRAM figure: one lane's 8-bit weight fills half of a 16-bit SPRAM
+# word, two lanes fill it (spikeforge.hdl.spram), which doubles the weights the SPRAMs hold.
+SPRAM_MIN_LANES = 2
 
 
 def _largest(fits, limit):
@@ -86,9 +96,10 @@ def measure_capacity(
         Per board: board, device, family, lanes, inputs, ``model`` (neurons, synapses, blocks,
         blocks_available, memories) and, for a confirmed board, ``attempts`` (every build) and
         ``confirmed`` (the largest that built, with its report figures), or None if none did.
-        An iCE40 UltraPlus board also has ``spram``: the same with the weights in SPRAM
-        (:func:`largest_spram_fit`; ``model`` with ``sprams``, and for a confirmed board the
-        report figures of its one build, ``confirmed``, or its ``error``).
+        An iCE40 UltraPlus board also has ``spram``: the same with the weights in SPRAM, on
+        ``max(lanes, 2)`` lanes (:data:`SPRAM_MIN_LANES`; :func:`largest_spram_fit`; ``lanes``,
+        ``model`` with ``sprams``, and for a confirmed board the report figures of its one
+        build, ``confirmed``, or its ``error``).
     """
     boards = list(BOARDS) if boards is None else list(boards)
     root = build_root or os.path.join(tempfile.gettempdir(), "spikeforge-bench-capacity")
@@ -172,12 +183,15 @@ def _confirm_capacity(board, n, budget, lanes, stages, attempts, root, log):
 
 
 def _spram_capacity(board, available, lanes, stages, root, confirm, log):
-    """The ``spram`` entry of an iCE40 UltraPlus board: the model with the weights in SPRAM and,
-    when ``confirm``, the report figures of one build of it (or its error)."""
+    """The ``spram`` entry of an iCE40 UltraPlus board on ``max(lanes, SPRAM_MIN_LANES)`` lanes:
+    the model with the weights in SPRAM and, when ``confirm``, the report figures of one build
+    of it (or its error)."""
+    lanes = max(lanes, SPRAM_MIN_LANES)
     n = largest_spram_fit(available, lanes)
     plan = compile_network(capacity_network(n), lanes)
     blocks, memories = memory_model(plan, board.family, runtime_weights=True)
     entry = {
+        "lanes": lanes,
         "model": {
             "neurons": n,
             "synapses": CAPACITY_INPUTS * n,
@@ -185,11 +199,12 @@ def _spram_capacity(board, available, lanes, stages, root, confirm, log):
             "blocks_available": available,
             "sprams": spram_blocks(plan),
             "memories": memories,
-        }
+        },
     }
     log(
-        f"capacity {board.name} (SPRAM weights): model {n} neurons, {CAPACITY_INPUTS * n} "
-        f"synapses, {blocks}/{available} block RAMs, {entry['model']['sprams']} SPRAMs"
+        f"capacity {board.name} (SPRAM weights, P = {lanes}): model {n} neurons, "
+        f"{CAPACITY_INPUTS * n} synapses, {blocks}/{available} block RAMs, "
+        f"{entry['model']['sprams']} SPRAMs"
     )
     if not confirm:
         return entry

@@ -159,8 +159,10 @@ def _spram_table(entries):
     ]
     for e in entries:
         model, built = e["spram"]["model"], e["spram"].get("confirmed")
+        # Results saved before the SPRAM figure had lanes of its own were on the entry's.
         head = (
-            f"| {e['board']} | {e['lanes']} | {model['neurons']} | {model['synapses']} | "
+            f"| {e['board']} | {e['spram'].get('lanes', e['lanes'])} | {model['neurons']} | "
+            f"{model['synapses']} | "
             f"{model['sprams']}/4 | {model['blocks']}/{model['blocks_available']} |"
         )
         if built is not None:

@@ -101,7 +101,7 @@ def array_memories(plan, runtime_weights=False):
         if not runtime_weights:
             memories.append((f"weights{lane}", plan.weight_words, plan.w_width))
         memories += [
-            (f"acc{lane}", 2 * plan.slots, plan.acc_width),
+            (f"acc{lane}", plan.acc_banks * plan.slots, plan.acc_width),
             (f"state{lane}", plan.slots, state_width),
             (f"bias{lane}", plan.slots, plan.v_width),
         ]

@@ -13,7 +13,8 @@ One timestep (``docs/network.md`` for the timing, ``spikeforge.hdl.plan`` for th
 Synaptic read-modify-write is pipelined (accumulator and weight read, registered, then add and
 write back) and the two writes still in flight are forwarded, so back-to-back additions to one
 word see each other without a stall, one per cycle per lane. Feed-forward deliveries add into
-the bank of the current step, recurrent ones into the other bank, which the next step reads.
+the bank of the current step, recurrent ones into the other bank, which the next step reads; a
+network without recurrent projections has one bank (``ArrayPlan.acc_banks``).
 
 :meth:`NeuronArray.elaborate` builds the units one after another: the memories and the update
 datapath here, the event source, decode stage and walker in :mod:`.array_deliver`, runtime
@@ -32,7 +33,7 @@ from ._validate import validating
 from .arith import bits_for
 from .array_banks import BankedMemory, bank_depth, platform_family
 from .array_control import SCHEDULE_STATES, cfg_loader, schedule
-from .array_deliver import decode, event_source, mux_table, walker
+from .array_deliver import acc_bank_base, decode, event_source, mux_table, walker
 from .array_ports import (
     CfgLayout,
     CfgMemory,
@@ -45,7 +46,7 @@ from .array_weights import ExternalWeights
 from .neuron import NeuronCore, pack_params, params_layout
 from .spram import WeightStore
 
-__all__ = ["NeuronArray", "state_layout", "CfgMemory", "SCHEDULE_STATES"]
+__all__ = ["NeuronArray", "state_layout", "CfgMemory", "SCHEDULE_STATES", "acc_bank_base"]
 
 
 class _Shared:
@@ -130,7 +131,7 @@ class NeuronArray(wiring.Component):
         (``cfg.ready`` is low meanwhile, and a ``start`` waits for the last one).
     reset_state : In(1)
         While idle, a pulse restarts the network: every membrane to its population's ``v_rest``,
-        refractory counters, synaptic currents, pending resets and both accumulator banks to 0,
+        refractory counters, synaptic currents, pending resets and the accumulator banks to 0,
         ``timestep`` to 0.
     start : In(1)
         Starts a timestep when ``busy`` is low.
@@ -223,7 +224,7 @@ class NeuronArray(wiring.Component):
                 for l in range(lanes)
             ]
         self.acc_mem = [
-            memory.Memory(shape=signed(plan.acc_width), depth=2 * plan.slots, init=[])
+            memory.Memory(shape=signed(plan.acc_width), depth=plan.acc_banks * plan.slots, init=[])
             for _ in range(lanes)
         ]
         # The array reads each neuron's bias from bias_mem; the population row carries 0.
@@ -392,7 +393,7 @@ class NeuronArray(wiring.Component):
         s.cycle_count = Signal(32)
         with m.If(self.busy):
             m.d.sync += s.cycle_count.eq(s.cycle_count + 1)
-        s.cur_bank_base = Mux(s.parity, self.plan.slots, 0)
+        s.cur_bank_base = acc_bank_base(self.plan, s.parity)
 
     def _update_issue(self, s):
         """The row counters of the update phase: row, slot and accumulator address of the row of
@@ -410,7 +411,7 @@ class NeuronArray(wiring.Component):
         # The row's slot and accumulator address are counters beside upd_row rather than sums,
         # so the memory addresses come straight from flip-flops.
         s.upd_slot = Signal(self.slot_width)
-        s.upd_acc_addr = Signal(bits_for(2 * plan.slots - 1))
+        s.upd_acc_addr = Signal(bits_for(plan.acc_banks * plan.slots - 1))
 
         # Likewise "this is the population's last row" and "k is the last LIF population" are
         # flags kept beside their counters, not compares in front of the state register.

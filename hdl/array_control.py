@@ -210,7 +210,7 @@ def schedule(m, array, s):
     with m.If(state["RESET_ACC"]):
         m.d.sync += [
             s.reset_addr.eq(s.reset_addr + 1),
-            s.reset_addr_last.eq(s.reset_addr + 2 == 2 * plan.slots),
+            s.reset_addr_last.eq(s.reset_addr + 2 == plan.acc_banks * plan.slots),
         ]
         with m.If(s.reset_addr_last):
             m.d.sync += goto("RESET_ACC", "RESET_PARAMS")

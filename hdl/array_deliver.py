@@ -11,7 +11,13 @@ from amaranth.lib import fifo
 
 from .arith import bits_for, mul_const
 
-__all__ = ["mux_table", "event_source", "decode", "walker"]
+__all__ = ["acc_bank_base", "mux_table", "event_source", "decode", "walker"]
+
+
+def acc_bank_base(plan, bank):
+    """The first accumulator word of bank ``bank`` (a 1-bit value): ``plan.slots`` for bank 1
+    of two, else 0 (``plan.acc_banks``: one bank without a recurrent projection)."""
+    return Mux(bank, plan.slots, 0) if plan.acc_banks == 2 else Const(0)
 
 
 def mux_table(index, values, shape):
@@ -166,7 +172,7 @@ def walker(m, array, s):
     p_cur = Signal(range(max(len(projs), 2)))
     col = Signal(array.row_width)
     s.w_ptr = w_ptr = Signal(bits_for(max(plan.weight_words - 1, 0)))
-    s.a_ptr = a_ptr = Signal(bits_for(2 * plan.slots - 1))
+    s.a_ptr = a_ptr = Signal(bits_for(plan.acc_banks * plan.slots - 1))
     bases = [Signal.like(b, name=f"w_base{n}") for n, b in enumerate(s.d_base)]
 
     if projs:
@@ -175,7 +181,7 @@ def walker(m, array, s):
     def acc_base(proj):
         # The target's slot base in the right bank; the bank flips for recurrent deliveries.
         bank = ~s.parity if proj.recurrent else s.parity
-        return Mux(bank, plan.slots, 0) + pops[proj.target].slot_base
+        return acc_bank_base(plan, bank) + pops[proj.target].slot_base
 
     # The walker knows a cycle ahead when it walks an event's last word: `last` is a
     # register, so that the ready chain back to the spike FIFO and the input stream starts

@@ -12,8 +12,10 @@ Layout, for ``P`` lanes:
 - The weights of projection ``p`` (source ``a`` to target ``b``) from source neuron ``j`` are the
   ``rows_b`` words at ``weight_base_p + j * rows_b`` of each lane; word ``c`` of lane ``l`` holds
   ``W[j, c * P + l]`` (0 past the end of ``b``).
-- The accumulators have two banks of ``slots`` words; the bank of timestep ``t`` is ``t % 2``.
-  A recurrent projection (from the same or a later population) adds into the other bank.
+- The accumulators have :attr:`ArrayPlan.acc_banks` banks of ``slots`` words. With a recurrent
+  projection (from the same or a later population) there are two: the bank of timestep ``t`` is
+  ``t % 2`` and a recurrent projection adds into the other bank. Without one, every delivery
+  of a step is consumed by an update of the same step, so one bank (bank 0) serves every step.
 """
 
 import hashlib
@@ -75,6 +77,11 @@ class ArrayPlan:
     def slots(self):
         """Slots per lane over all LIF populations (at least 2: no memory has one word)."""
         return max(sum(p.rows for p in self.populations if not p.is_input), 2)
+
+    @property
+    def acc_banks(self):
+        """Accumulator banks of ``slots`` words: 2 with a recurrent projection, else 1."""
+        return 2 if any(q.recurrent for q in self.projections) else 1
 
     @property
     def weight_words(self):

@@ -12,6 +12,8 @@ model's reference equals the accumulator word plus what is in flight (:func:`acc
 
 from amaranth.hdl import Cat, Const, Mux, Signal, signed
 
+from spikeforge.hdl.array import acc_bank_base
+
 from .formal import lookup, total
 from .formal_array_delivery import DeliveryRegisters
 from .formal_inside import peek
@@ -28,7 +30,7 @@ def update_phase_invariants(inv, sched):
     induction of length 3 sees that no forwarded write can supersede an update's read.
     """
     inside = sched.inside
-    bank = Mux(sched.parity, sched.plan.slots, 0)
+    bank = acc_bank_base(sched.plan, sched.parity)
     for n, name in enumerate(["1", "2"]):
         wrote, addr = inside[f"wrote{name}"], inside[f"addr{name}"]
         valid, row = sched.stage_at(2 + n)
@@ -103,13 +105,13 @@ class _AccPath:
     def _acc_word(self, l, addr, name):
         """The word at ``addr`` of lane ``l``'s accumulator memory, as it is now."""
         mem = self.inside.sub(f"acc{l}")
-        return peek(self.m, mem, 2 * self.plan.slots, addr, self.width, name)
+        return peek(self.m, mem, self.plan.acc_banks * self.plan.slots, addr, self.width, name)
 
     def _acc_base(self, n):
         """The accumulator address of the first row of projection ``n``'s target this step."""
         plan = self.plan
         target = plan.populations[plan.projections[n].target]
-        return Mux(self.sched.parity, plan.slots, 0) + target.slot_base
+        return acc_bank_base(plan, self.sched.parity) + target.slot_base
 
     def _on_phase(self, p):
         """Whether projection ``p`` has the source of the schedule's phase."""
@@ -244,7 +246,7 @@ class _AccPath:
         ]:
             inv.add(
                 "acc: an update reads and clears its neuron's word in the step's bank",
-                ~upd | (addr == (Mux(self.sched.parity, self.plan.slots, 0) + slot)[: len(addr)]),
+                ~upd | (addr == (acc_bank_base(self.plan, self.sched.parity) + slot)[: len(addr)]),
             )
 
     def _walker_pending(self, l, kp, n_row):
@@ -287,7 +289,8 @@ class _AccPath:
 
     def neuron_invariants(self, inv, spike_fifo):
         """Per tracked neuron: its accumulator word plus what is in flight for it is the
-        model's reference; the other bank's word is 0; once issued, both are 0."""
+        model's reference; once issued, both are 0. The network is feed-forward, so the array
+        has one accumulator bank (``ArrayPlan.acc_banks``) and no other word to check."""
         m, plan, model, sched, inside = self.m, self.plan, self.model, self.sched, self.inside
         lanes, pops, width = plan.lanes, plan.populations, self.width
         weights = {(p.source_index, p.target_index): p.weights for p in model.net.projections}
@@ -295,11 +298,8 @@ class _AccPath:
         for l, s, kp, i in model.neurons:
             if (kp, i) not in model.refs:
                 continue
-            word = Mux(sched.parity, plan.slots, 0) + s
+            word = acc_bank_base(plan, sched.parity) + s
             cur = self._acc_word(l, word, f"inv_acc_{kp}_{i}")
-            other = self._acc_word(
-                l, Mux(sched.parity, 0, plan.slots) + s, f"inv_acc_other_{kp}_{i}"
-            )
             # The read-modify-write stages adding into this word.
             pend = [
                 Mux(self.issue_valid_d & (self.acc_addr_d == word), self.w_d[l], 0),
@@ -333,6 +333,5 @@ class _AccPath:
             inv.add(
                 f"acc: {pops[kp].name}[{i}] word plus in-flight additions is the reference",
                 owed == cur,
-                other == 0,
                 ~(sched.issued[(kp, i)] & ~sched.reading[(kp, i)]) | ((ref == 0) & (cur == 0)),
             )

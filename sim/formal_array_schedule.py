@@ -10,7 +10,7 @@ pipeline stage per core.
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-from spikeforge.hdl.array import SCHEDULE_STATES
+from spikeforge.hdl.array import SCHEDULE_STATES, acc_bank_base
 
 from .formal import lookup, total
 from .formal_array_model import READ_DELAY
@@ -159,7 +159,7 @@ def schedule_invariants(inv, sched, model):
             (upd_slot == base_k + upd_row)
             & (
                 upd_acc_addr
-                == (Mux(sched.parity, plan.slots, 0) + base_k + upd_row)[: len(upd_acc_addr)]
+                == (acc_bank_base(plan, sched.parity) + base_k + upd_row)[: len(upd_acc_addr)]
             )
         ),
     )

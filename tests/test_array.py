@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 from network_cases import option_network, random_network, random_spikes, synaptic_network
 from streams import stream_get, stream_put
@@ -264,6 +265,23 @@ def test_cycles_are_reported_per_step():
     # At least the update of every slot, at most the documented bound.
     assert (run.cycles >= plan.slots).all()
     assert (run.cycles <= plan.max_step_cycles()).all()
+
+
+def test_one_accumulator_bank_without_recurrent_projection():
+    """A feed-forward network's array has one accumulator bank (``docs/array.md``), which every
+    step reads, clears and refills: bit-exact over steps and a ``reset_state``, on two lanes
+    with runtime weights as the iCE40UP5K's 2,048-neuron build has them."""
+    rng = np.random.default_rng(7)
+    net = random_network(rng, n_lif=3, max_size=24, recurrent=False, v_width=16, w_width=8)
+    plan = compile_network(net, 2)
+    for layout, banks in ((plan, 1), (compile_network(_recurrent_pair()[0], 2), 2)):
+        array = NeuronArray(layout, runtime_weights=True)
+        Fragment.get(array, None)
+        assert layout.acc_banks == banks
+        assert [m.depth for m in array.acc_mem] == [banks * layout.slots] * 2
+    spikes = random_spikes(rng, net, 5, activity=0.5)[np.newaxis].repeat(2, axis=0)
+    got = run_array_amaranth(net, spikes, trace=True, lanes=2, runtime_weights=True)
+    assert_same(got, run_network(net, spikes, trace=True), "one accumulator bank")
 
 
 def test_generated_verilog_is_deterministic():

@@ -43,11 +43,12 @@ def test_memory_model_small_plan_by_hand():
         m["name"]: (m["depth"], m["width"], m["kind"], m["blocks"])
         for m in resources.memory_model(plan, "ice40")[1]
     }
-    # 64 x 16 weights of 8 bits; acc 2 banks x 16 of 14 bits (64 8-bit weights); state 16-bit v
-    # plus 2 refractory bits; spike FIFO: row (4 bits) + 1 lane bit; output FIFO 1 + 6 bits.
+    # 64 x 16 weights of 8 bits; acc 1 bank (feed-forward) x 16 of 14 bits (64 8-bit weights);
+    # state 16-bit v plus 2 refractory bits; spike FIFO: row (4 bits) + 1 lane bit; output FIFO
+    # 1 + 6 bits.
     assert kinds == {
         "weights0": (1024, 8, "block", 2),
-        "acc0": (32, 14, "block", 1),
+        "acc0": (16, 14, "block", 1),
         "state0": (16, 18, "block", 2),
         "bias0": (16, 16, "block", 1),
         "spike_fifo": (16, 5, "block", 1),
@@ -72,6 +73,10 @@ def test_memory_model_small_plan_by_hand():
         "out_fifo",
     ]
     assert resources.memory_model(plan2, "ice40")[1][0]["depth"] == 512
+    # A recurrent projection adds into the next step's bank: two banks of 16 words.
+    recurrent = compile_network(networks.recurrent_network(8, 16), 1)
+    (acc,) = [m for m in resources.memory_model(recurrent, "ice40")[1] if m["name"] == "acc0"]
+    assert (recurrent.acc_banks, acc["depth"]) == (2, 32)
 
 
 def test_array_memories_match_the_array():
@@ -93,10 +98,18 @@ def test_array_memories_match_the_array():
 
 def test_model_reproduces_measured_builds():
     # docs/performance.md: the 256-128-10 array took 20 DP16KD on the ECP5-85F at P = 1, 2, 4
-    # and 20 BSRAM on the GW1NR-9 at P = 1, 2.
+    # and 20 BSRAM on the GW1NR-9 at P = 1, 2, with two accumulator banks. The network is
+    # feed-forward, so the array now has one: at P = 2 each lane's 69 x 13 accumulator (138
+    # words with two banks, a block) is LUT RAM, 18 blocks in all (18 DP16KD built).
     net = networks.feedforward_network()
-    for family, lanes in (("ecp5", 1), ("ecp5", 2), ("ecp5", 4), ("gowin", 1), ("gowin", 2)):
-        assert resources.memory_model(compile_network(net, lanes), family)[0] == 20
+    for family, lanes, blocks in (
+        ("ecp5", 1, 20),
+        ("ecp5", 2, 18),
+        ("ecp5", 4, 20),
+        ("gowin", 1, 20),
+        ("gowin", 2, 18),
+    ):
+        assert resources.memory_model(compile_network(net, lanes), family)[0] == blocks
 
 
 def test_device_blocks():

@@ -23,11 +23,11 @@ PINNED = {
     ),
     "digits-1-lane": (
         ["generate", "DIGITS", "--lanes", "1"],
-        "2e4822ed0d2f276408c5ae07f5cd77b346365b796c04ab662a9a74f7a0d22c02",
+        "0cc25fba6443e593df30708396f329b7b8d23296ac0679a4895fe97f6953c525",
     ),
     "digits-2-lanes": (
         ["generate", "DIGITS", "--lanes", "2"],
-        "d32aa4f96f4617a89bcb1805689c14abbd590e3afae9b6f158fa5c0eb34b1fb2",
+        "b1b240c9e2bd0bb4c4728f56f5b9df7f0e14c3858835aad5a0e602747edaa484",
     ),
 }
 
