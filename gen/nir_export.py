@@ -98,13 +98,21 @@ def _is_readout(pop, v_hi, sources):
         and p.t_ref == 0
         and decay_value(p.decay) != 0
         and pop.name not in sources
+        and not {"v_th", "v_reset"} & set(pop.per_neuron)
     )
 
 
 def _neuron_node(pop, readout):
     """The LIF, IF, LI, CubaLIF or CubaLI node of a neuron population, ``dt r / tau = 1``."""
     p = pop.params
+    for key in ("decay", "syn_decay"):
+        if key in pop.per_neuron:
+            raise SpikeforgeError(
+                f"population {pop.name!r}: a per-neuron {key} cannot be exported to NIR yet; "
+                f"give the population one {key}"
+            )
     d = decay_value(p.decay)
+    v_rest = pop.column("v_rest")
     meta = {
         "spikeforge_scale": 1.0,
         "spikeforge_decay": json.dumps(list(p.decay)),
@@ -131,18 +139,24 @@ def _neuron_node(pop, readout):
             tau_syn=ones / d_syn,
             tau_mem=ones / d,
             r=ones / d,
-            v_leak=ones * p.v_rest,
+            v_leak=ones * v_rest,
             w_in=ones / d_syn,
         )
     elif d == 0:
         # IF has no v_leak to start from.
+        if "v_rest" in pop.per_neuron:
+            raise SpikeforgeError(
+                f"population {pop.name!r}: NIR's IF has no v_leak for a per-neuron v_rest; "
+                f"give the population one v_rest"
+            )
         meta["spikeforge_v_rest"] = p.v_rest
         kind, args = nir.IF, dict(r=ones)
     else:
         kind = nir.LI if readout else nir.LIF
-        args = dict(tau=ones / d, r=ones / d, v_leak=ones * p.v_rest)
+        args = dict(tau=ones / d, r=ones / d, v_leak=ones * v_rest)
     if not readout:
-        args.update(v_threshold=ones * p.v_th, v_reset=ones * p.v_reset)
+        # Per-neuron values are arrays in NIR already; one value is repeated.
+        args.update(v_threshold=ones * pop.column("v_th"), v_reset=ones * pop.column("v_reset"))
     return kind(**args, metadata=meta)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "meta_int",
     "meta_float",
     "uniform",
+    "per_neuron",
 ]
 
 # The node types the importer understands, in the order error messages list them.
@@ -135,6 +136,16 @@ def meta_float(where, meta, key):
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise SpikeforgeError(f"{where}: metadata {key} must be a finite number, not {value!r}")
     return float(value)
+
+
+def per_neuron(arr):
+    """The values of a per-neuron parameter array: one float when every neuron has the same,
+    else a float64 array of one value per neuron (``docs/network.md``, per-neuron
+    parameters)."""
+    flat = np.asarray(arr, np.float64).reshape(-1)
+    if flat.size and not (flat == flat[0]).all():
+        return flat.copy()
+    return float(flat[0]) if flat.size else 0.0
 
 
 def uniform(where, key, arr):

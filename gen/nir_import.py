@@ -38,6 +38,7 @@ from .nir_graph import (
     meta_float,
     meta_int,
     metadata,
+    per_neuron,
     uniform,
 )
 from .nir_model import FloatModel, FloatPopulation, FloatProjection
@@ -381,7 +382,7 @@ class _Importer:
         # the preset's gain g per neuron (NIR: dt r / tau), folded into the weights and bias.
         self._gain[name] = self.preset.gain(kind, self.dt, p, ratio, pop.syn_ratio)
         pop.v_leak = (
-            uniform(where, "v_leak", p["v_leak"])
+            per_neuron(p["v_leak"])
             if "v_leak" in p
             else (meta_float(where, meta, "spikeforge_v_rest") or 0.0)
         )
@@ -394,8 +395,8 @@ class _Importer:
 
     def _spiking(self, pop, where, meta, p):
         """Threshold, reset and refractory period of a spiking population."""
-        pop.v_threshold = uniform(where, "v_threshold", p["v_threshold"])
-        pop.v_reset = uniform(where, "v_reset", p["v_reset"])
+        pop.v_threshold = per_neuron(p["v_threshold"])
+        pop.v_reset = per_neuron(p["v_reset"])
         mode = self.reset_mode or meta.get("spikeforge_reset_mode", self.preset.reset_mode)
         if mode not in RESET_MODES:
             raise SpikeforgeError(

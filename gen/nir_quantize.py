@@ -97,13 +97,13 @@ class Quantizer:
         forced = self._forced_scale(where, meta)
         pop.scale = self._scale(pop, projections) if forced is None else forced
         v_lo, v_hi = v_range(self.v_width)
-        v_rest = self._integer(where, "v_leak", pop.v_leak, pop.scale, forced)
+        v_rest = self._integers(where, "v_leak", pop.v_leak, pop.scale, forced)
         if pop.kind in READOUTS:
             v_th = v_peak = v_hi
             v_reset = 0
         else:
-            v_th = self._integer(where, "v_threshold", pop.v_threshold, pop.scale, forced)
-            v_reset = self._integer(where, "v_reset", pop.v_reset, pop.scale, forced)
+            v_th = self._integers(where, "v_threshold", pop.v_threshold, pop.scale, forced)
+            v_reset = self._integers(where, "v_reset", pop.v_reset, pop.scale, forced)
             peak = meta_float(where, meta, "spikeforge_v_peak")
             v_peak = (
                 v_hi
@@ -143,23 +143,27 @@ class Quantizer:
         return spec
 
     def _check_params(self, where, pop, spec):
-        """The combination of values is one spikeforge accepts (e.g. ``v_reset <= v_th``)."""
-        try:
-            NeuronParams(
-                v_th=spec["v_th"],
-                v_reset=spec["v_reset"],
-                v_rest=spec["v_rest"],
-                v_peak=spec["v_peak"],
-                t_ref=pop.t_ref,
-                decay=pop.decay,
-                reset_mode=pop.reset_mode,
-                v_width=self.v_width,
-                syn_decay=pop.syn_decay,
-                reset_timing=pop.reset_timing,
-                threshold_compare=pop.threshold_compare,
-            )
-        except (TypeError, ValueError) as error:
-            raise SpikeforgeError(f"{where}: {error}") from None
+        """The combination of values is one spikeforge accepts (e.g. ``v_reset <= v_th``),
+        for every neuron where some are per neuron."""
+        keys = ("v_th", "v_reset", "v_rest")
+        varying = [key for key in keys if isinstance(spec[key], list)]
+        for j in range(pop.size if varying else 1):
+            values = {key: spec[key][j] if key in varying else spec[key] for key in keys}
+            try:
+                NeuronParams(
+                    **values,
+                    v_peak=spec["v_peak"],
+                    t_ref=pop.t_ref,
+                    decay=pop.decay,
+                    reset_mode=pop.reset_mode,
+                    v_width=self.v_width,
+                    syn_decay=pop.syn_decay,
+                    reset_timing=pop.reset_timing,
+                    threshold_compare=pop.threshold_compare,
+                )
+            except (TypeError, ValueError) as error:
+                neuron = f" (neuron {j})" if varying else ""
+                raise SpikeforgeError(f"{where}{neuron}: {error}") from None
 
     def weights(self, target, meta, proj):
         """The integer weights of ``proj`` at the scale of its ``target`` population (after
@@ -188,9 +192,9 @@ class Quantizer:
         weights at the largest weight."""
         v_hi = v_range(self.v_width)[1]
         w_hi = w_range(self.w_width)[1]
-        volts = [abs(pop.v_leak), float(np.abs(pop.bias).max())]
+        volts = [float(np.abs(pop.v_leak).max()), float(np.abs(pop.bias).max())]
         if pop.kind not in READOUTS:
-            volts += [abs(pop.v_threshold), abs(pop.v_reset)]
+            volts += [float(np.abs(pop.v_threshold).max()), float(np.abs(pop.v_reset).max())]
         weights = np.concatenate([np.abs(p.weights).ravel() for p in projections] or [np.zeros(0)])
         weights = weights[weights > 0]
         w_max = float(np.percentile(weights, self.weight_percentile)) if weights.size else 0
@@ -200,10 +204,18 @@ class Quantizer:
         # Nothing but zeros: any scale is exact.
         return q if q != 0 else 1.0
 
+    def _integers(self, where, key, value, q, forced):
+        """:meth:`_integer` of one value, or of each of a per-neuron array: a list of
+        integers then, one integer where they all round alike."""
+        if np.ndim(value) == 0:
+            return self._integer(where, key, value, q, forced)
+        out = [self._integer(where, f"{key}[{j}]", x, q, forced) for j, x in enumerate(value)]
+        return out if len(set(out)) > 1 else out[0]
+
     def _integer(self, where, key, value, q, forced):
         """The voltage ``value`` as an integer at scale ``q``, within the membrane range."""
         v_lo, v_hi = v_range(self.v_width)
-        x = value / q
+        x = float(value) / q
         n = round(x) if math.isfinite(x) else x
         if forced is not None and n != x:
             raise SpikeforgeError(

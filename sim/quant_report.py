@@ -126,7 +126,7 @@ class _FloatState:
         else:
             fire = ~refractory & (v_new > pop.v_threshold)
         count = fire.astype(np.float64)
-        if multi_spike and pop.v_threshold > 0:
+        if multi_spike and np.all(pop.v_threshold > 0):
             count = np.where(fire, np.maximum(1.0, np.floor(v_new / pop.v_threshold)), 0.0)
         if pop.reset_timing == "next":
             after, self.pending = v_new, count
@@ -247,6 +247,13 @@ def quantization_report(model, spikes, source, multi_spike=None):
     }
 
 
+def _values(pop, key):
+    """Integer parameter ``key`` of network population ``pop``: one value, or the list of
+    per-neuron values."""
+    column = pop.column(key)
+    return int(column[0]) if (column == column[0]).all() else column.tolist()
+
+
 def _parameters(model, pop):
     """The report entry of ``pop`` before the runs: its mapping and its weights."""
     net = model.network
@@ -263,9 +270,7 @@ def _parameters(model, pop):
         "decay_value": d,
         "decay_error": d - pop.ratio,
         "decay_relative_error": (d - pop.ratio) / pop.ratio if pop.ratio else 0.0,
-        "v_th": params.v_th,
-        "v_rest": params.v_rest,
-        "v_reset": params.v_reset,
+        **{key: _values(net.population(pop.name), key) for key in ("v_th", "v_rest", "v_reset")},
         "reset_timing": pop.reset_timing,
         "threshold_compare": pop.threshold_compare,
     }

@@ -196,10 +196,10 @@ CASES = [
         "per population",
     ),
     (
-        lambda: chain(lif(v_threshold=[1, 2])),
+        lambda: chain(lif(v_threshold=[1, -1])),
         {},
-        "node 'l' (LIF): v_threshold differs between neurons (1 ... 2); spikeforge has one value "
-        "per population",
+        "node 'l' (LIF) (neuron 1): parameters must satisfy v_reset <= v_th <= v_peak, not "
+        "v_reset=0, v_th=-254, v_peak=32767",
     ),
     (
         lambda: chain(lif(tau=[5e-4, 5e-4])),
