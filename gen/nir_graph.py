@@ -31,7 +31,6 @@ __all__ = [
     "float_array",
     "meta_int",
     "meta_float",
-    "uniform",
     "per_neuron",
 ]
 
@@ -145,17 +144,6 @@ def per_neuron(arr):
     flat = np.asarray(arr, np.float64).reshape(-1)
     if flat.size and not (flat == flat[0]).all():
         return flat.copy()
-    return float(flat[0]) if flat.size else 0.0
-
-
-def uniform(where, key, arr):
-    """The one value of a per-neuron parameter array that spikeforge keeps per population."""
-    flat = arr.reshape(-1)
-    if flat.size and not (flat == flat[0]).all():
-        raise SpikeforgeError(
-            f"{where}: {key} differs between neurons ({flat.min():g} ... "
-            f"{flat.max():g}); spikeforge has one value per population"
-        )
     return float(flat[0]) if flat.size else 0.0
 
 

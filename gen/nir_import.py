@@ -39,7 +39,6 @@ from .nir_graph import (
     meta_int,
     metadata,
     per_neuron,
-    uniform,
 )
 from .nir_model import FloatModel, FloatPopulation, FloatProjection
 from .nir_presets import PRESET_NAMES, PRESETS
@@ -419,4 +418,8 @@ class _Importer:
         nonzero value."""
         if (tau == 0).any():
             raise SpikeforgeError(f"{where}: {key} must not be zero")
-        return self.preset.ratio(self.dt, uniform(where, key, tau))
+        tau = per_neuron(tau)
+        if np.ndim(tau):
+            # Learned time constants (snnTorch's learn_beta): one ratio per neuron.
+            return np.array([self.preset.ratio(self.dt, float(t)) for t in tau])
+        return self.preset.ratio(self.dt, tau)

@@ -19,6 +19,15 @@ from .nir_graph import READOUTS, meta_float, meta_int, node_label
 
 __all__ = ["Quantizer"]
 
+
+def _decay_list(decay):
+    """The JSON value of a decay (a tuple of shift terms) or of per-neuron decays (a tuple of
+    such tuples)."""
+    if decay and isinstance(decay[0], tuple):
+        return [list(d) for d in decay]
+    return list(decay)
+
+
 # Where the (scaled) dt/tau of a forced-scale graph may differ from its stored decay terms:
 # export writes tau = 1/d and import computes dt/tau, which is d up to a few ulps.
 _RATIO_TOLERANCE = 1e-12
@@ -45,7 +54,14 @@ class Quantizer:
 
     def decay(self, where, meta, key, tau_key, ratio):
         """The shift terms of ``ratio`` (``dt/tau_key``): the node's metadata ``key`` if given
-        (checked against ``ratio``), else the best approximation."""
+        (checked against ``ratio``), else the best approximation. For a per-neuron ``ratio``
+        (an array), a tuple of the terms of every neuron, or one tuple where all are alike."""
+        if np.ndim(ratio):
+            decays = tuple(
+                self.decay(f"{where} (neuron {j})", meta, key, tau_key, float(r))
+                for j, r in enumerate(np.asarray(ratio))
+            )
+            return decays if len(set(decays)) > 1 else decays[0]
         decay = self._meta_decay(where, meta, key)
         if decay is None:
             if not 0 <= ratio <= 1:
@@ -128,12 +144,12 @@ class Quantizer:
             "v_rest": v_rest,
             "v_peak": v_peak,
             "t_ref": pop.t_ref,
-            "decay": list(pop.decay),
+            "decay": _decay_list(pop.decay),
             "reset_mode": pop.reset_mode,
             "bias": bias if per_neuron else int(bias[0]),
         }
         if pop.syn_decay is not None:
-            spec["syn_decay"] = list(pop.syn_decay)
+            spec["syn_decay"] = _decay_list(pop.syn_decay)
         # Written only when not the default, as the network file does.
         if pop.reset_timing != "same":
             spec["reset_timing"] = pop.reset_timing
@@ -145,8 +161,10 @@ class Quantizer:
     def _check_params(self, where, pop, spec):
         """The combination of values is one spikeforge accepts (e.g. ``v_reset <= v_th``),
         for every neuron where some are per neuron."""
-        keys = ("v_th", "v_reset", "v_rest")
-        varying = [key for key in keys if isinstance(spec[key], list)]
+        keys = ("v_th", "v_reset", "v_rest", "decay", "syn_decay")
+        spec = {**spec, "syn_decay": spec.get("syn_decay")}
+        varying = [key for key in keys[:3] if isinstance(spec[key], list)]
+        varying += [key for key in keys[3:] if spec[key] and isinstance(spec[key][0], list)]
         for j in range(pop.size if varying else 1):
             values = {key: spec[key][j] if key in varying else spec[key] for key in keys}
             try:
@@ -154,10 +172,8 @@ class Quantizer:
                     **values,
                     v_peak=spec["v_peak"],
                     t_ref=pop.t_ref,
-                    decay=pop.decay,
                     reset_mode=pop.reset_mode,
                     v_width=self.v_width,
-                    syn_decay=pop.syn_decay,
                     reset_timing=pop.reset_timing,
                     threshold_compare=pop.threshold_compare,
                 )

@@ -83,10 +83,10 @@ CASES = [
         "overshoots the rest potential)",
     ),
     (
-        lambda: chain(cuba(tau_syn=[2e-3, 3e-3])),
+        lambda: chain(cuba(tau_syn=[2e-3, 5e-4])),
         {},
-        "node 'l' (CubaLIF): tau_syn differs between neurons (0.002 ... 0.003); spikeforge has one "
-        "value per population",
+        "node 'l' (CubaLIF) (neuron 1): dt/tau_syn = 2 must be in [0, 1] (forward Euler with a "
+        "larger step overshoots the zero current)",
     ),
     (lambda: chain(cuba(tau_syn=[0, 0])), {}, "node 'l' (CubaLIF): tau_syn must not be zero"),
     (
@@ -190,10 +190,10 @@ CASES = [
         "node 'fc' (Linear): weight has a non-finite value (nan or inf)",
     ),
     (
-        lambda: chain(lif(tau=[2e-3, 3e-3])),
+        lambda: chain(lif(tau=[2e-3, 5e-4])),
         {},
-        "node 'l' (LIF): tau differs between neurons (0.002 ... 0.003); spikeforge has one value "
-        "per population",
+        "node 'l' (LIF) (neuron 1): dt/tau = 2 must be in [0, 1] (forward Euler with a larger "
+        "step overshoots the rest potential)",
     ),
     (
         lambda: chain(lif(v_threshold=[1, -1])),
