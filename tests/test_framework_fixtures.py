@@ -33,6 +33,8 @@ EXACT_FIXTURES = (
     "norse_lifbox",
     "sinabs_iaf_single",
     "snntorch_leaky_delay",
+    # Trained with learn_beta and learn_threshold: per-neuron decays and thresholds.
+    "snntorch_leaky_learned",
     "snntorch_rleaky",
     "snntorch_rsynaptic",
     "snntorch_synaptic_zero",
