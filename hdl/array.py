@@ -129,9 +129,13 @@ class NeuronArray(wiring.Component):
         ``spikeforge.hdl.plan``.
         With ``runtime_weights`` a weight item writes :attr:`weight_burst` words, ``addr``
         onwards, weight ``n`` in data bits ``[n * w_width, (n + 1) * w_width)``, one a cycle
-        (``cfg.ready`` is low meanwhile, and a ``start`` waits for the last one).
+        (``cfg.ready`` is low meanwhile, and a ``start`` waits for the last one). With
+        per-neuron parameters a bias item writes the whole word of
+        :func:`.array_ports.neuron_word_layout`, and ``cfg.ready`` stays low for a few cycles
+        after a state reset.
     reset_state : In(1)
-        While idle, a pulse restarts the network: every membrane to its population's ``v_rest``,
+        While idle, a pulse restarts the network: every membrane to its ``v_rest`` (its own
+        with per-neuron parameters, else its population's),
         refractory counters, synaptic currents, pending resets and both accumulator banks to 0,
         ``timestep`` to 0.
     start : In(1)
