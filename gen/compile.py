@@ -15,6 +15,9 @@ from .network_conv import require_dense
 
 __all__ = ["Capacity", "compile_network", "runtime_writes"]
 
+# The integer parameters a population may give per neuron (docs/network.md).
+_INTS = ("v_th", "v_reset", "v_rest")
+
 
 @dataclass(frozen=True)
 class Capacity:
@@ -175,9 +178,6 @@ def _objects(items):
     for n, item in enumerate(items):
         out[n] = item
     return out
-
-
-_INTS = ("v_th", "v_reset", "v_rest")
 
 
 def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1):
