@@ -249,12 +249,15 @@ def quantization_report(model, spikes, source, multi_spike=None):
 
 def _decay_entry(prefix, decays, ratio, size):
     """The report's figures of a decay (``prefix`` ``""`` or ``"syn_"``): ``dt/tau``, its
-    shift terms, their value and error, for the neuron with the largest error."""
+    shift terms, their value and error, for the neuron with the largest error; with
+    ``<prefix>decay_per_neuron`` where the neurons' decays differ."""
     ratios = np.broadcast_to(np.asarray(ratio, np.float64), (size,))
     values = np.array([decay_value(d) for d in decays])
     j = int(np.argmax(np.abs(values - ratios)))
     r, d = float(ratios[j]), float(values[j])
+    entry = {} if len(set(decays)) == 1 else {f"{prefix}decay_per_neuron": True}
     return {
+        **entry,
         f"{prefix}dt_over_tau": r,
         f"{prefix}decay": list(decays[j]),
         f"{prefix}decay_value": d,
@@ -487,12 +490,14 @@ def _population_line(p):
     w = p["weights"]
     text = (
         f"{p['name']} ({p['kind']}, {p['size']}): scale {p['scale']:.4g}/LSB, "
-        f"dt/tau {p['dt_over_tau']:.4g} ~ {p['decay']} = {p['decay_value']:.4g} "
+        f"dt/tau{' (worst neuron)' if 'decay_per_neuron' in p else ''} "
+        f"{p['dt_over_tau']:.4g} ~ {p['decay']} = {p['decay_value']:.4g} "
         f"(error {p['decay_error']:+.2g}), "
     )
     if "syn_decay" in p:
         text += (
-            f"dt/tau_syn {p['syn_dt_over_tau']:.4g} ~ {p['syn_decay']} = "
+            f"dt/tau_syn{' (worst neuron)' if 'syn_decay_per_neuron' in p else ''} "
+            f"{p['syn_dt_over_tau']:.4g} ~ {p['syn_decay']} = "
             f"{p['syn_decay_value']:.4g} (error {p['syn_decay_error']:+.2g}), "
         )
     text += (
