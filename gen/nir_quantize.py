@@ -55,14 +55,20 @@ class Quantizer:
     def decay(self, where, meta, key, tau_key, ratio):
         """The shift terms of ``ratio`` (``dt/tau_key``): the node's metadata ``key`` if given
         (checked against ``ratio``), else the best approximation. For a per-neuron ``ratio``
-        (an array), a tuple of the terms of every neuron, or one tuple where all are alike."""
-        if np.ndim(ratio):
-            decays = tuple(
-                self.decay(f"{where} (neuron {j})", meta, key, tau_key, float(r))
-                for j, r in enumerate(np.asarray(ratio))
-            )
-            return decays if len(set(decays)) > 1 else decays[0]
-        decay = self._meta_decay(where, meta, key)
+        (an array), a tuple of the terms of every neuron, or one tuple where all are alike; its
+        metadata may then give one list of terms per neuron (spikeforge's export does)."""
+        if not np.ndim(ratio):
+            return self._decay(where, self._meta_decay(where, meta, key), key, tau_key, ratio)
+        given = self._meta_decays(where, meta, key, len(ratio))
+        decays = tuple(
+            self._decay(f"{where} (neuron {j})", given[j], key, tau_key, float(r))
+            for j, r in enumerate(np.asarray(ratio))
+        )
+        return decays if len(set(decays)) > 1 else decays[0]
+
+    def _decay(self, where, decay, key, tau_key, ratio):
+        """The shift terms of one ``ratio``: ``decay`` (from the metadata ``key``, checked) or,
+        if None, the best approximation."""
         if decay is None:
             if not 0 <= ratio <= 1:
                 settles = "zero current" if tau_key == "tau_syn" else "rest potential"
@@ -78,6 +84,28 @@ class Quantizer:
                 f"{decay_value(decay):g}, but dt/{tau_key} = {ratio:g}"
             )
         return decay
+
+    def _meta_decays(self, where, meta, key, size):
+        """The metadata ``key`` of a node with per-neuron time constants: ``size`` decays (one
+        list of terms per neuron, or one list for all), or ``size`` Nones without it."""
+        text = meta.get(key)
+        if text is None:
+            return [None] * size
+        try:
+            value = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            value = None
+        if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            if len(value) != size:
+                raise SpikeforgeError(
+                    f"{where}: metadata {key} has {len(value)} lists of shift terms, "
+                    f"the node has {size} neurons"
+                )
+            return [
+                self._meta_decay(f"{where} (neuron {j})", {key: json.dumps(v)}, key)
+                for j, v in enumerate(value)
+            ]
+        return [self._meta_decay(where, meta, key)] * size
 
     def _meta_decay(self, where, meta, key):
         """The shift terms stored in the node's metadata ``key`` (a JSON list), or None."""
