@@ -335,6 +335,17 @@ CASES = [
         "node 'l' (LIF): metadata spikeforge_decay [2] is 0.25, but dt/tau = 0.5",
     ),
     (
+        lambda: chain(forced(lif(tau=[2e-3, 4e-3]), spikeforge_decay="[[1], [2], [3]]")),
+        {},
+        "node 'l' (LIF): metadata spikeforge_decay has 3 lists of shift terms, the node has 2 "
+        "neurons",
+    ),
+    (
+        lambda: chain(forced(lif(tau=[2e-3, 4e-3]), spikeforge_decay="[[1], [1]]")),
+        {},
+        "node 'l' (LIF) (neuron 1): metadata spikeforge_decay [1] is 0.5, but dt/tau = 0.25",
+    ),
+    (
         lambda: chain(forced(lif(), spikeforge_t_ref=-1)),
         {},
         "node 'l' (LIF): metadata spikeforge_t_ref must be an integer in [0, 65535], not -1",
