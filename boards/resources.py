@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..hdl.arith import bits_for, ceil_div
 from ..hdl.array_banks import BLOCK_SHAPES, bank_depth
+from ..hdl.array_ports import neuron_word_layout
 from ..hdl.spram import SPRAM_COUNT, SPRAM_DEPTH, spram_tiles
 from ..spec.errors import SpikeforgeError
 from ..spec.protocol import IDENTITY_FORMAT
@@ -96,6 +97,11 @@ def array_memories(plan, runtime_weights=False):
     pop_width = bits_for(len(plan.populations) - 1)
     index_width = bits_for(plan.max_size - 1)
     state_width = plan.v_width + bits_for(plan.t_ref_max)
+    bias_width = plan.v_width
+    if plan.per_neuron:
+        # The bias words carry the per-neuron parameters too (docs/array.md).
+        syn_sets = plan.syn_decay_sets if plan.synaptic else None
+        bias_width = neuron_word_layout(plan.v_width, plan.decay_sets, syn_sets).size
     memories = []
     for lane in range(plan.lanes):
         if not runtime_weights:
@@ -103,7 +109,7 @@ def array_memories(plan, runtime_weights=False):
         memories += [
             (f"acc{lane}", plan.acc_banks * plan.slots, plan.acc_width),
             (f"state{lane}", plan.slots, state_width),
-            (f"bias{lane}", plan.slots, plan.v_width),
+            (f"bias{lane}", plan.slots, bias_width),
         ]
     memories += [
         ("spike_fifo", rows, row_width + plan.lanes),

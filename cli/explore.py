@@ -140,8 +140,13 @@ def requantize(net, v_width, w_width):
                     f"([{vlo}, {vhi}])"
                 )
             pop[key] = scaled.tolist()
-        pop["v_peak"] = int(np.clip(_shift(pop["v_peak"], e), pop["v_th"], vhi))
-        pop["decay"] = [k for k in pop["decay"] if abs(k) < v_width]
+        # v_th may be per neuron (a list): v_peak stays above the largest.
+        pop["v_peak"] = int(np.clip(_shift(pop["v_peak"], e), np.max(pop["v_th"]), vhi))
+        decay = pop["decay"]
+        if decay and isinstance(decay[0], list):
+            pop["decay"] = [[k for k in terms if abs(k) < v_width] for terms in decay]
+        else:
+            pop["decay"] = [k for k in decay if abs(k) < v_width]
     for proj, spec in zip(net.projections, d["projections"]):
         spec["weights"] = np.clip(_shift(proj.weights, e), lo, hi)
     return Network.from_dict(d)

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..hdl.arith import bits_for, ceil_div
 from ..hdl.array import CfgMemory
+from ..hdl.array_ports import neuron_word_layout, neuron_words
 from ..hdl.neuron import pack_params, params_layout
 from ..hdl.plan import ArrayPlan, PopulationPlan, ProjectionPlan
 from ..spec.errors import SpikeforgeError
@@ -13,6 +14,9 @@ from ..spec.limits import check_lanes
 from .network_conv import require_dense
 
 __all__ = ["Capacity", "compile_network", "runtime_writes"]
+
+# The integer parameters a population may give per neuron (docs/network.md).
+_INTS = ("v_th", "v_reset", "v_rest")
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ def compile_network(net, lanes=1, capacity=Capacity()):
         v_init[:, plan.slot_base : plan.slot_base + plan.rows] = pop.params.v_rest
         t_ref_max = max(t_ref_max, pop.params.t_ref)
 
+    neuron = _neuron_images(net, pops, lanes, slots) if _has_per_neuron(net) else None
+    if neuron is not None:
+        v_init = neuron["v_rest"].copy()
+
     if capacity.weight_words is not None and weights.shape[1] > capacity.weight_words:
         raise SpikeforgeError(
             f"network needs {weights.shape[1]} weight words per lane, the target holds "
@@ -125,7 +133,51 @@ def compile_network(net, lanes=1, capacity=Capacity()):
         bias=bias,
         v_init=v_init,
         network_hash=net.network_hash(),
+        neuron=neuron,
     )
+
+
+def _has_per_neuron(net):
+    return any(pop.per_neuron for pop in net.lif_populations)
+
+
+def _neuron_images(net, pops, lanes, slots):
+    """The per-slot parameters of :attr:`ArrayPlan.neuron`: neuron ``j`` of a population at lane
+    ``j % lanes``, slot ``slot_base + j // lanes``; slots past a population's last neuron (and
+    past the last population) take the values of the population's (the first population's)
+    neuron 0."""
+    first = net.lif_populations[0].params
+    images = {key: np.full((lanes, slots), getattr(first, key), np.int64) for key in _INTS}
+    for key in ("decay", "syn_decay"):
+        default = getattr(first, key)
+        images[key] = _objects([None if default is None else tuple(default)] * (lanes * slots))
+        images[key] = images[key].reshape(lanes, slots)
+    for pop, plan in zip(net.populations, pops):
+        if pop.is_input:
+            continue
+        span = slice(plan.slot_base, plan.slot_base + plan.rows)
+        for key in _INTS:
+            padded = np.full(plan.rows * lanes, getattr(pop.params, key), np.int64)
+            padded[: pop.size] = pop.column(key)
+            images[key][:, span] = padded.reshape(plan.rows, lanes).T
+        for key in ("decay", "syn_decay"):
+            if key == "syn_decay" and not pop.params.synaptic:
+                values = [None] * pop.size
+                pad = None
+            else:
+                values = list(pop.decays(key))
+                pad = values[0]
+            padded = _objects(values + [pad] * (plan.rows * lanes - pop.size))
+            images[key][:, span] = padded.reshape(plan.rows, lanes).T
+    return images
+
+
+def _objects(items):
+    """A 1-d object array of ``items`` (tuples stay elements, NumPy would make them an axis)."""
+    out = np.empty(len(items), object)
+    for n, item in enumerate(items):
+        out[n] = item
+    return out
 
 
 def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1):
@@ -159,7 +211,15 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
                 for n, word in enumerate(words[addr : addr + weight_burst]):
                     data |= raw(word, plan.w_width) << (n * plan.w_width)
                 yield CfgMemory.WEIGHTS, lane, addr, data
-    if "bias" in memories:
+    if "bias" in memories and plan.per_neuron:
+        # The bias words carry the per-neuron parameters too.
+        word_layout = neuron_word_layout(
+            plan.v_width, plan.decay_sets, plan.syn_decay_sets if plan.synaptic else None
+        )
+        for lane in range(plan.lanes):
+            for addr, word in enumerate(neuron_words(plan, lane)):
+                yield CfgMemory.BIAS, lane, addr, word_layout.const(word).as_value().value
+    elif "bias" in memories:
         for lane in range(plan.lanes):
             for addr, word in enumerate(plan.bias[lane]):
                 yield CfgMemory.BIAS, lane, addr, raw(word, plan.v_width)

@@ -7,6 +7,7 @@ rule broken, in one line, as a :class:`SpikeforgeError` (the checks of single fi
 :mod:`spikeforge.gen.network_fields`).
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -76,9 +77,16 @@ class Population:
         The file gave a list rather than one value (kept so that saving writes it back alike).
     shape : tuple of int or None
         The optional ``(C, H, W)`` or ``(C, L)`` of the neurons, flattened in C order.
+    per_neuron : dict
+        The parameters given per neuron (``docs/network.md``): ``"v_th"``, ``"v_reset"``,
+        ``"v_rest"`` to a read-only int64 array of ``size`` values, ``"decay"``,
+        ``"syn_decay"`` to a tuple of ``size`` tuples of shift terms. Empty when every value is
+        one for the population; ``params`` holds those of neuron 0 otherwise.
     """
 
-    def __init__(self, name, kind, size, params=None, bias=None, per_neuron_bias=False):
+    def __init__(
+        self, name, kind, size, params=None, bias=None, per_neuron_bias=False, per_neuron=None
+    ):
         self.name = name
         self.kind = kind
         self.size = size
@@ -86,8 +94,41 @@ class Population:
         self.params = params
         self.bias = bias
         self.per_neuron_bias = per_neuron_bias
+        self.per_neuron = dict(per_neuron or {})
         if bias is not None:
             bias.setflags(write=False)
+
+    def column(self, key):
+        """The value of integer parameter ``key`` (``"v_th"``, ``"v_reset"``, ``"v_rest"``) of
+        every neuron: an int64 array of ``size``."""
+        if key in self.per_neuron:
+            return self.per_neuron[key]
+        return np.full(self.size, getattr(self.params, key), np.int64)
+
+    def decays(self, key="decay"):
+        """The ``decay`` (or ``syn_decay``) of every neuron: a tuple of ``size`` tuples."""
+        if key in self.per_neuron:
+            return self.per_neuron[key]
+        return (tuple(getattr(self.params, key) or ()),) * self.size
+
+    def neuron_params(self):
+        """One ``NeuronParams`` per neuron (bias 0 where the bias is per neuron)."""
+        if not self.per_neuron:
+            return [self.params] * self.size
+        cols = {key: self.column(key) for key in ("v_th", "v_reset", "v_rest")}
+        decays = self.decays()
+        syn = self.decays("syn_decay") if self.params.synaptic else None
+        return [
+            dataclasses.replace(
+                self.params,
+                v_th=int(cols["v_th"][j]),
+                v_reset=int(cols["v_reset"][j]),
+                v_rest=int(cols["v_rest"][j]),
+                decay=decays[j],
+                syn_decay=syn[j] if syn is not None else None,
+            )
+            for j in range(self.size)
+        ]
 
     @property
     def is_input(self):
@@ -111,6 +152,11 @@ class Population:
             )
             if p.synaptic:
                 out["syn_decay"] = list(p.syn_decay)
+            for key, values in self.per_neuron.items():
+                if key in ("decay", "syn_decay"):
+                    out[key] = [list(d) for d in values]
+                else:
+                    out[key] = [int(x) for x in values]
             # Written only when not the default, so that older files keep their bytes.
             if p.delayed_reset:
                 out["reset_timing"] = p.reset_timing

@@ -135,8 +135,19 @@ def check_list(path, value):
     return value
 
 
+# The neuron parameters that may be given per neuron (docs/network.md): integers and decays.
+PER_NEURON_INTS = ("v_th", "v_reset", "v_rest")
+PER_NEURON_DECAYS = ("decay", "syn_decay")
+
+
 def parse_population(path, spec, v_width):
-    """The population at JSON ``path``: ``(name, kind, size, params, bias, per_neuron_bias)``."""
+    """The population at JSON ``path``:
+    ``(name, kind, size, params, bias, per_neuron_bias, per_neuron)``.
+
+    ``per_neuron`` maps each of :data:`PER_NEURON_INTS` and :data:`PER_NEURON_DECAYS` given per
+    neuron to its values (a read-only int64 array, or a tuple of ``size`` tuples of shift terms);
+    ``params`` then holds the values of neuron 0.
+    """
     if not isinstance(spec, dict):
         raise field_error(path, f"must be a JSON object, not {type(spec).__name__}")
     if "kind" not in spec:
@@ -154,10 +165,17 @@ def parse_population(path, spec, v_width):
         )
     size = field_int(f"{path}.size", spec["size"], 1, SIZE_MAX)
     if kind == "input":
-        return name, kind, size, None, None, False
+        return name, kind, size, None, None, False, {}
+    per_neuron = _per_neuron(path, spec, name, size, v_width)
+    if per_neuron:
+        # Neuron 0 stands in for the population in the scalar checks below; every neuron is
+        # checked against the rules that tie its values together afterwards.
+        spec = dict(spec)
+        for key, values in per_neuron.items():
+            spec[key] = values[0] if key in PER_NEURON_INTS else list(values[0])
 
     bias_spec = spec["bias"]
-    per_neuron = not is_int(bias_spec) and not isinstance(bias_spec, bool)
+    bias_per_neuron = not is_int(bias_spec) and not isinstance(bias_spec, bool)
     decay = spec["decay"]
     if not isinstance(decay, list):
         raise field_error(f"{path}.decay", f"must be a JSON list of shift terms, not {decay!r}")
@@ -180,15 +198,83 @@ def parse_population(path, spec, v_width):
         )
     try:
         params = NeuronParams(
-            v_width=v_width, decay=tuple(decay), bias=0 if per_neuron else bias_spec, **values
+            v_width=v_width,
+            decay=tuple(decay),
+            bias=0 if bias_per_neuron else bias_spec,
+            **values,
         )
     except (TypeError, ValueError) as error:
         raise field_error(path, str(error)) from None
-    if per_neuron:
+    if bias_per_neuron:
         bias = _bias_list(f"{path}.bias", bias_spec, size, v_width)
     else:
         bias = np.full(size, params.bias, np.int64)
-    return name, kind, size, params, bias, per_neuron
+    if per_neuron:
+        _check_order(path, name, params, per_neuron)
+    return name, kind, size, params, bias, bias_per_neuron, per_neuron
+
+
+def _per_neuron(path, spec, name, size, v_width):
+    """The fields of ``spec`` given per neuron, checked one by one (``parse_population``)."""
+    out = {}
+    lo, hi = v_range(v_width)
+    for key in PER_NEURON_INTS:
+        value = spec.get(key)
+        if not isinstance(value, list):
+            continue
+        if len(value) != size:
+            raise field_error(
+                f"{path}.{key}", f"has {len(value)} values, population {name!r} has size {size}"
+            )
+        for j, x in enumerate(value):
+            if not is_int(x) or not lo <= x <= hi:
+                raise field_error(
+                    f"{path}.{key}[{j}]",
+                    f"population {name!r}: must be an integer in [{lo}, {hi}], not {x!r}",
+                )
+        array = np.array(value, np.int64)
+        array.setflags(write=False)
+        out[key] = array
+    for key in PER_NEURON_DECAYS:
+        value = spec.get(key)
+        # A list of lists is per neuron; a list of shift terms (or an empty list) is not.
+        if not isinstance(value, list) or not value or not isinstance(value[0], list):
+            continue
+        if len(value) != size:
+            raise field_error(
+                f"{path}.{key}",
+                f"has {len(value)} lists of shift terms, population {name!r} has size {size}",
+            )
+        decays = []
+        for j, terms in enumerate(value):
+            try:
+                # NeuronParams checks the terms (count and range) as for one population.
+                NeuronParams(v_th=0, v_width=v_width, decay=terms)
+            except (TypeError, ValueError) as error:
+                raise field_error(
+                    f"{path}.{key}[{j}]",
+                    f"population {name!r}: {str(error).replace('decay', key, 1)}",
+                ) from None
+            decays.append(tuple(terms))
+        out[key] = tuple(decays)
+    return out
+
+
+def _check_order(path, name, params, per_neuron):
+    """Every neuron's ``v_reset <= v_th <= v_peak`` with its own values."""
+    size = max(len(v) for v in per_neuron.values())
+    cols = {
+        key: per_neuron.get(key, np.full(size, getattr(params, key), np.int64))
+        for key in ("v_th", "v_reset")
+    }
+    bad = np.flatnonzero((cols["v_reset"] > cols["v_th"]) | (cols["v_th"] > params.v_peak))
+    if bad.size:
+        j = int(bad[0])
+        raise field_error(
+            path,
+            f"population {name!r}: neuron {j} must satisfy v_reset <= v_th <= v_peak, not "
+            f"v_reset={cols['v_reset'][j]}, v_th={cols['v_th'][j]}, v_peak={params.v_peak}",
+        )
 
 
 def _bias_list(path, value, size, v_width):

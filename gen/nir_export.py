@@ -96,23 +96,26 @@ def _is_readout(pop, v_hi, sources):
         and p.v_reset == 0
         and p.reset_mode == "zero"
         and p.t_ref == 0
-        and decay_value(p.decay) != 0
+        and all(decay_value(d) != 0 for d in pop.decays())
         and pop.name not in sources
+        and not {"v_th", "v_reset"} & set(pop.per_neuron)
     )
 
 
 def _neuron_node(pop, readout):
     """The LIF, IF, LI, CubaLIF or CubaLI node of a neuron population, ``dt r / tau = 1``."""
     p = pop.params
-    d = decay_value(p.decay)
+    # Decay values per neuron (all alike unless the decays are per neuron).
+    d = np.array([decay_value(x) for x in pop.decays()])
+    v_rest = pop.column("v_rest")
     meta = {
         "spikeforge_scale": 1.0,
-        "spikeforge_decay": json.dumps(list(p.decay)),
+        "spikeforge_decay": _terms_json(pop, "decay"),
         "spikeforge_bias_per_neuron": int(pop.per_neuron_bias),
     }
     if p.synaptic:
         d_syn = _cuba_decays(pop, d)
-        meta["spikeforge_syn_decay"] = json.dumps(list(p.syn_decay))
+        meta["spikeforge_syn_decay"] = _terms_json(pop, "syn_decay")
     if not readout:
         meta.update(
             spikeforge_v_peak=p.v_peak,
@@ -131,31 +134,51 @@ def _neuron_node(pop, readout):
             tau_syn=ones / d_syn,
             tau_mem=ones / d,
             r=ones / d,
-            v_leak=ones * p.v_rest,
+            v_leak=ones * v_rest,
             w_in=ones / d_syn,
         )
-    elif d == 0:
+    elif (d == 0).any():
+        if d.any():
+            raise SpikeforgeError(
+                f"population {pop.name!r}: its per-neuron decays mix leaky neurons and "
+                f"neurons without leak, which no one NIR node holds; split the population"
+            )
         # IF has no v_leak to start from.
+        if "v_rest" in pop.per_neuron:
+            raise SpikeforgeError(
+                f"population {pop.name!r}: NIR's IF has no v_leak for a per-neuron v_rest; "
+                f"give the population one v_rest"
+            )
         meta["spikeforge_v_rest"] = p.v_rest
         kind, args = nir.IF, dict(r=ones)
     else:
         kind = nir.LI if readout else nir.LIF
-        args = dict(tau=ones / d, r=ones / d, v_leak=ones * p.v_rest)
+        args = dict(tau=ones / d, r=ones / d, v_leak=ones * v_rest)
     if not readout:
-        args.update(v_threshold=ones * p.v_th, v_reset=ones * p.v_reset)
+        # Per-neuron values are arrays in NIR already; one value is repeated.
+        args.update(v_threshold=ones * pop.column("v_th"), v_reset=ones * pop.column("v_reset"))
     return kind(**args, metadata=meta)
 
 
+def _terms_json(pop, key):
+    """The metadata of ``pop``'s ``decay`` or ``syn_decay``: a JSON list of shift terms, or
+    with per-neuron decays a list of one such list per neuron."""
+    if key in pop.per_neuron:
+        return json.dumps([list(terms) for terms in pop.per_neuron[key]])
+    return json.dumps(list(getattr(pop.params, key)))
+
+
 def _cuba_decays(pop, d):
-    """The synaptic decay value of a current-based population whose decay value is ``d``; both
-    must be nonzero."""
-    p = pop.params
-    d_syn = decay_value(p.syn_decay)
-    for key, terms, value, tau in (
-        ("decay", p.decay, d, "tau_mem"),
-        ("syn_decay", p.syn_decay, d_syn, "tau_syn"),
+    """The synaptic decay values (per neuron) of a current-based population whose decay values
+    are ``d``; all must be nonzero."""
+    syn = pop.decays("syn_decay")
+    d_syn = np.array([decay_value(x) for x in syn])
+    for key, decays, values, tau in (
+        ("decay", pop.decays(), d, "tau_mem"),
+        ("syn_decay", syn, d_syn, "tau_syn"),
     ):
-        if value == 0:
+        if (values == 0).any():
+            terms = decays[int(np.argmin(values != 0))]
             raise SpikeforgeError(
                 f"population {pop.name!r}: {key} {list(terms)} has the value 0, "
                 f"which NIR's CubaLIF cannot express (it needs a finite {tau})"

@@ -31,7 +31,7 @@ __all__ = [
     "float_array",
     "meta_int",
     "meta_float",
-    "uniform",
+    "per_neuron",
 ]
 
 # The node types the importer understands, in the order error messages list them.
@@ -137,14 +137,13 @@ def meta_float(where, meta, key):
     return float(value)
 
 
-def uniform(where, key, arr):
-    """The one value of a per-neuron parameter array that spikeforge keeps per population."""
-    flat = arr.reshape(-1)
+def per_neuron(arr):
+    """The values of a per-neuron parameter array: one float when every neuron has the same,
+    else a float64 array of one value per neuron (``docs/network.md``, per-neuron
+    parameters)."""
+    flat = np.asarray(arr, np.float64).reshape(-1)
     if flat.size and not (flat == flat[0]).all():
-        raise SpikeforgeError(
-            f"{where}: {key} differs between neurons ({flat.min():g} ... "
-            f"{flat.max():g}); spikeforge has one value per population"
-        )
+        return flat.copy()
     return float(flat[0]) if flat.size else 0.0
 
 

@@ -38,7 +38,7 @@ from .nir_graph import (
     meta_float,
     meta_int,
     metadata,
-    uniform,
+    per_neuron,
 )
 from .nir_model import FloatModel, FloatPopulation, FloatProjection
 from .nir_presets import PRESET_NAMES, PRESETS
@@ -381,7 +381,7 @@ class _Importer:
         # the preset's gain g per neuron (NIR: dt r / tau), folded into the weights and bias.
         self._gain[name] = self.preset.gain(kind, self.dt, p, ratio, pop.syn_ratio)
         pop.v_leak = (
-            uniform(where, "v_leak", p["v_leak"])
+            per_neuron(p["v_leak"])
             if "v_leak" in p
             else (meta_float(where, meta, "spikeforge_v_rest") or 0.0)
         )
@@ -394,8 +394,8 @@ class _Importer:
 
     def _spiking(self, pop, where, meta, p):
         """Threshold, reset and refractory period of a spiking population."""
-        pop.v_threshold = uniform(where, "v_threshold", p["v_threshold"])
-        pop.v_reset = uniform(where, "v_reset", p["v_reset"])
+        pop.v_threshold = per_neuron(p["v_threshold"])
+        pop.v_reset = per_neuron(p["v_reset"])
         mode = self.reset_mode or meta.get("spikeforge_reset_mode", self.preset.reset_mode)
         if mode not in RESET_MODES:
             raise SpikeforgeError(
@@ -418,4 +418,8 @@ class _Importer:
         nonzero value."""
         if (tau == 0).any():
             raise SpikeforgeError(f"{where}: {key} must not be zero")
-        return self.preset.ratio(self.dt, uniform(where, key, tau))
+        tau = per_neuron(tau)
+        if np.ndim(tau):
+            # Learned time constants (snnTorch's learn_beta): one ratio per neuron.
+            return np.array([self.preset.ratio(self.dt, float(t)) for t in tau])
+        return self.preset.ratio(self.dt, tau)

@@ -27,16 +27,18 @@ class FloatPopulation:
     kind : str
         ``"Input"``, ``"LIF"``, ``"IF"``, ``"LI"``, ``"CubaLIF"`` or ``"CubaLI"``.
     size : int
-    ratio : float
-        ``dt / tau`` (``dt / tau_mem`` for CubaLIF and CubaLI; 0 for IF; unused for inputs).
-    decay : tuple of int
-        Its shift-term approximation.
-    syn_ratio : float or None
+    ratio : float or ndarray
+        ``dt / tau`` (``dt / tau_mem`` for CubaLIF and CubaLI; 0 for IF; unused for inputs); an
+        array of one per neuron where the neurons differ (learned time constants).
+    decay : tuple of int, or tuple of such tuples
+        Its shift-term approximation (one per neuron where they differ).
+    syn_ratio : float, ndarray or None
         ``dt / tau_syn`` of CubaLIF and CubaLI; None for the others.
-    syn_decay : tuple of int or None
+    syn_decay : tuple of int, tuple of such tuples, or None
         Its shift-term approximation.
-    v_leak, v_threshold, v_reset : float
-        ``v_threshold`` is ``inf`` for LI (it never fires).
+    v_leak, v_threshold, v_reset : float or ndarray
+        One value, or an array of one per neuron where the neurons differ (e.g. learned
+        thresholds). ``v_threshold`` is ``inf`` for LI (it never fires).
     reset_mode : str
     reset_timing : str
         ``"same"`` or ``"next"`` (``docs/neuron.md``).

@@ -19,6 +19,15 @@ from .nir_graph import READOUTS, meta_float, meta_int, node_label
 
 __all__ = ["Quantizer"]
 
+
+def _decay_list(decay):
+    """The JSON value of a decay (a tuple of shift terms) or of per-neuron decays (a tuple of
+    such tuples)."""
+    if decay and isinstance(decay[0], tuple):
+        return [list(d) for d in decay]
+    return list(decay)
+
+
 # Where the (scaled) dt/tau of a forced-scale graph may differ from its stored decay terms:
 # export writes tau = 1/d and import computes dt/tau, which is d up to a few ulps.
 _RATIO_TOLERANCE = 1e-12
@@ -45,8 +54,21 @@ class Quantizer:
 
     def decay(self, where, meta, key, tau_key, ratio):
         """The shift terms of ``ratio`` (``dt/tau_key``): the node's metadata ``key`` if given
-        (checked against ``ratio``), else the best approximation."""
-        decay = self._meta_decay(where, meta, key)
+        (checked against ``ratio``), else the best approximation. For a per-neuron ``ratio``
+        (an array), a tuple of the terms of every neuron, or one tuple where all are alike; its
+        metadata may then give one list of terms per neuron (spikeforge's export does)."""
+        if not np.ndim(ratio):
+            return self._decay(where, self._meta_decay(where, meta, key), key, tau_key, ratio)
+        given = self._meta_decays(where, meta, key, len(ratio))
+        decays = tuple(
+            self._decay(f"{where} (neuron {j})", given[j], key, tau_key, float(r))
+            for j, r in enumerate(np.asarray(ratio))
+        )
+        return decays if len(set(decays)) > 1 else decays[0]
+
+    def _decay(self, where, decay, key, tau_key, ratio):
+        """The shift terms of one ``ratio``: ``decay`` (from the metadata ``key``, checked) or,
+        if None, the best approximation."""
         if decay is None:
             if not 0 <= ratio <= 1:
                 settles = "zero current" if tau_key == "tau_syn" else "rest potential"
@@ -62,6 +84,28 @@ class Quantizer:
                 f"{decay_value(decay):g}, but dt/{tau_key} = {ratio:g}"
             )
         return decay
+
+    def _meta_decays(self, where, meta, key, size):
+        """The metadata ``key`` of a node with per-neuron time constants: ``size`` decays (one
+        list of terms per neuron, or one list for all), or ``size`` Nones without it."""
+        text = meta.get(key)
+        if text is None:
+            return [None] * size
+        try:
+            value = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            value = None
+        if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            if len(value) != size:
+                raise SpikeforgeError(
+                    f"{where}: metadata {key} has {len(value)} lists of shift terms, "
+                    f"the node has {size} neurons"
+                )
+            return [
+                self._meta_decay(f"{where} (neuron {j})", {key: json.dumps(v)}, key)
+                for j, v in enumerate(value)
+            ]
+        return [self._meta_decay(where, meta, key)] * size
 
     def _meta_decay(self, where, meta, key):
         """The shift terms stored in the node's metadata ``key`` (a JSON list), or None."""
@@ -97,13 +141,13 @@ class Quantizer:
         forced = self._forced_scale(where, meta)
         pop.scale = self._scale(pop, projections) if forced is None else forced
         v_lo, v_hi = v_range(self.v_width)
-        v_rest = self._integer(where, "v_leak", pop.v_leak, pop.scale, forced)
+        v_rest = self._integers(where, "v_leak", pop.v_leak, pop.scale, forced)
         if pop.kind in READOUTS:
             v_th = v_peak = v_hi
             v_reset = 0
         else:
-            v_th = self._integer(where, "v_threshold", pop.v_threshold, pop.scale, forced)
-            v_reset = self._integer(where, "v_reset", pop.v_reset, pop.scale, forced)
+            v_th = self._integers(where, "v_threshold", pop.v_threshold, pop.scale, forced)
+            v_reset = self._integers(where, "v_reset", pop.v_reset, pop.scale, forced)
             peak = meta_float(where, meta, "spikeforge_v_peak")
             v_peak = (
                 v_hi
@@ -128,12 +172,12 @@ class Quantizer:
             "v_rest": v_rest,
             "v_peak": v_peak,
             "t_ref": pop.t_ref,
-            "decay": list(pop.decay),
+            "decay": _decay_list(pop.decay),
             "reset_mode": pop.reset_mode,
             "bias": bias if per_neuron else int(bias[0]),
         }
         if pop.syn_decay is not None:
-            spec["syn_decay"] = list(pop.syn_decay)
+            spec["syn_decay"] = _decay_list(pop.syn_decay)
         # Written only when not the default, as the network file does.
         if pop.reset_timing != "same":
             spec["reset_timing"] = pop.reset_timing
@@ -143,23 +187,27 @@ class Quantizer:
         return spec
 
     def _check_params(self, where, pop, spec):
-        """The combination of values is one spikeforge accepts (e.g. ``v_reset <= v_th``)."""
-        try:
-            NeuronParams(
-                v_th=spec["v_th"],
-                v_reset=spec["v_reset"],
-                v_rest=spec["v_rest"],
-                v_peak=spec["v_peak"],
-                t_ref=pop.t_ref,
-                decay=pop.decay,
-                reset_mode=pop.reset_mode,
-                v_width=self.v_width,
-                syn_decay=pop.syn_decay,
-                reset_timing=pop.reset_timing,
-                threshold_compare=pop.threshold_compare,
-            )
-        except (TypeError, ValueError) as error:
-            raise SpikeforgeError(f"{where}: {error}") from None
+        """The combination of values is one spikeforge accepts (e.g. ``v_reset <= v_th``),
+        for every neuron where some are per neuron."""
+        keys = ("v_th", "v_reset", "v_rest", "decay", "syn_decay")
+        spec = {**spec, "syn_decay": spec.get("syn_decay")}
+        varying = [key for key in keys[:3] if isinstance(spec[key], list)]
+        varying += [key for key in keys[3:] if spec[key] and isinstance(spec[key][0], list)]
+        for j in range(pop.size if varying else 1):
+            values = {key: spec[key][j] if key in varying else spec[key] for key in keys}
+            try:
+                NeuronParams(
+                    **values,
+                    v_peak=spec["v_peak"],
+                    t_ref=pop.t_ref,
+                    reset_mode=pop.reset_mode,
+                    v_width=self.v_width,
+                    reset_timing=pop.reset_timing,
+                    threshold_compare=pop.threshold_compare,
+                )
+            except (TypeError, ValueError) as error:
+                neuron = f" (neuron {j})" if varying else ""
+                raise SpikeforgeError(f"{where}{neuron}: {error}") from None
 
     def weights(self, target, meta, proj):
         """The integer weights of ``proj`` at the scale of its ``target`` population (after
@@ -188,9 +236,9 @@ class Quantizer:
         weights at the largest weight."""
         v_hi = v_range(self.v_width)[1]
         w_hi = w_range(self.w_width)[1]
-        volts = [abs(pop.v_leak), float(np.abs(pop.bias).max())]
+        volts = [float(np.abs(pop.v_leak).max()), float(np.abs(pop.bias).max())]
         if pop.kind not in READOUTS:
-            volts += [abs(pop.v_threshold), abs(pop.v_reset)]
+            volts += [float(np.abs(pop.v_threshold).max()), float(np.abs(pop.v_reset).max())]
         weights = np.concatenate([np.abs(p.weights).ravel() for p in projections] or [np.zeros(0)])
         weights = weights[weights > 0]
         w_max = float(np.percentile(weights, self.weight_percentile)) if weights.size else 0
@@ -200,10 +248,18 @@ class Quantizer:
         # Nothing but zeros: any scale is exact.
         return q if q != 0 else 1.0
 
+    def _integers(self, where, key, value, q, forced):
+        """:meth:`_integer` of one value, or of each of a per-neuron array: a list of
+        integers then, one integer where they all round alike."""
+        if np.ndim(value) == 0:
+            return self._integer(where, key, value, q, forced)
+        out = [self._integer(where, f"{key}[{j}]", x, q, forced) for j, x in enumerate(value)]
+        return out if len(set(out)) > 1 else out[0]
+
     def _integer(self, where, key, value, q, forced):
         """The voltage ``value`` as an integer at scale ``q``, within the membrane range."""
         v_lo, v_hi = v_range(self.v_width)
-        x = value / q
+        x = float(value) / q
         n = round(x) if math.isfinite(x) else x
         if forced is not None and n != x:
             raise SpikeforgeError(

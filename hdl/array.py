@@ -24,7 +24,7 @@ memories deeper than one block RAM are banked by :mod:`.array_banks`.
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -40,6 +40,8 @@ from .array_ports import (
     SpikeInLayout,
     SpikeOutLayout,
     TraceLayout,
+    neuron_word_layout,
+    neuron_words,
     state_layout,
 )
 from .array_weights import ExternalWeights
@@ -128,10 +130,14 @@ class NeuronArray(wiring.Component):
         ``spikeforge.hdl.plan``.
         With ``runtime_weights`` a weight item writes :attr:`weight_burst` words, ``addr``
         onwards, weight ``n`` in data bits ``[n * w_width, (n + 1) * w_width)``, one a cycle
-        (``cfg.ready`` is low meanwhile, and a ``start`` waits for the last one).
+        (``cfg.ready`` is low meanwhile, and a ``start`` waits for the last one). With
+        per-neuron parameters a bias item writes the whole word of
+        :func:`.array_ports.neuron_word_layout`, and ``cfg.ready`` stays low for a few cycles
+        after a state reset.
     reset_state : In(1)
-        While idle, a pulse restarts the network: every membrane to its population's ``v_rest``,
-        refractory counters, synaptic currents, pending resets and the accumulator banks to 0,
+        While idle, a pulse restarts the network: every membrane to its ``v_rest`` (its own
+        with per-neuron parameters, else its population's), refractory counters, synaptic
+        currents, pending resets and the accumulator banks to 0,
         ``timestep`` to 0.
     start : In(1)
         Starts a timestep when ``busy`` is low.
@@ -213,6 +219,13 @@ class NeuronArray(wiring.Component):
         self.state_layout = state_layout(
             plan.v_width, self.t_ref_width, plan.synaptic, plan.delayed_reset
         )
+        # With per-neuron parameters each bias word carries them beside the bias
+        # (docs/array.md); otherwise it is the bias alone, as before.
+        self.bias_shape = signed(plan.v_width)
+        if plan.per_neuron:
+            self.bias_shape = neuron_word_layout(
+                plan.v_width, plan.decay_sets, synaptic["syn_decay_sets"]
+            )
         # The weight, state and bias memories are made at elaboration, banked or not by the
         # platform (memory_banks): the attributes hold those of the last elaboration.
         self.weight_mem = self.weight_ports = self.state_mem = self.bias_mem = None
@@ -246,7 +259,10 @@ class NeuronArray(wiring.Component):
 
         self.cfg_addr_width = bits_for(max(plan.weight_words, plan.slots, len(param_rows)) - 1)
         self.cfg_data_width = max(
-            plan.w_width, plan.v_width, self.state_layout.size, self.param_layout.size
+            plan.w_width,
+            Shape.cast(self.bias_shape).width,
+            self.state_layout.size,
+            self.param_layout.size,
         )
         # Weights per cfg weight item: as many as the data field holds with runtime weights.
         self.weight_burst = self.cfg_data_width // plan.w_width if runtime_weights else 1
@@ -293,7 +309,7 @@ class NeuronArray(wiring.Component):
         memories = {
             "weights": (plan.weight_words, plan.w_width),
             "state": (plan.slots, self.state_layout.size),
-            "bias": (plan.slots, plan.v_width),
+            "bias": (plan.slots, Shape.cast(self.bias_shape).width),
         }
         banks = {}
         for name, (depth, width) in memories.items():
@@ -337,9 +353,12 @@ class NeuronArray(wiring.Component):
             )
             for l in lanes
         ]
+        if plan.per_neuron:
+            bias_init = [neuron_words(plan, l) for l in lanes]
+        else:
+            bias_init = [[int(b) for b in plan.bias[l]] for l in lanes]
         self.bias_mem = [
-            make(signed(plan.v_width), plan.slots, [int(b) for b in plan.bias[l]], banks["bias"])
-            for l in lanes
+            make(self.bias_shape, plan.slots, bias_init[l], banks["bias"]) for l in lanes
         ]
 
     def _memories(self, m, s, platform):
@@ -503,7 +522,7 @@ class NeuronArray(wiring.Component):
             w_q.append(Signal(signed(plan.w_width), name=f"w_q{l}"))
             s.v_q.append(Signal(signed(plan.v_width), name=f"v_q{l}"))
             s.r_q.append(Signal(self.t_ref_width, name=f"r_q{l}"))
-            s.bias_q.append(Signal(signed(plan.v_width), name=f"bias_q{l}"))
+            s.bias_q.append(Signal(self.bias_shape, name=f"bias_q{l}"))
             if self.runtime_weights:
                 w_word = s.store.rd_data[l * plan.w_width : (l + 1) * plan.w_width]
             else:
@@ -605,8 +624,16 @@ class NeuronArray(wiring.Component):
                 core.r.eq(s.r_q[l]),
                 core.acc.eq(s.acc_q[l]),
                 core.params.eq(s.p_rd.data),
-                core.params.bias.eq(s.bias_q[l]),
             ]
+            if self.plan.per_neuron:
+                # The neuron's own values replace the population row's (docs/array.md).
+                word = s.bias_q[l]
+                fields = ["bias", "v_th", "v_reset", "v_rest", "decay_sel"]
+                if synaptic:
+                    fields.append("syn_decay_sel")
+                m.d.comb += [getattr(core.params, f).eq(getattr(word, f)) for f in fields]
+            else:
+                m.d.comb += core.params.bias.eq(s.bias_q[l])
             if synaptic:
                 m.d.comb += core.i.eq(s.i_q[l])
             if self.plan.delayed_reset:

@@ -4,7 +4,7 @@ Each function adds one unit to the module of :meth:`~spikeforge.hdl.array.Neuron
 (``docs/array.md``), with ``m``, ``array`` and ``s`` as in :mod:`.array_deliver`.
 """
 
-from amaranth.hdl import Mux, Signal
+from amaranth.hdl import Cat, Mux, Signal
 
 from .arith import bits_for
 from .array_ports import CfgMemory
@@ -51,6 +51,7 @@ def cfg_loader(m, array, s):
         _weight_bursts(m, array, s, cfg, cfg_write)
     else:
         s.take_start = array.start
+    reset_row, reset_slot = _reset_rows(m, array, s)
     for l in range(lanes):
         lane_write = cfg_write & (cfg.lane == l)
         if not array.runtime_weights:
@@ -70,10 +71,10 @@ def cfg_loader(m, array, s):
                 s.st_wr[l].data.eq(cfg.data),
                 s.st_wr[l].en.eq(1),
             ]
-        with m.If(s.reset_state_row):
+        with m.If(reset_row):
             m.d.sync += [
-                s.st_wr[l].addr.eq(s.upd_slot),
-                s.st_wr[l].data.v.eq(s.p_rd.data.v_rest),
+                s.st_wr[l].addr.eq(reset_slot),
+                s.st_wr[l].data.v.eq(s.bias_q[l].v_rest if plan.per_neuron else s.p_rd.data.v_rest),
                 s.st_wr[l].data.r.eq(0),
                 s.st_wr[l].en.eq(1),
             ]
@@ -81,6 +82,33 @@ def cfg_loader(m, array, s):
                 m.d.sync += s.st_wr[l].data.i.eq(0)
             if plan.delayed_reset:
                 m.d.sync += s.st_wr[l].data.s.eq(0)
+
+
+def _reset_rows(m, array, s):
+    """The row of the state reset to write now: ``(valid, slot)``.
+
+    A row takes its ``v_rest`` from the parameter row of its population, or with per-neuron
+    parameters from each neuron's bias word: that read goes through the update's read stage
+    (``bias_q``), so the row is written ``2 + upd_banked`` cycles after the walk issues it, and
+    ``s.reset_tail`` (held until the last such write) keeps ``cfg`` off the state write ports
+    meanwhile.
+    """
+    s.reset_tail = None
+    if not array.plan.per_neuron:
+        return s.reset_state_row, s.upd_slot
+    valid, slot = s.reset_state_row, s.upd_slot
+    delay = 2 + int(s.upd_banked)
+    tail = []
+    for n in range(delay):
+        valid_d = Signal(name=f"reset_row_d{n}")
+        slot_d = Signal.like(s.upd_slot, name=f"reset_slot_d{n}")
+        m.d.sync += [valid_d.eq(valid), slot_d.eq(slot)]
+        valid, slot = valid_d, slot_d
+        tail.append(valid)
+    s.reset_tail = Signal()
+    # Registered: high from the cycle after a row is issued until its write is taken.
+    m.d.sync += s.reset_tail.eq(s.reset_state_row | Cat(*tail[:-1]).any())
+    return valid, slot
 
 
 def _weight_bursts(m, array, s, cfg, cfg_write):
@@ -177,9 +205,12 @@ def schedule(m, array, s):
     def goto(here, there):
         return [state[here].eq(0), state[there].eq(1)]
 
+    cfg_ready = state["IDLE"] & s.cfg_ready if array.runtime_weights else state["IDLE"]
+    if s.reset_tail is not None:
+        cfg_ready = cfg_ready & ~s.reset_tail
     m.d.comb += [
         array.busy.eq(~state["IDLE"]),
-        array.cfg.ready.eq(state["IDLE"] & s.cfg_ready if array.runtime_weights else state["IDLE"]),
+        array.cfg.ready.eq(cfg_ready),
         s.reset_acc.eq(state["RESET_ACC"]),
         s.reset_state_row.eq(state["RESET_STATE"]),
         s.in_phase.eq(state["INPUT"]),

@@ -9,6 +9,8 @@ the same fields, so a stream built elsewhere with the same fields still connects
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
+from .arith import bits_for
+
 __all__ = [
     "CfgMemory",
     "SpikeInLayout",
@@ -16,6 +18,8 @@ __all__ = [
     "TraceLayout",
     "CfgLayout",
     "state_layout",
+    "neuron_word_layout",
+    "neuron_words",
 ]
 
 
@@ -185,3 +189,43 @@ def state_layout(v_width, t_ref_width, synaptic=False, delayed_reset=False):
     if delayed_reset:
         fields["s"] = unsigned(1)
     return data.StructLayout(fields)
+
+
+def neuron_word_layout(v_width, decay_sets, syn_decay_sets=None):
+    """Word of a lane's bias memory in an array with per-neuron parameters
+    (``ArrayPlan.per_neuron``): the neuron's bias, ``v_th``, ``v_reset``, ``v_rest``, its decay
+    as an index into ``decay_sets`` and, with ``syn_decay_sets``, its synaptic decay likewise.
+    """
+    fields = {
+        "bias": signed(v_width),
+        "v_th": signed(v_width),
+        "v_reset": signed(v_width),
+        "v_rest": signed(v_width),
+        "decay_sel": unsigned(bits_for(len(decay_sets) - 1)),
+    }
+    if syn_decay_sets is not None:
+        fields["syn_decay_sel"] = unsigned(bits_for(len(syn_decay_sets) - 1))
+    return data.StructLayout(fields)
+
+
+def neuron_words(plan, lane):
+    """The bias memory words of ``lane`` of a plan with per-neuron parameters: one ``dict``
+    of :func:`neuron_word_layout` per slot."""
+    decay_sets = plan.decay_sets
+    syn_sets = plan.syn_decay_sets if plan.synaptic else None
+    n = plan.neuron
+    words = []
+    for slot in range(plan.slots):
+        word = {
+            "bias": int(plan.bias[lane, slot]),
+            "v_th": int(n["v_th"][lane, slot]),
+            "v_reset": int(n["v_reset"][lane, slot]),
+            "v_rest": int(n["v_rest"][lane, slot]),
+            "decay_sel": decay_sets.index(n["decay"][lane, slot]),
+        }
+        if syn_sets is not None:
+            # A plain population's selection is never used: 0.
+            syn = n["syn_decay"][lane, slot]
+            word["syn_decay_sel"] = 0 if syn is None else syn_sets.index(syn)
+        words.append(word)
+    return words

@@ -16,6 +16,9 @@ Layout, for ``P`` lanes:
   projection (from the same or a later population) there are two: the bank of timestep ``t`` is
   ``t % 2`` and a recurrent projection adds into the other bank. Without one, every delivery
   of a step is consumed by an update of the same step, so one bank (bank 0) serves every step.
+- With per-neuron parameters (``ArrayPlan.neuron``), slot ``s`` of lane ``l`` also holds its
+  neuron's ``v_th``, ``v_reset``, ``v_rest``, ``decay`` and ``syn_decay`` (those of the
+  population where they are one value, also in the slots past its last neuron).
 """
 
 import hashlib
@@ -58,6 +61,11 @@ class ArrayPlan:
     weights : ndarray, shape (lanes, weight_words)
     bias : ndarray, shape (lanes, slots)
     v_init : ndarray, shape (lanes, slots)
+    neuron : dict or None
+        Only for a network with per-neuron parameters (``docs/network.md``): ``"v_th"``,
+        ``"v_reset"``, ``"v_rest"`` to int64 arrays ``(lanes, slots)``, ``"decay"`` and
+        ``"syn_decay"`` to object arrays ``(lanes, slots)`` of shift-term tuples (``syn_decay``
+        ``None`` where a population is plain LIF).
     """
 
     lanes: int
@@ -72,6 +80,19 @@ class ArrayPlan:
     v_init: np.ndarray
     network_hash: str = ""
     extra: dict = field(default_factory=dict)
+    neuron: dict | None = None
+
+    @property
+    def per_neuron(self):
+        """True if the plan has per-neuron parameters: the bias memory words then carry them."""
+        return self.neuron is not None
+
+    def _decays(self, pop, key):
+        """The ``key`` (``"decay"``, ``"syn_decay"``) of every neuron of ``pop``, in order."""
+        if self.neuron is None:
+            return [tuple(getattr(pop.params, key))]
+        j = range(pop.size)
+        return [self.neuron[key][i % self.lanes, pop.slot_base + i // self.lanes] for i in j]
 
     @property
     def slots(self):
@@ -105,8 +126,9 @@ class ArrayPlan:
         """
         sets = []
         for pop in self.lif_populations:
-            if tuple(pop.params.decay) not in sets:
-                sets.append(tuple(pop.params.decay))
+            for decay in self._decays(pop, "decay"):
+                if decay not in sets:
+                    sets.append(decay)
         return tuple(sets)
 
     def layout_hash(self):
@@ -141,6 +163,9 @@ class ArrayPlan:
             layout["delayed_reset"] = True
         if self.at_threshold:
             layout["at_threshold"] = True
+        # And the bias words that carry per-neuron parameters.
+        if self.per_neuron:
+            layout["per_neuron"] = True
         text = json.dumps(layout, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -168,8 +193,11 @@ class ArrayPlan:
         order; like :attr:`decay_sets`, part of the layout (empty without such populations)."""
         sets = []
         for pop in self.lif_populations:
-            if pop.params.synaptic and pop.params.syn_decay not in sets:
-                sets.append(pop.params.syn_decay)
+            if not pop.params.synaptic:
+                continue
+            for decay in self._decays(pop, "syn_decay"):
+                if decay not in sets:
+                    sets.append(decay)
         return tuple(sets)
 
     @property

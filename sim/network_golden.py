@@ -195,7 +195,7 @@ class _Run:
         # The refractory counters in the narrowest unsigned type that holds t_ref.
         counter = {pop.name: np.min_scalar_type(pop.params.t_ref) for pop in net.lif_populations}
         self.params = {
-            pop.name: cast_params(param_arrays(pop.params)._replace(bias=pop.bias), dtype)._replace(
+            pop.name: cast_params(_population_params(pop), dtype)._replace(
                 t_ref=np.asarray(pop.params.t_ref, counter[pop.name])
             )
             for pop in net.lif_populations
@@ -203,7 +203,8 @@ class _Run:
         self.has_bias = {pop.name: bool(np.count_nonzero(pop.bias)) for pop in net.lif_populations}
         shape = {pop.name: (n_batch, pop.size) for pop in net.populations}
         self.v = {
-            p.name: np.full(shape[p.name], p.params.v_rest, dtype) for p in net.lif_populations
+            p.name: np.broadcast_to(p.column("v_rest"), shape[p.name]).astype(dtype)
+            for p in net.lif_populations
         }
         self.r = {p.name: np.zeros(shape[p.name], counter[p.name]) for p in net.lif_populations}
         self.i_syn = {
@@ -365,6 +366,14 @@ class _Run:
         membrane_update(self.v[name], self.r[name], acc, p, self._at(name, step - 1), spike)
         if self.traces:
             self.traces[name][:, self.t0 + step] = np.where(spike, p.v_peak, self.v[name])
+
+
+def _population_params(pop):
+    """The ``ParamArrays`` of LIF population ``pop``: scalars, or with per-neuron values
+    (``docs/network.md``) one entry per neuron; the bias always per neuron."""
+    if pop.per_neuron:
+        return param_arrays(pop.neuron_params())._replace(bias=pop.bias)
+    return param_arrays(pop.params)._replace(bias=pop.bias)
 
 
 def _dense_weights(proj, dtype):

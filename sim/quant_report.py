@@ -126,7 +126,7 @@ class _FloatState:
         else:
             fire = ~refractory & (v_new > pop.v_threshold)
         count = fire.astype(np.float64)
-        if multi_spike and pop.v_threshold > 0:
+        if multi_spike and np.all(pop.v_threshold > 0):
             count = np.where(fire, np.maximum(1.0, np.floor(v_new / pop.v_threshold)), 0.0)
         if pop.reset_timing == "next":
             after, self.pending = v_new, count
@@ -247,25 +247,48 @@ def quantization_report(model, spikes, source, multi_spike=None):
     }
 
 
+def _decay_entry(prefix, decays, ratio, size):
+    """The report's figures of a decay (``prefix`` ``""`` or ``"syn_"``): ``dt/tau``, its
+    shift terms, their value and error, for the neuron with the largest error; with
+    ``<prefix>decay_per_neuron`` where the neurons' decays differ."""
+    ratios = np.broadcast_to(np.asarray(ratio, np.float64), (size,))
+    values = np.array([decay_value(d) for d in decays])
+    j = int(np.argmax(np.abs(values - ratios)))
+    r, d = float(ratios[j]), float(values[j])
+    entry = {} if len(set(decays)) == 1 else {f"{prefix}decay_per_neuron": True}
+    return {
+        **entry,
+        f"{prefix}dt_over_tau": r,
+        f"{prefix}decay": list(decays[j]),
+        f"{prefix}decay_value": d,
+        f"{prefix}decay_error": d - r,
+        f"{prefix}decay_relative_error": (d - r) / r if r else 0.0,
+    }
+
+
+def _values(pop, key):
+    """Integer parameter ``key`` of network population ``pop``: one value, or the list of
+    per-neuron values."""
+    column = pop.column(key)
+    return int(column[0]) if (column == column[0]).all() else column.tolist()
+
+
 def _parameters(model, pop):
-    """The report entry of ``pop`` before the runs: its mapping and its weights."""
+    """The report entry of ``pop`` before the runs: its mapping and its weights.
+
+    With per-neuron time constants (learned ``beta``) the decay figures are those of the
+    neuron whose shift terms are furthest from its ``dt/tau``.
+    """
     net = model.network
-    params = net.neuron_params(pop.name)
-    d = decay_value(params.decay)
+    net_pop = net.population(pop.name)
     entry = {
         "name": pop.name,
         "node": pop.node,
         "kind": pop.kind,
         "size": pop.size,
         "scale": pop.scale,
-        "dt_over_tau": pop.ratio,
-        "decay": list(params.decay),
-        "decay_value": d,
-        "decay_error": d - pop.ratio,
-        "decay_relative_error": (d - pop.ratio) / pop.ratio if pop.ratio else 0.0,
-        "v_th": params.v_th,
-        "v_rest": params.v_rest,
-        "v_reset": params.v_reset,
+        **_decay_entry("", net_pop.decays(), pop.ratio, pop.size),
+        **{key: _values(net_pop, key) for key in ("v_th", "v_rest", "v_reset")},
         "reset_timing": pop.reset_timing,
         "threshold_compare": pop.threshold_compare,
     }
@@ -283,18 +306,7 @@ def _parameters(model, pop):
         "zeroed": pop.zeroed,
     }
     if pop.syn_ratio is not None:
-        syn = decay_value(params.syn_decay)
-        entry.update(
-            {
-                "syn_dt_over_tau": pop.syn_ratio,
-                "syn_decay": list(params.syn_decay),
-                "syn_decay_value": syn,
-                "syn_decay_error": syn - pop.syn_ratio,
-                "syn_decay_relative_error": (
-                    (syn - pop.syn_ratio) / pop.syn_ratio if pop.syn_ratio else 0.0
-                ),
-            }
-        )
+        entry.update(_decay_entry("syn_", net_pop.decays("syn_decay"), pop.syn_ratio, pop.size))
     return entry
 
 
@@ -478,12 +490,14 @@ def _population_line(p):
     w = p["weights"]
     text = (
         f"{p['name']} ({p['kind']}, {p['size']}): scale {p['scale']:.4g}/LSB, "
-        f"dt/tau {p['dt_over_tau']:.4g} ~ {p['decay']} = {p['decay_value']:.4g} "
+        f"dt/tau{' (worst neuron)' if 'decay_per_neuron' in p else ''} "
+        f"{p['dt_over_tau']:.4g} ~ {p['decay']} = {p['decay_value']:.4g} "
         f"(error {p['decay_error']:+.2g}), "
     )
     if "syn_decay" in p:
         text += (
-            f"dt/tau_syn {p['syn_dt_over_tau']:.4g} ~ {p['syn_decay']} = "
+            f"dt/tau_syn{' (worst neuron)' if 'syn_decay_per_neuron' in p else ''} "
+            f"{p['syn_dt_over_tau']:.4g} ~ {p['syn_decay']} = "
             f"{p['syn_decay_value']:.4g} (error {p['syn_decay_error']:+.2g}), "
         )
     text += (

@@ -5,7 +5,9 @@ sizes up to 256: mostly "live" parameters (thresholds that a few input spikes cr
 purpose some extremes (full-range parameters from ``neuron_cases.random_params``, saturating
 weights, long refractory periods, tiny widths, per-neuron bias, inputs placed late in the order).
 With ``synaptic`` some populations are current-based (a ``syn_decay``); with ``delayed`` and
-``at_threshold`` some have ``reset_timing = "next"`` and ``threshold_compare = ">="``.
+``at_threshold`` some have ``reset_timing = "next"`` and ``threshold_compare = ">="``; with
+``per_neuron`` some have per-neuron ``v_th``, ``v_reset``, ``v_rest``, ``decay`` and
+``syn_decay``.
 """
 
 import numpy as np
@@ -14,7 +16,13 @@ from neuron_cases import random_decay, random_params
 from spikeforge.gen.network import Network
 from spikeforge.spec.limits import v_range, w_range
 
-__all__ = ["random_network", "synaptic_network", "option_network", "random_spikes"]
+__all__ = [
+    "random_network",
+    "synaptic_network",
+    "option_network",
+    "per_neuron_network",
+    "random_spikes",
+]
 
 
 def _live_params(rng, v_width, w_width, t_ref_max):
@@ -65,6 +73,7 @@ def random_network(
     synaptic=0.0,
     delayed=0.0,
     at_threshold=0.0,
+    per_neuron=0.0,
 ):
     """Draw a random valid :class:`Network`.
 
@@ -90,6 +99,9 @@ def random_network(
     delayed, at_threshold : float
         Probabilities that a LIF population gets ``reset_timing = "next"`` and
         ``threshold_compare = ">="``; at 0 (the default) nothing more is drawn either.
+    per_neuron : float
+        Probability that a LIF population gets per-neuron parameters (:func:`_per_neuron`);
+        likewise nothing more is drawn at 0.
     """
     if n_lif is None:
         n_lif = int(rng.integers(1, 4, endpoint=True))
@@ -151,6 +163,8 @@ def random_network(
                 spec["reset_timing"] = "next"
             if at_threshold and rng.random() < at_threshold:
                 spec["threshold_compare"] = ">="
+            if per_neuron and rng.random() < per_neuron:
+                _per_neuron(rng, spec, v_width, w_width, extreme)
         pops.append(spec)
 
     projections = []
@@ -187,6 +201,37 @@ def random_network(
         d["acc_width"] = net.required_acc_width() + int(rng.integers(0, 3, endpoint=True))
         net = Network.from_dict(d)
     return net
+
+
+def _per_neuron(rng, spec, v_width, w_width, extreme):
+    """Give LIF population ``spec`` per-neuron values: each of ``v_th``, ``v_reset``, ``v_rest``
+    (all three together, so that every neuron's ``v_reset <= v_th <= v_peak`` holds), ``decay``
+    and ``syn_decay`` in turn, drawn from a few distinct decays."""
+    size = spec["size"]
+    if rng.random() < 0.8:
+        draws = [
+            random_params(rng, v_width, 0) if extreme else _live_params(rng, v_width, w_width, 0)
+            for _ in range(size)
+        ]
+        for key in ("v_th", "v_reset", "v_rest"):
+            spec[key] = [int(getattr(p, key) if extreme else p[key]) for p in draws]
+        spec["v_peak"] = max(spec["v_peak"], *spec["v_th"])
+    for key in ("decay", "syn_decay"):
+        if key in spec and rng.random() < 0.6:
+            choices = [list(random_decay(rng, v_width)) for _ in range(int(rng.integers(1, 3)))]
+            choices.append(spec[key])
+            spec[key] = [choices[int(rng.integers(0, len(choices)))] for _ in range(size)]
+
+
+def per_neuron_network(rng, **options):
+    """A :func:`random_network` with a population of per-neuron parameters (often beside
+    populations without), some current-based or with the options of :func:`option_network`."""
+    while True:
+        net = random_network(
+            rng, synaptic=0.3, delayed=0.2, at_threshold=0.2, per_neuron=0.7, **options
+        )
+        if any(p.per_neuron for p in net.lif_populations):
+            return net
 
 
 def synaptic_network(rng, **options):

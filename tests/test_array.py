@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
-from network_cases import option_network, random_network, random_spikes, synaptic_network
+from network_cases import (
+    option_network,
+    per_neuron_network,
+    random_network,
+    random_spikes,
+    synaptic_network,
+)
 from streams import stream_get, stream_put
 
 from spikeforge.gen.compile import Capacity, compile_network, runtime_writes
@@ -29,12 +35,15 @@ from spikeforge.spec.errors import SpikeforgeError
 LANE_CHOICES = (1, 2, 4)
 
 
-def draw_case(seed, max_size, synaptic=False, neuron_options=False):
+def draw_case(seed, max_size, synaptic=False, neuron_options=False, per_neuron=False):
     """A network, its inputs and the array options of one random case; with ``synaptic`` the
     network has a current-based population, with ``neuron_options`` populations of
-    ``reset_timing = "next"`` and ``threshold_compare = ">="``."""
+    ``reset_timing = "next"`` and ``threshold_compare = ">="``, with ``per_neuron`` one with
+    per-neuron parameters."""
     rng = np.random.default_rng(seed)
-    if neuron_options:
+    if per_neuron:
+        net = per_neuron_network(rng, max_size=max_size)
+    elif neuron_options:
         net = option_network(rng, max_size=max_size)
     elif synaptic:
         net = synaptic_network(rng, max_size=max_size)
@@ -79,16 +88,28 @@ class Case(NamedTuple):
     synaptic: bool = False
     batch: int = 1
     neuron_options: bool = False
+    per_neuron: bool = False
 
 
-def cases(backends, seeds, max_size, *, synaptic=False, batch=1, slow=False, neuron_options=False):
+def cases(
+    backends,
+    seeds,
+    max_size,
+    *,
+    synaptic=False,
+    batch=1,
+    slow=False,
+    neuron_options=False,
+    per_neuron=False,
+):
     """``pytest.param``s of :class:`Case` for every back-end and seed, slow ones marked."""
     marks = [pytest.mark.slow] if slow else []
     kind = "-options" if neuron_options else "-synaptic" if synaptic else ""
+    kind = "-per-neuron" if per_neuron else kind
     twice = f"-batch{batch}" if batch > 1 else ""
     return [
         pytest.param(
-            Case(backend, seed, max_size, synaptic, batch, neuron_options),
+            Case(backend, seed, max_size, synaptic, batch, neuron_options, per_neuron),
             marks=marks,
             id=f"{backend}{kind}-max{max_size}{twice}-seed{seed}",
         )
@@ -108,12 +129,17 @@ CASES = [
     *cases(["amaranth"], range(500, 512), 24, neuron_options=True),
     *cases(["icarus"], [600, 601], 32, batch=2, neuron_options=True),
     *cases(["verilator"], [602], 32, batch=2, neuron_options=True),
+    # Per-neuron v_th, v_reset, v_rest, decay and syn_decay (beside populations without).
+    *cases(["amaranth"], range(700, 706), 24, per_neuron=True),
+    *cases(["icarus"], [710], 32, batch=2, per_neuron=True),
+    *cases(["verilator"], [711], 32, batch=2, slow=True, per_neuron=True),
     # One Verilator build per network, so few networks, of growing size.
     *cases(["verilator"], [200], 16),
     *cases(["verilator"], [201], 48),
     *cases(["verilator"], [202], 64),
     *cases(["verilator"], [203], 256),
     *cases(["amaranth"], range(1000, 1300), 64, slow=True),
+    *cases(["amaranth"], range(1500, 1560), 64, slow=True, per_neuron=True),
     *cases(["icarus", "verilator"], range(2000, 2020), 256, slow=True),
 ]
 
@@ -122,7 +148,9 @@ CASES = [
 def test_array_matches_golden(case, tmp_path):
     if case.backend != "amaranth":
         require_or_skip(case.backend)
-    net, spikes, options = draw_case(case.seed, case.max_size, case.synaptic, case.neuron_options)
+    net, spikes, options = draw_case(
+        case.seed, case.max_size, case.synaptic, case.neuron_options, case.per_neuron
+    )
     if case.batch > 1:
         spikes = spikes[np.newaxis].repeat(case.batch, axis=0)
     want = run_network(net, spikes, trace=True)
@@ -135,9 +163,11 @@ def test_array_matches_golden(case, tmp_path):
     assert_same(got, want, f"seed {case.seed} {options}")
 
 
-def _recurrent_pair(syn_decays=(None, None)):
+def _recurrent_pair(syn_decays=(None, None), per_neuron=False):
     """Two networks of one layout with different weights and thresholds, both lively; with
-    ``syn_decays`` the hidden population is current-based with these decays."""
+    ``syn_decays`` the hidden population is current-based with these decays, with
+    ``per_neuron`` its ``v_th``, ``v_rest`` and ``decay`` are per neuron (the same decays in
+    both, which the layout fixes)."""
     rng = np.random.default_rng(7)
     w1 = rng.integers(-20, 60, (6, 10))
     w2 = rng.integers(-30, 40, (10, 10))
@@ -157,6 +187,10 @@ def _recurrent_pair(syn_decays=(None, None)):
 
     def net(scale, v_th, syn_decay):
         hidden = {**pop, "v_th": v_th}
+        if per_neuron:
+            hidden["v_th"] = [v_th + 7 * j for j in range(10)]
+            hidden["v_rest"] = [(-1) ** j * v_th // (j + 2) for j in range(10)]
+            hidden["decay"] = [[3] if j % 3 else [2, -5] for j in range(10)]
         if syn_decay is not None:
             hidden["syn_decay"] = syn_decay
         return Network.from_dict(
@@ -216,10 +250,12 @@ def _run_session(dut, spikes, actions):
 
 
 @pytest.mark.parametrize(
-    "syn_decays", [(None, None), ([2, -4], [2, -4])], ids=["plain", "current-based"]
+    "syn_decays, per_neuron",
+    [((None, None), False), (([2, -4], [2, -4]), False), (([2, -4], [2, -4]), True)],
+    ids=["plain", "current-based", "per-neuron"],
 )
-def test_runtime_loading_and_reset(syn_decays):
-    net_a, net_b = _recurrent_pair(syn_decays)
+def test_runtime_loading_and_reset(syn_decays, per_neuron):
+    net_a, net_b = _recurrent_pair(syn_decays, per_neuron)
     spikes = random_spikes(np.random.default_rng(3), net_a, 8, activity=0.4)
     want_a, want_b = run_network(net_a, spikes), run_network(net_b, spikes)
     assert (want_a.spikes["hidden"] != want_b.spikes["hidden"]).any()

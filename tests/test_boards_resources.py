@@ -2,8 +2,10 @@
 maps one memory per family, the memories of a small array, the array's real memories, the block
 RAMs of builds measured on the boards, and the block count of every board's device."""
 
+import numpy as np
 import pytest
 from amaranth.hdl import Fragment
+from network_cases import random_network
 
 from spikeforge.bench import networks
 from spikeforge.boards import resources
@@ -79,8 +81,20 @@ def test_memory_model_small_plan_by_hand():
     assert (recurrent.acc_banks, acc["depth"]) == (2, 32)
 
 
-def test_array_memories_match_the_array():
-    plan = compile_network(networks.capacity_network(10), 2)
+def _per_neuron_plan():
+    """A plain LIF network with per-neuron parameters (its bias words are wider)."""
+    net = random_network(np.random.default_rng(8), n_lif=2, max_size=12, per_neuron=1.0)
+    assert any(p.per_neuron for p in net.lif_populations)
+    return compile_network(net, 2)
+
+
+@pytest.mark.parametrize(
+    "make_plan",
+    [lambda: compile_network(networks.capacity_network(10), 2), _per_neuron_plan],
+    ids=["capacity", "per-neuron"],
+)
+def test_array_memories_match_the_array(make_plan):
+    plan = make_plan()
     array = NeuronArray(plan)
     Fragment.get(array, None)
     model = {name: (depth, width) for name, depth, width in resources.array_memories(plan)}

@@ -13,7 +13,7 @@ from spikeforge.bench.networks import feedforward_network
 from spikeforge.cli import explore as ex
 from spikeforge.cli.main import main
 from spikeforge.cli.train_digits import accuracy, load_test_digits, shipped_network
-from spikeforge.gen.network import save_network
+from spikeforge.gen.network import Network, save_network
 from spikeforge.spec.errors import SpikeforgeError
 
 
@@ -32,6 +32,20 @@ def test_requantize_scales_weights_and_membrane_values():
     assert hidden.decay == net.population("hidden").params.decay
     up = ex.requantize(net, 16, 8)
     assert up == net or up.network_hash() == net.network_hash()
+
+
+def test_requantize_keeps_per_neuron_parameters():
+    d = tiny().to_dict()
+    hidden = next(p for p in d["populations"] if p["name"] == "hidden")
+    hidden["v_th"] = [1200 + 16 * j for j in range(hidden["size"])]
+    hidden["decay"] = [[4] if j % 2 else [3, -12] for j in range(hidden["size"])]
+    q = ex.requantize(Network.from_dict(d), 12, 4).population("hidden")
+    assert q.column("v_th").tolist() == [
+        (1200 + 16 * j + 8) >> 4 for j in range(len(hidden["v_th"]))
+    ]
+    # The terms past v_width are dropped from every neuron's decay.
+    assert q.decays() == tuple((4,) if j % 2 else (3,) for j in range(len(hidden["v_th"])))
+    assert q.params.v_peak >= q.column("v_th").max()
 
 
 def test_requantize_rejects_a_threshold_that_does_not_fit():

@@ -33,6 +33,8 @@ EXACT_FIXTURES = (
     "norse_lifbox",
     "sinabs_iaf_single",
     "snntorch_leaky_delay",
+    # Trained with learn_beta and learn_threshold: per-neuron decays and thresholds.
+    "snntorch_leaky_learned",
     "snntorch_rleaky",
     "snntorch_rsynaptic",
     "snntorch_synaptic_zero",
@@ -181,3 +183,30 @@ def test_bad_preset_metadata_is_one_line():
     with pytest.raises(SpikeforgeError) as error:
         import_graph(graph, dt=1e-3)
     assert str(error.value) == message
+
+
+def test_learned_snntorch_net_runs_bit_exact_on_the_array():
+    """The learn_beta/learn_threshold fixture at the default widths: per-neuron decays and
+    thresholds through the array's bias words, spike for spike and trace for trace."""
+    from spikeforge.gen.compile import compile_network
+    from spikeforge.gen.nir_import import import_nir
+    from spikeforge.sim.array_amaranth import run_array_amaranth
+    from spikeforge.sim.network_golden import run_network
+
+    name = "snntorch_leaky_learned"
+    data, settings = agreement.load_fixture(name)
+    model = import_nir(
+        os.path.join(agreement.FIXTURES, f"{name}.nir"),
+        preset=settings["preset"],
+        **settings["options"],
+    )
+    net = model.network
+    assert all({"decay", "v_th"} <= set(p.per_neuron) for p in net.lif_populations)
+    assert compile_network(net, 4).per_neuron
+    inputs = data["input"][0, :12]
+    want = run_network(net, inputs, trace=True)
+    got = run_array_amaranth(net, inputs, trace=True, lanes=4, stages=2)
+    for pop in net.lif_populations:
+        assert want.spikes[pop.name].sum() > 0
+        assert (got.spikes[pop.name] == want.spikes[pop.name]).all(), pop.name
+        assert (got.v[pop.name] == want.v[pop.name]).all(), pop.name

@@ -308,3 +308,48 @@ def test_random_faults_soak(seed):
     driver.load(other_plan)
     _assert_same(driver.run(spikes, other_plan), run_network(other, spikes))
     assert port.injected > 0
+
+
+def _per_neuron_net(v_th, shift):
+    """Input 4 -> LIF 5 with per-neuron v_th, v_rest and decay (the decays fix the layout)."""
+    rng = np.random.default_rng(11)
+    return Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 12,
+            "w_width": 6,
+            "populations": [
+                {"name": "x", "kind": "input", "size": 4},
+                {
+                    "name": "h",
+                    "kind": "lif",
+                    "size": 5,
+                    "v_th": [v_th + 9 * j for j in range(5)],
+                    "v_reset": 0,
+                    "v_rest": [shift * (j - 2) for j in range(5)],
+                    "v_peak": 2000,
+                    "t_ref": 0,
+                    "decay": [[2] if j % 2 else [3, -5] for j in range(5)],
+                    "reset_mode": "subtract",
+                    "bias": 1,
+                },
+            ],
+            "projections": [
+                {"from": "x", "to": "h", "weights": rng.integers(0, 31, (4, 5)).tolist()},
+            ],
+        }
+    )
+
+
+def test_runtime_load_of_per_neuron_parameters():
+    """Per-neuron thresholds and rests load through CFG frames (the bias words carry them)."""
+    net, other = _per_neuron_net(40, 3), _per_neuron_net(20, -4)
+    plan, other_plan = compile_network(net, 2), compile_network(other, 2)
+    assert plan.layout_hash() == other_plan.layout_hash()
+    spikes = random_spikes(np.random.default_rng(12), net, 8, activity=0.5)
+    golden, golden_other = run_network(net, spikes), run_network(other, spikes)
+    assert (golden.spikes["h"] != golden_other.spikes["h"]).any()
+    driver = HostDriver(SimulatedBoard(plan))
+    _assert_same(driver.run(spikes, plan), golden)
+    driver.load(other_plan)
+    _assert_same(driver.run(spikes, other_plan), golden_other)

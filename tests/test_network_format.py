@@ -186,6 +186,45 @@ RULES = [
         edit((P, 1, "bias"), [1, 2.0]),
         "populations[1].bias[1]: must be an integer in [-32768, 32767], not 2.0",
     ),
+    # per-neuron parameters
+    (
+        edit((P, 1, "v_th"), [100, 100, 100]),
+        "populations[1].v_th: has 3 values, population 'hid' has size 2",
+    ),
+    (
+        edit((P, 1, "v_rest"), [0, 40000]),
+        "populations[1].v_rest[1]: population 'hid': must be an integer in [-32768, 32767], "
+        "not 40000",
+    ),
+    (
+        edit((P, 1, "v_reset"), [0, 1.5]),
+        "populations[1].v_reset[1]: population 'hid': must be an integer in [-32768, 32767], "
+        "not 1.5",
+    ),
+    (
+        edit((P, 1, "v_th"), [100, -5]),
+        "populations[1]: population 'hid': neuron 1 must satisfy v_reset <= v_th <= v_peak, "
+        "not v_reset=0, v_th=-5, v_peak=200",
+    ),
+    (
+        edit((P, 1, "v_th"), [100, 201]),
+        "populations[1]: population 'hid': neuron 1 must satisfy v_reset <= v_th <= v_peak, "
+        "not v_reset=0, v_th=201, v_peak=200",
+    ),
+    (
+        edit((P, 1, "decay"), [[4], [4], [3]]),
+        "populations[1].decay: has 3 lists of shift terms, population 'hid' has size 2",
+    ),
+    (
+        edit((P, 1, "decay"), [[4], [2, 16]]),
+        "populations[1].decay[1]: population 'hid': decay term must be an integer in "
+        "[-15, 15], not 16",
+    ),
+    (
+        edit((P, 1, "syn_decay"), [[1], [1, 2, 3, 4, 5]]),
+        "populations[1].syn_decay[1]: population 'hid': syn_decay must be a list of 0 to 4 "
+        "shift terms, not 5 terms",
+    ),
     # projections
     (edit((J,), "none"), "projections: must be a JSON list, not str"),
     (edit((J, 1), []), "projections[1]: must be a JSON object, not list"),
@@ -589,3 +628,23 @@ def test_fuzzed_network_is_valid_or_one_line_error(tmp_path_factory, path, value
     save_network(net, file)
     again = load_network(file)
     assert again == net and again.network_hash() == net.network_hash()
+
+
+def test_per_neuron_parameters_round_trip(tmp_path):
+    """Lists stay lists through save and load, and each neuron gets its own values."""
+    d = base()
+    hid = d["populations"][1]
+    hid.update(v_th=[90, 120], v_reset=[-3, 4], v_rest=[1, -2], decay=[[4], [3, -6]])
+    hid["syn_decay"] = [[1], []]
+    net = Network.from_dict(d)
+    pop = net.population("hid")
+    assert pop.column("v_th").tolist() == [90, 120]
+    assert pop.decays() == ((4,), (3, -6))
+    assert [p.v_rest for p in pop.neuron_params()] == [1, -2]
+    assert [p.syn_decay for p in pop.neuron_params()] == [(1,), ()]
+    assert net.population("out").column("v_th").tolist() == [100]
+    save_network(net, tmp_path / "n.json")
+    again = load_network(tmp_path / "n.json")
+    assert again == net
+    assert again.to_dict()["populations"][1]["decay"] == [[4], [3, -6]]
+    assert net.network_hash() != Network.from_dict(base()).network_hash()

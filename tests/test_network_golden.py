@@ -21,7 +21,9 @@ def naive_run(net, spikes):
     """
     lo, hi = v_range(net.v_width)
     sat = lambda x: min(max(x, lo), hi)  # noqa: E731
-    state = {p.name: ([p.params.v_rest] * p.size, [0] * p.size) for p in net.lif_populations}
+    state = {
+        p.name: ([q.v_rest for q in p.neuron_params()], [0] * p.size) for p in net.lif_populations
+    }
     current_state = {p.name: [0] * p.size for p in net.lif_populations}
     out = {p.name: [] for p in net.lif_populations}
     traces = {p.name: [] for p in net.lif_populations}
@@ -34,10 +36,9 @@ def naive_run(net, spikes):
                 current[pop.name] = [int(s) for s in spikes[t][column : column + pop.size]]
                 column += pop.size
                 continue
-            p = pop.params
             v, r = state[pop.name]
             fired, trace = [], []
-            for n in range(pop.size):
+            for n, p in enumerate(pop.neuron_params()):
                 total = int(pop.bias[n])
                 for proj in net.projections:
                     if proj.target != pop.name:
@@ -140,6 +141,19 @@ def test_against_naive_reference(seed):
 def test_current_based_against_naive_reference(seed):
     rng = np.random.default_rng([seed, 5])
     net = synaptic_network(rng, max_size=10, recurrent=seed % 2 == 0)
+    check_against_naive(rng, net)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_per_neuron_against_naive_reference(seed):
+    """Per-neuron v_th, v_reset, v_rest, decay and syn_decay: each neuron with its own."""
+    rng = np.random.default_rng([seed, 17])
+    while True:
+        net = random_network(
+            rng, max_size=10, recurrent=seed % 2 == 0, synaptic=0.3, per_neuron=0.8
+        )
+        if any(p.per_neuron for p in net.lif_populations):
+            break
     check_against_naive(rng, net)
 
 

@@ -83,10 +83,10 @@ CASES = [
         "overshoots the rest potential)",
     ),
     (
-        lambda: chain(cuba(tau_syn=[2e-3, 3e-3])),
+        lambda: chain(cuba(tau_syn=[2e-3, 5e-4])),
         {},
-        "node 'l' (CubaLIF): tau_syn differs between neurons (0.002 ... 0.003); spikeforge has one "
-        "value per population",
+        "node 'l' (CubaLIF) (neuron 1): dt/tau_syn = 2 must be in [0, 1] (forward Euler with a "
+        "larger step overshoots the zero current)",
     ),
     (lambda: chain(cuba(tau_syn=[0, 0])), {}, "node 'l' (CubaLIF): tau_syn must not be zero"),
     (
@@ -190,16 +190,16 @@ CASES = [
         "node 'fc' (Linear): weight has a non-finite value (nan or inf)",
     ),
     (
-        lambda: chain(lif(tau=[2e-3, 3e-3])),
+        lambda: chain(lif(tau=[2e-3, 5e-4])),
         {},
-        "node 'l' (LIF): tau differs between neurons (0.002 ... 0.003); spikeforge has one value "
-        "per population",
+        "node 'l' (LIF) (neuron 1): dt/tau = 2 must be in [0, 1] (forward Euler with a larger "
+        "step overshoots the rest potential)",
     ),
     (
-        lambda: chain(lif(v_threshold=[1, 2])),
+        lambda: chain(lif(v_threshold=[1, -1])),
         {},
-        "node 'l' (LIF): v_threshold differs between neurons (1 ... 2); spikeforge has one value "
-        "per population",
+        "node 'l' (LIF) (neuron 1): parameters must satisfy v_reset <= v_th <= v_peak, not "
+        "v_reset=0, v_th=-254, v_peak=32767",
     ),
     (
         lambda: chain(lif(tau=[5e-4, 5e-4])),
@@ -333,6 +333,17 @@ CASES = [
         lambda: chain(forced(lif(), spikeforge_decay="[2]")),
         {},
         "node 'l' (LIF): metadata spikeforge_decay [2] is 0.25, but dt/tau = 0.5",
+    ),
+    (
+        lambda: chain(forced(lif(tau=[2e-3, 4e-3]), spikeforge_decay="[[1], [2], [3]]")),
+        {},
+        "node 'l' (LIF): metadata spikeforge_decay has 3 lists of shift terms, the node has 2 "
+        "neurons",
+    ),
+    (
+        lambda: chain(forced(lif(tau=[2e-3, 4e-3]), spikeforge_decay="[[1], [1]]")),
+        {},
+        "node 'l' (LIF) (neuron 1): metadata spikeforge_decay [1] is 0.5, but dt/tau = 0.25",
     ),
     (
         lambda: chain(forced(lif(), spikeforge_t_ref=-1)),

@@ -15,6 +15,8 @@ from spikeforge.gen.nir_export import export_network, export_nir
 from spikeforge.gen.nir_import import import_graph, import_nir
 from spikeforge.sim.network_golden import run_network
 from spikeforge.sim.quant_report import simulate_float
+from spikeforge.spec.errors import SpikeforgeError
+from spikeforge.spec.params import decay_value
 
 EXAMPLE = {
     "format": "spikeforge-network/1",
@@ -177,3 +179,62 @@ def test_exported_file_is_plain_nir(tmp_path):
     g = nir.read(tmp_path / "g.nir", type_check=False)
     assert sorted(g.nodes) == sorted(export_network(Network.from_dict(EXAMPLE)).nodes)
     assert ("in->hid", "hid") in g.edges
+
+
+def _per_neuron_thresholds(rng):
+    """A random network with per-neuron ``v_th``, ``v_reset`` and ``v_rest`` in its first LIF
+    population, of two neurons or more, each list with distinct values (a list of equal values
+    imports as the one value)."""
+    while True:
+        d = random_network(rng, max_size=20, v_width=16).to_dict()
+        pop = next(p for p in d["populations"] if p["kind"] == "lif")
+        if pop["size"] >= 2 and pop["v_peak"] - pop["v_reset"] > 2 * pop["size"]:
+            break
+    size = pop["size"]
+    low = pop["v_reset"] + 1
+    v_th = rng.choice(np.arange(low, pop["v_peak"] + 1), size, replace=False)
+    pop["v_th"] = [int(x) for x in v_th]
+    pop["v_reset"] = [int(x) - 1 for x in v_th]
+    if decay_value(pop["decay"]) != 0:
+        # An IF population (no leak) exports to NIR's IF, which has no v_leak.
+        pop["v_rest"] = [j - size // 2 for j in range(size)]
+    return Network.from_dict(d)
+
+
+@pytest.mark.parametrize("seed", range(200, 212))
+def test_per_neuron_thresholds_round_trip(seed):
+    """Per-neuron thresholds, resets and rests go out as NIR arrays and come back per neuron."""
+    rng = np.random.default_rng(seed)
+    net = _per_neuron_thresholds(rng)
+    back = import_graph(export_network(net)).network
+    assert back == net
+    assert back.to_dict() == net.to_dict()
+
+
+@pytest.mark.parametrize("seed", range(220, 226))
+def test_per_neuron_decays_round_trip(seed):
+    """Per-neuron decays (and synaptic decays) go out as per-neuron time constants with their
+    shift terms in the metadata, and come back exactly."""
+    rng = np.random.default_rng(seed)
+    d = _per_neuron_thresholds(rng).to_dict()
+    pop = next(p for p in d["populations"] if p["kind"] == "lif")
+    choices = [[3], [2, -5], [1], [4, 6]]
+    pop["decay"] = [choices[j % 4] for j in range(pop["size"])]
+    if seed % 2:
+        pop["syn_decay"] = [choices[(j + 1) % 4] for j in range(pop["size"])]
+    net = Network.from_dict(d)
+    back = import_graph(export_network(net)).network
+    assert back == net
+    assert back.to_dict() == net.to_dict()
+
+
+def test_export_refuses_decays_mixing_leak_and_none():
+    d = Network.from_dict(EXAMPLE).to_dict()
+    pop = next(p for p in d["populations"] if p["kind"] == "lif")
+    pop["decay"] = [[3] if j % 2 else [] for j in range(pop["size"])]
+    with pytest.raises(SpikeforgeError) as info:
+        export_network(Network.from_dict(d))
+    assert str(info.value) == (
+        f"population {pop['name']!r}: its per-neuron decays mix leaky neurons and neurons "
+        "without leak, which no one NIR node holds; split the population"
+    )

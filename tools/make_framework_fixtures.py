@@ -21,7 +21,8 @@ Rockpool in one environment, and Sinabs (which pins an older nir) in another::
 
 Time constants are sums of powers of two per step where the framework allows it (snnTorch
 ``beta`` 0.875 and 0.75, ``alpha`` 0.5; Norse ``dt/tau`` 1/8 and 1/4), so that the fixtures test
-the conventions rather than the shift-term approximation of a decay. Weights are random, then
+the conventions rather than the shift-term approximation of a decay; ``snntorch_leaky_learned``
+(``learn_beta``, ``learn_threshold``) has random per-neuron ``beta`` and thresholds instead. Weights are random, then
 every layer's weights are scaled (deterministically) until its spike rate lies in [0.1, 0.3], so
 that no layer is silent or saturated.
 """
@@ -134,8 +135,10 @@ def _save(name, graph, x, spikes, versions, settings):
 # -- snnTorch -------------------------------------------------------------------------------------
 
 
-def _snntorch(name, seed, hidden, options):
-    """An snnTorch ``Linear - hidden - Linear - Leaky`` net; ``hidden(n)`` builds the layer."""
+def _snntorch(name, seed, hidden, options, output=None):
+    """An snnTorch ``Linear - hidden - Linear - Leaky`` net; ``hidden(n, reset_delay,
+    reset_mechanism)`` builds the hidden layer, ``output`` (likewise) the output layer instead of
+    a ``Leaky`` with ``beta`` 0.75 and threshold 1."""
     import snntorch as snn
     from snntorch import utils
     from snntorch.export_nir import export_to_nir
@@ -154,7 +157,9 @@ def _snntorch(name, seed, hidden, options):
             output=True,
             reset_delay=delay,
             reset_mechanism=mechanism,
-        ),
+        )
+        if output is None
+        else output(N_OUT, delay, mechanism, out=True),
     )
 
     @torch.no_grad()
@@ -247,6 +252,22 @@ def _snntorch_fixtures():
     _snntorch("snntorch_rleaky", 4, rleaky, {"reset_delay": True})
     _snntorch("snntorch_rleaky_nodelay", 5, rleaky, {"reset_delay": False})
     _snntorch("snntorch_rsynaptic", 6, rsynaptic, {"reset_delay": True})
+
+    def learned(n, delay, mech, out=False):
+        # Trained with learn_beta and learn_threshold: random per-neuron beta and threshold,
+        # which are not sums of a few powers of two (the decays are approximated).
+        return snn.Leaky(
+            beta=0.5 + 0.45 * torch.rand(n),
+            threshold=0.75 + 0.5 * torch.rand(n),
+            learn_beta=True,
+            learn_threshold=True,
+            init_hidden=True,
+            output=out,
+            reset_delay=delay,
+            reset_mechanism=mech,
+        )
+
+    _snntorch("snntorch_leaky_learned", 7, learned, {"reset_delay": True}, output=learned)
 
 
 # -- Norse ----------------------------------------------------------------------------------------
