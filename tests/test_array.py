@@ -1,7 +1,7 @@
 """The neuron array against the golden model on every hardware back-end, bit for bit.
 
 Random feed-forward and recurrent networks (1 to 4 LIF populations, up to 256 neurons), lanes 1, 2
-and 4, saturating and refractory cases, current-based populations, bursts of input, and output
+and 4 (16 on a few small networks), saturating and refractory cases, current-based populations, bursts of input, and output
 back-pressure, all in one table (:data:`CASES`). The default run checks 65 networks: 50 in
 Amaranth's simulator, 11 under Icarus and 4 under Verilator (each RTL network is a new build);
 ``--slow`` adds 341 more.
@@ -28,10 +28,11 @@ from spikeforge.spec.errors import SpikeforgeError
 LANE_CHOICES = (1, 2, 4)
 
 
-def draw_case(seed, max_size, synaptic=False, neuron_options=False):
+def draw_case(seed, max_size, synaptic=False, neuron_options=False, lanes=None):
     """A network, its inputs and the array options of one random case; with ``synaptic`` the
     network has a current-based population, with ``neuron_options`` populations of
-    ``reset_timing = "next"`` and ``threshold_compare = ">="``."""
+    ``reset_timing = "next"`` and ``threshold_compare = ">="``; ``lanes`` replaces the lane
+    count drawn from :data:`LANE_CHOICES`."""
     rng = np.random.default_rng(seed)
     if neuron_options:
         net = option_network(rng, max_size=max_size)
@@ -44,7 +45,7 @@ def draw_case(seed, max_size, synaptic=False, neuron_options=False):
         rng, net, int(rng.integers(3, 8)), activity=1.0 if burst else float(rng.uniform(0.1, 0.5))
     )
     options = dict(
-        lanes=LANE_CHOICES[seed % 3],
+        lanes=lanes or LANE_CHOICES[seed % 3],
         stages=int(rng.integers(1, 4, endpoint=True)),
         out_stall=float(rng.choice([0.0, 0.3, 0.7])),
         seed=seed,
@@ -70,6 +71,7 @@ class Case(NamedTuple):
 
     ``batch`` 2 runs the inputs twice on one array, which checks that ``reset_state`` between
     the runs clears all state (the synaptic current ``i`` and the pending reset ``s`` too).
+    ``lanes``, when set, replaces the drawn lane count.
     """
 
     backend: str
@@ -78,18 +80,30 @@ class Case(NamedTuple):
     synaptic: bool = False
     batch: int = 1
     neuron_options: bool = False
+    lanes: int | None = None
 
 
-def cases(backends, seeds, max_size, *, synaptic=False, batch=1, slow=False, neuron_options=False):
+def cases(
+    backends,
+    seeds,
+    max_size,
+    *,
+    synaptic=False,
+    batch=1,
+    slow=False,
+    neuron_options=False,
+    lanes=None,
+):
     """``pytest.param``s of :class:`Case` for every back-end and seed, slow ones marked."""
     marks = [pytest.mark.slow] if slow else []
     kind = "-options" if neuron_options else "-synaptic" if synaptic else ""
     twice = f"-batch{batch}" if batch > 1 else ""
+    wide = f"-p{lanes}" if lanes else ""
     return [
         pytest.param(
-            Case(backend, seed, max_size, synaptic, batch, neuron_options),
+            Case(backend, seed, max_size, synaptic, batch, neuron_options, lanes),
             marks=marks,
-            id=f"{backend}{kind}-max{max_size}{twice}-seed{seed}",
+            id=f"{backend}{kind}-max{max_size}{twice}{wide}-seed{seed}",
         )
         for backend in backends
         for seed in seeds
@@ -112,6 +126,9 @@ CASES = [
     *cases(["verilator"], [201], 48),
     *cases(["verilator"], [202], 64),
     *cases(["verilator"], [203], 256),
+    # 16 lanes: populations both narrower and wider than the lanes.
+    *cases(["amaranth"], [706, 773], 40, lanes=16),
+    *cases(["icarus"], [743], 40, batch=2, lanes=16),
     *cases(["amaranth"], range(1000, 1300), 64, slow=True),
     *cases(["icarus", "verilator"], range(2000, 2020), 256, slow=True),
 ]
@@ -121,7 +138,9 @@ CASES = [
 def test_array_matches_golden(case, tmp_path):
     if case.backend != "amaranth":
         require_or_skip(case.backend)
-    net, spikes, options = draw_case(case.seed, case.max_size, case.synaptic, case.neuron_options)
+    net, spikes, options = draw_case(
+        case.seed, case.max_size, case.synaptic, case.neuron_options, case.lanes
+    )
     if case.batch > 1:
         spikes = spikes[np.newaxis].repeat(case.batch, axis=0)
     want = run_network(net, spikes, trace=True)
@@ -288,7 +307,7 @@ def test_capacity_errors_name_the_memory():
         r"target holds 4 \(lanes=2\)",
     ):
         compile_network(net_a, 2, Capacity(slots=4))
-    with pytest.raises(SpikeforgeError, match=r"^lanes must be one of 1, 2, 4, 8, not 3$"):
+    with pytest.raises(SpikeforgeError, match=r"^lanes must be one of 1, 2, 4, 8, 16, not 3$"):
         compile_network(net_a, 3)
 
 
@@ -297,5 +316,5 @@ def test_array_parameter_errors():
     with pytest.raises(TypeError, match=r"^stages must be an integer in \[1, 4\], not 5$"):
         NeuronArray(plan, stages=5)
     plan.lanes = 3
-    with pytest.raises(TypeError, match=r"^lanes must be one of 1, 2, 4, 8, not 3$"):
+    with pytest.raises(TypeError, match=r"^lanes must be one of 1, 2, 4, 8, 16, not 3$"):
         NeuronArray(plan)

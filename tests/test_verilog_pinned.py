@@ -23,11 +23,11 @@ PINNED = {
     ),
     "digits-1-lane": (
         ["generate", "DIGITS", "--lanes", "1"],
-        "2e4822ed0d2f276408c5ae07f5cd77b346365b796c04ab662a9a74f7a0d22c02",
+        "39bc9bc2b4c7bbbd63caa929b5dc8c2a5c2f555d83695cc4e64d12dd38cb99e1",
     ),
     "digits-2-lanes": (
         ["generate", "DIGITS", "--lanes", "2"],
-        "d32aa4f96f4617a89bcb1805689c14abbd590e3afae9b6f158fa5c0eb34b1fb2",
+        "7998373b8ee2df0a120dff8aa59ef44a67929246fcc1403e7ed9c435fc368588",
     ),
 }
 
