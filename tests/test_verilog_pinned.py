@@ -23,11 +23,11 @@ PINNED = {
     ),
     "digits-1-lane": (
         ["generate", "DIGITS", "--lanes", "1"],
-        "39bc9bc2b4c7bbbd63caa929b5dc8c2a5c2f555d83695cc4e64d12dd38cb99e1",
+        "544cd5325c1179196fbba9befe43a32ad0d35738e7b49435a533379b703f8d64",
     ),
     "digits-2-lanes": (
         ["generate", "DIGITS", "--lanes", "2"],
-        "7998373b8ee2df0a120dff8aa59ef44a67929246fcc1403e7ed9c435fc368588",
+        "4662aa66aa13e9dc144526f1c06772ae0f94e328f8570110c480ede35740ff5f",
     ),
 }
 
