@@ -1,9 +1,9 @@
 """The neuron array against the golden model on every hardware back-end, bit for bit.
 
 Random feed-forward and recurrent networks (1 to 4 LIF populations, up to 256 neurons), lanes 1, 2
-and 4 (16 on a few small networks), saturating and refractory cases, current-based populations, bursts of input, and output
-back-pressure, all in one table (:data:`CASES`). The default run checks 65 networks: 50 in
-Amaranth's simulator, 11 under Icarus and 4 under Verilator (each RTL network is a new build);
+and 4 (16 on three small networks), saturating and refractory cases, current-based populations,
+bursts of input, and output back-pressure, all in one table (:data:`CASES`). The default run checks 83 networks: 64 in
+Amaranth's simulator, 14 under Icarus and 5 under Verilator (each RTL network is a new build);
 ``--slow`` adds 341 more.
 """
 
