@@ -36,7 +36,7 @@ def add_parser(subparsers):
         "--lanes",
         type=int,
         default=2,
-        help="array lanes: 1, 2, 4 or 8 (default 2, which fits the iCEBreaker)",
+        help="array lanes: 1, 2, 4, 8 or 16 (default 2, which fits the iCEBreaker)",
     )
     parser.add_argument(
         "--digits",

@@ -24,7 +24,7 @@ def add_parser(subparsers):
     parser.add_argument("network", help="network description, .json")
     parser.add_argument("--board", required=True, help=f"one of {', '.join(BOARDS)}")
     parser.add_argument(
-        "--lanes", type=int, default=1, help="update lanes, 1, 2, 4 or 8 (default 1)"
+        "--lanes", type=int, default=1, help="update lanes, 1, 2, 4, 8 or 16 (default 1)"
     )
     parser.add_argument(
         "--stages", type=int, default=4, help="neuron pipeline stages, 1 to 4 (default 4)"

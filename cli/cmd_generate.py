@@ -27,7 +27,10 @@ def add_parser(subparsers):
     )
     parser.add_argument("target", help="'core', or a network description NETWORK.json")
     parser.add_argument(
-        "--lanes", type=int, default=None, help="network: update lanes, 1, 2, 4 or 8 (default 1)"
+        "--lanes",
+        type=int,
+        default=None,
+        help="network: update lanes, 1, 2, 4, 8 or 16 (default 1)",
     )
     parser.add_argument(
         "--trace", action="store_true", help="network: add the membrane trace stream"

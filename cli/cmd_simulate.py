@@ -31,7 +31,7 @@ def add_parser(subparsers):
         "--lanes",
         type=int,
         default=None,
-        help="hardware back-ends: update lanes, 1, 2, 4 or 8 (default 1)",
+        help="hardware back-ends: update lanes, 1, 2, 4, 8 or 16 (default 1)",
     )
     parser.add_argument(
         "--stages",

@@ -44,7 +44,7 @@ def compile_network(net, lanes=1, capacity=Capacity()):
     Raises
     ------
     SpikeforgeError
-        ``lanes`` not one of 1, 2, 4, 8; a conv or pooled projection (no hardware yet); or a
+        ``lanes`` not one of 1, 2, 4, 8, 16; a conv or pooled projection (no hardware yet); or a
         memory of ``capacity`` too small, naming it.
     """
     check_lanes(lanes, "lanes", SpikeforgeError)

@@ -515,6 +515,8 @@ class NeuronArray(wiring.Component):
             s.walk_in_flight = [s.active, walk_valid, issue_valid_d]
         else:
             s.walk_in_flight = [s.active, issue_valid_d, issue_valid_q]
+        clear = Signal()
+        m.d.comb += clear.eq(reset_acc | upd_valid_q)
         s.acc_q, w_q, s.v_q, s.r_q, s.bias_q, s.i_q = [], [], [], [], [], []
         s.pending_q = []
         for l in range(lanes):
@@ -545,13 +547,17 @@ class NeuronArray(wiring.Component):
             operand = Mux(hit1, sum1, Mux(hit2, sum2, s.acc_q[l]))
             # A synaptic add (exact: acc_width covers every partial sum), or the clear that the
             # update of a neuron leaves behind.
+            total = Signal(signed(plan.acc_width), name=f"acc_total{l}")
             written = Signal(signed(plan.acc_width), name=f"acc_written{l}")
-            # Or the clear of the state reset (one plain assignment each, for Icarus, see
-            # ev_out).
+            # The write port zeroes the sum for either clear, the update's or the state reset's,
+            # in one gate behind the adder: zeroing `written` again (two gates in a row) was
+            # the critical path at 16 lanes. (One plain assignment each, for Icarus, see
+            # ev_out.)
             m.d.comb += [
-                written.eq(Mux(upd_valid_q, 0, operand + w_q[l])),
+                total.eq(operand + w_q[l]),
+                written.eq(Mux(upd_valid_q, 0, total)),
                 s.acc_wr[l].addr.eq(Mux(reset_acc, s.reset_addr, acc_addr_q)),
-                s.acc_wr[l].data.eq(Mux(reset_acc, 0, written)),
+                s.acc_wr[l].data.eq(Mux(clear, 0, total)),
                 s.acc_wr[l].en.eq(reset_acc | issue_valid_q | upd_valid_q),
             ]
             m.d.sync += [sum1.eq(written), sum2.eq(sum1)]

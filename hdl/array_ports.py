@@ -10,6 +10,7 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
 from .arith import bits_for
+from ..spec.limits import LANES
 
 __all__ = [
     "CfgMemory",
@@ -20,7 +21,12 @@ __all__ = [
     "state_layout",
     "neuron_word_layout",
     "neuron_words",
+    "LANE_WIDTH",
 ]
+
+# Bits of ``CfgLayout.lane``: enough to name every lane of the largest array, so that the port's
+# shape does not depend on the lane count.
+LANE_WIDTH = (max(LANES) - 1).bit_length()
 
 
 class CfgMemory(enum.IntEnum, shape=unsigned(2)):
@@ -147,8 +153,9 @@ class CfgLayout(data.StructLayout):
     mem : unsigned(2)
         A :class:`CfgMemory` code. Not of that enum's shape, which would add enum attributes
         to the field's wires and so change the generated Verilog.
-    lane : unsigned(3)
-        The lane whose memory is written (every lane of the largest array).
+    lane : unsigned(LANE_WIDTH)
+        The lane whose memory is written (:data:`LANE_WIDTH` bits, every lane of the largest
+        array).
     addr : unsigned(addr_width)
         Word address in the memory.
     data : unsigned(data_width)
@@ -161,7 +168,7 @@ class CfgLayout(data.StructLayout):
         super().__init__(
             {
                 "mem": unsigned(2),
-                "lane": unsigned(3),
+                "lane": unsigned(LANE_WIDTH),
                 "addr": unsigned(addr_width),
                 "data": unsigned(data_width),
             }

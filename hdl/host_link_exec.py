@@ -20,6 +20,7 @@ from ..spec.limits import check_int
 from ._validate import validating
 from .arith import bits_for, ceil_div
 from .array import CfgMemory
+from .array_ports import LANE_WIDTH
 from .host_link_fsm import OneHotFSM
 from .host_link_rx import MAX_INPUTS, FrameLayout
 from .host_link_tx import HeaderLayout
@@ -244,7 +245,7 @@ class CommandExecutor(wiring.Component):
                 m.d.comb += [
                     array.cfg.valid.eq(1),
                     array.cfg.payload.mem.eq(cfg.mem[:2]),
-                    array.cfg.payload.lane.eq(cfg.lane[:3]),
+                    array.cfg.payload.lane.eq(cfg.lane[:LANE_WIDTH]),
                     array.cfg.payload.addr.eq(cfg.addr),
                     array.cfg.payload.data.eq(cfg.data),
                 ]

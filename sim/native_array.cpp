@@ -242,11 +242,12 @@ class Bench {
         for (int64_t n = 0; n < h_[H_WRITES]; n++) {
             clear(top_->cfg___05Fpayload);
             set_bits(top_->cfg___05Fpayload, 0, 2, uint64_t(in_[at]));
-            set_bits(top_->cfg___05Fpayload, 2, 3, uint64_t(in_[at + 1]));
-            set_bits(top_->cfg___05Fpayload, 5, addr_width, uint64_t(in_[at + 2]));
+            // mem (2 bits), lane (LANE_WIDTH = 4 bits, spikeforge.hdl.array_ports), addr, data.
+            set_bits(top_->cfg___05Fpayload, 2, 4, uint64_t(in_[at + 1]));
+            set_bits(top_->cfg___05Fpayload, 6, addr_width, uint64_t(in_[at + 2]));
             for (int64_t w = 0; w < data_words; w++) {
                 int width = int(std::min<int64_t>(64, data_width - 64 * w));
-                set_bits(top_->cfg___05Fpayload, 5 + addr_width + int(64 * w), width,
+                set_bits(top_->cfg___05Fpayload, 6 + addr_width + int(64 * w), width,
                          uint64_t(in_[at + 3 + w]));
             }
             at += 3 + data_words;

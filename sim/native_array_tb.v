@@ -179,12 +179,13 @@ module spikeforge_native_tb;
       next_word;
       cfg__payload = cfg__payload | word[1:0];
       next_word;
-      cfg__payload = cfg__payload | (word[2:0] << 2);
+      // mem (2 bits), lane (LANE_WIDTH = 4 bits, spikeforge.hdl.array_ports), addr, data.
+      cfg__payload = cfg__payload | (word[3:0] << 2);
       next_word;
-      cfg__payload = cfg__payload | (word << 5);
+      cfg__payload = cfg__payload | (word << 6);
       for (w = 0; w < data_words; w = w + 1) begin
         next_word;
-        cfg__payload = cfg__payload | ({{`CFG_W{1'b0}}, word} << (5 + h[13] + 64 * w));
+        cfg__payload = cfg__payload | ({{`CFG_W{1'b0}}, word} << (6 + h[13] + 64 * w));
       end
       cfg__valid = 1;
       wait_for(1);

@@ -25,7 +25,7 @@ __all__ = [
 
 # Update lanes of the neuron array: the lane of a neuron is its index modulo the lane count, a
 # shift and a mask only for a power of two.
-LANES = (1, 2, 4, 8)
+LANES = (1, 2, 4, 8, 16)
 # Pipeline stages of the neuron core (docs/neuron.md, "Pipelining").
 STAGES_RANGE = (1, 4)
 # Membrane width in bits (signed): the golden model computes in int64 with headroom for the

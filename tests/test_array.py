@@ -1,9 +1,9 @@
 """The neuron array against the golden model on every hardware back-end, bit for bit.
 
 Random feed-forward and recurrent networks (1 to 4 LIF populations, up to 256 neurons), lanes 1, 2
-and 4, saturating and refractory cases, current-based populations, bursts of input, and output
-back-pressure, all in one table (:data:`CASES`). The default run checks 65 networks: 50 in
-Amaranth's simulator, 11 under Icarus and 4 under Verilator (each RTL network is a new build);
+and 4 (16 on three small networks), saturating and refractory cases, current-based populations,
+bursts of input, and output back-pressure, all in one table (:data:`CASES`). The default run checks 83 networks: 64 in
+Amaranth's simulator, 14 under Icarus and 5 under Verilator (each RTL network is a new build);
 ``--slow`` adds 341 more.
 """
 
@@ -35,11 +35,11 @@ from spikeforge.spec.errors import SpikeforgeError
 LANE_CHOICES = (1, 2, 4)
 
 
-def draw_case(seed, max_size, synaptic=False, neuron_options=False, per_neuron=False):
+def draw_case(seed, max_size, synaptic=False, neuron_options=False, per_neuron=False, lanes=None):
     """A network, its inputs and the array options of one random case; with ``synaptic`` the
     network has a current-based population, with ``neuron_options`` populations of
     ``reset_timing = "next"`` and ``threshold_compare = ">="``, with ``per_neuron`` one with
-    per-neuron parameters."""
+    per-neuron parameters; ``lanes`` replaces the lane count drawn from :data:`LANE_CHOICES`."""
     rng = np.random.default_rng(seed)
     if per_neuron:
         net = per_neuron_network(rng, max_size=max_size)
@@ -54,7 +54,7 @@ def draw_case(seed, max_size, synaptic=False, neuron_options=False, per_neuron=F
         rng, net, int(rng.integers(3, 8)), activity=1.0 if burst else float(rng.uniform(0.1, 0.5))
     )
     options = dict(
-        lanes=LANE_CHOICES[seed % 3],
+        lanes=lanes or LANE_CHOICES[seed % 3],
         stages=int(rng.integers(1, 4, endpoint=True)),
         out_stall=float(rng.choice([0.0, 0.3, 0.7])),
         seed=seed,
@@ -80,6 +80,7 @@ class Case(NamedTuple):
 
     ``batch`` 2 runs the inputs twice on one array, which checks that ``reset_state`` between
     the runs clears all state (the synaptic current ``i`` and the pending reset ``s`` too).
+    ``lanes``, when set, replaces the drawn lane count.
     """
 
     backend: str
@@ -89,6 +90,7 @@ class Case(NamedTuple):
     batch: int = 1
     neuron_options: bool = False
     per_neuron: bool = False
+    lanes: int | None = None
 
 
 def cases(
@@ -101,17 +103,19 @@ def cases(
     slow=False,
     neuron_options=False,
     per_neuron=False,
+    lanes=None,
 ):
     """``pytest.param``s of :class:`Case` for every back-end and seed, slow ones marked."""
     marks = [pytest.mark.slow] if slow else []
     kind = "-options" if neuron_options else "-synaptic" if synaptic else ""
     kind = "-per-neuron" if per_neuron else kind
     twice = f"-batch{batch}" if batch > 1 else ""
+    wide = f"-p{lanes}" if lanes else ""
     return [
         pytest.param(
-            Case(backend, seed, max_size, synaptic, batch, neuron_options, per_neuron),
+            Case(backend, seed, max_size, synaptic, batch, neuron_options, per_neuron, lanes),
             marks=marks,
-            id=f"{backend}{kind}-max{max_size}{twice}-seed{seed}",
+            id=f"{backend}{kind}-max{max_size}{twice}{wide}-seed{seed}",
         )
         for backend in backends
         for seed in seeds
@@ -138,6 +142,9 @@ CASES = [
     *cases(["verilator"], [201], 48),
     *cases(["verilator"], [202], 64),
     *cases(["verilator"], [203], 256),
+    # 16 lanes: populations both narrower and wider than the lanes.
+    *cases(["amaranth"], [706, 773], 40, lanes=16),
+    *cases(["icarus"], [743], 40, batch=2, lanes=16),
     *cases(["amaranth"], range(1000, 1300), 64, slow=True),
     *cases(["amaranth"], range(1500, 1560), 64, slow=True, per_neuron=True),
     *cases(["icarus", "verilator"], range(2000, 2020), 256, slow=True),
@@ -149,7 +156,12 @@ def test_array_matches_golden(case, tmp_path):
     if case.backend != "amaranth":
         require_or_skip(case.backend)
     net, spikes, options = draw_case(
-        case.seed, case.max_size, case.synaptic, case.neuron_options, case.per_neuron
+        case.seed,
+        case.max_size,
+        case.synaptic,
+        case.neuron_options,
+        case.per_neuron,
+        case.lanes,
     )
     if case.batch > 1:
         spikes = spikes[np.newaxis].repeat(case.batch, axis=0)
@@ -342,7 +354,7 @@ def test_capacity_errors_name_the_memory():
         r"target holds 4 \(lanes=2\)",
     ):
         compile_network(net_a, 2, Capacity(slots=4))
-    with pytest.raises(SpikeforgeError, match=r"^lanes must be one of 1, 2, 4, 8, not 3$"):
+    with pytest.raises(SpikeforgeError, match=r"^lanes must be one of 1, 2, 4, 8, 16, not 3$"):
         compile_network(net_a, 3)
 
 
@@ -351,5 +363,5 @@ def test_array_parameter_errors():
     with pytest.raises(TypeError, match=r"^stages must be an integer in \[1, 4\], not 5$"):
         NeuronArray(plan, stages=5)
     plan.lanes = 3
-    with pytest.raises(TypeError, match=r"^lanes must be one of 1, 2, 4, 8, not 3$"):
+    with pytest.raises(TypeError, match=r"^lanes must be one of 1, 2, 4, 8, 16, not 3$"):
         NeuronArray(plan)

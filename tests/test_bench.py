@@ -91,7 +91,7 @@ def test_lower_bound_event_without_projection_costs_nothing():
 
 
 def test_lower_bound_rejects_lanes():
-    with pytest.raises(SpikeforgeError, match=r"lanes must be one of 1, 2, 4, 8, not 3"):
+    with pytest.raises(SpikeforgeError, match=r"lanes must be one of 1, 2, 4, 8, 16, not 3"):
         cycles.fanout_cycles(small_network(False), 3)
 
 

@@ -106,7 +106,9 @@ def test_errors_are_one_line(args, message, tmp_path, capsys):
 
 def test_network_lanes_error(tmp_path, capsys):
     assert main(["generate", digits_network(), "--lanes", "3", "-o", str(tmp_path / "x.v")]) == 2
-    assert capsys.readouterr().err == "spikeforge: error: lanes must be one of 1, 2, 4, 8, not 3\n"
+    assert (
+        capsys.readouterr().err == "spikeforge: error: lanes must be one of 1, 2, 4, 8, 16, not 3\n"
+    )
 
 
 def test_unwritable_output(capsys):

@@ -218,7 +218,7 @@ def test_build_errors(files, capsys, monkeypatch):
     net = folder / "net.json"
     cases = [
         (["--board", "arty"], "unknown board 'arty': supported boards are "),
-        (["--board", "icebreaker", "--lanes", "3"], "--lanes must be one of 1, 2, 4, 8, not 3"),
+        (["--board", "icebreaker", "--lanes", "3"], "--lanes must be one of 1, 2, 4, 8, 16, not 3"),
         (
             ["--board", "icebreaker", "--stages", "5"],
             "--stages must be an integer in [1, 4], not 5",

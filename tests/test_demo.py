@@ -34,7 +34,7 @@ def test_demo_on_a_few_digits(tmp_path, capsys):
             "--backend must be one of amaranth, verilator, icarus, not 'golden'",
         ),
         (["--digits", "0"], "--digits must be an integer in [1, 360], not 0"),
-        (["--lanes", "5"], "--lanes must be one of 1, 2, 4, 8, not 5"),
+        (["--lanes", "5"], "--lanes must be one of 1, 2, 4, 8, 16, not 5"),
         (["--network", "cnn"], "--network must be one of dense, conv, not 'cnn'"),
     ],
 )

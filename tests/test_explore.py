@@ -60,7 +60,7 @@ def test_requantize_rejects_a_threshold_that_does_not_fit():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (([3], [4], [16], [8]), r"--lanes must be one of 1, 2, 4, 8, not 3"),
+        (([3], [4], [16], [8]), r"--lanes must be one of 1, 2, 4, 8, 16, not 3"),
         (([1], [5], [16], [8]), r"--stages must be an integer in \[1, 4\], not 5"),
         (([1], [4], [1], [8]), r"--v-width must be an integer in \[2, 32\], not 1"),
         (([1], [4], [16], [17]), r"--w-width must be an integer in \[2, 16\], not 17"),
@@ -208,7 +208,7 @@ def test_one_real_build_point_through_the_cli(tmp_path, capsys):
     [
         (["--mode", "fast"], r"--mode must be one of build, synth, model, not 'fast'"),
         (["-o", "t.txt"], r"-o must end in \.csv or \.json, not 't\.txt'"),
-        (["--lanes", "3"], r"--lanes must be one of 1, 2, 4, 8, not 3"),
+        (["--lanes", "3"], r"--lanes must be one of 1, 2, 4, 8, 16, not 3"),
         (["--jobs", "0"], r"--jobs must be a positive integer, not 0"),
         (["--v-width", "a"], r"argument --v-width: must be a comma-separated list of integers"),
         (["--board", "nope"], r"unknown board 'nope'"),

@@ -41,11 +41,11 @@ def test_check_lanes_accepts(lanes):
     assert check_lanes(lanes) == lanes
 
 
-@pytest.mark.parametrize("lanes", [0, 3, 16, True, "2", 2.0])
+@pytest.mark.parametrize("lanes", [0, 3, 32, True, "2", 2.0])
 def test_check_lanes_refuses(lanes):
-    with pytest.raises(TypeError, match=rf"^lanes must be one of 1, 2, 4, 8, not {lanes!r}$"):
+    with pytest.raises(TypeError, match=rf"^lanes must be one of 1, 2, 4, 8, 16, not {lanes!r}$"):
         check_lanes(lanes)
-    with pytest.raises(SpikeforgeError, match=r"^--lanes must be one of 1, 2, 4, 8, not "):
+    with pytest.raises(SpikeforgeError, match=r"^--lanes must be one of 1, 2, 4, 8, 16, not "):
         check_lanes(lanes, "--lanes", SpikeforgeError)
 
 

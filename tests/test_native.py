@@ -87,13 +87,15 @@ def test_icarus_testbench(recurrent, out_stall):
 
 
 def test_icarus_runtime_weights_and_window(tmp_path):
+    """Weights loaded through ``cfg`` on 16 lanes (the lane field's top bit), and a window of
+    the waveforms."""
     rng = np.random.default_rng(32)
     net = synaptic_network(rng, max_size=24)
     spikes = random_spikes(rng, net, 8, 2)
-    icarus = IcarusArray(net, lanes=4, trace=True, runtime_weights=True, waves=tmp_path / "w.vcd")
+    icarus = IcarusArray(net, lanes=16, trace=True, runtime_weights=True, waves=tmp_path / "w.vcd")
     got = icarus.run(spikes, out_stall=0.3, seed=5, waves_steps=(9, 11))
     assert_same(got, run_network(net, spikes, trace=True), "icarus runtime weights")
-    whole = IcarusArray(net, lanes=4, trace=True, runtime_weights=True, waves=tmp_path / "a.vcd")
+    whole = IcarusArray(net, lanes=16, trace=True, runtime_weights=True, waves=tmp_path / "a.vcd")
     whole.run(spikes, out_stall=0.3, seed=5)
     assert 0 < (tmp_path / "w.vcd").stat().st_size < (tmp_path / "a.vcd").stat().st_size / 3
 

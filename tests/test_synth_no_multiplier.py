@@ -2,7 +2,8 @@
 
 Both the runtime-parameter core and the constant-parameter core are mapped for all three
 families, the core with the synaptic current of the current-based neuron for iCE40 (all three with
-``--slow``); the coarse check sees any product as a ``$mul`` before mapping could hide it. About
+``--slow``); the coarse check sees any product as a ``$mul`` before mapping could hide it, and
+also runs on a whole array of 16 lanes. About
 70 s on a 2-core machine (Yosys in WebAssembly), about twice that when it is busy.
 """
 
@@ -11,7 +12,7 @@ import pytest
 from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from network_cases import per_neuron_network
+from network_cases import per_neuron_network, random_network
 
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.output import convert
@@ -100,6 +101,14 @@ def test_runtime_params_core_has_no_dsp(family):
     stats = synth_stats(NeuronCore(), family)
     assert multiplier_cells(stats) == {}
     assert sum(stats.values()) > 100
+
+
+def test_widest_array_has_no_product_before_mapping():
+    """The array of a random network on 16 lanes, the most there are: its address arithmetic
+    (fan-out rows times the source index, lane and slot of a spike) is shifts and adds."""
+    net = random_network(np.random.default_rng(773), max_size=40)
+    stats = coarse_stats(NeuronArray(compile_network(net, 16), stages=4))
+    assert multiplier_cells(stats) == {} and stats["$add"] > 0 and stats["$dff"] > 0
 
 
 def test_check_catches_a_product_before_mapping():

@@ -23,11 +23,11 @@ PINNED = {
     ),
     "digits-1-lane": (
         ["generate", "DIGITS", "--lanes", "1"],
-        "0cc25fba6443e593df30708396f329b7b8d23296ac0679a4895fe97f6953c525",
+        "94ee114d5d73942bbccb9adf43fac3b31500c927626cf452be279ac4751c8aa1",
     ),
     "digits-2-lanes": (
         ["generate", "DIGITS", "--lanes", "2"],
-        "b1b240c9e2bd0bb4c4728f56f5b9df7f0e14c3858835aad5a0e602747edaa484",
+        "cad02e3b11e4b1c6adf20ceab6d896e1d925392474b32f212f799607f1311eb4",
     ),
 }
 
