@@ -9,8 +9,8 @@ the same fields, so a stream built elsewhere with the same fields still connects
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
-from .arith import bits_for
 from ..spec.limits import LANES
+from .arith import bits_for
 
 __all__ = [
     "CfgMemory",
