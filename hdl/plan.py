@@ -12,6 +12,9 @@ Layout, for ``P`` lanes:
 - The weights of projection ``p`` (source ``a`` to target ``b``) from source neuron ``j`` are the
   ``rows_b`` words at ``weight_base_p + j * rows_b`` of each lane; word ``c`` of lane ``l`` holds
   ``W[j, c * P + l]`` (0 past the end of ``b``).
+- A convolution (``ProjectionPlan.conv``, a :class:`ConvWalk`) stores its kernel once, the same
+  words in every lane: word ``weight_base + ((c kh + ky) kw + kx) O_g + o_i`` holds
+  ``W[g O_g + o_i, c - g C_g, ky, kx]``; an event walks its valid taps (``docs/array.md``).
 - The accumulators have two banks of ``slots`` words; the bank of timestep ``t`` is ``t % 2``.
   A recurrent projection (from the same or a later population) adds into the other bank.
 """
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PopulationPlan", "ProjectionPlan", "ArrayPlan"]
+__all__ = ["PopulationPlan", "ProjectionPlan", "ConvWalk", "ArrayPlan"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,78 @@ class PopulationPlan:
 
 
 @dataclass(frozen=True)
+class ConvWalk:
+    """The constants of a convolution's kernel walk (``docs/array.md``, "Convolutions").
+
+    A source neuron ``j = (c H + y) W + x`` reaches, for each of its valid kernel taps, the
+    ``O_g`` output channels of its group. The valid taps of row ``y`` form an arithmetic
+    progression: ``rows[y] = (count, weight offset, target offset)`` of its first tap, and each
+    further tap adds ``row_step = (weight step, target step)``; likewise ``cols[x]`` and
+    ``col_step`` for column ``x``. An input pool is folded into the tables (a source row in the
+    ragged edge has ``count`` 0). Every product the walk needs is of a signal and a constant.
+
+    Attributes
+    ----------
+    height, width : int
+        ``H``, ``W`` of the source (before pooling).
+    group_channels : int
+        ``C_g``, input channels per group.
+    group_outputs : int
+        ``O_g``, output channels per group: the words of one tap.
+    channel_words : int
+        ``kh kw O_g``, weight words per input channel.
+    channel_targets : int
+        ``H' W'``, target neurons per output channel.
+    rows, cols : tuple of (int, int, int)
+    row_step, col_step : (int, int)
+    """
+
+    height: int
+    width: int
+    group_channels: int
+    group_outputs: int
+    channel_words: int
+    channel_targets: int
+    rows: tuple
+    cols: tuple
+    row_step: tuple
+    col_step: tuple
+
+    def taps(self, j):
+        """``(rows entry, cols entry, channel)`` of source neuron ``j``."""
+        c, rest = divmod(j, self.height * self.width)
+        y, x = divmod(rest, self.width)
+        return self.rows[y], self.cols[x], c
+
+    def words(self, j):
+        """Cycles of the walk of source neuron ``j``: one per valid tap and output channel of
+        its group, one for an event that reaches nothing."""
+        (ny, _, _), (nx, _, _), _ = self.taps(j)
+        return max(ny * nx * self.group_outputs, 1)
+
+    def as_list(self):
+        """Every field, for the layout hash."""
+        return [
+            self.height,
+            self.width,
+            self.group_channels,
+            self.group_outputs,
+            self.channel_words,
+            self.channel_targets,
+            [list(r) for r in self.rows],
+            [list(c) for c in self.cols],
+            list(self.row_step),
+            list(self.col_step),
+        ]
+
+
+@dataclass(frozen=True)
 class ProjectionPlan:
     source: int  # population index
     target: int  # population index
     weight_base: int
     recurrent: bool
+    conv: ConvWalk | None = None  # a convolution: its kernel walk; None for a dense matrix
 
 
 @dataclass
@@ -122,7 +192,9 @@ class ArrayPlan:
                 [p.size, p.is_input, p.input_offset, p.slot_base, p.rows] for p in self.populations
             ],
             "projections": [
-                [q.source, q.target, q.weight_base, q.recurrent] for q in self.projections
+                [q.source, q.target, q.weight_base, q.recurrent]
+                + ([q.conv.as_list()] if q.conv is not None else [])
+                for q in self.projections
             ],
             "decay_sets": [list(d) for d in self.decay_sets],
         }
@@ -169,6 +241,11 @@ class ArrayPlan:
     def max_size(self):
         return max(p.size for p in self.populations)
 
+    @property
+    def has_conv(self):
+        """True if a projection is a convolution (the walker then has the kernel walk)."""
+        return any(q.conv is not None for q in self.projections)
+
     def projections_from(self, index):
         return [q for q in self.projections if q.source == index]
 
@@ -182,8 +259,15 @@ class ArrayPlan:
         """
         events = sum(p.size for p in self.populations)
         per_population = 2 * stages + 16
+        # A convolution walks its kernel words once per (source, tap): more than it stores.
+        conv_words = sum(
+            sum(q.conv.words(j) for j in range(self.populations[q.source].size))
+            for q in self.projections
+            if q.conv is not None
+        )
         return (
             self.weights.shape[1]
+            + conv_words
             + 2 * self.slots
             + events
             + per_population * (len(self.populations) + 1)
