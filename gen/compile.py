@@ -10,7 +10,8 @@ from ..hdl.neuron import pack_params, params_layout
 from ..hdl.plan import ArrayPlan, PopulationPlan, ProjectionPlan
 from ..spec.errors import SpikeforgeError
 from ..spec.limits import check_lanes
-from .network_conv import require_dense
+from .conv_walk import conv_walk, conv_weight_words
+from .network_conv import ConvProjection
 
 __all__ = ["Capacity", "compile_network", "runtime_writes"]
 
@@ -35,16 +36,16 @@ def compile_network(net, lanes=1, capacity=Capacity()):
     """Lay ``net`` out over ``lanes`` lanes and return the :class:`ArrayPlan`.
 
     Projections are ordered by source population (then file order) so that the fan-out of one
-    event is contiguous in the walk.
+    event is contiguous in the walk. A convolution keeps its kernel, the same words in every
+    lane, and walks it (:mod:`spikeforge.gen.conv_walk`); a dense projection with an input pool
+    is stored unrolled, its pooled rows repeated for every source neuron of their window.
 
     Raises
     ------
     SpikeforgeError
-        ``lanes`` not one of 1, 2, 4, 8; a conv or pooled projection (no hardware yet); or a
-        memory of ``capacity`` too small, naming it.
+        ``lanes`` not one of 1, 2, 4, 8; or a memory of ``capacity`` too small, naming it.
     """
     check_lanes(lanes, "lanes", SpikeforgeError)
-    require_dense(net)
     pops = []
     slot_base = input_offset = lif_index = 0
     for pop in net.populations:
@@ -74,15 +75,31 @@ def compile_network(net, lanes=1, capacity=Capacity()):
     for n in order:
         proj = net.projections[n]
         target = pops[proj.target_index]
+        if isinstance(proj, ConvProjection) and proj.geometry.conv:
+            projs.append(
+                ProjectionPlan(
+                    proj.source_index,
+                    proj.target_index,
+                    weight_base,
+                    proj.recurrent,
+                    conv_walk(proj.geometry),
+                )
+            )
+            # Every lane holds the kernel: the walk adds a word in the lane of its target.
+            words = conv_weight_words(proj)
+            blocks.append(np.repeat(words[:, None], lanes, axis=1))
+            weight_base += len(words)
+            continue
+        matrix = proj.dense() if isinstance(proj, ConvProjection) else proj.weights
         projs.append(
             ProjectionPlan(proj.source_index, proj.target_index, weight_base, proj.recurrent)
         )
         # Pad the target axis to whole rows, then deal columns out to lanes: word c of lane l
         # holds column c * lanes + l.
-        padded = np.zeros((proj.weights.shape[0], target.rows * lanes), np.int64)
-        padded[:, : target.size] = proj.weights
-        blocks.append(padded.reshape(proj.weights.shape[0], target.rows, lanes))
-        weight_base += proj.weights.shape[0] * target.rows
+        padded = np.zeros((matrix.shape[0], target.rows * lanes), np.int64)
+        padded[:, : target.size] = matrix
+        blocks.append(padded.reshape(matrix.shape[0], target.rows, lanes))
+        weight_base += matrix.shape[0] * target.rows
     if blocks:
         weights = np.concatenate([b.reshape(-1, lanes) for b in blocks]).T.copy()
     else:

@@ -3,12 +3,15 @@ the kernel walk against the golden model's connectivity, and the array bit-exact
 model on random convolutional networks."""
 
 import numpy as np
+import pytest
 from conv_cases import draw_geometry, random_conv_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spikeforge.gen.conv_walk import conv_walk, conv_weight_words, walk
 from spikeforge.gen.network import Network
+from spikeforge.sim.array_amaranth import run_array_amaranth
+from spikeforge.sim.network_golden import run_network
 
 
 @settings(max_examples=60, deadline=None)
@@ -31,3 +34,22 @@ def test_walk_reaches_exactly_the_synapses(seed):
             # Each (tap, channel) once: no target twice from one tap word.
             assert len(set(steps)) == len(steps)
             assert conv.words(j) == max(len(steps), 1)
+
+
+def small_conv_network(seed):
+    """A random conv network of ``conv_cases`` shrunk so that a simulation takes seconds."""
+    rng = np.random.default_rng(seed)
+    return Network.from_dict(random_conv_network(rng, draw_geometry)), rng
+
+
+@pytest.mark.parametrize("seed, lanes", [(3, 1), (4, 2)])
+def test_array_equals_golden(seed, lanes):
+    """Random conv (pool, stride, padding, dilation, groups), pooled dense and recurrent dense
+    projections: the Amaranth array is bit-exact with the golden model, spikes and traces."""
+    net, rng = small_conv_network(seed)
+    spikes = (rng.random((4, net.n_inputs)) < 0.4).astype(np.uint8)
+    want = run_network(net, spikes, trace=True)
+    got = run_array_amaranth(net, spikes, trace=True, lanes=lanes)
+    for name in want.spikes:
+        np.testing.assert_array_equal(got.spikes[name], want.spikes[name])
+        np.testing.assert_array_equal(got.v[name], want.v[name])
