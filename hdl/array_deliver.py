@@ -348,16 +348,17 @@ def kernel_walker(m, array, s):
     s.walk_mask = Signal(lanes)
     w_dense = Signal(w_width)
     a_dense = Signal(a_width)
-    # The kernel walk: the current word (w_c, t_c), the first word of the current tap
-    # (w_x, t_x) and of the current row (w_y, t_y), and the words, taps and rows left.
+    # The kernel walk's registers (_conv_step); `empty`: the event reaches nothing.
     convs = [q.conv for q in projs if q.conv is not None]
     t_width = bits_for(max(pops[q.target].size for q in projs if q.conv is not None) - 1)
-    w_c, w_x, w_y = (Signal(w_width, name=f"conv_w{k}") for k in "cxy")
-    t_c, t_x, t_y = (Signal(t_width, name=f"conv_t{k}") for k in "cxy")
-    rem_o = Signal(bits_for(max(c.group_outputs for c in convs) - 1))
-    rem_x = Signal(bits_for(max(e[0] for c in convs for e in c.cols)))
-    rem_y = Signal(bits_for(max(e[0] for c in convs for e in c.rows)))
-    nx_m1 = Signal.like(rem_x)
+    r = SimpleNamespace(
+        **{f"w_{k}": Signal(w_width, name=f"conv_w{k}") for k in "cxy"},
+        **{f"t_{k}": Signal(t_width, name=f"conv_t{k}") for k in "cxy"},
+        rem_o=Signal(bits_for(max(c.group_outputs for c in convs) - 1)),
+        rem_x=Signal(bits_for(max(e[0] for c in convs for e in c.cols))),
+        rem_y=Signal(bits_for(max(e[0] for c in convs for e in c.rows))),
+    )
+    r.nx_m1 = Signal.like(r.rem_x)
     empty = Signal()
 
     # What the take latches: the start of every projection of the event.
@@ -380,16 +381,12 @@ def kernel_walker(m, array, s):
         if proj.conv is None:
             return [col.eq(0), w_dense.eq(start), a_dense.eq(acc_base(proj))]
         return [
-            w_c.eq(start.w),
-            w_x.eq(start.w),
-            w_y.eq(start.w),
-            t_c.eq(start.t),
-            t_x.eq(start.t),
-            t_y.eq(start.t),
-            rem_o.eq(proj.conv.group_outputs - 1),
-            rem_x.eq(start.nx_m1),
-            nx_m1.eq(start.nx_m1),
-            rem_y.eq(start.ny_m1),
+            *(getattr(r, f"w_{k}").eq(start.w) for k in "cxy"),
+            *(getattr(r, f"t_{k}").eq(start.t) for k in "cxy"),
+            r.rem_o.eq(proj.conv.group_outputs - 1),
+            r.rem_x.eq(start.nx_m1),
+            r.nx_m1.eq(start.nx_m1),
+            r.rem_y.eq(start.ny_m1),
             empty.eq(start.empty),
         ]
 
@@ -401,10 +398,10 @@ def kernel_walker(m, array, s):
                 if proj.conv is not None:
                     with m.Case(n):
                         m.d.comb += base.eq(acc_base(proj))
-        lane_of_t = (1 << t_c[:shift]) if shift else Const(1, 1)
+        lane_of_t = (1 << r.t_c[:shift]) if shift else Const(1, 1)
         m.d.comb += [
-            s.w_ptr.eq(w_c),
-            s.a_ptr.eq(base + t_c[shift:]),
+            s.w_ptr.eq(r.w_c),
+            s.a_ptr.eq(base + r.t_c[shift:]),
             s.walk_mask.eq(Mux(empty, 0, lane_of_t)),
         ]
     with m.Else():
@@ -413,7 +410,7 @@ def kernel_walker(m, array, s):
     last_col = mux_table(
         p_cur, [pops[q.target].rows - 1 if q.conv is None else 0 for q in projs], array.row_width
     )
-    conv_end = empty | ((rem_o == 0) & (rem_x == 0) & (rem_y == 0))
+    conv_end = empty | ((r.rem_o == 0) & (r.rem_x == 0) & (r.rem_y == 0))
     proj_end = Mux(is_conv, conv_end, col == last_col)
     proj_is_last = mux_table(
         p_cur,
@@ -441,7 +438,7 @@ def kernel_walker(m, array, s):
                 for n, proj in enumerate(projs):
                     if proj.conv is not None:
                         with m.Case(n):
-                            _conv_step(m, proj.conv, locals())
+                            _conv_step(m, proj.conv, r)
         with m.Else():
             m.d.sync += [col.eq(col + 1), w_dense.eq(w_dense + 1), a_dense.eq(a_dense + 1)]
     with m.If(s.take):
@@ -462,9 +459,11 @@ def kernel_walker(m, array, s):
 def _conv_step(m, conv, r):
     """One step of a kernel walk of ``conv`` that is not at its last word: the next output
     channel, else the next tap of the row, else the first tap of the next row. ``r`` holds the
-    walker's registers by name."""
-    w_c, w_x, w_y, t_c, t_x, t_y = (r[k] for k in ("w_c", "w_x", "w_y", "t_c", "t_x", "t_y"))
-    rem_o, rem_x, rem_y, nx_m1 = r["rem_o"], r["rem_x"], r["rem_y"], r["nx_m1"]
+    walk's registers: the current word ``(w_c, t_c)``, the first word of the tap ``(w_x, t_x)``
+    and of the row ``(w_y, t_y)``, the words, taps and rows left, and the taps of a row less
+    one (``nx_m1``)."""
+    w_c, w_x, w_y, t_c, t_x, t_y = r.w_c, r.w_x, r.w_y, r.t_c, r.t_x, r.t_y
+    rem_o, rem_x, rem_y, nx_m1 = r.rem_o, r.rem_x, r.rem_y, r.nx_m1
     (w_col, t_col), (w_row, t_row) = conv.col_step, conv.row_step
     with m.If(rem_o != 0):
         m.d.sync += [
