@@ -48,7 +48,8 @@ def compile_network(net, lanes=1, capacity=Capacity()):
     check_lanes(lanes, "lanes", SpikeforgeError)
     pops = []
     slot_base = input_offset = lif_index = 0
-    for pop in net.populations:
+    channels = _channel_minor(net, lanes)
+    for index, pop in enumerate(net.populations):
         if pop.is_input:
             pops.append(PopulationPlan(pop.name, pop.size, True, input_offset=input_offset))
             input_offset += pop.size
@@ -63,6 +64,7 @@ def compile_network(net, lanes=1, capacity=Capacity()):
                     slot_base=slot_base,
                     rows=rows,
                     lif_index=lif_index,
+                    channels=channels.get(index, 0),
                 )
             )
             slot_base += rows
@@ -76,21 +78,19 @@ def compile_network(net, lanes=1, capacity=Capacity()):
         proj = net.projections[n]
         target = pops[proj.target_index]
         if isinstance(proj, ConvProjection) and proj.geometry.conv:
+            conv = conv_walk(proj.geometry, lanes, bool(target.channels))
             projs.append(
                 ProjectionPlan(
-                    proj.source_index,
-                    proj.target_index,
-                    weight_base,
-                    proj.recurrent,
-                    conv_walk(proj.geometry),
+                    proj.source_index, proj.target_index, weight_base, proj.recurrent, conv
                 )
             )
-            # Every lane holds the kernel: the walk adds a word in the lane of its target.
-            words = conv_weight_words(proj)
-            blocks.append(np.repeat(words[:, None], lanes, axis=1))
-            weight_base += len(words)
+            words = conv_weight_words(proj, conv, lanes)
+            blocks.append(words.T)
+            weight_base += words.shape[1]
             continue
         matrix = proj.dense() if isinstance(proj, ConvProjection) else proj.weights
+        # Columns in the order of the target's slots.
+        matrix = matrix[:, target.neuron(np.arange(target.size))]
         projs.append(
             ProjectionPlan(proj.source_index, proj.target_index, weight_base, proj.recurrent)
         )
@@ -114,7 +114,7 @@ def compile_network(net, lanes=1, capacity=Capacity()):
         if pop.is_input:
             continue
         padded = np.zeros(plan.rows * lanes, np.int64)
-        padded[: pop.size] = pop.bias
+        padded[: pop.size] = np.broadcast_to(pop.bias, pop.size)[plan.neuron(np.arange(pop.size))]
         bias[:, plan.slot_base : plan.slot_base + plan.rows] = padded.reshape(plan.rows, lanes).T
         v_init[:, plan.slot_base : plan.slot_base + plan.rows] = pop.params.v_rest
         t_ref_max = max(t_ref_max, pop.params.t_ref)
@@ -143,6 +143,25 @@ def compile_network(net, lanes=1, capacity=Capacity()):
         v_init=v_init,
         network_hash=net.network_hash(),
     )
+
+
+def _channel_minor(net, lanes):
+    """``{population index: channels}`` of the LIF populations whose slots hold their neurons
+    channel-minor: those fed by a convolution whose lanes can run over output channels (``lanes``
+    divides the channels of a group), where every convolution into them has the same output
+    channels."""
+    if lanes == 1:
+        return {}
+    outputs = {}
+    for proj in net.projections:
+        if isinstance(proj, ConvProjection) and proj.geometry.conv:
+            outputs.setdefault(proj.target_index, []).append(proj.geometry)
+    channels = {}
+    for index, geometries in outputs.items():
+        out = {g.out_channels for g in geometries}
+        if len(out) == 1 and any((g.out_channels // g.groups) % lanes == 0 for g in geometries):
+            channels[index] = out.pop()
+    return channels
 
 
 def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1):

@@ -92,11 +92,12 @@ def event_source(m, array, s):
     # keep their initial values: ev_out would stay x until the first DELIVER phase. The
     # same holds for the other outputs of the schedule's registers that feed no register.
     m.d.comb += s.ev_out.eq(s.deliver_phase & word_valid)
+    place = Cat(lowest, word_row) if lanes > 1 else word_row
     with m.If(s.deliver_phase & word_valid):
         m.d.comb += [
             s.ev_valid.eq(1),
             s.ev_src.eq(s.pop_index_of_k),
-            s.ev_j.eq(Cat(lowest, word_row) if lanes > 1 else word_row),
+            s.ev_j.eq(_neuron_of_place(s.k, place, lifs)),
         ]
     # A word is read from the FIFO only into an empty word register (one bubble cycle per
     # spike word), so that the FIFO's read enable does not hang at the end of the ready
@@ -114,6 +115,20 @@ def event_source(m, array, s):
             word_mask.eq(spike_fifo.r_data[:lanes]),
             lowest.eq(lowest_of(spike_fifo.r_data[:lanes])),
         ]
+
+
+def _neuron_of_place(k, place, lifs):
+    """The neuron (C order) at ``place`` of LIF population ``k``'s slots
+    (``PopulationPlan.neuron``): ``place`` itself, or for a channel-minor population
+    ``o * positions + position`` of ``(position, o) = divmod(place, channels)``, by constant
+    division and multiplication."""
+    result = place
+    for index, pop in enumerate(lifs):
+        if pop.channels:
+            position, channel = div_const(place, pop.channels, pop.size - 1)
+            neuron = mul_const(channel, pop.size // pop.channels) + position
+            result = Mux(k == index, neuron, result)
+    return result
 
 
 def decode(m, array, s):
@@ -188,7 +203,7 @@ def _decode_conv(m, array, s, n, proj):
     with m.If(s.ev_ready):
         m.d.sync += [
             d.w.eq(proj.weight_base + mul_const(c, conv.channel_words) + wy + wx),
-            d.t.eq(mul_const(group, conv.group_outputs * conv.channel_targets) + ty + tx),
+            d.t.eq(mul_const(group, conv.group_targets) + ty + tx),
             d.ny_m1.eq(ny - 1),
             d.nx_m1.eq(nx - 1),
             d.empty.eq((ny == 0) | (nx == 0)),
@@ -354,7 +369,7 @@ def kernel_walker(m, array, s):
     r = SimpleNamespace(
         **{f"w_{k}": Signal(w_width, name=f"conv_w{k}") for k in "cxy"},
         **{f"t_{k}": Signal(t_width, name=f"conv_t{k}") for k in "cxy"},
-        rem_o=Signal(bits_for(max(c.group_outputs for c in convs) - 1)),
+        rem_o=Signal(bits_for(max(c.tap_words for c in convs) - 1)),
         rem_x=Signal(bits_for(max(e[0] for c in convs for e in c.cols))),
         rem_y=Signal(bits_for(max(e[0] for c in convs for e in c.rows))),
     )
@@ -383,7 +398,7 @@ def kernel_walker(m, array, s):
         return [
             *(getattr(r, f"w_{k}").eq(start.w) for k in "cxy"),
             *(getattr(r, f"t_{k}").eq(start.t) for k in "cxy"),
-            r.rem_o.eq(proj.conv.group_outputs - 1),
+            r.rem_o.eq(proj.conv.tap_words - 1),
             r.rem_x.eq(start.nx_m1),
             r.nx_m1.eq(start.nx_m1),
             r.rem_y.eq(start.ny_m1),
@@ -393,16 +408,21 @@ def kernel_walker(m, array, s):
     is_conv = mux_table(p_cur, [int(q.conv is not None) for q in projs], 1)
     with m.If(is_conv):
         base = Signal(a_width)
+        # A word for every lane (lanes over output channels), or for the lane of its target.
+        lane_mask = Signal(lanes)
+        lane_of_t = (1 << r.t_c[:shift]) if shift else Const(1, 1)
         with m.Switch(p_cur):
             for n, proj in enumerate(projs):
                 if proj.conv is not None:
                     with m.Case(n):
-                        m.d.comb += base.eq(acc_base(proj))
-        lane_of_t = (1 << r.t_c[:shift]) if shift else Const(1, 1)
+                        m.d.comb += [
+                            base.eq(acc_base(proj)),
+                            lane_mask.eq((1 << lanes) - 1 if proj.conv.vector else lane_of_t),
+                        ]
         m.d.comb += [
             s.w_ptr.eq(r.w_c),
             s.a_ptr.eq(base + r.t_c[shift:]),
-            s.walk_mask.eq(Mux(empty, 0, lane_of_t)),
+            s.walk_mask.eq(Mux(empty, 0, lane_mask)),
         ]
     with m.Else():
         m.d.comb += [s.w_ptr.eq(w_dense), s.a_ptr.eq(a_dense), s.walk_mask.eq((1 << lanes) - 1)]
@@ -469,11 +489,11 @@ def _conv_step(m, conv, r):
         m.d.sync += [
             rem_o.eq(rem_o - 1),
             w_c.eq(w_c + 1),
-            t_c.eq(t_c + conv.channel_targets),
+            t_c.eq(t_c + conv.word_targets),
         ]
     with m.Elif(rem_x != 0):
         m.d.sync += [
-            rem_o.eq(conv.group_outputs - 1),
+            rem_o.eq(conv.tap_words - 1),
             rem_x.eq(rem_x - 1),
             w_c.eq(w_x + w_col),
             w_x.eq(w_x + w_col),
@@ -482,7 +502,7 @@ def _conv_step(m, conv, r):
         ]
     with m.Else():
         m.d.sync += [
-            rem_o.eq(conv.group_outputs - 1),
+            rem_o.eq(conv.tap_words - 1),
             rem_x.eq(nx_m1),
             rem_y.eq(rem_y - 1),
             w_c.eq(w_y + w_row),

@@ -8,7 +8,8 @@ Layout, for ``P`` lanes:
 
 - LIF neuron ``i`` of population ``k`` lives in lane ``i % P`` at slot ``base_k + i // P``; every
   population owns ``rows_k = ceil(size_k / P)`` slots in every lane, so a slot address means the
-  same population in all lanes.
+  same population in all lanes. A population with ``channels`` (fed by a convolution whose lanes
+  run over output channels) holds neuron ``(o, y, x)`` at ``i = (y W + x) channels + o`` instead.
 - The weights of projection ``p`` (source ``a`` to target ``b``) from source neuron ``j`` are the
   ``rows_b`` words at ``weight_base_p + j * rows_b`` of each lane; word ``c`` of lane ``l`` holds
   ``W[j, c * P + l]`` (0 past the end of ``b``).
@@ -40,6 +41,18 @@ class PopulationPlan:
     slot_base: int = 0  # LIF populations: first slot in every lane
     rows: int = 0  # LIF populations: slots per lane
     lif_index: int = 0  # LIF populations: row of the parameter memory
+    # LIF populations fed by a convolution with lanes over its output channels: the number of
+    # channels, whose neurons then lie channel-minor in the slots; 0 for C order.
+    channels: int = 0
+
+    def neuron(self, place):
+        """The neuron (C order) at ``place = row * lanes + lane`` of the population's slots
+        (an int or an integer array): ``place`` itself, or with ``channels`` the neuron
+        ``(o, y, x)`` at ``place = (y W + x) channels + o``."""
+        if not self.channels:
+            return place
+        position, channel = divmod(place, self.channels)
+        return channel * (self.size // self.channels) + position
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,10 @@ class ConvWalk:
     """The constants of a convolution's kernel walk (``docs/array.md``, "Convolutions").
 
     A source neuron ``j = (c H + y) W + x`` reaches, for each of its valid kernel taps, the
-    ``O_g`` output channels of its group. The valid taps of row ``y`` form an arithmetic
+    ``O_g`` output channels of its group: ``tap_words`` words, one lane each (``vector``
+    False), or ``P`` channels a word, one in each lane (``vector``). Targets ``t`` are places
+    in the target's slots (``PopulationPlan.neuron``), lane ``t % P``, row ``t // P``. The
+    valid taps of row ``y`` form an arithmetic
     progression: ``rows[y] = (count, weight offset, target offset)`` of its first tap, and each
     further tap adds ``row_step = (weight step, target step)``; likewise ``cols[x]`` and
     ``col_step`` for column ``x``. An input pool is folded into the tables (a source row in the
@@ -60,11 +76,15 @@ class ConvWalk:
     group_channels : int
         ``C_g``, input channels per group.
     group_outputs : int
-        ``O_g``, output channels per group: the words of one tap.
+        ``O_g``, output channels per group.
     channel_words : int
-        ``kh kw O_g``, weight words per input channel.
-    channel_targets : int
-        ``H' W'``, target neurons per output channel.
+        ``kh kw tap_words``, weight words per input channel.
+    group_targets : int
+        The target place of the first channel of group ``g`` is ``g group_targets``.
+    tap_words, word_targets : int
+        Words of one tap, and the step of the target place from one to the next.
+    vector : bool
+        Every lane adds its word (lanes over output channels), else the target's lane only.
     rows, cols : tuple of (int, int, int)
     row_step, col_step : (int, int)
     """
@@ -74,7 +94,10 @@ class ConvWalk:
     group_channels: int
     group_outputs: int
     channel_words: int
-    channel_targets: int
+    group_targets: int
+    tap_words: int
+    word_targets: int
+    vector: bool
     rows: tuple
     cols: tuple
     row_step: tuple
@@ -90,7 +113,7 @@ class ConvWalk:
         """Cycles of the walk of source neuron ``j``: one per valid tap and output channel of
         its group, one for an event that reaches nothing."""
         (ny, _, _), (nx, _, _), _ = self.taps(j)
-        return max(ny * nx * self.group_outputs, 1)
+        return max(ny * nx * self.tap_words, 1)
 
     def as_list(self):
         """Every field, for the layout hash."""
@@ -100,7 +123,10 @@ class ConvWalk:
             self.group_channels,
             self.group_outputs,
             self.channel_words,
-            self.channel_targets,
+            self.group_targets,
+            self.tap_words,
+            self.word_targets,
+            self.vector,
             [list(r) for r in self.rows],
             [list(c) for c in self.cols],
             list(self.row_step),
@@ -189,7 +215,9 @@ class ArrayPlan:
             "weight_words": self.weight_words,
             "slots": self.slots,
             "populations": [
-                [p.size, p.is_input, p.input_offset, p.slot_base, p.rows] for p in self.populations
+                [p.size, p.is_input, p.input_offset, p.slot_base, p.rows]
+                + ([p.channels] if p.channels else [])
+                for p in self.populations
             ],
             "projections": [
                 [q.source, q.target, q.weight_base, q.recurrent]

@@ -4,12 +4,14 @@ model on random convolutional networks."""
 
 import numpy as np
 import pytest
-from conv_cases import draw_geometry, random_conv_network
+from conv_cases import draw_geometry, lif, random_conv_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spikeforge.gen.compile import compile_network
 from spikeforge.gen.conv_walk import conv_walk, conv_weight_words, walk
-from spikeforge.gen.network import Network
+from spikeforge.gen.network import FORMAT, Network
+from spikeforge.hdl.plan import PopulationPlan
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.native import run_array_native
 from spikeforge.sim.network_golden import run_network
@@ -17,23 +19,34 @@ from spikeforge.sim.rtl import require_or_skip
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1))
-def test_walk_reaches_exactly_the_synapses(seed):
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    lanes=st.sampled_from([1, 2, 4]),
+    channel_minor=st.booleans(),
+)
+def test_walk_reaches_exactly_the_synapses(seed, lanes, channel_minor):
     """For every source neuron, the walk's (weight, target) pairs are the synapses of the
-    unrolled convolution (pool, stride, padding, dilation, groups), each once."""
+    unrolled convolution (pool, stride, padding, dilation, groups), each once, for both target
+    layouts and lanes over output channels where they divide a group's."""
     rng = np.random.default_rng(seed)
     net = Network.from_dict(random_conv_network(rng, draw_geometry, recurrent=False))
     for proj in net.projections[:2]:
-        conv = conv_walk(proj.geometry)
-        words = conv_weight_words(proj)
+        conv = conv_walk(proj.geometry, lanes, channel_minor)
+        words = conv_weight_words(proj, conv, lanes)
+        target = PopulationPlan("t", proj.geometry.n_out, False)
+        if channel_minor:
+            target = PopulationPlan("t", proj.geometry.n_out, False, channels=proj.weights.shape[0])
         dense = proj.dense()
         for j in range(dense.shape[0]):
             got = np.zeros(dense.shape[1], np.int64)
             steps = walk(conv, j)
-            for w_addr, target in steps:
-                got[target] += words[w_addr]
+            for w_addr, place in steps:
+                for lane in range(lanes):
+                    if conv.vector:
+                        got[target.neuron(place + lane)] += words[lane, w_addr]
+                    elif place % lanes == lane:
+                        got[target.neuron(place)] += words[lane, w_addr]
             np.testing.assert_array_equal(got, dense[j])
-            # Each (tap, channel) once: no target twice from one tap word.
             assert len(set(steps)) == len(steps)
             assert conv.words(j) == max(len(steps), 1)
 
@@ -51,6 +64,68 @@ def test_array_equals_golden(seed, lanes):
     net, rng = small_conv_network(seed)
     spikes = (rng.random((4, net.n_inputs)) < 0.4).astype(np.uint8)
     want = run_network(net, spikes, trace=True)
+    got = run_array_amaranth(net, spikes, trace=True, lanes=lanes)
+    for name in want.spikes:
+        np.testing.assert_array_equal(got.spikes[name], want.spikes[name])
+        np.testing.assert_array_equal(got.v[name], want.v[name])
+
+
+def channel_net(rng):
+    """in 2x6x6 -> conv 3x3 pad 1 -> c1 4x6x6 -> conv 3x3 stride 2 -> c2 4x2x2 -> out 3, with
+    dense projections into and out of the channel-minor populations, recurrent too."""
+    kernel1 = rng.integers(-10, 30, (4, 2, 3, 3))
+    kernel2 = rng.integers(-10, 30, (4, 4, 3, 3))
+    return Network.from_dict(
+        {
+            "format": FORMAT,
+            "v_width": 16,
+            "w_width": 8,
+            "populations": [
+                {"name": "inp", "kind": "input", "size": 72, "shape": [2, 6, 6]},
+                lif("c1", [4, 6, 6], decay=[2], bias=3),
+                lif("c2", [4, 2, 2]),
+                lif("out", [3], reset_mode="zero"),
+            ],
+            "projections": [
+                {
+                    "from": "inp",
+                    "to": "c1",
+                    "kind": "conv2d",
+                    "out_channels": 4,
+                    "kernel": 3,
+                    "padding": 1,
+                    "weights": kernel1.tolist(),
+                },
+                {
+                    "from": "c1",
+                    "to": "c2",
+                    "kind": "conv2d",
+                    "out_channels": 4,
+                    "kernel": 3,
+                    "stride": 2,
+                    "weights": kernel2.tolist(),
+                },
+                {"from": "inp", "to": "c2", "weights": rng.integers(-5, 9, (72, 16)).tolist()},
+                {"from": "c2", "to": "out", "weights": rng.integers(-9, 30, (16, 3)).tolist()},
+                {"from": "out", "to": "c1", "weights": rng.integers(-9, 9, (3, 144)).tolist()},
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize("lanes", [2, 4])
+def test_lanes_over_output_channels(lanes):
+    """Convolutions whose lanes run over output channels into channel-minor populations, with
+    dense projections into and out of them: bit-exact with golden, and each event of a conv
+    takes its valid taps times O / P cycles."""
+    rng = np.random.default_rng(7)
+    net = channel_net(rng)
+    plan = compile_network(net, lanes)
+    assert [p.channels for p in plan.lif_populations] == [4, 4, 0]
+    assert all(q.conv.vector for q in plan.projections if q.conv is not None)
+    spikes = (rng.random((4, net.n_inputs)) < 0.3).astype(np.uint8)
+    want = run_network(net, spikes, trace=True)
+    assert all(want.spikes[name].any() for name in want.spikes)
     got = run_array_amaranth(net, spikes, trace=True, lanes=lanes)
     for name in want.spikes:
         np.testing.assert_array_equal(got.spikes[name], want.spikes[name])
