@@ -36,7 +36,7 @@ __all__ = ["run_demo", "demo_workload", "REPORT_FILE", "NETWORKS"]
 # fit the iCE40UP5K), shipped so the demo can project board figures without a place and route.
 REPORT_FILE = "digits_icebreaker_report.json"
 # The shipped networks the demo runs, and their shipped build reports. The conv network has
-# none: the array does not yet walk kernels (docs/network.md, "Convolutions").
+# none yet (no build of it has been shipped).
 NETWORKS = ("dense", "conv")
 REPORT_FILES = {"dense": REPORT_FILE}
 # What the demo writes into its folder.

@@ -277,6 +277,25 @@ class ArrayPlan:
     def projections_from(self, index):
         return [q for q in self.projections if q.source == index]
 
+    def cycle_bound(self, events):
+        """The cycle bound ``L`` of a step (``docs/array.md``, "Cycle model" and
+        "Convolutions"): every LIF slot row once, and for every event and projection of its
+        population the target's rows (dense) or, for a convolution, its valid taps times
+        ``ceil(O_g / P)``.
+
+        ``events`` maps a population index to the neurons (C order) that deliver in the step:
+        the input events of an input population, the spikes of a LIF population.
+        """
+        total = sum(p.rows for p in self.lif_populations)
+        for q in self.projections:
+            for j in events.get(q.source, ()):
+                if q.conv is None:
+                    total += self.populations[q.target].rows
+                else:
+                    (ny, _, _), (nx, _, _), _ = q.conv.taps(int(j))
+                    total += ny * nx * -(-q.conv.group_outputs // self.lanes)
+        return total
+
     def max_step_cycles(self, stages=4):
         """An upper bound on the cycles of one timestep, with every neuron spiking.
 

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.conv_walk import conv_walk, conv_weight_words, walk
 from spikeforge.gen.network import FORMAT, Network
+from spikeforge.gen.synth import coarse_stats, multiplier_cells
+from spikeforge.hdl.array import NeuronArray
 from spikeforge.hdl.plan import PopulationPlan
 from spikeforge.sim.array_amaranth import run_array_amaranth
 from spikeforge.sim.native import run_array_native
@@ -130,6 +132,11 @@ def test_lanes_over_output_channels(lanes):
     for name in want.spikes:
         np.testing.assert_array_equal(got.spikes[name], want.spikes[name])
         np.testing.assert_array_equal(got.v[name], want.v[name])
+    # The bound L holds, and what the array adds is the per-population and per-spike-word
+    # overhead of docs/array.md (and here the trace FIFO's waits), not a cycle per kernel word.
+    bounds = step_bounds(plan, net, spikes, want)
+    assert (bounds <= got.cycles).all()
+    assert (got.cycles - bounds < 60 * len(plan.lif_populations)).all()
 
 
 def test_verilator_equals_golden():
@@ -146,3 +153,35 @@ def test_verilator_equals_golden():
     amaranth = run_array_amaranth(net, spikes[0], trace=True, lanes=2)
     native = run_array_native(net, spikes[0], trace=True, lanes=2)
     np.testing.assert_array_equal(native.cycles, amaranth.cycles)
+
+
+def step_bounds(plan, net, spikes, run):
+    """``plan.cycle_bound`` of every step of a run: its input events and LIF spikes."""
+    bounds = []
+    for t in range(spikes.shape[0]):
+        events = {}
+        for index, pop in enumerate(net.populations):
+            if pop.is_input:
+                events[index] = np.flatnonzero(spikes[t][net.input_slice(pop.name)])
+            else:
+                events[index] = np.flatnonzero(run.spikes[pop.name][t])
+        bounds.append(plan.cycle_bound(events))
+    return np.array(bounds)
+
+
+def test_kernel_walk_has_no_multiplier():
+    """The array with both kinds of kernel walk (lanes over channels, one lane at a time) and
+    the place-to-neuron mapping has no product before mapping: constants only."""
+    rng = np.random.default_rng(7)
+    d = channel_net(rng).to_dict()
+    # c2 in C order (3 channels are no multiple of 2 lanes): a one-lane walk too.
+    d["populations"][2] = lif("c2", [3, 2, 2])
+    d["projections"][1]["out_channels"] = 3
+    d["projections"][1]["weights"] = rng.integers(-10, 30, (3, 4, 3, 3)).tolist()
+    d["projections"][2]["weights"] = rng.integers(-5, 9, (72, 12)).tolist()
+    d["projections"][3]["weights"] = rng.integers(-9, 30, (12, 3)).tolist()
+    plan = compile_network(Network.from_dict(d), 2)
+    assert [q.conv.vector for q in plan.projections if q.conv is not None] == [True, False]
+    stats = coarse_stats(NeuronArray(plan))
+    assert multiplier_cells(stats) == {}
+    assert stats["$add"] > 0
