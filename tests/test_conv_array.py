@@ -8,6 +8,7 @@ from conv_cases import draw_geometry, lif, random_conv_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spikeforge.bench.conv import step_cycle_bounds
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.conv_walk import conv_walk, conv_weight_words, walk
 from spikeforge.gen.network import FORMAT, Network
@@ -134,7 +135,7 @@ def test_lanes_over_output_channels(lanes):
         np.testing.assert_array_equal(got.v[name], want.v[name])
     # The bound L holds, and what the array adds is the per-population and per-spike-word
     # overhead of docs/array.md (and here the trace FIFO's waits), not a cycle per kernel word.
-    bounds = step_bounds(plan, net, spikes, want)
+    bounds = step_cycle_bounds(plan, net, spikes, want)
     assert (bounds <= got.cycles).all()
     assert (got.cycles - bounds < 60 * len(plan.lif_populations)).all()
 
@@ -153,20 +154,6 @@ def test_verilator_equals_golden():
     amaranth = run_array_amaranth(net, spikes[0], trace=True, lanes=2)
     native = run_array_native(net, spikes[0], trace=True, lanes=2)
     np.testing.assert_array_equal(native.cycles, amaranth.cycles)
-
-
-def step_bounds(plan, net, spikes, run):
-    """``plan.cycle_bound`` of every step of a run: its input events and LIF spikes."""
-    bounds = []
-    for t in range(spikes.shape[0]):
-        events = {}
-        for index, pop in enumerate(net.populations):
-            if pop.is_input:
-                events[index] = np.flatnonzero(spikes[t][net.input_slice(pop.name)])
-            else:
-                events[index] = np.flatnonzero(run.spikes[pop.name][t])
-        bounds.append(plan.cycle_bound(events))
-    return np.array(bounds)
 
 
 def test_kernel_walk_has_no_multiplier():
