@@ -545,7 +545,8 @@ class NeuronArray(wiring.Component):
             m.d.sync += [sum1.eq(written), sum2.eq(sum1)]
 
     def _walk_issue(self, m, s):
-        """The walker's word as it enters the accumulator read: ``(valid, address)``.
+        """The walker's word as it enters the accumulator read: ``(valid, address)``, and with
+        convolutions its lane mask ``s.walk_mask_issue``.
 
         With banked weights the weight read takes a cycle more, so the accumulator read of the
         same word waits for a cycle in registers ``_e`` and both land in the read stage

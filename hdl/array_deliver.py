@@ -338,10 +338,11 @@ def kernel_walker(m, array, s):
     """The walker of an array with convolutions: dense projections as :func:`walker` walks
     them, and the kernel walk of each convolution (``docs/array.md``, "Convolutions").
 
-    A convolution's word goes to one lane, the lane of its target neuron ``t`` (``t % P``, at
-    slot ``t // P``); ``s.walk_mask`` says which, and the other lanes add nothing. The walk
-    steps through the output channels of a tap, then the valid taps of the row, then the rows,
-    by constant additions only. An event with no valid tap spends one cycle that adds nothing.
+    A convolution's word at target place ``t`` (row ``t // P``) goes to every lane, one output
+    channel each (``ConvWalk.vector``), or to lane ``t % P`` only; ``s.walk_mask`` says which,
+    and the other lanes add nothing. The walk steps through the words of a tap, then the valid
+    taps of the row, then the rows, by constant additions only. An event with no valid tap
+    spends one cycle that adds nothing.
     """
     plan = array.plan
     lanes = plan.lanes
