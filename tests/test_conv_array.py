@@ -63,14 +63,22 @@ def small_conv_network(seed):
     return Network.from_dict(random_conv_network(rng, draw_geometry)), rng
 
 
-@pytest.mark.parametrize("seed, lanes", [(3, 1), (4, 2)])
-def test_array_equals_golden(seed, lanes):
+@pytest.mark.parametrize(
+    "seed, lanes, out_stall",
+    [(3, 1, 0.0), (4, 2, 0.0)]
+    + [
+        pytest.param(s, (1, 2, 4)[s % 3], 0.3 * (s % 2), marks=pytest.mark.slow)
+        for s in range(100, 160)
+    ],
+)
+def test_array_equals_golden(seed, lanes, out_stall):
     """Random conv (pool, stride, padding, dilation, groups), pooled dense and recurrent dense
-    projections: the Amaranth array is bit-exact with the golden model, spikes and traces."""
+    projections: the Amaranth array is bit-exact with the golden model, spikes and traces (60
+    more networks with ``--slow``, some with output back-pressure)."""
     net, rng = small_conv_network(seed)
     spikes = (rng.random((4, net.n_inputs)) < 0.4).astype(np.uint8)
     want = run_network(net, spikes, trace=True)
-    got = run_array_amaranth(net, spikes, trace=True, lanes=lanes)
+    got = run_array_amaranth(net, spikes, trace=True, lanes=lanes, out_stall=out_stall)
     for name in want.spikes:
         np.testing.assert_array_equal(got.spikes[name], want.spikes[name])
         np.testing.assert_array_equal(got.v[name], want.v[name])
