@@ -196,3 +196,14 @@ def test_banked_weights_equal_golden(monkeypatch):
     for name in want.spikes:
         np.testing.assert_array_equal(got.spikes[name], want.spikes[name])
         np.testing.assert_array_equal(got.v[name], want.v[name])
+
+
+def test_runtime_weights_equal_golden():
+    """Kernel words loaded through ``cfg`` into runtime weights (SPRAM on an UltraPlus) are the
+    ones the walk reads."""
+    net, rng = small_conv_network(4)
+    spikes = (rng.random((3, net.n_inputs)) < 0.4).astype(np.uint8)
+    want = run_network(net, spikes)
+    got = run_array_amaranth(net, spikes, lanes=2, runtime_weights=True)
+    for name in want.spikes:
+        np.testing.assert_array_equal(got.spikes[name], want.spikes[name])
