@@ -165,7 +165,7 @@ def decode(m, array, s):
 
 
 def _conv_registers(array, proj, name):
-    """The registers of a kernel walk's start: weight address ``w``, target neuron ``t``, taps
+    """The registers of a kernel walk's start: weight address ``w``, target place ``t``, taps
     per row and column less one (``ny_m1``, ``nx_m1``) and ``empty`` (no valid tap)."""
     plan = array.plan
     conv = proj.conv
