@@ -12,11 +12,13 @@ import time
 
 import numpy as np
 
+from ..gen.compile import compile_network
 from ..gen.network import FORMAT, Network
 from ..sim.golden_conv_native import conv_path
+from ..sim.native import run_array_native
 from ..sim.network_golden import run_network
 
-__all__ = ["nir_cnn_dict", "measure_conv"]
+__all__ = ["nir_cnn_dict", "measure_conv", "step_cycle_bounds", "measure_conv_cycles"]
 
 # N-MNIST has about 4,000 events per 300 ms sample on 2x34x34 pixels: 0.6 % per pixel and 1 ms
 # step.
@@ -122,5 +124,49 @@ def measure_conv(batch=64, steps=300, batches=3, seed=0, log=print):
         f"steps, median of {batches}: "
         f"{result['samples_per_s']:.1f} samples/s ({result['cpu_samples_per_s']:.1f} by CPU "
         "time); rates " + ", ".join(f"{k} {v:.2%}" for k, v in rates.items())
+    )
+    return result
+
+
+def step_cycle_bounds(plan, net, spikes, run):
+    """``plan.cycle_bound`` (the bound ``L`` of ``docs/array.md``) of every step of one run:
+    ``spikes`` its input ``(T, n_in)``, ``run`` its golden :class:`NetworkRun` (unbatched)."""
+    bounds = []
+    for t in range(spikes.shape[0]):
+        events = {}
+        for index, pop in enumerate(net.populations):
+            if pop.is_input:
+                events[index] = np.flatnonzero(spikes[t][net.input_slice(pop.name)])
+            else:
+                events[index] = np.flatnonzero(run.spikes[pop.name][t])
+        bounds.append(plan.cycle_bound(events))
+    return np.array(bounds)
+
+
+def measure_conv_cycles(lanes=2, steps=30, seed=0, log=print):
+    """Cycles per step of the array (its Verilog on Verilator) on the NIR CNN against the bound
+    ``L``, for one random sample of ``steps`` steps, and whether it is bit-exact with golden."""
+    rng = np.random.default_rng(seed)
+    net = Network.from_dict(nir_cnn_dict(rng))
+    spikes = (rng.random((steps, net.n_inputs)) < INPUT_RATE).astype(np.uint8)
+    want = run_network(net, spikes)
+    got = run_array_native(net, spikes, lanes=lanes)
+    bounds = step_cycle_bounds(compile_network(net, lanes), net, spikes, want)
+    ratio = bounds / got.cycles
+    result = {
+        "lanes": lanes,
+        "steps": steps,
+        "bit_exact": all(bool((got.spikes[k] == want.spikes[k]).all()) for k in want.spikes),
+        "cycles_median": float(np.median(got.cycles)),
+        "bound_median": float(np.median(bounds)),
+        "bound_over_cycles_median": float(np.median(ratio)),
+        "bound_over_cycles_min": float(ratio.min()),
+        "rates": {k: float(v.mean()) for k, v in want.spikes.items()},
+    }
+    log(
+        f"conv array: NIR CNN on {lanes} lanes (Verilator), {steps} steps: bit-exact "
+        f"{result['bit_exact']}, cycles per step median {result['cycles_median']:.0f}, L median "
+        f"{result['bound_median']:.0f}, L/cycles median {result['bound_over_cycles_median']:.3f} "
+        f"(min {result['bound_over_cycles_min']:.3f})"
     )
     return result

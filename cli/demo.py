@@ -35,10 +35,9 @@ __all__ = ["run_demo", "demo_workload", "REPORT_FILE", "NETWORKS"]
 # The iCEBreaker build report of the shipped network (`spikeforge build --lanes 2`: 4 lanes do not
 # fit the iCE40UP5K), shipped so the demo can project board figures without a place and route.
 REPORT_FILE = "digits_icebreaker_report.json"
-# The shipped networks the demo runs, and their shipped build reports. The conv network has
-# none: the array does not yet walk kernels (docs/network.md, "Convolutions").
+# The shipped networks the demo runs, and their shipped build reports.
 NETWORKS = ("dense", "conv")
-REPORT_FILES = {"dense": REPORT_FILE}
+REPORT_FILES = {"dense": REPORT_FILE, "conv": "digits_conv_icebreaker_report.json"}
 # What the demo writes into its folder.
 OUTPUT_FILES = ("digits_array.v", "raster.png", "demo.json")
 

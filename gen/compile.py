@@ -11,7 +11,8 @@ from ..hdl.neuron import pack_params, params_layout
 from ..hdl.plan import ArrayPlan, PopulationPlan, ProjectionPlan
 from ..spec.errors import SpikeforgeError
 from ..spec.limits import check_lanes
-from .network_conv import require_dense
+from .conv_walk import conv_walk, conv_weight_words
+from .network_conv import ConvProjection
 
 __all__ = ["Capacity", "compile_network", "runtime_writes"]
 
@@ -39,19 +40,20 @@ def compile_network(net, lanes=1, capacity=Capacity()):
     """Lay ``net`` out over ``lanes`` lanes and return the :class:`ArrayPlan`.
 
     Projections are ordered by source population (then file order) so that the fan-out of one
-    event is contiguous in the walk.
+    event is contiguous in the walk. A convolution keeps its kernel, the same words in every
+    lane, and walks it (:mod:`spikeforge.gen.conv_walk`); a dense projection with an input pool
+    is stored unrolled, its pooled rows repeated for every source neuron of their window.
 
     Raises
     ------
     SpikeforgeError
-        ``lanes`` not one of 1, 2, 4, 8, 16; a conv or pooled projection (no hardware yet); or a
-        memory of ``capacity`` too small, naming it.
+        ``lanes`` not one of 1, 2, 4, 8, 16; or a memory of ``capacity`` too small, naming it.
     """
     check_lanes(lanes, "lanes", SpikeforgeError)
-    require_dense(net)
     pops = []
     slot_base = input_offset = lif_index = 0
-    for pop in net.populations:
+    channels = _channel_minor(net, lanes)
+    for index, pop in enumerate(net.populations):
         if pop.is_input:
             pops.append(PopulationPlan(pop.name, pop.size, True, input_offset=input_offset))
             input_offset += pop.size
@@ -66,6 +68,7 @@ def compile_network(net, lanes=1, capacity=Capacity()):
                     slot_base=slot_base,
                     rows=rows,
                     lif_index=lif_index,
+                    channels=channels.get(index, 0),
                 )
             )
             slot_base += rows
@@ -78,15 +81,29 @@ def compile_network(net, lanes=1, capacity=Capacity()):
     for n in order:
         proj = net.projections[n]
         target = pops[proj.target_index]
+        if isinstance(proj, ConvProjection) and proj.geometry.conv:
+            conv = conv_walk(proj.geometry, lanes, bool(target.channels))
+            projs.append(
+                ProjectionPlan(
+                    proj.source_index, proj.target_index, weight_base, proj.recurrent, conv
+                )
+            )
+            words = conv_weight_words(proj, conv, lanes)
+            blocks.append(words.T)
+            weight_base += words.shape[1]
+            continue
+        matrix = proj.dense() if isinstance(proj, ConvProjection) else proj.weights
+        # Columns in the order of the target's slots.
+        matrix = matrix[:, target.neuron(np.arange(target.size))]
         projs.append(
             ProjectionPlan(proj.source_index, proj.target_index, weight_base, proj.recurrent)
         )
         # Pad the target axis to whole rows, then deal columns out to lanes: word c of lane l
         # holds column c * lanes + l.
-        padded = np.zeros((proj.weights.shape[0], target.rows * lanes), np.int64)
-        padded[:, : target.size] = proj.weights
-        blocks.append(padded.reshape(proj.weights.shape[0], target.rows, lanes))
-        weight_base += proj.weights.shape[0] * target.rows
+        padded = np.zeros((matrix.shape[0], target.rows * lanes), np.int64)
+        padded[:, : target.size] = matrix
+        blocks.append(padded.reshape(matrix.shape[0], target.rows, lanes))
+        weight_base += matrix.shape[0] * target.rows
     if blocks:
         weights = np.concatenate([b.reshape(-1, lanes) for b in blocks]).T.copy()
     else:
@@ -101,7 +118,7 @@ def compile_network(net, lanes=1, capacity=Capacity()):
         if pop.is_input:
             continue
         padded = np.zeros(plan.rows * lanes, np.int64)
-        padded[: pop.size] = pop.bias
+        padded[: pop.size] = np.broadcast_to(pop.bias, pop.size)[plan.neuron(np.arange(pop.size))]
         bias[:, plan.slot_base : plan.slot_base + plan.rows] = padded.reshape(plan.rows, lanes).T
         v_init[:, plan.slot_base : plan.slot_base + plan.rows] = pop.params.v_rest
         t_ref_max = max(t_ref_max, pop.params.t_ref)
@@ -142,8 +159,9 @@ def _has_per_neuron(net):
 
 
 def _neuron_images(net, pops, lanes, slots):
-    """The per-slot parameters of :attr:`ArrayPlan.neuron`: neuron ``j`` of a population at lane
-    ``j % lanes``, slot ``slot_base + j // lanes``; slots past a population's last neuron (and
+    """The per-slot parameters of :attr:`ArrayPlan.neuron`: the neuron at place ``i`` of a
+    population (``PopulationPlan.neuron``) at lane ``i % lanes``, slot ``slot_base + i // lanes``;
+    slots past a population's last neuron (and
     past the last population) take the values of the population's (the first population's)
     neuron 0."""
     first = net.lif_populations[0].params
@@ -156,16 +174,19 @@ def _neuron_images(net, pops, lanes, slots):
         if pop.is_input:
             continue
         span = slice(plan.slot_base, plan.slot_base + plan.rows)
+        # Places in slot order: a channel-minor population holds its neurons permuted.
+        order = plan.neuron(np.arange(pop.size))
         for key in _INTS:
             padded = np.full(plan.rows * lanes, getattr(pop.params, key), np.int64)
-            padded[: pop.size] = pop.column(key)
+            padded[: pop.size] = np.asarray(pop.column(key))[order]
             images[key][:, span] = padded.reshape(plan.rows, lanes).T
         for key in ("decay", "syn_decay"):
             if key == "syn_decay" and not pop.params.synaptic:
                 values = [None] * pop.size
                 pad = None
             else:
-                values = list(pop.decays(key))
+                decays = list(pop.decays(key))
+                values = [decays[n] for n in order]
                 pad = values[0]
             padded = _objects(values + [pad] * (plan.rows * lanes - pop.size))
             images[key][:, span] = padded.reshape(plan.rows, lanes).T
@@ -178,6 +199,25 @@ def _objects(items):
     for n, item in enumerate(items):
         out[n] = item
     return out
+
+
+def _channel_minor(net, lanes):
+    """``{population index: channels}`` of the LIF populations whose slots hold their neurons
+    channel-minor: those fed by a convolution whose lanes can run over output channels (``lanes``
+    divides the channels of a group), where every convolution into them has the same output
+    channels."""
+    if lanes == 1:
+        return {}
+    outputs = {}
+    for proj in net.projections:
+        if isinstance(proj, ConvProjection) and proj.geometry.conv:
+            outputs.setdefault(proj.target_index, []).append(proj.geometry)
+    channels = {}
+    for index, geometries in outputs.items():
+        out = {g.out_channels for g in geometries}
+        if len(out) == 1 and any((g.out_channels // g.groups) % lanes == 0 for g in geometries):
+            channels[index] = out.pop()
+    return channels
 
 
 def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1):

@@ -14,7 +14,6 @@ new keys.
 
 import numpy as np
 
-from ..spec.errors import SpikeforgeError
 from ..spec.limits import w_range
 from .network_fields import field_error, field_int, is_int
 
@@ -25,7 +24,6 @@ __all__ = [
     "ConvProjection",
     "parse_shape",
     "parse_shaped_projection",
-    "require_dense",
 ]
 
 # Projection kinds with a kernel; "dense" is the plain matrix (with an optional input pool).
@@ -447,16 +445,3 @@ def _nested(path, value, shape):
             )
         parts.append(_nested(f"{path}[{k}]", item, shape[1:]))
     return np.stack(parts) if parts else np.zeros(shape, np.int64)
-
-
-def require_dense(net):
-    """Raise unless every projection of ``net`` is a plain dense one: the array generator does
-    not walk kernels yet, so hardware generation refuses conv and pooled projections."""
-    for i, proj in enumerate(net.projections):
-        if isinstance(proj, ConvProjection):
-            what = f"{proj.kind} projection" if proj.geometry.conv else "pooled dense projection"
-            raise SpikeforgeError(
-                f"projections[{i}] ({proj.source} -> {proj.target}): convolutions and pools have "
-                f"no hardware yet; this {what} runs in the golden model only "
-                "(simulate --backend golden)"
-            )

@@ -15,6 +15,7 @@ __all__ = [
     "bits_for",
     "ceil_div",
     "mul_const",
+    "div_const",
 ]
 
 
@@ -103,3 +104,26 @@ def mul_const(value, constant):
     if total is None:
         return Value.cast(0)
     return total[:width] if not value.shape().signed else total[:width].as_signed()
+
+
+def div_const(value, divisor, max_value):
+    """``(value // divisor, value % divisor)`` of an unsigned ``value <= max_value`` by a
+    positive constant, with no divider and no multiplier.
+
+    The quotient is ``(value * M) >> k`` with ``M = ceil(2**k / divisor)``, a constant multiply
+    (:func:`mul_const`); it is exact for every ``value <= max_value`` because
+    ``k = bits(max_value) + bits(divisor)`` makes the error of ``M`` times ``value`` smaller
+    than ``2**k``. The remainder is ``value - quotient * divisor``. A power of two is a slice.
+    """
+    if not isinstance(divisor, int) or divisor < 1:
+        raise TypeError(f"divisor must be a positive integer, not {divisor!r}")
+    value = Value.cast(value)
+    q_width = bits_for(max_value // divisor)
+    r_width = bits_for(divisor - 1)
+    if divisor & (divisor - 1) == 0:
+        shift = divisor.bit_length() - 1
+        return value[shift : shift + q_width], value[:shift] if shift else Value.cast(0)
+    k = bits_for(max_value) + bits_for(divisor)
+    quotient = (mul_const(value, -(-(1 << k) // divisor)) >> k)[:q_width]
+    remainder = (value - mul_const(quotient, divisor))[:r_width]
+    return quotient, remainder

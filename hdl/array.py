@@ -459,6 +459,12 @@ class NeuronArray(wiring.Component):
                 s.st_rd[l].addr.eq(upd.state_addr),
                 s.b_rd[l].addr.eq(upd.bias_addr),
             ]
+        # With convolutions a word may be for one lane only (walk_mask): the others add 0, so
+        # that every lane's write and forwarding stay as they are.
+        mask_d = None
+        if plan.has_conv:
+            mask_d = Signal(lanes)
+            m.d.sync += mask_d.eq(s.walk_mask_issue)
         m.d.sync += [
             issue_valid_d.eq(walk_valid),
             acc_addr_d.eq(Mux(upd.valid, upd.acc_addr, walk_addr)),
@@ -529,6 +535,8 @@ class NeuronArray(wiring.Component):
                 w_word = s.store.rd_data[l * plan.w_width : (l + 1) * plan.w_width]
             else:
                 w_word = s.w_rd[l].data
+            if mask_d is not None:
+                w_word = Mux(mask_d[l], w_word, 0)
             m.d.sync += [
                 s.acc_q[l].eq(s.acc_rd[l].data),
                 w_q[l].eq(w_word),
@@ -563,17 +571,23 @@ class NeuronArray(wiring.Component):
             m.d.sync += [sum1.eq(written), sum2.eq(sum1)]
 
     def _walk_issue(self, m, s):
-        """The walker's word as it enters the accumulator read: ``(valid, address)``.
+        """The walker's word as it enters the accumulator read: ``(valid, address)``, and with
+        convolutions its lane mask ``s.walk_mask_issue``.
 
         With banked weights the weight read takes a cycle more, so the accumulator read of the
         same word waits for a cycle in registers ``_e`` and both land in the read stage
         together; the update phase, which reads no weight, keeps its timing.
         """
+        if self.plan.has_conv:
+            s.walk_mask_issue = s.walk_mask
         if not s.w_banked:
             return s.active, s.a_ptr
         issue_valid_e = Signal()
         a_ptr_e = Signal.like(s.a_ptr)
         m.d.sync += [issue_valid_e.eq(s.active), a_ptr_e.eq(s.a_ptr)]
+        if self.plan.has_conv:
+            s.walk_mask_issue = Signal.like(s.walk_mask)
+            m.d.sync += s.walk_mask_issue.eq(s.walk_mask)
         return issue_valid_e, a_ptr_e
 
     def _upd_issue(self, m, s):

@@ -6,12 +6,14 @@ the signals that the units share. A unit reads from ``s`` what earlier units put
 what later ones use.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.lib import fifo
 
-from .arith import bits_for, mul_const
+from .arith import bits_for, div_const, mul_const
 
-__all__ = ["acc_bank_base", "mux_table", "event_source", "decode", "walker"]
+__all__ = ["acc_bank_base", "mux_table", "event_source", "decode", "walker", "kernel_walker"]
 
 
 def acc_bank_base(plan, bank):
@@ -96,11 +98,12 @@ def event_source(m, array, s):
     # keep their initial values: ev_out would stay x until the first DELIVER phase. The
     # same holds for the other outputs of the schedule's registers that feed no register.
     m.d.comb += s.ev_out.eq(s.deliver_phase & word_valid)
+    place = Cat(lowest, word_row) if lanes > 1 else word_row
     with m.If(s.deliver_phase & word_valid):
         m.d.comb += [
             s.ev_valid.eq(1),
             s.ev_src.eq(s.pop_index_of_k),
-            s.ev_j.eq(Cat(lowest, word_row) if lanes > 1 else word_row),
+            s.ev_j.eq(_neuron_of_place(s.k, place, lifs)),
         ]
     # A word is read from the FIFO only into an empty word register (one bubble cycle per
     # spike word), so that the FIFO's read enable does not hang at the end of the ready
@@ -118,6 +121,20 @@ def event_source(m, array, s):
             word_mask.eq(spike_fifo.r_data[:lanes]),
             lowest.eq(lowest_of(spike_fifo.r_data[:lanes])),
         ]
+
+
+def _neuron_of_place(k, place, lifs):
+    """The neuron (C order) at ``place`` of LIF population ``k``'s slots
+    (``PopulationPlan.neuron``): ``place`` itself, or for a channel-minor population
+    ``o * positions + position`` of ``(position, o) = divmod(place, channels)``, by constant
+    division and multiplication."""
+    result = place
+    for index, pop in enumerate(lifs):
+        if pop.channels:
+            position, channel = div_const(place, pop.channels, pop.size - 1)
+            neuron = mul_const(channel, pop.size // pop.channels) + position
+            result = Mux(k == index, neuron, result)
+    return result
 
 
 def decode(m, array, s):
@@ -143,8 +160,61 @@ def decode(m, array, s):
             s.d_out.eq(s.ev_out),
         ]
         for n, proj in enumerate(projs):
+            if proj.conv is not None:
+                continue
             rows = pops[proj.target].rows
             m.d.sync += s.d_base[n].eq(proj.weight_base + mul_const(s.ev_j, rows))
+    s.d_conv = {}
+    for n, proj in enumerate(projs):
+        if proj.conv is not None:
+            s.d_conv[n] = _decode_conv(m, array, s, n, proj)
+
+
+def _conv_registers(array, proj, name):
+    """The registers of a kernel walk's start: weight address ``w``, target place ``t``, taps
+    per row and column less one (``ny_m1``, ``nx_m1``) and ``empty`` (no valid tap)."""
+    plan = array.plan
+    conv = proj.conv
+    target = plan.populations[proj.target].size
+    return SimpleNamespace(
+        w=Signal(bits_for(plan.weight_words - 1), name=f"{name}_w"),
+        t=Signal(bits_for(target - 1), name=f"{name}_t"),
+        ny_m1=Signal(bits_for(max(r[0] for r in conv.rows)), name=f"{name}_ny_m1"),
+        nx_m1=Signal(bits_for(max(c[0] for c in conv.cols)), name=f"{name}_nx_m1"),
+        empty=Signal(name=f"{name}_empty"),
+    )
+
+
+def _decode_conv(m, array, s, n, proj):
+    """The start of the kernel walk of projection ``n`` for event ``ev_j``, registered.
+
+    ``j = (c H + y) W + x`` is split by constant divisions (shifts and adds), the row and
+    column tables give the first valid tap and the tap counts, and constant multiples of the
+    channel and its group give the addresses (``docs/array.md``, "Convolutions").
+    """
+    conv = proj.conv
+    size = array.plan.populations[proj.source].size
+    plane = conv.height * conv.width
+    c, rest = div_const(s.ev_j, plane, size - 1)
+    y, x = div_const(rest, conv.width, plane - 1)
+    ny = mux_table(y, [r[0] for r in conv.rows], bits_for(max(r[0] for r in conv.rows)))
+    wy = mux_table(y, [r[1] for r in conv.rows], bits_for(max(r[1] for r in conv.rows)))
+    ty = mux_table(y, [r[2] for r in conv.rows], bits_for(max(r[2] for r in conv.rows)))
+    nx = mux_table(x, [e[0] for e in conv.cols], bits_for(max(e[0] for e in conv.cols)))
+    wx = mux_table(x, [e[1] for e in conv.cols], bits_for(max(e[1] for e in conv.cols)))
+    tx = mux_table(x, [e[2] for e in conv.cols], bits_for(max(e[2] for e in conv.cols)))
+    channels = size // plane
+    group = div_const(c, conv.group_channels, channels - 1)[0]
+    d = _conv_registers(array, proj, f"d_conv{n}")
+    with m.If(s.ev_ready):
+        m.d.sync += [
+            d.w.eq(proj.weight_base + mul_const(c, conv.channel_words) + wy + wx),
+            d.t.eq(mul_const(group, conv.group_targets) + ty + tx),
+            d.ny_m1.eq(ny - 1),
+            d.nx_m1.eq(nx - 1),
+            d.empty.eq((ny == 0) | (nx == 0)),
+        ]
+    return d
 
 
 def walker(m, array, s):
@@ -152,6 +222,9 @@ def walker(m, array, s):
     through the rows of every projection of the event's source; a LIF spike also leaves on
     ``spike_out`` when the walk is taken.
     """
+    if array.plan.has_conv:
+        kernel_walker(m, array, s)
+        return
     plan = array.plan
     pops = plan.populations
     projs = plan.projections
@@ -243,3 +316,206 @@ def walker(m, array, s):
                         words_left.eq(words),
                         last.eq(words == 1),
                     ]
+
+
+def _spike_out(m, array, s):
+    """The FIFO in front of ``spike_out``, which a LIF spike enters when its walk is taken."""
+    s.out_fifo = out_fifo = fifo.SyncFIFOBuffered(
+        width=array.pop_width + array.index_width, depth=4
+    )
+    m.submodules.out_fifo = out_fifo
+    m.d.comb += [
+        array.spike_out.valid.eq(out_fifo.r_rdy),
+        array.spike_out.payload.eq(out_fifo.r_data),
+        out_fifo.r_en.eq(array.spike_out.ready),
+    ]
+    out_word = Signal(array.spike_out.payload.shape())
+    m.d.comb += [
+        out_word.population.eq(s.d_src),
+        out_word.index.eq(s.d_j),
+        out_fifo.w_data.eq(out_word.as_value()),
+    ]
+    with m.If(s.take & s.d_out):
+        m.d.comb += out_fifo.w_en.eq(1)
+    return out_fifo
+
+
+def kernel_walker(m, array, s):
+    """The walker of an array with convolutions: dense projections as :func:`walker` walks
+    them, and the kernel walk of each convolution (``docs/array.md``, "Convolutions").
+
+    A convolution's word at target place ``t`` (row ``t // P``) goes to every lane, one output
+    channel each (``ConvWalk.vector``), or to lane ``t % P`` only; ``s.walk_mask`` says which,
+    and the other lanes add nothing. The walk steps through the words of a tap, then the valid
+    taps of the row, then the rows, by constant additions only. An event with no valid tap
+    spends one cycle that adds nothing.
+    """
+    plan = array.plan
+    lanes = plan.lanes
+    pops = plan.populations
+    projs = plan.projections
+    shift = (lanes - 1).bit_length()
+    first_proj = {}
+    for n, proj in enumerate(projs):
+        first_proj.setdefault(proj.source, n)
+    out_fifo = _spike_out(m, array, s)
+
+    s.active = active = Signal()
+    p_cur = Signal(range(max(len(projs), 2)))
+    col = Signal(array.row_width)
+    w_width = bits_for(max(plan.weight_words - 1, 0))
+    a_width = bits_for(2 * plan.slots - 1)
+    s.w_ptr = Signal(w_width)
+    s.a_ptr = Signal(a_width)
+    s.walk_mask = Signal(lanes)
+    w_dense = Signal(w_width)
+    a_dense = Signal(a_width)
+    # The kernel walk's registers (_conv_step); `empty`: the event reaches nothing.
+    convs = [q.conv for q in projs if q.conv is not None]
+    t_width = bits_for(max(pops[q.target].size for q in projs if q.conv is not None) - 1)
+    r = SimpleNamespace(
+        **{f"w_{k}": Signal(w_width, name=f"conv_w{k}") for k in "cxy"},
+        **{f"t_{k}": Signal(t_width, name=f"conv_t{k}") for k in "cxy"},
+        rem_o=Signal(bits_for(max(c.tap_words for c in convs) - 1)),
+        rem_x=Signal(bits_for(max(e[0] for c in convs for e in c.cols))),
+        rem_y=Signal(bits_for(max(e[0] for c in convs for e in c.rows))),
+    )
+    r.nx_m1 = Signal.like(r.rem_x)
+    empty = Signal()
+
+    # What the take latches: the start of every projection of the event.
+    latched = {}
+    for n, proj in enumerate(projs):
+        if proj.conv is None:
+            latched[n] = Signal.like(s.d_base[n], name=f"w_base{n}")
+        else:
+            latched[n] = _conv_registers(array, proj, f"conv{n}")
+
+    def acc_base(proj):
+        # The target's slot base in the right bank; the bank flips for recurrent deliveries.
+        bank = ~s.parity if proj.recurrent else s.parity
+        return Mux(bank, plan.slots, 0) + pops[proj.target].slot_base
+
+    def load(n, start):
+        """Point the walk at the first word of projection ``n`` (``start`` its decoded or
+        latched start)."""
+        proj = projs[n]
+        if proj.conv is None:
+            return [col.eq(0), w_dense.eq(start), a_dense.eq(acc_base(proj))]
+        return [
+            *(getattr(r, f"w_{k}").eq(start.w) for k in "cxy"),
+            *(getattr(r, f"t_{k}").eq(start.t) for k in "cxy"),
+            r.rem_o.eq(proj.conv.tap_words - 1),
+            r.rem_x.eq(start.nx_m1),
+            r.nx_m1.eq(start.nx_m1),
+            r.rem_y.eq(start.ny_m1),
+            empty.eq(start.empty),
+        ]
+
+    is_conv = mux_table(p_cur, [int(q.conv is not None) for q in projs], 1)
+    with m.If(is_conv):
+        base = Signal(a_width)
+        # A word for every lane (lanes over output channels), or for the lane of its target.
+        lane_mask = Signal(lanes)
+        lane_of_t = (1 << r.t_c[:shift]) if shift else Const(1, 1)
+        with m.Switch(p_cur):
+            for n, proj in enumerate(projs):
+                if proj.conv is not None:
+                    with m.Case(n):
+                        m.d.comb += [
+                            base.eq(acc_base(proj)),
+                            lane_mask.eq((1 << lanes) - 1 if proj.conv.vector else lane_of_t),
+                        ]
+        m.d.comb += [
+            s.w_ptr.eq(r.w_c),
+            s.a_ptr.eq(base + r.t_c[shift:]),
+            s.walk_mask.eq(Mux(empty, 0, lane_mask)),
+        ]
+    with m.Else():
+        m.d.comb += [s.w_ptr.eq(w_dense), s.a_ptr.eq(a_dense), s.walk_mask.eq((1 << lanes) - 1)]
+
+    last_col = mux_table(
+        p_cur, [pops[q.target].rows - 1 if q.conv is None else 0 for q in projs], array.row_width
+    )
+    conv_end = empty | ((r.rem_o == 0) & (r.rem_x == 0) & (r.rem_y == 0))
+    proj_end = Mux(is_conv, conv_end, col == last_col)
+    proj_is_last = mux_table(
+        p_cur,
+        [int(n + 1 == len(projs) or projs[n + 1].source != q.source) for n, q in enumerate(projs)],
+        1,
+    )
+    last = Signal()
+    m.d.comb += last.eq(proj_end & proj_is_last)
+    at_end = Signal()
+    m.d.comb += at_end.eq(~active | last)
+    m.d.comb += s.take.eq(at_end & s.d_valid & (out_fifo.w_rdy | ~s.d_out))
+
+    with m.If(active):
+        with m.If(last):
+            m.d.sync += active.eq(0)
+        with m.Elif(proj_end):
+            m.d.sync += p_cur.eq(p_cur + 1)
+            with m.Switch(p_cur):
+                for n in range(len(projs) - 1):
+                    if projs[n + 1].source == projs[n].source:
+                        with m.Case(n):
+                            m.d.sync += load(n + 1, latched[n + 1])
+        with m.Elif(is_conv):
+            with m.Switch(p_cur):
+                for n, proj in enumerate(projs):
+                    if proj.conv is not None:
+                        with m.Case(n):
+                            _conv_step(m, proj.conv, r)
+        with m.Else():
+            m.d.sync += [col.eq(col + 1), w_dense.eq(w_dense + 1), a_dense.eq(a_dense + 1)]
+    with m.If(s.take):
+        for n, proj in enumerate(projs):
+            if proj.conv is None:
+                m.d.sync += latched[n].eq(s.d_base[n])
+            else:
+                start, d = latched[n], s.d_conv[n]
+                m.d.sync += [getattr(start, k).eq(getattr(d, k)) for k in vars(d)]
+        m.d.sync += active.eq(0)
+        with m.Switch(s.d_src):
+            for src, n in first_proj.items():
+                start = s.d_base[n] if projs[n].conv is None else s.d_conv[n]
+                with m.Case(src):
+                    m.d.sync += [active.eq(1), p_cur.eq(n), *load(n, start)]
+
+
+def _conv_step(m, conv, r):
+    """One step of a kernel walk of ``conv`` that is not at its last word: the next output
+    channel, else the next tap of the row, else the first tap of the next row. ``r`` holds the
+    walk's registers: the current word ``(w_c, t_c)``, the first word of the tap ``(w_x, t_x)``
+    and of the row ``(w_y, t_y)``, the words, taps and rows left, and the taps of a row less
+    one (``nx_m1``)."""
+    w_c, w_x, w_y, t_c, t_x, t_y = r.w_c, r.w_x, r.w_y, r.t_c, r.t_x, r.t_y
+    rem_o, rem_x, rem_y, nx_m1 = r.rem_o, r.rem_x, r.rem_y, r.nx_m1
+    (w_col, t_col), (w_row, t_row) = conv.col_step, conv.row_step
+    with m.If(rem_o != 0):
+        m.d.sync += [
+            rem_o.eq(rem_o - 1),
+            w_c.eq(w_c + 1),
+            t_c.eq(t_c + conv.word_targets),
+        ]
+    with m.Elif(rem_x != 0):
+        m.d.sync += [
+            rem_o.eq(conv.tap_words - 1),
+            rem_x.eq(rem_x - 1),
+            w_c.eq(w_x + w_col),
+            w_x.eq(w_x + w_col),
+            t_c.eq(t_x + t_col),
+            t_x.eq(t_x + t_col),
+        ]
+    with m.Else():
+        m.d.sync += [
+            rem_o.eq(conv.tap_words - 1),
+            rem_x.eq(nx_m1),
+            rem_y.eq(rem_y - 1),
+            w_c.eq(w_y + w_row),
+            w_x.eq(w_y + w_row),
+            w_y.eq(w_y + w_row),
+            t_c.eq(t_y + t_row),
+            t_x.eq(t_y + t_row),
+            t_y.eq(t_y + t_row),
+        ]

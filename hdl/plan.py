@@ -8,10 +8,14 @@ Layout, for ``P`` lanes:
 
 - LIF neuron ``i`` of population ``k`` lives in lane ``i % P`` at slot ``base_k + i // P``; every
   population owns ``rows_k = ceil(size_k / P)`` slots in every lane, so a slot address means the
-  same population in all lanes.
+  same population in all lanes. A population with ``channels`` (fed by a convolution whose lanes
+  run over output channels) holds neuron ``(o, y, x)`` at ``i = (y W + x) channels + o`` instead.
 - The weights of projection ``p`` (source ``a`` to target ``b``) from source neuron ``j`` are the
   ``rows_b`` words at ``weight_base_p + j * rows_b`` of each lane; word ``c`` of lane ``l`` holds
   ``W[j, c * P + l]`` (0 past the end of ``b``).
+- A convolution (``ProjectionPlan.conv``, a :class:`ConvWalk`) stores its kernel once, the same
+  words in every lane: word ``weight_base + ((c kh + ky) kw + kx) O_g + o_i`` holds
+  ``W[g O_g + o_i, c - g C_g, ky, kx]``; an event walks its valid taps (``docs/array.md``).
 - The accumulators have :attr:`ArrayPlan.acc_banks` banks of ``slots`` words. With a recurrent
   projection (from the same or a later population) there are two: the bank of timestep ``t`` is
   ``t % 2`` and a recurrent projection adds into the other bank. Without one, every delivery
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PopulationPlan", "ProjectionPlan", "ArrayPlan"]
+__all__ = ["PopulationPlan", "ProjectionPlan", "ConvWalk", "ArrayPlan"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,97 @@ class PopulationPlan:
     slot_base: int = 0  # LIF populations: first slot in every lane
     rows: int = 0  # LIF populations: slots per lane
     lif_index: int = 0  # LIF populations: row of the parameter memory
+    # LIF populations fed by a convolution with lanes over its output channels: the number of
+    # channels, whose neurons then lie channel-minor in the slots; 0 for C order.
+    channels: int = 0
+
+    def neuron(self, place):
+        """The neuron (C order) at ``place = row * lanes + lane`` of the population's slots
+        (an int or an integer array): ``place`` itself, or with ``channels`` the neuron
+        ``(o, y, x)`` at ``place = (y W + x) channels + o``."""
+        if not self.channels:
+            return place
+        position, channel = divmod(place, self.channels)
+        return channel * (self.size // self.channels) + position
+
+
+@dataclass(frozen=True)
+class ConvWalk:
+    """The constants of a convolution's kernel walk (``docs/array.md``, "Convolutions").
+
+    A source neuron ``j = (c H + y) W + x`` reaches, for each of its valid kernel taps, the
+    ``O_g`` output channels of its group: ``tap_words`` words, one lane each (``vector``
+    False), or ``P`` channels a word, one in each lane (``vector``). Targets ``t`` are places
+    in the target's slots (``PopulationPlan.neuron``), lane ``t % P``, row ``t // P``. The
+    valid taps of row ``y`` form an arithmetic
+    progression: ``rows[y] = (count, weight offset, target offset)`` of its first tap, and each
+    further tap adds ``row_step = (weight step, target step)``; likewise ``cols[x]`` and
+    ``col_step`` for column ``x``. An input pool is folded into the tables (a source row in the
+    ragged edge has ``count`` 0). Every product the walk needs is of a signal and a constant.
+
+    Attributes
+    ----------
+    height, width : int
+        ``H``, ``W`` of the source (before pooling).
+    group_channels : int
+        ``C_g``, input channels per group.
+    group_outputs : int
+        ``O_g``, output channels per group.
+    channel_words : int
+        ``kh kw tap_words``, weight words per input channel.
+    group_targets : int
+        The target place of the first channel of group ``g`` is ``g group_targets``.
+    tap_words, word_targets : int
+        Words of one tap, and the step of the target place from one to the next.
+    vector : bool
+        Every lane adds its word (lanes over output channels), else the target's lane only.
+    rows, cols : tuple of (int, int, int)
+    row_step, col_step : (int, int)
+    """
+
+    height: int
+    width: int
+    group_channels: int
+    group_outputs: int
+    channel_words: int
+    group_targets: int
+    tap_words: int
+    word_targets: int
+    vector: bool
+    rows: tuple
+    cols: tuple
+    row_step: tuple
+    col_step: tuple
+
+    def taps(self, j):
+        """``(rows entry, cols entry, channel)`` of source neuron ``j``."""
+        c, rest = divmod(j, self.height * self.width)
+        y, x = divmod(rest, self.width)
+        return self.rows[y], self.cols[x], c
+
+    def words(self, j):
+        """Cycles of the walk of source neuron ``j``: one per valid tap and output channel of
+        its group, one for an event that reaches nothing."""
+        (ny, _, _), (nx, _, _), _ = self.taps(j)
+        return max(ny * nx * self.tap_words, 1)
+
+    def as_list(self):
+        """Every field, for the layout hash."""
+        return [
+            self.height,
+            self.width,
+            self.group_channels,
+            self.group_outputs,
+            self.channel_words,
+            self.group_targets,
+            self.tap_words,
+            self.word_targets,
+            self.vector,
+            [list(r) for r in self.rows],
+            [list(c) for c in self.cols],
+            list(self.row_step),
+            list(self.col_step),
+        ]
 
 
 @dataclass(frozen=True)
@@ -50,6 +145,7 @@ class ProjectionPlan:
     target: int  # population index
     weight_base: int
     recurrent: bool
+    conv: ConvWalk | None = None  # a convolution: its kernel walk; None for a dense matrix
 
 
 @dataclass
@@ -148,10 +244,14 @@ class ArrayPlan:
             "weight_words": self.weight_words,
             "slots": self.slots,
             "populations": [
-                [p.size, p.is_input, p.input_offset, p.slot_base, p.rows] for p in self.populations
+                [p.size, p.is_input, p.input_offset, p.slot_base, p.rows]
+                + ([p.channels] if p.channels else [])
+                for p in self.populations
             ],
             "projections": [
-                [q.source, q.target, q.weight_base, q.recurrent] for q in self.projections
+                [q.source, q.target, q.weight_base, q.recurrent]
+                + ([q.conv.as_list()] if q.conv is not None else [])
+                for q in self.projections
             ],
             "decay_sets": [list(d) for d in self.decay_sets],
         }
@@ -204,8 +304,32 @@ class ArrayPlan:
     def max_size(self):
         return max(p.size for p in self.populations)
 
+    @property
+    def has_conv(self):
+        """True if a projection is a convolution (the walker then has the kernel walk)."""
+        return any(q.conv is not None for q in self.projections)
+
     def projections_from(self, index):
         return [q for q in self.projections if q.source == index]
+
+    def cycle_bound(self, events):
+        """The cycle bound ``L`` of a step (``docs/array.md``, "Cycle model" and
+        "Convolutions"): every LIF slot row once, and for every event and projection of its
+        population the target's rows (dense) or, for a convolution, its valid taps times
+        ``ceil(O_g / P)``.
+
+        ``events`` maps a population index to the neurons (C order) that deliver in the step:
+        the input events of an input population, the spikes of a LIF population.
+        """
+        total = sum(p.rows for p in self.lif_populations)
+        for q in self.projections:
+            for j in events.get(q.source, ()):
+                if q.conv is None:
+                    total += self.populations[q.target].rows
+                else:
+                    (ny, _, _), (nx, _, _), _ = q.conv.taps(int(j))
+                    total += ny * nx * -(-q.conv.group_outputs // self.lanes)
+        return total
 
     def max_step_cycles(self, stages=4):
         """An upper bound on the cycles of one timestep, with every neuron spiking.
@@ -217,8 +341,15 @@ class ArrayPlan:
         """
         events = sum(p.size for p in self.populations)
         per_population = 2 * stages + 16
+        # A convolution walks its kernel words once per (source, tap): more than it stores.
+        conv_words = sum(
+            sum(q.conv.words(j) for j in range(self.populations[q.source].size))
+            for q in self.projections
+            if q.conv is not None
+        )
         return (
             self.weights.shape[1]
+            + conv_words
             + 2 * self.slots
             + events
             + per_population * (len(self.populations) + 1)

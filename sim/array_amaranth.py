@@ -45,7 +45,7 @@ class ArrayRecorder:
         pop = self.plan.populations[population]
         for lane, value in enumerate(values):
             if mask >> lane & 1:
-                self.v[pop.name][t, row * self.plan.lanes + lane] = value
+                self.v[pop.name][t, pop.neuron(row * self.plan.lanes + lane)] = value
 
 
 def as_batch(spikes, net):

@@ -218,7 +218,7 @@ def _decode(plan, words, shape, trace):
             for lane in range(lanes):
                 sel = (rows[:, 2] == k) & (rows[:, 4] >> lane & 1 == 1)
                 r = rows[sel]
-                v[pop.name][r[:, 0], r[:, 1], r[:, 3] * lanes + lane] = r[:, 5 + lane]
+                v[pop.name][r[:, 0], r[:, 1], pop.neuron(r[:, 3] * lanes + lane)] = r[:, 5 + lane]
     errors = [
         f"step {t}: unexpected spike event ({population}, {index})"
         for _, t, population, index in events[~expected][:5].tolist()

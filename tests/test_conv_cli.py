@@ -1,6 +1,7 @@
-"""Convolutional networks on the command line: the hardware commands refuse them in one line,
-`spikeforge simulate` writes the populations' shapes, and `spikeforge bench --parts conv` runs
-the golden model's speed measurement (``docs/network.md``, "Convolutions")."""
+"""Convolutional networks on the command line: the hardware commands compile them to the array
+(kernel walks, ``docs/array.md``), `spikeforge simulate` writes the populations' shapes, and
+`spikeforge bench --parts conv` runs the golden model's speed measurement (``docs/network.md``,
+"Convolutions")."""
 
 import json
 
@@ -12,12 +13,8 @@ from spikeforge.cli.main import main
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import FORMAT, Network, save_network
 from spikeforge.gen.spike_io import load_outputs, save_outputs
-from spikeforge.spec.errors import EXIT_BAD_INPUT, SpikeforgeError
-
-CONV_REFUSED = (
-    "projections[0] (inp -> c): convolutions and pools have no hardware yet; this conv2d "
-    "projection runs in the golden model only (simulate --backend golden)"
-)
+from spikeforge.sim.rtl import require_or_skip
+from spikeforge.spec.errors import SpikeforgeError
 
 
 def conv_dict():
@@ -62,41 +59,38 @@ def conv_files(tmp_path):
     return net_path, spikes_path
 
 
-def test_compile_refuses_conv():
-    with pytest.raises(SpikeforgeError) as info:
-        compile_network(Network.from_dict(conv_dict()))
-    assert str(info.value) == CONV_REFUSED
+def test_compile_lays_out_kernels_and_unrolls_pooled_dense():
+    """The conv projection keeps its kernel once per lane and gets a kernel walk; the pooled
+    dense projection is stored as its unrolled matrix."""
+    net = Network.from_dict(conv_dict())
+    plan = compile_network(net, 2)
+    conv, pooled = plan.projections
+    assert conv.conv is not None and pooled.conv is None
+    kernel_words = 3 * 2 * 3 * 3
+    assert pooled.weight_base == kernel_words
+    # 12 source neurons of c (its pooled positions repeated over each 2x2 window), 1 row of
+    # 2 targets over 2 lanes each.
+    assert plan.weights.shape == (2, kernel_words + 12)
+    np.testing.assert_array_equal(plan.weights[0, :kernel_words], plan.weights[1, :kernel_words])
+    assert sorted(plan.weights[0, :kernel_words]) == sorted(net.projections[0].weights.ravel())
 
 
-def test_compile_refuses_a_pooled_dense_projection():
-    d = conv_dict()
-    d["populations"][1] = {**d["populations"][1], "kind": "input"}
-    for key in ("v_th", "v_reset", "v_rest", "v_peak", "t_ref", "decay", "reset_mode", "bias"):
-        del d["populations"][1][key]
-    del d["populations"][0], d["projections"][0]
-    with pytest.raises(SpikeforgeError) as info:
-        compile_network(Network.from_dict(d))
-    assert str(info.value) == (
-        "projections[0] (c -> out): convolutions and pools have no hardware yet; this pooled "
-        "dense projection runs in the golden model only (simulate --backend golden)"
-    )
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["generate", "{net}", "-o", "{tmp}/array.v"],
-        ["simulate", "{net}", "--input", "{spikes}", "--backend", "verilator", "-o", "{tmp}/o.npz"],
-    ],
-    ids=["generate", "simulate-verilator"],
-)
-def test_cli_refuses_conv_in_one_line(conv_files, tmp_path, capsys, argv):
+def test_simulate_rtl_equals_golden(conv_files, tmp_path):
+    """`spikeforge simulate --backend icarus` runs the conv network bit-exact with golden."""
+    require_or_skip("icarus")
     net, spikes = conv_files
-    values = {"net": net, "spikes": spikes, "tmp": tmp_path}
-    assert main([a.format(**values) for a in argv]) == EXIT_BAD_INPUT
-    err = capsys.readouterr().err
-    assert err == f"spikeforge: error: {CONV_REFUSED}\n"
-    assert not list(tmp_path.glob("array.v")) and not list(tmp_path.glob("o.npz"))
+    outs = {}
+    for backend in ("golden", "icarus"):
+        outs[backend] = tmp_path / f"{backend}.npz"
+        argv = ["simulate", str(net), "--input", str(spikes), "--backend", backend, "--lanes", "2"]
+        if backend == "golden":
+            argv = argv[:-2]
+        assert main([*argv, "-o", str(outs[backend])]) == 0
+    golden, rtl = load_outputs(outs["golden"]), load_outputs(outs["icarus"])
+    for name in golden.spikes:
+        np.testing.assert_array_equal(rtl.spikes[name], golden.spikes[name])
+    assert rtl.spikes["c"].any() and rtl.spikes["out"].any()
+    assert rtl.shapes == golden.shapes == {"c": (3, 2, 2)}
 
 
 def test_simulate_writes_shapes(conv_files, tmp_path):

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 from conv_cases import (
-    conv_out,
     conv_out_shape,
+    draw_geometry,
     lif,
     random_conv_network,
     reference_conv,
@@ -23,30 +23,6 @@ from spikeforge.sim import golden_conv
 from spikeforge.sim.golden_conv import ConvDelivery
 from spikeforge.sim.network_golden import run_network
 from spikeforge.spec.errors import SpikeforgeError
-
-
-def draw_geometry(rng, shape):
-    """Random valid conv keys for a source of ``shape`` (C, H, W)."""
-    c, h, w = shape
-    while True:
-        divisors = [g for g in range(1, c + 1) if c % g == 0]
-        groups = int(rng.choice(divisors))
-        geo = {
-            "out_channels": groups * int(rng.integers(1, 3)),
-            "kernel": [int(rng.integers(1, 4)), int(rng.integers(1, 4))],
-            "stride": [int(rng.integers(1, 3)), int(rng.integers(1, 4))],
-            "padding": [int(rng.integers(0, 3)), int(rng.integers(0, 2))],
-            "dilation": [int(rng.integers(1, 3)), int(rng.integers(1, 3))],
-            "groups": groups,
-            "pool": [int(rng.integers(1, 3)), int(rng.integers(1, 3))],
-        }
-        hp, wp = h // geo["pool"][0], w // geo["pool"][1]
-        if hp < 1 or wp < 1:
-            continue
-        ho = conv_out(hp, geo["kernel"][0], geo["stride"][0], geo["padding"][0], geo["dilation"][0])
-        wo = conv_out(wp, geo["kernel"][1], geo["stride"][1], geo["padding"][1], geo["dilation"][1])
-        if ho >= 1 and wo >= 1:
-            return geo
 
 
 def unrolled(net):

@@ -1,25 +1,23 @@
-"""`spikeforge demo --network conv`: the shipped conv classifier through the golden model.
+"""`spikeforge demo --network conv`: the shipped conv classifier on the RTL, bit-exact with the
+golden model (the array walks its kernel, ``docs/array.md``, "Convolutions"), with board figures
+from its shipped iCEBreaker build report."""
 
-The array does not walk kernels yet (issue 16, part 3), so the demo reports the golden model's
-accuracy and then stops at the compiler's one-line refusal, exit status 2, before any RTL run.
-"""
+import json
 
-from spikeforge.cli import train_digits_conv
 from spikeforge.cli.main import main
-from spikeforge.cli.train_digits import load_test_digits, predict
+from spikeforge.sim.rtl import require_or_skip
 
 
-def test_demo_conv_reports_golden_then_refuses_rtl(tmp_path, capsys):
-    argv = ["demo", "--network", "conv", "--backend", "icarus", "--digits", "5"]
-    assert main([*argv, "-o", str(tmp_path)]) == 2
-    captured = capsys.readouterr()
-    images, labels = load_test_digits()
-    golden = predict(train_digits_conv.shipped_network(), images[:5])
-    accuracy = 100 * float((golden == labels[:5]).mean())
-    assert f"golden model: accuracy {accuracy:.2f}%" in captured.out
-    assert captured.err.strip().splitlines() == [
-        "spikeforge: error: projections[0] (pixels -> conv): convolutions and pools have no "
-        "hardware yet; this conv2d projection runs in the golden model only "
-        "(simulate --backend golden)"
-    ]
-    assert not (tmp_path / "demo.json").exists()
+def test_demo_conv_runs_bit_exact_on_rtl(tmp_path, capsys):
+    require_or_skip("icarus")
+    argv = ["demo", "--network", "conv", "--backend", "icarus", "--digits", "2"]
+    assert main([*argv, "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads((tmp_path / "demo.json").read_text())
+    assert figures["network"] == "conv" and figures["digits"] == 2
+    assert figures["bit_exact"] and figures["bit_exact_digits"] == 2
+    assert figures["accuracy_rtl"] == figures["accuracy_golden"]
+    assert "bit-exact with the golden model on 2/2 digits" in out
+    # Board figures projected from the shipped iCEBreaker build report of the conv network.
+    assert figures["board"] == "icebreaker" and figures["dsps"] == 0
+    assert figures["inferences_per_second"] > 0
