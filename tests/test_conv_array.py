@@ -207,3 +207,24 @@ def test_runtime_weights_equal_golden():
     got = run_array_amaranth(net, spikes, lanes=2, runtime_weights=True)
     for name in want.spikes:
         np.testing.assert_array_equal(got.spikes[name], want.spikes[name])
+
+
+def test_per_neuron_parameters_in_channel_minor_population():
+    """Per-neuron ``v_th``, ``v_rest`` and decays of a population whose slots hold its neurons
+    channel-minor land at the places of their neurons: bit-exact with golden on 2 lanes."""
+    rng = np.random.default_rng(11)
+    spec = channel_net(rng).to_dict()
+    c1 = spec["populations"][1]
+    c1["v_th"] = rng.integers(30, 90, c1["size"]).tolist()
+    c1["v_rest"] = rng.integers(-5, 6, c1["size"]).tolist()
+    c1["decay"] = [[2] if n % 3 else [3] for n in range(c1["size"])]
+    net = Network.from_dict(spec)
+    plan = compile_network(net, 2)
+    assert plan.lif_populations[0].channels == 4 and plan.neuron is not None
+    spikes = (rng.random((4, net.n_inputs)) < 0.3).astype(np.uint8)
+    want = run_network(net, spikes, trace=True)
+    assert want.spikes["c1"].any()
+    got = run_array_amaranth(net, spikes, trace=True, lanes=2)
+    for name in want.spikes:
+        np.testing.assert_array_equal(got.spikes[name], want.spikes[name])
+        np.testing.assert_array_equal(got.v[name], want.v[name])
