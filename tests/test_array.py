@@ -14,6 +14,8 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 from network_cases import (
+    distinct_decays,
+    many_decays_network,
     option_network,
     per_neuron_network,
     random_network,
@@ -306,58 +308,11 @@ def test_layout_hash_covers_the_synaptic_layout():
     assert len({hashes[0], hashes[1], hashes[3]}) == 3
 
 
-def _distinct_decays(size, offset=0):
-    """``size`` different two-term decays ``[a, -b]`` or ``[a, b]`` (``offset`` skips as many
-    of them)."""
-    pairs = [[a, sign * b] for a in range(1, 16) for b in range(a + 1, 16) for sign in (-1, 1)]
-    return pairs[offset : offset + size]
-
-
-def _many_decays_net(size, synaptic=False, scale=1):
-    """Input 8 -> LIF ``size`` (plus a plain LIF 3 after it) where every hidden neuron has its
-    own ``decay`` (and, with ``synaptic``, its own ``syn_decay``), as a learned-beta import
-    gives; ``scale`` changes the weights only."""
-    rng = np.random.default_rng(size)
-    hidden = {
-        "name": "h",
-        "kind": "lif",
-        "size": size,
-        "v_th": rng.integers(40, 90, size).tolist(),
-        "v_reset": 0,
-        "v_rest": rng.integers(-8, 8, size).tolist(),
-        "v_peak": 500,
-        "t_ref": 0,
-        "decay": _distinct_decays(size),
-        "reset_mode": "subtract",
-        "bias": 1,
-    }
-    if synaptic:
-        hidden["syn_decay"] = _distinct_decays(size, offset=7)
-    out = {**hidden, "name": "o", "size": 3, "v_th": 60, "v_rest": 0, "decay": [2]}
-    out.pop("syn_decay", None)
-    return Network.from_dict(
-        {
-            "format": "spikeforge-network/1",
-            "v_width": 16,
-            "w_width": 8,
-            "populations": [{"name": "x", "kind": "input", "size": 8}, hidden, out],
-            "projections": [
-                {
-                    "from": "x",
-                    "to": "h",
-                    "weights": (rng.integers(-10, 40, (8, size)) * scale).tolist(),
-                },
-                {"from": "h", "to": "o", "weights": rng.integers(-20, 30, (size, 3)).tolist()},
-            ],
-        }
-    )
-
-
 @pytest.mark.parametrize("synaptic", [False, True], ids=["lif", "current-based"])
 def test_many_distinct_decays_run_on_runtime_shifts(synaptic):
     """40 neurons with 40 different decays: the bias words carry the shift terms and every core
     shifts at run time, bit-exact against the golden model."""
-    net = _many_decays_net(40, synaptic)
+    net = many_decays_network(40, synaptic)
     plan = compile_network(net, 4)
     assert len(plan.decay_sets) == 41 and plan.runtime_decay
     assert plan.runtime_syn_decay == synaptic
@@ -368,12 +323,24 @@ def test_many_distinct_decays_run_on_runtime_shifts(synaptic):
     assert_same(got, want, f"synaptic={synaptic}")
 
 
+def test_many_distinct_decays_on_icarus(tmp_path):
+    """The runtime shift terms through the generated Verilog, bit-exact, current-based."""
+    require_or_skip("icarus")
+    net = many_decays_network(40, synaptic=True)
+    spikes = random_spikes(np.random.default_rng(5), net, 6, activity=0.4)
+    want = run_network(net, spikes, trace=True)
+    got = run_array_rtl(
+        net, spikes, trace=True, simulator="icarus", build_root=tmp_path, lanes=4, stages=4
+    )
+    assert_same(got, want, "icarus")
+
+
 @pytest.mark.parametrize("size", [2, DECAY_TREES_MAX - 1, DECAY_TREES_MAX, 40, 128])
 def test_leak_trees_are_bounded(size):
     """However many distinct decays the neurons have, a core builds at most
     ``DECAY_TREES_MAX`` leak trees (past it none: runtime shift terms), for the membrane and
     for the synaptic current; below the bound the decays stay trees."""
-    plan = compile_network(_many_decays_net(size, synaptic=True), 2)
+    plan = compile_network(many_decays_network(size, synaptic=True), 2)
     array = NeuronArray(plan, stages=2)
     Fragment.get(array, None)  # elaborates: the bias words of either kind are built
     distinct = len(plan.decay_sets)
@@ -393,9 +360,9 @@ def test_leak_trees_are_bounded(size):
 def test_runtime_decays_load_at_run_time():
     """With runtime shift terms the decays leave the layout: a plan with other decays (and
     weights) loads into the array through ``cfg`` and runs bit-exact."""
-    net_a = _many_decays_net(40)
+    net_a = many_decays_network(40)
     d = net_a.to_dict()
-    d["populations"][1]["decay"] = _distinct_decays(40, offset=50)
+    d["populations"][1]["decay"] = distinct_decays(40, offset=50)
     net_b = Network.from_dict(d)
     plan_a, plan_b = compile_network(net_a, 2), compile_network(net_b, 2)
     assert plan_a.decay_sets != plan_b.decay_sets
