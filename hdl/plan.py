@@ -22,7 +22,8 @@ Layout, for ``P`` lanes:
   of a step is consumed by an update of the same step, so one bank (bank 0) serves every step.
 - With per-neuron parameters (``ArrayPlan.neuron``), slot ``s`` of lane ``l`` also holds its
   neuron's ``v_th``, ``v_reset``, ``v_rest``, ``decay`` and ``syn_decay`` (those of the
-  population where they are one value, also in the slots past its last neuron).
+  population where they are one value, also in the slots past its last neuron); a decay as its
+  index in ``decay_sets`` or, past :data:`DECAY_TREES_MAX` distinct decays, as its shift terms.
 """
 
 import hashlib
@@ -224,7 +225,8 @@ class ArrayPlan:
         """The distinct decays of the LIF populations, in population order.
 
         The array's neuron cores are built for exactly these (their shifts become wiring), so
-        they belong to the layout: parameters loaded at run time must use one of them.
+        they belong to the layout: parameters loaded at run time must use one of them. Not so
+        with :attr:`runtime_decay`: the bias words then carry the shift terms.
         """
         sets = []
         for pop in self.lif_populations:
