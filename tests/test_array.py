@@ -308,19 +308,24 @@ def test_layout_hash_covers_the_synaptic_layout():
     assert len({hashes[0], hashes[1], hashes[3]}) == 3
 
 
-@pytest.mark.parametrize("synaptic", [False, True], ids=["lif", "current-based"])
-def test_many_distinct_decays_run_on_runtime_shifts(synaptic):
-    """40 neurons with 40 different decays: the bias words carry the shift terms and every core
-    shifts at run time, bit-exact against the golden model."""
-    net = many_decays_network(40, synaptic)
+@pytest.mark.parametrize(
+    "size, synaptic",
+    [(40, False), (40, True), (DECAY_TREES_MAX, True)],
+    ids=["lif", "current-based", "runtime-decay-syn-trees"],
+)
+def test_many_distinct_decays_run_on_runtime_shifts(size, synaptic):
+    """``size`` neurons with as many different decays (plus the output's): the bias words carry
+    the shift terms and every core shifts at run time, bit-exact against the golden model; the
+    synaptic decays likewise, or with at most ``DECAY_TREES_MAX`` of them still as trees."""
+    net = many_decays_network(size, synaptic)
     plan = compile_network(net, 4)
-    assert len(plan.decay_sets) == 41 and plan.runtime_decay
-    assert plan.runtime_syn_decay == synaptic
+    assert len(plan.decay_sets) == size + 1 and plan.runtime_decay
+    assert plan.runtime_syn_decay == (synaptic and size > DECAY_TREES_MAX)
     spikes = random_spikes(np.random.default_rng(5), net, 6, activity=0.4)
     want = run_network(net, spikes, trace=True)
     assert want.spikes["h"].sum() > 10 and want.spikes["o"].sum() > 0
     got = run_array_amaranth(net, spikes, trace=True, lanes=4, stages=3)
-    assert_same(got, want, f"synaptic={synaptic}")
+    assert_same(got, want, f"size={size} synaptic={synaptic}")
 
 
 def test_many_distinct_decays_on_icarus(tmp_path):
