@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..hdl.arith import bits_for, ceil_div
 from ..hdl.array_banks import BLOCK_SHAPES, bank_depth
-from ..hdl.array_ports import neuron_word_layout
+from ..hdl.array_ports import plan_word_layout
 from ..hdl.spram import SPRAM_COUNT, SPRAM_DEPTH, spram_tiles
 from ..spec.errors import SpikeforgeError
 from ..spec.protocol import IDENTITY_FORMAT
@@ -100,8 +100,7 @@ def array_memories(plan, runtime_weights=False):
     bias_width = plan.v_width
     if plan.per_neuron:
         # The bias words carry the per-neuron parameters too (docs/array.md).
-        syn_sets = plan.syn_decay_sets if plan.synaptic else None
-        bias_width = neuron_word_layout(plan.v_width, plan.decay_sets, syn_sets).size
+        bias_width = plan_word_layout(plan).size
     memories = []
     for lane in range(plan.lanes):
         if not runtime_weights:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..hdl.arith import bits_for, ceil_div
 from ..hdl.array import CfgMemory
-from ..hdl.array_ports import neuron_word_layout, neuron_words
+from ..hdl.array_ports import neuron_words, plan_word_layout
 from ..hdl.neuron import pack_params, params_layout
 from ..hdl.plan import ArrayPlan, PopulationPlan, ProjectionPlan
 from ..spec.errors import SpikeforgeError
@@ -223,10 +223,10 @@ def _channel_minor(net, lanes):
 def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1):
     """The ``cfg`` port writes that load ``plan``'s contents into a running array.
 
-    An array elaborated from another plan with the same layout (same populations, sizes,
-    projections, lanes, widths, ``decay_sets`` and ``syn_decay_sets``) then computes exactly what
-    ``plan`` describes; the host link sends these to change weights and parameters without a
-    rebuild.
+    An array elaborated from another plan with the same layout (same ``layout_hash``: same
+    populations, sizes, projections, lanes, widths, and ``decay_sets`` and ``syn_decay_sets``
+    unless the bias words carry them as runtime terms) then computes exactly what ``plan``
+    describes; the host link sends these to change weights and parameters without a rebuild.
 
     ``weight_burst`` is the array's ``weight_burst``: an array with runtime weights takes that
     many consecutive weight words of one lane per write, and every word is written (its store
@@ -253,9 +253,7 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
                 yield CfgMemory.WEIGHTS, lane, addr, data
     if "bias" in memories and plan.per_neuron:
         # The bias words carry the per-neuron parameters too.
-        word_layout = neuron_word_layout(
-            plan.v_width, plan.decay_sets, plan.syn_decay_sets if plan.synaptic else None
-        )
+        word_layout = plan_word_layout(plan)
         for lane in range(plan.lanes):
             for addr, word in enumerate(neuron_words(plan, lane)):
                 yield CfgMemory.BIAS, lane, addr, word_layout.const(word).as_value().value
@@ -266,12 +264,13 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
     if "params" in memories:
         synaptic = dict(
             synaptic=plan.synaptic,
-            syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None,
+            syn_decay_sets=plan.core_syn_decay_sets,
             delayed_reset=plan.delayed_reset,
             at_threshold=plan.at_threshold,
         )
-        layout = params_layout(plan.v_width, bits_for(plan.t_ref_max), plan.decay_sets, **synaptic)
+        decay_sets = plan.core_decay_sets
+        layout = params_layout(plan.v_width, bits_for(plan.t_ref_max), decay_sets, **synaptic)
         for index, pop in enumerate(plan.lif_populations):
-            row = pack_params(pop.params, plan.decay_sets, **synaptic)
+            row = pack_params(pop.params, decay_sets, **synaptic)
             row["bias"] = 0  # the array takes each neuron's bias from the bias memory
             yield CfgMemory.PARAMS, 0, index, layout.const(row).as_value().value

@@ -40,8 +40,8 @@ from .array_ports import (
     SpikeInLayout,
     SpikeOutLayout,
     TraceLayout,
-    neuron_word_layout,
     neuron_words,
+    plan_word_layout,
     state_layout,
 )
 from .array_weights import ExternalWeights
@@ -197,9 +197,7 @@ class NeuronArray(wiring.Component):
         # Only an array with a current-based population has the synaptic current (its decays
         # built in like the membrane's); a plain LIF network keeps the cores and memories it had
         # without it.
-        synaptic = dict(
-            synaptic=plan.synaptic, syn_decay_sets=plan.syn_decay_sets if plan.synaptic else None
-        )
+        synaptic = dict(synaptic=plan.synaptic, syn_decay_sets=plan.core_syn_decay_sets)
         # Likewise reset_timing "next" and threshold_compare ">=" (docs/neuron.md).
         synaptic.update(delayed_reset=plan.delayed_reset, at_threshold=plan.at_threshold)
         self.cores = [
@@ -208,13 +206,13 @@ class NeuronArray(wiring.Component):
                 acc_width=plan.acc_width,
                 t_ref_max=plan.t_ref_max,
                 stages=stages,
-                decay_sets=plan.decay_sets,
+                decay_sets=plan.core_decay_sets,
                 **synaptic,
             )
             for _ in range(lanes)
         ]
         self.param_layout = params_layout(
-            plan.v_width, self.t_ref_width, plan.decay_sets, **synaptic
+            plan.v_width, self.t_ref_width, plan.core_decay_sets, **synaptic
         )
         self.state_layout = state_layout(
             plan.v_width, self.t_ref_width, plan.synaptic, plan.delayed_reset
@@ -223,9 +221,7 @@ class NeuronArray(wiring.Component):
         # (docs/array.md); otherwise it is the bias alone, as before.
         self.bias_shape = signed(plan.v_width)
         if plan.per_neuron:
-            self.bias_shape = neuron_word_layout(
-                plan.v_width, plan.decay_sets, synaptic["syn_decay_sets"]
-            )
+            self.bias_shape = plan_word_layout(plan)
         # The weight, state and bias memories are made at elaboration, banked or not by the
         # platform (memory_banks): the attributes hold those of the last elaboration.
         self.weight_mem = self.weight_ports = self.state_mem = self.bias_mem = None
@@ -243,7 +239,7 @@ class NeuronArray(wiring.Component):
         # The array reads each neuron's bias from bias_mem; the population row carries 0.
         param_rows = []
         for pop in plan.lif_populations:
-            row = pack_params(pop.params, plan.decay_sets, **synaptic)
+            row = pack_params(pop.params, plan.core_decay_sets, **synaptic)
             row["bias"] = 0
             param_rows.append(row)
         # At least two rows (and two words in every memory): a one-word memory would have a
@@ -648,9 +644,10 @@ class NeuronArray(wiring.Component):
             if self.plan.per_neuron:
                 # The neuron's own values replace the population row's (docs/array.md).
                 word = s.bias_q[l]
-                fields = ["bias", "v_th", "v_reset", "v_rest", "decay_sel"]
+                fields = ["bias", "v_th", "v_reset", "v_rest"]
+                fields.append("decay" if self.plan.runtime_decay else "decay_sel")
                 if synaptic:
-                    fields.append("syn_decay_sel")
+                    fields.append("syn_decay" if self.plan.runtime_syn_decay else "syn_decay_sel")
                 m.d.comb += [getattr(core.params, f).eq(getattr(word, f)) for f in fields]
             else:
                 m.d.comb += core.params.bias.eq(s.bias_q[l])

@@ -9,8 +9,9 @@ the same fields, so a stream built elsewhere with the same fields still connects
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
-from ..spec.limits import LANES
+from ..spec.limits import LANES, MAX_DECAY_TERMS
 from .arith import bits_for
+from .neuron import decay_term_layout, pack_terms
 
 __all__ = [
     "CfgMemory",
@@ -20,6 +21,7 @@ __all__ = [
     "CfgLayout",
     "state_layout",
     "neuron_word_layout",
+    "plan_word_layout",
     "neuron_words",
     "LANE_WIDTH",
 ]
@@ -198,28 +200,47 @@ def state_layout(v_width, t_ref_width, synaptic=False, delayed_reset=False):
     return data.StructLayout(fields)
 
 
-def neuron_word_layout(v_width, decay_sets, syn_decay_sets=None):
+def neuron_word_layout(v_width, decay_sets, syn_decay_sets=None, *, synaptic=None):
     """Word of a lane's bias memory in an array with per-neuron parameters
-    (``ArrayPlan.per_neuron``): the neuron's bias, ``v_th``, ``v_reset``, ``v_rest``, its decay
-    as an index into ``decay_sets`` and, with ``syn_decay_sets``, its synaptic decay likewise.
+    (``ArrayPlan.per_neuron``): the neuron's bias, ``v_th``, ``v_reset``, ``v_rest`` and its
+    decay, as an index ``decay_sel`` into ``decay_sets`` or, with ``decay_sets`` ``None``
+    (``ArrayPlan.runtime_decay``), as the runtime shift terms ``decay``. With ``synaptic``
+    (by default, whether ``syn_decay_sets`` is given) its synaptic decay likewise:
+    ``syn_decay_sel`` into ``syn_decay_sets``, or terms ``syn_decay`` without them.
     """
+    if synaptic is None:
+        synaptic = syn_decay_sets is not None
+    terms = data.ArrayLayout(decay_term_layout(v_width), MAX_DECAY_TERMS)
     fields = {
         "bias": signed(v_width),
         "v_th": signed(v_width),
         "v_reset": signed(v_width),
         "v_rest": signed(v_width),
-        "decay_sel": unsigned(bits_for(len(decay_sets) - 1)),
     }
-    if syn_decay_sets is not None:
-        fields["syn_decay_sel"] = unsigned(bits_for(len(syn_decay_sets) - 1))
+    if decay_sets is None:
+        fields["decay"] = terms
+    else:
+        fields["decay_sel"] = unsigned(bits_for(len(decay_sets) - 1))
+    if synaptic:
+        if syn_decay_sets is None:
+            fields["syn_decay"] = terms
+        else:
+            fields["syn_decay_sel"] = unsigned(bits_for(len(syn_decay_sets) - 1))
     return data.StructLayout(fields)
+
+
+def plan_word_layout(plan):
+    """:func:`neuron_word_layout` of a plan with per-neuron parameters."""
+    return neuron_word_layout(
+        plan.v_width, plan.core_decay_sets, plan.core_syn_decay_sets, synaptic=plan.synaptic
+    )
 
 
 def neuron_words(plan, lane):
     """The bias memory words of ``lane`` of a plan with per-neuron parameters: one ``dict``
-    of :func:`neuron_word_layout` per slot."""
-    decay_sets = plan.decay_sets
-    syn_sets = plan.syn_decay_sets if plan.synaptic else None
+    of :func:`plan_word_layout` per slot."""
+    decay_sets = plan.core_decay_sets
+    syn_sets = plan.core_syn_decay_sets
     n = plan.neuron
     words = []
     for slot in range(plan.slots):
@@ -228,11 +249,18 @@ def neuron_words(plan, lane):
             "v_th": int(n["v_th"][lane, slot]),
             "v_reset": int(n["v_reset"][lane, slot]),
             "v_rest": int(n["v_rest"][lane, slot]),
-            "decay_sel": decay_sets.index(n["decay"][lane, slot]),
         }
-        if syn_sets is not None:
-            # A plain population's selection is never used: 0.
+        decay = n["decay"][lane, slot]
+        if decay_sets is None:
+            word["decay"] = pack_terms(decay)
+        else:
+            word["decay_sel"] = decay_sets.index(decay)
+        if plan.synaptic:
+            # A plain population's synaptic decay is never used: selection 0, or no terms.
             syn = n["syn_decay"][lane, slot]
-            word["syn_decay_sel"] = 0 if syn is None else syn_sets.index(syn)
+            if syn_sets is None:
+                word["syn_decay"] = pack_terms(syn or ())
+            else:
+                word["syn_decay_sel"] = 0 if syn is None else syn_sets.index(syn)
         words.append(word)
     return words

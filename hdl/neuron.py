@@ -16,7 +16,7 @@ from ..spec.limits import (
 from ._validate import validating
 from .arith import bits_for, exceeds, fires, reaches, refractory_next, saturate
 
-__all__ = ["params_layout", "pack_params", "NeuronCore"]
+__all__ = ["params_layout", "pack_params", "decay_term_layout", "pack_terms", "NeuronCore"]
 
 # Which intermediate results get a pipeline register in front of them, per stage count. The
 # output is always registered, so the latency equals the stage count. The split points balance
@@ -51,13 +51,7 @@ def params_layout(
     ``delayed_reset`` it has ``delayed``: the population's ``reset_timing`` is ``"next"``; with
     ``at_threshold`` it ends with ``at_threshold``: its ``threshold_compare`` is ``">="``.
     """
-    term = data.StructLayout(
-        {
-            "shift": unsigned(bits_for(v_width - 1)),
-            "neg": unsigned(1),
-            "en": unsigned(1),
-        }
-    )
+    term = decay_term_layout(v_width)
     if decay_sets is not None:
         decay = {"decay_sel": unsigned(bits_for(len(decay_sets) - 1))}
     else:
@@ -86,7 +80,21 @@ def params_layout(
     )
 
 
-def _pack_terms(decay):
+def decay_term_layout(v_width):
+    """Layout of one runtime decay term: an enabled term adds (with ``neg`` subtracts)
+    ``x >> shift``."""
+    return data.StructLayout(
+        {
+            "shift": unsigned(bits_for(v_width - 1)),
+            "neg": unsigned(1),
+            "en": unsigned(1),
+        }
+    )
+
+
+def pack_terms(decay):
+    """The :data:`MAX_DECAY_TERMS` runtime terms (:func:`decay_term_layout` values) of a decay
+    (a list of shift terms); the unused ones disabled."""
     terms = [{"shift": abs(k), "neg": int(k < 0), "en": 1} for k in decay]
     return terms + [{"shift": 0, "neg": 0, "en": 0}] * (MAX_DECAY_TERMS - len(terms))
 
@@ -143,7 +151,7 @@ def pack_params(
     if decay_sets is not None:
         packed["decay_sel"] = _selection("decay", tuple(params.decay), decay_sets)
     else:
-        packed["decay"] = _pack_terms(params.decay)
+        packed["decay"] = pack_terms(params.decay)
     if synaptic:
         packed["synaptic"] = int(params.synaptic)
         if syn_decay_sets is not None:
@@ -152,7 +160,7 @@ def pack_params(
                 _selection("syn_decay", params.syn_decay, syn_decay_sets) if params.synaptic else 0
             )
         else:
-            packed["syn_decay"] = _pack_terms(params.syn_decay or ())
+            packed["syn_decay"] = pack_terms(params.syn_decay or ())
     if delayed_reset:
         packed["delayed"] = int(params.delayed_reset)
     if at_threshold:

@@ -22,7 +22,8 @@ Layout, for ``P`` lanes:
   of a step is consumed by an update of the same step, so one bank (bank 0) serves every step.
 - With per-neuron parameters (``ArrayPlan.neuron``), slot ``s`` of lane ``l`` also holds its
   neuron's ``v_th``, ``v_reset``, ``v_rest``, ``decay`` and ``syn_decay`` (those of the
-  population where they are one value, also in the slots past its last neuron).
+  population where they are one value, also in the slots past its last neuron); a decay as its
+  index in ``decay_sets`` or, past :data:`DECAY_TREES_MAX` distinct decays, as its shift terms.
 """
 
 import hashlib
@@ -31,7 +32,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PopulationPlan", "ProjectionPlan", "ConvWalk", "ArrayPlan"]
+__all__ = ["PopulationPlan", "ProjectionPlan", "ConvWalk", "ArrayPlan", "DECAY_TREES_MAX"]
+
+# Most distinct per-neuron decays (and, apart, synaptic decays) that the cores build in as
+# constant leak trees. Past it the bias words carry the shift terms and the cores shift at run
+# time, a cost that no longer grows with the decays: on an iCE40 core (16 bits, 4-term learned
+# decays) six trees take 785 LUTs, eight 879, the runtime terms 826 (docs/performance.md).
+DECAY_TREES_MAX = 6
 
 
 @dataclass(frozen=True)
@@ -218,7 +225,8 @@ class ArrayPlan:
         """The distinct decays of the LIF populations, in population order.
 
         The array's neuron cores are built for exactly these (their shifts become wiring), so
-        they belong to the layout: parameters loaded at run time must use one of them.
+        they belong to the layout: parameters loaded at run time must use one of them. Not so
+        with :attr:`runtime_decay`: the bias words then carry the shift terms.
         """
         sets = []
         for pop in self.lif_populations:
@@ -227,10 +235,34 @@ class ArrayPlan:
                     sets.append(decay)
         return tuple(sets)
 
+    @property
+    def runtime_decay(self):
+        """True if the neurons' decays are runtime shift terms in the bias words: per-neuron
+        parameters with more than :data:`DECAY_TREES_MAX` distinct decays."""
+        return self.per_neuron and len(self.decay_sets) > DECAY_TREES_MAX
+
+    @property
+    def runtime_syn_decay(self):
+        """Like :attr:`runtime_decay`, for the synaptic decays of current-based populations."""
+        return self.per_neuron and len(self.syn_decay_sets) > DECAY_TREES_MAX
+
+    @property
+    def core_decay_sets(self):
+        """The decays the cores build in (``NeuronCore`` ``decay_sets``): :attr:`decay_sets`,
+        or ``None`` with :attr:`runtime_decay` (the cores then shift by runtime terms)."""
+        return None if self.runtime_decay else self.decay_sets
+
+    @property
+    def core_syn_decay_sets(self):
+        """The cores' ``syn_decay_sets``: ``None`` without a current-based population or with
+        :attr:`runtime_syn_decay`, else :attr:`syn_decay_sets`."""
+        return None if not self.synaptic or self.runtime_syn_decay else self.syn_decay_sets
+
     def layout_hash(self):
         """A hash of everything an elaborated array fixes: widths, lanes, the memory layout of
         populations and projections, ``decay_sets`` and, for an array with a current-based
-        population, ``syn_decay_sets``; not the memory contents.
+        population, ``syn_decay_sets`` (each replaced by a flag where the bias words carry
+        runtime shift terms instead: :attr:`runtime_decay`); not the memory contents.
 
         Two plans with the same layout hash can be loaded into each other's array at run time
         (``spikeforge.gen.compile.runtime_writes``). Hex, 16 digits.
@@ -258,6 +290,13 @@ class ArrayPlan:
         if self.synaptic:
             # Only then: a plain network's hash stays what it was before synaptic currents.
             layout["syn_decay_sets"] = [list(d) for d in self.syn_decay_sets]
+        # Runtime shift terms are loadable: the decays then leave the layout.
+        if self.runtime_decay:
+            del layout["decay_sets"]
+            layout["runtime_decay"] = True
+        if self.runtime_syn_decay:
+            del layout["syn_decay_sets"]
+            layout["runtime_syn_decay"] = True
         # Likewise the cores and rows for reset_timing "next" and threshold_compare ">=".
         if self.delayed_reset:
             layout["delayed_reset"] = True

@@ -21,6 +21,8 @@ __all__ = [
     "synaptic_network",
     "option_network",
     "per_neuron_network",
+    "many_decays_network",
+    "distinct_decays",
     "random_spikes",
 ]
 
@@ -260,3 +262,50 @@ def random_spikes(rng, net, T, batch=None, activity=0.2):
     """
     shape = (T, net.n_inputs) if batch is None else (batch, T, net.n_inputs)
     return (rng.random(shape) < activity).astype(np.uint8)
+
+
+def distinct_decays(size, offset=0):
+    """``size`` different two-term decays ``[a, -b]`` or ``[a, b]`` (``offset`` skips as many
+    of them)."""
+    pairs = [[a, sign * b] for a in range(1, 16) for b in range(a + 1, 16) for sign in (-1, 1)]
+    return pairs[offset : offset + size]
+
+
+def many_decays_network(size, synaptic=False, scale=1):
+    """Input 8 -> LIF ``size`` (plus a plain LIF 3 after it) where every hidden neuron has its
+    own ``decay`` (and, with ``synaptic``, its own ``syn_decay``), as a learned-beta import
+    gives; ``scale`` changes the weights only."""
+    rng = np.random.default_rng(size)
+    hidden = {
+        "name": "h",
+        "kind": "lif",
+        "size": size,
+        "v_th": rng.integers(40, 90, size).tolist(),
+        "v_reset": 0,
+        "v_rest": rng.integers(-8, 8, size).tolist(),
+        "v_peak": 500,
+        "t_ref": 0,
+        "decay": distinct_decays(size),
+        "reset_mode": "subtract",
+        "bias": 1,
+    }
+    if synaptic:
+        hidden["syn_decay"] = distinct_decays(size, offset=7)
+    out = {**hidden, "name": "o", "size": 3, "v_th": 60, "v_rest": 0, "decay": [2]}
+    out.pop("syn_decay", None)
+    return Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 16,
+            "w_width": 8,
+            "populations": [{"name": "x", "kind": "input", "size": 8}, hidden, out],
+            "projections": [
+                {
+                    "from": "x",
+                    "to": "h",
+                    "weights": (rng.integers(-10, 40, (8, size)) * scale).tolist(),
+                },
+                {"from": "h", "to": "o", "weights": rng.integers(-20, 30, (size, 3)).tolist()},
+            ],
+        }
+    )

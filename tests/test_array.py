@@ -14,6 +14,8 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 from network_cases import (
+    distinct_decays,
+    many_decays_network,
     option_network,
     per_neuron_network,
     random_network,
@@ -26,6 +28,7 @@ from spikeforge.gen.compile import Capacity, compile_network, runtime_writes
 from spikeforge.gen.network import Network
 from spikeforge.gen.output import array_source
 from spikeforge.hdl.array import NeuronArray
+from spikeforge.hdl.plan import DECAY_TREES_MAX
 from spikeforge.sim.array_amaranth import ArrayRecorder, input_events, run_array_amaranth
 from spikeforge.sim.array_rtl import run_array_rtl
 from spikeforge.sim.network_golden import run_network
@@ -303,6 +306,91 @@ def test_layout_hash_covers_the_synaptic_layout():
     hashes = [compile_network(net, 2).layout_hash() for net in (plain, cuba, same, other)]
     assert hashes[1] == hashes[2]
     assert len({hashes[0], hashes[1], hashes[3]}) == 3
+
+
+@pytest.mark.parametrize(
+    "size, synaptic",
+    [(40, False), (40, True), (DECAY_TREES_MAX, True)],
+    ids=["lif", "current-based", "runtime-decay-syn-trees"],
+)
+def test_many_distinct_decays_run_on_runtime_shifts(size, synaptic):
+    """``size`` neurons with as many different decays (plus the output's): the bias words carry
+    the shift terms and every core shifts at run time, bit-exact against the golden model; the
+    synaptic decays likewise, or with at most ``DECAY_TREES_MAX`` of them still as trees."""
+    net = many_decays_network(size, synaptic)
+    plan = compile_network(net, 4)
+    assert len(plan.decay_sets) == size + 1 and plan.runtime_decay
+    assert plan.runtime_syn_decay == (synaptic and size > DECAY_TREES_MAX)
+    spikes = random_spikes(np.random.default_rng(5), net, 6, activity=0.4)
+    want = run_network(net, spikes, trace=True)
+    assert want.spikes["h"].sum() > 10 and want.spikes["o"].sum() > 0
+    got = run_array_amaranth(net, spikes, trace=True, lanes=4, stages=3)
+    assert_same(got, want, f"size={size} synaptic={synaptic}")
+
+
+def test_many_distinct_decays_on_icarus(tmp_path):
+    """The runtime shift terms through the generated Verilog, bit-exact, current-based."""
+    require_or_skip("icarus")
+    net = many_decays_network(40, synaptic=True)
+    spikes = random_spikes(np.random.default_rng(5), net, 6, activity=0.4)
+    want = run_network(net, spikes, trace=True)
+    got = run_array_rtl(
+        net, spikes, trace=True, simulator="icarus", build_root=tmp_path, lanes=4, stages=4
+    )
+    assert_same(got, want, "icarus")
+
+
+@pytest.mark.parametrize("size", [2, DECAY_TREES_MAX - 1, DECAY_TREES_MAX, 40, 128])
+def test_leak_trees_are_bounded(size):
+    """However many distinct decays the neurons have, a core builds at most
+    ``DECAY_TREES_MAX`` leak trees (past it none: runtime shift terms), for the membrane and
+    for the synaptic current; below the bound the decays stay trees."""
+    plan = compile_network(many_decays_network(size, synaptic=True), 2)
+    array = NeuronArray(plan, stages=2)
+    Fragment.get(array, None)  # elaborates: the bias words of either kind are built
+    distinct = len(plan.decay_sets)
+    for core in array.cores:
+        for sets, runtime in (
+            (core.decay_sets, plan.runtime_decay),
+            (core.syn_decay_sets, plan.runtime_syn_decay),
+        ):
+            assert (sets is None) == runtime
+            assert sets is None or len(sets) <= DECAY_TREES_MAX
+    assert plan.runtime_decay == (distinct > DECAY_TREES_MAX)
+    fields = array.bias_shape.members
+    assert ("decay" in fields) == plan.runtime_decay
+    assert ("decay_sel" in fields) != plan.runtime_decay
+
+
+def test_runtime_decays_load_at_run_time():
+    """With runtime shift terms the decays leave the layout: a plan with other decays (and
+    weights) loads into the array through ``cfg`` and runs bit-exact."""
+    net_a = many_decays_network(40)
+    d = net_a.to_dict()
+    d["populations"][1]["decay"] = distinct_decays(40, offset=50)
+    net_b = Network.from_dict(d)
+    plan_a, plan_b = compile_network(net_a, 2), compile_network(net_b, 2)
+    assert plan_a.decay_sets != plan_b.decay_sets
+    assert plan_a.layout_hash() == plan_b.layout_hash()
+    spikes = random_spikes(np.random.default_rng(6), net_a, 6, activity=0.4)
+    want_a, want_b = run_network(net_a, spikes), run_network(net_b, spikes)
+    assert (want_a.spikes["h"] != want_b.spikes["h"]).any()
+    dut = NeuronArray(plan_a, stages=2)
+    recs = [ArrayRecorder(plan_a, spikes.shape[0]) for _ in range(2)]
+    _run_session(
+        dut,
+        spikes,
+        [
+            ("steps", recs[0]),
+            ("load", list(runtime_writes(plan_b))),
+            ("reset",),
+            ("steps", recs[1]),
+        ],
+    )
+    for rec, want in zip(recs, (want_a, want_b)):
+        assert not rec.errors
+        assert (rec.spikes["h"] == want.spikes["h"]).all()
+        assert (rec.spikes["o"] == want.spikes["o"]).all()
 
 
 def test_cycles_are_reported_per_step():

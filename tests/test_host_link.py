@@ -8,7 +8,7 @@ shared cores).
 import numpy as np
 import pytest
 from host_link_cases import FaultyPort, relayout_variant, small_network
-from network_cases import random_spikes
+from network_cases import distinct_decays, many_decays_network, random_spikes
 
 from spikeforge.boards.host import HostDriver, HostLinkError, SimulatedBoard
 from spikeforge.gen.compile import compile_network
@@ -347,6 +347,25 @@ def test_runtime_load_of_per_neuron_parameters():
     plan, other_plan = compile_network(net, 2), compile_network(other, 2)
     assert plan.layout_hash() == other_plan.layout_hash()
     spikes = random_spikes(np.random.default_rng(12), net, 8, activity=0.5)
+    golden, golden_other = run_network(net, spikes), run_network(other, spikes)
+    assert (golden.spikes["h"] != golden_other.spikes["h"]).any()
+    driver = HostDriver(SimulatedBoard(plan))
+    _assert_same(driver.run(spikes, plan), golden)
+    driver.load(other_plan)
+    _assert_same(driver.run(spikes, other_plan), golden_other)
+
+
+def test_runtime_load_of_runtime_decays():
+    """Past DECAY_TREES_MAX distinct decays the bias words carry the shift terms: other
+    per-neuron decays load through CFG frames without a rebuild."""
+    net = many_decays_network(8)
+    d = net.to_dict()
+    d["populations"][1]["decay"] = distinct_decays(8, offset=30)
+    other = Network.from_dict(d)
+    plan, other_plan = compile_network(net, 2), compile_network(other, 2)
+    assert plan.runtime_decay and plan.decay_sets != other_plan.decay_sets
+    assert plan.layout_hash() == other_plan.layout_hash()
+    spikes = random_spikes(np.random.default_rng(13), net, 4, activity=0.5)
     golden, golden_other = run_network(net, spikes), run_network(other, spikes)
     assert (golden.spikes["h"] != golden_other.spikes["h"]).any()
     driver = HostDriver(SimulatedBoard(plan))

@@ -12,7 +12,7 @@ import pytest
 from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from network_cases import per_neuron_network, random_network
+from network_cases import many_decays_network, per_neuron_network, random_network
 
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.output import convert
@@ -169,6 +169,16 @@ def test_per_neuron_array_has_no_product_before_mapping(tmp_path):
     net = per_neuron_network(rng, max_size=6, n_lif=2)
     plan = compile_network(net, 2)
     assert plan.per_neuron and len(plan.decay_sets) > 1
+    stats = coarse_stats(NeuronArray(plan, stages=2), build_dir=tmp_path)
+    assert multiplier_cells(stats) == {}
+    assert stats["$add"] > 0 and stats["$dff"] > 0
+
+
+def test_runtime_decay_array_has_no_product_before_mapping(tmp_path):
+    """An array whose bias words carry per-neuron decays as runtime shift terms (barrel
+    shifters, multiplexers) for the membrane and the synaptic current."""
+    plan = compile_network(many_decays_network(12, synaptic=True), 2)
+    assert plan.runtime_decay and plan.runtime_syn_decay
     stats = coarse_stats(NeuronArray(plan, stages=2), build_dir=tmp_path)
     assert multiplier_cells(stats) == {}
     assert stats["$add"] > 0 and stats["$dff"] > 0
