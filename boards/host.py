@@ -28,6 +28,9 @@ from ..spec.errors import SpikeforgeError, ToolError
 __all__ = ["HostDriver", "HostLinkError", "SimulatedBoard", "open_port", "DEFAULT_BAUD"]
 
 DEFAULT_BAUD = 115200
+# CFG frames sent in one pipelined batch, at most: a clean batch costs one round trip at its end,
+# a damaged one is sent again.
+CFG_BATCH = 256
 
 
 class HostLinkError(ToolError):
@@ -170,6 +173,12 @@ class HostDriver:
 
     def write_cfg(self, mem, lane, addr, data):
         """One runtime write of the array's ``cfg`` port."""
+        self._command(
+            p.CMD_CFG, self._cfg_payload(mem, lane, addr, data), expect=p.RESPONSE | p.CMD_CFG
+        )
+
+    def _cfg_payload(self, mem, lane, addr, data):
+        # A CFG payload, checked against the board's identity.
         if self._identity is None:
             self.identify()
         identity = self._identity
@@ -186,11 +195,53 @@ class HostDriver:
                     f"for the board's design, not {value!r}"
                 )
         data_bytes = (identity["cfg_data_width"] + 7) // 8
-        self._command(
-            p.CMD_CFG,
-            p.encode_cfg(mem, lane, addr, data, data_bytes),
-            expect=p.RESPONSE | p.CMD_CFG,
-        )
+        return p.encode_cfg(mem, lane, addr, data, data_bytes)
+
+    def _pipeline(self, command, payloads):
+        """Send frames of ``command`` without waiting for each answer, as many as the board's
+        receive buffer holds (``protocol.RX_BUFFER`` bytes of frames not answered yet).
+
+        Returns True when every frame was answered with its response, in order; False at the
+        first error frame, bad response or silence (the caller drains and sends again). The
+        board answers each frame at most once, so as many responses as frames means every frame
+        was executed: a frame the board never saw (its SYNC lost) leaves one missing.
+        """
+        expect = p.RESPONSE | command
+        frames = [p.encode_frame(command, payload) for payload in payloads]
+        unanswered = collections.deque()  # sizes of the frames sent and not answered
+        sent = 0
+        for _ in frames:
+            while sent < len(frames) and sum(unanswered) + len(frames[sent]) <= p.RX_BUFFER:
+                self.port.write(frames[sent])
+                self.attempts += 1
+                unanswered.append(len(frames[sent]))
+                sent += 1
+            try:
+                code, _ = self._read_frame()
+            except p.FrameError:
+                return False
+            if code != expect:
+                return False
+            unanswered.popleft()
+        return True
+
+    def _write_cfgs(self, payloads):
+        """CFG frames pipelined in batches of up to :data:`CFG_BATCH`. A write is idempotent, so
+        a batch with anything wrong is sent again, in halves, down to single frames with the
+        retries of one command; each clean batch doubles the next."""
+        batch = CFG_BATCH
+        done = 0
+        while done < len(payloads):
+            n = min(batch, len(payloads) - done)
+            if n == 1:
+                self._command(p.CMD_CFG, payloads[done], expect=p.RESPONSE | p.CMD_CFG)
+            elif not self._pipeline(p.CMD_CFG, payloads[done : done + n]):
+                self.recovered += 1
+                self._drain()
+                batch = n // 2
+                continue
+            done += n
+            batch = min(2 * n, CFG_BATCH)
 
     def check_plan(self, plan):
         """Raise a one-line error unless the board's array has ``plan``'s layout."""
@@ -231,17 +282,19 @@ class HostDriver:
 
         Every weight word of every lane is written, zeros too: a design with runtime weights
         (SPRAM) holds undefined weights until then, and takes them in bursts of as many as
-        a CFG frame's data holds. Returns the number of CFG frames sent.
+        a CFG frame's data holds. The frames are pipelined (:meth:`_write_cfgs`): the line, not
+        the round trips, sets the time. Returns the number of CFG writes.
         """
         identity = self.check_plan(plan)
         burst = 1
         if self.status()["runtime_weights"]:
             burst = identity["cfg_data_width"] // identity["w_width"]
-        frames = 0
-        for write in runtime_writes(plan, memories, weight_burst=burst):
-            self.write_cfg(*write)
-            frames += 1
-        return frames
+        payloads = [
+            self._cfg_payload(*write)
+            for write in runtime_writes(plan, memories, weight_burst=burst)
+        ]
+        self._write_cfgs(payloads)
+        return len(payloads)
 
     def run(self, spikes, plan=None):
         """Run input spikes on the board, like ``spikeforge simulate``.

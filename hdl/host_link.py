@@ -225,12 +225,12 @@ class HostLinkUART(wiring.Component):
         m.submodules.uart_rx = self.uart_rx
         m.submodules.uart_tx = self.uart_tx
         m.submodules.link = link = self.link
-        # Two bytes of buffer between the receiver and the link: the link's `ready` is decoded
-        # from its state register and the receiver's overrun logic feeds the link's error input,
-        # so a direct connection would close a combinational loop through both state machines
-        # (the iCE40 critical path). Bytes arrive every 10 bit times, so the buffer never fills
-        # unless the link is busy, as the receiver's single register did before.
-        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=2)
+        # The receive buffer (`protocol.RX_BUFFER` bytes, one block RAM): the host sends frames
+        # without waiting for each answer, and their bytes wait here while the link runs a step
+        # or answers. It also breaks what a direct connection would close: a combinational loop
+        # from the link's `ready` (decoded from its state register) through the receiver's
+        # overrun logic into the link's error input (once the iCE40 critical path).
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=p.RX_BUFFER)
         m.d.comb += [
             rx_fifo.w_data.eq(self.uart_rx.data.payload),
             rx_fifo.w_en.eq(self.uart_rx.data.valid),

@@ -21,6 +21,7 @@ __all__ = [
     "SYNC",
     "MAGIC",
     "VERSION",
+    "RX_BUFFER",
     "CMD_IDENTIFY",
     "CMD_STATUS",
     "CMD_STEP",
@@ -53,7 +54,10 @@ __all__ = [
 
 SYNC = 0x5A
 MAGIC = b"SPKF"
-VERSION = 2
+VERSION = 3
+# Bytes the board buffers from the host (its UART's receive FIFO): the driver sends frames without
+# waiting for each answer, as long as the frames not answered yet add up to at most this.
+RX_BUFFER = 512
 
 # Commands, host to board.
 CMD_IDENTIFY = 0x01  # -> identity of the design

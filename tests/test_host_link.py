@@ -106,7 +106,7 @@ def test_run_matches_golden(seed, lanes):
     driver = HostDriver(SimulatedBoard(plan))
     identity = driver.check_plan(plan)
     assert identity["network_hash"] == net.network_hash()
-    assert (identity["magic"], identity["version"], identity["lanes"]) == ("SPKF", 2, lanes)
+    assert (identity["magic"], identity["version"], identity["lanes"]) == ("SPKF", p.VERSION, lanes)
     assert identity["layout_hash"] == plan.layout_hash()
     run = driver.run(spikes)  # the plan of check_plan
     golden = run_network(net, spikes)
@@ -154,6 +154,25 @@ def test_runtime_load_changes_outputs_as_golden_predicts():
     _assert_same(driver.run(spikes, other_plan), golden_other)
     driver.load(plan)
     _assert_same(driver.run(spikes, plan), golden)
+
+
+def test_load_is_pipelined_and_recovers_every_write():
+    # CFG frames go out without waiting for each answer. Damage inside a batch (a bit flipped,
+    # a byte dropped, a frame cut short, a SYNC lost so that the board skips a frame without a
+    # word) makes the driver send the batch again; the network loaded is the golden model's.
+    net = small_network(5, n_lif=2, max_size=6)
+    other = relayout_variant(net, 5)
+    plan, other_plan = compile_network(net, 2), compile_network(other, 2)
+    spikes = random_spikes(np.random.default_rng(5), net, 8, activity=0.5)
+    clean = FaultyPort(SimulatedBoard(plan))
+    frames = HostDriver(clean).load(other_plan)
+    assert frames == 24 and clean.longest_burst == frames  # all 24 in one batch
+    faults = {4: "flip", 9: "unsync", 14: "drop", 19: "truncate", 30: "unsync"}
+    port = FaultyPort(SimulatedBoard(plan), write_faults=faults)
+    driver = HostDriver(port)
+    driver.load(other_plan)
+    assert port.injected == len(faults) and driver.recovered == 2  # both batches hit
+    _assert_same(driver.run(spikes, other_plan), run_network(other, spikes))
 
 
 def test_load_refuses_another_layout():
