@@ -42,7 +42,7 @@ RESPONSES = ("ERROR", "IDENTIFY", "STATUS", "STEP", "CFG", "RESET")
 # The same, one-hot.
 ResponseLayout = data.StructLayout(dict.fromkeys(RESPONSES, 1))
 # The states of the executor: waiting for a frame (IDLE), executing (EXEC to STEP_DONE, ERROR
-# for a CFG write out of range), answering (ANSWER: the response's header; SEND: its payload).
+# for a CFG write out of range or a STEP out of sequence), answering (ANSWER: the response's header; SEND: its payload).
 EXEC_STATES = (
     "IDLE",
     "EXEC",
@@ -59,7 +59,8 @@ EXEC_STATES = (
 _STATUS_LENGTH = struct.calcsize(p.STATUS_FORMAT)
 
 
-# The commands an executed frame can carry, by the field of CommandLayout that names each.
+# The commands an executed frame can carry, by the field of CommandLayout that names each; a
+# STEP is `step` when it is for the array's timestep, `stale` when not.
 _COMMANDS = {
     "identify": p.CMD_IDENTIFY,
     "status": p.CMD_STATUS,
@@ -67,13 +68,19 @@ _COMMANDS = {
     "reset": p.CMD_RESET,
     "cfg": p.CMD_CFG,
     "step": p.CMD_STEP,
+    "stale": p.CMD_STEP,
 }
 CommandLayout = data.StructLayout(dict.fromkeys(_COMMANDS, 1))
 
 
-def decode_command(code):
-    """A command code as a one-hot :data:`CommandLayout` value (all 0 for an unknown one)."""
-    return Cat(*(code == value for value in _COMMANDS.values()))
+def decode_command(code, in_sequence):
+    """A command code as a one-hot :data:`CommandLayout` value (all 0 for an unknown one); a
+    STEP is ``step`` with ``in_sequence`` high, ``stale`` with it low."""
+    return Cat(
+        *(code == value for name, value in _COMMANDS.items() if name not in ("step", "stale")),
+        (code == p.CMD_STEP) & in_sequence,
+        (code == p.CMD_STEP) & ~in_sequence,
+    )
 
 
 class CommandExecutor(wiring.Component):
@@ -165,9 +172,11 @@ class CommandExecutor(wiring.Component):
         command = Signal(CommandLayout)  # the frame's command, decoded when it is taken on
         offer = Signal()  # in FEED: an input event (or the end) is on offer to the array
         m.d.comb += self.indices.addr.eq(feed)
-        # The error answered: the receiver's, or a CFG write out of range, the one error found
-        # here (its frame passed the receiver's checks, error 0).
-        error = Mux(frame.error != 0, frame.error, p.ERR_PAYLOAD)
+        # The error answered: the receiver's, or one found here (its frame passed the
+        # receiver's checks, error 0): a STEP for another timestep, a CFG write out of range.
+        error = Mux(
+            frame.error != 0, frame.error, Mux(command.stale, p.ERR_SEQUENCE, p.ERR_PAYLOAD)
+        )
         modified = Signal()  # a CFG write since configuration: the weights may differ
         counted = Signal()  # an error frame starts
         status = self._status(m, modified, counted, error)
@@ -188,6 +197,11 @@ class CommandExecutor(wiring.Component):
 
         cfg = frame.cfg
         cfg_ok = self._cfg_in_range(m, cfg)
+        # A STEP frame is for the array's timestep: compared every cycle into a register, as the
+        # frame's `seq` came at least three cycles before its offer and the timestep holds still
+        # between steps.
+        in_sequence = Signal()
+        m.d.sync += in_sequence.eq(frame.seq == array.timestep[:16])
 
         # The array's `start` and `reset_state`, high in EXEC for a STEP or RESET: set when the
         # frame is first offered, so that they come straight from a register into the array.
@@ -204,9 +218,9 @@ class CommandExecutor(wiring.Component):
                         respond("ERROR")
                     with m.Else():
                         m.d.sync += [
-                            start.eq(frame.code == p.CMD_STEP),
+                            start.eq((frame.code == p.CMD_STEP) & in_sequence),
                             reset.eq(frame.code == p.CMD_RESET),
-                            command.eq(decode_command(frame.code)),
+                            command.eq(decode_command(frame.code, in_sequence)),
                         ]
                         fsm.goto("EXEC")
 
@@ -231,6 +245,8 @@ class CommandExecutor(wiring.Component):
                 with m.Elif(command.step):
                     m.d.sync += [n_spk.eq(0), feed.eq(0)]
                     fsm.goto("FEED_WAIT")
+                with m.Elif(command.stale):
+                    fsm.goto("ERROR")
 
             with fsm.state("ERROR"):
                 m.d.comb += self.frame_error.eq(1)

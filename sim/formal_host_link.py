@@ -303,7 +303,7 @@ class HostLinkHarness(wiring.Component):
             known = known | (code == cmd)
         receiving = _any(state, [name for name in RX_STATES if name != "HOLD"])
         after_len = _any(state, ("PAYLOAD", "CRC0", "CRC1", "CRC_FOLD", "CHECK", "EXEC"))
-        # The STEP indices: LEN_CHECK took at most 2 n_in bytes.
+        # The STEP's timestep and indices: LEN_CHECK took at most 2 n_in + 2 bytes.
         n_idx, half, left = rx["n_idx"], rx["half"], rx["left"]
         taken = n_idx + rx["index_ready"]
         feeding = state["FEED"] | state["FEED_WAIT"]
@@ -346,9 +346,10 @@ class HostLinkHarness(wiring.Component):
             (~state["PAYLOAD"] | (left != 0), "inv: left"),
             (
                 ~(state["PAYLOAD"] & (code == p.CMD_STEP))
-                | (2 * taken + half + left <= 2 * self.n_in),
+                | (2 * taken + half + left + Mux(rx["seq_next"], 0, 2) <= 2 * self.n_in + 2),
                 "inv: step payload",
             ),
+            (~rx["seq_next"] | (taken == 0), "inv: timestep before the indices"),
             (~rx["index_ready"] | state["PAYLOAD"] | state["CRC0"], "inv: index check"),
             (~state["LEN_CHECK"] | (rx["checked"] == u.header), "inv: header checks"),
             (~state["CHECK"] | (rx["crc_zero"] == (rx["crc"] == 0)), "inv: CRC checked"),
@@ -356,14 +357,16 @@ class HostLinkHarness(wiring.Component):
             (
                 Mux(
                     state["EXEC"],
-                    (ex["start"] == (code == p.CMD_STEP)) & (ex["reset"] == (code == p.CMD_RESET)),
+                    (ex["start"] == ex["command"].step) & (ex["reset"] == (code == p.CMD_RESET)),
                     ~ex["start"] & ~ex["reset"],
                 ),
                 "inv: start and reset",
             ),
             (~feeding | (ex["feed"] <= n_idx), "inv: feed"),
             (
-                ~state["EXEC"] | (ex["command"].as_value() == decode_command(code)),
+                # A STEP is `step` or `stale`, as the timestep compared when it was taken.
+                ~state["EXEC"]
+                | (ex["command"].as_value() == decode_command(code, ex["command"].step)),
                 "inv: command decoded",
             ),
             (~state["FEED"] | (ex["last"] == (ex["feed"] == n_idx)), "inv: last index"),
