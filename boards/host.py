@@ -6,9 +6,11 @@ host-link logic in Amaranth's simulator). Every command is a frame (``docs/host-
 answered by one frame; an error frame, a corrupted response or silence is retried a bounded
 number of times, then :class:`HostLinkError` says what went wrong in one line.
 
-A STEP whose response got lost may still have run on the board. Before sending it again the
-driver asks for the status: when the board's timestep already moved on, it asks for the last
-response again (LAST) instead of running the step a second time.
+CFG writes and steps are pipelined: the driver sends frames while the board works on earlier
+ones, as many as its receive buffer holds, and checks the answers in order. A STEP names the
+timestep it runs from, so the board never runs one out of order; one whose response got lost
+may still have run, so the driver asks for the status first, and for the last response again
+(LAST) instead of running the step a second time.
 """
 
 import collections

@@ -256,6 +256,7 @@ class HostLinkHarness(wiring.Component):
         # What the receiver's registered header checks must be in LEN_CHECK.
         u.header = link.receiver.header_checks(m, rx["code"], Cat(rx["lo_byte"], rx["byte_reg"]))
         asserts += self._units(u)
+        asserts += self._sequence(m, u)
         if recover:
             asserts += self.recovery.claims(m, u, s, held, quiet_for)
         chosen = [
@@ -292,6 +293,17 @@ class HostLinkHarness(wiring.Component):
             (idle | (quiet_for + rank <= bound), "live: rank above the bound"),
             (quiet_for <= bound, "inv: quiet_for"),
         ]
+
+    def _sequence(self, m, u):
+        """A STEP starts the array exactly when its timestep is the array's, as the two were when
+        the executor took the frame (compared here by the harness itself)."""
+        match = Signal()
+        taken = Signal()
+        m.d.sync += match.eq(self.link.receiver.frame.payload.seq == self.array.timestep[:16])
+        with m.If(u.state["IDLE"]):
+            m.d.sync += taken.eq(match)
+        step = (u.rx["code"] == p.CMD_STEP) & taken
+        return [(~u.state["EXEC"] | (u.ex["start"] == step), "inv: step at its timestep")]
 
     def _units(self, u):
         """Invariants the induction needs: each unit's registers, the units and the array
