@@ -227,14 +227,20 @@ class HostLinkUART(wiring.Component):
         m.submodules.link = link = self.link
         # The receive buffer (`protocol.RX_BUFFER` bytes, one block RAM): the host sends frames
         # without waiting for each answer, and their bytes wait here while the link runs a step
-        # or answers. It also breaks what a direct connection would close: a combinational loop
-        # from the link's `ready` (decoded from its state register) through the receiver's
-        # overrun logic into the link's error input (once the iCE40 critical path).
-        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=p.RX_BUFFER)
+        # or answers.
+        m.submodules.rx_queue = rx_queue = fifo.SyncFIFOBuffered(width=8, depth=p.RX_BUFFER)
+        # Two bytes of buffer between it and the link: the link's `ready` is decoded from its
+        # state register, and in front of the big buffer's read logic (its level, the output
+        # register) it was the iCE40's critical path; nor may it reach the receiver's overrun
+        # logic, which feeds the link's error input (a combinational loop through both).
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=2)
         m.d.comb += [
-            rx_fifo.w_data.eq(self.uart_rx.data.payload),
-            rx_fifo.w_en.eq(self.uart_rx.data.valid),
-            self.uart_rx.data.ready.eq(rx_fifo.w_rdy),
+            rx_queue.w_data.eq(self.uart_rx.data.payload),
+            rx_queue.w_en.eq(self.uart_rx.data.valid),
+            self.uart_rx.data.ready.eq(rx_queue.w_rdy),
+            rx_fifo.w_data.eq(rx_queue.r_data),
+            rx_fifo.w_en.eq(rx_queue.r_rdy),
+            rx_queue.r_en.eq(rx_fifo.w_rdy),
             link.rx.valid.eq(rx_fifo.r_rdy),
             link.rx.payload.eq(rx_fifo.r_data),
             rx_fifo.r_en.eq(link.rx.ready),

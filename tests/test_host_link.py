@@ -167,6 +167,12 @@ def test_load_is_pipelined_and_recovers_every_write():
     clean = FaultyPort(SimulatedBoard(plan))
     frames = HostDriver(clean).load(other_plan)
     assert frames == 24 and clean.longest_burst == frames  # all 24 in one batch
+    # A bigger load: as many frames as the board's receive buffer holds before the first read.
+    net13 = small_network(13, n_lif=2, max_size=6)
+    board = SimulatedBoard(compile_network(net13, 2))
+    port = FaultyPort(board)
+    assert HostDriver(port).load(compile_network(relayout_variant(net13, 13), 2)) == 50
+    assert port.longest_burst == p.RX_BUFFER // (10 + board.link.data_bytes) == 19
     faults = {4: "flip", 9: "unsync", 14: "drop", 19: "truncate", 30: "unsync"}
     port = FaultyPort(SimulatedBoard(plan), write_faults=faults)
     driver = HostDriver(port)
