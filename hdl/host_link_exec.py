@@ -189,7 +189,7 @@ class CommandExecutor(wiring.Component):
         chosen = Signal(ResponseLayout, init={"ERROR": 1})
         R = {name: n for n, name in enumerate(RESPONSES)}
         self._header(m, chosen, n_spk)
-        restart = self._payload(m, chosen, spk_rd, status, error)
+        restart, payload_probes = self._payload(m, chosen, spk_rd, status, error)
 
         def respond(name):
             m.d.sync += [resp.eq(R[name]), chosen.as_value().eq(1 << R[name])]
@@ -325,6 +325,7 @@ class CommandExecutor(wiring.Component):
             last=last,
             command=command,
             offer=offer,
+            **payload_probes,
         )
         return m
 
@@ -432,7 +433,8 @@ class CommandExecutor(wiring.Component):
         Identity bytes come from the spike RAM, the spikes three bytes an entry, the rest
         from a shift register loaded from the status word (or the error and its frame's
         code) when the response starts: the 8-byte head of a STEP response is ``cycles``,
-        then ``timestep``. Returns the strobe that starts a response (``restart``).
+        then ``timestep``. Returns the strobe that starts a response (``restart``) and the
+        registers that choose the byte, by name (probes for the formal harness).
 
         Everything that chooses the byte or moves on to the next is a register set when the
         response starts, so that the transmitter's handshake enables them through a gate or
@@ -446,6 +448,9 @@ class CommandExecutor(wiring.Component):
         ident = Signal()
         step = Signal()
         head = Signal(8)
+        # `step & ~head[0]`, a register of its own: the byte multiplexer then starts from
+        # registers (that decode in front of it was the GW1NR-9's critical path).
+        in_spikes = Signal()
         sp_j = Signal(2)
         # The RAM's address: the identity byte or the spike entry.
         rd_addr = Signal(range(ident_base + len(self.identity)))
@@ -459,6 +464,7 @@ class CommandExecutor(wiring.Component):
                 ident.eq(chosen.IDENTIFY),
                 step.eq(chosen.STEP),
                 head.eq(0xFF),
+                in_spikes.eq(0),
                 sp_j.eq(0),
                 rd_addr.eq(Mux(chosen.IDENTIFY, ident_base, 0)),
             ]
@@ -471,7 +477,6 @@ class CommandExecutor(wiring.Component):
                 m.d.sync += snap.eq(status)
 
         out = self.payload.payload
-        in_spikes = step & ~head[0]
         entry = spk_rd.data
         with m.If(ident):
             m.d.comb += out.eq(entry[:8])
@@ -491,7 +496,7 @@ class CommandExecutor(wiring.Component):
 
         with m.If(self.payload.valid & self.payload.ready):
             with m.If(~in_spikes):
-                m.d.sync += [snap.eq(snap[8:]), head.eq(head[1:])]
+                m.d.sync += [snap.eq(snap[8:]), head.eq(head[1:]), in_spikes.eq(step & ~head[1])]
                 with m.If(ident):
                     m.d.sync += rd_addr.eq(rd_addr + 1)
             with m.Elif(sp_j == 2):
@@ -500,4 +505,4 @@ class CommandExecutor(wiring.Component):
                 m.d.sync += [sp_j.eq(0), rd_addr.eq(rd_addr + 1)]
             with m.Else():
                 m.d.sync += sp_j.eq(sp_j + 1)
-        return restart
+        return restart, dict(step=step, head=head, in_spikes=in_spikes)

@@ -384,6 +384,7 @@ class HostLinkHarness(wiring.Component):
             (~state["FEED"] | (ex["last"] == (ex["feed"] == n_idx)), "inv: last index"),
             (ex["chosen"].as_value() == (Const(1, 1) << ex["resp"]), "inv: response one-hot"),
             (ex["offer"] == state["FEED"], "inv: offer"),
+            (ex["in_spikes"] == (ex["step"] & ~ex["head"][0]), "inv: past the step head"),
             (~(a.running & a.resetting), "inv: array"),
             (a.stalled <= a.in_stall, "inv: in_stall"),
             (self.tx_waited <= self.tx_stall, "inv: tx_stall"),
