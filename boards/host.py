@@ -6,9 +6,11 @@ host-link logic in Amaranth's simulator). Every command is a frame (``docs/host-
 answered by one frame; an error frame, a corrupted response or silence is retried a bounded
 number of times, then :class:`HostLinkError` says what went wrong in one line.
 
-A STEP whose response got lost may still have run on the board. Before sending it again the
-driver asks for the status: when the board's timestep already moved on, it asks for the last
-response again (LAST) instead of running the step a second time.
+CFG writes and steps are pipelined: the driver sends frames while the board works on earlier
+ones, as many as its receive buffer holds, and checks the answers in order. A STEP names the
+timestep it runs from, so the board never runs one out of order; one whose response got lost
+may still have run, so the driver asks for the status first, and for the last response again
+(LAST) instead of running the step a second time.
 """
 
 import collections
@@ -28,6 +30,10 @@ from ..spec.errors import SpikeforgeError, ToolError
 __all__ = ["HostDriver", "HostLinkError", "SimulatedBoard", "open_port", "DEFAULT_BAUD"]
 
 DEFAULT_BAUD = 115200
+# Frames sent in one pipelined batch, at most: a clean batch costs one round trip at its end, a
+# damaged one is sent again (CFG writes) or makes the driver find out where the board is (STEPs).
+CFG_BATCH = 256
+STEP_BATCH = 64
 
 
 class HostLinkError(ToolError):
@@ -142,34 +148,89 @@ class HostDriver:
         cycles : int
             Clock cycles of the step.
         """
-        indices = sorted(int(i) for i in input_indices)
+        return self._steps([sorted(int(i) for i in input_indices)])[0]
+
+    def _steps(self, steps, *, from_reset=False):
+        """Run ``steps`` (lists of input indices, ascending) from the board's timestep; a list
+        of ``(spikes, cycles)``, one per step.
+
+        The STEP frames are pipelined in batches of up to :data:`STEP_BATCH`, each naming the
+        timestep it runs from, so that the board refuses any frame behind one it missed and
+        never runs a step out of order. After a batch with anything wrong the driver asks for
+        the status: when the board is one step past the last response it got, it asks for that
+        response again (LAST); further past (responses lost behind it) it resets the board and
+        runs the steps again, ``from_reset`` (the first step at timestep 0); then the next batch
+        is half as long. Single frames that fail more than ``retries`` times in a row end in
+        :class:`HostLinkError`.
+        """
         if self._timestep is None:
             self._timestep = self.status()["timestep"]
-        timestep = self._timestep
+        base = 0 if from_reset else self._timestep  # the timestep of steps[0]
+        outputs = []
+        batch = STEP_BATCH
+        failures = 0
+        while len(outputs) < len(steps):
+            first = self._timestep - base  # the next step the board runs
+            n = min(batch, len(steps) - first)
+            payloads = [p.encode_step(base + first + i, steps[first + i]) for i in range(n)]
+            answers, problem = self._pipeline(p.CMD_STEP, payloads)
+            for i, data in enumerate(answers, first):
+                try:
+                    cycles, done, spikes = p.decode_step(data)
+                except p.FrameError as error:
+                    problem = str(error)
+                    break
+                if done != (base + i + 1) & 0xFFFFFFFF:
+                    problem = f"step response for timestep {done}, expected {base + i + 1}"
+                    break
+                self._timestep = base + i + 1
+                if i == len(outputs):  # not a step run again after a reset
+                    outputs.append((spikes, cycles))
+            if problem is None:
+                batch = min(2 * n, STEP_BATCH)
+                failures = 0
+                continue
+            self.recovered += 1
+            failures += n == 1
+            if failures > self.retries:
+                raise HostLinkError(
+                    f"host link: command 0x{p.CMD_STEP:02x} failed after {failures} "
+                    f"attempts ({problem})"
+                )
+            batch = max(n // 2, 1)
+            self._drain()
+            self._recover_steps(base, outputs, from_reset)
+        return outputs
 
-        def before_retry(command, payload):
-            if command == p.CMD_STEP:
-                if self.status()["timestep"] == (timestep + 1) & 0xFFFFFFFF:
-                    return p.CMD_LAST, b""
-            return command, payload
-
-        data = self._command(
-            p.CMD_STEP,
-            p.encode_step(indices),
-            expect=p.RESPONSE | p.CMD_STEP,
-            before_retry=before_retry,
+    def _recover_steps(self, base, outputs, from_reset):
+        # After a damaged batch: where the board is, and the response of its last step when that
+        # one is lost.
+        ran = self.status()["timestep"] - base
+        self._timestep = base + ran
+        if 0 <= ran <= len(outputs):
+            return
+        if ran == len(outputs) + 1:
+            data = self._command(p.CMD_LAST, expect=p.RESPONSE | p.CMD_STEP)
+            cycles, done, spikes = p.decode_step(data)
+            if done == (base + ran) & 0xFFFFFFFF:
+                outputs.append((spikes, cycles))
+                return
+        elif from_reset and ran > 0:
+            self.reset()
+            return
+        self._timestep = None
+        raise HostLinkError(
+            f"host link: the board is at timestep {base + ran}, expected {base + len(outputs)}"
         )
-        cycles, done_step, spikes = p.decode_step(data)
-        if done_step != (timestep + 1) & 0xFFFFFFFF:
-            self._timestep = None
-            raise HostLinkError(
-                f"host link: the board is at timestep {done_step}, expected {timestep + 1}"
-            )
-        self._timestep = done_step
-        return spikes, cycles
 
     def write_cfg(self, mem, lane, addr, data):
         """One runtime write of the array's ``cfg`` port."""
+        self._command(
+            p.CMD_CFG, self._cfg_payload(mem, lane, addr, data), expect=p.RESPONSE | p.CMD_CFG
+        )
+
+    def _cfg_payload(self, mem, lane, addr, data):
+        # A CFG payload, checked against the board's identity.
         if self._identity is None:
             self.identify()
         identity = self._identity
@@ -186,11 +247,63 @@ class HostDriver:
                     f"for the board's design, not {value!r}"
                 )
         data_bytes = (identity["cfg_data_width"] + 7) // 8
-        self._command(
-            p.CMD_CFG,
-            p.encode_cfg(mem, lane, addr, data, data_bytes),
-            expect=p.RESPONSE | p.CMD_CFG,
-        )
+        return p.encode_cfg(mem, lane, addr, data, data_bytes)
+
+    def _pipeline(self, command, payloads):
+        """Send frames of ``command`` without waiting for each answer, as many as the board's
+        receive buffer holds (``protocol.RX_BUFFER`` bytes of frames not answered yet; one
+        longer frame alone).
+
+        Returns the payloads of the responses, in order, up to the first error frame, bad
+        response or silence, and what that was (None when every frame was answered). The board
+        answers each frame at most once, so as many responses as frames means every frame was
+        executed: a frame the board never saw (its SYNC lost) leaves one missing.
+        """
+        expect = p.RESPONSE | command
+        frames = [p.encode_frame(command, payload) for payload in payloads]
+        unanswered = collections.deque()  # sizes of the frames sent and not answered
+        answers = []
+        sent = 0
+        while len(answers) < len(frames):
+            while sent < len(frames) and (
+                not unanswered or sum(unanswered) + len(frames[sent]) <= p.RX_BUFFER
+            ):
+                self.port.write(frames[sent])
+                self.attempts += 1
+                unanswered.append(len(frames[sent]))
+                sent += 1
+            try:
+                code, data = self._read_frame()
+            except p.FrameError as error:
+                return answers, str(error)
+            if code == p.RSP_ERROR and len(data) == 2:
+                return (
+                    answers,
+                    f"board answered error {data[0]}: {p.ERRORS.get(data[0], 'unknown')}",
+                )
+            if code != expect:
+                return answers, f"unexpected response code 0x{code:02x}"
+            answers.append(data)
+            unanswered.popleft()
+        return answers, None
+
+    def _write_cfgs(self, payloads):
+        """CFG frames pipelined in batches of up to :data:`CFG_BATCH`. A write is idempotent, so
+        a batch with anything wrong is sent again, in halves, down to single frames with the
+        retries of one command; each clean batch doubles the next."""
+        batch = CFG_BATCH
+        done = 0
+        while done < len(payloads):
+            n = min(batch, len(payloads) - done)
+            if n == 1:
+                self._command(p.CMD_CFG, payloads[done], expect=p.RESPONSE | p.CMD_CFG)
+            elif self._pipeline(p.CMD_CFG, payloads[done : done + n])[1] is not None:
+                self.recovered += 1
+                self._drain()
+                batch = n // 2
+                continue
+            done += n
+            batch = min(2 * n, CFG_BATCH)
 
     def check_plan(self, plan):
         """Raise a one-line error unless the board's array has ``plan``'s layout."""
@@ -231,17 +344,19 @@ class HostDriver:
 
         Every weight word of every lane is written, zeros too: a design with runtime weights
         (SPRAM) holds undefined weights until then, and takes them in bursts of as many as
-        a CFG frame's data holds. Returns the number of CFG frames sent.
+        a CFG frame's data holds. The frames are pipelined (:meth:`_write_cfgs`): the line, not
+        the round trips, sets the time. Returns the number of CFG writes.
         """
         identity = self.check_plan(plan)
         burst = 1
         if self.status()["runtime_weights"]:
             burst = identity["cfg_data_width"] // identity["w_width"]
-        frames = 0
-        for write in runtime_writes(plan, memories, weight_burst=burst):
-            self.write_cfg(*write)
-            frames += 1
-        return frames
+        payloads = [
+            self._cfg_payload(*write)
+            for write in runtime_writes(plan, memories, weight_burst=burst)
+        ]
+        self._write_cfgs(payloads)
+        return len(payloads)
 
     def run(self, spikes, plan=None):
         """Run input spikes on the board, like ``spikeforge simulate``.
@@ -282,8 +397,9 @@ class HostDriver:
         for entry in inputs:
             self.reset()
             recorder = ArrayRecorder(plan, entry.shape[0])
-            for t, step_spikes in enumerate(entry):
-                out, recorder.cycles[t] = self.step(input_events(step_spikes))
+            steps = [list(input_events(step_spikes)) for step_spikes in entry]
+            for t, (out, cycles) in enumerate(self._steps(steps, from_reset=True)):
+                recorder.cycles[t] = cycles
                 for population, index in out:
                     recorder.spike(t, population, index)
             if recorder.errors:

@@ -13,7 +13,7 @@ from ..hdl.array_banks import BLOCK_SHAPES, bank_depth
 from ..hdl.array_ports import plan_word_layout
 from ..hdl.spram import SPRAM_COUNT, SPRAM_DEPTH, spram_tiles
 from ..spec.errors import SpikeforgeError
-from ..spec.protocol import IDENTITY_FORMAT
+from ..spec.protocol import IDENTITY_FORMAT, RX_BUFFER
 
 __all__ = [
     "RamFamily",
@@ -206,7 +206,8 @@ def block_rams(plan, board):
     available)``.
 
     The memory model of the array (exact on every board the capacity benchmark built), plus the
-    host link's two memories: the STEP indices and the output spikes with the identity.
+    host link's three memories: the STEP indices, the output spikes with the identity and the
+    UART's receive buffer (``RX_BUFFER`` bytes: a memory of one word less and a register).
     """
     index_width = bits_for(max(plan.n_inputs - 1, 0))
     spike_width = bits_for(len(plan.populations) - 1) + bits_for(plan.max_size - 1)
@@ -214,6 +215,7 @@ def block_rams(plan, board):
     link = [
         (max(plan.n_inputs, 1), index_width),
         (neurons + struct.calcsize(IDENTITY_FORMAT), max(spike_width, 8)),
+        (RX_BUFFER - 1, 8),
     ]
     needed = memory_model(plan, board.family)[0] + sum(
         map_memory(depth, width, board.family)[1] for depth, width in link

@@ -225,16 +225,22 @@ class HostLinkUART(wiring.Component):
         m.submodules.uart_rx = self.uart_rx
         m.submodules.uart_tx = self.uart_tx
         m.submodules.link = link = self.link
-        # Two bytes of buffer between the receiver and the link: the link's `ready` is decoded
-        # from its state register and the receiver's overrun logic feeds the link's error input,
-        # so a direct connection would close a combinational loop through both state machines
-        # (the iCE40 critical path). Bytes arrive every 10 bit times, so the buffer never fills
-        # unless the link is busy, as the receiver's single register did before.
+        # The receive buffer (`protocol.RX_BUFFER` bytes, one block RAM): the host sends frames
+        # without waiting for each answer, and their bytes wait here while the link runs a step
+        # or answers.
+        m.submodules.rx_queue = rx_queue = fifo.SyncFIFOBuffered(width=8, depth=p.RX_BUFFER)
+        # Two bytes of buffer between it and the link: the link's `ready` is decoded from its
+        # state register, and in front of the big buffer's read logic (its level, the output
+        # register) it was the iCE40's critical path; nor may it reach the receiver's overrun
+        # logic, which feeds the link's error input (a combinational loop through both).
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=2)
         m.d.comb += [
-            rx_fifo.w_data.eq(self.uart_rx.data.payload),
-            rx_fifo.w_en.eq(self.uart_rx.data.valid),
-            self.uart_rx.data.ready.eq(rx_fifo.w_rdy),
+            rx_queue.w_data.eq(self.uart_rx.data.payload),
+            rx_queue.w_en.eq(self.uart_rx.data.valid),
+            self.uart_rx.data.ready.eq(rx_queue.w_rdy),
+            rx_fifo.w_data.eq(rx_queue.r_data),
+            rx_fifo.w_en.eq(rx_queue.r_rdy),
+            rx_queue.r_en.eq(rx_fifo.w_rdy),
             link.rx.valid.eq(rx_fifo.r_rdy),
             link.rx.payload.eq(rx_fifo.r_data),
             rx_fifo.r_en.eq(link.rx.ready),

@@ -43,7 +43,7 @@ RESPONSES = ("ERROR", "IDENTIFY", "STATUS", "STEP", "CFG", "RESET")
 # The same, one-hot.
 ResponseLayout = data.StructLayout(dict.fromkeys(RESPONSES, 1))
 # The states of the executor: waiting for a frame (IDLE), executing (EXEC to STEP_DONE, ERROR
-# for a CFG write out of range), answering (ANSWER: the response's header; SEND: its payload).
+# for a CFG write out of range or a STEP out of sequence), answering (ANSWER: the response's header; SEND: its payload).
 EXEC_STATES = (
     "IDLE",
     "EXEC",
@@ -60,7 +60,8 @@ EXEC_STATES = (
 _STATUS_LENGTH = struct.calcsize(p.STATUS_FORMAT)
 
 
-# The commands an executed frame can carry, by the field of CommandLayout that names each.
+# The commands an executed frame can carry, by the field of CommandLayout that names each; a
+# STEP is `step` when it is for the array's timestep, `stale` when not.
 _COMMANDS = {
     "identify": p.CMD_IDENTIFY,
     "status": p.CMD_STATUS,
@@ -68,13 +69,19 @@ _COMMANDS = {
     "reset": p.CMD_RESET,
     "cfg": p.CMD_CFG,
     "step": p.CMD_STEP,
+    "stale": p.CMD_STEP,
 }
 CommandLayout = data.StructLayout(dict.fromkeys(_COMMANDS, 1))
 
 
-def decode_command(code):
-    """A command code as a one-hot :data:`CommandLayout` value (all 0 for an unknown one)."""
-    return Cat(*(code == value for value in _COMMANDS.values()))
+def decode_command(code, in_sequence):
+    """A command code as a one-hot :data:`CommandLayout` value (all 0 for an unknown one); a
+    STEP is ``step`` with ``in_sequence`` high, ``stale`` with it low."""
+    return Cat(
+        *(code == value for name, value in _COMMANDS.items() if name not in ("step", "stale")),
+        (code == p.CMD_STEP) & in_sequence,
+        (code == p.CMD_STEP) & ~in_sequence,
+    )
 
 
 class CommandExecutor(wiring.Component):
@@ -166,9 +173,11 @@ class CommandExecutor(wiring.Component):
         command = Signal(CommandLayout)  # the frame's command, decoded when it is taken on
         offer = Signal()  # in FEED: an input event (or the end) is on offer to the array
         m.d.comb += self.indices.addr.eq(feed)
-        # The error answered: the receiver's, or a CFG write out of range, the one error found
-        # here (its frame passed the receiver's checks, error 0).
-        error = Mux(frame.error != 0, frame.error, p.ERR_PAYLOAD)
+        # The error answered: the receiver's, or one found here (its frame passed the
+        # receiver's checks, error 0): a STEP for another timestep, a CFG write out of range.
+        error = Mux(
+            frame.error != 0, frame.error, Mux(command.stale, p.ERR_SEQUENCE, p.ERR_PAYLOAD)
+        )
         modified = Signal()  # a CFG write since configuration: the weights may differ
         counted = Signal()  # an error frame starts
         status = self._status(m, modified, counted, error)
@@ -181,7 +190,7 @@ class CommandExecutor(wiring.Component):
         chosen = Signal(ResponseLayout, init={"ERROR": 1})
         R = {name: n for n, name in enumerate(RESPONSES)}
         self._header(m, chosen, n_spk)
-        restart = self._payload(m, chosen, spk_rd, status, error)
+        restart, payload_probes = self._payload(m, chosen, spk_rd, status, error)
 
         def respond(name):
             m.d.sync += [resp.eq(R[name]), chosen.as_value().eq(1 << R[name])]
@@ -189,6 +198,11 @@ class CommandExecutor(wiring.Component):
 
         cfg = frame.cfg
         cfg_ok = self._cfg_in_range(m, cfg)
+        # A STEP frame is for the array's timestep: compared every cycle into a register, as the
+        # frame's `seq` came at least three cycles before its offer and the timestep holds still
+        # between steps.
+        in_sequence = Signal()
+        m.d.sync += in_sequence.eq(frame.seq == array.timestep[:16])
 
         # The array's `start` and `reset_state`, high in EXEC for a STEP or RESET: set when the
         # frame is first offered, so that they come straight from a register into the array.
@@ -205,9 +219,9 @@ class CommandExecutor(wiring.Component):
                         respond("ERROR")
                     with m.Else():
                         m.d.sync += [
-                            start.eq(frame.code == p.CMD_STEP),
+                            start.eq((frame.code == p.CMD_STEP) & in_sequence),
                             reset.eq(frame.code == p.CMD_RESET),
-                            command.eq(decode_command(frame.code)),
+                            command.eq(decode_command(frame.code, in_sequence)),
                         ]
                         fsm.goto("EXEC")
 
@@ -232,6 +246,8 @@ class CommandExecutor(wiring.Component):
                 with m.Elif(command.step):
                     m.d.sync += [n_spk.eq(0), feed.eq(0)]
                     fsm.goto("FEED_WAIT")
+                with m.Elif(command.stale):
+                    fsm.goto("ERROR")
 
             with fsm.state("ERROR"):
                 m.d.comb += self.frame_error.eq(1)
@@ -310,6 +326,7 @@ class CommandExecutor(wiring.Component):
             last=last,
             command=command,
             offer=offer,
+            **payload_probes,
         )
         return m
 
@@ -417,7 +434,8 @@ class CommandExecutor(wiring.Component):
         Identity bytes come from the spike RAM, the spikes three bytes an entry, the rest
         from a shift register loaded from the status word (or the error and its frame's
         code) when the response starts: the 8-byte head of a STEP response is ``cycles``,
-        then ``timestep``. Returns the strobe that starts a response (``restart``).
+        then ``timestep``. Returns the strobe that starts a response (``restart``) and the
+        registers that choose the byte, by name (probes for the formal harness).
 
         Everything that chooses the byte or moves on to the next is a register set when the
         response starts, so that the transmitter's handshake enables them through a gate or
@@ -431,6 +449,9 @@ class CommandExecutor(wiring.Component):
         ident = Signal()
         step = Signal()
         head = Signal(8)
+        # `step & ~head[0]`, a register of its own: the byte multiplexer then starts from
+        # registers (that decode in front of it was the GW1NR-9's critical path).
+        in_spikes = Signal()
         sp_j = Signal(2)
         # The RAM's address: the identity byte or the spike entry.
         rd_addr = Signal(range(ident_base + len(self.identity)))
@@ -444,6 +465,7 @@ class CommandExecutor(wiring.Component):
                 ident.eq(chosen.IDENTIFY),
                 step.eq(chosen.STEP),
                 head.eq(0xFF),
+                in_spikes.eq(0),
                 sp_j.eq(0),
                 rd_addr.eq(Mux(chosen.IDENTIFY, ident_base, 0)),
             ]
@@ -456,7 +478,6 @@ class CommandExecutor(wiring.Component):
                 m.d.sync += snap.eq(status)
 
         out = self.payload.payload
-        in_spikes = step & ~head[0]
         entry = spk_rd.data
         with m.If(ident):
             m.d.comb += out.eq(entry[:8])
@@ -476,7 +497,7 @@ class CommandExecutor(wiring.Component):
 
         with m.If(self.payload.valid & self.payload.ready):
             with m.If(~in_spikes):
-                m.d.sync += [snap.eq(snap[8:]), head.eq(head[1:])]
+                m.d.sync += [snap.eq(snap[8:]), head.eq(head[1:]), in_spikes.eq(step & ~head[1])]
                 with m.If(ident):
                     m.d.sync += rd_addr.eq(rd_addr + 1)
             with m.Elif(sp_j == 2):
@@ -485,4 +506,4 @@ class CommandExecutor(wiring.Component):
                 m.d.sync += [sp_j.eq(0), rd_addr.eq(rd_addr + 1)]
             with m.Else():
                 m.d.sync += sp_j.eq(sp_j + 1)
-        return restart
+        return restart, dict(step=step, head=head, in_spikes=in_spikes)

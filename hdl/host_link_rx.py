@@ -34,8 +34,8 @@ __all__ = [
 
 # The byte timeout: long enough for the gaps of a USB-serial bridge, short enough to fit 32 bits.
 TIMEOUT_RANGE = (16, (1 << 32) - 1)
-# The 16-bit LEN field: a STEP frame carries 2 bytes per input index.
-MAX_INPUTS = 0xFFFF // 2
+# The 16-bit LEN field: a STEP frame carries its timestep and 2 bytes per input index.
+MAX_INPUTS = (0xFFFF - 2) // 2
 # The identity reports cfg_data_width in a byte: at most 255 bits of CFG data.
 MAX_DATA_BYTES = 32
 
@@ -74,7 +74,8 @@ class FrameLayout(data.StructLayout):
     Fields: ``code``, the command byte (0 when the frame ended before it); ``error``, 0 for a
     frame that passed every check, else its error code (``spikeforge.spec.protocol.ERR_*``);
     ``count``, of a STEP frame, the number of input indices in the receiver's index buffer;
-    ``cfg``, of a CFG frame, its payload (:class:`CfgLayout`).
+    ``seq``, of a STEP frame, the timestep it is for (low 16 bits); ``cfg``, of a CFG frame,
+    its payload (:class:`CfgLayout`).
 
     Parameters
     ----------
@@ -89,6 +90,7 @@ class FrameLayout(data.StructLayout):
                 "code": 8,
                 "error": unsigned(bits_for(max(p.ERRORS))),
                 "count": range(n_inputs + 1),
+                "seq": 16,
                 "cfg": CfgLayout(data_bytes),
             }
         )
@@ -164,13 +166,15 @@ class FrameReceiver(wiring.Component):
 
         code = Signal(8)
         # Payload bytes still to come; a LEN that passed the length check fits.
-        left = Signal(range(max(2 * n_in, self.cfg_length) + 1))
+        left = Signal(range(max(2 * n_in + 2, self.cfg_length) + 1))
         timer = Signal(range(self.timeout + 1))
         timed_out = Signal()  # `timer` is at the timeout
         err_code = Signal(range(max(p.ERRORS) + 1))
         line_bad = Signal()
         half = Signal()
-        lo_byte = Signal(8)  # the low byte of LEN, or of a STEP index
+        lo_byte = Signal(8)  # the low byte of LEN, of a STEP's timestep or of a STEP index
+        seq = Signal(16)  # a STEP frame's timestep
+        seq_next = Signal()  # the STEP's next two bytes are its timestep, not an index
         n_idx = Signal(range(n_in + 1))
         bad_payload = Signal()
         cfg = Signal(CfgLayout(self.data_bytes))
@@ -178,6 +182,7 @@ class FrameReceiver(wiring.Component):
             self.frame.payload.code.eq(code),
             self.frame.payload.error.eq(err_code),
             self.frame.payload.count.eq(n_idx),
+            self.frame.payload.seq.eq(seq),
             self.frame.payload.cfg.eq(cfg),
         ]
         with m.If(self.rx_error):
@@ -243,7 +248,7 @@ class FrameReceiver(wiring.Component):
                 # The header's checks were registered as its last byte arrived (`checked`), so
                 # that this state acts on registers alone (the comparisons before the state
                 # and error logic were the iCE40's critical path).
-                m.d.sync += [left.eq(Cat(lo_byte, byte_reg)), half.eq(0)]
+                m.d.sync += [left.eq(Cat(lo_byte, byte_reg)), half.eq(0), seq_next.eq(1)]
                 m.d.comb += new_frame.eq(1)
                 with m.If(~checked.known):
                     fail(p.ERR_COMMAND, flush=True)
@@ -262,6 +267,8 @@ class FrameReceiver(wiring.Component):
                         m.d.sync += half.eq(~half)
                         with m.If(~half):
                             m.d.sync += lo_byte.eq(byte)
+                        with m.Elif(seq_next):
+                            m.d.sync += [seq.eq(Cat(lo_byte, byte)), seq_next.eq(0)]
                         with m.Else():
                             m.d.sync += index_ready.eq(1)
                     with m.Else():
@@ -325,6 +332,7 @@ class FrameReceiver(wiring.Component):
             crc=crc,
             left=left,
             half=half,
+            seq_next=seq_next,
             n_idx=n_idx,
             index_ready=index_ready,
             bad_payload=bad_payload,
@@ -356,16 +364,19 @@ class FrameReceiver(wiring.Component):
         """The checks of a header with ``code`` and ``length``, as a :class:`HeaderChecks`
         value made in ``m`` (also used by the formal harness)."""
         checks = Signal(HeaderChecks)
-        m.d.comb += checks.empty.eq(length == 0)
+        empty = length == 0
+        m.d.comb += checks.empty.eq(empty)
         with m.Switch(code):
             with m.Case(p.CMD_IDENTIFY, p.CMD_STATUS, p.CMD_RESET, p.CMD_LAST):
                 m.d.comb += [checks.known.eq(1), checks.ok.eq(length == 0)]
             with m.Case(p.CMD_CFG):
                 m.d.comb += [checks.known.eq(1), checks.ok.eq(length == self.cfg_length)]
             with m.Case(p.CMD_STEP):
+                # The timestep (2 bytes), then 2 bytes per index: an even LEN, not 0 (the term
+                # `empty` has anyway, not another comparison: the GW1NR-9's critical path).
                 m.d.comb += [
                     checks.known.eq(1),
-                    checks.ok.eq(~length[0] & (length <= 2 * self.n_inputs)),
+                    checks.ok.eq(~length[0] & ~empty & (length <= 2 * self.n_inputs + 2)),
                 ]
         return checks
 

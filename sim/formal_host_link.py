@@ -256,6 +256,7 @@ class HostLinkHarness(wiring.Component):
         # What the receiver's registered header checks must be in LEN_CHECK.
         u.header = link.receiver.header_checks(m, rx["code"], Cat(rx["lo_byte"], rx["byte_reg"]))
         asserts += self._units(u)
+        asserts += self._sequence(m, u)
         if recover:
             asserts += self.recovery.claims(m, u, s, held, quiet_for)
         chosen = [
@@ -293,6 +294,17 @@ class HostLinkHarness(wiring.Component):
             (quiet_for <= bound, "inv: quiet_for"),
         ]
 
+    def _sequence(self, m, u):
+        """A STEP starts the array exactly when its timestep is the array's, as the two were when
+        the executor took the frame (compared here by the harness itself)."""
+        match = Signal()
+        taken = Signal()
+        m.d.sync += match.eq(self.link.receiver.frame.payload.seq == self.array.timestep[:16])
+        with m.If(u.state["IDLE"]):
+            m.d.sync += taken.eq(match)
+        step = (u.rx["code"] == p.CMD_STEP) & taken
+        return [(~u.state["EXEC"] | (u.ex["start"] == step), "inv: step at its timestep")]
+
     def _units(self, u):
         """Invariants the induction needs: each unit's registers, the units and the array
         model in step with each other."""
@@ -303,7 +315,7 @@ class HostLinkHarness(wiring.Component):
             known = known | (code == cmd)
         receiving = _any(state, [name for name in RX_STATES if name != "HOLD"])
         after_len = _any(state, ("PAYLOAD", "CRC0", "CRC1", "CRC_FOLD", "CHECK", "EXEC"))
-        # The STEP indices: LEN_CHECK took at most 2 n_in bytes.
+        # The STEP's timestep and indices: LEN_CHECK took at most 2 n_in + 2 bytes.
         n_idx, half, left = rx["n_idx"], rx["half"], rx["left"]
         taken = n_idx + rx["index_ready"]
         feeding = state["FEED"] | state["FEED_WAIT"]
@@ -346,9 +358,10 @@ class HostLinkHarness(wiring.Component):
             (~state["PAYLOAD"] | (left != 0), "inv: left"),
             (
                 ~(state["PAYLOAD"] & (code == p.CMD_STEP))
-                | (2 * taken + half + left <= 2 * self.n_in),
+                | (2 * taken + half + left + Mux(rx["seq_next"], 0, 2) <= 2 * self.n_in + 2),
                 "inv: step payload",
             ),
+            (~rx["seq_next"] | (taken == 0), "inv: timestep before the indices"),
             (~rx["index_ready"] | state["PAYLOAD"] | state["CRC0"], "inv: index check"),
             (~state["LEN_CHECK"] | (rx["checked"] == u.header), "inv: header checks"),
             (~state["CHECK"] | (rx["crc_zero"] == (rx["crc"] == 0)), "inv: CRC checked"),
@@ -356,19 +369,22 @@ class HostLinkHarness(wiring.Component):
             (
                 Mux(
                     state["EXEC"],
-                    (ex["start"] == (code == p.CMD_STEP)) & (ex["reset"] == (code == p.CMD_RESET)),
+                    (ex["start"] == ex["command"].step) & (ex["reset"] == (code == p.CMD_RESET)),
                     ~ex["start"] & ~ex["reset"],
                 ),
                 "inv: start and reset",
             ),
             (~feeding | (ex["feed"] <= n_idx), "inv: feed"),
             (
-                ~state["EXEC"] | (ex["command"].as_value() == decode_command(code)),
+                # A STEP is `step` or `stale`, as the timestep compared when it was taken.
+                ~state["EXEC"]
+                | (ex["command"].as_value() == decode_command(code, ex["command"].step)),
                 "inv: command decoded",
             ),
             (~state["FEED"] | (ex["last"] == (ex["feed"] == n_idx)), "inv: last index"),
             (ex["chosen"].as_value() == (Const(1, 1) << ex["resp"]), "inv: response one-hot"),
             (ex["offer"] == state["FEED"], "inv: offer"),
+            (ex["in_spikes"] == (ex["step"] & ~ex["head"][0]), "inv: past the step head"),
             (~(a.running & a.resetting), "inv: array"),
             (a.stalled <= a.in_stall, "inv: in_stall"),
             (self.tx_waited <= self.tx_stall, "inv: tx_stall"),

@@ -21,6 +21,7 @@ __all__ = [
     "SYNC",
     "MAGIC",
     "VERSION",
+    "RX_BUFFER",
     "CMD_IDENTIFY",
     "CMD_STATUS",
     "CMD_STEP",
@@ -36,6 +37,7 @@ __all__ = [
     "ERR_LENGTH",
     "ERR_PAYLOAD",
     "ERR_LINE",
+    "ERR_SEQUENCE",
     "CRC_INIT",
     "crc16",
     "crc16_byte",
@@ -53,12 +55,15 @@ __all__ = [
 
 SYNC = 0x5A
 MAGIC = b"SPKF"
-VERSION = 2
+VERSION = 3
+# Bytes the board buffers from the host (its UART's receive FIFO): the driver sends frames without
+# waiting for each answer, as long as the frames not answered yet add up to at most this.
+RX_BUFFER = 512
 
 # Commands, host to board.
 CMD_IDENTIFY = 0x01  # -> identity of the design
 CMD_STATUS = 0x02  # -> counters and state
-CMD_STEP = 0x03  # input indices -> one timestep's output spikes and cycle count
+CMD_STEP = 0x03  # timestep, input indices -> one timestep's output spikes and cycle count
 CMD_CFG = 0x04  # one runtime write of the array's cfg port -> acknowledgement
 CMD_RESET = 0x05  # network state back to initial -> acknowledgement
 CMD_LAST = 0x06  # -> the response of the last STEP again (lost responses)
@@ -68,7 +73,7 @@ RESPONSE = 0x80
 RSP_ERROR = 0xFF
 
 # Error codes, the payload of an RSP_ERROR frame: (code, command byte of the bad frame or 0).
-ERR_CRC, ERR_TIMEOUT, ERR_COMMAND, ERR_LENGTH, ERR_PAYLOAD, ERR_LINE = range(1, 7)
+ERR_CRC, ERR_TIMEOUT, ERR_COMMAND, ERR_LENGTH, ERR_PAYLOAD, ERR_LINE, ERR_SEQUENCE = range(1, 8)
 ERRORS = {
     ERR_CRC: "CRC mismatch",
     ERR_TIMEOUT: "frame truncated (byte timeout)",
@@ -76,6 +81,7 @@ ERRORS = {
     ERR_LENGTH: "wrong payload length",
     ERR_PAYLOAD: "bad payload (index, lane or address out of range, or indices not ascending)",
     ERR_LINE: "UART framing error or overrun",
+    ERR_SEQUENCE: "step out of sequence (the board is at another timestep)",
 }
 
 CRC_INIT = 0xFFFF
@@ -253,9 +259,12 @@ def decode_status(payload):
     return status
 
 
-def encode_step(indices):
-    """STEP payload: the input indices of one timestep, u16 little-endian, ascending."""
-    return b"".join(struct.pack("<H", int(i)) for i in indices)
+def encode_step(timestep, indices):
+    """STEP payload: the timestep the step runs from (its low 16 bits; the board refuses the
+    step at any other), then the input indices of the step, u16 little-endian, ascending."""
+    return struct.pack("<H", timestep & 0xFFFF) + b"".join(
+        struct.pack("<H", int(i)) for i in indices
+    )
 
 
 def decode_step(payload):

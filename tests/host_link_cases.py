@@ -54,7 +54,8 @@ class FaultyPort:
     port : file-like
     write_faults : dict of int to str
         Write number (0-based) -> ``"flip"`` (one bit of a middle byte), ``"drop"`` (a middle
-        byte) or ``"truncate"`` (only the first half of the frame).
+        byte), ``"truncate"`` (only the first half of the frame) or ``"unsync"`` (the SYNC
+        byte dropped: the board skips the frame without a word).
     read_faults : set of int
         Indices of bytes read from the board (0-based, over the whole session) to flip a bit of.
     """
@@ -67,12 +68,15 @@ class FaultyPort:
         self.read_count = 0
         self.injected = 0
         self.codes = []  # command code of every frame written
+        self.burst = self.longest_burst = 0  # frames written without a read in between
 
     def write(self, data):
         data = bytearray(data)
         self.codes.append(data[1])
         fault = self.write_faults.get(self.writes)
         self.writes += 1
+        self.burst += 1
+        self.longest_burst = max(self.longest_burst, self.burst)
         middle = len(data) // 2
         if fault == "flip":
             data[middle] ^= 0x10
@@ -80,10 +84,13 @@ class FaultyPort:
             del data[middle]
         elif fault == "truncate":
             del data[middle:]
+        elif fault == "unsync":
+            del data[0]
         self.injected += fault is not None
         return self.port.write(bytes(data))
 
     def read(self, size=1):
+        self.burst = 0
         data = bytearray(self.port.read(size))
         for n in range(len(data)):
             if self.read_count + n in self.read_faults:

@@ -46,18 +46,18 @@ def _exchange(board, frame):
 
 def test_crc_and_frames():
     assert p.crc16(b"123456789") == 0x29B1  # the CRC-16/CCITT-FALSE check value
-    frame = p.encode_frame(p.CMD_STEP, p.encode_step([1, 7, 300]))
-    assert frame[:4] == bytes([p.SYNC, p.CMD_STEP, 6, 0])
+    frame = p.encode_frame(p.CMD_STEP, p.encode_step(0x10002, [1, 7, 300]))
+    assert frame[:6] == bytes([p.SYNC, p.CMD_STEP, 8, 0, 2, 0])  # LEN, then timestep's low 16 bits
     assert p.crc16(frame[1:]) == 0  # CRC sent high byte first
     decoder = p.FrameDecoder()
     # Junk before the frame is skipped; a frame may arrive in pieces.
     assert decoder.feed(b"\x00\x13" + frame[:5]) == []
-    assert decoder.feed(frame[5:]) == [(p.CMD_STEP, p.encode_step([1, 7, 300]))]
+    assert decoder.feed(frame[5:]) == [(p.CMD_STEP, p.encode_step(2, [1, 7, 300]))]
     assert decoder.skipped == 2
     bad = bytearray(frame)
     bad[5] ^= 1
     with pytest.raises(
-        p.FrameError, match=r"^response frame with a bad CRC \(code 0x03, 6 bytes\)$"
+        p.FrameError, match=r"^response frame with a bad CRC \(code 0x03, 8 bytes\)$"
     ):
         p.FrameDecoder().feed(bytes(bad))
     assert p.decode_step(bytes(8) + bytes([1, 0x34, 0x12])) == (0, 0, [(1, 0x1234)])
@@ -89,7 +89,7 @@ def test_host_link_parameter_errors():
     big.populations[0] = type(big.populations[0])("in", 40000, True)
     with pytest.raises(
         ValueError,
-        match=r"^the host link carries at most 32767 inputs, 255 "
+        match=r"^the host link carries at most 32766 inputs, 255 "
         r"populations and 21842 LIF neurons, not 40000, ",
     ):
         HostLink(big)
@@ -106,7 +106,7 @@ def test_run_matches_golden(seed, lanes):
     driver = HostDriver(SimulatedBoard(plan))
     identity = driver.check_plan(plan)
     assert identity["network_hash"] == net.network_hash()
-    assert (identity["magic"], identity["version"], identity["lanes"]) == ("SPKF", 2, lanes)
+    assert (identity["magic"], identity["version"], identity["lanes"]) == ("SPKF", p.VERSION, lanes)
     assert identity["layout_hash"] == plan.layout_hash()
     run = driver.run(spikes)  # the plan of check_plan
     golden = run_network(net, spikes)
@@ -156,6 +156,31 @@ def test_runtime_load_changes_outputs_as_golden_predicts():
     _assert_same(driver.run(spikes, plan), golden)
 
 
+def test_load_is_pipelined_and_recovers_every_write():
+    # CFG frames go out without waiting for each answer. Damage inside a batch (a bit flipped,
+    # a byte dropped, a frame cut short, a SYNC lost so that the board skips a frame without a
+    # word) makes the driver send the batch again; the network loaded is the golden model's.
+    net = small_network(5, n_lif=2, max_size=6)
+    other = relayout_variant(net, 5)
+    plan, other_plan = compile_network(net, 2), compile_network(other, 2)
+    spikes = random_spikes(np.random.default_rng(5), net, 8, activity=0.5)
+    clean = FaultyPort(SimulatedBoard(plan))
+    frames = HostDriver(clean).load(other_plan)
+    assert frames == 24 and clean.longest_burst == frames  # all 24 in one batch
+    # A bigger load: as many frames as the board's receive buffer holds before the first read.
+    net13 = small_network(13, n_lif=2, max_size=6)
+    board = SimulatedBoard(compile_network(net13, 2))
+    port = FaultyPort(board)
+    assert HostDriver(port).load(compile_network(relayout_variant(net13, 13), 2)) == 50
+    assert port.longest_burst == p.RX_BUFFER // (10 + board.link.data_bytes) == 19
+    faults = {4: "flip", 9: "unsync", 14: "drop", 19: "truncate", 30: "unsync"}
+    port = FaultyPort(SimulatedBoard(plan), write_faults=faults)
+    driver = HostDriver(port)
+    driver.load(other_plan)
+    assert port.injected == len(faults) and driver.recovered == 2  # both batches hit
+    _assert_same(driver.run(spikes, other_plan), run_network(other, spikes))
+
+
 def test_load_refuses_another_layout():
     driver = HostDriver(SimulatedBoard(compile_network(small_network(6), 1)))
     with pytest.raises(
@@ -199,20 +224,30 @@ def test_bad_frames_are_answered_and_change_nothing():
         (p.encode_frame(0x42), (error, bytes([p.ERR_COMMAND, 0x42]))),
         (p.encode_frame(p.CMD_STATUS, b"\x00"), (error, bytes([p.ERR_LENGTH, p.CMD_STATUS]))),
         (p.encode_frame(p.CMD_STEP, b"\x00"), (error, bytes([p.ERR_LENGTH, p.CMD_STEP]))),
+        (p.encode_frame(p.CMD_STEP), (error, bytes([p.ERR_LENGTH, p.CMD_STEP]))),  # no timestep
         (
-            p.encode_frame(p.CMD_STEP, p.encode_step(range(n_in + 1))),
+            p.encode_frame(p.CMD_STEP, p.encode_step(0, range(n_in + 1))),
             (error, bytes([p.ERR_LENGTH, p.CMD_STEP])),
         ),
         # Out of range, repeated, descending: the step must not run.
         (
-            p.encode_frame(p.CMD_STEP, p.encode_step([n_in])),
+            p.encode_frame(p.CMD_STEP, p.encode_step(0, [n_in])),
             (error, bytes([p.ERR_PAYLOAD, p.CMD_STEP])),
         ),
         (
-            p.encode_frame(p.CMD_STEP, p.encode_step([0, 0]))
+            p.encode_frame(p.CMD_STEP, p.encode_step(0, [0, 0]))
             if n_in > 1
-            else p.encode_frame(p.CMD_STEP, p.encode_step([1])),
+            else p.encode_frame(p.CMD_STEP, p.encode_step(0, [1])),
             (error, bytes([p.ERR_PAYLOAD, p.CMD_STEP])),
+        ),
+        # For another timestep (the board is at 0): refused, whole and checked as it is.
+        (
+            p.encode_frame(p.CMD_STEP, p.encode_step(1, [0])),
+            (error, bytes([p.ERR_SEQUENCE, p.CMD_STEP])),
+        ),
+        (
+            p.encode_frame(p.CMD_STEP, p.encode_step(0xFFFF, [])),
+            (error, bytes([p.ERR_SEQUENCE, p.CMD_STEP])),
         ),
         (
             p.encode_frame(p.CMD_CFG, p.encode_cfg(0, 1, 0, 0, board.link.data_bytes)),
@@ -226,7 +261,7 @@ def test_bad_frames_are_answered_and_change_nothing():
         ),
         # A truncated frame: the byte timeout drops it.
         (
-            p.encode_frame(p.CMD_STEP, p.encode_step([0]))[:5],
+            p.encode_frame(p.CMD_STEP, p.encode_step(0, [0]))[:5],
             (error, bytes([p.ERR_TIMEOUT, p.CMD_STEP])),
         ),
         # A bit flipped in the payload.
@@ -242,37 +277,44 @@ def test_bad_frames_are_answered_and_change_nothing():
     code, data = _exchange(board, p.encode_frame(p.CMD_STATUS))
     status = p.decode_status(data)
     assert status["timestep"] == 0 and not status["modified"]
-    assert (status["crc_errors"], status["timeouts"], status["errors"]) == (1, 1, 8)
+    assert (status["crc_errors"], status["timeouts"], status["errors"]) == (1, 1, 11)
     # Nothing reached the network: it still runs exactly as the golden model.
     spikes = random_spikes(np.random.default_rng(7), net, 6, activity=0.5)
     _assert_same(HostDriver(board).run(spikes, plan), run_network(net, spikes))
 
 
 # Frame and byte numbers count from the STATUS that `run` starts with (weights loaded?; its
-# response is 25 bytes).
+# response is 25 bytes, RESET's 6, then the six steps' 20, 17 and 4 x 14, pipelined in one batch).
 @pytest.mark.parametrize(
-    "faults",
+    "faults,check",
     [
-        {"write_faults": {4: "flip", 7: "drop", 10: "truncate"}},
-        # Responses damaged: a STEP response (the step ran) and a RESET response.
-        {"read_faults": {27, 40, 75}},
+        # A damaged frame in a batch: the board's flush after it takes the frames behind it.
+        ({"write_faults": {4: "flip", 7: "drop", 10: "truncate"}}, "board errors"),
+        # A frame the board never saw: it refuses the steps behind it (out of sequence).
+        ({"write_faults": {4: "unsync"}}, "board errors"),
+        # The RESET response and the last step's: the reset is sent again, the step's response
+        # asked for again (LAST).
+        ({"read_faults": {27, 121}}, "last"),
+        # A step's response lost behind which more steps ran: reset, the steps run again.
+        ({"read_faults": {70}}, "replay"),
     ],
 )
-def test_driver_recovers_from_damaged_bytes(faults):
+def test_driver_recovers_from_damaged_bytes(faults, check):
     net = small_network(8)
     plan = compile_network(net, 2)
     spikes = random_spikes(np.random.default_rng(8), net, 6, activity=0.5)
     port = FaultyPort(SimulatedBoard(plan), **faults)
     driver = HostDriver(port)
     _assert_same(driver.run(spikes, plan), run_network(net, spikes))
-    assert port.injected == 3 and driver.recovered >= 2
+    assert port.injected == len(next(iter(faults.values()))) and driver.recovered >= 1
     status = driver.status()
     assert status["timestep"] == 6
-    if "write_faults" in faults:
-        assert status["crc_errors"] + status["timeouts"] + status["errors"] >= 3
+    if check == "board errors":
+        assert status["crc_errors"] + status["timeouts"] + status["errors"] >= 1
+    elif check == "last":
+        assert p.CMD_LAST in port.codes and port.codes.count(p.CMD_RESET) == 2
     else:
-        # A damaged STEP response: the step had run, so the driver asked for it again.
-        assert p.CMD_LAST in port.codes
+        assert port.codes.count(p.CMD_RESET) == 2 and port.codes.count(p.CMD_STEP) == 12
 
 
 def test_driver_gives_up_with_one_line():

@@ -3,7 +3,7 @@ simulator, the driver on the other end. Runtime about 10 s of CPU (15 s on two s
 
 import numpy as np
 from amaranth.sim import Simulator
-from host_link_cases import FaultyPort, small_network
+from host_link_cases import FaultyPort, relayout_variant, small_network
 from network_cases import random_spikes
 
 from spikeforge.boards.host import HostDriver, SimulatedBoard
@@ -76,3 +76,17 @@ def test_framing_error_is_answered_and_recovered():
     assert code == p.RESPONSE | p.CMD_STATUS
     status = p.decode_status(payload)
     assert status["errors"] == 1 and status["frames"] == 1 and len(frames) == 2
+
+
+def test_pipelined_frames_wait_in_the_receive_buffer():
+    # A load sends its CFG frames back to back on the line without waiting for the answers:
+    # the bytes that come while the link answers wait in the receive buffer, and none is lost
+    # (no UART overrun, error 6). (That the writes are the right ones: test_host_link.py.)
+    net = small_network(13, n_lif=1, max_size=3)
+    port = FaultyPort(SimulatedBoard(compile_network(net, 1), divisor=DIVISOR))
+    driver = HostDriver(port)
+    # All 13 frames went out before the first answer was read.
+    assert driver.load(compile_network(relayout_variant(net, 13), 1)) == port.longest_burst == 13
+    status = driver.status()
+    assert status["frames"] == driver.attempts and driver.recovered == 0
+    assert status["crc_errors"] == status["timeouts"] == status["errors"] == 0

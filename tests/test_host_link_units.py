@@ -26,7 +26,7 @@ async def stream_put(ctx, port, payload):
 
 def _receive(data, n_frames, n_inputs=4, data_bytes=2):
     """The first ``n_frames`` frames a FrameReceiver offers for the bytes ``data``: (code,
-    error, count, indices) each, the executor's part played by a testbench that reads the index
+    error, count, indices, seq) each, the executor's part played by a testbench that reads the index
     buffer and takes the frame a few cycles later."""
     dut = FrameReceiver(n_inputs, data_bytes, timeout=16)
     frames = []
@@ -45,7 +45,9 @@ def _receive(data, n_frames, n_inputs=4, data_bytes=2):
                 ctx.set(dut.indices.addr, n)
                 await ctx.tick()
                 indices.append(ctx.get(dut.indices.data))
-            frames.append((ctx.get(frame.code), ctx.get(frame.error), count, indices))
+            frames.append(
+                (ctx.get(frame.code), ctx.get(frame.error), count, indices, ctx.get(frame.seq))
+            )
             ctx.set(dut.frame.ready, 1)
             await ctx.tick()
             ctx.set(dut.frame.ready, 0)
@@ -61,19 +63,22 @@ def _receive(data, n_frames, n_inputs=4, data_bytes=2):
 @pytest.mark.parametrize(
     "data,expected",
     [
-        (p.encode_frame(p.CMD_STATUS), [(p.CMD_STATUS, 0, 0, [])]),
+        (p.encode_frame(p.CMD_STATUS), [(p.CMD_STATUS, 0, 0, [], 0)]),
         (
-            b"\x00" + p.encode_frame(p.CMD_STEP, p.encode_step([1, 3])),
-            [(p.CMD_STEP, 0, 2, [1, 3])],
+            b"\x00" + p.encode_frame(p.CMD_STEP, p.encode_step(0x12345, [1, 3])),
+            [(p.CMD_STEP, 0, 2, [1, 3], 0x2345)],
         ),
+        # The timestep alone: a step without input spikes.
+        (p.encode_frame(p.CMD_STEP, p.encode_step(7, [])), [(p.CMD_STEP, 0, 0, [], 7)]),
         (
-            p.encode_frame(p.CMD_STEP, p.encode_step([3, 1])),
-            [(p.CMD_STEP, p.ERR_PAYLOAD, 2, [3, 1])],
+            p.encode_frame(p.CMD_STEP, p.encode_step(9, [3, 1])),
+            [(p.CMD_STEP, p.ERR_PAYLOAD, 2, [3, 1], 9)],
         ),
-        (p.encode_frame(0x42), [(0x42, p.ERR_COMMAND, 0, [])]),
-        (p.encode_frame(p.CMD_CFG, bytes(4)), [(p.CMD_CFG, p.ERR_LENGTH, 0, [])]),
-        (p.encode_frame(p.CMD_STATUS)[:-1] + b"\x00", [(p.CMD_STATUS, p.ERR_CRC, 0, [])]),
-        (p.encode_frame(p.CMD_STATUS)[:3], [(p.CMD_STATUS, p.ERR_TIMEOUT, 0, [])]),
+        (p.encode_frame(p.CMD_STEP), [(p.CMD_STEP, p.ERR_LENGTH, 0, [], 0)]),
+        (p.encode_frame(0x42), [(0x42, p.ERR_COMMAND, 0, [], 0)]),
+        (p.encode_frame(p.CMD_CFG, bytes(4)), [(p.CMD_CFG, p.ERR_LENGTH, 0, [], 0)]),
+        (p.encode_frame(p.CMD_STATUS)[:-1] + b"\x00", [(p.CMD_STATUS, p.ERR_CRC, 0, [], 0)]),
+        (p.encode_frame(p.CMD_STATUS)[:3], [(p.CMD_STATUS, p.ERR_TIMEOUT, 0, [], 0)]),
     ],
 )
 def test_receiver_offers_checked_frames(data, expected):
@@ -118,7 +123,7 @@ def test_transmitter_sends_frames():
 
 
 def test_unit_parameter_errors():
-    with pytest.raises(TypeError, match=r"^n_inputs must be an integer in \[0, 32767\], not -1$"):
+    with pytest.raises(TypeError, match=r"^n_inputs must be an integer in \[0, 32766\], not -1$"):
         FrameReceiver(-1, 2)
     with pytest.raises(TypeError, match=r"^data_bytes must be an integer in \[1, 32\], not 33$"):
         FrameReceiver(4, 33)
