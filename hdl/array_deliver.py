@@ -138,7 +138,12 @@ def _neuron_of_place(k, place, lifs):
 
 
 def decode(m, array, s):
-    """One registered stage computing, for an event, the row address of each projection."""
+    """The registered stage computing, for an event, the start of each projection's walk: the
+    row address of a dense projection, the kernel walk's start of a convolution.
+
+    With convolutions the stage is the last of four (:func:`_conv_decode_stages`), so that the
+    constant divisions, the tables and the constant multiplies each get a cycle of their own.
+    """
     plan = array.plan
     pops = plan.populations
     projs = plan.projections
@@ -151,23 +156,97 @@ def decode(m, array, s):
         for n in range(len(projs))
     ]
     s.take = Signal()
-    m.d.comb += s.ev_ready.eq(~s.d_valid | s.take)
-    with m.If(s.ev_ready):
+    s.decode_in_flight = []
+    if plan.has_conv:
+        head, ready = _conv_decode_stages(m, array, s)
+    else:
+        head = SimpleNamespace(valid=s.ev_valid, src=s.ev_src, j=s.ev_j, out=s.ev_out)
+        ready = s.ev_ready
+    m.d.comb += ready.eq(~s.d_valid | s.take)
+    with m.If(ready):
         m.d.sync += [
-            s.d_valid.eq(s.ev_valid),
-            s.d_src.eq(s.ev_src),
-            s.d_j.eq(s.ev_j),
-            s.d_out.eq(s.ev_out),
+            s.d_valid.eq(head.valid),
+            s.d_src.eq(head.src),
+            s.d_j.eq(head.j),
+            s.d_out.eq(head.out),
         ]
         for n, proj in enumerate(projs):
             if proj.conv is not None:
                 continue
             rows = pops[proj.target].rows
-            m.d.sync += s.d_base[n].eq(proj.weight_base + mul_const(s.ev_j, rows))
+            m.d.sync += s.d_base[n].eq(proj.weight_base + mul_const(head.j, rows))
     s.d_conv = {}
     for n, proj in enumerate(projs):
         if proj.conv is not None:
-            s.d_conv[n] = _decode_conv(m, array, s, n, proj)
+            s.d_conv[n] = _decode_conv(m, array, ready, n, proj, head.split[n])
+
+
+def _conv_decode_stages(m, array, s):
+    """The three registered stages in front of the decode stage of an array with convolutions.
+
+    The first registers the event (whose neuron index of a channel-minor population is itself a
+    constant division); the second, for each convolution, the quotients ``j // (H W) = c`` and
+    ``j // W = c H + y``; the third the remainders ``y`` and ``x`` and the channel's group.
+    Each stage holds its event while the next is full and not taken, so events keep their
+    order. Returns the last stage's registers (``split[n]``: ``(c, y, x, group)`` of
+    convolution ``n``) and the ready signal that the decode stage drives.
+    """
+    plan = array.plan
+    projs = plan.projections
+
+    def stage(name):
+        regs = SimpleNamespace(
+            valid=Signal(name=f"{name}_valid"),
+            src=Signal.like(s.ev_src, name=f"{name}_src"),
+            j=Signal.like(s.ev_j, name=f"{name}_j"),
+            out=Signal(name=f"{name}_out"),
+            ready=Signal(name=f"{name}_ready"),
+        )
+        s.decode_in_flight.append(regs.valid)
+        return regs
+
+    def advance(into, source, ready):
+        m.d.comb += ready.eq(~into.valid | into.ready)
+        with m.If(ready):
+            m.d.sync += [
+                into.valid.eq(source.valid),
+                into.src.eq(source.src),
+                into.j.eq(source.j),
+                into.out.eq(source.out),
+            ]
+
+    event = SimpleNamespace(valid=s.ev_valid, src=s.ev_src, j=s.ev_j, out=s.ev_out)
+    a, b, c = stage("dec_a"), stage("dec_b"), stage("dec_c")
+    advance(a, event, s.ev_ready)
+    advance(b, a, a.ready)
+    advance(c, b, b.ready)
+    c.split = {}
+    for n, proj in enumerate(projs):
+        conv = proj.conv
+        if conv is None:
+            continue
+        size = plan.populations[proj.source].size
+        plane = conv.height * conv.width
+        channels = size // plane
+        quot_c, _ = div_const(a.j, plane, size - 1)
+        quot_row, _ = div_const(a.j, conv.width, size - 1)
+        b_c = Signal.like(quot_c, name=f"dec_b{n}_c")
+        b_row = Signal.like(quot_row, name=f"dec_b{n}_row")
+        with m.If(a.ready):
+            m.d.sync += [b_c.eq(quot_c), b_row.eq(quot_row)]
+        y = (b_row - mul_const(b_c, conv.height))[: bits_for(conv.height - 1)]
+        x = (b.j - mul_const(b_row, conv.width))[: bits_for(conv.width - 1)]
+        group = div_const(b_c, conv.group_channels, channels - 1)[0]
+        split = SimpleNamespace(
+            c=Signal.like(b_c, name=f"dec_c{n}_c"),
+            y=Signal(bits_for(conv.height - 1), name=f"dec_c{n}_y"),
+            x=Signal(bits_for(conv.width - 1), name=f"dec_c{n}_x"),
+            group=Signal.like(group, name=f"dec_c{n}_group"),
+        )
+        with m.If(b.ready):
+            m.d.sync += [split.c.eq(b_c), split.y.eq(y), split.x.eq(x), split.group.eq(group)]
+        c.split[n] = split
+    return c, c.ready
 
 
 def _conv_registers(array, proj, name):
@@ -185,31 +264,27 @@ def _conv_registers(array, proj, name):
     )
 
 
-def _decode_conv(m, array, s, n, proj):
-    """The start of the kernel walk of projection ``n`` for event ``ev_j``, registered.
+def _decode_conv(m, array, ready, n, proj, split):
+    """The start of the kernel walk of projection ``n``, registered when ``ready``.
 
-    ``j = (c H + y) W + x`` is split by constant divisions (shifts and adds), the row and
-    column tables give the first valid tap and the tap counts, and constant multiples of the
-    channel and its group give the addresses (``docs/array.md``, "Convolutions").
+    ``split`` holds the event's ``(c, y, x)`` of ``j = (c H + y) W + x`` and the group of ``c``
+    (:func:`_conv_decode_stages`); the row and column tables give the first valid tap and the
+    tap counts, and constant multiples of the channel and its group give the addresses
+    (``docs/array.md``, "Convolutions").
     """
     conv = proj.conv
-    size = array.plan.populations[proj.source].size
-    plane = conv.height * conv.width
-    c, rest = div_const(s.ev_j, plane, size - 1)
-    y, x = div_const(rest, conv.width, plane - 1)
+    y, x = split.y, split.x
     ny = mux_table(y, [r[0] for r in conv.rows], bits_for(max(r[0] for r in conv.rows)))
     wy = mux_table(y, [r[1] for r in conv.rows], bits_for(max(r[1] for r in conv.rows)))
     ty = mux_table(y, [r[2] for r in conv.rows], bits_for(max(r[2] for r in conv.rows)))
     nx = mux_table(x, [e[0] for e in conv.cols], bits_for(max(e[0] for e in conv.cols)))
     wx = mux_table(x, [e[1] for e in conv.cols], bits_for(max(e[1] for e in conv.cols)))
     tx = mux_table(x, [e[2] for e in conv.cols], bits_for(max(e[2] for e in conv.cols)))
-    channels = size // plane
-    group = div_const(c, conv.group_channels, channels - 1)[0]
     d = _conv_registers(array, proj, f"d_conv{n}")
-    with m.If(s.ev_ready):
+    with m.If(ready):
         m.d.sync += [
-            d.w.eq(proj.weight_base + mul_const(c, conv.channel_words) + wy + wx),
-            d.t.eq(mul_const(group, conv.group_targets) + ty + tx),
+            d.w.eq(proj.weight_base + mul_const(split.c, conv.channel_words) + wy + wx),
+            d.t.eq(mul_const(split.group, conv.group_targets) + ty + tx),
             d.ny_m1.eq(ny - 1),
             d.nx_m1.eq(nx - 1),
             d.empty.eq((ny == 0) | (nx == 0)),
@@ -381,6 +456,9 @@ def kernel_walker(m, array, s):
         rem_y=Signal(bits_for(max(e[0] for c in convs for e in c.rows))),
     )
     r.nx_m1 = Signal.like(r.rem_x)
+    # Whether rem_o, rem_x and rem_y are 0, registered beside them (set from their next
+    # values), so that the end-of-walk test and the take behind it start at flip-flops.
+    r.zero_o, r.zero_x, r.zero_y = Signal(), Signal(), Signal()
     empty = Signal()
 
     # What the take latches: the start of every projection of the event.
@@ -409,6 +487,9 @@ def kernel_walker(m, array, s):
             r.rem_x.eq(start.nx_m1),
             r.nx_m1.eq(start.nx_m1),
             r.rem_y.eq(start.ny_m1),
+            r.zero_o.eq(proj.conv.tap_words == 1),
+            r.zero_x.eq(start.nx_m1 == 0),
+            r.zero_y.eq(start.ny_m1 == 0),
             empty.eq(start.empty),
         ]
 
@@ -437,7 +518,7 @@ def kernel_walker(m, array, s):
     last_col = mux_table(
         p_cur, [pops[q.target].rows - 1 if q.conv is None else 0 for q in projs], array.row_width
     )
-    conv_end = empty | ((r.rem_o == 0) & (r.rem_x == 0) & (r.rem_y == 0))
+    conv_end = empty | (r.zero_o & r.zero_x & r.zero_y)
     proj_end = Mux(is_conv, conv_end, col == last_col)
     proj_is_last = mux_table(
         p_cur,
@@ -492,16 +573,19 @@ def _conv_step(m, conv, r):
     w_c, w_x, w_y, t_c, t_x, t_y = r.w_c, r.w_x, r.w_y, r.t_c, r.t_x, r.t_y
     rem_o, rem_x, rem_y, nx_m1 = r.rem_o, r.rem_x, r.rem_y, r.nx_m1
     (w_col, t_col), (w_row, t_row) = conv.col_step, conv.row_step
-    with m.If(rem_o != 0):
+    with m.If(~r.zero_o):
         m.d.sync += [
             rem_o.eq(rem_o - 1),
+            r.zero_o.eq(rem_o == 1),
             w_c.eq(w_c + 1),
             t_c.eq(t_c + conv.word_targets),
         ]
-    with m.Elif(rem_x != 0):
+    with m.Elif(~r.zero_x):
         m.d.sync += [
             rem_o.eq(conv.tap_words - 1),
+            r.zero_o.eq(conv.tap_words == 1),
             rem_x.eq(rem_x - 1),
+            r.zero_x.eq(rem_x == 1),
             w_c.eq(w_x + w_col),
             w_x.eq(w_x + w_col),
             t_c.eq(t_x + t_col),
@@ -510,8 +594,11 @@ def _conv_step(m, conv, r):
     with m.Else():
         m.d.sync += [
             rem_o.eq(conv.tap_words - 1),
+            r.zero_o.eq(conv.tap_words == 1),
             rem_x.eq(nx_m1),
+            r.zero_x.eq(nx_m1 == 0),
             rem_y.eq(rem_y - 1),
+            r.zero_y.eq(rem_y == 1),
             w_c.eq(w_y + w_row),
             w_x.eq(w_y + w_row),
             w_y.eq(w_y + w_row),
