@@ -112,14 +112,31 @@ def event_source(m, array, s):
         m.d.sync += [word_mask.eq(remaining), lowest.eq(lowest_of(remaining))]
         with m.If(remaining == 0):
             m.d.sync += word_valid.eq(0)
+    s.decode_in_flight = []
+    fifo_valid, fifo_data = spike_fifo.r_rdy, spike_fifo.r_data
     # (Assigned outside the If for Icarus, like ev_out above.)
-    m.d.comb += spike_fifo.r_en.eq(s.deliver_phase & ~word_valid)
+    if plan.has_conv:
+        # A convolution's population has many rows, so the spike FIFO is a block RAM whose
+        # read data comes late in the cycle: a register takes it before the lowest-lane
+        # encoder (on the ECP5 the FIFO's clock-to-data time into `lowest` was the longest
+        # path). It holds one word, and refills as the word register takes it.
+        held = Signal(name="spike_held")
+        held_data = Signal.like(spike_fifo.r_data, name="spike_held_data")
+        s.decode_in_flight.append(held)
+        m.d.comb += spike_fifo.r_en.eq(s.deliver_phase & (~held | ~word_valid))
+        with m.If(spike_fifo.r_en & spike_fifo.r_rdy):
+            m.d.sync += [held.eq(1), held_data.eq(spike_fifo.r_data)]
+        with m.Elif(~word_valid):
+            m.d.sync += held.eq(0)
+        fifo_valid, fifo_data = held, held_data
+    else:
+        m.d.comb += spike_fifo.r_en.eq(s.deliver_phase & ~word_valid)
     with m.If(~word_valid):
-        m.d.sync += word_valid.eq(s.deliver_phase & spike_fifo.r_rdy)
+        m.d.sync += word_valid.eq(s.deliver_phase & fifo_valid)
         m.d.sync += [
-            word_row.eq(spike_fifo.r_data[lanes:]),
-            word_mask.eq(spike_fifo.r_data[:lanes]),
-            lowest.eq(lowest_of(spike_fifo.r_data[:lanes])),
+            word_row.eq(fifo_data[lanes:]),
+            word_mask.eq(fifo_data[:lanes]),
+            lowest.eq(lowest_of(fifo_data[:lanes])),
         ]
 
 
@@ -156,7 +173,6 @@ def decode(m, array, s):
         for n in range(len(projs))
     ]
     s.take = Signal()
-    s.decode_in_flight = []
     if plan.has_conv:
         head, ready = _conv_decode_stages(m, array, s)
     else:
@@ -241,7 +257,7 @@ def _conv_decode_stages(m, array, s):
             c=Signal.like(b_c, name=f"dec_c{n}_c"),
             y=Signal(bits_for(conv.height - 1), name=f"dec_c{n}_y"),
             x=Signal(bits_for(conv.width - 1), name=f"dec_c{n}_x"),
-            group=Signal.like(group, name=f"dec_c{n}_group"),
+            group=Signal(bits_for(channels // conv.group_channels - 1), name=f"dec_c{n}_group"),
         )
         with m.If(b.ready):
             m.d.sync += [split.c.eq(b_c), split.y.eq(y), split.x.eq(x), split.group.eq(group)]
