@@ -455,7 +455,7 @@ def kernel_walker(m, array, s):
     p_cur = Signal(range(max(len(projs), 2)))
     col = Signal(array.row_width)
     w_width = bits_for(max(plan.weight_words - 1, 0))
-    a_width = bits_for(2 * plan.slots - 1)
+    a_width = bits_for(plan.acc_banks * plan.slots - 1)
     s.w_ptr = Signal(w_width)
     s.a_ptr = Signal(a_width)
     s.walk_mask = Signal(lanes)
@@ -488,7 +488,7 @@ def kernel_walker(m, array, s):
     def acc_base(proj):
         # The target's slot base in the right bank; the bank flips for recurrent deliveries.
         bank = ~s.parity if proj.recurrent else s.parity
-        return Mux(bank, plan.slots, 0) + pops[proj.target].slot_base
+        return acc_bank_base(plan, bank) + pops[proj.target].slot_base
 
     def load(n, start):
         """Point the walk at the first word of projection ``n`` (``start`` its decoded or
