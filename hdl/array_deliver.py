@@ -460,6 +460,9 @@ def kernel_walker(m, array, s):
     s.a_ptr = Signal(a_width)
     s.walk_mask = Signal(lanes)
     w_dense = Signal(w_width)
+    # Whether col is the dense projection's last column, registered beside it (as the kernel
+    # walk's zero flags), so that the take does not wait for the column compare.
+    col_end = Signal()
     a_dense = Signal(a_width)
     # The kernel walk's registers (_conv_step); `empty`: the event reaches nothing.
     convs = [q.conv for q in projs if q.conv is not None]
@@ -495,7 +498,13 @@ def kernel_walker(m, array, s):
         latched start)."""
         proj = projs[n]
         if proj.conv is None:
-            return [col.eq(0), w_dense.eq(start), a_dense.eq(acc_base(proj))]
+            last_col = pops[proj.target].rows - 1
+            return [
+                col.eq(0),
+                col_end.eq(last_col == 0),
+                w_dense.eq(start),
+                a_dense.eq(acc_base(proj)),
+            ]
         return [
             *(getattr(r, f"w_{k}").eq(start.w) for k in "cxy"),
             *(getattr(r, f"t_{k}").eq(start.t) for k in "cxy"),
@@ -535,7 +544,7 @@ def kernel_walker(m, array, s):
         p_cur, [pops[q.target].rows - 1 if q.conv is None else 0 for q in projs], array.row_width
     )
     conv_end = empty | (r.zero_o & r.zero_x & r.zero_y)
-    proj_end = Mux(is_conv, conv_end, col == last_col)
+    proj_end = Mux(is_conv, conv_end, col_end)
     proj_is_last = mux_table(
         p_cur,
         [int(n + 1 == len(projs) or projs[n + 1].source != q.source) for n, q in enumerate(projs)],
@@ -564,7 +573,12 @@ def kernel_walker(m, array, s):
                         with m.Case(n):
                             _conv_step(m, proj.conv, r)
         with m.Else():
-            m.d.sync += [col.eq(col + 1), w_dense.eq(w_dense + 1), a_dense.eq(a_dense + 1)]
+            m.d.sync += [
+                col.eq(col + 1),
+                col_end.eq(col + 1 == last_col),
+                w_dense.eq(w_dense + 1),
+                a_dense.eq(a_dense + 1),
+            ]
     with m.If(s.take):
         for n, proj in enumerate(projs):
             if proj.conv is None:
