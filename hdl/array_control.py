@@ -176,7 +176,7 @@ def schedule(m, array, s):
     # registers' input.
     delivery_idle = Signal()
     idle = ~s.d_valid
-    for valid in s.walk_in_flight:
+    for valid in s.decode_in_flight + s.walk_in_flight:
         idle = idle & ~valid
     m.d.comb += delivery_idle.eq(idle)
 

@@ -112,14 +112,31 @@ def event_source(m, array, s):
         m.d.sync += [word_mask.eq(remaining), lowest.eq(lowest_of(remaining))]
         with m.If(remaining == 0):
             m.d.sync += word_valid.eq(0)
+    s.decode_in_flight = []
+    fifo_valid, fifo_data = spike_fifo.r_rdy, spike_fifo.r_data
     # (Assigned outside the If for Icarus, like ev_out above.)
-    m.d.comb += spike_fifo.r_en.eq(s.deliver_phase & ~word_valid)
+    if plan.has_conv:
+        # A convolution's population has many rows, so the spike FIFO is a block RAM whose
+        # read data comes late in the cycle: a register takes it before the lowest-lane
+        # encoder (on the ECP5 the FIFO's clock-to-data time into `lowest` was the longest
+        # path). It holds one word, and refills as the word register takes it.
+        held = Signal(name="spike_held")
+        held_data = Signal.like(spike_fifo.r_data, name="spike_held_data")
+        s.decode_in_flight.append(held)
+        m.d.comb += spike_fifo.r_en.eq(s.deliver_phase & (~held | ~word_valid))
+        with m.If(spike_fifo.r_en & spike_fifo.r_rdy):
+            m.d.sync += [held.eq(1), held_data.eq(spike_fifo.r_data)]
+        with m.Elif(~word_valid):
+            m.d.sync += held.eq(0)
+        fifo_valid, fifo_data = held, held_data
+    else:
+        m.d.comb += spike_fifo.r_en.eq(s.deliver_phase & ~word_valid)
     with m.If(~word_valid):
-        m.d.sync += word_valid.eq(s.deliver_phase & spike_fifo.r_rdy)
+        m.d.sync += word_valid.eq(s.deliver_phase & fifo_valid)
         m.d.sync += [
-            word_row.eq(spike_fifo.r_data[lanes:]),
-            word_mask.eq(spike_fifo.r_data[:lanes]),
-            lowest.eq(lowest_of(spike_fifo.r_data[:lanes])),
+            word_row.eq(fifo_data[lanes:]),
+            word_mask.eq(fifo_data[:lanes]),
+            lowest.eq(lowest_of(fifo_data[:lanes])),
         ]
 
 
@@ -138,7 +155,12 @@ def _neuron_of_place(k, place, lifs):
 
 
 def decode(m, array, s):
-    """One registered stage computing, for an event, the row address of each projection."""
+    """The registered stage computing, for an event, the start of each projection's walk: the
+    row address of a dense projection, the kernel walk's start of a convolution.
+
+    With convolutions the stage is the last of four (:func:`_conv_decode_stages`), so that the
+    constant divisions, the tables and the constant multiplies each get a cycle of their own.
+    """
     plan = array.plan
     pops = plan.populations
     projs = plan.projections
@@ -151,23 +173,96 @@ def decode(m, array, s):
         for n in range(len(projs))
     ]
     s.take = Signal()
-    m.d.comb += s.ev_ready.eq(~s.d_valid | s.take)
-    with m.If(s.ev_ready):
+    if plan.has_conv:
+        head, ready = _conv_decode_stages(m, array, s)
+    else:
+        head = SimpleNamespace(valid=s.ev_valid, src=s.ev_src, j=s.ev_j, out=s.ev_out)
+        ready = s.ev_ready
+    m.d.comb += ready.eq(~s.d_valid | s.take)
+    with m.If(ready):
         m.d.sync += [
-            s.d_valid.eq(s.ev_valid),
-            s.d_src.eq(s.ev_src),
-            s.d_j.eq(s.ev_j),
-            s.d_out.eq(s.ev_out),
+            s.d_valid.eq(head.valid),
+            s.d_src.eq(head.src),
+            s.d_j.eq(head.j),
+            s.d_out.eq(head.out),
         ]
         for n, proj in enumerate(projs):
             if proj.conv is not None:
                 continue
             rows = pops[proj.target].rows
-            m.d.sync += s.d_base[n].eq(proj.weight_base + mul_const(s.ev_j, rows))
+            m.d.sync += s.d_base[n].eq(proj.weight_base + mul_const(head.j, rows))
     s.d_conv = {}
     for n, proj in enumerate(projs):
         if proj.conv is not None:
-            s.d_conv[n] = _decode_conv(m, array, s, n, proj)
+            s.d_conv[n] = _decode_conv(m, array, ready, n, proj, head.split[n])
+
+
+def _conv_decode_stages(m, array, s):
+    """The three registered stages in front of the decode stage of an array with convolutions.
+
+    The first registers the event (whose neuron index of a channel-minor population is itself a
+    constant division); the second, for each convolution, the quotients ``j // (H W) = c`` and
+    ``j // W = c H + y``; the third the remainders ``y`` and ``x`` and the channel's group.
+    Each stage holds its event while the next is full and not taken, so events keep their
+    order. Returns the last stage's registers (``split[n]``: ``(c, y, x, group)`` of
+    convolution ``n``) and the ready signal that the decode stage drives.
+    """
+    plan = array.plan
+    projs = plan.projections
+
+    def stage(name):
+        regs = SimpleNamespace(
+            valid=Signal(name=f"{name}_valid"),
+            src=Signal.like(s.ev_src, name=f"{name}_src"),
+            j=Signal.like(s.ev_j, name=f"{name}_j"),
+            out=Signal(name=f"{name}_out"),
+            ready=Signal(name=f"{name}_ready"),
+        )
+        s.decode_in_flight.append(regs.valid)
+        return regs
+
+    def advance(into, source, ready):
+        m.d.comb += ready.eq(~into.valid | into.ready)
+        with m.If(ready):
+            m.d.sync += [
+                into.valid.eq(source.valid),
+                into.src.eq(source.src),
+                into.j.eq(source.j),
+                into.out.eq(source.out),
+            ]
+
+    event = SimpleNamespace(valid=s.ev_valid, src=s.ev_src, j=s.ev_j, out=s.ev_out)
+    a, b, c = stage("dec_a"), stage("dec_b"), stage("dec_c")
+    advance(a, event, s.ev_ready)
+    advance(b, a, a.ready)
+    advance(c, b, b.ready)
+    c.split = {}
+    for n, proj in enumerate(projs):
+        conv = proj.conv
+        if conv is None:
+            continue
+        size = plan.populations[proj.source].size
+        plane = conv.height * conv.width
+        channels = size // plane
+        quot_c, _ = div_const(a.j, plane, size - 1)
+        quot_row, _ = div_const(a.j, conv.width, size - 1)
+        b_c = Signal.like(quot_c, name=f"dec_b{n}_c")
+        b_row = Signal.like(quot_row, name=f"dec_b{n}_row")
+        with m.If(a.ready):
+            m.d.sync += [b_c.eq(quot_c), b_row.eq(quot_row)]
+        y = (b_row - mul_const(b_c, conv.height))[: bits_for(conv.height - 1)]
+        x = (b.j - mul_const(b_row, conv.width))[: bits_for(conv.width - 1)]
+        group = div_const(b_c, conv.group_channels, channels - 1)[0]
+        split = SimpleNamespace(
+            c=Signal.like(b_c, name=f"dec_c{n}_c"),
+            y=Signal(bits_for(conv.height - 1), name=f"dec_c{n}_y"),
+            x=Signal(bits_for(conv.width - 1), name=f"dec_c{n}_x"),
+            group=Signal(bits_for(channels // conv.group_channels - 1), name=f"dec_c{n}_group"),
+        )
+        with m.If(b.ready):
+            m.d.sync += [split.c.eq(b_c), split.y.eq(y), split.x.eq(x), split.group.eq(group)]
+        c.split[n] = split
+    return c, c.ready
 
 
 def _conv_registers(array, proj, name):
@@ -185,31 +280,27 @@ def _conv_registers(array, proj, name):
     )
 
 
-def _decode_conv(m, array, s, n, proj):
-    """The start of the kernel walk of projection ``n`` for event ``ev_j``, registered.
+def _decode_conv(m, array, ready, n, proj, split):
+    """The start of the kernel walk of projection ``n``, registered when ``ready``.
 
-    ``j = (c H + y) W + x`` is split by constant divisions (shifts and adds), the row and
-    column tables give the first valid tap and the tap counts, and constant multiples of the
-    channel and its group give the addresses (``docs/array.md``, "Convolutions").
+    ``split`` holds the event's ``(c, y, x)`` of ``j = (c H + y) W + x`` and the group of ``c``
+    (:func:`_conv_decode_stages`); the row and column tables give the first valid tap and the
+    tap counts, and constant multiples of the channel and its group give the addresses
+    (``docs/array.md``, "Convolutions").
     """
     conv = proj.conv
-    size = array.plan.populations[proj.source].size
-    plane = conv.height * conv.width
-    c, rest = div_const(s.ev_j, plane, size - 1)
-    y, x = div_const(rest, conv.width, plane - 1)
+    y, x = split.y, split.x
     ny = mux_table(y, [r[0] for r in conv.rows], bits_for(max(r[0] for r in conv.rows)))
     wy = mux_table(y, [r[1] for r in conv.rows], bits_for(max(r[1] for r in conv.rows)))
     ty = mux_table(y, [r[2] for r in conv.rows], bits_for(max(r[2] for r in conv.rows)))
     nx = mux_table(x, [e[0] for e in conv.cols], bits_for(max(e[0] for e in conv.cols)))
     wx = mux_table(x, [e[1] for e in conv.cols], bits_for(max(e[1] for e in conv.cols)))
     tx = mux_table(x, [e[2] for e in conv.cols], bits_for(max(e[2] for e in conv.cols)))
-    channels = size // plane
-    group = div_const(c, conv.group_channels, channels - 1)[0]
     d = _conv_registers(array, proj, f"d_conv{n}")
-    with m.If(s.ev_ready):
+    with m.If(ready):
         m.d.sync += [
-            d.w.eq(proj.weight_base + mul_const(c, conv.channel_words) + wy + wx),
-            d.t.eq(mul_const(group, conv.group_targets) + ty + tx),
+            d.w.eq(proj.weight_base + mul_const(split.c, conv.channel_words) + wy + wx),
+            d.t.eq(mul_const(split.group, conv.group_targets) + ty + tx),
             d.ny_m1.eq(ny - 1),
             d.nx_m1.eq(nx - 1),
             d.empty.eq((ny == 0) | (nx == 0)),
@@ -364,11 +455,14 @@ def kernel_walker(m, array, s):
     p_cur = Signal(range(max(len(projs), 2)))
     col = Signal(array.row_width)
     w_width = bits_for(max(plan.weight_words - 1, 0))
-    a_width = bits_for(2 * plan.slots - 1)
+    a_width = bits_for(plan.acc_banks * plan.slots - 1)
     s.w_ptr = Signal(w_width)
     s.a_ptr = Signal(a_width)
     s.walk_mask = Signal(lanes)
     w_dense = Signal(w_width)
+    # Whether col is the dense projection's last column, registered beside it (as the kernel
+    # walk's zero flags), so that the take does not wait for the column compare.
+    col_end = Signal()
     a_dense = Signal(a_width)
     # The kernel walk's registers (_conv_step); `empty`: the event reaches nothing.
     convs = [q.conv for q in projs if q.conv is not None]
@@ -381,6 +475,9 @@ def kernel_walker(m, array, s):
         rem_y=Signal(bits_for(max(e[0] for c in convs for e in c.rows))),
     )
     r.nx_m1 = Signal.like(r.rem_x)
+    # Whether rem_o, rem_x and rem_y are 0, registered beside them (set from their next
+    # values), so that the end-of-walk test and the take behind it start at flip-flops.
+    r.zero_o, r.zero_x, r.zero_y = Signal(), Signal(), Signal()
     empty = Signal()
 
     # What the take latches: the start of every projection of the event.
@@ -394,14 +491,20 @@ def kernel_walker(m, array, s):
     def acc_base(proj):
         # The target's slot base in the right bank; the bank flips for recurrent deliveries.
         bank = ~s.parity if proj.recurrent else s.parity
-        return Mux(bank, plan.slots, 0) + pops[proj.target].slot_base
+        return acc_bank_base(plan, bank) + pops[proj.target].slot_base
 
     def load(n, start):
         """Point the walk at the first word of projection ``n`` (``start`` its decoded or
         latched start)."""
         proj = projs[n]
         if proj.conv is None:
-            return [col.eq(0), w_dense.eq(start), a_dense.eq(acc_base(proj))]
+            last_col = pops[proj.target].rows - 1
+            return [
+                col.eq(0),
+                col_end.eq(last_col == 0),
+                w_dense.eq(start),
+                a_dense.eq(acc_base(proj)),
+            ]
         return [
             *(getattr(r, f"w_{k}").eq(start.w) for k in "cxy"),
             *(getattr(r, f"t_{k}").eq(start.t) for k in "cxy"),
@@ -409,6 +512,9 @@ def kernel_walker(m, array, s):
             r.rem_x.eq(start.nx_m1),
             r.nx_m1.eq(start.nx_m1),
             r.rem_y.eq(start.ny_m1),
+            r.zero_o.eq(proj.conv.tap_words == 1),
+            r.zero_x.eq(start.nx_m1 == 0),
+            r.zero_y.eq(start.ny_m1 == 0),
             empty.eq(start.empty),
         ]
 
@@ -437,8 +543,8 @@ def kernel_walker(m, array, s):
     last_col = mux_table(
         p_cur, [pops[q.target].rows - 1 if q.conv is None else 0 for q in projs], array.row_width
     )
-    conv_end = empty | ((r.rem_o == 0) & (r.rem_x == 0) & (r.rem_y == 0))
-    proj_end = Mux(is_conv, conv_end, col == last_col)
+    conv_end = empty | (r.zero_o & r.zero_x & r.zero_y)
+    proj_end = Mux(is_conv, conv_end, col_end)
     proj_is_last = mux_table(
         p_cur,
         [int(n + 1 == len(projs) or projs[n + 1].source != q.source) for n, q in enumerate(projs)],
@@ -467,7 +573,12 @@ def kernel_walker(m, array, s):
                         with m.Case(n):
                             _conv_step(m, proj.conv, r)
         with m.Else():
-            m.d.sync += [col.eq(col + 1), w_dense.eq(w_dense + 1), a_dense.eq(a_dense + 1)]
+            m.d.sync += [
+                col.eq(col + 1),
+                col_end.eq(col + 1 == last_col),
+                w_dense.eq(w_dense + 1),
+                a_dense.eq(a_dense + 1),
+            ]
     with m.If(s.take):
         for n, proj in enumerate(projs):
             if proj.conv is None:
@@ -492,16 +603,19 @@ def _conv_step(m, conv, r):
     w_c, w_x, w_y, t_c, t_x, t_y = r.w_c, r.w_x, r.w_y, r.t_c, r.t_x, r.t_y
     rem_o, rem_x, rem_y, nx_m1 = r.rem_o, r.rem_x, r.rem_y, r.nx_m1
     (w_col, t_col), (w_row, t_row) = conv.col_step, conv.row_step
-    with m.If(rem_o != 0):
+    with m.If(~r.zero_o):
         m.d.sync += [
             rem_o.eq(rem_o - 1),
+            r.zero_o.eq(rem_o == 1),
             w_c.eq(w_c + 1),
             t_c.eq(t_c + conv.word_targets),
         ]
-    with m.Elif(rem_x != 0):
+    with m.Elif(~r.zero_x):
         m.d.sync += [
             rem_o.eq(conv.tap_words - 1),
+            r.zero_o.eq(conv.tap_words == 1),
             rem_x.eq(rem_x - 1),
+            r.zero_x.eq(rem_x == 1),
             w_c.eq(w_x + w_col),
             w_x.eq(w_x + w_col),
             t_c.eq(t_x + t_col),
@@ -510,8 +624,11 @@ def _conv_step(m, conv, r):
     with m.Else():
         m.d.sync += [
             rem_o.eq(conv.tap_words - 1),
+            r.zero_o.eq(conv.tap_words == 1),
             rem_x.eq(nx_m1),
+            r.zero_x.eq(nx_m1 == 0),
             rem_y.eq(rem_y - 1),
+            r.zero_y.eq(rem_y == 1),
             w_c.eq(w_y + w_row),
             w_x.eq(w_y + w_row),
             w_y.eq(w_y + w_row),

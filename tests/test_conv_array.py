@@ -127,6 +127,24 @@ def channel_net(rng):
     )
 
 
+def test_feed_forward_conv_network_with_one_accumulator_bank():
+    """Without a recurrent projection the array has one accumulator bank, which the kernel
+    walk must address on every step (it once wrote odd steps past it): bit-exact with golden
+    over 4 steps."""
+    rng = np.random.default_rng(8)
+    d = channel_net(rng).to_dict()
+    d["projections"] = d["projections"][:-1]
+    net = Network.from_dict(d)
+    plan = compile_network(net, 2)
+    assert plan.acc_banks == 1
+    spikes = (rng.random((4, net.n_inputs)) < 0.3).astype(np.uint8)
+    want = run_network(net, spikes)
+    assert want.spikes["c1"][1::2].any()
+    got = run_array_amaranth(net, spikes, lanes=2)
+    for name in want.spikes:
+        np.testing.assert_array_equal(got.spikes[name], want.spikes[name])
+
+
 @pytest.mark.parametrize("lanes", [2, 4])
 def test_lanes_over_output_channels(lanes):
     """Convolutions whose lanes run over output channels into channel-minor populations, with

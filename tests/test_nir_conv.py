@@ -12,7 +12,9 @@ from spikeforge.gen.network import Network
 from spikeforge.gen.network_conv import ConvProjection
 from spikeforge.gen.nir_export import export_nir
 from spikeforge.gen.nir_import import import_graph, import_nir
+from spikeforge.sim.native import run_array_native
 from spikeforge.sim.network_golden import run_network
+from spikeforge.sim.rtl import require_or_skip
 from spikeforge.spec.errors import SpikeforgeError
 
 # The layers of the NIR paper's CNN (neuromorphs/NIR paper/02_cnn/cnn_sinabs.nir):
@@ -158,6 +160,21 @@ def test_cnn_runs_like_its_unrolled_network(cnn):
     for name, array in want.spikes.items():
         np.testing.assert_array_equal(got.spikes[name], array)
     assert got.spikes["n_1"].any() and got.spikes["n_12"].any()
+
+
+@pytest.mark.slow
+def test_cnn_runs_bit_exact_on_verilator(cnn):
+    """The imported NIR CNN (8,970 neurons) on the array's Verilog (Verilator, 2 lanes) for 24
+    steps of random 2x34x34 events, every population's spikes bit-exact with the golden model."""
+    require_or_skip("verilator")
+    _, model, spikes = cnn
+    net = model.network
+    want = run_network(net, spikes[0])
+    got = run_array_native(net, spikes[0], lanes=2)
+    assert spikes.shape[1] >= 20
+    for name, array in want.spikes.items():
+        np.testing.assert_array_equal(got.spikes[name], array)
+    assert want.spikes["n_1"].any() and want.spikes["n_12"].any()
 
 
 def test_cnn_agrees_with_sinabs_float(cnn, record_property):
