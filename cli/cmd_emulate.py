@@ -96,8 +96,9 @@ def run_emulate(args):
     )
     emulator = Emulator(design, faults=args.faults, seed=args.seed, waves=args.waves, window=window)
     # A service manager or `kill` stops it with SIGTERM: the same clean stop as Ctrl-C (the
-    # summary, no stray harness), not Python's silent exit.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # summary, no stray harness), not Python's silent exit. SIGINT gets the handler too: a shell
+    # script's background job inherits SIGINT ignored, and `kill -INT` must still stop it.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         print(emulator.port, flush=True)
         print(
@@ -109,7 +110,8 @@ def run_emulate(args):
         )
         status = emulator.wait()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         emulator.close()
         if emulator.summary:
             print(emulator.summary, file=sys.stderr, flush=True)

@@ -172,8 +172,14 @@ def test_emulate_command_at_bit_level(cases, capsys, tmp_path):
     assert times[0] > 7 * 500 * 83333 and times[1] - times[0] == 83333 // 2 + 1
 
 
-def test_emulate_stops_on_sigterm(cases):
-    # As on Ctrl-C: the harness's summary, exit status 130, no traceback.
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_emulate_stops_on_sigterm(cases, stop):
+    # As on Ctrl-C: the harness's summary, exit status 130, no traceback. Started as a shell
+    # script's background job would be, with SIGINT ignored: `kill -INT` still stops it.
     _, net_file, _, _ = cases["dense"]
     process = subprocess.Popen(
         [sys.executable, "-m", "spikeforge.cli.main", "emulate", str(net_file)]
@@ -182,11 +188,12 @@ def test_emulate_stops_on_sigterm(cases):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "AMARANTH_USE_YOSYS": "builtin"},
+        preexec_fn=_ignore_sigint,
     )
     try:
         assert re.fullmatch(r"/dev/pts/\d+", process.stdout.readline().strip())
     finally:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         _, err = process.communicate(timeout=30)
     assert process.returncode == EXIT_INTERRUPTED and "Traceback" not in err
     assert re.fullmatch(
