@@ -162,7 +162,6 @@ def test_cnn_runs_like_its_unrolled_network(cnn):
     assert got.spikes["n_1"].any() and got.spikes["n_12"].any()
 
 
-@pytest.mark.slow
 def test_cnn_runs_bit_exact_on_verilator(cnn):
     """The imported NIR CNN (8,970 neurons) on the array's Verilog (Verilator, 2 lanes) for 24
     steps of random 2x34x34 events, every population's spikes bit-exact with the golden model."""
