@@ -328,7 +328,7 @@ class HostDriver:
             # Same sizes, but the cores' decays, the projections or the refractory width differ.
             wrong = [
                 f"layout_hash {identity['layout_hash']} (network: {plan.layout_hash()}: "
-                f"other decays, projections or t_ref range)"
+                f"other decays, projections, t_ref range or per-neuron biases)"
             ]
         if wrong:
             raise SpikeforgeError(

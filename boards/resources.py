@@ -108,8 +108,9 @@ def array_memories(plan, runtime_weights=False):
         memories += [
             (f"acc{lane}", plan.acc_banks * plan.slots, plan.acc_width),
             (f"state{lane}", plan.slots, state_width),
-            (f"bias{lane}", plan.slots, bias_width),
         ]
+        if plan.bias_memory:
+            memories.append((f"bias{lane}", plan.slots, bias_width))
     memories += [
         ("spike_fifo", rows, row_width + plan.lanes),
         ("out_fifo", 3, pop_width + index_width),

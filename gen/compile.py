@@ -228,6 +228,10 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
     unless the bias words carry them as runtime terms) then computes exactly what ``plan``
     describes; the host link sends these to change weights and parameters without a rebuild.
 
+    Without a bias memory (``plan.bias_memory`` false) the biases go in the PARAMS rows and
+    there are no BIAS writes; a plan whose biases differ within a population has another layout
+    hash, so it is not loaded into such an array.
+
     ``weight_burst`` is the array's ``weight_burst``: an array with runtime weights takes that
     many consecutive weight words of one lane per write, and every word is written (its store
     has no initial contents).
@@ -257,7 +261,7 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
         for lane in range(plan.lanes):
             for addr, word in enumerate(neuron_words(plan, lane)):
                 yield CfgMemory.BIAS, lane, addr, word_layout.const(word).as_value().value
-    elif "bias" in memories:
+    elif "bias" in memories and plan.bias_memory:
         for lane in range(plan.lanes):
             for addr, word in enumerate(plan.bias[lane]):
                 yield CfgMemory.BIAS, lane, addr, raw(word, plan.v_width)
@@ -272,5 +276,6 @@ def runtime_writes(plan, memories=("weights", "bias", "params"), weight_burst=1)
         layout = params_layout(plan.v_width, bits_for(plan.t_ref_max), decay_sets, **synaptic)
         for index, pop in enumerate(plan.lif_populations):
             row = pack_params(pop.params, decay_sets, **synaptic)
-            row["bias"] = 0  # the array takes each neuron's bias from the bias memory
+            # With a bias memory the array takes each neuron's bias from it, else from the row.
+            row["bias"] = 0 if plan.bias_memory else plan.population_bias(pop)
             yield CfgMemory.PARAMS, 0, index, layout.const(row).as_value().value

@@ -127,7 +127,8 @@ class NeuronArray(wiring.Component):
     cfg : In(stream.Signature(CfgLayout))
         Runtime loading while idle: writes ``data`` to word ``addr`` of memory ``mem`` (one of
         :class:`CfgMemory`) of lane ``lane`` (parameters are shared by all lanes). Layouts as in
-        ``spikeforge.hdl.plan``.
+        ``spikeforge.hdl.plan``; without a bias memory (``plan.bias_memory`` false) a bias item
+        writes nothing, the parameter rows carry the biases.
         With ``runtime_weights`` a weight item writes :attr:`weight_burst` words, ``addr``
         onwards, weight ``n`` in data bits ``[n * w_width, (n + 1) * w_width)``, one a cycle
         (``cfg.ready`` is low meanwhile, and a ``start`` waits for the last one). With
@@ -218,10 +219,13 @@ class NeuronArray(wiring.Component):
             plan.v_width, self.t_ref_width, plan.synaptic, plan.delayed_reset
         )
         # With per-neuron parameters each bias word carries them beside the bias
-        # (docs/array.md); otherwise it is the bias alone, as before.
-        self.bias_shape = signed(plan.v_width)
+        # (docs/array.md); otherwise it is the bias alone, as before. Without a bias memory
+        # (every population's biases one value) there are no bias words.
+        self.bias_shape = None
         if plan.per_neuron:
             self.bias_shape = plan_word_layout(plan)
+        elif plan.bias_memory:
+            self.bias_shape = signed(plan.v_width)
         # The weight, state and bias memories are made at elaboration, banked or not by the
         # platform (memory_banks): the attributes hold those of the last elaboration.
         self.weight_mem = self.weight_ports = self.state_mem = self.bias_mem = None
@@ -236,11 +240,12 @@ class NeuronArray(wiring.Component):
             memory.Memory(shape=signed(plan.acc_width), depth=plan.acc_banks * plan.slots, init=[])
             for _ in range(lanes)
         ]
-        # The array reads each neuron's bias from bias_mem; the population row carries 0.
+        # With a bias memory the array reads each neuron's bias from it and the population row
+        # carries 0; without one the row carries the population's bias.
         param_rows = []
         for pop in plan.lif_populations:
             row = pack_params(pop.params, plan.core_decay_sets, **synaptic)
-            row["bias"] = 0
+            row["bias"] = 0 if plan.bias_memory else plan.population_bias(pop)
             param_rows.append(row)
         # At least two rows (and two words in every memory): a one-word memory would have a
         # zero-width address, which Verilator rejects.
@@ -256,7 +261,7 @@ class NeuronArray(wiring.Component):
         self.cfg_addr_width = bits_for(max(plan.weight_words, plan.slots, len(param_rows)) - 1)
         self.cfg_data_width = max(
             plan.w_width,
-            Shape.cast(self.bias_shape).width,
+            Shape.cast(self.bias_shape).width if plan.bias_memory else 0,
             self.state_layout.size,
             self.param_layout.size,
         )
@@ -298,28 +303,31 @@ class NeuronArray(wiring.Component):
     def memory_banks(self, platform):
         """Words per bank of the weight, state and bias memories when elaborated for
         ``platform``: a dict by ``"weights"``, ``"state"`` and ``"bias"``, ``None`` for a memory
-        that is not banked (no deeper than one bank, no known family, or weights not in block
-        RAM)."""
+        that is not banked (no deeper than one bank, no known family, weights not in block
+        RAM, or no bias memory)."""
         plan = self.plan
         family = platform_family(platform)
         memories = {
             "weights": (plan.weight_words, plan.w_width),
             "state": (plan.slots, self.state_layout.size),
-            "bias": (plan.slots, Shape.cast(self.bias_shape).width),
         }
+        if plan.bias_memory:
+            memories["bias"] = (plan.slots, Shape.cast(self.bias_shape).width)
         banks = {}
         for name, (depth, width) in memories.items():
             words = self.bank_depth
             if words is None and family is not None:
                 words = bank_depth(family, width)
             banks[name] = words if words is not None and depth > words else None
+        banks.setdefault("bias", None)
         if self.runtime_weights or self.external_weights is not None:
             banks["weights"] = None
         return banks
 
     def _make_memories(self, banks):
-        """The weight (in block RAM), state and bias memory of every lane: a ``Memory`` each, or
-        a :class:`.array_banks.BankedMemory` where ``banks`` gives its words per bank."""
+        """The weight (in block RAM), state and bias memory (if the plan has one) of every lane:
+        a ``Memory`` each, or a :class:`.array_banks.BankedMemory` where ``banks`` gives its
+        words per bank."""
         plan = self.plan
 
         def make(shape, depth, init, words, one_port=False):
@@ -349,6 +357,9 @@ class NeuronArray(wiring.Component):
             )
             for l in lanes
         ]
+        if not plan.bias_memory:
+            self.bias_mem = []
+            return
         if plan.per_neuron:
             bias_init = [neuron_words(plan, l) for l in lanes]
         else:
@@ -376,7 +387,8 @@ class NeuronArray(wiring.Component):
                 m.submodules[f"weights{l}"] = self.weight_ports[l].instance()
             m.submodules[f"acc{l}"] = self.acc_mem[l]
             m.submodules[f"state{l}"] = self.state_mem[l]
-            m.submodules[f"bias{l}"] = self.bias_mem[l]
+            if self.bias_mem:
+                m.submodules[f"bias{l}"] = self.bias_mem[l]
         m.submodules.params = self.param_mem
         if self.runtime_weights:
             m.submodules.weights = s.store = self.weight_store
@@ -453,8 +465,9 @@ class NeuronArray(wiring.Component):
             m.d.comb += [
                 s.acc_rd[l].addr.eq(Mux(upd.valid, upd.acc_addr, walk_addr)),
                 s.st_rd[l].addr.eq(upd.state_addr),
-                s.b_rd[l].addr.eq(upd.bias_addr),
             ]
+            if s.b_rd:
+                m.d.comb += s.b_rd[l].addr.eq(upd.bias_addr)
         # With convolutions a word may be for one lane only (walk_mask): the others add 0, so
         # that every lane's write and forwarding stay as they are.
         mask_d = None
@@ -526,7 +539,6 @@ class NeuronArray(wiring.Component):
             w_q.append(Signal(signed(plan.w_width), name=f"w_q{l}"))
             s.v_q.append(Signal(signed(plan.v_width), name=f"v_q{l}"))
             s.r_q.append(Signal(self.t_ref_width, name=f"r_q{l}"))
-            s.bias_q.append(Signal(self.bias_shape, name=f"bias_q{l}"))
             if self.runtime_weights:
                 w_word = s.store.rd_data[l * plan.w_width : (l + 1) * plan.w_width]
             else:
@@ -538,8 +550,10 @@ class NeuronArray(wiring.Component):
                 w_q[l].eq(w_word),
                 s.v_q[l].eq(s.st_rd[l].data.v),
                 s.r_q[l].eq(s.st_rd[l].data.r),
-                s.bias_q[l].eq(s.b_rd[l].data),
             ]
+            if s.b_rd:
+                s.bias_q.append(Signal(self.bias_shape, name=f"bias_q{l}"))
+                m.d.sync += s.bias_q[l].eq(s.b_rd[l].data)
             if plan.synaptic:
                 s.i_q.append(Signal(signed(plan.v_width), name=f"i_q{l}"))
                 m.d.sync += s.i_q[l].eq(s.st_rd[l].data.i)
@@ -649,7 +663,7 @@ class NeuronArray(wiring.Component):
                 if synaptic:
                     fields.append("syn_decay" if self.plan.runtime_syn_decay else "syn_decay_sel")
                 m.d.comb += [getattr(core.params, f).eq(getattr(word, f)) for f in fields]
-            else:
+            elif self.plan.bias_memory:
                 m.d.comb += core.params.bias.eq(s.bias_q[l])
             if synaptic:
                 m.d.comb += core.i.eq(s.i_q[l])

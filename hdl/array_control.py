@@ -28,8 +28,8 @@ SCHEDULE_STATES = (
 
 
 def cfg_loader(m, array, s):
-    """Runtime loading and state reset, both while idle: the ``cfg`` writes into the weight, bias,
-    state and parameter memories (weight bursts with runtime weights), and the rows of the state
+    """Runtime loading and state reset, both while idle: the ``cfg`` writes into the weight, bias
+    (if the array has one), state and parameter memories (weight bursts with runtime weights), and the rows of the state
     reset. Sets ``s.take_start``, the ``start`` that the schedule may take.
     """
     plan = array.plan
@@ -60,11 +60,12 @@ def cfg_loader(m, array, s):
                 s.w_wr[l].data.eq(cfg.data),
                 s.w_wr[l].en.eq(lane_write & (cfg.mem == CfgMemory.WEIGHTS)),
             ]
-        m.d.sync += [
-            s.b_wr[l].addr.eq(cfg.addr),
-            s.b_wr[l].data.eq(cfg.data),
-            s.b_wr[l].en.eq(lane_write & (cfg.mem == CfgMemory.BIAS)),
-        ]
+        if s.b_wr:
+            m.d.sync += [
+                s.b_wr[l].addr.eq(cfg.addr),
+                s.b_wr[l].data.eq(cfg.data),
+                s.b_wr[l].en.eq(lane_write & (cfg.mem == CfgMemory.BIAS)),
+            ]
         with m.If(lane_write & (cfg.mem == CfgMemory.STATE)):
             m.d.sync += [
                 s.st_wr[l].addr.eq(cfg.addr),

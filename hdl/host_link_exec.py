@@ -369,10 +369,9 @@ class CommandExecutor(wiring.Component):
             (cfg.lane < plan.lanes)
             & (
                 ((cfg.mem == CfgMemory.WEIGHTS) & (cfg.addr < plan.weight_words))
-                | (
-                    ((cfg.mem == CfgMemory.BIAS) | (cfg.mem == CfgMemory.STATE))
-                    & (cfg.addr < plan.slots)
-                )
+                | ((cfg.mem == CfgMemory.STATE) & (cfg.addr < plan.slots))
+                # An array without a bias memory has no BIAS address.
+                | ((cfg.mem == CfgMemory.BIAS) & (cfg.addr < plan.slots) & plan.bias_memory)
                 | ((cfg.mem == CfgMemory.PARAMS) & (cfg.addr < len(plan.lif_populations)))
             )
         )

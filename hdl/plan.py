@@ -20,6 +20,9 @@ Layout, for ``P`` lanes:
   projection (from the same or a later population) there are two: the bank of timestep ``t`` is
   ``t % 2`` and a recurrent projection adds into the other bank. Without one, every delivery
   of a step is consumed by an update of the same step, so one bank (bank 0) serves every step.
+- A bias memory (``ArrayPlan.bias_memory``) holds the bias of slot ``s`` of lane ``l`` at word
+  ``s``, only where a population's biases differ or with per-neuron parameters; else each
+  population's parameter row carries its one bias.
 - With per-neuron parameters (``ArrayPlan.neuron``), slot ``s`` of lane ``l`` also holds its
   neuron's ``v_th``, ``v_reset``, ``v_rest``, ``decay`` and ``syn_decay`` (those of the
   population where they are one value, also in the slots past its last neuron); a decay as its
@@ -190,6 +193,19 @@ class ArrayPlan:
         """True if the plan has per-neuron parameters: the bias memory words then carry them."""
         return self.neuron is not None
 
+    def population_bias(self, pop):
+        """The bias of every neuron of LIF population ``pop`` if it is one value, else ``None``."""
+        places = np.arange(pop.size)
+        values = self.bias[places % self.lanes, pop.slot_base + places // self.lanes]
+        return int(values[0]) if (values == values[0]).all() else None
+
+    @property
+    def bias_memory(self):
+        """True if the array keeps per-neuron bias words (a bias memory): with per-neuron
+        parameters, or where the biases of a population differ. Otherwise every population's
+        bias is one value, which its parameter row carries (``docs/array.md``)."""
+        return self.per_neuron or any(self.population_bias(p) is None for p in self.lif_populations)
+
     def _decays(self, pop, key):
         """The ``key`` (``"decay"``, ``"syn_decay"``) of every neuron of ``pop``, in order."""
         if self.neuron is None:
@@ -262,7 +278,8 @@ class ArrayPlan:
         """A hash of everything an elaborated array fixes: widths, lanes, the memory layout of
         populations and projections, ``decay_sets`` and, for an array with a current-based
         population, ``syn_decay_sets`` (each replaced by a flag where the bias words carry
-        runtime shift terms instead: :attr:`runtime_decay`); not the memory contents.
+        runtime shift terms instead: :attr:`runtime_decay`) and whether the array has a bias
+        memory (:attr:`bias_memory`); not the memory contents.
 
         Two plans with the same layout hash can be loaded into each other's array at run time
         (``spikeforge.gen.compile.runtime_writes``). Hex, 16 digits.
@@ -305,6 +322,9 @@ class ArrayPlan:
         # And the bias words that carry per-neuron parameters.
         if self.per_neuron:
             layout["per_neuron"] = True
+        # Without a bias memory a runtime load cannot give neurons of a population other biases.
+        if not self.bias_memory:
+            layout["uniform_bias"] = True
         text = json.dumps(layout, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -167,11 +167,12 @@ def test_load_is_pipelined_and_recovers_every_write():
     clean = FaultyPort(SimulatedBoard(plan))
     frames = HostDriver(clean).load(other_plan)
     assert frames == 24 and clean.longest_burst == frames  # all 24 in one batch
-    # A bigger load: as many frames as the board's receive buffer holds before the first read.
+    # A bigger load: as many frames as the board's receive buffer holds before the first read
+    # (no BIAS frames: each population's biases are one value, which the PARAMS rows carry).
     net13 = small_network(13, n_lif=2, max_size=6)
     board = SimulatedBoard(compile_network(net13, 2))
     port = FaultyPort(board)
-    assert HostDriver(port).load(compile_network(relayout_variant(net13, 13), 2)) == 50
+    assert HostDriver(port).load(compile_network(relayout_variant(net13, 13), 2)) == 42
     assert port.longest_burst == p.RX_BUFFER // (10 + board.link.data_bytes) == 19
     faults = {4: "flip", 9: "unsync", 14: "drop", 19: "truncate", 30: "unsync"}
     port = FaultyPort(SimulatedBoard(plan), write_faults=faults)
@@ -205,8 +206,8 @@ def test_load_refuses_another_layout():
         SpikeforgeError,
         match=r"^the board's design has another layout than the "
         r"network: layout_hash [0-9a-f]{16} \(network: "
-        r"[0-9a-f]{16}: other decays, projections or t_ref "
-        r"range\); rebuild with spikeforge build$",
+        r"[0-9a-f]{16}: other decays, projections, t_ref "
+        r"range or per-neuron biases\); rebuild with spikeforge build$",
     ):
         driver.load(compile_network(Network.from_dict(d), 1))
 

@@ -23,11 +23,11 @@ PINNED = {
     ),
     "digits-1-lane": (
         ["generate", "DIGITS", "--lanes", "1"],
-        "94ee114d5d73942bbccb9adf43fac3b31500c927626cf452be279ac4751c8aa1",
+        "db4b3b6dcdda1271c62c0bc533c97ccde90574e296238edebefc2ca3a8aa9725",
     ),
     "digits-2-lanes": (
         ["generate", "DIGITS", "--lanes", "2"],
-        "cad02e3b11e4b1c6adf20ceab6d896e1d925392474b32f212f799607f1311eb4",
+        "d0e84f8efa3ab15f4203eb1421d8b5cc7b84bcdfad38b10671edbe13c3aef068",
     ),
 }
 
