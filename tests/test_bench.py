@@ -351,10 +351,10 @@ def test_render_brian2_rows():
 
 
 def test_largest_fit_by_hand():
-    # iCE40UP5K, 30 EBR: N = 200 takes weights 12800x8 = 25, acc 200x14 = 1 (one bank: the
-    # network is feed-forward), state 200x18 = 2, bias 1, spike FIFO 200x9 = 1: 30. N = 201
-    # needs a 26th weight block.
-    assert capacity.largest_fit(30, 1, "ice40") == 200
+    # iCE40UP5K, 30 EBR: N = 208 takes weights 13312x8 = 26, acc 208x14 = 1 (one bank: the
+    # network is feed-forward), state 208x18 = 2, spike FIFO 208x9 = 1 and no bias memory (every
+    # bias is 0): 30. N = 209 needs a 27th weight block.
+    assert capacity.largest_fit(30, 1, "ice40") == 208
     # One neuron's 64 weights (512 bits) already need a block.
     assert capacity.largest_fit(0, 1, "ice40") == 0
 
@@ -400,32 +400,32 @@ def test_capacity_confirmed_first_time(monkeypatch):
     build, calls = fake_build(limit=10_000)
     monkeypatch.setattr(capacity, "build", build)
     (entry,) = capacity.measure_capacity(["icebreaker"], confirm=["icebreaker"], log=lambda _: None)
-    assert calls == [200, ("spram", 2048)]
-    assert entry["model"]["neurons"] == 200 and entry["model"]["synapses"] == 200 * 64
+    assert calls == [208, ("spram", 2048)]
+    assert entry["model"]["neurons"] == 208 and entry["model"]["synapses"] == 208 * 64
     # With the weights in SPRAM, on two lanes that share every SPRAM word: the four SPRAMs
-    # hold 65,536 words of two weights, 29 block RAMs the rest.
+    # hold 65,536 words of two weights, 21 block RAMs the rest.
     spram = entry["spram"]
     assert spram["lanes"] == capacity.SPRAM_MIN_LANES == 2
     assert (spram["model"]["neurons"], spram["model"]["synapses"]) == (2048, 131072)
-    assert (spram["model"]["sprams"], spram["model"]["blocks"]) == (4, 29)
+    assert (spram["model"]["sprams"], spram["model"]["blocks"]) == (4, 21)
     assert spram["confirmed"]["sprams"] == 4 and spram["confirmed"]["luts"] == 4048
     assert entry["model"]["blocks"] == 30 and entry["model"]["blocks_available"] == 30
     best = entry["confirmed"]
-    assert best["neurons"] == 200 and best["fitted"] and best["brams"] == 30
-    assert best["brams_available"] == 30 and best["luts"] == 1200
+    assert best["neurons"] == 208 and best["fitted"] and best["brams"] == 30
+    assert best["brams_available"] == 30 and best["luts"] == 1208
 
 
 def test_capacity_shrinks_when_a_build_does_not_fit(monkeypatch):
-    build, calls = fake_build(limit=190)
+    build, calls = fake_build(limit=195)
     monkeypatch.setattr(capacity, "build", build)
     (entry,) = capacity.measure_capacity(["icebreaker"], confirm=["icebreaker"], log=lambda _: None)
-    # Banked weights (docs/array.md): 192 neurons' 12,288 words are 24 banks of 512x8, 29
-    # blocks in all, which the stand-in refuses; so 184 neurons (23 weight blocks, 28 in all).
-    assert calls == [200, 192, 184, ("spram", 2048)]
+    # Banked weights (docs/array.md): 200 neurons' 12,800 words are 25 banks of 512x8, 29
+    # blocks in all, which the stand-in refuses; so 192 neurons (24 weight blocks, 28 in all).
+    assert calls == [208, 200, 192, ("spram", 2048)]
     assert "does not fit" in entry["spram"]["error"] and "confirmed" not in entry["spram"]
     assert [a["fitted"] for a in entry["attempts"]] == [False, False, True]
     assert "does not fit" in entry["attempts"][0]["error"]
-    assert entry["confirmed"]["neurons"] == 184
+    assert entry["confirmed"]["neurons"] == 192
 
 
 def test_capacity_grows_when_the_model_over_counts(monkeypatch):
@@ -435,7 +435,7 @@ def test_capacity_grows_when_the_model_over_counts(monkeypatch):
     (entry,) = capacity.measure_capacity(
         ["icebreaker"], confirm=["icebreaker"], attempts=2, log=lambda _: None
     )
-    assert calls == [200, 208, ("spram", 2048)] and entry["confirmed"]["neurons"] == 208
+    assert calls == [208, 216, ("spram", 2048)] and entry["confirmed"]["neurons"] == 216
 
 
 def test_capacity_none_builds(monkeypatch):
@@ -454,7 +454,7 @@ def test_capacity_none_builds(monkeypatch):
             "capacity": [entry],
         }
     )
-    assert f"none of 200, {calls[1]} built: design does not fit" in text
+    assert f"none of 208, {calls[1]} built: design does not fit" in text
 
 
 def test_capacity_cli_table_and_merge(monkeypatch, tmp_path, capsys):
@@ -480,16 +480,16 @@ def test_capacity_cli_table_and_merge(monkeypatch, tmp_path, capsys):
     text = capsys.readouterr().out
     # The build time is the stand-in's (elaboration), so any number.
     assert re.search(
-        r"\| icebreaker \| iCE40UP5K-SG48 \| 1 \| 200 \| 12800 \| 30/30 \(weights0 "
-        r"25, acc0 1, state0 2, bias0 1, spike_fifo 1\) \| 200 \| 12800 \| "
-        r"1200/5280 \| 30/30 \(30\) \| 30.0 \| \d+ \| 200: 30 BRAM \|",
+        r"\| icebreaker \| iCE40UP5K-SG48 \| 1 \| 208 \| 13312 \| 30/30 \(weights0 "
+        r"26, acc0 1, state0 2, spike_fifo 1\) \| 208 \| 13312 \| "
+        r"1208/5280 \| 30/30 \(30\) \| 30.0 \| \d+ \| 208: 30 BRAM \|",
         text,
     )
-    assert "| tangnano9k | GW1NR-LV9QN88PC6/I5 | 1 | 706 | 45184 | 26/26 (" in text
+    assert "| tangnano9k | GW1NR-LV9QN88PC6/I5 | 1 | 738 | 47232 | 26/26 (" in text
     # Four boards of the block RAM table, the iCESugar in the SPRAM table.
     assert text.count("model only") == 5
     assert re.search(
-        r"\| icebreaker \| 2 \| 2048 \| 131072 \| 4/4 \| 29/30 \| 2048 \| 4048/5280 \| 29 "
+        r"\| icebreaker \| 2 \| 2048 \| 131072 \| 4/4 \| 21/30 \| 2048 \| 4048/5280 \| 21 "
         r"\| 4 \| 31.0 \| \d+ \|",
         text,
     )
@@ -514,7 +514,7 @@ def test_capacity_cli_table_and_merge(monkeypatch, tmp_path, capsys):
     confirmed = {
         e["board"]: e["confirmed"]["neurons"] for e in data["capacity"] if "confirmed" in e
     }
-    assert confirmed == {"icebreaker": 200, "icesugar": 200}
+    assert confirmed == {"icebreaker": 208, "icesugar": 208}
     assert [e["board"] for e in data["capacity"]] == [
         "icebreaker",
         "icesugar",
