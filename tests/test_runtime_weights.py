@@ -99,7 +99,8 @@ def test_board_loads_weights_before_running():
     # 2-bit weights, 84-bit cfg data: bursts of 42, so one frame per lane for its 19 words.
     identity = driver.identify()
     assert (identity["cfg_data_width"], plan.w_width, plan.weight_words) == (84, 2, 19)
-    assert driver.load(plan) == 2 + plan.slots * 2 + 2
+    # No BIAS frames: each population's biases are one value, which its PARAMS row carries.
+    assert not plan.bias_memory and driver.load(plan) == 2 + 2
     assert [w[:3] for w in runtime_writes(plan, ("weights",), 42)] == [(0, 0, 0), (0, 1, 0)]
 
 
