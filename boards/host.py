@@ -325,7 +325,8 @@ class HostDriver:
             if identity[name] != value
         ]
         if not wrong and identity["layout_hash"] != plan.layout_hash():
-            # Same sizes, but the cores' decays, the projections or the refractory width differ.
+            # Same sizes, but the cores' decays, the projections, the refractory width or the
+            # bias memory (biases that differ within a population) differ.
             wrong = [
                 f"layout_hash {identity['layout_hash']} (network: {plan.layout_hash()}: "
                 f"other decays, projections, t_ref range or per-neuron biases)"

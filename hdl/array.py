@@ -319,7 +319,7 @@ class NeuronArray(wiring.Component):
             if words is None and family is not None:
                 words = bank_depth(family, width)
             banks[name] = words if words is not None and depth > words else None
-        banks.setdefault("bias", None)
+        banks.setdefault("bias", None)  # no bias memory: nothing to bank
         if self.runtime_weights or self.external_weights is not None:
             banks["weights"] = None
         return banks

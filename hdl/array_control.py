@@ -29,8 +29,9 @@ SCHEDULE_STATES = (
 
 def cfg_loader(m, array, s):
     """Runtime loading and state reset, both while idle: the ``cfg`` writes into the weight, bias
-    (if the array has one), state and parameter memories (weight bursts with runtime weights), and the rows of the state
-    reset. Sets ``s.take_start``, the ``start`` that the schedule may take.
+    (if the array has one), state and parameter memories (weight bursts with runtime weights),
+    and the rows of the state reset. Sets ``s.take_start``, the ``start`` that the schedule may
+    take.
     """
     plan = array.plan
     lanes = plan.lanes
