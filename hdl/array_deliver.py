@@ -322,15 +322,7 @@ def walker(m, array, s):
     first_proj = {}
     for n, proj in enumerate(projs):
         first_proj.setdefault(proj.source, n)
-    s.out_fifo = out_fifo = fifo.SyncFIFOBuffered(
-        width=array.pop_width + array.index_width, depth=4
-    )
-    m.submodules.out_fifo = out_fifo
-    m.d.comb += [
-        array.spike_out.valid.eq(out_fifo.r_rdy),
-        array.spike_out.payload.eq(out_fifo.r_data),
-        out_fifo.r_en.eq(array.spike_out.ready),
-    ]
+    out_fifo = _spike_out(m, array, s)
 
     s.active = active = Signal()
     p_cur = Signal(range(max(len(projs), 2)))
@@ -362,14 +354,7 @@ def walker(m, array, s):
     at_end = Signal()
     m.d.comb += at_end.eq(~active | last)
     m.d.comb += s.take.eq(at_end & s.d_valid & (out_fifo.w_rdy | ~s.d_out))
-    out_word = Signal(array.spike_out.payload.shape())
-    m.d.comb += [
-        out_word.population.eq(s.d_src),
-        out_word.index.eq(s.d_j),
-        out_fifo.w_data.eq(out_word.as_value()),
-    ]
-    with m.If(s.take & s.d_out):
-        m.d.comb += out_fifo.w_en.eq(1)
+    _spike_out_write(m, array, s, out_fifo)
 
     with m.If(active):
         m.d.sync += [
@@ -410,7 +395,7 @@ def walker(m, array, s):
 
 
 def _spike_out(m, array, s):
-    """The FIFO in front of ``spike_out``, which a LIF spike enters when its walk is taken."""
+    """The FIFO in front of ``spike_out`` and its read side; :func:`_spike_out_write` writes it."""
     s.out_fifo = out_fifo = fifo.SyncFIFOBuffered(
         width=array.pop_width + array.index_width, depth=4
     )
@@ -420,6 +405,16 @@ def _spike_out(m, array, s):
         array.spike_out.payload.eq(out_fifo.r_data),
         out_fifo.r_en.eq(array.spike_out.ready),
     ]
+    return out_fifo
+
+
+def _spike_out_write(m, array, s, out_fifo):
+    """A LIF spike enters ``out_fifo`` when its walk is taken.
+
+    Apart from :func:`_spike_out` because the dense walker writes it after its ``take`` and the
+    kernel walker before: the order of the statements numbers the anonymous signals of the
+    Verilog, which ``tests/test_verilog_pinned.py`` pins.
+    """
     out_word = Signal(array.spike_out.payload.shape())
     m.d.comb += [
         out_word.population.eq(s.d_src),
@@ -428,7 +423,6 @@ def _spike_out(m, array, s):
     ]
     with m.If(s.take & s.d_out):
         m.d.comb += out_fifo.w_en.eq(1)
-    return out_fifo
 
 
 def kernel_walker(m, array, s):
@@ -450,6 +444,7 @@ def kernel_walker(m, array, s):
     for n, proj in enumerate(projs):
         first_proj.setdefault(proj.source, n)
     out_fifo = _spike_out(m, array, s)
+    _spike_out_write(m, array, s, out_fifo)
 
     s.active = active = Signal()
     p_cur = Signal(range(max(len(projs), 2)))

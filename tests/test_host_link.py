@@ -384,18 +384,24 @@ def _per_neuron_net(v_th, shift):
     )
 
 
-def test_runtime_load_of_per_neuron_parameters():
-    """Per-neuron thresholds and rests load through CFG frames (the bias words carry them)."""
-    net, other = _per_neuron_net(40, 3), _per_neuron_net(20, -4)
-    plan, other_plan = compile_network(net, 2), compile_network(other, 2)
+def _assert_loads_at_runtime(net, other, plan, other_plan, spikes):
+    """``other_plan`` loads over ``plan`` through CFG frames (the same layout: no rebuild), and
+    the board then runs ``other`` as its golden model does, which differs from ``net``'s."""
     assert plan.layout_hash() == other_plan.layout_hash()
-    spikes = random_spikes(np.random.default_rng(12), net, 8, activity=0.5)
     golden, golden_other = run_network(net, spikes), run_network(other, spikes)
     assert (golden.spikes["h"] != golden_other.spikes["h"]).any()
     driver = HostDriver(SimulatedBoard(plan))
     _assert_same(driver.run(spikes, plan), golden)
     driver.load(other_plan)
     _assert_same(driver.run(spikes, other_plan), golden_other)
+
+
+def test_runtime_load_of_per_neuron_parameters():
+    """Per-neuron thresholds and rests load through CFG frames (the bias words carry them)."""
+    net, other = _per_neuron_net(40, 3), _per_neuron_net(20, -4)
+    plan, other_plan = compile_network(net, 2), compile_network(other, 2)
+    spikes = random_spikes(np.random.default_rng(12), net, 8, activity=0.5)
+    _assert_loads_at_runtime(net, other, plan, other_plan, spikes)
 
 
 def test_runtime_load_of_runtime_decays():
@@ -407,11 +413,5 @@ def test_runtime_load_of_runtime_decays():
     other = Network.from_dict(d)
     plan, other_plan = compile_network(net, 2), compile_network(other, 2)
     assert plan.runtime_decay and plan.decay_sets != other_plan.decay_sets
-    assert plan.layout_hash() == other_plan.layout_hash()
     spikes = random_spikes(np.random.default_rng(13), net, 4, activity=0.5)
-    golden, golden_other = run_network(net, spikes), run_network(other, spikes)
-    assert (golden.spikes["h"] != golden_other.spikes["h"]).any()
-    driver = HostDriver(SimulatedBoard(plan))
-    _assert_same(driver.run(spikes, plan), golden)
-    driver.load(other_plan)
-    _assert_same(driver.run(spikes, other_plan), golden_other)
+    _assert_loads_at_runtime(net, other, plan, other_plan, spikes)
