@@ -150,7 +150,7 @@ class HostLinkHarness(wiring.Component):
             raise TypeError(f"quiet must be a positive integer, not {quiet!r}")
         net = tiny_network() if net is None else net
         plan = compile_network(net, 1)
-        self.link = HostLink(plan, stages=1, timeout=timeout)
+        self.link = HostLink(plan, stages=1, timeout=timeout, steps=False)
         real = self.link.array
         # Only its signature and widths are used. Elaborating it once marks it and its parts
         # as used, which Amaranth warns about otherwise.
