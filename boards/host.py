@@ -561,10 +561,21 @@ class SimulatedBoard:
     runtime_weights : bool
         A board built with ``--weights spram``: the weights start at zero (the simulator's
         model of the store) and STATUS reports them unloaded until the first CFG write.
+    steps : bool
+        The link takes STEPS frames (``HostLink(steps=...)``); without, the driver runs by
+        STEP frames.
     """
 
     def __init__(
-        self, plan, *, stages=4, divisor=None, timeout=None, read_cycles=None, runtime_weights=False
+        self,
+        plan,
+        *,
+        stages=4,
+        divisor=None,
+        timeout=None,
+        read_cycles=None,
+        runtime_weights=False,
+        steps=True,
     ):
 
         byte_cycles = 1 if divisor is None else 10 * divisor
@@ -572,12 +583,17 @@ class SimulatedBoard:
             timeout = 16 * max(byte_cycles, 4)
         if divisor is None:
             self.dut = HostLink(
-                plan, stages=stages, timeout=timeout, runtime_weights=runtime_weights
+                plan, stages=stages, timeout=timeout, runtime_weights=runtime_weights, steps=steps
             )
             self.link = self.dut
         else:
             self.dut = HostLinkUART(
-                plan, divisor, stages=stages, timeout=timeout, runtime_weights=runtime_weights
+                plan,
+                divisor,
+                stages=stages,
+                timeout=timeout,
+                runtime_weights=runtime_weights,
+                steps=steps,
             )
             self.link = self.dut.link
         self.divisor = divisor

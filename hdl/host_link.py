@@ -204,7 +204,7 @@ class HostLinkUART(wiring.Component):
     timeout : int, optional
         Byte timeout in cycles; default 64 byte times.
     clock_hz : int
-    runtime_weights : bool
+    runtime_weights, steps : bool
         As :class:`HostLink`.
 
     Attributes
@@ -218,7 +218,17 @@ class HostLinkUART(wiring.Component):
     link : HostLink
     """
 
-    def __init__(self, plan, divisor, *, stages=4, timeout=None, clock_hz=0, runtime_weights=False):
+    def __init__(
+        self,
+        plan,
+        divisor,
+        *,
+        stages=4,
+        timeout=None,
+        clock_hz=0,
+        runtime_weights=False,
+        steps=True,
+    ):
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
         self.link = HostLink(
@@ -227,6 +237,7 @@ class HostLinkUART(wiring.Component):
             clock_hz=clock_hz,
             runtime_weights=runtime_weights,
             timeout=640 * divisor if timeout is None else timeout,
+            steps=steps,
         )
         super().__init__(
             {

@@ -192,6 +192,7 @@ class CommandExecutor(wiring.Component):
         last = Signal()  # `feed` is past the frame's last index
         command = Signal(CommandLayout)  # the frame's command, decoded when it is taken on
         offer = Signal()  # in FEED: an input event (or the end) is on offer to the array
+        m.d.comb += self.indices.addr.eq(feed)
         # A STEPS frame, for the array's timestep (`steps_go`) or not (`steps_stale`).
         steps_go = Signal()
         steps_stale = Signal()
