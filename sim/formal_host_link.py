@@ -311,8 +311,10 @@ class HostLinkHarness(wiring.Component):
         state, rx, ex, tx, a = u.state, u.rx, u.ex, u.tx, self.array
         code = rx["code"]
         known = Const(0)
+        # (The link is built without STEPS here: its code is an unknown command.)
         for cmd in p.COMMANDS:
-            known = known | (code == cmd)
+            if cmd != p.CMD_STEPS or self.link.steps:
+                known = known | (code == cmd)
         receiving = _any(state, [name for name in RX_STATES if name != "HOLD"])
         after_len = _any(state, ("PAYLOAD", "CRC0", "CRC1", "CRC_FOLD", "CHECK", "EXEC"))
         # The STEP's timestep and indices: LEN_CHECK took at most 2 n_in + 2 bytes.

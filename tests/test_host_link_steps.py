@@ -12,6 +12,7 @@ from host_link_cases import FaultyPort, small_network
 from network_cases import random_spikes
 
 from spikeforge.boards.host import HostDriver, HostLinkError, SimulatedBoard
+from spikeforge.cli.main import main
 from spikeforge.gen.compile import compile_network
 from spikeforge.sim.network_golden import run_network
 from spikeforge.spec import protocol as p
@@ -248,3 +249,30 @@ def test_steps_error_paths():
     golden = run_network(net, spikes)
     for name in golden.spikes:
         np.testing.assert_array_equal(run.spikes[name], golden.spikes[name], err_msg=name)
+
+
+def test_run_populations_option_names_lif_populations(tmp_path, capsys):
+    inputs = tmp_path / "in.npy"
+    np.save(inputs, np.zeros((3, 64), np.uint8))
+    status = main(
+        [
+            "run",
+            "cli/data/digits_net.json",
+            "--board",
+            "icebreaker",
+            "--port",
+            str(tmp_path / "no-such-port"),
+            "--input",
+            str(inputs),
+            "-o",
+            str(tmp_path / "out.npz"),
+            "--populations",
+            "output,pixels",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err == (
+        "error: --populations must name LIF populations of the network (hidden, output), "
+        "not 'pixels'\n"
+    )
