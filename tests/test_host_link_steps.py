@@ -273,6 +273,6 @@ def test_run_populations_option_names_lif_populations(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2
     assert err == (
-        "error: --populations must name LIF populations of the network (hidden, output), "
+        "spikeforge: error: --populations must name LIF populations of the network (hidden, output), "
         "not 'pixels'\n"
     )
