@@ -208,8 +208,8 @@ class HostDriver:
         list of ``(spikes, cycles)``, one per step, the spikes as ``(population, index)``
         (``neurons``: that pair for each neuron number).
 
-        Each frame holds as many steps as fit the board's STEPS buffer, 255 and the receive
-        buffer, in the shorter encoding; the next frame goes out once the previous one's first
+        Each frame holds as many steps as fit the board's STEPS buffer, 255 and half the
+        receive buffer, in the shorter encoding; the next frame goes out once the previous one's first
         response came (its bytes have left the receive buffer). After anything wrong the
         driver drains the line, asks STATUS where the board is and resumes there, or, when
         responses were lost behind which steps ran, resets and runs from the first step
@@ -289,11 +289,12 @@ class HostDriver:
     @staticmethod
     def _pack(steps, first, limit, identity):
         """How many steps from ``first`` one STEPS frame takes, and whether as index lists:
-        as many as fit the board's buffer, ``limit`` and the receive buffer, in the encoding
-        with fewer bytes a step."""
+        as many as fit the board's buffer, ``limit`` and half the receive buffer (two frames
+        wait there while one runs: the host has a frame's time to send the next), in the
+        encoding with fewer bytes a step."""
         capacity = identity["steps_buffer"]
         width = (identity["n_inputs"] + 7) // 8
-        room = p.RX_BUFFER - 6 - p.steps_head_length(identity["populations"])
+        room = p.RX_BUFFER // 2 - 6 - p.steps_head_length(identity["populations"])
         most = min(limit, len(steps) - first)
         n_map = min(most, capacity // max(width, 1), room // max(width, 1))
         n_list = entries = 0

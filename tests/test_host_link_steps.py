@@ -144,9 +144,9 @@ def test_driver_packs_frames_and_chooses_the_encoding():
     identity = {"steps_buffer": 512, "n_inputs": 64, "populations": 3}
     dense = [list(range(0, 64, 4))] * 100  # 16 of 64 inputs: 8 bytes of bitmap, 34 of list
     sparse = [[5]] * 100  # 1 of 64: 4 bytes of list
-    # 501 bytes of inputs fit the receive buffer with the frame and its head.
-    assert HostDriver._pack(dense, 0, 255, identity) == (62, False)
-    assert HostDriver._pack(sparse, 0, 255, identity) == (100, True)
+    # 245 bytes of inputs fit half the receive buffer with the frame and its head.
+    assert HostDriver._pack(dense, 0, 255, identity) == (30, False)
+    assert HostDriver._pack(sparse, 0, 255, identity) == (61, True)
     assert HostDriver._pack(sparse, 90, 4, identity) == (4, True)
     wide = {"steps_buffer": 4096, "n_inputs": 4096, "populations": 1}
     with pytest.raises(HostLinkError, match=r"^host link: step 0 has 300 input spikes, more "):
