@@ -470,6 +470,9 @@ class FrameReceiver(wiring.Component):
         steps_got = Signal(range(depth + 1))  # whole steps stored
         open_step = Signal()  # a list's step has an index and no end mark yet
         prev = Signal(index_width)
+        full = Signal()  # `wpos` is at the buffer's end
+        m.d.comb += full.eq(wpos == depth)
+        lo_ones = Signal()  # a list entry's low byte is 0xFF (half of an end mark)
         m.d.comb += [
             frame.steps.eq(steps),
             frame.lists.eq(flags[0]),
@@ -496,7 +499,7 @@ class FrameReceiver(wiring.Component):
             with m.Else():
                 m.d.sync += half.eq(~half)
                 with m.If(~half):
-                    m.d.sync += lo_byte.eq(byte)
+                    m.d.sync += [lo_byte.eq(byte), lo_ones.eq(byte == 0xFF)]
                 with m.Else():
                     m.d.sync += index_ready.eq(1)
 
@@ -510,34 +513,32 @@ class FrameReceiver(wiring.Component):
                 open_step.eq(0),
                 report.eq(0),
             ]
-        # From registers, as the STEP indices.
-        full = wpos == depth
-        with m.Elif(data_ready):
+        # From registers, as the STEP indices. An entry is stored whether it is good or not
+        # (a bad one fails the frame), so that no check is in front of the buffer's write.
+        end = lo_ones & (byte_reg == 0xFF)
+        index = Cat(lo_byte, byte_reg)
+        with m.If(data_ready):
             pad = ~((1 << (n_in - 8 * (width - 1))) - 1) & 0xFF
             last_byte = bpos == width - 1
+            m.d.comb += [idx_wr.addr.eq(wpos), idx_wr.data.eq(byte_reg), idx_wr.en.eq(~full)]
+            m.d.sync += wpos.eq(wpos + ~full)
             with m.If(full | (last_byte & ((byte_reg & pad) != 0))):
                 m.d.sync += bad_payload.eq(1)
-            with m.Else():
-                m.d.comb += [idx_wr.addr.eq(wpos), idx_wr.data.eq(byte_reg), idx_wr.en.eq(1)]
-                m.d.sync += wpos.eq(wpos + 1)
             with m.If(last_byte):
                 m.d.sync += [bpos.eq(0), steps_got.eq(steps_got + 1)]
             with m.Else():
                 m.d.sync += bpos.eq(bpos + 1)
         with m.Elif(index_ready):
-            index = Cat(lo_byte, byte_reg)
-            end = index == p.STEPS_END
+            m.d.comb += [
+                idx_wr.addr.eq(wpos),
+                idx_wr.data.eq(Mux(end, 1 << index_width, index[:index_width])),
+                idx_wr.en.eq(~full),
+            ]
+            m.d.sync += wpos.eq(wpos + ~full)
             with m.If(
                 full | (~end & ((index >= n_in) | (open_step & (index[:index_width] <= prev))))
             ):
                 m.d.sync += bad_payload.eq(1)
-            with m.Else():
-                m.d.comb += [
-                    idx_wr.addr.eq(wpos),
-                    idx_wr.data.eq(Mux(end, 1 << index_width, index[:index_width])),
-                    idx_wr.en.eq(1),
-                ]
-                m.d.sync += wpos.eq(wpos + 1)
             with m.If(end):
                 m.d.sync += [steps_got.eq(steps_got + 1), open_step.eq(0)]
             with m.Else():

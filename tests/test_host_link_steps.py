@@ -276,3 +276,19 @@ def test_run_populations_option_names_lif_populations(tmp_path, capsys):
         "spikeforge: error: --populations must name LIF populations of the network (hidden, output), "
         "not 'pixels'\n"
     )
+
+
+def test_steps_buffer_overflow_is_refused():
+    # 17 inputs: 3 bytes a bitmap; 171 steps take 513 entries, one past the buffer, and the
+    # frame is refused though its step count matches.
+    net = small_network(45)
+    plan = compile_network(net, 1)
+    board = SimulatedBoard(plan)
+    n_in, pops = plan.n_inputs, len(plan.populations)
+    width = (n_in + 7) // 8
+    steps = -(-513 // width)
+    assert steps * width > 512 and steps <= 255, (n_in, steps)
+    payload = p.encode_steps(0, [[0]] * steps, n_in, pops, [], False)
+    board.write(p.encode_frame(p.CMD_STEPS, payload))
+    assert _responses(board, 1) == [(p.RSP_ERROR, bytes([p.ERR_PAYLOAD, p.CMD_STEPS]))]
+    assert HostDriver(board).status()["timestep"] == 0
