@@ -509,7 +509,9 @@ class CommandExecutor(wiring.Component):
                     first += population.size
         flat = base + out.payload.index
         keep = self.frame.payload.report.bit_select(out.payload.population, 1)
-        full = ring["count"] == neurons
+        # The ring is full, registered from the count it takes next: the array's `ready` comes
+        # from a register.
+        full = Signal()
         wrote = Signal()
         m.d.comb += [
             out.ready.eq(~streaming | ~full),
@@ -525,7 +527,8 @@ class CommandExecutor(wiring.Component):
                 ring["wpos"].eq(Mux(ring["wpos"] == neurons - 1, 0, ring["wpos"] + 1)),
                 ring["cur"].eq(ring["cur"] + 1),
             ]
-        m.d.sync += ring["count"].eq(ring["count"] + wrote - ring["advance"])
+        count = ring["count"] + wrote - ring["advance"]
+        m.d.sync += [ring["count"].eq(count), full.eq(count == neurons)]
         return n_spk, spk_rd, ring
 
     def _run_steps(self, m, fsm, start, streaming, ring):

@@ -263,11 +263,14 @@ class FrameReceiver(wiring.Component):
 
             return body
 
-        steps_byte, steps_end = (
-            self._steps_input(m, byte, lo_byte, byte_reg, seq, new_frame, bad_payload, idx_wr)
-            if self.steps
-            else (None, None)
-        )
+        if self.steps:
+            # Whether the frame is a STEPS frame, registered: valid from LEN0 on.
+            is_steps = Signal()
+            m.d.sync += is_steps.eq(code == p.CMD_STEPS)
+            steps_byte, steps_end, steps_seq = self._steps_input(
+                m, byte, lo_byte, byte_reg, new_frame, bad_payload, idx_wr
+            )
+            m.d.comb += self.frame.payload.seq.eq(Mux(is_steps, steps_seq, seq))
 
         with OneHotFSM(m, RX_STATES) as fsm:
             with fsm.state("HUNT"):
@@ -319,7 +322,7 @@ class FrameReceiver(wiring.Component):
                         with m.Else():
                             m.d.sync += index_ready.eq(1)
                     if self.steps:
-                        with m.Elif(code == p.CMD_STEPS):
+                        with m.Elif(is_steps):
                             steps_byte()
                     with m.Else():
                         m.d.sync += cfg.as_value().eq(Cat(cfg.as_value()[8:], byte))
@@ -342,7 +345,7 @@ class FrameReceiver(wiring.Component):
                 if self.steps:
                     # A STEPS frame's inputs for other than `steps` steps, registered with the
                     # CRC (its last entry was stored by now).
-                    with m.If((code == p.CMD_STEPS) & steps_end):
+                    with m.If(is_steps & steps_end):
                         m.d.sync += bad_payload.eq(1)
                 fsm.goto("CHECK")
 
@@ -444,13 +447,13 @@ class FrameReceiver(wiring.Component):
                     ]
         return checks
 
-    def _steps_input(self, m, byte, lo_byte, byte_reg, seq, new_frame, bad_payload, idx_wr):
+    def _steps_input(self, m, byte, lo_byte, byte_reg, new_frame, bad_payload, idx_wr):
         """The payload of a STEPS frame: the head taken as it arrives, the entries checked and
         stored in the buffer in the cycle after their (last) byte came.
 
-        Returns the body for a payload byte (called as it is taken, in PAYLOAD) and the signal,
+        Returns the body for a payload byte (called as it is taken, in PAYLOAD), the signal,
         valid from the cycle after the frame's last payload byte was processed, that says its
-        inputs do not make ``steps`` whole steps.
+        inputs do not make ``steps`` whole steps, and the frame's timestep.
         """
         n_in = self.n_inputs
         head = self.steps_head
@@ -458,10 +461,15 @@ class FrameReceiver(wiring.Component):
         index_width = self.index_width
         depth = self.buffer_depth
         frame = self.frame.payload
-        hpos = Signal(range(head + 1))  # head bytes taken
-        steps = Signal(8)
-        flags = Signal(8)
-        report = Signal(8 * (head - 4))
+        # The head, shifted in from the top byte by byte: timestep, steps, flags, report mask.
+        # Its fields are registers, and which byte comes next is `hleft` alone (a decode of a
+        # head position in front of the fields' enables was the iCE40's critical path).
+        head_reg = Signal(8 * head)
+        hleft = Signal(range(head + 1))  # head bytes still to come
+        in_head = Signal()  # `hleft` is not 0
+        steps = head_reg[16:24]
+        flags = head_reg[24:32]
+        report = head_reg[32:]
         data_ready = Signal()  # `byte_reg` holds a bitmap byte to store
         index_ready = Signal()  # `lo_byte`, `byte_reg` hold an index or end mark to store
         half = Signal()  # a list's low byte came
@@ -481,19 +489,10 @@ class FrameReceiver(wiring.Component):
         m.d.sync += [data_ready.eq(0), index_ready.eq(0)]
 
         def body():
-            with m.If(hpos != head):
-                m.d.sync += hpos.eq(hpos + 1)
-                with m.Switch(hpos):
-                    with m.Case(0):
-                        m.d.sync += lo_byte.eq(byte)
-                    with m.Case(1):
-                        m.d.sync += seq.eq(Cat(lo_byte, byte))
-                    with m.Case(2):
-                        m.d.sync += steps.eq(byte)
-                    with m.Case(3):
-                        m.d.sync += flags.eq(byte)
-                    with m.Default():
-                        m.d.sync += report.eq(Cat(report[8:], byte))
+            with m.If(in_head):
+                m.d.sync += [head_reg.eq(Cat(head_reg[8:], byte)), hleft.eq(hleft - 1)]
+                with m.If(hleft == 1):
+                    m.d.sync += in_head.eq(0)
             with m.Elif(~flags[0]):
                 m.d.sync += data_ready.eq(1)
             with m.Else():
@@ -505,13 +504,14 @@ class FrameReceiver(wiring.Component):
 
         with m.If(new_frame):
             m.d.sync += [
-                hpos.eq(0),
+                hleft.eq(head),
+                in_head.eq(1),
+                head_reg.eq(0),
                 half.eq(0),
                 wpos.eq(0),
                 bpos.eq(0),
                 steps_got.eq(0),
                 open_step.eq(0),
-                report.eq(0),
             ]
         # From registers, as the STEP indices. An entry is stored whether it is good or not
         # (a bad one fails the frame), so that no check is in front of the buffer's write.
@@ -548,13 +548,13 @@ class FrameReceiver(wiring.Component):
         # stored (no list left open, no half entry, no part of a bitmap).
         wrong = Signal()
         m.d.comb += wrong.eq(
-            (hpos != head)
+            in_head
             | ((flags & 0xFE) != 0)
             | (steps == 0)
             | (steps_got != steps)
             | Mux(flags[0], open_step | half, bpos != 0)
         )
-        return body, wrong
+        return body, wrong, head_reg[:16]
 
     def _index_buffer(self, m, lo_byte, byte_reg, n_idx, bad_payload):
         """The STEP indices: checked and stored in the cycle after their high byte came.

@@ -14,6 +14,7 @@ from network_cases import random_spikes
 from spikeforge.boards.host import HostDriver, HostLinkError, SimulatedBoard
 from spikeforge.cli.main import main
 from spikeforge.gen.compile import compile_network
+from spikeforge.gen.network import Network
 from spikeforge.sim.network_golden import run_network
 from spikeforge.spec import protocol as p
 from spikeforge.spec.errors import SpikeforgeError
@@ -292,3 +293,58 @@ def test_steps_buffer_overflow_is_refused():
     board.write(p.encode_frame(p.CMD_STEPS, payload))
     assert _responses(board, 1) == [(p.RSP_ERROR, bytes([p.ERR_PAYLOAD, p.CMD_STEPS]))]
     assert HostDriver(board).status()["timestep"] == 0
+
+
+def _lif(name, size, bias):
+    return {
+        "name": name,
+        "kind": "lif",
+        "size": size,
+        "v_th": 4,
+        "v_reset": 0,
+        "v_rest": 0,
+        "v_peak": 32767,
+        "t_ref": 0,
+        "decay": [2],
+        "reset_mode": "zero",
+        "bias": bias,
+    }
+
+
+def test_a_full_ring_holds_the_array():
+    # Every neuron spikes every step and each answer takes far longer than a step at bit
+    # level: the ring of spikes fills and the array waits on `spike_out`; nothing is lost.
+    net = Network.from_dict(
+        {
+            "format": "spikeforge-network/1",
+            "v_width": 16,
+            "w_width": 8,
+            "populations": [
+                {"name": "inputs", "kind": "input", "size": 4},
+                _lif("a", 12, 20),
+                _lif("b", 12, 0),
+            ],
+            "projections": [
+                {"from": "inputs", "to": "a", "weights": [[1] * 12] * 4},
+                {"from": "a", "to": "b", "weights": [[10] * 12] * 12},
+            ],
+        }
+    )
+    plan = compile_network(net, 1)
+    spikes = (np.random.default_rng(1).random((6, 4)) < 0.5).astype(np.uint8)
+    golden = run_network(net, spikes)
+    assert all(int(s.sum()) == s.size for s in golden.spikes.values())
+    board = SimulatedBoard(plan, divisor=4)
+    out = board.link.array.spike_out
+    held = []
+
+    async def watch(ctx):
+        while True:
+            _, _, ready, valid = await ctx.tick().sample(out.ready, out.valid)
+            held.append(valid and not ready)
+
+    board._sim.add_testbench(watch, background=True)
+    run = HostDriver(board).run(spikes, plan)
+    for name in golden.spikes:
+        np.testing.assert_array_equal(run.spikes[name], golden.spikes[name], err_msg=name)
+    assert sum(held) > 500
