@@ -12,7 +12,7 @@ byte at a time, chosen here.
 import struct
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec import protocol as p
@@ -188,6 +188,7 @@ class CommandExecutor(wiring.Component):
         streaming = Signal()
         self.streaming_reg = streaming
         n_spk, spk_rd, ring = self._collect(m, streaming)
+        feed_in = self._feed(m)
         feed = Signal(range(plan.n_inputs + 1))
         last = Signal()  # `feed` is past the frame's last index
         command = Signal(CommandLayout)  # the frame's command, decoded when it is taken on
@@ -328,11 +329,11 @@ class CommandExecutor(wiring.Component):
                 # `offer` is high in this state, a register of its own instead of a decode of
                 # the state; the array ignores `index` in the `end` item.
                 m.d.comb += [
-                    array.spike_in.valid.eq(offer),
-                    array.spike_in.payload.end.eq(last),
-                    array.spike_in.payload.index.eq(self.indices.data),
+                    feed_in.valid.eq(offer),
+                    feed_in.payload.end.eq(last),
+                    feed_in.payload.index.eq(self.indices.data),
                 ]
-                with m.If(array.spike_in.ready):
+                with m.If(feed_in.ready):
                     m.d.sync += offer.eq(0)
                     with m.If(last):
                         fsm.goto("STEP_WAIT")
@@ -349,7 +350,7 @@ class CommandExecutor(wiring.Component):
                 respond("STEP")
 
             if self.steps:
-                self._run_steps(m, fsm, start, streaming, ring)
+                self._run_steps(m, fsm, start, streaming, ring, feed_in)
 
             with fsm.state("ANSWER"):
                 # One cycle: the transmitter is idle and takes the header at once.
@@ -531,7 +532,33 @@ class CommandExecutor(wiring.Component):
         m.d.sync += [ring["count"].eq(count), full.eq(count == neurons)]
         return n_spk, spk_rd, ring
 
-    def _run_steps(self, m, fsm, start, streaming, ring):
+    def _feed(self, m):
+        """The stream of input events into the array. With ``steps`` it goes through a FIFO
+        of two: the array's `spike_in.ready` depends on its output FIFO, and once the ring
+        can hold `spike_out` off, that path through the executor's feeding logic was the
+        iCEBreaker's critical path; the FIFO's `w_rdy` comes from its level register."""
+        array = self.array
+        feed_in = stream.Signature(array.spike_in.payload.shape()).flip().create()
+        if not self.steps:
+            m.d.comb += [
+                array.spike_in.valid.eq(feed_in.valid),
+                array.spike_in.payload.eq(feed_in.payload),
+                feed_in.ready.eq(array.spike_in.ready),
+            ]
+            return feed_in
+        width = len(array.spike_in.payload.as_value())
+        m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=width, depth=2)
+        m.d.comb += [
+            in_fifo.w_en.eq(feed_in.valid),
+            in_fifo.w_data.eq(feed_in.payload),
+            feed_in.ready.eq(in_fifo.w_rdy),
+            array.spike_in.valid.eq(in_fifo.r_rdy),
+            array.spike_in.payload.eq(in_fifo.r_data),
+            in_fifo.r_en.eq(array.spike_in.ready),
+        ]
+        return feed_in
+
+    def _run_steps(self, m, fsm, start, streaming, ring, feed_in):
         """The states of a STEPS frame: each step started, its inputs read from the buffer
         and offered to the array, its record queued for the sender; the frame taken when the
         last record is sent."""
@@ -598,11 +625,11 @@ class CommandExecutor(wiring.Component):
 
         with fsm.state("S_OFFER"):
             m.d.comb += [
-                array.spike_in.valid.eq(offer),
-                array.spike_in.payload.end.eq(item_end),
-                array.spike_in.payload.index.eq(item),
+                feed_in.valid.eq(offer),
+                feed_in.payload.end.eq(item_end),
+                feed_in.payload.index.eq(item),
             ]
-            with m.If(array.spike_in.ready):
+            with m.If(feed_in.ready):
                 m.d.sync += offer.eq(0)
                 with m.If(item_end):
                     fsm.goto("S_WAIT")
