@@ -454,7 +454,7 @@ class CommandExecutor(wiring.Component):
         them, one byte per entry: in the block RAM the spikes take anyway rather than in a
         multiplexer of constants. While a STEPS frame runs (``streaming``) the same entries
         are a ring: the reported spikes as neuron numbers, from `wpos` on, read by the sender
-        from `rp` on; the array waits while it is full. Returns the spike count of a STEP, the
+        from `rp` on; a step starts only while it has room for all its spikes. Returns the spike count of a STEP, the
         RAM's read port and the ring's registers by name (None without ``steps``).
         """
         array = self.array
@@ -510,15 +510,15 @@ class CommandExecutor(wiring.Component):
                     first += population.size
         flat = base + out.payload.index
         keep = self.frame.payload.report.bit_select(out.payload.population, 1)
-        # The ring is full, registered from the count it takes next: the array's `ready` comes
-        # from a register.
-        full = Signal()
+        # The ring never holds the array off (`spike_out.ready` is 1: held off, the array's
+        # input and deliver logic was the iCEBreaker's critical path): a step starts only
+        # while the ring has room for a spike of every reported neuron (`room`, below).
         wrote = Signal()
         m.d.comb += [
-            out.ready.eq(~streaming | ~full),
+            out.ready.eq(1),
             spk_wr.addr.eq(Mux(streaming, ring["wpos"], n_spk)),
             spk_wr.data.eq(Mux(streaming, flat, out.payload.as_value())),
-            wrote.eq(streaming & out.valid & ~full & keep),
+            wrote.eq(streaming & out.valid & keep),
             spk_wr.en.eq(Mux(streaming, wrote, out.valid & (n_spk != neurons))),
         ]
         with m.If(out.valid & ~streaming):
@@ -529,7 +529,17 @@ class CommandExecutor(wiring.Component):
                 ring["cur"].eq(ring["cur"] + 1),
             ]
         count = ring["count"] + wrote - ring["advance"]
-        m.d.sync += [ring["count"].eq(count), full.eq(count == neurons)]
+        m.d.sync += ring["count"].eq(count)
+        # The reported neurons of the frame on offer (its mask holds still while it runs), and
+        # whether the ring has room for a spike of each, both registered: a step starts only
+        # then, and the ring's count only falls while the executor waits to start one.
+        reported = Signal(range(neurons + 1))
+        total = Const(0)
+        for number, population in enumerate(self.plan.populations):
+            if not population.is_input:
+                total = total + Mux(self.frame.payload.report[number], population.size, 0)
+        ring["room"] = Signal()
+        m.d.sync += [reported.eq(total), ring["room"].eq(ring["count"] + reported <= neurons)]
         return n_spk, spk_rd, ring
 
     def _feed(self, m):
@@ -580,7 +590,7 @@ class CommandExecutor(wiring.Component):
         entry = self.indices.data
 
         with fsm.state("S_NEXT"):
-            with m.If(~array.busy & (queue["n"] != 2)):
+            with m.If(~array.busy & (queue["n"] != 2) & ring["room"]):
                 m.d.sync += [start.eq(1), bcount.eq(0), bbase.eq(0)]
                 fsm.goto("S_READ")
 
