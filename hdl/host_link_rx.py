@@ -263,8 +263,14 @@ class FrameReceiver(wiring.Component):
 
             return body
 
+        # Whether the frame is a STEP (or STEPS) frame, registered: valid from LEN0 on (the
+        # decode of `code` in front of the payload registers' enables was the iCE40's
+        # critical path).
+        # (Without STEPS the decode stays: the formal harness's invariants are about `code`.)
+        is_step = code == p.CMD_STEP
         if self.steps:
-            # Whether the frame is a STEPS frame, registered: valid from LEN0 on.
+            is_step = Signal()
+            m.d.sync += is_step.eq(code == p.CMD_STEP)
             is_steps = Signal()
             m.d.sync += is_steps.eq(code == p.CMD_STEPS)
             steps_byte, steps_end, steps_seq = self._steps_input(
@@ -313,7 +319,7 @@ class FrameReceiver(wiring.Component):
 
                 def body():
                     m.d.sync += left.eq(left - 1)
-                    with m.If(code == p.CMD_STEP):
+                    with m.If(is_step):
                         m.d.sync += half.eq(~half)
                         with m.If(~half):
                             m.d.sync += lo_byte.eq(byte)
@@ -480,7 +486,6 @@ class FrameReceiver(wiring.Component):
         prev = Signal(index_width)
         full = Signal()  # `wpos` is at the buffer's end
         m.d.comb += full.eq(wpos == depth)
-        lo_ones = Signal()  # a list entry's low byte is 0xFF (half of an end mark)
         m.d.comb += [
             frame.steps.eq(steps),
             frame.lists.eq(flags[0]),
@@ -498,7 +503,7 @@ class FrameReceiver(wiring.Component):
             with m.Else():
                 m.d.sync += half.eq(~half)
                 with m.If(~half):
-                    m.d.sync += [lo_byte.eq(byte), lo_ones.eq(byte == 0xFF)]
+                    m.d.sync += lo_byte.eq(byte)
                 with m.Else():
                     m.d.sync += index_ready.eq(1)
 
@@ -515,7 +520,7 @@ class FrameReceiver(wiring.Component):
             ]
         # From registers, as the STEP indices. An entry is stored whether it is good or not
         # (a bad one fails the frame), so that no check is in front of the buffer's write.
-        end = lo_ones & (byte_reg == 0xFF)
+        end = (lo_byte == 0xFF) & (byte_reg == 0xFF)
         index = Cat(lo_byte, byte_reg)
         with m.If(data_ready):
             pad = ~((1 << (n_in - 8 * (width - 1))) - 1) & 0xFF
