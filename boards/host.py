@@ -202,14 +202,125 @@ class HostDriver:
             self._recover_steps(base, outputs, from_reset)
         return outputs
 
-    def _recover_steps(self, base, outputs, from_reset):
+    def _stream(self, steps, report, neurons, *, from_reset):
+        """Run ``steps`` (lists of input indices, ascending) from timestep 0 (``from_reset``)
+        or the board's, in STEPS frames, reporting the populations ``report`` (numbers); a
+        list of ``(spikes, cycles)``, one per step, the spikes as ``(population, index)``
+        (``neurons``: that pair for each neuron number).
+
+        Each frame holds as many steps as fit the board's STEPS buffer, 255 and half the
+        receive buffer, in the shorter encoding; the next frame goes out once the previous one's first
+        response came (its bytes have left the receive buffer). After anything wrong the
+        driver drains the line, asks STATUS where the board is and resumes there, or, when
+        responses were lost behind which steps ran, resets and runs from the first step
+        again (``from_reset``); frames are half as long after each failure, and a frame of
+        one step that fails more than ``retries`` times in a row ends in
+        :class:`HostLinkError`.
+        """
+        identity = self._identity or self.identify()
+        if self._timestep is None:
+            self._timestep = self.status()["timestep"]
+        base = 0 if from_reset else self._timestep
+        outputs = []
+        limit = p.STEPS_MAX
+        failures = 0
+        while len(outputs) < len(steps):
+            problem = self._stream_attempt(steps, report, neurons, identity, base, outputs, limit)
+            if problem is None:
+                continue
+            self.recovered += 1
+            failures += limit == 1
+            if failures > self.retries:
+                raise HostLinkError(
+                    f"host link: command 0x{p.CMD_STEPS:02x} failed after {failures} "
+                    f"attempts ({problem})"
+                )
+            limit = max(limit // 2, 1)
+            self._drain()
+            self._recover_steps(base, outputs, from_reset, last=False)
+        return outputs
+
+    def _stream_attempt(self, steps, report, neurons, identity, base, outputs, limit):
+        # STEPS frames from the board's timestep on, until every step is answered (None) or
+        # something went wrong (what, in a phrase).
+        n_in, populations = identity["n_inputs"], identity["populations"]
+        first = done = self._timestep - base  # the next step to send, to be answered
+        flight = collections.deque()  # per frame sent: [bytes, steps, steps answered]
+        while done < len(steps):
+            while first < len(steps):
+                n, lists = self._pack(steps, first, limit, identity)
+                payload = p.encode_steps(
+                    base + first, steps[first : first + n], n_in, populations, report, lists
+                )
+                frame = p.encode_frame(p.CMD_STEPS, payload)
+                # The frames not answered at all may still be in the receive buffer.
+                waiting = sum(f[0] for f in flight if f[2] == 0)
+                if flight and waiting + len(frame) > p.RX_BUFFER:
+                    break
+                self.port.write(frame)
+                self.attempts += 1
+                flight.append([len(frame), n, 0])
+                first += n
+            try:
+                code, data = self._read_frame()
+                if code == p.RSP_ERROR and len(data) == 2:
+                    return f"board answered error {data[0]}: {p.ERRORS.get(data[0], 'unknown')}"
+                if code != p.RESPONSE | p.CMD_STEPS:
+                    return f"unexpected response code 0x{code:02x}"
+                timestep, cycles, spikes = p.decode_steps_response(data)
+            except p.FrameError as error:
+                return str(error)
+            if timestep != (base + done + 1) & 0xFF:
+                return (
+                    f"step response for timestep {timestep} (low byte), expected {base + done + 1}"
+                )
+            if any(n >= len(neurons) for n in spikes):
+                return "step response with a neuron number out of range"
+            self._timestep = base + done + 1
+            if done == len(outputs):  # not a step run again after a reset
+                outputs.append(([neurons[n] for n in spikes], cycles))
+            done += 1
+            flight[0][2] += 1
+            if flight[0][2] == flight[0][1]:
+                flight.popleft()
+                limit = min(2 * limit, p.STEPS_MAX)
+        return None
+
+    @staticmethod
+    def _pack(steps, first, limit, identity):
+        """How many steps from ``first`` one STEPS frame takes, and whether as index lists:
+        as many as fit the board's buffer, ``limit`` and half the receive buffer (two frames
+        wait there while one runs: the host has a frame's time to send the next), in the
+        encoding with fewer bytes a step."""
+        capacity = identity["steps_buffer"]
+        width = (identity["n_inputs"] + 7) // 8
+        room = p.RX_BUFFER // 2 - 6 - p.steps_head_length(identity["populations"])
+        most = min(limit, len(steps) - first)
+        n_map = min(most, capacity // max(width, 1), room // max(width, 1))
+        n_list = entries = 0
+        while n_list < most:
+            more = entries + len(steps[first + n_list]) + 1
+            if more > capacity or 2 * more > room:
+                break
+            entries = more
+            n_list += 1
+        if n_list and (n_map == 0 or 2 * entries * n_map < width * n_map * n_list):
+            return n_list, True
+        if n_map:
+            return n_map, False
+        raise HostLinkError(
+            f"host link: step {first} has {len(steps[first])} input spikes, more than a "
+            f"STEPS frame holds ({min(capacity, room // 2) - 1})"
+        )
+
+    def _recover_steps(self, base, outputs, from_reset, last=True):
         # After a damaged batch: where the board is, and the response of its last step when that
         # one is lost.
         ran = self.status()["timestep"] - base
         self._timestep = base + ran
         if 0 <= ran <= len(outputs):
             return
-        if ran == len(outputs) + 1:
+        if last and ran == len(outputs) + 1:
             data = self._command(p.CMD_LAST, expect=p.RESPONSE | p.CMD_STEP)
             cycles, done, spikes = p.decode_step(data)
             if done == (base + ran) & 0xFFFFFFFF:
@@ -359,7 +470,7 @@ class HostDriver:
         self._write_cfgs(payloads)
         return len(payloads)
 
-    def run(self, spikes, plan=None):
+    def run(self, spikes, plan=None, populations=None):
         """Run input spikes on the board, like ``spikeforge simulate``.
 
         The network state is reset before the run (and before every batch entry). A design
@@ -373,11 +484,14 @@ class HostDriver:
         plan : ArrayPlan, optional
             The network as compiled for the board's lanes (to name and size the outputs);
             default: the plan of the last :meth:`check_plan` or :meth:`load`.
+        populations : list of str, optional
+            The LIF populations whose spikes the board reports (default all); the others are
+            absent from the result. Fewer spikes on the line, faster runs.
 
         Returns
         -------
         NetworkRun
-            Spikes of every LIF population and ``cycles`` per step.
+            Spikes of the LIF populations reported and ``cycles`` per step.
         """
         plan = plan if plan is not None else self._plan
         if plan is None:
@@ -386,6 +500,19 @@ class HostDriver:
                 "load(plan) first, or pass plan"
             )
         inputs = check_input_spikes(spikes, plan.n_inputs)
+        names = [q.name for q in plan.lif_populations]
+        if populations is None:
+            populations = names
+        for name in populations:
+            if name not in names:
+                raise SpikeforgeError(
+                    f"populations must name LIF populations of the network "
+                    f"({', '.join(names)}), not {name!r}"
+                )
+        report = [n for n, q in enumerate(plan.populations) if q.name in populations]
+        neurons = [
+            (n, i) for n, q in enumerate(plan.populations) if not q.is_input for i in range(q.size)
+        ]
         if self.status()["weights_unloaded"]:
             # The bitstream holds the biases and parameters of the network it was built from.
             identity = self._identity or self.identify()
@@ -399,12 +526,18 @@ class HostDriver:
             self.reset()
             recorder = ArrayRecorder(plan, entry.shape[0])
             steps = [list(input_events(step_spikes)) for step_spikes in entry]
-            for t, (out, cycles) in enumerate(self._steps(steps, from_reset=True)):
+            if (self._identity or self.identify())["steps_buffer"]:
+                results = self._stream(steps, report, neurons, from_reset=True)
+            else:
+                results = self._steps(steps, from_reset=True)
+            for t, (out, cycles) in enumerate(results):
                 recorder.cycles[t] = cycles
                 for population, index in out:
                     recorder.spike(t, population, index)
             if recorder.errors:
                 raise HostLinkError(f"host link: {recorder.errors[0]}")
+            for name in set(names) - set(populations):
+                del recorder.spikes[name], recorder.v[name]
             runs.append(recorder)
         return collect_runs(runs, batched, False)
 
@@ -430,10 +563,21 @@ class SimulatedBoard:
     runtime_weights : bool
         A board built with ``--weights spram``: the weights start at zero (the simulator's
         model of the store) and STATUS reports them unloaded until the first CFG write.
+    steps : bool
+        The link takes STEPS frames (``HostLink(steps=...)``); without, the driver runs by
+        STEP frames.
     """
 
     def __init__(
-        self, plan, *, stages=4, divisor=None, timeout=None, read_cycles=None, runtime_weights=False
+        self,
+        plan,
+        *,
+        stages=4,
+        divisor=None,
+        timeout=None,
+        read_cycles=None,
+        runtime_weights=False,
+        steps=True,
     ):
 
         byte_cycles = 1 if divisor is None else 10 * divisor
@@ -441,12 +585,17 @@ class SimulatedBoard:
             timeout = 16 * max(byte_cycles, 4)
         if divisor is None:
             self.dut = HostLink(
-                plan, stages=stages, timeout=timeout, runtime_weights=runtime_weights
+                plan, stages=stages, timeout=timeout, runtime_weights=runtime_weights, steps=steps
             )
             self.link = self.dut
         else:
             self.dut = HostLinkUART(
-                plan, divisor, stages=stages, timeout=timeout, runtime_weights=runtime_weights
+                plan,
+                divisor,
+                stages=stages,
+                timeout=timeout,
+                runtime_weights=runtime_weights,
+                steps=steps,
             )
             self.link = self.dut.link
         self.divisor = divisor

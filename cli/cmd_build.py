@@ -105,6 +105,12 @@ def add_parser(subparsers):
         help=f"build folder whose report gives the baud rate "
         f"(default {DEFAULT_BUILD_DIR.format(board='BOARD')})",
     )
+    run.add_argument(
+        "--populations",
+        metavar="A,B",
+        help="report only these LIF populations' spikes (default all; e.g. only the "
+        "classifier's output: fewer bytes on the line, more steps a second)",
+    )
     run.set_defaults(func=run_run)
 
 
@@ -164,6 +170,16 @@ def run_run(args):
     net = load_network(args.network, args.allow_outside_npz)
     check_outputs(outputs, net.files)
     spikes = load_input_spikes(args.input, net)
+    populations = None
+    if args.populations is not None:
+        populations = args.populations.split(",")
+        names = [q.name for q in net.populations if not q.is_input]
+        wrong = [name for name in populations if name not in names]
+        if wrong:
+            raise SpikeforgeError(
+                f"--populations must name LIF populations of the network "
+                f"({', '.join(names)}), not {wrong[0]!r}"
+            )
     port = open_port(args.port, baud)
     try:
         driver = HostDriver(port)
@@ -179,7 +195,7 @@ def run_run(args):
             # bitstream).
             driver.load(plan, ("weights",))
             loaded = True
-        result = driver.run(spikes, plan)
+        result = driver.run(spikes, plan, populations=populations)
     finally:
         close = getattr(port, "close", None)
         if close is not None:

@@ -68,6 +68,9 @@ class HostLink(wiring.Component):
         The array keeps its weights in a store without initial contents
         (``NeuronArray(runtime_weights=True)``, CFG weight writes are bursts); STATUS says so
         (flag bit 2).
+    steps : bool
+        Take STEPS frames (many timesteps a frame, answered step by step while the next runs);
+        without, the identity's ``steps_buffer`` is 0 (the formal harness leaves them out).
 
     Attributes
     ----------
@@ -90,12 +93,16 @@ class HostLink(wiring.Component):
         (:mod:`spikeforge.sim.formal_host_link`).
     """
 
-    def __init__(self, plan, *, stages=4, timeout=4096, clock_hz=0, runtime_weights=False):
+    def __init__(
+        self, plan, *, stages=4, timeout=4096, clock_hz=0, runtime_weights=False, steps=True
+    ):
         neurons = sum(q.size for q in plan.lif_populations)
         # Checked before the array exists: a refused array would leave its memories unused.
         with validating(self):
             check_int("timeout", timeout, *TIMEOUT_RANGE)
             check_int("clock_hz", clock_hz, 0, (1 << 32) - 1)
+            if not isinstance(steps, bool):
+                raise TypeError(f"steps must be True or False, not {steps!r}")
             if plan.n_inputs > MAX_INPUTS or len(plan.populations) > 0xFF or neurons > MAX_NEURONS:
                 raise ValueError(
                     f"the host link carries at most {MAX_INPUTS} inputs, 255 "
@@ -110,6 +117,14 @@ class HostLink(wiring.Component):
         self.clock_hz = clock_hz
         self.neurons = neurons
         self.data_bytes = ceil_div(self.array.cfg_data_width, 8)
+        self.steps = steps
+        self.receiver = FrameReceiver(
+            plan.n_inputs,
+            self.data_bytes,
+            timeout=timeout,
+            populations=max(len(plan.populations), 1),
+            steps=steps,
+        )
         self.identity = struct.pack(
             p.IDENTITY_FORMAT,
             p.MAGIC,
@@ -129,10 +144,14 @@ class HostLink(wiring.Component):
             clock_hz,
             bytes.fromhex(plan.network_hash or "00" * 32),
             bytes.fromhex(plan.layout_hash()),
+            self.receiver.steps_buffer,
         )
-        self.receiver = FrameReceiver(plan.n_inputs, self.data_bytes, timeout=timeout)
         self.executor = CommandExecutor(
-            plan, self.array, identity=self.identity, runtime_weights=runtime_weights
+            plan,
+            self.array,
+            identity=self.identity,
+            runtime_weights=runtime_weights,
+            steps=steps,
         )
         self.transmitter = FrameTransmitter()
         super().__init__(
@@ -185,7 +204,7 @@ class HostLinkUART(wiring.Component):
     timeout : int, optional
         Byte timeout in cycles; default 64 byte times.
     clock_hz : int
-    runtime_weights : bool
+    runtime_weights, steps : bool
         As :class:`HostLink`.
 
     Attributes
@@ -199,7 +218,17 @@ class HostLinkUART(wiring.Component):
     link : HostLink
     """
 
-    def __init__(self, plan, divisor, *, stages=4, timeout=None, clock_hz=0, runtime_weights=False):
+    def __init__(
+        self,
+        plan,
+        divisor,
+        *,
+        stages=4,
+        timeout=None,
+        clock_hz=0,
+        runtime_weights=False,
+        steps=True,
+    ):
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
         self.link = HostLink(
@@ -208,6 +237,7 @@ class HostLinkUART(wiring.Component):
             clock_hz=clock_hz,
             runtime_weights=runtime_weights,
             timeout=640 * divisor if timeout is None else timeout,
+            steps=steps,
         )
         super().__init__(
             {

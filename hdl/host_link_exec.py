@@ -12,7 +12,7 @@ byte at a time, chosen here.
 import struct
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec import protocol as p
@@ -22,7 +22,7 @@ from .arith import bits_for, ceil_div
 from .array import CfgMemory
 from .array_ports import LANE_WIDTH
 from .host_link_fsm import OneHotFSM
-from .host_link_rx import MAX_INPUTS, FrameLayout
+from .host_link_rx import MAX_INPUTS, FrameLayout, buffer_shape
 from .host_link_tx import HeaderLayout
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "MAX_NEURONS",
     "RESPONSES",
     "EXEC_STATES",
+    "STEPS_STATES",
+    "STREAM_STATES",
 ]
 
 # The 16-bit LEN field: a STEP response carries 8 bytes and 3 per output spike.
@@ -57,7 +59,16 @@ EXEC_STATES = (
     "ANSWER",
     "SEND",
 )
+# The executor's states for a STEPS frame (with `steps`): a step started (S_NEXT), its inputs
+# read from the buffer (S_READ, S_GOT; a bitmap byte's bits in S_BITS) and offered (S_OFFER),
+# the step run (S_WAIT, S_DONE: its record queued), the last responses sent (S_DRAIN).
+STEPS_STATES = ("S_NEXT", "S_READ", "S_GOT", "S_BITS", "S_OFFER", "S_WAIT", "S_DONE", "S_DRAIN")
+# The states of the sender of STEPS responses, beside: waiting for a step record, the header,
+# the payload.
+STREAM_STATES = ("R_IDLE", "R_HEAD", "R_SEND")
 _STATUS_LENGTH = struct.calcsize(p.STATUS_FORMAT)
+# A STEPS response: timestep u8 and cycles u24, then 2 bytes per spike.
+_STEPS_HEAD = 4
 
 
 # The commands an executed frame can carry, by the field of CommandLayout that names each; a
@@ -97,6 +108,8 @@ class CommandExecutor(wiring.Component):
         The IDENTIFY response's payload (``spikeforge.spec.protocol.IDENTITY_FORMAT``).
     runtime_weights : bool
         The array's weights have no initial contents; STATUS says so (flag bit 2).
+    steps : bool
+        Execute STEPS frames (the receiver's ``steps``).
 
     Attributes
     ----------
@@ -123,32 +136,36 @@ class CommandExecutor(wiring.Component):
         (:mod:`spikeforge.sim.formal_host_link`).
     """
 
-    def __init__(self, plan, array, *, identity, runtime_weights=False):
+    def __init__(self, plan, array, *, identity, runtime_weights=False, steps=False):
         neurons = sum(q.size for q in plan.lif_populations)
         with validating(self):
             if not isinstance(identity, bytes) or not 1 <= len(identity) <= 0xFF:
                 raise TypeError(f"identity must be 1 to 255 bytes, not {identity!r}")
             if not isinstance(runtime_weights, bool):
                 raise TypeError(f"runtime_weights must be True or False, not {runtime_weights!r}")
+            if not isinstance(steps, bool):
+                raise TypeError(f"steps must be True or False, not {steps!r}")
             check_int("n_inputs", plan.n_inputs, 0, MAX_INPUTS)
             check_int("neurons", neurons, 1, MAX_NEURONS)
         self.plan = plan
         self.neurons = neurons
         self.identity = identity
         self.runtime_weights = runtime_weights
+        self.steps = steps
         self.pop_width = array.pop_width
         self.spike_width = array.pop_width + array.index_width
-        index_width = bits_for(max(plan.n_inputs - 1, 0))
+        self.index_width = bits_for(max(plan.n_inputs - 1, 0))
+        depth, width = buffer_shape(plan.n_inputs, steps)
+        populations = len(plan.populations)
         super().__init__(
             {
                 "frame": In(
-                    stream.Signature(FrameLayout(plan.n_inputs, ceil_div(array.cfg_data_width, 8)))
+                    stream.Signature(
+                        FrameLayout(plan.n_inputs, ceil_div(array.cfg_data_width, 8), populations)
+                    )
                 ),
                 "indices": In(
-                    memory.ReadPort.Signature(
-                        addr_width=bits_for(max(plan.n_inputs, 1) - 1),
-                        shape=unsigned(index_width),
-                    )
+                    memory.ReadPort.Signature(addr_width=bits_for(depth - 1), shape=unsigned(width))
                 ),
                 "array": Out(array.signature.flip()),
                 "header": Out(stream.Signature(HeaderLayout)),
@@ -167,16 +184,25 @@ class CommandExecutor(wiring.Component):
         array = self.array
         frame = self.frame.payload
 
-        n_spk, spk_rd = self._collect(m)
+        # Set while a STEPS frame runs: the spikes go to the ring, the sender answers.
+        streaming = Signal()
+        self.streaming_reg = streaming
+        n_spk, spk_rd, ring = self._collect(m, streaming)
+        feed_in = self._feed(m)
         feed = Signal(range(plan.n_inputs + 1))
         last = Signal()  # `feed` is past the frame's last index
         command = Signal(CommandLayout)  # the frame's command, decoded when it is taken on
         offer = Signal()  # in FEED: an input event (or the end) is on offer to the array
         m.d.comb += self.indices.addr.eq(feed)
+        # A STEPS frame, for the array's timestep (`steps_go`) or not (`steps_stale`).
+        steps_go = Signal()
+        steps_stale = Signal()
         # The error answered: the receiver's, or one found here (its frame passed the
         # receiver's checks, error 0): a STEP for another timestep, a CFG write out of range.
         error = Mux(
-            frame.error != 0, frame.error, Mux(command.stale, p.ERR_SEQUENCE, p.ERR_PAYLOAD)
+            frame.error != 0,
+            frame.error,
+            Mux(command.stale | steps_stale, p.ERR_SEQUENCE, p.ERR_PAYLOAD),
         )
         modified = Signal()  # a CFG write since configuration: the weights may differ
         counted = Signal()  # an error frame starts
@@ -189,8 +215,15 @@ class CommandExecutor(wiring.Component):
         resp = Signal(range(len(RESPONSES)))
         chosen = Signal(ResponseLayout, init={"ERROR": 1})
         R = {name: n for n, name in enumerate(RESPONSES)}
-        self._header(m, chosen, n_spk)
-        restart, payload_probes = self._payload(m, chosen, spk_rd, status, error)
+        # The executor's own response; the sender of STEPS responses has another.
+        main_header = Signal(HeaderLayout)
+        main_header_valid = Signal()
+        main_byte = Signal(8)
+        main_payload_valid = Signal()
+        self._header(m, chosen, n_spk, main_header)
+        restart, payload_probes = self._payload(
+            m, chosen, spk_rd, status, error, main_byte, main_payload_valid
+        )
 
         def respond(name):
             m.d.sync += [resp.eq(R[name]), chosen.as_value().eq(1 << R[name])]
@@ -211,7 +244,7 @@ class CommandExecutor(wiring.Component):
         m.d.sync += [start.eq(0), reset.eq(0)]
         m.d.comb += [array.start.eq(start), array.reset_state.eq(reset)]
 
-        with OneHotFSM(m, EXEC_STATES) as fsm:
+        with OneHotFSM(m, EXEC_STATES + (STEPS_STATES if self.steps else ())) as fsm:
             with fsm.state("IDLE"):
                 with m.If(self.frame.valid):
                     with m.If(frame.error != 0):
@@ -223,6 +256,12 @@ class CommandExecutor(wiring.Component):
                             reset.eq(frame.code == p.CMD_RESET),
                             command.eq(decode_command(frame.code, in_sequence)),
                         ]
+                        if self.steps:
+                            is_steps = frame.code == p.CMD_STEPS
+                            m.d.sync += [
+                                steps_go.eq(is_steps & in_sequence),
+                                steps_stale.eq(is_steps & ~in_sequence),
+                            ]
                         fsm.goto("EXEC")
 
             with fsm.state("EXEC"):
@@ -246,8 +285,18 @@ class CommandExecutor(wiring.Component):
                 with m.Elif(command.step):
                     m.d.sync += [n_spk.eq(0), feed.eq(0)]
                     fsm.goto("FEED_WAIT")
-                with m.Elif(command.stale):
+                with m.Elif(command.stale | steps_stale):
                     fsm.goto("ERROR")
+                if self.steps:
+                    with m.Elif(steps_go):
+                        # LAST then answers this frame's last step, with no spikes.
+                        m.d.sync += [
+                            n_spk.eq(0),
+                            streaming.eq(1),
+                            ring["rpos"].eq(0),
+                            ring["steps_left"].eq(frame.steps),
+                        ]
+                        fsm.goto("S_NEXT")
 
             with fsm.state("ERROR"):
                 m.d.comb += self.frame_error.eq(1)
@@ -280,11 +329,11 @@ class CommandExecutor(wiring.Component):
                 # `offer` is high in this state, a register of its own instead of a decode of
                 # the state; the array ignores `index` in the `end` item.
                 m.d.comb += [
-                    array.spike_in.valid.eq(offer),
-                    array.spike_in.payload.end.eq(last),
-                    array.spike_in.payload.index.eq(self.indices.data),
+                    feed_in.valid.eq(offer),
+                    feed_in.payload.end.eq(last),
+                    feed_in.payload.index.eq(self.indices.data),
                 ]
-                with m.If(array.spike_in.ready):
+                with m.If(feed_in.ready):
                     m.d.sync += offer.eq(0)
                     with m.If(last):
                         fsm.goto("STEP_WAIT")
@@ -300,21 +349,41 @@ class CommandExecutor(wiring.Component):
                 # `cycles` and `timestep` of the array are updated now.
                 respond("STEP")
 
+            if self.steps:
+                self._run_steps(m, fsm, start, streaming, ring, feed_in)
+
             with fsm.state("ANSWER"):
                 # One cycle: the transmitter is idle and takes the header at once.
-                m.d.comb += [self.header.valid.eq(1), restart.eq(1)]
+                m.d.comb += [main_header_valid.eq(1), restart.eq(1)]
                 with m.If(self.header.ready):
                     m.d.comb += counted.eq(chosen.ERROR)
                     fsm.goto("SEND")
 
             with fsm.state("SEND"):
-                m.d.comb += self.payload.valid.eq(1)
+                m.d.comb += main_payload_valid.eq(1)
                 with m.If(self.sent):
                     # The frame is done with: the receiver hunts for the next.
                     m.d.comb += self.frame.ready.eq(1)
                     fsm.goto("IDLE")
 
             states = {name: fsm.ongoing(name) for name in EXEC_STATES}
+        if self.steps:
+            # The sender of STEPS responses shares the transmitter: it has it while a STEPS
+            # frame runs, the executor's own answers all other times.
+            header, byte, h_valid, p_valid = self._stream(m, ring, spk_rd)
+            m.d.comb += [
+                self.header.payload.eq(Mux(streaming, header, main_header)),
+                self.header.valid.eq(Mux(streaming, h_valid, main_header_valid)),
+                self.payload.payload.eq(Mux(streaming, byte, main_byte)),
+                self.payload.valid.eq(Mux(streaming, p_valid, main_payload_valid)),
+            ]
+        else:
+            m.d.comb += [
+                self.header.payload.eq(main_header),
+                self.header.valid.eq(main_header_valid),
+                self.payload.payload.eq(main_byte),
+                self.payload.valid.eq(main_payload_valid),
+            ]
         self.probes = dict(
             state=states,
             feed=feed,
@@ -377,40 +446,321 @@ class CommandExecutor(wiring.Component):
         )
         return cfg_ok
 
-    def _collect(self, m):
+    def _collect(self, m, streaming):
         """The output spikes of a step, collected whenever the array produces them.
 
         They go to a block RAM, at most one per LIF neuron and step; the identity sits past
         them, one byte per entry: in the block RAM the spikes take anyway rather than in a
-        multiplexer of constants. Returns the spike count and the RAM's read port.
+        multiplexer of constants. While a STEPS frame runs (``streaming``) the same entries
+        are a ring: the reported spikes as neuron numbers, from `wpos` on, read by the sender
+        from `rp` on; a step starts only while it has room for all its spikes. Returns the spike count of a STEP, the
+        RAM's read port and the ring's registers by name (None without ``steps``).
         """
         array = self.array
-        ident_base = self.neurons
+        neurons = self.neurons
+        ident_base = neurons
+        flat_width = bits_for(max(neurons - 1, 0))
         spk_mem = memory.Memory(
-            shape=unsigned(max(self.spike_width, 8)),
+            shape=unsigned(max(self.spike_width, flat_width, 8)),
             depth=ident_base + len(self.identity),
             init=[0] * ident_base + list(self.identity),
         )
         m.submodules.spk_mem = spk_mem
         spk_wr = spk_mem.write_port()
         spk_rd = spk_mem.read_port()
-        n_spk = Signal(range(self.neurons + 1))
+        n_spk = Signal(range(neurons + 1))
+        out = array.spike_out
         m.d.comb += [
-            array.spike_out.ready.eq(1),
-            spk_wr.addr.eq(n_spk),
-            spk_wr.data.eq(array.spike_out.payload.as_value()),
-            # (The array sends each neuron's spike at most once a step; the guard keeps even a
-            # faulty one off the identity.)
-            spk_wr.en.eq(array.spike_out.valid & (n_spk != self.neurons)),
-            self.spike.eq(array.spike_out.valid),
+            self.spike.eq(out.valid),
             self.busy.eq(array.busy),
         ]
-        with m.If(array.spike_out.valid):
-            m.d.sync += n_spk.eq(n_spk + 1)
-        return n_spk, spk_rd
+        if not self.steps:
+            m.d.comb += [
+                out.ready.eq(1),
+                spk_wr.addr.eq(n_spk),
+                spk_wr.data.eq(out.payload.as_value()),
+                # (The array sends each neuron's spike at most once a step; the guard keeps
+                # even a faulty one off the identity.)
+                spk_wr.en.eq(out.valid & (n_spk != neurons)),
+            ]
+            with m.If(out.valid):
+                m.d.sync += n_spk.eq(n_spk + 1)
+            return n_spk, spk_rd, None
 
-    def _header(self, m, chosen, n_spk):
-        """The header offered for the response ``chosen``: its code and payload length."""
+        depth, _ = buffer_shape(self.plan.n_inputs, True)
+        ring = dict(
+            wpos=Signal(range(neurons)),
+            rp=Signal(range(neurons)),
+            count=Signal(range(neurons + 1)),  # entries in the ring
+            cur=Signal(range(neurons + 1)),  # reported spikes of the step running
+            advance=Signal(),  # strobe from the sender: the entry at `rp` is sent
+            rpos=Signal(range(depth + 1)),  # the STEPS buffer's entry to read next
+            steps_left=Signal(8),
+        )
+        # The neuron number of a spike: its index plus the LIF neurons of the populations
+        # before its own (a constant per population).
+        base = Signal(flat_width)
+        first = 0
+        with m.Switch(out.payload.population):
+            for number, population in enumerate(self.plan.populations):
+                if not population.is_input:
+                    with m.Case(number):
+                        m.d.comb += base.eq(first)
+                    first += population.size
+        flat = base + out.payload.index
+        keep = self.frame.payload.report.bit_select(out.payload.population, 1)
+        # The ring never holds the array off (`spike_out.ready` is 1: held off, the array's
+        # input and deliver logic was the iCEBreaker's critical path): a step starts only
+        # while the ring has room for a spike of every reported neuron (`room`, below).
+        wrote = Signal()
+        m.d.comb += [
+            out.ready.eq(1),
+            spk_wr.addr.eq(Mux(streaming, ring["wpos"], n_spk)),
+            spk_wr.data.eq(Mux(streaming, flat, out.payload.as_value())),
+            wrote.eq(streaming & out.valid & keep),
+            spk_wr.en.eq(Mux(streaming, wrote, out.valid & (n_spk != neurons))),
+        ]
+        with m.If(out.valid & ~streaming):
+            m.d.sync += n_spk.eq(n_spk + 1)
+        with m.If(wrote):
+            m.d.sync += [
+                ring["wpos"].eq(Mux(ring["wpos"] == neurons - 1, 0, ring["wpos"] + 1)),
+                ring["cur"].eq(ring["cur"] + 1),
+            ]
+        count = ring["count"] + wrote - ring["advance"]
+        m.d.sync += ring["count"].eq(count)
+        # The reported neurons of the frame on offer (its mask holds still while it runs), and
+        # whether the ring has room for a spike of each, both registered: a step starts only
+        # then, and the ring's count only falls while the executor waits to start one.
+        reported = Signal(range(neurons + 1))
+        total = Const(0)
+        for number, population in enumerate(self.plan.populations):
+            if not population.is_input:
+                total = total + Mux(self.frame.payload.report[number], population.size, 0)
+        ring["room"] = Signal()
+        m.d.sync += [reported.eq(total), ring["room"].eq(ring["count"] + reported <= neurons)]
+        return n_spk, spk_rd, ring
+
+    def _feed(self, m):
+        """The stream of input events into the array. With ``steps`` it goes through a FIFO
+        of two: the array's `spike_in.ready` depends on its output FIFO, and once the ring
+        can hold `spike_out` off, that path through the executor's feeding logic was the
+        iCEBreaker's critical path; the FIFO's `w_rdy` comes from its level register."""
+        array = self.array
+        feed_in = stream.Signature(array.spike_in.payload.shape()).flip().create()
+        if not self.steps:
+            m.d.comb += [
+                array.spike_in.valid.eq(feed_in.valid),
+                array.spike_in.payload.eq(feed_in.payload),
+                feed_in.ready.eq(array.spike_in.ready),
+            ]
+            return feed_in
+        width = len(array.spike_in.payload.as_value())
+        m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=width, depth=2)
+        m.d.comb += [
+            in_fifo.w_en.eq(feed_in.valid),
+            in_fifo.w_data.eq(feed_in.payload),
+            feed_in.ready.eq(in_fifo.w_rdy),
+            array.spike_in.valid.eq(in_fifo.r_rdy),
+            array.spike_in.payload.eq(in_fifo.r_data),
+            in_fifo.r_en.eq(array.spike_in.ready),
+        ]
+        return feed_in
+
+    def _run_steps(self, m, fsm, start, streaming, ring, feed_in):
+        """The states of a STEPS frame: each step started, its inputs read from the buffer
+        and offered to the array, its record queued for the sender; the frame taken when the
+        last record is sent."""
+        array = self.array
+        frame = self.frame.payload
+        index_width = self.index_width
+        width = (self.plan.n_inputs + 7) // 8  # bytes of a step's bitmap
+        rpos = ring["rpos"]
+        steps_left = ring["steps_left"]
+        bits = Signal(8)  # the bitmap byte's inputs not offered yet
+        bbase = Signal(range(8 * width + 9))  # the input of its bit 0
+        bcount = Signal(range(max(width, 1)))  # the byte in the step's bitmap
+        item = Signal(index_width)
+        item_end = Signal()
+        offer = Signal()
+        with m.If(streaming):
+            m.d.comb += self.indices.addr.eq(rpos)
+        queue = self._queue(m, ring)
+        entry = self.indices.data
+
+        with fsm.state("S_NEXT"):
+            with m.If(~array.busy & (queue["n"] != 2) & ring["room"]):
+                m.d.sync += [start.eq(1), bcount.eq(0), bbase.eq(0)]
+                fsm.goto("S_READ")
+
+        with fsm.state("S_READ"):
+            # The buffer's read of `rpos` lands in the next cycle.
+            fsm.goto("S_GOT")
+
+        with fsm.state("S_GOT"):
+            m.d.sync += rpos.eq(rpos + 1)
+            with m.If(frame.lists):
+                m.d.sync += [
+                    item.eq(entry[:index_width]),
+                    item_end.eq(entry[index_width]),
+                    offer.eq(1),
+                ]
+                fsm.goto("S_OFFER")
+            with m.Else():
+                m.d.sync += bits.eq(entry[:8])
+                fsm.goto("S_BITS")
+
+        with fsm.state("S_BITS"):
+            with m.If(bits == 0):
+                with m.If(bcount == width - 1):
+                    m.d.sync += [item_end.eq(1), offer.eq(1)]
+                    fsm.goto("S_OFFER")
+                with m.Else():
+                    m.d.sync += [bcount.eq(bcount + 1), bbase.eq(bbase + 8)]
+                    fsm.goto("S_READ")
+            with m.Else():
+                # The lowest bit set: its input, and the byte without it.
+                low = Signal(3)
+                for bit in reversed(range(8)):
+                    with m.If(bits[bit]):
+                        m.d.comb += low.eq(bit)
+                m.d.sync += [
+                    item.eq(bbase + low),
+                    item_end.eq(0),
+                    offer.eq(1),
+                    bits.eq(bits & (bits - 1)),
+                ]
+                fsm.goto("S_OFFER")
+
+        with fsm.state("S_OFFER"):
+            m.d.comb += [
+                feed_in.valid.eq(offer),
+                feed_in.payload.end.eq(item_end),
+                feed_in.payload.index.eq(item),
+            ]
+            with m.If(feed_in.ready):
+                m.d.sync += offer.eq(0)
+                with m.If(item_end):
+                    fsm.goto("S_WAIT")
+                with m.Elif(frame.lists):
+                    fsm.goto("S_READ")
+                with m.Else():
+                    fsm.goto("S_BITS")
+
+        with fsm.state("S_WAIT"):
+            with m.If(array.done):
+                fsm.goto("S_DONE")
+
+        with fsm.state("S_DONE"):
+            # `cycles` and `timestep` of the array are updated now.
+            cycles = Mux(array.cycles[24:] != 0, 0xFFFFFF, array.cycles[:24])
+            m.d.comb += [
+                queue["push"].eq(1),
+                queue["new"].eq(Cat(array.timestep[:8], cycles, ring["cur"])),
+            ]
+            m.d.sync += [ring["cur"].eq(0), steps_left.eq(steps_left - 1)]
+            with m.If(steps_left == 1):
+                fsm.goto("S_DRAIN")
+            with m.Else():
+                fsm.goto("S_NEXT")
+
+        with fsm.state("S_DRAIN"):
+            with m.If(queue["n"] == 0):
+                # Every response is out: the receiver hunts for the next frame.
+                m.d.comb += self.frame.ready.eq(1)
+                m.d.sync += streaming.eq(0)
+                fsm.goto("IDLE")
+        self._ring = ring
+        self._queue_regs = queue
+
+    def _queue(self, m, ring):
+        """The records of steps run and not answered yet, two at most: ``new`` is queued on
+        ``push``, ``head`` (the oldest) dropped on ``pop``; ``n`` records held."""
+        width = 8 + 24 + len(ring["cur"])
+        queue = dict(
+            new=Signal(width),
+            push=Signal(),
+            pop=Signal(),
+            head=Signal(width),
+            tail=Signal(width),
+            n=Signal(range(3)),
+        )
+        head, tail, new, n = queue["head"], queue["tail"], queue["new"], queue["n"]
+        with m.If(queue["pop"]):
+            m.d.sync += head.eq(tail)
+            with m.If(queue["push"]):
+                with m.If(n == 1):
+                    m.d.sync += head.eq(new)
+                with m.Else():
+                    m.d.sync += tail.eq(new)
+        with m.Elif(queue["push"]):
+            with m.If(n == 0):
+                m.d.sync += head.eq(new)
+            with m.Else():
+                m.d.sync += tail.eq(new)
+        m.d.sync += n.eq(n + queue["push"] - queue["pop"])
+        return queue
+
+    def _stream(self, m, ring, spk_rd):
+        """The sender of STEPS responses: for each queued record a frame (code 0x87) of the
+        step's timestep (low byte), cycles (24 bits) and its spikes from the ring, 2 bytes
+        each. Returns its header, its payload byte and their valids."""
+        queue = self._queue_regs
+        head = queue["head"]
+        count = head[32:]
+        header = Signal(HeaderLayout)
+        h_valid = Signal()
+        p_valid = Signal()
+        snap = Signal(32)  # the response's head bytes, sent from the low byte
+        left = Signal(range(_STEPS_HEAD + 1))  # head bytes still to send
+        in_spikes = Signal()
+        hi = Signal()  # the next byte is the high byte of the entry at `rp`
+        length = Signal(16)
+        neurons = self.neurons
+        rp = ring["rp"]
+        m.d.comb += [header.code.eq(p.RESPONSE | p.CMD_STEPS), header.length.eq(length)]
+        entry = Cat(spk_rd.data, Const(0, 16))
+        byte = Mux(in_spikes, Mux(hi, entry[8:16], entry[:8]), snap[:8])
+        with m.If(self.streaming_reg):
+            m.d.comb += spk_rd.addr.eq(rp)
+        with OneHotFSM(m, STREAM_STATES) as fsm:
+            with fsm.state("R_IDLE"):
+                with m.If(self.streaming_reg & (queue["n"] != 0)):
+                    m.d.sync += [
+                        snap.eq(head[:32]),
+                        left.eq(_STEPS_HEAD),
+                        in_spikes.eq(0),
+                        hi.eq(0),
+                        length.eq(_STEPS_HEAD + (count << 1)),
+                    ]
+                    fsm.goto("R_HEAD")
+            with fsm.state("R_HEAD"):
+                m.d.comb += h_valid.eq(1)
+                with m.If(self.header.ready):
+                    fsm.goto("R_SEND")
+            with fsm.state("R_SEND"):
+                m.d.comb += p_valid.eq(1)
+                with m.If(self.payload.ready):
+                    with m.If(~in_spikes):
+                        m.d.sync += [snap.eq(snap[8:]), left.eq(left - 1)]
+                        with m.If(left == 1):
+                            m.d.sync += in_spikes.eq(1)
+                    with m.Elif(~hi):
+                        m.d.sync += hi.eq(1)
+                    with m.Else():
+                        # The next entry's read lands before its first byte is chosen.
+                        m.d.comb += ring["advance"].eq(1)
+                        m.d.sync += [
+                            hi.eq(0),
+                            rp.eq(Mux(rp == neurons - 1, 0, rp + 1)),
+                        ]
+                with m.If(self.sent):
+                    m.d.comb += queue["pop"].eq(1)
+                    fsm.goto("R_IDLE")
+        return header, byte, h_valid, p_valid
+
+    def _header(self, m, chosen, n_spk, header):
+        """The header (``header``) for the response ``chosen``: its code and payload length."""
         lengths = {
             "ERROR": 2,
             "IDENTIFY": len(self.identity),
@@ -425,10 +775,10 @@ class CommandExecutor(wiring.Component):
             value = p.RSP_ERROR if name == "ERROR" else p.RESPONSE | getattr(p, f"CMD_{name}")
             code = code | Mux(chosen[name], value, 0)
             length = length | Mux(chosen[name], lengths[name], 0)
-        m.d.comb += [self.header.payload.code.eq(code), self.header.payload.length.eq(length)]
+        m.d.comb += [header.code.eq(code), header.length.eq(length)]
 
-    def _payload(self, m, chosen, spk_rd, status, error):
-        """The payload byte on offer for the response ``chosen``, and its position.
+    def _payload(self, m, chosen, spk_rd, status, error, out, valid):
+        """The payload byte (``out``) for the response ``chosen``, and its position.
 
         Identity bytes come from the spike RAM, the spikes three bytes an entry, the rest
         from a shift register loaded from the status word (or the error and its frame's
@@ -476,7 +826,6 @@ class CommandExecutor(wiring.Component):
             with m.Else():
                 m.d.sync += snap.eq(status)
 
-        out = self.payload.payload
         entry = spk_rd.data
         with m.If(ident):
             m.d.comb += out.eq(entry[:8])
@@ -494,7 +843,7 @@ class CommandExecutor(wiring.Component):
         with m.Else():
             m.d.comb += out.eq(snap[:8])
 
-        with m.If(self.payload.valid & self.payload.ready):
+        with m.If(valid & self.payload.ready):
             with m.If(~in_spikes):
                 m.d.sync += [snap.eq(snap[8:]), head.eq(head[1:]), in_spikes.eq(step & ~head[1])]
                 with m.If(ident):

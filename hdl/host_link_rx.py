@@ -28,6 +28,8 @@ __all__ = [
     "TIMEOUT_RANGE",
     "MAX_INPUTS",
     "MAX_DATA_BYTES",
+    "STEPS_BUFFER",
+    "buffer_shape",
     "FRAME_STATES",
     "RX_STATES",
 ]
@@ -38,6 +40,19 @@ TIMEOUT_RANGE = (16, (1 << 32) - 1)
 MAX_INPUTS = (0xFFFF - 2) // 2
 # The identity reports cfg_data_width in a byte: at most 255 bits of CFG data.
 MAX_DATA_BYTES = 32
+# Entries of the STEPS buffer (at least; the STEP index buffer, when deeper, gives it more): one
+# iCE40 block RAM of bytes, and a frame of bitmaps as long as the UART's receive FIFO.
+STEPS_BUFFER = 512
+
+
+def buffer_shape(n_inputs, steps):
+    """Depth and width of the receiver's index buffer: a STEP's indices, and with ``steps``
+    the entries of a STEPS frame (bitmap bytes, or indices with an end-mark bit above them)."""
+    index_width = bits_for(max(n_inputs - 1, 0))
+    if steps:
+        return max(n_inputs, STEPS_BUFFER), max(index_width + 1, 8)
+    return max(n_inputs, 1), index_width
+
 
 # The states inside a frame, where a byte timeout or a UART error ends the frame.
 FRAME_STATES = ("CODE", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
@@ -74,17 +89,20 @@ class FrameLayout(data.StructLayout):
     Fields: ``code``, the command byte (0 when the frame ended before it); ``error``, 0 for a
     frame that passed every check, else its error code (``spikeforge.spec.protocol.ERR_*``);
     ``count``, of a STEP frame, the number of input indices in the receiver's index buffer;
-    ``seq``, of a STEP frame, the timestep it is for (low 16 bits); ``cfg``, of a CFG frame,
-    its payload (:class:`CfgLayout`).
+    ``seq``, of a STEP or STEPS frame, the timestep it is for (low 16 bits); ``cfg``, of a CFG
+    frame, its payload (:class:`CfgLayout`); of a STEPS frame, ``steps``, ``lists`` (flag bit
+    0) and ``report`` (a bit per population).
 
     Parameters
     ----------
     n_inputs : int
     data_bytes : int
         As :class:`FrameReceiver`.
+    populations : int
+        Populations of the network (bits of ``report``).
     """
 
-    def __init__(self, n_inputs, data_bytes):
+    def __init__(self, n_inputs, data_bytes, populations=1):
         super().__init__(
             {
                 "code": 8,
@@ -92,6 +110,9 @@ class FrameLayout(data.StructLayout):
                 "count": range(n_inputs + 1),
                 "seq": 16,
                 "cfg": CfgLayout(data_bytes),
+                "steps": 8,
+                "lists": 1,
+                "report": max(populations, 1),
             }
         )
 
@@ -108,6 +129,11 @@ class FrameReceiver(wiring.Component):
     timeout : int
         Clock cycles without a byte after which a started frame counts as truncated, and the
         quiet time that ends the flush after an error.
+    populations : int
+        Populations of the network (the STEPS report mask).
+    steps : bool
+        Take STEPS frames: their inputs go to the index buffer, made deep enough for
+        :data:`STEPS_BUFFER` entries and one bit wider (the end mark of an index list).
 
     Attributes
     ----------
@@ -125,33 +151,44 @@ class FrameReceiver(wiring.Component):
         the header or the CRC was bad).
     indices : Out(memory.ReadPort.Signature(...))
         The index buffer: the indices of the STEP frame on offer at addresses 0 to ``count -
-        1``; read data one cycle after the address.
+        1``, or the entries of the STEPS frame on offer from address 0 (a bitmap byte, or an
+        index with the end mark in the bit above it); read data one cycle after the address.
+    steps_buffer : int
+        Entries a STEPS frame may take (0 without ``steps``).
     probes : dict
         Set by ``elaborate``: internal registers by name, and ``state``, a dict from each name
         of :data:`RX_STATES` to a signal that is high in that state; for formal harnesses
         (:mod:`spikeforge.sim.formal_host_link`).
     """
 
-    def __init__(self, n_inputs, data_bytes, *, timeout=4096):
+    def __init__(self, n_inputs, data_bytes, *, timeout=4096, populations=1, steps=False):
         with validating(self):
             check_int("n_inputs", n_inputs, 0, MAX_INPUTS)
             check_int("data_bytes", data_bytes, 1, MAX_DATA_BYTES)
             check_int("timeout", timeout, *TIMEOUT_RANGE)
+            check_int("populations", populations, 1, 0xFF)
+            if not isinstance(steps, bool):
+                raise TypeError(f"steps must be True or False, not {steps!r}")
         self.n_inputs = n_inputs
         self.data_bytes = data_bytes
         self.timeout = timeout
+        self.populations = populations
+        self.steps = steps
         # The width of the array's input index: enough for every index below n_inputs.
         self.index_width = bits_for(max(n_inputs - 1, 0))
         self.cfg_length = 4 + data_bytes
+        self.buffer_depth, self.buffer_width = buffer_shape(n_inputs, steps)
+        self.steps_buffer = self.buffer_depth if steps else 0
+        self.steps_head = p.steps_head_length(populations) if steps else 0
         super().__init__(
             {
                 "rx": In(stream.Signature(8)),
                 "rx_error": In(1),
-                "frame": Out(stream.Signature(FrameLayout(n_inputs, data_bytes))),
+                "frame": Out(stream.Signature(FrameLayout(n_inputs, data_bytes, populations))),
                 "indices": Out(
                     memory.ReadPort.Signature(
-                        addr_width=bits_for(max(n_inputs, 1) - 1),
-                        shape=unsigned(self.index_width),
+                        addr_width=bits_for(self.buffer_depth - 1),
+                        shape=unsigned(self.buffer_width),
                     )
                 ),
             }
@@ -166,7 +203,9 @@ class FrameReceiver(wiring.Component):
 
         code = Signal(8)
         # Payload bytes still to come; a LEN that passed the length check fits.
-        left = Signal(range(max(2 * n_in + 2, self.cfg_length) + 1))
+        left = Signal(
+            range(max(2 * n_in + 2, self.cfg_length, self.steps_head + 2 * self.steps_buffer) + 1)
+        )
         timer = Signal(range(self.timeout + 1))
         timed_out = Signal()  # `timer` is at the timeout
         err_code = Signal(range(max(p.ERRORS) + 1))
@@ -187,7 +226,9 @@ class FrameReceiver(wiring.Component):
         ]
         with m.If(self.rx_error):
             m.d.sync += line_bad.eq(1)
-        index_ready, new_frame = self._index_buffer(m, lo_byte, byte_reg, n_idx, bad_payload)
+        index_ready, new_frame, idx_wr = self._index_buffer(
+            m, lo_byte, byte_reg, n_idx, bad_payload
+        )
 
         byte = self.rx.payload
         # A byte is taken: every state that looks at this takes any byte offered, so it is
@@ -221,6 +262,21 @@ class FrameReceiver(wiring.Component):
                 fsm.goto(state)
 
             return body
+
+        # Whether the frame is a STEP (or STEPS) frame, registered: valid from LEN0 on (the
+        # decode of `code` in front of the payload registers' enables was the iCE40's
+        # critical path).
+        # (Without STEPS the decode stays: the formal harness's invariants are about `code`.)
+        is_step = code == p.CMD_STEP
+        if self.steps:
+            is_step = Signal()
+            m.d.sync += is_step.eq(code == p.CMD_STEP)
+            is_steps = Signal()
+            m.d.sync += is_steps.eq(code == p.CMD_STEPS)
+            steps_byte, steps_end, steps_seq = self._steps_input(
+                m, byte, lo_byte, byte_reg, new_frame, bad_payload, idx_wr
+            )
+            m.d.comb += self.frame.payload.seq.eq(Mux(is_steps, steps_seq, seq))
 
         with OneHotFSM(m, RX_STATES) as fsm:
             with fsm.state("HUNT"):
@@ -263,7 +319,7 @@ class FrameReceiver(wiring.Component):
 
                 def body():
                     m.d.sync += left.eq(left - 1)
-                    with m.If(code == p.CMD_STEP):
+                    with m.If(is_step):
                         m.d.sync += half.eq(~half)
                         with m.If(~half):
                             m.d.sync += lo_byte.eq(byte)
@@ -271,6 +327,9 @@ class FrameReceiver(wiring.Component):
                             m.d.sync += [seq.eq(Cat(lo_byte, byte)), seq_next.eq(0)]
                         with m.Else():
                             m.d.sync += index_ready.eq(1)
+                    if self.steps:
+                        with m.Elif(is_steps):
+                            steps_byte()
                     with m.Else():
                         m.d.sync += cfg.as_value().eq(Cat(cfg.as_value()[8:], byte))
                     with m.If(left == 1):
@@ -289,6 +348,11 @@ class FrameReceiver(wiring.Component):
                 # whether it comes out 0 is registered beside it, so that CHECK's offer to the
                 # executor starts from a register.
                 m.d.sync += crc_zero.eq(crc16_byte(crc, byte_reg) == 0)
+                if self.steps:
+                    # A STEPS frame's inputs for other than `steps` steps, registered with the
+                    # CRC (its last entry was stored by now).
+                    with m.If(is_steps & steps_end):
+                        m.d.sync += bad_payload.eq(1)
                 fsm.goto("CHECK")
 
             with fsm.state("CHECK"):
@@ -378,17 +442,135 @@ class FrameReceiver(wiring.Component):
                     checks.known.eq(1),
                     checks.ok.eq(~length[0] & ~empty & (length <= 2 * self.n_inputs + 2)),
                 ]
+            if self.steps:
+                with m.Case(p.CMD_STEPS):
+                    # The head, then at most two bytes per buffer entry (the exact count
+                    # depends on the encoding: checked as the entries arrive).
+                    head = self.steps_head
+                    m.d.comb += [
+                        checks.known.eq(1),
+                        checks.ok.eq((length >= head) & (length <= head + 2 * self.steps_buffer)),
+                    ]
         return checks
+
+    def _steps_input(self, m, byte, lo_byte, byte_reg, new_frame, bad_payload, idx_wr):
+        """The payload of a STEPS frame: the head taken as it arrives, the entries checked and
+        stored in the buffer in the cycle after their (last) byte came.
+
+        Returns the body for a payload byte (called as it is taken, in PAYLOAD), the signal,
+        valid from the cycle after the frame's last payload byte was processed, that says its
+        inputs do not make ``steps`` whole steps, and the frame's timestep.
+        """
+        n_in = self.n_inputs
+        head = self.steps_head
+        width = (n_in + 7) // 8  # bytes of a step's bitmap
+        index_width = self.index_width
+        depth = self.buffer_depth
+        frame = self.frame.payload
+        # The head, shifted in from the top byte by byte: timestep, steps, flags, report mask.
+        # Its fields are registers, and which byte comes next is `hleft` alone (a decode of a
+        # head position in front of the fields' enables was the iCE40's critical path).
+        head_reg = Signal(8 * head)
+        hleft = Signal(range(head + 1))  # head bytes still to come
+        in_head = Signal()  # `hleft` is not 0
+        steps = head_reg[16:24]
+        flags = head_reg[24:32]
+        report = head_reg[32:]
+        data_ready = Signal()  # `byte_reg` holds a bitmap byte to store
+        index_ready = Signal()  # `lo_byte`, `byte_reg` hold an index or end mark to store
+        half = Signal()  # a list's low byte came
+        wpos = Signal(range(depth + 1))  # entries stored
+        bpos = Signal(range(max(width, 1)))  # a bitmap's byte within its step
+        steps_got = Signal(range(depth + 1))  # whole steps stored
+        open_step = Signal()  # a list's step has an index and no end mark yet
+        prev = Signal(index_width)
+        full = Signal()  # `wpos` is at the buffer's end
+        m.d.comb += full.eq(wpos == depth)
+        m.d.comb += [
+            frame.steps.eq(steps),
+            frame.lists.eq(flags[0]),
+            frame.report.eq(report[: self.populations]),
+        ]
+        m.d.sync += [data_ready.eq(0), index_ready.eq(0)]
+
+        def body():
+            with m.If(in_head):
+                m.d.sync += [head_reg.eq(Cat(head_reg[8:], byte)), hleft.eq(hleft - 1)]
+                with m.If(hleft == 1):
+                    m.d.sync += in_head.eq(0)
+            with m.Elif(~flags[0]):
+                m.d.sync += data_ready.eq(1)
+            with m.Else():
+                m.d.sync += half.eq(~half)
+                with m.If(~half):
+                    m.d.sync += lo_byte.eq(byte)
+                with m.Else():
+                    m.d.sync += index_ready.eq(1)
+
+        with m.If(new_frame):
+            m.d.sync += [
+                hleft.eq(head),
+                in_head.eq(1),
+                head_reg.eq(0),
+                half.eq(0),
+                wpos.eq(0),
+                bpos.eq(0),
+                steps_got.eq(0),
+                open_step.eq(0),
+            ]
+        # From registers, as the STEP indices. An entry is stored whether it is good or not
+        # (a bad one fails the frame), so that no check is in front of the buffer's write.
+        end = (lo_byte == 0xFF) & (byte_reg == 0xFF)
+        index = Cat(lo_byte, byte_reg)
+        with m.If(data_ready):
+            pad = ~((1 << (n_in - 8 * (width - 1))) - 1) & 0xFF
+            last_byte = bpos == width - 1
+            m.d.comb += [idx_wr.addr.eq(wpos), idx_wr.data.eq(byte_reg), idx_wr.en.eq(~full)]
+            m.d.sync += wpos.eq(wpos + ~full)
+            with m.If(full | (last_byte & ((byte_reg & pad) != 0))):
+                m.d.sync += bad_payload.eq(1)
+            with m.If(last_byte):
+                m.d.sync += [bpos.eq(0), steps_got.eq(steps_got + 1)]
+            with m.Else():
+                m.d.sync += bpos.eq(bpos + 1)
+        with m.Elif(index_ready):
+            m.d.comb += [
+                idx_wr.addr.eq(wpos),
+                idx_wr.data.eq(Mux(end, 1 << index_width, index[:index_width])),
+                idx_wr.en.eq(~full),
+            ]
+            m.d.sync += wpos.eq(wpos + ~full)
+            with m.If(
+                full | (~end & ((index >= n_in) | (open_step & (index[:index_width] <= prev))))
+            ):
+                m.d.sync += bad_payload.eq(1)
+            with m.If(end):
+                m.d.sync += [steps_got.eq(steps_got + 1), open_step.eq(0)]
+            with m.Else():
+                m.d.sync += [open_step.eq(1), prev.eq(index)]
+
+        # The head whole, no flag but bit 0, 1 or more steps, and exactly `steps` of them
+        # stored (no list left open, no half entry, no part of a bitmap).
+        wrong = Signal()
+        m.d.comb += wrong.eq(
+            in_head
+            | ((flags & 0xFE) != 0)
+            | (steps == 0)
+            | (steps_got != steps)
+            | Mux(flags[0], open_step | half, bpos != 0)
+        )
+        return body, wrong, head_reg[:16]
 
     def _index_buffer(self, m, lo_byte, byte_reg, n_idx, bad_payload):
         """The STEP indices: checked and stored in the cycle after their high byte came.
 
-        Returns the register that says so (``index_ready``, set with the high byte) and the
-        strobe that empties the buffer for a new frame (``new_frame``).
+        Returns the register that says so (``index_ready``, set with the high byte), the
+        strobe that empties the buffer for a new frame (``new_frame``) and the buffer's write
+        port (the STEPS entries use it too).
         """
         n_in = self.n_inputs
         index_width = self.index_width
-        idx_mem = memory.Memory(shape=unsigned(index_width), depth=max(n_in, 1), init=[])
+        idx_mem = memory.Memory(shape=unsigned(self.buffer_width), depth=self.buffer_depth, init=[])
         m.submodules.idx_mem = idx_mem
         idx_wr = idx_mem.write_port()
         idx_rd = idx_mem.read_port()
@@ -415,4 +597,4 @@ class FrameReceiver(wiring.Component):
                 m.d.sync += bad_payload.eq(1)
             m.d.comb += [idx_wr.addr.eq(n_idx), idx_wr.data.eq(index), idx_wr.en.eq(1)]
             m.d.sync += [n_idx.eq(n_idx + 1), prev.eq(index), have_prev.eq(1)]
-        return index_ready, new_frame
+        return index_ready, new_frame, idx_wr

@@ -28,6 +28,10 @@ __all__ = [
     "CMD_CFG",
     "CMD_RESET",
     "CMD_LAST",
+    "CMD_STEPS",
+    "STEPS_MAX",
+    "STEPS_LIST",
+    "STEPS_END",
     "RESPONSE",
     "RSP_ERROR",
     "ERRORS",
@@ -51,11 +55,16 @@ __all__ = [
     "decode_step",
     "encode_step",
     "encode_cfg",
+    "steps_head_length",
+    "encode_steps",
+    "decode_steps",
+    "decode_steps_response",
+    "steps_entries",
 ]
 
 SYNC = 0x5A
 MAGIC = b"SPKF"
-VERSION = 3
+VERSION = 4
 # Bytes the board buffers from the host (its UART's receive FIFO): the driver sends frames without
 # waiting for each answer, as long as the frames not answered yet add up to at most this.
 RX_BUFFER = 512
@@ -67,7 +76,13 @@ CMD_STEP = 0x03  # timestep, input indices -> one timestep's output spikes and c
 CMD_CFG = 0x04  # one runtime write of the array's cfg port -> acknowledgement
 CMD_RESET = 0x05  # network state back to initial -> acknowledgement
 CMD_LAST = 0x06  # -> the response of the last STEP again (lost responses)
-COMMANDS = (CMD_IDENTIFY, CMD_STATUS, CMD_STEP, CMD_CFG, CMD_RESET, CMD_LAST)
+CMD_STEPS = 0x07  # timestep, many steps' inputs -> one short response frame per step
+COMMANDS = (CMD_IDENTIFY, CMD_STATUS, CMD_STEP, CMD_CFG, CMD_RESET, CMD_LAST, CMD_STEPS)
+# STEPS: at most this many steps in a frame; flag bit 0: index lists instead of bitmaps; the
+# end mark of a step's index list.
+STEPS_MAX = 255
+STEPS_LIST = 0x01
+STEPS_END = 0xFFFF
 # A successful response carries the command code with the top bit set.
 RESPONSE = 0x80
 RSP_ERROR = 0xFF
@@ -90,8 +105,9 @@ _CRC_POLY = 0x1021
 # Identity payload: magic, protocol version, lanes, stages, v_width, w_width, acc_width,
 # cfg_addr_width, cfg_data_width, populations, n_inputs, slots, weight_words, LIF neurons,
 # clock in Hz, network hash (sha256), layout hash (``ArrayPlan.layout_hash``: what a runtime
-# load cannot change, the neuron cores' decays among it).
-IDENTITY_FORMAT = "<4sBBBBBBBBBHHIHI32s8s"
+# load cannot change, the neuron cores' decays among it), entries of the STEPS buffer (0: no
+# STEPS).
+IDENTITY_FORMAT = "<4sBBBBBBBBBHHIHI32s8sH"
 IDENTITY_FIELDS = (
     "magic",
     "version",
@@ -110,6 +126,7 @@ IDENTITY_FIELDS = (
     "clock_hz",
     "network_hash",
     "layout_hash",
+    "steps_buffer",
 )
 # Status payload: flags (bit 0 busy, bit 1 modified: a CFG write since configuration, bit 2
 # runtime weights: a design whose weights have no initial contents and whose CFG weight writes
@@ -281,3 +298,77 @@ def decode_step(payload):
 def encode_cfg(mem, lane, addr, data, data_bytes):
     """CFG payload: memory code, lane, address (u16) and ``data_bytes`` bytes of data (LE)."""
     return struct.pack("<BBH", mem, lane, addr) + int(data).to_bytes(data_bytes, "little")
+
+
+def steps_head_length(populations):
+    """Bytes of a STEPS payload before the inputs: timestep, steps, flags, report mask."""
+    return 4 + (populations + 7) // 8
+
+
+def steps_entries(steps, n_inputs, lists):
+    """Buffer entries the inputs of ``steps`` (lists of ascending indices) take on the board:
+    ``ceil(n_inputs / 8)`` per step as bitmaps, one per index and end mark as lists."""
+    if lists:
+        return sum(len(step) + 1 for step in steps)
+    return len(steps) * ((n_inputs + 7) // 8)
+
+
+def encode_steps(timestep, steps, n_inputs, populations, report, lists):
+    """STEPS payload: ``steps`` (lists of input indices, ascending) from ``timestep``, with
+    population ``p`` reported when ``p`` is in ``report``; as index lists or bitmaps."""
+    if not 1 <= len(steps) <= STEPS_MAX:
+        raise SpikeforgeError(f"a STEPS frame carries 1 to {STEPS_MAX} steps, not {len(steps)}")
+    mask = bytearray((populations + 7) // 8)
+    for population in report:
+        mask[population // 8] |= 1 << population % 8
+    head = struct.pack("<HBB", timestep & 0xFFFF, len(steps), STEPS_LIST if lists else 0)
+    body = bytearray()
+    for step in steps:
+        if lists:
+            body += b"".join(struct.pack("<H", int(i)) for i in step)
+            body += struct.pack("<H", STEPS_END)
+        else:
+            bitmap = bytearray((n_inputs + 7) // 8)
+            for i in step:
+                bitmap[int(i) // 8] |= 1 << int(i) % 8
+            body += bitmap
+    return head + bytes(mask) + bytes(body)
+
+
+def decode_steps(payload, n_inputs, populations):
+    """A STEPS payload as ``(timestep, steps, report, lists)``, ``steps`` lists of indices
+    (the host-side reading of :func:`encode_steps`; no checks beyond the layout)."""
+    head = steps_head_length(populations)
+    timestep, count, flags = struct.unpack_from("<HBB", payload)
+    mask = payload[4:head]
+    report = [q for q in range(populations) if mask[q // 8] >> q % 8 & 1]
+    data = payload[head:]
+    steps = []
+    if flags & STEPS_LIST:
+        step = []
+        for n in range(0, len(data), 2):
+            index = data[n] | data[n + 1] << 8
+            if index == STEPS_END:
+                steps.append(step)
+                step = []
+            else:
+                step.append(index)
+    else:
+        width = (n_inputs + 7) // 8
+        for n in range(0, len(data), width):
+            chunk = data[n : n + width]
+            steps.append([i for i in range(n_inputs) if chunk[i // 8] >> i % 8 & 1])
+    if len(steps) != count:
+        raise FrameError(f"steps payload holds {len(steps)} steps, not {count}", ERR_PAYLOAD)
+    return timestep, steps, report, bool(flags & STEPS_LIST)
+
+
+def decode_steps_response(payload):
+    """A STEPS step response: ``(timestep_low_byte, cycles, [neuron, ...])``."""
+    if len(payload) < 4 or len(payload) % 2:
+        raise FrameError(
+            f"steps response has {len(payload)} bytes, expected 4 + 2 per spike", ERR_LENGTH
+        )
+    cycles = payload[1] | payload[2] << 8 | payload[3] << 16
+    spikes = [payload[n] | payload[n + 1] << 8 for n in range(4, len(payload), 2)]
+    return payload[0], cycles, spikes

@@ -28,9 +28,9 @@ from spikeforge.spec import protocol
 
 def test_no_wedge(formal, tmp_path):
     harness = HostLinkHarness(check=["live"])
-    # Every response, the longest (IDENTIFY, 73 bytes at up to 4 cycles each) included, and a
+    # Every response, the longest (IDENTIFY, 75 bytes at up to 4 cycles each) included, and a
     # UART error left pending behind it.
-    assert harness.quiet_bound == 348
+    assert harness.quiet_bound == 356
     assert_passes(prove(harness, "live", mode="prove", depth=3, build_dir=tmp_path))
 
 

@@ -68,7 +68,7 @@ def test_crc_and_frames():
     with pytest.raises(p.FrameError, match=r"^status response has 3 bytes, expected 19$"):
         p.decode_status(bytes(3))
     with pytest.raises(p.FrameError, match=r"^identify response has magic b'XXXX', not a "):
-        p.decode_identity(b"XXXX" + bytes(63))
+        p.decode_identity(b"XXXX" + bytes(65))
     with pytest.raises(
         SpikeforgeError,
         match=r"^frame code must be a byte and the payload at most "
@@ -285,7 +285,8 @@ def test_bad_frames_are_answered_and_change_nothing():
 
 
 # Frame and byte numbers count from the STATUS that `run` starts with (weights loaded?; its
-# response is 25 bytes, RESET's 6, then the six steps' 20, 17 and 4 x 14, pipelined in one batch).
+# response is 25 bytes, RESET's 6, IDENTIFY's 75 (does the board take STEPS?), then the six
+# steps' 20, 17 and 4 x 14, pipelined in one batch).
 @pytest.mark.parametrize(
     "faults,check",
     [
@@ -295,16 +296,16 @@ def test_bad_frames_are_answered_and_change_nothing():
         ({"write_faults": {4: "unsync"}}, "board errors"),
         # The RESET response and the last step's: the reset is sent again, the step's response
         # asked for again (LAST).
-        ({"read_faults": {27, 121}}, "last"),
+        ({"read_faults": {27, 196}}, "last"),
         # A step's response lost behind which more steps ran: reset, the steps run again.
-        ({"read_faults": {70}}, "replay"),
+        ({"read_faults": {145}}, "replay"),
     ],
 )
 def test_driver_recovers_from_damaged_bytes(faults, check):
     net = small_network(8)
     plan = compile_network(net, 2)
     spikes = random_spikes(np.random.default_rng(8), net, 6, activity=0.5)
-    port = FaultyPort(SimulatedBoard(plan), **faults)
+    port = FaultyPort(SimulatedBoard(plan, steps=False), **faults)  # STEP frames
     driver = HostDriver(port)
     _assert_same(driver.run(spikes, plan), run_network(net, spikes))
     assert port.injected == len(next(iter(faults.values()))) and driver.recovered >= 1
