@@ -198,6 +198,14 @@ class CommandExecutor(wiring.Component):
 
         cfg = frame.cfg
         cfg_ok = self._cfg_in_range(m, cfg)
+        # The CFG write on offer to the array whenever a frame is (`valid` says when it is
+        # one): gated by the state, its 100-odd bits took as many LUTs.
+        m.d.comb += [
+            array.cfg.payload.mem.eq(cfg.mem[:2]),
+            array.cfg.payload.lane.eq(cfg.lane[:LANE_WIDTH]),
+            array.cfg.payload.addr.eq(cfg.addr),
+            array.cfg.payload.data.eq(cfg.data),
+        ]
         # A STEP frame is for the array's timestep: compared every cycle into a register, as the
         # frame's `seq` came at least three cycles before its offer and the timestep holds still
         # between steps.
@@ -258,13 +266,7 @@ class CommandExecutor(wiring.Component):
                     respond("RESET")
 
             with fsm.state("CFG_WRITE"):
-                m.d.comb += [
-                    array.cfg.valid.eq(1),
-                    array.cfg.payload.mem.eq(cfg.mem[:2]),
-                    array.cfg.payload.lane.eq(cfg.lane[:LANE_WIDTH]),
-                    array.cfg.payload.addr.eq(cfg.addr),
-                    array.cfg.payload.data.eq(cfg.data),
-                ]
+                m.d.comb += array.cfg.valid.eq(1)
                 with m.If(array.cfg.ready):
                     m.d.sync += modified.eq(1)
                     respond("CFG")
@@ -455,10 +457,19 @@ class CommandExecutor(wiring.Component):
         # The RAM's address: the identity byte or the spike entry.
         rd_addr = Signal(range(ident_base + len(self.identity)))
         m.d.comb += spk_rd.addr.eq(rd_addr)
-        # The status-like payloads are taken into a shift register when the response starts
-        # and sent from its low byte: a multiplexer over the status word in front of the
-        # transmitter was the iCE40's critical path. The status word holds still meanwhile.
-        snap = Signal(8 * _STATUS_LENGTH)
+        # The status-like payloads are read a byte at a time from the status word (the error
+        # and its frame's code past it) into `cur`, a byte ahead of the transmitter: a
+        # multiplexer over the word straight in front of the transmitter was the iCE40's
+        # critical path, and a shift register loaded from the word (152 flip-flops, each
+        # behind a multiplexer of three sources) took about 300 cells of the 2,048-neuron
+        # iCE40 board top. `src` is the byte `cur` takes next; the 8-byte head of a STEP
+        # response is bytes 5 to 8 (`cycles`), then 1 to 4 (`timestep`). The status word and
+        # the error hold still while a response goes out.
+        word = Cat(status, error, Const(0, 8 - len(error)), self.frame.payload.code)
+        src = Signal(range(_STATUS_LENGTH + 3))
+        cur = Signal(8)
+        following = Mux(step & (src == 9), 1, src)
+        first = Mux(chosen.STEP, 5, Mux(chosen.ERROR, _STATUS_LENGTH, 0))
         with m.If(restart):
             m.d.sync += [
                 ident.eq(chosen.IDENTIFY),
@@ -467,14 +478,9 @@ class CommandExecutor(wiring.Component):
                 in_spikes.eq(0),
                 sp_j.eq(0),
                 rd_addr.eq(Mux(chosen.IDENTIFY, ident_base, 0)),
+                cur.eq(word.word_select(first, 8)),
+                src.eq(first + 1),
             ]
-            with m.If(chosen.STEP):
-                # `cycles` (bytes 5 to 8 of the status), then `timestep` (1 to 4).
-                m.d.sync += snap.eq(Cat(status[40:72], status[8:40]))
-            with m.Elif(chosen.ERROR):
-                m.d.sync += [snap[:8].eq(error), snap[8:16].eq(self.frame.payload.code)]
-            with m.Else():
-                m.d.sync += snap.eq(status)
 
         out = self.payload.payload
         entry = spk_rd.data
@@ -492,11 +498,16 @@ class CommandExecutor(wiring.Component):
                 with m.Case(2):
                     m.d.comb += out.eq(index[8:16])
         with m.Else():
-            m.d.comb += out.eq(snap[:8])
+            m.d.comb += out.eq(cur)
 
         with m.If(self.payload.valid & self.payload.ready):
             with m.If(~in_spikes):
-                m.d.sync += [snap.eq(snap[8:]), head.eq(head[1:]), in_spikes.eq(step & ~head[1])]
+                m.d.sync += [
+                    cur.eq(word.word_select(following, 8)),
+                    src.eq(following + 1),
+                    head.eq(head[1:]),
+                    in_spikes.eq(step & ~head[1]),
+                ]
                 with m.If(ident):
                     m.d.sync += rd_addr.eq(rd_addr + 1)
             with m.Elif(sp_j == 2):
