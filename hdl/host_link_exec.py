@@ -382,20 +382,26 @@ class CommandExecutor(wiring.Component):
     def _collect(self, m):
         """The output spikes of a step, collected whenever the array produces them.
 
-        They go to a block RAM, at most one per LIF neuron and step; the identity sits past
-        them, one byte per entry: in the block RAM the spikes take anyway rather than in a
-        multiplexer of constants. Returns the spike count and the RAM's read port.
+        They go to a block RAM, at most one per LIF neuron and step; the identity is a memory
+        of its own, read at the same address. Past the spikes in one RAM it made the 2,048
+        entries of the 2,048-neuron iCE40 board top 2,115, which Yosys built of 256 x 16
+        blocks stacked in depth, and the read multiplexer over them was that top's critical
+        path (2,048 x 12 take six 2048 x 2 blocks side by side, read without one; the identity
+        goes to logic or a block of its own). Returns the spike count and the read ports of
+        the spikes and the identity.
         """
         array = self.array
-        ident_base = self.neurons
         spk_mem = memory.Memory(
-            shape=unsigned(max(self.spike_width, 8)),
-            depth=ident_base + len(self.identity),
-            init=[0] * ident_base + list(self.identity),
+            shape=unsigned(self.spike_width), depth=max(self.neurons, 2), init=[]
         )
         m.submodules.spk_mem = spk_mem
+        ident_mem = memory.Memory(
+            shape=unsigned(8), depth=len(self.identity), init=list(self.identity)
+        )
+        m.submodules.ident_mem = ident_mem
         spk_wr = spk_mem.write_port()
         spk_rd = spk_mem.read_port()
+        ident_rd = ident_mem.read_port()
         n_spk = Signal(range(self.neurons + 1))
         m.d.comb += [
             array.spike_out.ready.eq(1),
@@ -409,7 +415,7 @@ class CommandExecutor(wiring.Component):
         ]
         with m.If(array.spike_out.valid):
             m.d.sync += n_spk.eq(n_spk + 1)
-        return n_spk, spk_rd
+        return n_spk, (spk_rd, ident_rd)
 
     def _header(self, m, chosen, n_spk):
         """The header offered for the response ``chosen``: its code and payload length."""
@@ -444,7 +450,6 @@ class CommandExecutor(wiring.Component):
         critical path of the GW1NR-9 and the ECP5.
         """
         restart = Signal()
-        ident_base = self.neurons
         # The response is an identity (`ident`), or a STEP (`step`), past its 8-byte head
         # when `head[0]` is low, then at byte `sp_j` of the spike entry at `rd_addr`.
         ident = Signal()
@@ -454,22 +459,22 @@ class CommandExecutor(wiring.Component):
         # registers (that decode in front of it was the GW1NR-9's critical path).
         in_spikes = Signal()
         sp_j = Signal(2)
-        # The RAM's address: the identity byte or the spike entry.
-        rd_addr = Signal(range(ident_base + len(self.identity)))
-        m.d.comb += spk_rd.addr.eq(rd_addr)
-        # The status-like payloads are read a byte at a time from the status word (the error
-        # and its frame's code past it) into `cur`, a byte ahead of the transmitter: a
-        # multiplexer over the word straight in front of the transmitter was the iCE40's
-        # critical path, and a shift register loaded from the word (152 flip-flops, each
-        # behind a multiplexer of three sources) took about 300 cells of the 2,048-neuron
-        # iCE40 board top. `src` is the byte `cur` takes next; the 8-byte head of a STEP
-        # response is bytes 5 to 8 (`cycles`), then 1 to 4 (`timestep`). The status word and
-        # the error hold still while a response goes out.
-        word = Cat(status, error, Const(0, 8 - len(error)), self.frame.payload.code)
+        # The RAMs' address: the identity byte or the spike entry.
+        spk_rd, ident_rd = spk_rd
+        rd_addr = Signal(range(max(self.neurons, len(self.identity))))
+        m.d.comb += [spk_rd.addr.eq(rd_addr), ident_rd.addr.eq(rd_addr)]
+        # The status-like payloads are read a byte at a time from the status word into `cur`,
+        # a byte ahead of the transmitter: a multiplexer over the word straight in front of the
+        # transmitter was the iCE40's critical path, and a shift register loaded from the word
+        # (152 flip-flops, each behind a multiplexer of three sources) took about 300 cells of
+        # the 2,048-neuron iCE40 board top. A response's first byte is chosen from three
+        # (status byte 0, byte 5 for a STEP, the error); `src` is the byte of `word` that
+        # `cur` takes next: the 8-byte head of a STEP response is bytes 5 to 8 (`cycles`),
+        # then 1 to 4 (`timestep`), an error response the error, then its frame's code (byte
+        # 20). The status word and the frame hold still while a response goes out.
+        word = Cat(status, Const(0, 8), self.frame.payload.code)
         src = Signal(range(_STATUS_LENGTH + 3))
         cur = Signal(8)
-        following = Mux(step & (src == 9), 1, src)
-        first = Mux(chosen.STEP, 5, Mux(chosen.ERROR, _STATUS_LENGTH, 0))
         with m.If(restart):
             m.d.sync += [
                 ident.eq(chosen.IDENTIFY),
@@ -477,15 +482,15 @@ class CommandExecutor(wiring.Component):
                 head.eq(0xFF),
                 in_spikes.eq(0),
                 sp_j.eq(0),
-                rd_addr.eq(Mux(chosen.IDENTIFY, ident_base, 0)),
-                cur.eq(word.word_select(first, 8)),
-                src.eq(first + 1),
+                rd_addr.eq(0),
+                cur.eq(Mux(chosen.STEP, status[40:48], Mux(chosen.ERROR, error, status[:8]))),
+                src.eq(Mux(chosen.STEP, 6, Mux(chosen.ERROR, _STATUS_LENGTH + 1, 1))),
             ]
 
         out = self.payload.payload
         entry = spk_rd.data
         with m.If(ident):
-            m.d.comb += out.eq(entry[:8])
+            m.d.comb += out.eq(ident_rd.data)
         with m.Elif(in_spikes):
             # The payload layout of spike_out: population, then index.
             pop = entry[: self.pop_width]
@@ -503,8 +508,8 @@ class CommandExecutor(wiring.Component):
         with m.If(self.payload.valid & self.payload.ready):
             with m.If(~in_spikes):
                 m.d.sync += [
-                    cur.eq(word.word_select(following, 8)),
-                    src.eq(following + 1),
+                    cur.eq(word.word_select(src, 8)),
+                    src.eq(Mux(step & (src == 8), 1, src + 1)),
                     head.eq(head[1:]),
                     in_spikes.eq(step & ~head[1]),
                 ]
