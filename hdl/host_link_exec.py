@@ -382,26 +382,36 @@ class CommandExecutor(wiring.Component):
     def _collect(self, m):
         """The output spikes of a step, collected whenever the array produces them.
 
-        They go to a block RAM, at most one per LIF neuron and step; the identity is a memory
-        of its own, read at the same address. Past the spikes in one RAM it made the 2,048
-        entries of the 2,048-neuron iCE40 board top 2,115, which Yosys built of 256 x 16
-        blocks stacked in depth, and the read multiplexer over them was that top's critical
-        path (2,048 x 12 take six 2048 x 2 blocks side by side, read without one; the identity
-        goes to logic or a block of its own). Returns the spike count and the read ports of
-        the spikes and the identity.
+        They go to a block RAM, at most one per LIF neuron and step. The identity sits past
+        them, one byte per entry: in the block RAM the spikes take anyway rather than in a
+        multiplexer of constants; unless the spikes take more than one 256-word block and the
+        identity would take the RAM past the power of two of words they round up to. Then it
+        is a memory of its own, read at the same address: past the 2,048 spikes of the
+        2,048-neuron iCE40 board top it made 2,115 words, which Yosys built of 256 x 16 blocks
+        stacked in depth, and the read multiplexer over them was that top's critical path
+        (2,048 x 12 take six 2048 x 2 blocks side by side, read without one; the identity went
+        to logic). Returns the spike count, the read port of the spikes, that of the identity
+        (None when it is in the spikes' RAM) and the address of its first byte.
         """
         array = self.array
+        neurons = self.neurons
+        apart = neurons > 256 and neurons + len(self.identity) > 1 << bits_for(neurons - 1)
+        ident_base = 0 if apart else neurons
         spk_mem = memory.Memory(
-            shape=unsigned(self.spike_width), depth=max(self.neurons, 2), init=[]
+            shape=unsigned(self.spike_width if apart else max(self.spike_width, 8)),
+            depth=neurons if apart else ident_base + len(self.identity),
+            init=[] if apart else [0] * ident_base + list(self.identity),
         )
         m.submodules.spk_mem = spk_mem
-        ident_mem = memory.Memory(
-            shape=unsigned(8), depth=len(self.identity), init=list(self.identity)
-        )
-        m.submodules.ident_mem = ident_mem
         spk_wr = spk_mem.write_port()
         spk_rd = spk_mem.read_port()
-        ident_rd = ident_mem.read_port()
+        ident_rd = None
+        if apart:
+            ident_mem = memory.Memory(
+                shape=unsigned(8), depth=len(self.identity), init=list(self.identity)
+            )
+            m.submodules.ident_mem = ident_mem
+            ident_rd = ident_mem.read_port()
         n_spk = Signal(range(self.neurons + 1))
         m.d.comb += [
             array.spike_out.ready.eq(1),
@@ -415,7 +425,7 @@ class CommandExecutor(wiring.Component):
         ]
         with m.If(array.spike_out.valid):
             m.d.sync += n_spk.eq(n_spk + 1)
-        return n_spk, (spk_rd, ident_rd)
+        return n_spk, (spk_rd, ident_rd, ident_base)
 
     def _header(self, m, chosen, n_spk):
         """The header offered for the response ``chosen``: its code and payload length."""
@@ -459,10 +469,14 @@ class CommandExecutor(wiring.Component):
         # registers (that decode in front of it was the GW1NR-9's critical path).
         in_spikes = Signal()
         sp_j = Signal(2)
-        # The RAMs' address: the identity byte or the spike entry.
-        spk_rd, ident_rd = spk_rd
-        rd_addr = Signal(range(max(self.neurons, len(self.identity))))
-        m.d.comb += [spk_rd.addr.eq(rd_addr), ident_rd.addr.eq(rd_addr)]
+        # The RAM's address: the identity byte or the spike entry.
+        spk_rd, ident_rd, ident_base = spk_rd
+        rd_addr = Signal(range(max(ident_base + len(self.identity), self.neurons)))
+        m.d.comb += spk_rd.addr.eq(rd_addr)
+        ident_data = spk_rd.data[:8]
+        if ident_rd is not None:
+            m.d.comb += ident_rd.addr.eq(rd_addr)
+            ident_data = ident_rd.data
         # The status-like payloads are read a byte at a time from the status word into `cur`,
         # a byte ahead of the transmitter: a multiplexer over the word straight in front of the
         # transmitter was the iCE40's critical path, and a shift register loaded from the word
@@ -482,7 +496,7 @@ class CommandExecutor(wiring.Component):
                 head.eq(0xFF),
                 in_spikes.eq(0),
                 sp_j.eq(0),
-                rd_addr.eq(0),
+                rd_addr.eq(Mux(chosen.IDENTIFY, ident_base, 0)),
                 cur.eq(Mux(chosen.STEP, status[40:48], Mux(chosen.ERROR, error, status[:8]))),
                 src.eq(Mux(chosen.STEP, 6, Mux(chosen.ERROR, _STATUS_LENGTH + 1, 1))),
             ]
@@ -490,7 +504,7 @@ class CommandExecutor(wiring.Component):
         out = self.payload.payload
         entry = spk_rd.data
         with m.If(ident):
-            m.d.comb += out.eq(ident_rd.data)
+            m.d.comb += out.eq(ident_data)
         with m.Elif(in_spikes):
             # The payload layout of spike_out: population, then index.
             pop = entry[: self.pop_width]

@@ -5,11 +5,14 @@ the UART-level runs are in test_host_link_uart.py. Runtime about 25 s of CPU (45
 shared cores).
 """
 
+import struct
+
 import numpy as np
 import pytest
 from host_link_cases import FaultyPort, relayout_variant, small_network
 from network_cases import distinct_decays, many_decays_network, random_spikes
 
+from spikeforge.bench.networks import capacity_network
 from spikeforge.boards.host import HostDriver, HostLinkError, SimulatedBoard
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import Network
@@ -415,3 +418,19 @@ def test_runtime_load_of_runtime_decays():
     _assert_same(driver.run(spikes, plan), golden)
     driver.load(other_plan)
     _assert_same(driver.run(spikes, other_plan), golden_other)
+
+
+def test_identity_apart_from_the_spike_ram():
+    """Over 256 LIF neurons, the identity past the spike entries would take their RAM past
+    the power of two of words they round up to (480 + 67 > 512): it is a memory of its own
+    (``CommandExecutor._collect``), and IDENTIFY and the steps read as before."""
+    net = capacity_network(480)
+    plan = compile_network(net, 4)
+    assert 480 + struct.calcsize(p.IDENTITY_FORMAT) > 512
+    spikes = random_spikes(np.random.default_rng(5), net, 3, activity=0.5)
+    driver = HostDriver(SimulatedBoard(plan))
+    assert driver.check_plan(plan)["network_hash"] == net.network_hash()
+    run = driver.run(spikes)
+    golden = run_network(net, spikes)
+    _assert_same(run, golden)
+    assert _fired(golden) > 0
