@@ -247,16 +247,21 @@ class NeuronArray(wiring.Component):
             row = pack_params(pop.params, plan.core_decay_sets, **synaptic)
             row["bias"] = 0 if plan.bias_memory else plan.population_bias(pop)
             param_rows.append(row)
-        # At least two rows (and two words in every memory): a one-word memory would have a
-        # zero-width address, which Verilator rejects.
         # The parameter rows are few and wide (over 100 bits): as block RAM they would take
-        # seven iCE40 EBRs for two rows, so they are kept in logic.
-        self.param_mem = memory.Memory(
-            shape=self.param_layout,
-            depth=max(len(param_rows), 2),
-            init=param_rows,
-            attrs={"ram_style": "logic"},
-        )
+        # seven iCE40 EBRs for two rows, so they are kept in logic. One row (one LIF
+        # population) is a register (`param_mem` None, `param_row` its contents): a memory
+        # needs at least two words (a one-word memory would have a zero-width address, which
+        # Verilator rejects), and the unused one, the read register and the write port's
+        # registers were about 250 flip-flops of the 2,048-neuron iCE40 board top.
+        self.param_row = param_rows[0] if len(param_rows) == 1 else None
+        self.param_mem = None
+        if self.param_row is None:
+            self.param_mem = memory.Memory(
+                shape=self.param_layout,
+                depth=len(param_rows),
+                init=param_rows,
+                attrs={"ram_style": "logic"},
+            )
 
         self.cfg_addr_width = bits_for(max(plan.weight_words, plan.slots, len(param_rows)) - 1)
         self.cfg_data_width = max(
@@ -389,7 +394,8 @@ class NeuronArray(wiring.Component):
             m.submodules[f"state{l}"] = self.state_mem[l]
             if self.bias_mem:
                 m.submodules[f"bias{l}"] = self.bias_mem[l]
-        m.submodules.params = self.param_mem
+        if self.param_mem is not None:
+            m.submodules.params = self.param_mem
         if self.runtime_weights:
             m.submodules.weights = s.store = self.weight_store
 
@@ -402,7 +408,13 @@ class NeuronArray(wiring.Component):
         s.st_rd = [mem.read_port() for mem in self.state_mem]
         s.st_wr = [mem.write_port() for mem in self.state_mem]
         s.b_rd = [mem.read_port() for mem in self.bias_mem]
-        s.p_rd = self.param_mem.read_port()
+        # `s.params`: the parameter row of population `k` (with a memory, read a cycle after
+        # `k` is set; the schedule waits for it in PARAMS and RESET_PARAMS).
+        if self.param_mem is not None:
+            s.p_rd = self.param_mem.read_port()
+            s.params = s.p_rd.data
+        else:
+            s.params = Signal(self.param_layout, init=self.param_row, name="params")
         # Written only by the cfg port; the state and accumulator memories share the port of
         # the datapath, which is idle while cfg writes are accepted.
         if self.weight_mem is not None:
@@ -410,7 +422,9 @@ class NeuronArray(wiring.Component):
         elif self.weight_ports is not None:
             s.w_wr = [ports.write for ports in self.weight_ports]
         s.b_wr = [mem.write_port() for mem in self.bias_mem]
-        s.p_wr = self.param_mem.write_port()
+        s.p_wr = None
+        if self.param_mem is not None:
+            s.p_wr = self.param_mem.write_port()
 
     def _step_counters(self, m, s):
         """The accumulator bank of the step, the LIF population ``k`` and the cycle count."""
@@ -436,9 +450,19 @@ class NeuronArray(wiring.Component):
             s.k, [(1 << (p.size - (p.rows - 1) * lanes)) - 1 for p in lifs], lanes
         )
         # The row's slot and accumulator address are counters beside upd_row rather than sums,
-        # so the memory addresses come straight from flip-flops.
-        s.upd_slot = Signal(self.slot_width)
-        s.upd_acc_addr = Signal(bits_for(plan.acc_banks * plan.slots - 1))
+        # so the memory addresses come straight from flip-flops. With one LIF population (slot
+        # base 0) the slot is the row, and with one accumulator bank so is the accumulator
+        # address: the row counter itself (and the registers that carry them beside the read
+        # stage and the cores are the row's, which Yosys merges), on the 2,048-neuron iCE40
+        # board top about 80 flip-flops fewer.
+        acc_addr_width = bits_for(plan.acc_banks * plan.slots - 1)
+        one_row_counter = (
+            len(lifs) == 1 and lifs[0].slot_base == 0 and self.slot_width == self.row_width
+        )
+        s.upd_slot = s.upd_row if one_row_counter else Signal(self.slot_width)
+        s.upd_acc_addr = Signal(acc_addr_width)
+        if one_row_counter and plan.acc_banks == 1 and acc_addr_width == self.row_width:
+            s.upd_acc_addr = s.upd_row
 
         # Likewise "this is the population's last row" and "k is the last LIF population" are
         # flags kept beside their counters, not compares in front of the state register.
@@ -450,7 +474,8 @@ class NeuronArray(wiring.Component):
         synaptic read-modify-write of the accumulators, which also clears them on reset."""
         plan = self.plan
         lanes = plan.lanes
-        m.d.comb += s.p_rd.addr.eq(s.k)
+        if self.param_mem is not None:
+            m.d.comb += s.p_rd.addr.eq(s.k)
         walk_valid, walk_addr = self._walk_issue(m, s)
         upd = self._upd_issue(m, s)
         s.issue_valid_d = issue_valid_d = Signal()
@@ -653,7 +678,7 @@ class NeuronArray(wiring.Component):
                 core.v.eq(s.v_q[l]),
                 core.r.eq(s.r_q[l]),
                 core.acc.eq(s.acc_q[l]),
-                core.params.eq(s.p_rd.data),
+                core.params.eq(s.params),
             ]
             if self.plan.per_neuron:
                 # The neuron's own values replace the population row's (docs/array.md).

@@ -4,10 +4,10 @@ Each function adds one unit to the module of :meth:`~spikeforge.hdl.array.Neuron
 (``docs/array.md``), with ``m``, ``array`` and ``s`` as in :mod:`.array_deliver`.
 """
 
-from amaranth.hdl import Cat, Mux, Signal
+from amaranth.hdl import Cat, Mux, Shape, Signal
 
 from .arith import bits_for
-from .array_ports import CfgMemory
+from .array_ports import CfgLayout, CfgMemory
 
 __all__ = ["SCHEDULE_STATES", "cfg_loader", "schedule"]
 
@@ -40,16 +40,34 @@ def cfg_loader(m, array, s):
     # path from the state register (ready) to the memories' write ports has a register in
     # it; the write lands two cycles after acceptance, before any read of a step started in
     # the same cycle can reach the memory (the first weight read comes three cycles later).
-    cfg = Signal.like(array.cfg.payload)
+    # The wide registers (a register parameter row, a weight burst) load the data straight
+    # from the port instead: the copy then carries only the bits its other writes use (on
+    # the 2,048-neuron iCE40 board top 18 of 84, a copy of the row fewer).
+    taken = array.cfg.valid & array.cfg.ready
+    width = _copy_width(array, s)
+    if width == array.cfg_data_width:
+        cfg = Signal.like(array.cfg.payload)
+        m.d.sync += cfg.eq(array.cfg.payload)
+    else:
+        cfg = Signal(CfgLayout(array.cfg_addr_width, width), name="cfg")
+        m.d.sync += cfg.eq(array.cfg.payload.as_value()[: cfg.shape().size])
     cfg_write = Signal()
-    m.d.sync += [cfg.eq(array.cfg.payload), cfg_write.eq(array.cfg.valid & array.cfg.ready)]
-    m.d.sync += [
-        s.p_wr.addr.eq(cfg.addr),
-        s.p_wr.data.eq(cfg.data),
-        s.p_wr.en.eq(cfg_write & (cfg.mem == CfgMemory.PARAMS)),
-    ]
+    m.d.sync += cfg_write.eq(taken)
+    if s.p_wr is not None:
+        m.d.sync += [
+            s.p_wr.addr.eq(cfg.addr),
+            s.p_wr.data.eq(cfg.data),
+            s.p_wr.en.eq(cfg_write & (cfg.mem == CfgMemory.PARAMS)),
+        ]
+    else:
+        # The one row is a register, written as the item is taken: two cycles earlier than a
+        # memory's row would be, which no reader sees (the schedule reads it only after
+        # PARAMS or RESET_PARAMS).
+        item = array.cfg.payload
+        with m.If(taken & (item.mem == CfgMemory.PARAMS) & (item.addr == 0)):
+            m.d.sync += s.params.eq(item.data)
     if array.runtime_weights:
-        _weight_bursts(m, array, s, cfg, cfg_write)
+        _weight_bursts(m, array, s, cfg, cfg_write, taken)
     else:
         s.take_start = array.start
     reset_row, reset_slot = _reset_rows(m, array, s)
@@ -76,7 +94,7 @@ def cfg_loader(m, array, s):
         with m.If(reset_row):
             m.d.sync += [
                 s.st_wr[l].addr.eq(reset_slot),
-                s.st_wr[l].data.v.eq(s.bias_q[l].v_rest if plan.per_neuron else s.p_rd.data.v_rest),
+                s.st_wr[l].data.v.eq(s.bias_q[l].v_rest if plan.per_neuron else s.params.v_rest),
                 s.st_wr[l].data.r.eq(0),
                 s.st_wr[l].en.eq(1),
             ]
@@ -84,6 +102,19 @@ def cfg_loader(m, array, s):
                 m.d.sync += s.st_wr[l].data.i.eq(0)
             if plan.delayed_reset:
                 m.d.sync += s.st_wr[l].data.s.eq(0)
+
+
+def _copy_width(array, s):
+    """Data bits of the registered copy of a cfg item: those of the writes that take it (the
+    weight, bias, state and parameter memories' ports), all of them with a parameter memory."""
+    if s.p_wr is not None:
+        return array.cfg_data_width
+    widths = [array.state_layout.size]
+    if array.bias_shape is not None:
+        widths.append(Shape.cast(array.bias_shape).width)
+    if not array.runtime_weights:
+        widths.append(array.plan.w_width)
+    return max(widths)
 
 
 def _reset_rows(m, array, s):
@@ -113,7 +144,7 @@ def _reset_rows(m, array, s):
     return valid, slot
 
 
-def _weight_bursts(m, array, s, cfg, cfg_write):
+def _weight_bursts(m, array, s, cfg, cfg_write, taken):
     """The weight items of ``cfg`` into the one-port weight store, a burst of words each.
 
     Sets ``s.cfg_ready`` and ``s.take_start``, both held off while a burst is landing, and
@@ -134,14 +165,15 @@ def _weight_bursts(m, array, s, cfg, cfg_write):
     b_lane = Signal(lanes)
     with m.If(cfg_write & (cfg.mem == CfgMemory.WEIGHTS)):
         # A lane past the last one is no lane: 1 << lane is cut to `lanes` bits.
-        m.d.sync += [
-            b_addr.eq(cfg.addr),
-            b_data.eq(cfg.data),
-            b_left.eq(burst),
-            b_lane.eq(1 << cfg.lane),
-        ]
+        m.d.sync += [b_addr.eq(cfg.addr), b_left.eq(burst), b_lane.eq(1 << cfg.lane)]
     with m.Elif(b_left != 0):
         m.d.sync += [b_addr.eq(b_addr + 1), b_data.eq(b_data >> wd), b_left.eq(b_left - 1)]
+    # The burst's data straight from the port, a cycle before the rest (the copy of the item
+    # need not be as wide): no burst is landing when an item is taken, so it holds until the
+    # burst starts.
+    item = array.cfg.payload
+    with m.If(taken & (item.mem == CfgMemory.WEIGHTS)):
+        m.d.sync += b_data.eq(item.data)
     # Registered, so that the store's address and enables come from flip-flops.
     st_addr = Signal.like(store.addr)
     st_data = Signal(wd)

@@ -231,6 +231,14 @@ class CommandExecutor(wiring.Component):
 
         cfg = frame.cfg
         cfg_ok = self._cfg_in_range(m, cfg)
+        # The CFG write on offer to the array whenever a frame is (`valid` says when it is
+        # one): gated by the state, its 100-odd bits took as many LUTs.
+        m.d.comb += [
+            array.cfg.payload.mem.eq(cfg.mem[:2]),
+            array.cfg.payload.lane.eq(cfg.lane[:LANE_WIDTH]),
+            array.cfg.payload.addr.eq(cfg.addr),
+            array.cfg.payload.data.eq(cfg.data),
+        ]
         # A STEP frame is for the array's timestep: compared every cycle into a register, as the
         # frame's `seq` came at least three cycles before its offer and the timestep holds still
         # between steps.
@@ -307,13 +315,7 @@ class CommandExecutor(wiring.Component):
                     respond("RESET")
 
             with fsm.state("CFG_WRITE"):
-                m.d.comb += [
-                    array.cfg.valid.eq(1),
-                    array.cfg.payload.mem.eq(cfg.mem[:2]),
-                    array.cfg.payload.lane.eq(cfg.lane[:LANE_WIDTH]),
-                    array.cfg.payload.addr.eq(cfg.addr),
-                    array.cfg.payload.data.eq(cfg.data),
-                ]
+                m.d.comb += array.cfg.valid.eq(1)
                 with m.If(array.cfg.ready):
                     m.d.sync += modified.eq(1)
                     respond("CFG")
@@ -370,7 +372,7 @@ class CommandExecutor(wiring.Component):
         if self.steps:
             # The sender of STEPS responses shares the transmitter: it has it while a STEPS
             # frame runs, the executor's own answers all other times.
-            header, byte, h_valid, p_valid = self._stream(m, ring, spk_rd)
+            header, byte, h_valid, p_valid = self._stream(m, ring, spk_rd[0])
             m.d.comb += [
                 self.header.payload.eq(Mux(streaming, header, main_header)),
                 self.header.valid.eq(Mux(streaming, h_valid, main_header_valid)),
@@ -449,25 +451,43 @@ class CommandExecutor(wiring.Component):
     def _collect(self, m, streaming):
         """The output spikes of a step, collected whenever the array produces them.
 
-        They go to a block RAM, at most one per LIF neuron and step; the identity sits past
+        They go to a block RAM, at most one per LIF neuron and step. The identity sits past
         them, one byte per entry: in the block RAM the spikes take anyway rather than in a
-        multiplexer of constants. While a STEPS frame runs (``streaming``) the same entries
-        are a ring: the reported spikes as neuron numbers, from `wpos` on, read by the sender
-        from `rp` on; a step starts only while it has room for all its spikes. Returns the spike count of a STEP, the
-        RAM's read port and the ring's registers by name (None without ``steps``).
+        multiplexer of constants; unless the spikes take more than one 256-word block and the
+        identity would take the RAM past the power of two of words they round up to. Then it
+        is a memory of its own, read at the same address: past the 2,048 spikes of the
+        2,048-neuron iCE40 board top it made 2,115 words, which Yosys built of 256 x 16 blocks
+        stacked in depth, and the read multiplexer over them was that top's critical path
+        (2,048 x 12 take six 2048 x 2 blocks side by side, read without one; the identity went
+        to logic). While a STEPS frame runs (``streaming``) the spike entries are a ring: the
+        reported spikes as neuron numbers, from `wpos` on, read by the sender from `rp` on; a
+        step starts only while it has room for all its spikes. Returns the spike count of a
+        STEP; the read port of the spikes, that of the identity (None when it is in the
+        spikes' RAM) and the address of its first byte; and the ring's registers by name
+        (None without ``steps``).
         """
         array = self.array
         neurons = self.neurons
-        ident_base = neurons
+        apart = neurons > 256 and neurons + len(self.identity) > 1 << bits_for(neurons - 1)
+        ident_base = 0 if apart else neurons
         flat_width = bits_for(max(neurons - 1, 0))
+        width = max(self.spike_width, flat_width)
         spk_mem = memory.Memory(
-            shape=unsigned(max(self.spike_width, flat_width, 8)),
-            depth=ident_base + len(self.identity),
-            init=[0] * ident_base + list(self.identity),
+            shape=unsigned(width if apart else max(width, 8)),
+            depth=neurons if apart else ident_base + len(self.identity),
+            init=[] if apart else [0] * ident_base + list(self.identity),
         )
         m.submodules.spk_mem = spk_mem
         spk_wr = spk_mem.write_port()
         spk_rd = spk_mem.read_port()
+        ident_rd = None
+        if apart:
+            ident_mem = memory.Memory(
+                shape=unsigned(8), depth=len(self.identity), init=list(self.identity)
+            )
+            m.submodules.ident_mem = ident_mem
+            ident_rd = ident_mem.read_port()
+        ports = (spk_rd, ident_rd, ident_base)
         n_spk = Signal(range(neurons + 1))
         out = array.spike_out
         m.d.comb += [
@@ -485,7 +505,7 @@ class CommandExecutor(wiring.Component):
             ]
             with m.If(out.valid):
                 m.d.sync += n_spk.eq(n_spk + 1)
-            return n_spk, spk_rd, None
+            return n_spk, ports, None
 
         depth, _ = buffer_shape(self.plan.n_inputs, True)
         ring = dict(
@@ -539,7 +559,7 @@ class CommandExecutor(wiring.Component):
                 total = total + Mux(self.frame.payload.report[number], population.size, 0)
         ring["room"] = Signal()
         m.d.sync += [reported.eq(total), ring["room"].eq(ring["count"] + reported <= neurons)]
-        return n_spk, spk_rd, ring
+        return n_spk, ports, ring
 
     def _feed(self, m):
         """The stream of input events into the array. With ``steps`` it goes through a FIFO
@@ -792,7 +812,6 @@ class CommandExecutor(wiring.Component):
         critical path of the GW1NR-9 and the ECP5.
         """
         restart = Signal()
-        ident_base = self.neurons
         # The response is an identity (`ident`), or a STEP (`step`), past its 8-byte head
         # when `head[0]` is low, then at byte `sp_j` of the spike entry at `rd_addr`.
         ident = Signal()
@@ -803,12 +822,25 @@ class CommandExecutor(wiring.Component):
         in_spikes = Signal()
         sp_j = Signal(2)
         # The RAM's address: the identity byte or the spike entry.
-        rd_addr = Signal(range(ident_base + len(self.identity)))
+        spk_rd, ident_rd, ident_base = spk_rd
+        rd_addr = Signal(range(max(ident_base + len(self.identity), self.neurons)))
         m.d.comb += spk_rd.addr.eq(rd_addr)
-        # The status-like payloads are taken into a shift register when the response starts
-        # and sent from its low byte: a multiplexer over the status word in front of the
-        # transmitter was the iCE40's critical path. The status word holds still meanwhile.
-        snap = Signal(8 * _STATUS_LENGTH)
+        ident_data = spk_rd.data[:8]
+        if ident_rd is not None:
+            m.d.comb += ident_rd.addr.eq(rd_addr)
+            ident_data = ident_rd.data
+        # The status-like payloads are read a byte at a time from the status word into `cur`,
+        # a byte ahead of the transmitter: a multiplexer over the word straight in front of the
+        # transmitter was the iCE40's critical path, and a shift register loaded from the word
+        # (152 flip-flops, each behind a multiplexer of three sources) took about 300 cells of
+        # the 2,048-neuron iCE40 board top. A response's first byte is chosen from three
+        # (status byte 0, byte 5 for a STEP, the error); `src` is the byte of `word` that
+        # `cur` takes next: the 8-byte head of a STEP response is bytes 5 to 8 (`cycles`),
+        # then 1 to 4 (`timestep`), an error response the error, then its frame's code (byte
+        # 20). The status word and the frame hold still while a response goes out.
+        word = Cat(status, Const(0, 8), self.frame.payload.code)
+        src = Signal(range(_STATUS_LENGTH + 3))
+        cur = Signal(8)
         with m.If(restart):
             m.d.sync += [
                 ident.eq(chosen.IDENTIFY),
@@ -817,18 +849,13 @@ class CommandExecutor(wiring.Component):
                 in_spikes.eq(0),
                 sp_j.eq(0),
                 rd_addr.eq(Mux(chosen.IDENTIFY, ident_base, 0)),
+                cur.eq(Mux(chosen.STEP, status[40:48], Mux(chosen.ERROR, error, status[:8]))),
+                src.eq(Mux(chosen.STEP, 6, Mux(chosen.ERROR, _STATUS_LENGTH + 1, 1))),
             ]
-            with m.If(chosen.STEP):
-                # `cycles` (bytes 5 to 8 of the status), then `timestep` (1 to 4).
-                m.d.sync += snap.eq(Cat(status[40:72], status[8:40]))
-            with m.Elif(chosen.ERROR):
-                m.d.sync += [snap[:8].eq(error), snap[8:16].eq(self.frame.payload.code)]
-            with m.Else():
-                m.d.sync += snap.eq(status)
 
         entry = spk_rd.data
         with m.If(ident):
-            m.d.comb += out.eq(entry[:8])
+            m.d.comb += out.eq(ident_data)
         with m.Elif(in_spikes):
             # The payload layout of spike_out: population, then index.
             pop = entry[: self.pop_width]
@@ -841,11 +868,16 @@ class CommandExecutor(wiring.Component):
                 with m.Case(2):
                     m.d.comb += out.eq(index[8:16])
         with m.Else():
-            m.d.comb += out.eq(snap[:8])
+            m.d.comb += out.eq(cur)
 
         with m.If(valid & self.payload.ready):
             with m.If(~in_spikes):
-                m.d.sync += [snap.eq(snap[8:]), head.eq(head[1:]), in_spikes.eq(step & ~head[1])]
+                m.d.sync += [
+                    cur.eq(word.word_select(src, 8)),
+                    src.eq(Mux(step & (src == 8), 1, src + 1)),
+                    head.eq(head[1:]),
+                    in_spikes.eq(step & ~head[1]),
+                ]
                 with m.If(ident):
                     m.d.sync += rd_addr.eq(rd_addr + 1)
             with m.Elif(sp_j == 2):

@@ -115,14 +115,6 @@ class FrameTransmitter(wiring.Component):
                     with m.Else():
                         fsm.goto("TX_PAYLOAD")
 
-            with fsm.state("TX_PAYLOAD"):
-                m.d.comb += self.payload.ready.eq(~t_full)
-                with m.If(self.payload.valid & ~t_full):
-                    send(self.payload.payload, crc_it=1)
-                    m.d.sync += t_len.eq(t_len - 1)
-                    with m.If(t_one):
-                        fsm.goto("TX_CRC0")
-
             with fsm.state("TX_CRC0"):
                 # The last payload byte was folded in while it waited for `tx`.
                 with m.If(~t_full):
@@ -138,6 +130,17 @@ class FrameTransmitter(wiring.Component):
                 with m.If(~t_full):
                     m.d.comb += self.done.eq(1)
                     fsm.goto("TX_IDLE")
+
+            # Last, so that its byte is the last choice in front of `byte_reg` (the states are
+            # one-hot: the order changes nothing else): the payload byte comes from the
+            # executor's multiplexers, on the iCE40's critical path.
+            with fsm.state("TX_PAYLOAD"):
+                m.d.comb += self.payload.ready.eq(~t_full)
+                with m.If(self.payload.valid & ~t_full):
+                    send(self.payload.payload, crc_it=1)
+                    m.d.sync += t_len.eq(t_len - 1)
+                    with m.If(t_one):
+                        fsm.goto("TX_CRC0")
 
             states = {name: fsm.ongoing(name) for name in TX_STATES}
         self.probes = dict(

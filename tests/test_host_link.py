@@ -5,11 +5,14 @@ the UART-level runs are in test_host_link_uart.py. Runtime about 25 s of CPU (45
 shared cores).
 """
 
+import struct
+
 import numpy as np
 import pytest
 from host_link_cases import FaultyPort, relayout_variant, small_network
 from network_cases import distinct_decays, many_decays_network, random_spikes
 
+from spikeforge.bench.networks import capacity_network
 from spikeforge.boards.host import HostDriver, HostLinkError, SimulatedBoard
 from spikeforge.gen.compile import compile_network
 from spikeforge.gen.network import Network
@@ -416,3 +419,19 @@ def test_runtime_load_of_runtime_decays():
     assert plan.runtime_decay and plan.decay_sets != other_plan.decay_sets
     spikes = random_spikes(np.random.default_rng(13), net, 4, activity=0.5)
     _assert_loads_at_runtime(net, other, plan, other_plan, spikes)
+
+
+def test_identity_apart_from_the_spike_ram():
+    """Over 256 LIF neurons, the identity past the spike entries would take their RAM past
+    the power of two of words they round up to (480 + 69 > 512): it is a memory of its own
+    (``CommandExecutor._collect``), and IDENTIFY, STEPS and STEP read as before."""
+    net = capacity_network(480)
+    plan = compile_network(net, 4)
+    assert 480 + struct.calcsize(p.IDENTITY_FORMAT) > 512
+    spikes = random_spikes(np.random.default_rng(5), net, 3, activity=0.5)
+    driver = HostDriver(SimulatedBoard(plan))
+    assert driver.check_plan(plan)["network_hash"] == net.network_hash()
+    golden = run_network(net, spikes)
+    _assert_same(driver.run(spikes), golden)
+    _assert_same(HostDriver(SimulatedBoard(plan, steps=False)).run(spikes, plan), golden)
+    assert _fired(golden) > 0
