@@ -195,11 +195,12 @@ def emulated_design(
     baud=None,
     weights="auto",
     byte_level=False,
+    steps=True,
 ):
     """The design ``spikeforge build`` would make for ``net`` on ``board_name``, as Verilog.
 
-    The arguments are those of :func:`spikeforge.boards.flow.build_network`, checked the same
-    way, plus ``byte_level``.
+    The arguments are those of :func:`spikeforge.boards.flow.build_network` (``steps`` among
+    them), checked the same way, plus ``byte_level``.
 
     Raises
     ------
@@ -221,6 +222,7 @@ def emulated_design(
         clock_mhz=clock_mhz,
         baud=baud,
         runtime_weights=weights == "spram",
+        steps=steps,
     )
     if byte_level:
         # The top's own link, its byte streams as ports; the UART and the LEDs are left out.

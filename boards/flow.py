@@ -92,6 +92,7 @@ def build_network(
     report_path=None,
     weights="auto",
     inference_steps=None,
+    steps=True,
 ):
     """Build the board top of ``net`` for ``board_name`` and return the build report.
 
@@ -103,7 +104,8 @@ def build_network(
     or ``"auto"`` (module docstring). The report adds ``baud``, ``clock_runs`` (``[clock_mhz,
     fmax_mhz]`` of every place and route, in order) and ``timesteps_per_s`` (at the clock, from
     ``step_cycles``); for a classifier that takes ``inference_steps`` timesteps an input,
-    ``inferences_per_s`` too.
+    ``inferences_per_s`` too. ``steps`` False leaves STEPS out of the host link (the report's
+    ``steps``): STEP frames only, fewer logic cells.
     """
     board = get_board(board_name)
     check_lanes(lanes, "--lanes", SpikeforgeError)
@@ -123,7 +125,7 @@ def build_network(
         check_baud(baud, fixed)
     plan = compile_network(net, lanes)
     weights = choose_weights(plan, board, weights)
-    extra = design_fields(net, plan, stages, weights)
+    extra = dict(design_fields(net, plan, stages, weights), steps=steps)
     if inference_steps is not None:
         check_int("inference_steps", inference_steps, 1, 1 << 30, error=SpikeforgeError)
         extra["inference_steps"] = inference_steps
@@ -139,6 +141,7 @@ def build_network(
             clock_mhz=clock_mhz,
             baud=link_baud,
             runtime_weights=weights == "spram",
+            steps=steps,
         )
         report = build(
             top,

@@ -110,6 +110,9 @@ class BoardTop(Elaboratable):
     runtime_weights : bool
         Weights in SPRAM (iCE40 UltraPlus) or another store without initial contents, loaded
         by the host after configuration (``NeuronArray(runtime_weights=True)``).
+    steps : bool
+        The host link takes STEPS frames (``HostLink(steps=...)``, ``docs/host-link.md``):
+        many timesteps a frame. Without them, STEP frames only and fewer logic cells.
 
     Raises
     ------
@@ -118,7 +121,15 @@ class BoardTop(Elaboratable):
     """
 
     def __init__(
-        self, board, plan, *, stages=4, clock_mhz=None, baud=DEFAULT_BAUD, runtime_weights=False
+        self,
+        board,
+        plan,
+        *,
+        stages=4,
+        clock_mhz=None,
+        baud=DEFAULT_BAUD,
+        runtime_weights=False,
+        steps=True,
     ):
         try:
             board = get_board(board) if isinstance(board, str) else board
@@ -142,6 +153,7 @@ class BoardTop(Elaboratable):
             clock_hz=clock_hz,
             timeout=byte_timeout(clock_hz, divisor),
             runtime_weights=runtime_weights,
+            steps=steps,
         )
         self.clock_hz = clock_hz
 

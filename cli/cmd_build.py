@@ -69,6 +69,13 @@ def add_parser(subparsers):
         "(iCE40 UltraPlus SPRAM, loaded by 'spikeforge run'), or auto "
         "(default: spram when block RAM is too small)",
     )
+    build.add_argument(
+        "--no-steps",
+        dest="steps",
+        action="store_false",
+        help="host link without STEPS frames (one timestep a frame): fewer logic cells, "
+        "for a network that fills the device",
+    )
     build.add_argument("--report", metavar="FILE.json", help="also write the report here")
     build.add_argument(
         "-o",
@@ -139,6 +146,7 @@ def run_build(args):
             clock=args.clock,
             baud=args.baud,
             weights=args.weights,
+            steps=args.steps,
         )
     except ReportError as error:
         # The timing report is still worth keeping where it was asked for.

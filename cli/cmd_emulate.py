@@ -45,6 +45,12 @@ def add_parser(subparsers):
         help="bram, spram or auto (default), as for 'spikeforge build'",
     )
     parser.add_argument(
+        "--no-steps",
+        dest="steps",
+        action="store_false",
+        help="host link without STEPS frames, as 'spikeforge build --no-steps'",
+    )
+    parser.add_argument(
         "--byte-level",
         action="store_true",
         help="drive the host link's byte streams instead of the UART pins (faster)",
@@ -93,6 +99,7 @@ def run_emulate(args):
         baud=args.baud,
         weights=args.weights,
         byte_level=args.byte_level,
+        steps=args.steps,
     )
     emulator = Emulator(design, faults=args.faults, seed=args.seed, waves=args.waves, window=window)
     # A service manager or `kill` stops it with SIGTERM: the same clean stop as Ctrl-C (the

@@ -62,8 +62,9 @@ def test_build_command_icebreaker(tmp_path, capsys):
         "baud",
         "clock_runs",
         "timesteps_per_s",
+        "steps",
     }
-    assert report["weights"] == "bram" and report["sprams"] == 0
+    assert report["weights"] == "bram" and report["sprams"] == 0 and report["steps"] is True
     neurons = sum(p.size for p in net.lif_populations)
     synapses = sum(int((proj.weights != 0).sum()) for proj in net.projections)
     assert (report["neurons"], report["synapses"], report["lanes"], report["stages"]) == (

@@ -116,6 +116,7 @@ def test_real_build(name, tmp_path, monkeypatch):
         "baud",
         "clock_runs",
         "timesteps_per_s",
+        "steps",
     }
     assert report["clock_runs"] == [[report["clock_mhz"], report["fmax_mhz"]]]
     assert (report["neurons"], report["synapses"]) == (6, 22)

@@ -284,3 +284,50 @@ def test_build_clock_through_pll(files, capsys, monkeypatch):
     # The top elaborates (and so its parts count as used).
     files = get_board("icebreaker").platform().build(seen["top"], do_build=False).files
     assert "top.il" in files
+
+
+@pytest.mark.parametrize("flags, steps", [((), True), (("--no-steps",), False)])
+def test_build_with_and_without_steps(files, capsys, monkeypatch, flags, steps):
+    # `--no-steps` builds the host link without STEPS frames (fewer logic cells): the top's
+    # link, its identity (steps_buffer 0 tells the driver to send STEP frames) and the report.
+    from spikeforge.boards import build as build_module
+    from spikeforge.boards import flow
+    from spikeforge.spec import protocol as p
+
+    seen = {}
+
+    def fake_build(top, board, build_dir, *, clock_mhz, check_timing, extra):
+        seen.update(top=top, extra=extra)
+        raise build_module.BuildError("stopped before the tools")
+
+    monkeypatch.setattr(flow, "build", fake_build)
+    _, _, folder = files
+    args = ("build", folder / "net.json", "--board", "icebreaker", "--clock", "12")
+    status, _, err = cli(capsys, *args, *flags, "-o", folder / "b")
+    assert (status, err) == (EXIT_TOOL, "spikeforge: error: stopped before the tools\n")
+    link = seen["top"].link.link
+    assert link.steps is steps and seen["extra"]["steps"] is steps
+    identity = p.decode_identity(link.identity)
+    assert (identity["steps_buffer"] > 0) is steps
+    files = get_board("icebreaker").platform().build(seen["top"], do_build=False).files
+    assert "top.il" in files
+
+
+def test_emulate_without_steps(files, capsys, monkeypatch):
+    # `spikeforge emulate --no-steps` serves the design `build --no-steps` makes.
+    from spikeforge.cli import cmd_emulate
+    from spikeforge.spec.errors import SpikeforgeError
+
+    seen = {}
+
+    def fake_design(net, board, **options):
+        seen.update(options)
+        raise SpikeforgeError("stopped before the emulator")
+
+    monkeypatch.setattr(cmd_emulate, "emulated_design", fake_design)
+    _, _, folder = files
+    status, _, err = cli(
+        capsys, "emulate", folder / "net.json", "--board", "icebreaker", "--no-steps"
+    )
+    assert (status, err) == (2, "spikeforge: error: stopped before the emulator\n")
+    assert seen["steps"] is False
