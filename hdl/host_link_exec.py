@@ -370,12 +370,20 @@ class CommandExecutor(wiring.Component):
         if self.steps:
             # The sender of STEPS responses shares the transmitter: it has it while a STEPS
             # frame runs, the executor's own answers all other times.
-            header, byte, h_valid, p_valid = self._stream(m, ring, spk_rd)
+            header, byte, h_valid = self._stream(m, ring, spk_rd)
+            # The payload is on offer from the header's handshake until the response is out,
+            # in SEND and R_SEND alike: a register of its own, not a multiplexer of the two
+            # states, since it goes through the transmitter's choice of its byte register
+            # (the iCE40's critical path, 41.6 MHz at 39.75).
+            sending = Signal()
+            m.d.sync += sending.eq(
+                Mux(self.sent, 0, sending | (self.header.valid & self.header.ready))
+            )
             m.d.comb += [
                 self.header.payload.eq(Mux(streaming, header, main_header)),
                 self.header.valid.eq(Mux(streaming, h_valid, main_header_valid)),
                 self.payload.payload.eq(Mux(streaming, byte, main_byte)),
-                self.payload.valid.eq(Mux(streaming, p_valid, main_payload_valid)),
+                self.payload.valid.eq(sending),
             ]
         else:
             m.d.comb += [
@@ -709,13 +717,12 @@ class CommandExecutor(wiring.Component):
     def _stream(self, m, ring, spk_rd):
         """The sender of STEPS responses: for each queued record a frame (code 0x87) of the
         step's timestep (low byte), cycles (24 bits) and its spikes from the ring, 2 bytes
-        each. Returns its header, its payload byte and their valids."""
+        each. Returns its header, its payload byte and the header's valid."""
         queue = self._queue_regs
         head = queue["head"]
         count = head[32:]
         header = Signal(HeaderLayout)
         h_valid = Signal()
-        p_valid = Signal()
         snap = Signal(32)  # the response's head bytes, sent from the low byte
         left = Signal(range(_STEPS_HEAD + 1))  # head bytes still to send
         in_spikes = Signal()
@@ -744,7 +751,7 @@ class CommandExecutor(wiring.Component):
                 with m.If(self.header.ready):
                     fsm.goto("R_SEND")
             with fsm.state("R_SEND"):
-                m.d.comb += p_valid.eq(1)
+                # (The payload's `valid` is the executor's `sending`.)
                 with m.If(self.payload.ready):
                     with m.If(~in_spikes):
                         m.d.sync += [snap.eq(snap[8:]), left.eq(left - 1)]
@@ -762,7 +769,7 @@ class CommandExecutor(wiring.Component):
                 with m.If(self.sent):
                     m.d.comb += queue["pop"].eq(1)
                     fsm.goto("R_IDLE")
-        return header, byte, h_valid, p_valid
+        return header, byte, h_valid
 
     def _header(self, m, chosen, n_spk, header):
         """The header (``header``) for the response ``chosen``: its code and payload length."""
