@@ -263,6 +263,8 @@ class FrameReceiver(wiring.Component):
                 fail(p.ERR_LINE, flush=True)
             with m.Elif(got):
                 m.d.sync += [byte_reg.eq(byte), fold.eq(1)]
+                if self.steps:
+                    m.d.sync += byte_prev.eq(byte_reg)
                 state_body()
             with m.Elif(timed_out):
                 fail(p.ERR_TIMEOUT, flush=False)
@@ -276,8 +278,13 @@ class FrameReceiver(wiring.Component):
             return body
 
         if self.steps:
+            # The byte received before `byte_reg`: a STEPS index's low byte when its high
+            # byte is in `byte_reg` (taken into `lo_byte` as a STEP index's is, its enable had
+            # the STEPS head and encoding in front of it: the GW1NR-9's critical path, 109 MHz
+            # at 111).
+            byte_prev = Signal(8)
             steps_byte, steps_end, steps_seq = self._steps_input(
-                m, byte, lo_byte, byte_reg, new_frame, bad_payload, idx_wr
+                m, byte, byte_prev, byte_reg, new_frame, bad_payload, idx_wr
             )
             m.d.comb += self.frame.payload.seq.eq(Mux(is_steps, steps_seq, seq))
 
@@ -460,7 +467,7 @@ class FrameReceiver(wiring.Component):
                 m.d.comb += [checks.known.eq(1), checks.ok.eq(steps_ok)]
         return checks
 
-    def _steps_input(self, m, byte, lo_byte, byte_reg, new_frame, bad_payload, idx_wr):
+    def _steps_input(self, m, byte, byte_prev, byte_reg, new_frame, bad_payload, idx_wr):
         """The payload of a STEPS frame: the head taken as it arrives, the entries checked and
         stored in the buffer in the cycle after their (last) byte came.
 
@@ -484,7 +491,7 @@ class FrameReceiver(wiring.Component):
         flags = head_reg[24:32]
         report = head_reg[32:]
         data_ready = Signal()  # `byte_reg` holds a bitmap byte to store
-        index_ready = Signal()  # `lo_byte`, `byte_reg` hold an index or end mark to store
+        index_ready = Signal()  # `byte_prev`, `byte_reg` hold an index or end mark to store
         half = Signal()  # a list's low byte came
         wpos = Signal(range(depth + 1))  # entries stored
         bpos = Signal(range(max(width, 1)))  # a bitmap's byte within its step
@@ -509,9 +516,7 @@ class FrameReceiver(wiring.Component):
                 m.d.sync += data_ready.eq(1)
             with m.Else():
                 m.d.sync += half.eq(~half)
-                with m.If(~half):
-                    m.d.sync += lo_byte.eq(byte)
-                with m.Else():
+                with m.If(half):
                     m.d.sync += index_ready.eq(1)
 
         with m.If(new_frame):
@@ -527,8 +532,8 @@ class FrameReceiver(wiring.Component):
             ]
         # From registers, as the STEP indices. An entry is stored whether it is good or not
         # (a bad one fails the frame), so that no check is in front of the buffer's write.
-        end = (lo_byte == 0xFF) & (byte_reg == 0xFF)
-        index = Cat(lo_byte, byte_reg)
+        end = (byte_prev == 0xFF) & (byte_reg == 0xFF)
+        index = Cat(byte_prev, byte_reg)
         with m.If(data_ready):
             pad = ~((1 << (n_in - 8 * (width - 1))) - 1) & 0xFF
             last_byte = bpos == width - 1
