@@ -381,7 +381,11 @@ class CommandExecutor(wiring.Component):
             )
             m.d.comb += [
                 self.header.payload.eq(Mux(streaming, header, main_header)),
-                self.header.valid.eq(Mux(streaming, h_valid, main_header_valid)),
+                # An OR, not a multiplexer on `streaming`: the sender offers a header only
+                # while a STEPS frame runs and ANSWER never comes then, and this goes into the
+                # first of the transmitter's choices for its byte register (the iCE40's
+                # critical path, 40.1 MHz at 39.75, through one gate less).
+                self.header.valid.eq(h_valid | main_header_valid),
                 self.payload.payload.eq(Mux(streaming, byte, main_byte)),
                 self.payload.valid.eq(sending),
             ]
