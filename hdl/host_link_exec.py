@@ -194,6 +194,16 @@ class CommandExecutor(wiring.Component):
         command = Signal(CommandLayout)  # the frame's command, decoded when it is taken on
         offer = Signal()  # in FEED: an input event (or the end) is on offer to the array
         m.d.comb += self.indices.addr.eq(feed)
+        entry = None
+        if self.steps:
+            # The buffer's read data, registered every cycle before it is used: from a DP16KD's
+            # output (5.8 ns) through the choice of the input FIFO's data, or through the
+            # decode of a STEPS entry, it was the ECP5's critical path (112 to 121 MHz at
+            # 120). A STEP's index then takes one cycle more (`settled`); a STEPS entry does
+            # not (S_GOT comes three cycles after `rpos` moves).
+            entry = Signal.like(self.indices.data)
+            settled = Signal()
+            m.d.sync += entry.eq(self.indices.data)
         # A STEPS frame, for the array's timestep (`steps_go`) or not (`steps_stale`).
         steps_go = Signal()
         steps_stale = Signal()
@@ -322,8 +332,16 @@ class CommandExecutor(wiring.Component):
                 # The index buffer's read of address `feed` lands in the next cycle; whether
                 # it is past the last index is registered meanwhile, so that the array's
                 # intake starts from registers (it was the iCE40's critical path).
-                m.d.sync += [last.eq(feed == frame.count), offer.eq(1)]
-                fsm.goto("FEED")
+                m.d.sync += last.eq(feed == frame.count)
+                if self.steps:
+                    # Two cycles: `entry` holds the read in the second's next.
+                    m.d.sync += settled.eq(~settled)
+                    with m.If(settled):
+                        m.d.sync += offer.eq(1)
+                        fsm.goto("FEED")
+                else:
+                    m.d.sync += offer.eq(1)
+                    fsm.goto("FEED")
 
             with fsm.state("FEED"):
                 # `offer` is high in this state, a register of its own instead of a decode of
@@ -331,7 +349,7 @@ class CommandExecutor(wiring.Component):
                 m.d.comb += [
                     feed_in.valid.eq(offer),
                     feed_in.payload.end.eq(last),
-                    feed_in.payload.index.eq(self.indices.data),
+                    feed_in.payload.index.eq(self.indices.data if entry is None else entry),
                 ]
                 with m.If(feed_in.ready):
                     m.d.sync += offer.eq(0)
@@ -350,7 +368,7 @@ class CommandExecutor(wiring.Component):
                 respond("STEP")
 
             if self.steps:
-                self._run_steps(m, fsm, start, streaming, ring, feed_in)
+                self._run_steps(m, fsm, start, streaming, ring, feed_in, entry)
 
             with fsm.state("ANSWER"):
                 # One cycle: the transmitter is idle and takes the header at once.
@@ -582,7 +600,7 @@ class CommandExecutor(wiring.Component):
         ]
         return feed_in
 
-    def _run_steps(self, m, fsm, start, streaming, ring, feed_in):
+    def _run_steps(self, m, fsm, start, streaming, ring, feed_in, entry):
         """The states of a STEPS frame: each step started, its inputs read from the buffer
         and offered to the array, its record queued for the sender; the frame taken when the
         last record is sent."""
@@ -600,12 +618,9 @@ class CommandExecutor(wiring.Component):
         with m.If(streaming):
             m.d.comb += self.indices.addr.eq(rpos)
         queue = self._queue(m, ring)
-        # The buffer's read data, registered every cycle: decoded straight from the block
-        # RAM's output it was the ECP5's critical path (a DP16KD's clock-to-output is 5.8 ns).
-        # `rpos` moves only in S_GOT and S_GOT comes at least three cycles after it (S_GOT,
-        # S_OFFER or S_BITS, S_READ), so `entry` holds the entry at `rpos` by then.
-        entry = Signal.like(self.indices.data)
-        m.d.sync += entry.eq(self.indices.data)
+        # `entry` is the buffer's read data, registered: `rpos` moves only in S_GOT and S_GOT
+        # comes at least three cycles after it (S_GOT, S_OFFER or S_BITS, S_READ), so `entry`
+        # holds the entry at `rpos` by then.
 
         with fsm.state("S_NEXT"):
             with m.If(~array.busy & (queue["n"] != 2) & ring["room"]):

@@ -255,7 +255,17 @@ class FrameReceiver(wiring.Component):
             m.d.sync += is_step.eq(code == p.CMD_STEP)
             is_steps = Signal()
             m.d.sync += is_steps.eq(code == p.CMD_STEPS)
-            kinds = (is_step, is_steps)
+            # And the other kinds, for the header checks alone.
+            is_bare = Signal()  # a command without payload
+            m.d.sync += is_bare.eq(
+                (code == p.CMD_IDENTIFY)
+                | (code == p.CMD_STATUS)
+                | (code == p.CMD_RESET)
+                | (code == p.CMD_LAST)
+            )
+            is_cfg = Signal()
+            m.d.sync += is_cfg.eq(code == p.CMD_CFG)
+            kinds = (is_bare, is_cfg, is_step, is_steps)
         checked = Signal(HeaderChecks)
         m.d.sync += checked.eq(self.header_checks(m, code, Cat(lo_byte, byte), kinds))
 
@@ -445,34 +455,36 @@ class FrameReceiver(wiring.Component):
     def header_checks(self, m, code, length, kinds=None):
         """The checks of a header with ``code`` and ``length``, as a :class:`HeaderChecks`
         value made in ``m`` (also used by the formal harness). With ``steps``, ``kinds`` are
-        the registers that say the code is STEP and STEPS (registered from it)."""
+        the registers that say the code is one without payload, CFG, STEP and STEPS
+        (registered from it), which then replace its decode."""
         checks = Signal(HeaderChecks)
         empty = length == 0
         m.d.comb += checks.empty.eq(empty)
         # The timestep (2 bytes), then 2 bytes per index: an even LEN, not 0 (the term `empty`
         # has anyway, not another comparison: the GW1NR-9's critical path).
         step_ok = ~length[0] & ~empty & _at_most(length, 2 * self.n_inputs + 2)
-        with m.Switch(code):
-            with m.Case(p.CMD_IDENTIFY, p.CMD_STATUS, p.CMD_RESET, p.CMD_LAST):
-                m.d.comb += [checks.known.eq(1), checks.ok.eq(length == 0)]
-            with m.Case(p.CMD_CFG):
-                m.d.comb += [checks.known.eq(1), checks.ok.eq(length == self.cfg_length)]
-            if kinds is None:
+        cfg_ok = length == self.cfg_length
+        if kinds is None:
+            with m.Switch(code):
+                with m.Case(p.CMD_IDENTIFY, p.CMD_STATUS, p.CMD_RESET, p.CMD_LAST):
+                    m.d.comb += [checks.known.eq(1), checks.ok.eq(empty)]
+                with m.Case(p.CMD_CFG):
+                    m.d.comb += [checks.known.eq(1), checks.ok.eq(cfg_ok)]
                 with m.Case(p.CMD_STEP):
                     m.d.comb += [checks.known.eq(1), checks.ok.eq(step_ok)]
-        if kinds is not None:
-            # STEP and STEPS from their registered kinds, past the decode of `code`: with
-            # STEPS's case in it, that decode in front of `checked` was the GW1NR-9's critical
-            # path (84 MHz at 111).
-            is_step, is_steps = kinds
-            # The head, then at most two bytes per buffer entry (the exact count depends on
-            # the encoding: checked as the entries arrive).
-            head = self.steps_head
-            steps_ok = ~_at_most(length, head - 1) & _at_most(length, head + 2 * self.steps_buffer)
-            with m.If(is_step):
-                m.d.comb += [checks.known.eq(1), checks.ok.eq(step_ok)]
-            with m.Elif(is_steps):
-                m.d.comb += [checks.known.eq(1), checks.ok.eq(steps_ok)]
+            return checks
+        # From the registered kinds, an AND-OR: the decode of `code` in front of `checked`
+        # (with STEPS's case in it) was the GW1NR-9's critical path (84 MHz at 111), and
+        # then, as a chain of choices, the iCE40's (42.9 MHz at 39.75).
+        bare, cfg, step, steps = kinds
+        # The head, then at most two bytes per buffer entry (the exact count depends on the
+        # encoding: checked as the entries arrive).
+        head = self.steps_head
+        steps_ok = ~_at_most(length, head - 1) & _at_most(length, head + 2 * self.steps_buffer)
+        m.d.comb += [
+            checks.known.eq(bare | cfg | step | steps),
+            checks.ok.eq((bare & empty) | (cfg & cfg_ok) | (step & step_ok) | (steps & steps_ok)),
+        ]
         return checks
 
     def _steps_input(self, m, byte, byte_prev, byte_reg, new_frame, bad_payload, idx_wr):
