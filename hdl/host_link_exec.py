@@ -199,7 +199,7 @@ class CommandExecutor(wiring.Component):
             # The buffer's read data, registered every cycle before it is used: from a DP16KD's
             # output (5.8 ns) through the choice of the input FIFO's data, or through the
             # decode of a STEPS entry, it was the ECP5's critical path (112 to 121 MHz at
-            # 120). A STEP's index then takes one cycle more (`settled`); a STEPS entry does
+            # 120). A STEP's index then takes one cycle more (`settled`, in FEED: not another term in front of FEED_WAIT); a STEPS entry does
             # not (S_GOT comes three cycles after `rpos` moves).
             entry = Signal.like(self.indices.data)
             settled = Signal()
@@ -338,14 +338,11 @@ class CommandExecutor(wiring.Component):
                 # intake starts from registers (it was the iCE40's critical path).
                 m.d.sync += last.eq(feed == frame.count)
                 if self.steps:
-                    # Two cycles: `entry` holds the read in the second's next.
-                    m.d.sync += settled.eq(~settled)
-                    with m.If(settled):
-                        m.d.sync += offer.eq(1)
-                        fsm.goto("FEED")
+                    # `entry` holds the read in FEED's second cycle: `offer` rises then.
+                    m.d.sync += settled.eq(1)
                 else:
                     m.d.sync += offer.eq(1)
-                    fsm.goto("FEED")
+                fsm.goto("FEED")
 
             with fsm.state("FEED"):
                 # `offer` is high in this state, a register of its own instead of a decode of
@@ -355,7 +352,10 @@ class CommandExecutor(wiring.Component):
                     feed_in.payload.end.eq(last),
                     feed_in.payload.index.eq(self.indices.data if entry is None else entry),
                 ]
-                with m.If(feed_in.ready):
+                if self.steps:
+                    with m.If(settled):
+                        m.d.sync += [settled.eq(0), offer.eq(1)]
+                with m.If(offer & feed_in.ready):
                     m.d.sync += offer.eq(0)
                     with m.If(last):
                         fsm.goto("STEP_WAIT")
