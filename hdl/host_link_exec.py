@@ -194,6 +194,16 @@ class CommandExecutor(wiring.Component):
         command = Signal(CommandLayout)  # the frame's command, decoded when it is taken on
         offer = Signal()  # in FEED: an input event (or the end) is on offer to the array
         m.d.comb += self.indices.addr.eq(feed)
+        entry = None
+        if self.steps:
+            # The buffer's read data, registered every cycle before it is used: from a DP16KD's
+            # output (5.8 ns) through the choice of the input FIFO's data, or through the
+            # decode of a STEPS entry, it was the ECP5's critical path (112 to 121 MHz at
+            # 120). A STEP's index then takes one cycle more (`settled`, in FEED: not another term in front of FEED_WAIT); a STEPS entry does
+            # not (S_GOT comes three cycles after `rpos` moves).
+            entry = Signal.like(self.indices.data)
+            settled = Signal()
+            m.d.sync += entry.eq(self.indices.data)
         # A STEPS frame, for the array's timestep (`steps_go`) or not (`steps_stale`).
         steps_go = Signal()
         steps_stale = Signal()
@@ -254,6 +264,10 @@ class CommandExecutor(wiring.Component):
 
         with OneHotFSM(m, EXEC_STATES + (STEPS_STATES if self.steps else ())) as fsm:
             with fsm.state("IDLE"):
+                # A STEP's first index is at 0: set here, where nothing else sets `feed`, not
+                # behind EXEC's decode of the command (in front of `feed`'s register, that was
+                # the GW1NR-9's critical path, 114 MHz at 111).
+                m.d.sync += feed.eq(0)
                 with m.If(self.frame.valid):
                     with m.If(frame.error != 0):
                         m.d.comb += self.frame_error.eq(1)
@@ -291,7 +305,7 @@ class CommandExecutor(wiring.Component):
                     with m.Else():
                         fsm.goto("ERROR")
                 with m.Elif(command.step):
-                    m.d.sync += [n_spk.eq(0), feed.eq(0)]
+                    m.d.sync += n_spk.eq(0)
                     fsm.goto("FEED_WAIT")
                 with m.Elif(command.stale | steps_stale):
                     fsm.goto("ERROR")
@@ -324,7 +338,12 @@ class CommandExecutor(wiring.Component):
                 # The index buffer's read of address `feed` lands in the next cycle; whether
                 # it is past the last index is registered meanwhile, so that the array's
                 # intake starts from registers (it was the iCE40's critical path).
-                m.d.sync += [last.eq(feed == frame.count), offer.eq(1)]
+                m.d.sync += last.eq(feed == frame.count)
+                if self.steps:
+                    # `entry` holds the read in FEED's second cycle: `offer` rises then.
+                    m.d.sync += settled.eq(1)
+                else:
+                    m.d.sync += offer.eq(1)
                 fsm.goto("FEED")
 
             with fsm.state("FEED"):
@@ -333,9 +352,12 @@ class CommandExecutor(wiring.Component):
                 m.d.comb += [
                     feed_in.valid.eq(offer),
                     feed_in.payload.end.eq(last),
-                    feed_in.payload.index.eq(self.indices.data),
+                    feed_in.payload.index.eq(self.indices.data if entry is None else entry),
                 ]
-                with m.If(feed_in.ready):
+                if self.steps:
+                    with m.If(settled):
+                        m.d.sync += [settled.eq(0), offer.eq(1)]
+                with m.If(offer & feed_in.ready):
                     m.d.sync += offer.eq(0)
                     with m.If(last):
                         fsm.goto("STEP_WAIT")
@@ -352,7 +374,7 @@ class CommandExecutor(wiring.Component):
                 respond("STEP")
 
             if self.steps:
-                self._run_steps(m, fsm, start, streaming, ring, feed_in)
+                self._run_steps(m, fsm, start, streaming, ring, feed_in, entry)
 
             with fsm.state("ANSWER"):
                 # One cycle: the transmitter is idle and takes the header at once.
@@ -372,12 +394,24 @@ class CommandExecutor(wiring.Component):
         if self.steps:
             # The sender of STEPS responses shares the transmitter: it has it while a STEPS
             # frame runs, the executor's own answers all other times.
-            header, byte, h_valid, p_valid = self._stream(m, ring, spk_rd[0])
+            header, byte, h_valid = self._stream(m, ring, spk_rd[0])
+            # The payload is on offer from the header's handshake until the response is out,
+            # in SEND and R_SEND alike: a register of its own, not a multiplexer of the two
+            # states, since it goes through the transmitter's choice of its byte register
+            # (the iCE40's critical path, 41.6 MHz at 39.75).
+            sending = Signal()
+            m.d.sync += sending.eq(
+                Mux(self.sent, 0, sending | (self.header.valid & self.header.ready))
+            )
             m.d.comb += [
                 self.header.payload.eq(Mux(streaming, header, main_header)),
-                self.header.valid.eq(Mux(streaming, h_valid, main_header_valid)),
+                # An OR, not a multiplexer on `streaming`: the sender offers a header only
+                # while a STEPS frame runs and ANSWER never comes then, and this goes into the
+                # first of the transmitter's choices for its byte register (the iCE40's
+                # critical path, 40.1 MHz at 39.75, through one gate less).
+                self.header.valid.eq(h_valid | main_header_valid),
                 self.payload.payload.eq(Mux(streaming, byte, main_byte)),
-                self.payload.valid.eq(Mux(streaming, p_valid, main_payload_valid)),
+                self.payload.valid.eq(sending),
             ]
         else:
             m.d.comb += [
@@ -576,7 +610,10 @@ class CommandExecutor(wiring.Component):
             ]
             return feed_in
         width = len(array.spike_in.payload.as_value())
-        m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=width, depth=2)
+        # Unbuffered: the array's `ready` then only steps the FIFO's level and read pointer;
+        # through the buffered FIFO's output register logic into its inner level's enable it
+        # was the iCEBreaker's critical path (42.1 MHz at 39.75).
+        m.submodules.in_fifo = in_fifo = fifo.SyncFIFO(width=width, depth=2)
         m.d.comb += [
             in_fifo.w_en.eq(feed_in.valid),
             in_fifo.w_data.eq(feed_in.payload),
@@ -587,7 +624,7 @@ class CommandExecutor(wiring.Component):
         ]
         return feed_in
 
-    def _run_steps(self, m, fsm, start, streaming, ring, feed_in):
+    def _run_steps(self, m, fsm, start, streaming, ring, feed_in, entry):
         """The states of a STEPS frame: each step started, its inputs read from the buffer
         and offered to the array, its record queued for the sender; the frame taken when the
         last record is sent."""
@@ -598,7 +635,6 @@ class CommandExecutor(wiring.Component):
         rpos = ring["rpos"]
         steps_left = ring["steps_left"]
         bits = Signal(8)  # the bitmap byte's inputs not offered yet
-        bbase = Signal(range(8 * width + 9))  # the input of its bit 0
         bcount = Signal(range(max(width, 1)))  # the byte in the step's bitmap
         item = Signal(index_width)
         item_end = Signal()
@@ -606,15 +642,17 @@ class CommandExecutor(wiring.Component):
         with m.If(streaming):
             m.d.comb += self.indices.addr.eq(rpos)
         queue = self._queue(m, ring)
-        entry = self.indices.data
+        # `entry` is the buffer's read data, registered: `rpos` moves only in S_GOT and S_GOT
+        # comes at least three cycles after it (S_GOT, S_OFFER or S_BITS, S_READ), so `entry`
+        # holds the entry at `rpos` by then.
 
         with fsm.state("S_NEXT"):
             with m.If(~array.busy & (queue["n"] != 2) & ring["room"]):
-                m.d.sync += [start.eq(1), bcount.eq(0), bbase.eq(0)]
+                m.d.sync += [start.eq(1), bcount.eq(0)]
                 fsm.goto("S_READ")
 
         with fsm.state("S_READ"):
-            # The buffer's read of `rpos` lands in the next cycle.
+            # `entry` is the entry at `rpos` in the next cycle.
             fsm.goto("S_GOT")
 
         with fsm.state("S_GOT"):
@@ -636,16 +674,17 @@ class CommandExecutor(wiring.Component):
                     m.d.sync += [item_end.eq(1), offer.eq(1)]
                     fsm.goto("S_OFFER")
                 with m.Else():
-                    m.d.sync += [bcount.eq(bcount + 1), bbase.eq(bbase + 8)]
+                    m.d.sync += bcount.eq(bcount + 1)
                     fsm.goto("S_READ")
             with m.Else():
-                # The lowest bit set: its input, and the byte without it.
+                # The lowest bit set: its input (the byte's first input, `8 * bcount`, plus
+                # the bit, with no adder), and the byte without it.
                 low = Signal(3)
                 for bit in reversed(range(8)):
                     with m.If(bits[bit]):
                         m.d.comb += low.eq(bit)
                 m.d.sync += [
-                    item.eq(bbase + low),
+                    item.eq(Cat(low, bcount)),
                     item_end.eq(0),
                     offer.eq(1),
                     bits.eq(bits & (bits - 1)),
@@ -724,13 +763,12 @@ class CommandExecutor(wiring.Component):
     def _stream(self, m, ring, spk_rd):
         """The sender of STEPS responses: for each queued record a frame (code 0x87) of the
         step's timestep (low byte), cycles (24 bits) and its spikes from the ring, 2 bytes
-        each. Returns its header, its payload byte and their valids."""
+        each. Returns its header, its payload byte and the header's valid."""
         queue = self._queue_regs
         head = queue["head"]
         count = head[32:]
         header = Signal(HeaderLayout)
         h_valid = Signal()
-        p_valid = Signal()
         snap = Signal(32)  # the response's head bytes, sent from the low byte
         left = Signal(range(_STEPS_HEAD + 1))  # head bytes still to send
         in_spikes = Signal()
@@ -759,7 +797,7 @@ class CommandExecutor(wiring.Component):
                 with m.If(self.header.ready):
                     fsm.goto("R_SEND")
             with fsm.state("R_SEND"):
-                m.d.comb += p_valid.eq(1)
+                # (The payload's `valid` is the executor's `sending`.)
                 with m.If(self.payload.ready):
                     with m.If(~in_spikes):
                         m.d.sync += [snap.eq(snap[8:]), left.eq(left - 1)]
@@ -777,7 +815,7 @@ class CommandExecutor(wiring.Component):
                 with m.If(self.sent):
                     m.d.comb += queue["pop"].eq(1)
                     fsm.goto("R_IDLE")
-        return header, byte, h_valid, p_valid
+        return header, byte, h_valid
 
     def _header(self, m, chosen, n_spk, header):
         """The header (``header``) for the response ``chosen``: its code and payload length."""

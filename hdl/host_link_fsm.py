@@ -49,6 +49,11 @@ class OneHotFSM:
             yield
         self._here = None
 
+    @property
+    def here(self):
+        """The name of the state whose body is being described."""
+        return self._here
+
     def goto(self, name):
         """In the body of a state: leave it for ``name`` in the next cycle."""
         self._m.d.sync += [self.bits[self._here].eq(0), self.bits[name].eq(1)]

@@ -7,7 +7,7 @@ from the next cycle: two cycles a byte at most, far quicker than the UART, and n
 front of ``tx`` or the CRC.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -81,9 +81,17 @@ class FrameTransmitter(wiring.Component):
         with m.If(self.tx.valid & self.tx.ready):
             m.d.sync += t_full.eq(0)
 
+        load = Signal()  # a byte is chosen for `byte_reg`
+        choices = []  # each state's byte, by state
+
         def send(value, crc_it):
-            # Called under `~t_full`: the byte goes to `tx` from the next cycle on.
-            m.d.sync += [byte_reg.eq(value), t_full.eq(1), fold.eq(crc_it)]
+            # Called under `~t_full`: the byte goes to `tx` from the next cycle on. Which byte
+            # is an AND-OR of the states' choices, after the state machine (one-hot): set in
+            # each state, it became a chain of choices, in front of `byte_reg` from every
+            # state's condition (the iCE40's critical path).
+            m.d.comb += load.eq(1)
+            m.d.sync += [t_full.eq(1), fold.eq(crc_it)]
+            choices.append((fsm.here, value))
 
         with OneHotFSM(m, TX_STATES) as fsm:
             with fsm.state("TX_IDLE"):
@@ -143,6 +151,11 @@ class FrameTransmitter(wiring.Component):
                         fsm.goto("TX_CRC0")
 
             states = {name: fsm.ongoing(name) for name in TX_STATES}
+        chosen = Const(0, 8)
+        for name, value in choices:
+            chosen = chosen | Mux(states[name], value, 0)
+        with m.If(load):
+            m.d.sync += byte_reg.eq(chosen)
         self.probes = dict(
             state=states,
             byte_reg=byte_reg,
