@@ -16,7 +16,7 @@ from amaranth.hdl import Fragment
 from test_boards_build import SMALL_NETWORK
 
 from spikeforge.boards import flow
-from spikeforge.boards.flow import CLOCK_MARGIN, auto_clocks, build_network
+from spikeforge.boards.flow import CLOCK_MARGIN, auto_clocks, build_network, design_clock
 from spikeforge.boards.pll import pll_for, pll_outputs
 from spikeforge.boards.registry import BOARDS, get_board
 from spikeforge.boards.report import ReportError, format_report
@@ -198,4 +198,11 @@ def test_default_build_reaches_the_goal(name, tmp_path):
     assert report["timing_met"] is True
     assert report["clock_mhz"] >= 0.99 * board.goal_mhz, report["clock_runs"]
     assert report["fmax_mhz"] >= report["clock_mhz"] and report["pll"] is not None
-    assert report["baud"] == board.baud and len(report["clock_runs"]) >= 2
+    assert report["baud"] == board.baud
+    # A second run at the clock chosen above the goal; or the goal run alone, when it met
+    # timing and no PLL clock above it lies 5% below its Fmax (`_auto_build` keeps it: a run
+    # at that clock is the one it has).
+    runs = report["clock_runs"]
+    goal = design_clock(board, board.goal_mhz)
+    faster = [c for c in auto_clocks(board, board.baud, runs[0][1]) if c > goal]
+    assert len(runs) >= 2 or (runs == [[goal, report["fmax_mhz"]]] and not faster), runs
