@@ -190,17 +190,22 @@ class HostDriver:
                 batch = min(2 * n, STEP_BATCH)
                 failures = 0
                 continue
-            self.recovered += 1
-            failures += n == 1
-            if failures > self.retries:
-                raise HostLinkError(
-                    f"host link: command 0x{p.CMD_STEP:02x} failed after {failures} "
-                    f"attempts ({problem})"
-                )
-            batch = max(n // 2, 1)
-            self._drain()
+            failures, batch = self._failed(p.CMD_STEP, problem, failures, n)
             self._recover_steps(base, outputs, from_reset)
         return outputs
+
+    def _failed(self, command, problem, failures, size):
+        """After a damaged batch of ``size`` frames of ``command``: count it, end in
+        :class:`HostLinkError` when single frames failed more than ``retries`` times in a
+        row, drain the line. Returns the failures in a row and the next batch's size (half)."""
+        self.recovered += 1
+        failures += size == 1
+        if failures > self.retries:
+            raise HostLinkError(
+                f"host link: command 0x{command:02x} failed after {failures} attempts ({problem})"
+            )
+        self._drain()
+        return failures, max(size // 2, 1)
 
     def _stream(self, steps, report, neurons, *, from_reset):
         """Run ``steps`` (lists of input indices, ascending) from timestep 0 (``from_reset``)
@@ -228,15 +233,7 @@ class HostDriver:
             problem = self._stream_attempt(steps, report, neurons, identity, base, outputs, limit)
             if problem is None:
                 continue
-            self.recovered += 1
-            failures += limit == 1
-            if failures > self.retries:
-                raise HostLinkError(
-                    f"host link: command 0x{p.CMD_STEPS:02x} failed after {failures} "
-                    f"attempts ({problem})"
-                )
-            limit = max(limit // 2, 1)
-            self._drain()
+            failures, limit = self._failed(p.CMD_STEPS, problem, failures, limit)
             self._recover_steps(base, outputs, from_reset, last=False)
         return outputs
 
