@@ -61,7 +61,7 @@ EXEC_STATES = (
 )
 # The executor's states for a STEPS frame (with `steps`): a step started (S_NEXT), its inputs
 # read from the buffer (S_READ, S_GOT; a bitmap byte's bits in S_BITS) and offered (S_OFFER),
-# the step run (S_WAIT, S_DONE: its record queued), the last responses sent (S_DRAIN).
+# the step run (S_WAIT, S_DONE: its record held for the sender), the last responses sent (S_DRAIN).
 STEPS_STATES = ("S_NEXT", "S_READ", "S_GOT", "S_BITS", "S_OFFER", "S_WAIT", "S_DONE", "S_DRAIN")
 # The states of the sender of STEPS responses, beside: waiting for a step record, the header,
 # the payload.
@@ -626,7 +626,7 @@ class CommandExecutor(wiring.Component):
 
     def _run_steps(self, m, fsm, start, streaming, ring, feed_in, entry):
         """The states of a STEPS frame: each step started, its inputs read from the buffer
-        and offered to the array, its record queued for the sender; the frame taken when the
+        and offered to the array, its record held for the sender; the frame taken when the
         last record is sent."""
         array = self.array
         frame = self.frame.payload
@@ -641,13 +641,13 @@ class CommandExecutor(wiring.Component):
         offer = Signal()
         with m.If(streaming):
             m.d.comb += self.indices.addr.eq(rpos)
-        queue = self._queue(m, ring)
+        record = self._record(m, ring)
         # `entry` is the buffer's read data, registered: `rpos` moves only in S_GOT and S_GOT
         # comes at least three cycles after it (S_GOT, S_OFFER or S_BITS, S_READ), so `entry`
         # holds the entry at `rpos` by then.
 
         with fsm.state("S_NEXT"):
-            with m.If(~array.busy & (queue["n"] != 2) & ring["room"]):
+            with m.If(~array.busy & ~record["full"] & ring["room"]):
                 m.d.sync += [start.eq(1), bcount.eq(0)]
                 fsm.goto("S_READ")
 
@@ -714,8 +714,8 @@ class CommandExecutor(wiring.Component):
             # `cycles` and `timestep` of the array are updated now.
             cycles = Mux(array.cycles[24:] != 0, 0xFFFFFF, array.cycles[:24])
             m.d.comb += [
-                queue["push"].eq(1),
-                queue["new"].eq(Cat(array.timestep[:8], cycles, ring["cur"])),
+                record["push"].eq(1),
+                record["new"].eq(Cat(array.timestep[:8], cycles, ring["cur"])),
             ]
             m.d.sync += [ring["cur"].eq(0), steps_left.eq(steps_left - 1)]
             with m.If(steps_left == 1):
@@ -724,49 +724,42 @@ class CommandExecutor(wiring.Component):
                 fsm.goto("S_NEXT")
 
         with fsm.state("S_DRAIN"):
-            with m.If(queue["n"] == 0):
+            with m.If(~record["full"] & record["sender_idle"]):
                 # Every response is out: the receiver hunts for the next frame.
                 m.d.comb += self.frame.ready.eq(1)
                 m.d.sync += streaming.eq(0)
                 fsm.goto("IDLE")
         self._ring = ring
-        self._queue_regs = queue
+        self._record_regs = record
 
-    def _queue(self, m, ring):
-        """The records of steps run and not answered yet, two at most: ``new`` is queued on
-        ``push``, ``head`` (the oldest) dropped on ``pop``; ``n`` records held."""
+    def _record(self, m, ring):
+        """The record of the step run last and not taken by the sender yet: ``new`` is held
+        on ``push`` (``full`` then), dropped on ``pop``, when the sender copies it into its own
+        registers. With that copy, one register does what a queue of two records did: the
+        next step runs while a response goes out and the one after waits for it (43 fewer
+        flip-flops and their multiplexers than the queue)."""
         width = 8 + 24 + len(ring["cur"])
-        queue = dict(
+        record = dict(
             new=Signal(width),
             push=Signal(),
             pop=Signal(),
-            head=Signal(width),
-            tail=Signal(width),
-            n=Signal(range(3)),
+            held=Signal(width),
+            full=Signal(),
+            sender_idle=Signal(),  # the sender is between responses
         )
-        head, tail, new, n = queue["head"], queue["tail"], queue["new"], queue["n"]
-        with m.If(queue["pop"]):
-            m.d.sync += head.eq(tail)
-            with m.If(queue["push"]):
-                with m.If(n == 1):
-                    m.d.sync += head.eq(new)
-                with m.Else():
-                    m.d.sync += tail.eq(new)
-        with m.Elif(queue["push"]):
-            with m.If(n == 0):
-                m.d.sync += head.eq(new)
-            with m.Else():
-                m.d.sync += tail.eq(new)
-        m.d.sync += n.eq(n + queue["push"] - queue["pop"])
-        return queue
+        with m.If(record["push"]):
+            m.d.sync += [record["held"].eq(record["new"]), record["full"].eq(1)]
+        with m.Elif(record["pop"]):
+            m.d.sync += record["full"].eq(0)
+        return record
 
     def _stream(self, m, ring, spk_rd):
-        """The sender of STEPS responses: for each queued record a frame (code 0x87) of the
+        """The sender of STEPS responses: for each record taken a frame (code 0x87) of the
         step's timestep (low byte), cycles (24 bits) and its spikes from the ring, 2 bytes
         each. Returns its header, its payload byte and the header's valid."""
-        queue = self._queue_regs
-        head = queue["head"]
-        count = head[32:]
+        record = self._record_regs
+        held = record["held"]
+        count = held[32:]
         header = Signal(HeaderLayout)
         h_valid = Signal()
         snap = Signal(32)  # the response's head bytes, sent from the low byte
@@ -783,9 +776,11 @@ class CommandExecutor(wiring.Component):
             m.d.comb += spk_rd.addr.eq(rp)
         with OneHotFSM(m, STREAM_STATES) as fsm:
             with fsm.state("R_IDLE"):
-                with m.If(self.streaming_reg & (queue["n"] != 0)):
+                m.d.comb += record["sender_idle"].eq(1)
+                with m.If(self.streaming_reg & record["full"]):
+                    m.d.comb += record["pop"].eq(1)
                     m.d.sync += [
-                        snap.eq(head[:32]),
+                        snap.eq(held[:32]),
                         left.eq(_STEPS_HEAD),
                         in_spikes.eq(0),
                         hi.eq(0),
@@ -813,7 +808,6 @@ class CommandExecutor(wiring.Component):
                             rp.eq(Mux(rp == neurons - 1, 0, rp + 1)),
                         ]
                 with m.If(self.sent):
-                    m.d.comb += queue["pop"].eq(1)
                     fsm.goto("R_IDLE")
         return header, byte, h_valid
 
