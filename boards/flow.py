@@ -3,11 +3,13 @@
 With ``clock="auto"`` (the default) the clock comes from place and route: a first run for the
 board's goal clock gives the design's Fmax, the fastest PLL output at least
 :data:`CLOCK_MARGIN` below it (and at which the UART makes the baud rate) is confirmed by a
-second run, and a design that no PLL clock helps runs from the board clock.
+second run (which replaces the first one's bitstream only if it meets timing), and a design
+that no PLL clock helps runs from the board clock.
 """
 
 import json
 import os
+import shutil
 
 from ..gen.compile import compile_network
 from ..hdl.uart import MAX_BAUD_ERROR, baud_error
@@ -33,6 +35,8 @@ __all__ = [
 # How far below the Fmax of place and route --clock auto stays: nextpnr's figure moves by a few
 # percent from one clock constraint (and placement) to the next.
 CLOCK_MARGIN = 0.05
+# The folder inside the build folder where --clock auto tries a clock faster than the goal.
+TRIAL_DIR = "faster"
 
 
 def design_fields(net, plan, stages, weights="bram"):
@@ -131,7 +135,7 @@ def build_network(
         extra["inference_steps"] = inference_steps
     build_dir = build_dir or default_build_dir(board)
 
-    def run(clock_mhz, check_timing):
+    def run(clock_mhz, check_timing, folder):
         # Without --baud, a clock that cannot make the board's rate takes the next one down.
         link_baud = default_baud(board, clock_mhz) if baud is None else baud
         top = BoardTop(
@@ -146,7 +150,7 @@ def build_network(
         report = build(
             top,
             board,
-            build_dir,
+            folder,
             clock_mhz=clock_mhz,
             check_timing=check_timing,
             extra=dict(extra, baud=link_baud),
@@ -157,9 +161,9 @@ def build_network(
     runs = []
     try:
         if auto:
-            report = _auto_build(board, board.baud if baud is None else baud, run)
+            report = _auto_build(board, board.baud if baud is None else baud, run, build_dir)
         else:
-            report = run(design_clock(board, clock), True)
+            report = run(design_clock(board, clock), True, build_dir)
     except ReportError as error:
         # The timing report is still worth keeping where it was asked for.
         error.report = _finish(error.report, runs, build_dir)
@@ -173,31 +177,47 @@ def build_network(
     return report
 
 
-def _auto_build(board, baud, run):
+def _auto_build(board, baud, run, build_dir):
     """Place and route for the goal clock, then at the fastest clock the Fmax allows, stepping
-    down once if that run comes out slower; else the board clock. Returns the last report.
+    down once if that run comes out slower; else the board clock. Returns the report of the
+    build left in ``build_dir``.
 
     A goal clock that met timing is never given up for a slower one: nextpnr's Fmax swings by
-    several percent from one clock constraint to the next, and stepping down from a confirming
-    run that missed could land below the goal the first run had met. Place and route of the
-    same design at the same clock is repeatable, so that clock is taken again (or kept, when
-    its run was the last).
+    several percent from one clock constraint to the next, and stepping down from a faster run
+    that missed could land below the goal the first run had met. So the faster runs go to a
+    folder of their own (:data:`TRIAL_DIR` inside ``build_dir``), and only one that meets
+    timing replaces the goal run's outputs; otherwise those stay, without a third run to make
+    them again.
     """
     probe_clock = design_clock(board, board.goal_mhz)
-    probe = report = run(probe_clock, False)
+    report = run(probe_clock, False, build_dir)
+    if not report["timing_met"]:
+        for _ in range(2):
+            clocks = auto_clocks(board, baud, report["fmax_mhz"])
+            if not clocks:
+                break
+            report = run(clocks[0], False, build_dir)
+            if report["timing_met"]:
+                return report
+        # No PLL clock met timing: the board clock, checked as a fixed clock is.
+        return run(board.clock_mhz, True, build_dir)
+    trial_dir = os.path.join(build_dir, TRIAL_DIR)
+    fmax = report["fmax_mhz"]
     for _ in range(2):
-        clocks = auto_clocks(board, baud, report["fmax_mhz"])
-        if probe["timing_met"]:
-            clocks = [c for c in clocks if c > probe_clock] or [probe_clock]
+        clocks = [c for c in auto_clocks(board, baud, fmax) if c > probe_clock]
         if not clocks:
             break
-        if report is probe and clocks[0] == probe_clock:
-            return probe
-        report = run(clocks[0], False)
-        if report["timing_met"]:
-            return report
-    # No PLL clock met timing: the board clock, checked as a fixed clock is.
-    return run(board.clock_mhz, True)
+        trial = run(clocks[0], False, trial_dir)
+        if trial["timing_met"]:
+            for name in os.listdir(trial_dir):
+                os.replace(os.path.join(trial_dir, name), os.path.join(build_dir, name))
+            os.rmdir(trial_dir)
+            bitstream = os.path.join(os.path.abspath(build_dir), board.bitstream)
+            return dict(trial, bitstream=bitstream)
+        fmax = trial["fmax_mhz"]
+    # (Left behind by a build that failed, the folder keeps the log its error names.)
+    shutil.rmtree(trial_dir, ignore_errors=True)
+    return report
 
 
 def _finish(report, runs, build_dir):

@@ -192,7 +192,7 @@ def test_cnn_agrees_with_sinabs_float(cnn, record_property):
         for node, counts in ref.items():
             fixed = run.spikes[names[node]].astype(np.float64)
             same = float(np.mean(fixed == np.minimum(counts, 1)))
-            total = (fixed.sum(), counts.sum())
+            total = (float(fixed.sum()), float(counts.sum()))
             report[f"{'multi' if multi else 'single'} {node}"] = (same, *total)
     record_property("sinabs_agreement", report)
     for node in ("1", "3", "6", "10", "12"):
