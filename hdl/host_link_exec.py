@@ -132,7 +132,10 @@ class CommandExecutor(wiring.Component):
         The array is running a step.
     probes : dict
         Set by ``elaborate``: internal registers by name, and ``state``, a dict from each name
-        of :data:`EXEC_STATES` to a signal that is high in that state; for formal harnesses
+        of :data:`EXEC_STATES` (and with ``steps`` :data:`STEPS_STATES`) to a signal that is
+        high in that state; with ``steps`` also ``sender`` (the same for
+        :data:`STREAM_STATES`), ``streaming``, ``ring``, ``record`` and the two header offers
+        (``main_header_valid``, ``sender_header_valid``); for formal harnesses
         (:mod:`spikeforge.sim.formal_host_link`).
     """
 
@@ -390,11 +393,23 @@ class CommandExecutor(wiring.Component):
                     m.d.comb += self.frame.ready.eq(1)
                     fsm.goto("IDLE")
 
-            states = {name: fsm.ongoing(name) for name in EXEC_STATES}
+            states = {
+                name: fsm.ongoing(name)
+                for name in EXEC_STATES + (STEPS_STATES if self.steps else ())
+            }
+        steps_probes = {}
         if self.steps:
             # The sender of STEPS responses shares the transmitter: it has it while a STEPS
             # frame runs, the executor's own answers all other times.
             header, byte, h_valid = self._stream(m, ring, spk_rd[0])
+            steps_probes = dict(
+                streaming=streaming,
+                sender=self._sender_states,
+                ring=ring,
+                record=self._record_regs,
+                main_header_valid=main_header_valid,
+                sender_header_valid=h_valid,
+            )
             # The payload is on offer from the header's handshake until the response is out,
             # in SEND and R_SEND alike: a register of its own, not a multiplexer of the two
             # states, since it goes through the transmitter's choice of its byte register
@@ -432,6 +447,7 @@ class CommandExecutor(wiring.Component):
             command=command,
             offer=offer,
             **payload_probes,
+            **steps_probes,
         )
         return m
 
@@ -809,6 +825,7 @@ class CommandExecutor(wiring.Component):
                         ]
                 with m.If(self.sent):
                     fsm.goto("R_IDLE")
+            self._sender_states = {name: fsm.ongoing(name) for name in STREAM_STATES}
         return header, byte, h_valid
 
     def _header(self, m, chosen, n_spk, header):

@@ -8,8 +8,12 @@ consumer that stalls ``tx`` up to 2 cycles, and a free-timing model of the array
 wedge) and ``recover`` (a request after garbage and a quiet line is executed) are proven by
 k-induction of length 3, for every reachable state. The planted bugs, monkeypatched into the
 receiver's module (``hdl/host_link_rx.py``), are bounded checks with only the claims asserted,
-so that the failure is a claim, not a helper invariant. Default run about 2 minutes on two
-shared cores.
+so that the failure is a claim, not a helper invariant.
+
+``StepsHarness`` (``spikeforge.sim.formal_host_link_steps``): the link as boards build it, with
+STEPS, sent one STEPS frame from reset; bounded checks (BMC) of the frame's run and answers and
+of STEPS safety claims, and a planted sender bug (the executor's state machines monkeypatched
+through ``hdl/host_link_exec.py``'s ``OneHotFSM``). Default run about 1 minute on two cores.
 """
 
 import types
@@ -18,9 +22,12 @@ import pytest
 from amaranth.hdl import Fragment, Signal
 from formal_checks import assert_fails_with_trace, assert_passes
 
+import spikeforge.hdl.host_link_exec as host_link_exec
 import spikeforge.hdl.host_link_rx as host_link_rx
+from spikeforge.hdl.host_link_fsm import OneHotFSM
 from spikeforge.sim.formal import prove
 from spikeforge.sim.formal_host_link import PROPERTIES, HostLinkHarness, failed_assertions
+from spikeforge.sim.formal_host_link_steps import STEPS_REQUESTS, StepsHarness
 from spikeforge.spec import protocol
 
 # --- the properties hold -------------------------------------------------------------------
@@ -84,6 +91,84 @@ def test_recover_catches_a_wrong_crc_start(formal, tmp_path, monkeypatch):
     result = prove(harness, "recover_bug", mode="bmc", depth=14, build_dir=tmp_path)
     assert_fails_with_trace(result, tmp_path)
     assert failed_assertions(result) == {"recover: not accepted in time"}
+
+
+# --- STEPS: bounded -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "request_name, fast", [("bitmaps", False), ("lists2", True)], ids=["bitmaps", "lists2"]
+)
+def test_steps_frame_runs_and_is_answered(formal, tmp_path, request_name, fast):
+    # One step as bitmaps under the default bounds (a consumer stalling up to 2 cycles, the
+    # array's input stalling 1, `done` up to 4 cycles after `end`); two steps as index lists
+    # (the second step runs while the first is answered, its record waits in the record
+    # register) with no stalls, to keep the depth down.
+    bounds = dict(tx_stall=0, in_stall=0, done_within=1) if fast else {}
+    harness = StepsHarness(request_name, **bounds)
+    assert harness.depth == {"bitmaps": 82, "lists2": 107}[request_name]
+    result = prove(
+        harness, f"steps_{request_name}", mode="bmc", depth=harness.depth, build_dir=tmp_path
+    )
+    assert_passes(result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("request_name", ["lists", "bitmaps2", "lists2"])
+def test_steps_frame_under_default_bounds(formal, tmp_path, request_name):
+    harness = StepsHarness(request_name)
+    result = prove(
+        harness, f"steps_{request_name}", mode="bmc", depth=harness.depth, build_dir=tmp_path
+    )
+    assert_passes(result)
+
+
+def test_steps_catches_a_sender_that_never_returns(formal, tmp_path, monkeypatch):
+    # The sender of STEPS responses stays in R_SEND after its response is out: the record of
+    # the next step is never taken, the frame never done.
+    class Stuck(OneHotFSM):
+        def goto(self, name):
+            if not (self.here == "R_SEND" and name == "R_IDLE"):
+                super().goto(name)
+
+    monkeypatch.setattr(host_link_exec, "OneHotFSM", Stuck)
+    harness = StepsHarness("bitmaps", tx_stall=0, in_stall=0, done_within=1)
+    result = prove(harness, "steps_bug", mode="bmc", depth=harness.depth, build_dir=tmp_path)
+    assert_fails_with_trace(result, tmp_path)
+    assert failed_assertions(result) == {"steps: not done in time"}
+
+
+def test_steps_bound_is_not_vacuous(formal, tmp_path):
+    # The claim at `bound` fails 8 cycles earlier: traces that run the whole frame exist, and
+    # the bound is within 8 cycles of the slowest.
+    harness = StepsHarness("bitmaps", tx_stall=0, in_stall=0, done_within=1)
+    harness.bound -= 8
+    result = prove(harness, "steps_early", mode="bmc", depth=harness.bound + 1, build_dir=tmp_path)
+    assert_fails_with_trace(result, tmp_path)
+    assert failed_assertions(result) == {"steps: not done in time"}
+
+
+def test_steps_harness_rejects_bad_arguments():
+    with pytest.raises(
+        TypeError, match=r"^request must be one of bitmaps, lists, bitmaps2, lists2, not 'x'$"
+    ):
+        StepsHarness("x")
+    with pytest.raises(TypeError, match=r"^tx_stall must be an integer in \[0, 255\], not -1$"):
+        StepsHarness(tx_stall=-1)
+    assert set(STEPS_REQUESTS) == {"bitmaps", "lists", "bitmaps2", "lists2"}
+
+
+def test_steps_harness_asserts_its_claims():
+    harness = StepsHarness()
+    Fragment.get(harness, None)
+    assert harness.asserted == [
+        "steps: error frame",
+        "steps: start before the check",
+        "steps: two headers",
+        "steps: ring overflow",
+        "steps: too many",
+        "steps: not done in time",
+    ]
 
 
 def test_harness_rejects_bad_arguments():
