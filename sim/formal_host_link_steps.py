@@ -88,8 +88,10 @@ class StepsHarness(wiring.Component):
         done_within=4,
         reset_within=4,
     ):
-        if request not in STEPS_REQUESTS:
-            raise TypeError(f"request must be one of {', '.join(STEPS_REQUESTS)}, not {request!r}")
+        if request is not None and request not in STEPS_REQUESTS:
+            raise TypeError(
+                f"request must be None or one of {', '.join(STEPS_REQUESTS)}, not {request!r}"
+            )
         for name, value in [
             ("tx_stall", tx_stall),
             ("in_stall", in_stall),
@@ -114,8 +116,14 @@ class StepsHarness(wiring.Component):
         self.link.array = self.array
         self.tx_stall = tx_stall
         n_in = plan.n_inputs
-        steps, lists = STEPS_REQUESTS[request]
         self.request = request
+        self.asserted = []
+        if request is None:
+            # Free input: no frame, no bound; the depth is the caller's.
+            self.frame = self.steps = self.bound = self.depth = None
+            super().__init__({})
+            return
+        steps, lists = STEPS_REQUESTS[request]
         self.steps = len(steps)
         self.frame = p.encode_frame(
             p.CMD_STEPS,
@@ -154,8 +162,54 @@ class StepsHarness(wiring.Component):
         m.d.sync += waited.eq(Mux(link.tx.ready, 0, waited + 1))
         m.d.comb += Assume(link.tx.ready | (waited != self.tx_stall))
 
-        # The producer: the frame's bytes, one offered in every cycle until all are taken; no
-        # UART error.
+        if self.frame is None:
+            self._free_producer(m)
+        else:
+            self._producer(m)
+
+        # A STEPS frame runs only for the array's timestep as it was when the executor took the
+        # frame (compared here by the harness itself, registered as the executor does).
+        match = Signal()
+        taken = Signal()
+        was_exec = Signal()
+        m.d.sync += [
+            match.eq(link.receiver.frame.payload.seq == a.timestep[:16]),
+            was_exec.eq(state["EXEC"]),
+        ]
+        with m.If(state["IDLE"]):
+            m.d.sync += taken.eq(match)
+        claims = [
+            (~a.start | (state["HOLD"] & (rx["err_code"] == 0)), "steps: start before the check"),
+            (
+                ~(was_exec & state["S_NEXT"]) | (taken & (rx["code"] == p.CMD_STEPS)),
+                "steps: run for another timestep",
+            ),
+            (~(ex["main_header_valid"] & ex["sender_header_valid"]), "steps: two headers"),
+            (ex["ring"]["count"] <= self.link.neurons, "steps: ring overflow"),
+        ]
+        if self.frame is not None:
+            claims = [(~link.frame_error, "steps: error frame"), *claims, *self._run(m, state)]
+        m.d.comb += [Assert(test, message) for test, message in claims]
+        self.asserted = [message for _, message in claims]
+        return m
+
+    def _free_producer(self, m):
+        """Free bytes at free times on ``rx`` (an offered byte stays offered, unchanged, until
+        taken) and free UART errors; the array's timestep free."""
+        rx = self.link.rx
+        held = Signal()
+        last = Signal(8)
+        m.d.sync += [held.eq(rx.valid & ~rx.ready), last.eq(rx.payload)]
+        m.d.comb += [
+            rx.valid.eq(held | AnySeq(1)),
+            rx.payload.eq(Mux(held, last, AnySeq(8))),
+            self.link.rx_error.eq(AnySeq(1)),
+        ]
+
+    def _producer(self, m):
+        """The frame's bytes, one offered in every cycle until all are taken; no UART error;
+        the frame is for the array's timestep."""
+        link, a = self.link, self.array
         sent = Signal(range(len(self.frame) + 1), name="sent")
         byte = Signal(8)
         with m.Switch(sent):
@@ -166,12 +220,15 @@ class StepsHarness(wiring.Component):
             link.rx.valid.eq(sent != len(self.frame)),
             link.rx.payload.eq(byte),
             link.rx_error.eq(0),
-            # The frame is for the array's timestep.
             Assume(a.timestep[:16] == STEPS_TIMESTEP),
         ]
         with m.If(link.rx.valid & link.rx.ready):
             m.d.sync += sent.eq(sent + 1)
 
+    def _run(self, m, state):
+        """The claims about the frame's run: steps started and answered, in time."""
+        link, a = self.link, self.array
+        rx, ex = link.receiver.probes, link.executor.probes
         # What happened so far: cycles, steps started, 0x87 headers taken and their lengths,
         # reported spikes (population 1, the only LIF population).
         n = self.steps
@@ -208,11 +265,7 @@ class StepsHarness(wiring.Component):
             & ~ex["record"]["full"]
             & ~ex["streaming"]
         )
-        claims = [
-            (~link.frame_error, "steps: error frame"),
-            (~a.start | (state["HOLD"] & (rx["err_code"] == 0)), "steps: start before the check"),
-            (~(ex["main_header_valid"] & ex["sender_header_valid"]), "steps: two headers"),
-            (ex["ring"]["count"] <= self.link.neurons, "steps: ring overflow"),
+        return [
             ((started <= n) & (answered <= started) & ~other, "steps: too many"),
             (
                 (cycle != self.bound)
@@ -220,6 +273,3 @@ class StepsHarness(wiring.Component):
                 "steps: not done in time",
             ),
         ]
-        m.d.comb += [Assert(test, message) for test, message in claims]
-        self.asserted = [message for _, message in claims]
-        return m

@@ -19,7 +19,7 @@ through ``hdl/host_link_exec.py``'s ``OneHotFSM``). Default run about 1 minute o
 import types
 
 import pytest
-from amaranth.hdl import Fragment, Signal
+from amaranth.hdl import Assert, Fragment, Signal
 from formal_checks import assert_fails_with_trace, assert_passes
 
 import spikeforge.hdl.host_link_exec as host_link_exec
@@ -148,9 +148,31 @@ def test_steps_bound_is_not_vacuous(formal, tmp_path):
     assert failed_assertions(result) == {"steps: not done in time"}
 
 
+def test_steps_safety_under_free_input(formal, tmp_path):
+    # Any bytes, UART errors and timesteps: the safety claims hold for 28 cycles from reset,
+    # deep enough for a STEPS frame of one step (12 bytes) to be received, checked, started
+    # and its answer begun (R_SEND is first reached at cycle 26).
+    harness = StepsHarness(None)
+    assert_passes(prove(harness, "steps_free", mode="bmc", depth=28, build_dir=tmp_path))
+
+
+def test_free_input_reaches_a_steps_run(formal, tmp_path):
+    # That check is not vacuous: the free input starts a STEPS step by cycle 17.
+    class Reach(StepsHarness):
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            m.d.comb += Assert(~self.link.executor.probes["state"]["S_READ"], "reach")
+            return m
+
+    result = prove(Reach(None), "steps_reach", mode="bmc", depth=18, build_dir=tmp_path)
+    assert_fails_with_trace(result, tmp_path)
+    assert failed_assertions(result) == {"reach"}
+
+
 def test_steps_harness_rejects_bad_arguments():
     with pytest.raises(
-        TypeError, match=r"^request must be one of bitmaps, lists, bitmaps2, lists2, not 'x'$"
+        TypeError,
+        match=r"^request must be None or one of bitmaps, lists, bitmaps2, lists2, not 'x'$",
     ):
         StepsHarness("x")
     with pytest.raises(TypeError, match=r"^tx_stall must be an integer in \[0, 255\], not -1$"):
@@ -159,16 +181,23 @@ def test_steps_harness_rejects_bad_arguments():
 
 
 def test_steps_harness_asserts_its_claims():
+    safety = [
+        "steps: start before the check",
+        "steps: run for another timestep",
+        "steps: two headers",
+        "steps: ring overflow",
+    ]
     harness = StepsHarness()
     Fragment.get(harness, None)
     assert harness.asserted == [
         "steps: error frame",
-        "steps: start before the check",
-        "steps: two headers",
-        "steps: ring overflow",
+        *safety,
         "steps: too many",
         "steps: not done in time",
     ]
+    free = StepsHarness(None)
+    Fragment.get(free, None)
+    assert free.asserted == safety and free.depth is None
 
 
 def test_harness_rejects_bad_arguments():
