@@ -8,6 +8,9 @@ transmitter's consumer is free too, but never holds ``tx.ready`` low for more th
 :class:`~spikeforge.sim.formal_host_link_model.FreeArray`, a model of its interface whose
 timing is free within bounds (see there).
 
+The link is built without STEPS (``steps=False``); the link with STEPS has bounded checks
+in :mod:`spikeforge.sim.formal_host_link_steps`.
+
 The link is three units, each with its state machine (``spikeforge.hdl.host_link_rx``,
 ``_exec``, ``_tx``); the harness reads their states and registers through their ``probes``.
 The receiver holds a frame (``HOLD``) from its check until the answer is out; the executor is
