@@ -134,8 +134,10 @@ class CommandExecutor(wiring.Component):
         Set by ``elaborate``: internal registers by name, and ``state``, a dict from each name
         of :data:`EXEC_STATES` (and with ``steps`` :data:`STEPS_STATES`) to a signal that is
         high in that state; with ``steps`` also ``sender`` (the same for
-        :data:`STREAM_STATES`), ``streaming``, ``ring``, ``record`` and the two header offers
-        (``main_header_valid``, ``sender_header_valid``); for formal harnesses
+        :data:`STREAM_STATES`), ``streaming``, ``ring``, ``record``, the two header offers
+        (``main_header_valid``, ``sender_header_valid``), ``sending``, the decoded STEPS
+        command (``steps_go``, ``steps_stale``, ``in_sequence``), ``settled`` and the input
+        FIFO (``in_fifo``); for formal harnesses
         (:mod:`spikeforge.sim.formal_host_link`).
     """
 
@@ -402,14 +404,6 @@ class CommandExecutor(wiring.Component):
             # The sender of STEPS responses shares the transmitter: it has it while a STEPS
             # frame runs, the executor's own answers all other times.
             header, byte, h_valid = self._stream(m, ring, spk_rd[0])
-            steps_probes = dict(
-                streaming=streaming,
-                sender=self._sender_states,
-                ring=ring,
-                record=self._record_regs,
-                main_header_valid=main_header_valid,
-                sender_header_valid=h_valid,
-            )
             # The payload is on offer from the header's handshake until the response is out,
             # in SEND and R_SEND alike: a register of its own, not a multiplexer of the two
             # states, since it goes through the transmitter's choice of its byte register
@@ -428,6 +422,20 @@ class CommandExecutor(wiring.Component):
                 self.payload.payload.eq(Mux(streaming, byte, main_byte)),
                 self.payload.valid.eq(sending),
             ]
+            steps_probes = dict(
+                steps_go=steps_go,
+                steps_stale=steps_stale,
+                in_sequence=in_sequence,
+                settled=settled,
+                sending=sending,
+                in_fifo=self._in_fifo,
+                streaming=streaming,
+                sender=self._sender_states,
+                ring=ring,
+                record=self._record_regs,
+                main_header_valid=main_header_valid,
+                sender_header_valid=h_valid,
+            )
         else:
             m.d.comb += [
                 self.header.payload.eq(main_header),
@@ -630,6 +638,7 @@ class CommandExecutor(wiring.Component):
         # through the buffered FIFO's output register logic into its inner level's enable it
         # was the iCEBreaker's critical path (42.1 MHz at 39.75).
         m.submodules.in_fifo = in_fifo = fifo.SyncFIFO(width=width, depth=2)
+        self._in_fifo = in_fifo
         m.d.comb += [
             in_fifo.w_en.eq(feed_in.valid),
             in_fifo.w_data.eq(feed_in.payload),

@@ -33,18 +33,21 @@ from spikeforge.spec import protocol
 # --- the properties hold -------------------------------------------------------------------
 
 
-def test_no_wedge(formal, tmp_path):
-    harness = HostLinkHarness(check=["live"])
+@pytest.mark.parametrize("steps", [True, False], ids=["steps", "no_steps"])
+def test_no_wedge(formal, tmp_path, steps):
+    # The link as boards build it (with STEPS, none run) and without STEPS.
+    harness = HostLinkHarness(check=["live"], steps=steps)
     # Every response, the longest (IDENTIFY, 75 bytes at up to 4 cycles each) included, and a
     # UART error left pending behind it.
     assert harness.quiet_bound == 356
     assert_passes(prove(harness, "live", mode="prove", depth=3, build_dir=tmp_path))
 
 
+@pytest.mark.parametrize("steps", [True, False], ids=["steps", "no_steps"])
 @pytest.mark.parametrize("gap", [0, 15])
-def test_request_recovers(formal, tmp_path, gap):
+def test_request_recovers(formal, tmp_path, gap, steps):
     # gap 0: bytes back to back (one waits for LEN_CHECK); gap 15: just under the timeout.
-    harness = HostLinkHarness(check=["recover"], gap=gap)
+    harness = HostLinkHarness(check=["recover"], gap=gap, steps=steps)
     assert harness.accept_bound == {0: 9, 15: 98}[gap]
     assert_passes(prove(harness, f"recover{gap}", mode="prove", depth=3, build_dir=tmp_path))
 
@@ -209,6 +212,8 @@ def test_harness_rejects_bad_arguments():
         HostLinkHarness(check=["wedge"])
     with pytest.raises(ValueError, match=r"^gap must be below the timeout 16, not 16$"):
         HostLinkHarness(gap=16)
+    with pytest.raises(TypeError, match=r"^steps must be True or False, not 1$"):
+        HostLinkHarness(steps=1)
     with pytest.raises(TypeError, match=r"^quiet must be a positive integer, not 0$"):
         HostLinkHarness(quiet=0)
     with pytest.raises(TypeError, match=r"^tx_stall must be an integer in \[0, 255\], not -1$"):
