@@ -361,7 +361,8 @@ class HostLinkHarness(wiring.Component):
         bare, cfg, step, steps = u.kinds
         record, ring, sender = ex["record"], ex["ring"], ex["sender"]
         data_ready, index_ready = rx["steps_ready"]
-        settled = _any(state, ("LEN1", "LEN_CHECK", "PAYLOAD", "CRC0", "CRC1", "CRC_FOLD", "CHECK"))
+        # The kinds are registered from the code, which LEN0 does not change: current from LEN1.
+        current = _any(state, ("LEN1", "LEN_CHECK", "PAYLOAD", "CRC0", "CRC1", "CRC_FOLD", "CHECK"))
         return [
             (~ex["steps_go"] & ~ex["streaming"], "inv: no STEPS run"),
             (sender["R_IDLE"], "inv: sender idle"),
@@ -375,7 +376,7 @@ class HostLinkHarness(wiring.Component):
             (ex["sending"] == state["SEND"], "inv: sending"),
             (~ex["settled"] | state["FEED"], "inv: settled"),
             (
-                ~settled | (Cat(*rx["kinds"]) == Cat(bare, cfg, step, steps)),
+                ~current | (Cat(*rx["kinds"]) == Cat(bare, cfg, step, steps)),
                 "inv: kinds",
             ),
             (~(data_ready | index_ready) | state["PAYLOAD"] | state["CRC0"], "inv: STEPS entry"),
