@@ -54,12 +54,21 @@ def test_request_recovers(formal, tmp_path, gap, steps):
 
 
 @pytest.mark.slow
-def test_no_wedge_under_other_bounds(formal, tmp_path):
-    # Stalls of 5 cycles on tx and spike_in, a slow step and reset, a timeout of 40.
+@pytest.mark.parametrize("steps, depth", [(True, 8), (False, 3)], ids=["steps", "no_steps"])
+def test_no_wedge_under_other_bounds(formal, tmp_path, steps, depth):
+    # Stalls of 5 cycles on tx and spike_in, a slow step and reset, a timeout of 40. With
+    # STEPS the induction needs length 8 (at 3 it starts from an input FIFO whose contents
+    # no trace wrote: `end` at its head with an event behind it).
     harness = HostLinkHarness(
-        check=["live"], timeout=40, tx_stall=5, in_stall=5, done_within=20, reset_within=20
+        check=["live"],
+        timeout=40,
+        tx_stall=5,
+        in_stall=5,
+        done_within=20,
+        reset_within=20,
+        steps=steps,
     )
-    assert_passes(prove(harness, "live_wide", mode="prove", depth=3, build_dir=tmp_path))
+    assert_passes(prove(harness, "live_wide", mode="prove", depth=depth, build_dir=tmp_path))
 
 
 # --- each property catches a planted bug ---------------------------------------------------
