@@ -132,7 +132,12 @@ class CommandExecutor(wiring.Component):
         The array is running a step.
     probes : dict
         Set by ``elaborate``: internal registers by name, and ``state``, a dict from each name
-        of :data:`EXEC_STATES` to a signal that is high in that state; for formal harnesses
+        of :data:`EXEC_STATES` (and with ``steps`` :data:`STEPS_STATES`) to a signal that is
+        high in that state; with ``steps`` also ``sender`` (the same for
+        :data:`STREAM_STATES`), ``streaming``, ``ring``, ``record``, the two header offers
+        (``main_header_valid``, ``sender_header_valid``), ``sending``, the decoded STEPS
+        command (``steps_go``, ``steps_stale``, ``in_sequence``), ``settled`` and the input
+        FIFO (``in_fifo``); for formal harnesses
         (:mod:`spikeforge.sim.formal_host_link`).
     """
 
@@ -390,7 +395,11 @@ class CommandExecutor(wiring.Component):
                     m.d.comb += self.frame.ready.eq(1)
                     fsm.goto("IDLE")
 
-            states = {name: fsm.ongoing(name) for name in EXEC_STATES}
+            states = {
+                name: fsm.ongoing(name)
+                for name in EXEC_STATES + (STEPS_STATES if self.steps else ())
+            }
+        steps_probes = {}
         if self.steps:
             # The sender of STEPS responses shares the transmitter: it has it while a STEPS
             # frame runs, the executor's own answers all other times.
@@ -413,6 +422,20 @@ class CommandExecutor(wiring.Component):
                 self.payload.payload.eq(Mux(streaming, byte, main_byte)),
                 self.payload.valid.eq(sending),
             ]
+            steps_probes = dict(
+                steps_go=steps_go,
+                steps_stale=steps_stale,
+                in_sequence=in_sequence,
+                settled=settled,
+                sending=sending,
+                in_fifo=self._in_fifo,
+                streaming=streaming,
+                sender=self._sender_states,
+                ring=ring,
+                record=self._record_regs,
+                main_header_valid=main_header_valid,
+                sender_header_valid=h_valid,
+            )
         else:
             m.d.comb += [
                 self.header.payload.eq(main_header),
@@ -432,6 +455,7 @@ class CommandExecutor(wiring.Component):
             command=command,
             offer=offer,
             **payload_probes,
+            **steps_probes,
         )
         return m
 
@@ -614,6 +638,7 @@ class CommandExecutor(wiring.Component):
         # through the buffered FIFO's output register logic into its inner level's enable it
         # was the iCEBreaker's critical path (42.1 MHz at 39.75).
         m.submodules.in_fifo = in_fifo = fifo.SyncFIFO(width=width, depth=2)
+        self._in_fifo = in_fifo
         m.d.comb += [
             in_fifo.w_en.eq(feed_in.valid),
             in_fifo.w_data.eq(feed_in.payload),
@@ -809,6 +834,7 @@ class CommandExecutor(wiring.Component):
                         ]
                 with m.If(self.sent):
                     fsm.goto("R_IDLE")
+            self._sender_states = {name: fsm.ongoing(name) for name in STREAM_STATES}
         return header, byte, h_valid
 
     def _header(self, m, chosen, n_spk, header):

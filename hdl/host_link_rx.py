@@ -172,8 +172,9 @@ class FrameReceiver(wiring.Component):
         Entries a STEPS frame may take (0 without ``steps``).
     probes : dict
         Set by ``elaborate``: internal registers by name, and ``state``, a dict from each name
-        of :data:`RX_STATES` to a signal that is high in that state; for formal harnesses
-        (:mod:`spikeforge.sim.formal_host_link`).
+        of :data:`RX_STATES` to a signal that is high in that state; with ``steps`` also
+        ``kinds`` (the registered frame kinds) and ``steps_ready`` (a STEPS entry to store);
+        for formal harnesses (:mod:`spikeforge.sim.formal_host_link`).
     """
 
     def __init__(self, n_inputs, data_bytes, *, timeout=4096, populations=1, steps=False):
@@ -438,6 +439,8 @@ class FrameReceiver(wiring.Component):
             checked=checked,
             crc_zero=crc_zero,
         )
+        if self.steps:
+            self.probes.update(kinds=kinds, steps_ready=self._steps_ready)
         return m
 
     def _timer(self, m, states, timer, timed_out, restart):
@@ -533,6 +536,7 @@ class FrameReceiver(wiring.Component):
             frame.report.eq(report[: self.populations]),
         ]
         m.d.sync += [data_ready.eq(0), index_ready.eq(0)]
+        self._steps_ready = (data_ready, index_ready)
 
         def body():
             with m.If(in_head):

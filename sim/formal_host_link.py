@@ -8,6 +8,12 @@ transmitter's consumer is free too, but never holds ``tx.ready`` low for more th
 :class:`~spikeforge.sim.formal_host_link_model.FreeArray`, a model of its interface whose
 timing is free within bounds (see there).
 
+The link is built as boards build it, with STEPS (``steps=True``; ``steps=False`` leaves
+them out), but no STEPS frame runs: the environment never sends one that passes its checks
+for the array's timestep (one for another timestep, or a broken one, is received, checked
+and answered with its error). The runs of STEPS frames have bounded checks in
+:mod:`spikeforge.sim.formal_host_link_steps`.
+
 The link is three units, each with its state machine (``spikeforge.hdl.host_link_rx``,
 ``_exec``, ``_tx``); the harness reads their states and registers through their ``probes``.
 The receiver holds a frame (``HOLD``) from its check until the answer is out; the executor is
@@ -43,7 +49,7 @@ from amaranth.hdl import Assert, Assume, Cat, Const, Fragment, Module, Mux, Sign
 from amaranth.lib import wiring
 
 from spikeforge.gen.compile import compile_network
-from spikeforge.hdl.host_link import EXEC_STATES, RX_STATES, TX_STATES, HostLink
+from spikeforge.hdl.host_link import RX_STATES, TX_STATES, HostLink
 from spikeforge.hdl.host_link_exec import decode_command
 from spikeforge.hdl.host_link_rx import FRAME_STATES
 from spikeforge.spec import protocol as p
@@ -106,6 +112,12 @@ class HostLinkHarness(wiring.Component):
     invariants : bool
         Also assert the invariants the induction needs; without them only the claims are
         asserted (for bounded checks that must fail on a claim).
+    steps : bool
+        Build the link with STEPS, as boards do (``HostLink(steps=True)``). The environment
+        then never sends a STEPS frame that passes its checks for the array's timestep (an
+        assumption on the model's free timestep): STEPS frames are received, checked and
+        answered with their errors, and the STEPS machinery stays idle; its runs have the
+        bounded checks of :mod:`spikeforge.sim.formal_host_link_steps`.
 
     Attributes
     ----------
@@ -135,6 +147,7 @@ class HostLinkHarness(wiring.Component):
         quiet=None,
         garbage=True,
         invariants=True,
+        steps=True,
     ):
         self.check = check_properties(check, PROPERTIES)
         for name, value in [
@@ -146,11 +159,13 @@ class HostLinkHarness(wiring.Component):
             check_int(name, value, 0, 255)
         if not 0 <= gap < timeout:
             raise ValueError(f"gap must be below the timeout {timeout}, not {gap!r}")
+        if not isinstance(steps, bool):
+            raise TypeError(f"steps must be True or False, not {steps!r}")
         if quiet is not None and (not isinstance(quiet, int) or quiet < 1):
             raise TypeError(f"quiet must be a positive integer, not {quiet!r}")
         net = tiny_network() if net is None else net
         plan = compile_network(net, 1)
-        self.link = HostLink(plan, stages=1, timeout=timeout, steps=False)
+        self.link = HostLink(plan, stages=1, timeout=timeout, steps=steps)
         real = self.link.array
         # Only its signature and widths are used. Elaborating it once marks it and its parts
         # as used, which Amaranth warns about otherwise.
@@ -234,7 +249,9 @@ class HostLinkHarness(wiring.Component):
         no_reset(m)
         link = self.link
         # Elaborated here, so that the units' probes exist for the assertions.
-        m.submodules.link = Fragment.get(link, platform)
+        # With STEPS, "formal": the input FIFO in front of the array then asserts that its
+        # level and pointers agree (Amaranth's SyncFIFO does so on that platform).
+        m.submodules.link = Fragment.get(link, "formal" if link.steps else platform)
         rx, ex, tx = (unit.probes for unit in (link.receiver, link.executor, link.transmitter))
         u = SimpleNamespace(
             rx=rx,
@@ -244,6 +261,9 @@ class HostLinkHarness(wiring.Component):
             lb=rx["line_bad"],
         )
         u.idle = u.state["HUNT"] & ~u.lb
+        u.end_queued, u.fifo_asserts = Const(0), []
+        if link.steps:
+            self._fifo(m, u)
         u.answering = u.state["ANSWER"] | u.state["SEND"]
         recover = "recover" in self.check
 
@@ -254,8 +274,24 @@ class HostLinkHarness(wiring.Component):
         # includes "live".
         quiet_for, asserts = self._live(m, u, quiet)
         # What the receiver's registered header checks must be in LEN_CHECK.
-        u.header = link.receiver.header_checks(m, rx["code"], Cat(rx["lo_byte"], rx["byte_reg"]))
+        u.kinds = None
+        if link.steps:
+            code = rx["code"]
+            u.kinds = (
+                (code == p.CMD_IDENTIFY)
+                | (code == p.CMD_STATUS)
+                | (code == p.CMD_RESET)
+                | (code == p.CMD_LAST),
+                code == p.CMD_CFG,
+                code == p.CMD_STEP,
+                code == p.CMD_STEPS,
+            )
+        u.header = link.receiver.header_checks(
+            m, rx["code"], Cat(rx["lo_byte"], rx["byte_reg"]), u.kinds
+        )
         asserts += self._units(u)
+        if link.steps:
+            asserts += self._steps(m, u)
         asserts += self._sequence(m, u)
         if recover:
             asserts += self.recovery.claims(m, u, s, held, quiet_for)
@@ -305,6 +341,75 @@ class HostLinkHarness(wiring.Component):
         step = (u.rx["code"] == p.CMD_STEP) & taken
         return [(~u.state["EXEC"] | (u.ex["start"] == step), "inv: step at its timestep")]
 
+    def _steps(self, m, u):
+        """With STEPS: the assumption that no STEPS frame runs, and the invariants of the
+        STEPS machinery kept idle, the registered frame kinds and the input FIFO."""
+        state, rx, ex = u.state, u.rx, u.ex
+        frame = self.link.receiver.frame
+        # The environment: a STEPS frame that passed every check is never for the array's
+        # timestep (it is answered with error 7); only the array model's free timestep is
+        # constrained by this.
+        m.d.comb += Assume(
+            ~(
+                state["IDLE"]
+                & frame.valid
+                & (frame.payload.error == 0)
+                & (rx["code"] == p.CMD_STEPS)
+                & ex["in_sequence"]
+            )
+        )
+        bare, cfg, step, steps = u.kinds
+        record, ring, sender = ex["record"], ex["ring"], ex["sender"]
+        data_ready, index_ready = rx["steps_ready"]
+        # The kinds are registered from the code, which LEN0 does not change: current from LEN1.
+        current = _any(state, ("LEN1", "LEN_CHECK", "PAYLOAD", "CRC0", "CRC1", "CRC_FOLD", "CHECK"))
+        return [
+            (~ex["steps_go"] & ~ex["streaming"], "inv: no STEPS run"),
+            (sender["R_IDLE"], "inv: sender idle"),
+            (~record["full"], "inv: record empty"),
+            (ring["count"] == 0, "inv: ring empty"),
+            (_one_hot(Cat(*sender.values())), "inv: sender state"),
+            (
+                ~state["EXEC"] | (ex["steps_stale"] == (rx["code"] == p.CMD_STEPS)),
+                "inv: STEPS decoded",
+            ),
+            (ex["sending"] == state["SEND"], "inv: sending"),
+            (~ex["settled"] | state["FEED"], "inv: settled"),
+            (
+                ~current | (Cat(*rx["kinds"]) == Cat(bare, cfg, step, steps)),
+                "inv: kinds",
+            ),
+            (~(data_ready | index_ready) | state["PAYLOAD"] | state["CRC0"], "inv: STEPS entry"),
+        ] + u.fifo_asserts
+
+    def _fifo(self, m, u):
+        """The input FIFO in front of the array (with STEPS): its level, the `end` items in it
+        (counted by the harness, ``u.end_queued``), the array's stall counter."""
+        state, ex, a = u.state, u.ex, self.array
+        fifo = ex["in_fifo"]
+        layout = a.spike_in.payload.shape()
+        pushed_end = fifo.w_en & fifo.w_rdy & layout(fifo.w_data).end
+        sin = a.spike_in
+        taken_end = sin.valid & sin.ready & sin.payload.end
+        ends = Signal(2, name="fifo_ends")
+        m.d.sync += ends.eq(ends + pushed_end - taken_end)
+        u.end_queued = ends == 1
+        feeding = state["FEED"] | state["FEED_WAIT"]
+        level = fifo.level
+        u.fifo_asserts = [
+            (feeding | state["STEP_WAIT"] | (level == 0), "inv: fifo idle"),
+            (ends <= Mux(state["STEP_WAIT"], level, 0), "inv: fifo end"),
+            (~state["STEP_WAIT"] | (a.ended != u.end_queued), "inv: fifo end queued"),
+            # `end` is the last event: once the array took it, the FIFO is empty.
+            (~a.ended | (level == 0), "inv: fifo after the end"),
+            (
+                ~(state["STEP_WAIT"] & (level == 1) & u.end_queued) | sin.payload.end,
+                "inv: fifo last",
+            ),
+            (~(feeding & (level != 0)) | ~sin.payload.end, "inv: fifo head"),
+            ((level != 0) | (a.stalled == 0), "inv: fifo stall"),
+        ]
+
     def _units(self, u):
         """Invariants the induction needs: each unit's registers, the units and the array
         model in step with each other."""
@@ -326,7 +431,7 @@ class HostLinkHarness(wiring.Component):
             (_one_hot(Cat(*(state[name] for name in names))), f"inv: {unit} state")
             for unit, names in (
                 ("receiver", RX_STATES),
-                ("executor", EXEC_STATES),
+                ("executor", tuple(ex["state"])),
                 ("transmitter", TX_STATES),
             )
         ]
@@ -385,7 +490,11 @@ class HostLinkHarness(wiring.Component):
             ),
             (~state["FEED"] | (ex["last"] == (ex["feed"] == n_idx)), "inv: last index"),
             (ex["chosen"].as_value() == (Const(1, 1) << ex["resp"]), "inv: response one-hot"),
-            (ex["offer"] == state["FEED"], "inv: offer"),
+            (
+                ex["offer"]
+                == (state["FEED"] & ~ex["settled"] if self.link.steps else state["FEED"]),
+                "inv: offer",
+            ),
             (ex["in_spikes"] == (ex["step"] & ~ex["head"][0]), "inv: past the step head"),
             (~(a.running & a.resetting), "inv: array"),
             (a.stalled <= a.in_stall, "inv: in_stall"),
@@ -393,7 +502,7 @@ class HostLinkHarness(wiring.Component):
             (a.since_end <= a.done_within, "inv: since_end"),
             (a.reset_cycles <= a.reset_within, "inv: reset_cycles"),
             (~feeding | (a.running & ~a.ended), "inv: feeding"),
-            (~state["STEP_WAIT"] | (a.running & a.ended), "inv: step wait"),
+            (~state["STEP_WAIT"] | (a.running & (a.ended | u.end_queued)), "inv: step wait"),
             (~state["RESET_WAIT"] | ~a.running, "inv: reset wait"),
             (feeding | state["STEP_WAIT"] | state["RESET_WAIT"] | ~a.busy, "inv: array idle"),
             (~a.running | (ex["n_spk"] == a.spikes), "inv: spikes"),

@@ -51,6 +51,7 @@ class Ranking:
         self.max_len = max(self.identity_len, self.status_len, 2, 8 + 3 * self.neurons)
         self.tx_stall = tx_stall
         self.tx_waited = tx_waited
+        self.steps = link.steps
         self.resp_len = Signal(16)
         self.bound = self._max_rank()
 
@@ -69,6 +70,12 @@ class Ranking:
         # In EXEC, a STEP of n indices: FEED_WAIT, then per index FEED (waiting at most
         # in_stall cycles) and FEED_WAIT, then `end` in FEED.
         c["step"] = lambda n: 2 + (a.in_stall + 1) + n * (a.in_stall + 2) + c["step_wait0"]
+        if self.steps:
+            # With STEPS the events go through a FIFO of two: per event FEED_WAIT, FEED with
+            # the read settling, FEED offering (it waits only while the FIFO is full, which
+            # the FIFO's term below pays for), and at most in_stall + 1 cycles in the FIFO.
+            c["item"] = a.in_stall + 4
+            c["step"] = lambda n: 1 + (n + 1) * c["item"] + c["step_wait0"]
         c["cfg_write"] = 1 + self._tx(0)
         c["exec_max"] = max(
             1 + self._tx(self.identity_len),
@@ -102,6 +109,31 @@ class Ranking:
             "CFG": 0,
             "RESET": 0,
         }[name]
+
+    def _feed_with_fifo(self, m, u, rank, c, remaining, extra):
+        """The ranks of FEED_WAIT, FEED and STEP_WAIT with STEPS: the events still to offer
+        (``remaining`` indices and the end), and those in the FIFO, each taken by the array
+        within ``in_stall + 1`` cycles (the one at its head has waited ``stalled``)."""
+        a, state, ex = self.array, u.state, u.ex
+        level = ex["in_fifo"].level
+        queued = level * (a.in_stall + 1) - a.stalled
+        after = c["step_wait0"] + queued + extra
+        item = c["item"]
+        with m.If(state["FEED_WAIT"]):
+            m.d.comb += rank.eq((remaining + 1) * item + after)
+        with m.If(state["FEED"]):
+            # Settling: one cycle less than FEED_WAIT; offering: two.
+            m.d.comb += rank.eq(remaining * item + Mux(ex["settled"], item - 1, item - 2) + after)
+        with m.If(state["STEP_WAIT"]):
+            # Before the array took `end`: the FIFO's events, then the step's end; after:
+            # as without the FIFO.
+            m.d.comb += rank.eq(
+                Mux(a.ended, a.done_within - a.since_end, a.done_within)
+                + 1
+                + c["step_done_max"]
+                + queued
+                + extra
+            )
 
     def signal(self, m, u):
         """The rank, a bound on the quiet cycles until the link is idle (0 when idle).
@@ -153,6 +185,10 @@ class Ranking:
                     m.d.comb += exec_rank.eq(1 + max(c["cfg_write"], c["error"]))
                 with m.Case(p.CMD_STEP):
                     m.d.comb += exec_rank.eq(c["step"](u.rx["n_idx"]))
+                if self.steps:
+                    # (Never for the array's timestep: the harness assumes so.) ERROR.
+                    with m.Case(p.CMD_STEPS):
+                        m.d.comb += exec_rank.eq(1 + c["error"])
             m.d.comb += rank.eq(exec_rank + extra)
         with m.If(state["RESET_WAIT"]):
             m.d.comb += rank.eq(
@@ -161,18 +197,21 @@ class Ranking:
         with m.If(state["CFG_WRITE"]):
             m.d.comb += rank.eq(c["cfg_write"] + extra)
         remaining = u.rx["n_idx"] - u.ex["feed"]
-        with m.If(state["FEED_WAIT"]):
-            m.d.comb += rank.eq(c["step"](remaining) - 1 + extra)
-        with m.If(state["FEED"]):
-            m.d.comb += rank.eq(
-                (a.in_stall - a.stalled)
-                + 1
-                + remaining * (a.in_stall + 2)
-                + c["step_wait0"]
-                + extra
-            )
-        with m.If(state["STEP_WAIT"]):
-            m.d.comb += rank.eq((a.done_within - a.since_end) + 1 + c["step_done_max"] + extra)
+        if self.steps:
+            self._feed_with_fifo(m, u, rank, c, remaining, extra)
+        else:
+            with m.If(state["FEED_WAIT"]):
+                m.d.comb += rank.eq(c["step"](remaining) - 1 + extra)
+            with m.If(state["FEED"]):
+                m.d.comb += rank.eq(
+                    (a.in_stall - a.stalled)
+                    + 1
+                    + remaining * (a.in_stall + 2)
+                    + c["step_wait0"]
+                    + extra
+                )
+            with m.If(state["STEP_WAIT"]):
+                m.d.comb += rank.eq((a.done_within - a.since_end) + 1 + c["step_done_max"] + extra)
         with m.If(state["STEP_DONE"]):
             m.d.comb += rank.eq(1 + (14 + 3 * n_spk) * B + 1 + extra)
         # ANSWER offers the header of the response chosen; the transmitter takes it at once.

@@ -8,47 +8,67 @@ consumer that stalls ``tx`` up to 2 cycles, and a free-timing model of the array
 wedge) and ``recover`` (a request after garbage and a quiet line is executed) are proven by
 k-induction of length 3, for every reachable state. The planted bugs, monkeypatched into the
 receiver's module (``hdl/host_link_rx.py``), are bounded checks with only the claims asserted,
-so that the failure is a claim, not a helper invariant. Default run about 2 minutes on two
-shared cores.
+so that the failure is a claim, not a helper invariant.
+
+The harness builds the link with STEPS as boards do (none runs: assumed), and without.
+``StepsHarness`` (``spikeforge.sim.formal_host_link_steps``): the link with STEPS sent one
+STEPS frame from reset, or free input; bounded checks (BMC) of the frame's run and answers and
+of STEPS safety claims, and a planted sender bug (the executor's state machines monkeypatched
+through ``hdl/host_link_exec.py``'s ``OneHotFSM``). Default run about 2 minutes on two cores.
 """
 
 import types
 
 import pytest
-from amaranth.hdl import Fragment, Signal
+from amaranth.hdl import Assert, Fragment, Signal
 from formal_checks import assert_fails_with_trace, assert_passes
 
+import spikeforge.hdl.host_link_exec as host_link_exec
 import spikeforge.hdl.host_link_rx as host_link_rx
+from spikeforge.hdl.host_link_fsm import OneHotFSM
 from spikeforge.sim.formal import prove
 from spikeforge.sim.formal_host_link import PROPERTIES, HostLinkHarness, failed_assertions
+from spikeforge.sim.formal_host_link_steps import STEPS_REQUESTS, StepsHarness
 from spikeforge.spec import protocol
 
 # --- the properties hold -------------------------------------------------------------------
 
 
-def test_no_wedge(formal, tmp_path):
-    harness = HostLinkHarness(check=["live"])
+@pytest.mark.parametrize("steps", [True, False], ids=["steps", "no_steps"])
+def test_no_wedge(formal, tmp_path, steps):
+    # The link as boards build it (with STEPS, none run) and without STEPS.
+    harness = HostLinkHarness(check=["live"], steps=steps)
     # Every response, the longest (IDENTIFY, 75 bytes at up to 4 cycles each) included, and a
     # UART error left pending behind it.
     assert harness.quiet_bound == 356
     assert_passes(prove(harness, "live", mode="prove", depth=3, build_dir=tmp_path))
 
 
+@pytest.mark.parametrize("steps", [True, False], ids=["steps", "no_steps"])
 @pytest.mark.parametrize("gap", [0, 15])
-def test_request_recovers(formal, tmp_path, gap):
+def test_request_recovers(formal, tmp_path, gap, steps):
     # gap 0: bytes back to back (one waits for LEN_CHECK); gap 15: just under the timeout.
-    harness = HostLinkHarness(check=["recover"], gap=gap)
+    harness = HostLinkHarness(check=["recover"], gap=gap, steps=steps)
     assert harness.accept_bound == {0: 9, 15: 98}[gap]
     assert_passes(prove(harness, f"recover{gap}", mode="prove", depth=3, build_dir=tmp_path))
 
 
 @pytest.mark.slow
-def test_no_wedge_under_other_bounds(formal, tmp_path):
-    # Stalls of 5 cycles on tx and spike_in, a slow step and reset, a timeout of 40.
+@pytest.mark.parametrize("steps, depth", [(True, 8), (False, 3)], ids=["steps", "no_steps"])
+def test_no_wedge_under_other_bounds(formal, tmp_path, steps, depth):
+    # Stalls of 5 cycles on tx and spike_in, a slow step and reset, a timeout of 40. With
+    # STEPS the induction needs length 8 (at 3 it starts from an input FIFO whose contents
+    # no trace wrote: `end` at its head with an event behind it).
     harness = HostLinkHarness(
-        check=["live"], timeout=40, tx_stall=5, in_stall=5, done_within=20, reset_within=20
+        check=["live"],
+        timeout=40,
+        tx_stall=5,
+        in_stall=5,
+        done_within=20,
+        reset_within=20,
+        steps=steps,
     )
-    assert_passes(prove(harness, "live_wide", mode="prove", depth=3, build_dir=tmp_path))
+    assert_passes(prove(harness, "live_wide", mode="prove", depth=depth, build_dir=tmp_path))
 
 
 # --- each property catches a planted bug ---------------------------------------------------
@@ -86,6 +106,114 @@ def test_recover_catches_a_wrong_crc_start(formal, tmp_path, monkeypatch):
     assert failed_assertions(result) == {"recover: not accepted in time"}
 
 
+# --- STEPS: bounded -------------------------------------------------------------------------
+
+
+def test_steps_frame_runs_and_is_answered(formal, tmp_path):
+    # Two steps as index lists (the second step runs while the first is answered, its record
+    # waits in the record register), with no stalls, to keep the depth down.
+    request_name = "lists2"
+    harness = StepsHarness(request_name, tx_stall=0, in_stall=0, done_within=1)
+    assert harness.depth == 107
+    result = prove(
+        harness, f"steps_{request_name}", mode="bmc", depth=harness.depth, build_dir=tmp_path
+    )
+    assert_passes(result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("request_name", ["bitmaps", "lists", "bitmaps2", "lists2"])
+def test_steps_frame_under_default_bounds(formal, tmp_path, request_name):
+    # Under the default bounds: a consumer stalling up to 1 cycle, the array's input stalling
+    # 1, `done` up to 4 cycles after `end`.
+    harness = StepsHarness(request_name)
+    assert (
+        harness.depth == {"bitmaps": 82, "lists": 83, "bitmaps2": 142, "lists2": 140}[request_name]
+    )
+    result = prove(
+        harness, f"steps_{request_name}", mode="bmc", depth=harness.depth, build_dir=tmp_path
+    )
+    assert_passes(result)
+
+
+def test_steps_catches_a_sender_that_never_returns(formal, tmp_path, monkeypatch):
+    # The sender of STEPS responses stays in R_SEND after its response is out: the record of
+    # the next step is never taken, the frame never done.
+    class Stuck(OneHotFSM):
+        def goto(self, name):
+            if not (self.here == "R_SEND" and name == "R_IDLE"):
+                super().goto(name)
+
+    monkeypatch.setattr(host_link_exec, "OneHotFSM", Stuck)
+    harness = StepsHarness("bitmaps", tx_stall=0, in_stall=0, done_within=1)
+    result = prove(harness, "steps_bug", mode="bmc", depth=harness.depth, build_dir=tmp_path)
+    assert_fails_with_trace(result, tmp_path)
+    assert failed_assertions(result) == {"steps: not done in time"}
+
+
+@pytest.mark.slow
+def test_steps_bound_is_not_vacuous(formal, tmp_path):
+    # The claim at `bound` fails 8 cycles earlier: traces that run the whole frame exist, and
+    # the bound is within 8 cycles of the slowest.
+    harness = StepsHarness("bitmaps", tx_stall=0, in_stall=0, done_within=1)
+    harness.bound -= 8
+    result = prove(harness, "steps_early", mode="bmc", depth=harness.bound + 1, build_dir=tmp_path)
+    assert_fails_with_trace(result, tmp_path)
+    assert failed_assertions(result) == {"steps: not done in time"}
+
+
+def test_steps_safety_under_free_input(formal, tmp_path):
+    # Any bytes, UART errors and timesteps: the safety claims hold for 28 cycles from reset,
+    # deep enough for a STEPS frame of one step (12 bytes) to be received, checked, started
+    # and its answer begun (R_SEND is first reached at cycle 26).
+    harness = StepsHarness(None)
+    assert_passes(prove(harness, "steps_free", mode="bmc", depth=28, build_dir=tmp_path))
+
+
+def test_free_input_reaches_a_steps_run(formal, tmp_path):
+    # That check is not vacuous: the free input starts a STEPS step by cycle 17.
+    class Reach(StepsHarness):
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            m.d.comb += Assert(~self.link.executor.probes["state"]["S_READ"], "reach")
+            return m
+
+    result = prove(Reach(None), "steps_reach", mode="bmc", depth=18, build_dir=tmp_path)
+    assert_fails_with_trace(result, tmp_path)
+    assert failed_assertions(result) == {"reach"}
+
+
+def test_steps_harness_rejects_bad_arguments():
+    with pytest.raises(
+        TypeError,
+        match=r"^request must be None or one of bitmaps, lists, bitmaps2, lists2, not 'x'$",
+    ):
+        StepsHarness("x")
+    with pytest.raises(TypeError, match=r"^tx_stall must be an integer in \[0, 255\], not -1$"):
+        StepsHarness(tx_stall=-1)
+    assert set(STEPS_REQUESTS) == {"bitmaps", "lists", "bitmaps2", "lists2"}
+
+
+def test_steps_harness_asserts_its_claims():
+    safety = [
+        "steps: start before the check",
+        "steps: run for another timestep",
+        "steps: two headers",
+        "steps: ring overflow",
+    ]
+    harness = StepsHarness()
+    Fragment.get(harness, None)
+    assert harness.asserted == [
+        "steps: error frame",
+        *safety,
+        "steps: too many",
+        "steps: not done in time",
+    ]
+    free = StepsHarness(None)
+    Fragment.get(free, None)
+    assert free.asserted == safety and free.depth is None
+
+
 def test_harness_rejects_bad_arguments():
     with pytest.raises(
         TypeError,
@@ -95,6 +223,8 @@ def test_harness_rejects_bad_arguments():
         HostLinkHarness(check=["wedge"])
     with pytest.raises(ValueError, match=r"^gap must be below the timeout 16, not 16$"):
         HostLinkHarness(gap=16)
+    with pytest.raises(TypeError, match=r"^steps must be True or False, not 1$"):
+        HostLinkHarness(steps=1)
     with pytest.raises(TypeError, match=r"^quiet must be a positive integer, not 0$"):
         HostLinkHarness(quiet=0)
     with pytest.raises(TypeError, match=r"^tx_stall must be an integer in \[0, 255\], not -1$"):
