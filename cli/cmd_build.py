@@ -157,6 +157,7 @@ def run_build(args):
         # The same report as the build folder's, which does not say where it is.
         _write_report(args.report, {k: v for k, v in report.items() if k != "build_dir"})
     print(format_report(report))
+    _note_steps(args, board, report)
     # Only a SPRAM build says where its weights are: they are not in the bitstream.
     spram = "; weights in spram, loaded by 'spikeforge run'" if report["weights"] == "spram" else ""
     print(
@@ -165,6 +166,22 @@ def run_build(args):
         f"report {os.path.join(report['build_dir'], 'report.json')}"
     )
     return 0
+
+
+def _note_steps(args, board, report):
+    """Say so when ``--clock auto`` stayed under the board's goal clock with STEPS in the link:
+    on a full device (the 2,048-neuron iCEBreaker top: 85% of the cells, 33 MHz) the link
+    without STEPS is the way to the goal (73%, 39.75 MHz; docs/performance.md)."""
+    if args.clock != "auto" or not report["steps"]:
+        return
+    if report["clock_mhz"] >= 0.99 * board.goal_mhz:  # a PLL may miss the goal by 1%
+        return
+    used = 100 * report["luts"] // report["luts_available"]
+    print(
+        f"note: {report['clock_mhz']:g} MHz is under the {board.goal_mhz:g} MHz goal of "
+        f"{board.name}, with {used}% of its logic cells used; --no-steps builds the host "
+        f"link without STEPS frames, in fewer cells"
+    )
 
 
 def run_run(args):

@@ -313,6 +313,37 @@ def test_build_with_and_without_steps(files, capsys, monkeypatch, flags, steps):
     assert "top.il" in files
 
 
+@pytest.mark.parametrize(
+    "fmax, flags, noted",
+    [
+        (30.0, (), True),
+        (30.0, ("--no-steps",), False),
+        (50.0, (), False),
+        (30.0, ("--clock", "24"), False),
+    ],
+)
+def test_build_under_the_goal_suggests_no_steps(files, capsys, monkeypatch, fmax, flags, noted):
+    # A default build that `--clock auto` left under the goal clock says what frees cells.
+    from spikeforge.boards import flow
+
+    def build(top, board, build_dir, **kwargs):
+        report = _fake_build(top, board, build_dir, **kwargs)
+        met = fmax >= kwargs["clock_mhz"]
+        return dict(report, fmax_mhz=fmax, timing_met=met, luts=4495, luts_available=5280)
+
+    monkeypatch.setattr(flow, "build", build)
+    _, _, folder = files
+    status, out, err = cli(
+        capsys, "build", folder / "net.json", "--board", "icebreaker", *flags, "-o", folder / "b"
+    )
+    assert (status, err) == (0, "")
+    note = (
+        "note: 27.375 MHz is under the 40 MHz goal of icebreaker, with 85% of its logic cells "
+        "used; --no-steps builds the host link without STEPS frames, in fewer cells\n"
+    )
+    assert (note in out) is noted, out
+
+
 def test_emulate_without_steps(files, capsys, monkeypatch):
     # `spikeforge emulate --no-steps` serves the design `build --no-steps` makes.
     from spikeforge.cli import cmd_emulate
