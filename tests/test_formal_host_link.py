@@ -36,11 +36,12 @@ from spikeforge.spec import protocol
 
 @pytest.mark.parametrize("steps", [True, False], ids=["steps", "no_steps"])
 def test_no_wedge(formal, tmp_path, steps):
-    # The link as boards build it (with STEPS, none run) and without STEPS.
+    # The link as boards build it (with STEPS, those of bitmaps running) and without STEPS.
     harness = HostLinkHarness(check=["live"], steps=steps)
-    # Every response, the longest (IDENTIFY, 75 bytes at up to 4 cycles each) included, and a
-    # UART error left pending behind it.
-    assert harness.quiet_bound == 356
+    # Without STEPS: every response, the longest (IDENTIFY, 75 bytes at up to 4 cycles each)
+    # included, and a UART error left pending behind it. With STEPS: a frame of 255 steps,
+    # each run and answered one after the other (104 cycles a step and its response).
+    assert harness.quiet_bound == (26576 if steps else 356)
     assert_passes(prove(harness, "live", mode="prove", depth=3, build_dir=tmp_path))
 
 
@@ -149,6 +150,24 @@ def test_steps_catches_a_sender_that_never_returns(formal, tmp_path, monkeypatch
     result = prove(harness, "steps_bug", mode="bmc", depth=harness.depth, build_dir=tmp_path)
     assert_fails_with_trace(result, tmp_path)
     assert failed_assertions(result) == {"steps: not done in time"}
+
+
+def test_no_wedge_induction_catches_a_sender_that_never_returns(formal, tmp_path, monkeypatch):
+    # The same bug under the "live" proof, whose induction now runs STEPS frames: it fails
+    # in its induction step (status UNKNOWN: no trace from reset is that short), on the
+    # invariants that tie the sender to the transmitter: the sender is still in R_SEND with
+    # the response out. The bounded check above shows the wedge it leads to.
+    class Stuck(OneHotFSM):
+        def goto(self, name):
+            if not (self.here == "R_SEND" and name == "R_IDLE"):
+                super().goto(name)
+
+    monkeypatch.setattr(host_link_exec, "OneHotFSM", Stuck)
+    harness = HostLinkHarness(check=["live"])
+    result = prove(harness, "live_steps_bug", mode="prove", depth=3, build_dir=tmp_path)
+    assert result.status == "UNKNOWN"
+    assert result.counterexample is not None and "induct" in result.counterexample.name
+    assert failed_assertions(result) == {"inv: sending", "inv: transmitter"}
 
 
 @pytest.mark.slow
