@@ -9,10 +9,11 @@ transmitter's consumer is free too, but never holds ``tx.ready`` low for more th
 timing is free within bounds (see there).
 
 The link is built as boards build it, with STEPS (``steps=True``; ``steps=False`` leaves
-them out), but no STEPS frame runs: the environment never sends one that passes its checks
-for the array's timestep (one for another timestep, or a broken one, is received, checked
-and answered with its error). The runs of STEPS frames have bounded checks in
-:mod:`spikeforge.sim.formal_host_link_steps`.
+them out). STEPS frames of bitmaps run (their steps, the record register, the sender of the
+0x87 responses and the spike ring are in the proofs); the environment never sends a STEPS
+frame of index lists that passes its checks for the array's timestep (one for another
+timestep, or a broken one, is received, checked and answered with its error). The runs of
+index lists have bounded checks in :mod:`spikeforge.sim.formal_host_link_steps`.
 
 The link is three units, each with its state machine (``spikeforge.hdl.host_link_rx``,
 ``_exec``, ``_tx``); the harness reads their states and registers through their ``probes``.
@@ -113,11 +114,11 @@ class HostLinkHarness(wiring.Component):
         Also assert the invariants the induction needs; without them only the claims are
         asserted (for bounded checks that must fail on a claim).
     steps : bool
-        Build the link with STEPS, as boards do (``HostLink(steps=True)``). The environment
-        then never sends a STEPS frame that passes its checks for the array's timestep (an
-        assumption on the model's free timestep): STEPS frames are received, checked and
-        answered with their errors, and the STEPS machinery stays idle; its runs have the
-        bounded checks of :mod:`spikeforge.sim.formal_host_link_steps`.
+        Build the link with STEPS, as boards do (``HostLink(steps=True)``). Frames of bitmaps
+        run; the environment never sends a STEPS frame of index lists that passes its checks
+        for the array's timestep (an assumption on the model's free timestep): those are
+        received, checked and answered with their errors; their runs have the bounded checks
+        of :mod:`spikeforge.sim.formal_host_link_steps`.
 
     Attributes
     ----------

@@ -3,7 +3,8 @@
 For every state of the link, an upper bound on the quiet cycles (no byte offered, no UART
 error) still needed to get idle: in a receive state ``timeout - timer + 1`` plus the error
 answer; in the transmitter the bytes still to send times ``tx_stall + 2`` plus the wait of the
-byte on offer; in the step states the feeding and the array model's bounds; a pending UART error
+byte on offer; in the step states the feeding and the array model's bounds; while a STEPS
+frame runs the steps left, the record held and the sender's response; a pending UART error
 adds a flush and an error answer. Costs in quiet cycles, with the harness's bounds. A byte of a
 response takes at most ``tx_stall + 2`` cycles: chosen into the transmitter's register, offered
 while ``tx`` is not ready, taken.
@@ -52,6 +53,9 @@ class Ranking:
         self.tx_stall = tx_stall
         self.tx_waited = tx_waited
         self.steps = link.steps
+        if self.steps and self.n_in > 8:
+            # The STEPS part counts one bitmap byte a step.
+            raise ValueError(f"the STEPS ranking needs at most 8 inputs, not {self.n_in}")
         self.frame = link.receiver.frame.payload
         self.resp_len = Signal(16)
         self.bound = self._max_rank()

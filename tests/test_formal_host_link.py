@@ -10,7 +10,8 @@ k-induction of length 3, for every reachable state. The planted bugs, monkeypatc
 receiver's module (``hdl/host_link_rx.py``), are bounded checks with only the claims asserted,
 so that the failure is a claim, not a helper invariant.
 
-The harness builds the link with STEPS as boards do (none runs: assumed), and without.
+The harness builds the link with STEPS as boards do (frames of bitmaps run; none of index
+lists runs: assumed), and without.
 ``StepsHarness`` (``spikeforge.sim.formal_host_link_steps``): the link with STEPS sent one
 STEPS frame from reset, or free input; bounded checks (BMC) of the frame's run and answers and
 of STEPS safety claims, and a planted sender bug (the executor's state machines monkeypatched
