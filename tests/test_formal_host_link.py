@@ -46,8 +46,16 @@ def test_no_wedge(formal, tmp_path, steps):
     assert_passes(prove(harness, "live", mode="prove", depth=3, build_dir=tmp_path))
 
 
-@pytest.mark.parametrize("steps", [True, False], ids=["steps", "no_steps"])
-@pytest.mark.parametrize("gap", [0, 15])
+@pytest.mark.parametrize(
+    "gap, steps",
+    [
+        # With STEPS runs in it, gap 0 takes about 40 s: --slow.
+        pytest.param(0, True, id="0-steps", marks=pytest.mark.slow),
+        pytest.param(0, False, id="0-no_steps"),
+        pytest.param(15, True, id="15-steps"),
+        pytest.param(15, False, id="15-no_steps"),
+    ],
+)
 def test_request_recovers(formal, tmp_path, gap, steps):
     # gap 0: bytes back to back (one waits for LEN_CHECK); gap 15: just under the timeout.
     harness = HostLinkHarness(check=["recover"], gap=gap, steps=steps)
