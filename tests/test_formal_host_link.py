@@ -15,7 +15,7 @@ lists runs: assumed), and without.
 ``StepsHarness`` (``spikeforge.sim.formal_host_link_steps``): the link with STEPS sent one
 STEPS frame from reset, or free input; bounded checks (BMC) of the frame's run and answers and
 of STEPS safety claims, and a planted sender bug (the executor's state machines monkeypatched
-through ``hdl/host_link_exec.py``'s ``OneHotFSM``). Default run about 2 minutes on two cores.
+through ``hdl/host_link_exec.py``'s ``OneHotFSM``). Default run about 3.3 minutes on two cores.
 """
 
 import types
