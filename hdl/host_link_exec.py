@@ -135,7 +135,8 @@ class CommandExecutor(wiring.Component):
         of :data:`EXEC_STATES` (and with ``steps`` :data:`STEPS_STATES`) to a signal that is
         high in that state; with ``steps`` also ``sender`` (the same for
         :data:`STREAM_STATES`), ``streaming``, ``ring``, ``record``, the two header offers
-        (``main_header_valid``, ``sender_header_valid``), ``sending``, the decoded STEPS
+        (``main_header_valid``, ``sender_header_valid``), the sender's registers
+        (``sender_regs``) and the step's (``run``), ``sending``, the decoded STEPS
         command (``steps_go``, ``steps_stale``, ``in_sequence``), ``settled`` and the input
         FIFO (``in_fifo``); for formal harnesses
         (:mod:`spikeforge.sim.formal_host_link`).
@@ -431,6 +432,8 @@ class CommandExecutor(wiring.Component):
                 in_fifo=self._in_fifo,
                 streaming=streaming,
                 sender=self._sender_states,
+                sender_regs=self._sender_regs,
+                run=self._run_regs,
                 ring=ring,
                 record=self._record_regs,
                 main_header_valid=main_header_valid,
@@ -616,6 +619,7 @@ class CommandExecutor(wiring.Component):
             if not population.is_input:
                 total = total + Mux(self.frame.payload.report[number], population.size, 0)
         ring["room"] = Signal()
+        ring["reported"] = reported
         m.d.sync += [reported.eq(total), ring["room"].eq(ring["count"] + reported <= neurons)]
         return n_spk, ports, ring
 
@@ -756,6 +760,7 @@ class CommandExecutor(wiring.Component):
                 fsm.goto("IDLE")
         self._ring = ring
         self._record_regs = record
+        self._run_regs = dict(offer=offer, item_end=item_end, bits=bits, steps_left=steps_left)
 
     def _record(self, m, ring):
         """The record of the step run last and not taken by the sender yet: ``new`` is held
@@ -835,6 +840,7 @@ class CommandExecutor(wiring.Component):
                 with m.If(self.sent):
                     fsm.goto("R_IDLE")
             self._sender_states = {name: fsm.ongoing(name) for name in STREAM_STATES}
+        self._sender_regs = dict(length=length, left=left, in_spikes=in_spikes, hi=hi)
         return header, byte, h_valid
 
     def _header(self, m, chosen, n_spk, header):

@@ -9,10 +9,11 @@ transmitter's consumer is free too, but never holds ``tx.ready`` low for more th
 timing is free within bounds (see there).
 
 The link is built as boards build it, with STEPS (``steps=True``; ``steps=False`` leaves
-them out), but no STEPS frame runs: the environment never sends one that passes its checks
-for the array's timestep (one for another timestep, or a broken one, is received, checked
-and answered with its error). The runs of STEPS frames have bounded checks in
-:mod:`spikeforge.sim.formal_host_link_steps`.
+them out). STEPS frames of bitmaps run (their steps, the record register, the sender of the
+0x87 responses and the spike ring are in the proofs); the environment never sends a STEPS
+frame of index lists that passes its checks for the array's timestep (one for another
+timestep, or a broken one, is received, checked and answered with its error). The runs of
+index lists have bounded checks in :mod:`spikeforge.sim.formal_host_link_steps`.
 
 The link is three units, each with its state machine (``spikeforge.hdl.host_link_rx``,
 ``_exec``, ``_tx``); the harness reads their states and registers through their ``probes``.
@@ -50,7 +51,7 @@ from amaranth.lib import wiring
 
 from spikeforge.gen.compile import compile_network
 from spikeforge.hdl.host_link import RX_STATES, TX_STATES, HostLink
-from spikeforge.hdl.host_link_exec import decode_command
+from spikeforge.hdl.host_link_exec import STEPS_STATES, decode_command
 from spikeforge.hdl.host_link_rx import FRAME_STATES
 from spikeforge.spec import protocol as p
 
@@ -113,11 +114,11 @@ class HostLinkHarness(wiring.Component):
         Also assert the invariants the induction needs; without them only the claims are
         asserted (for bounded checks that must fail on a claim).
     steps : bool
-        Build the link with STEPS, as boards do (``HostLink(steps=True)``). The environment
-        then never sends a STEPS frame that passes its checks for the array's timestep (an
-        assumption on the model's free timestep): STEPS frames are received, checked and
-        answered with their errors, and the STEPS machinery stays idle; its runs have the
-        bounded checks of :mod:`spikeforge.sim.formal_host_link_steps`.
+        Build the link with STEPS, as boards do (``HostLink(steps=True)``). Frames of bitmaps
+        run; the environment never sends a STEPS frame of index lists that passes its checks
+        for the array's timestep (an assumption on the model's free timestep): those are
+        received, checked and answered with their errors; their runs have the bounded checks
+        of :mod:`spikeforge.sim.formal_host_link_steps`.
 
     Attributes
     ----------
@@ -173,6 +174,7 @@ class HostLinkHarness(wiring.Component):
         self.array = FreeArray(
             real,
             neurons=self.link.neurons,
+            spiking=[n for n, q in enumerate(plan.populations) if not q.is_input],
             in_stall=in_stall,
             done_within=done_within,
             reset_within=reset_within,
@@ -342,44 +344,145 @@ class HostLinkHarness(wiring.Component):
         return [(~u.state["EXEC"] | (u.ex["start"] == step), "inv: step at its timestep")]
 
     def _steps(self, m, u):
-        """With STEPS: the assumption that no STEPS frame runs, and the invariants of the
-        STEPS machinery kept idle, the registered frame kinds and the input FIFO."""
-        state, rx, ex = u.state, u.rx, u.ex
-        frame = self.link.receiver.frame
-        # The environment: a STEPS frame that passed every check is never for the array's
-        # timestep (it is answered with error 7); only the array model's free timestep is
-        # constrained by this.
+        """With STEPS: the assumption that no STEPS frame of index lists runs, and the
+        invariants of STEPS runs of bitmaps (the executor's steps, the record register, the
+        sender and the spike ring), the registered frame kinds and the input FIFO."""
+        state, rx, ex, tx, a = u.state, u.rx, u.ex, u.tx, self.array
+        frame = self.link.receiver.frame.payload
+        neurons = self.link.neurons
+        # The environment: a STEPS frame of index lists that passed every check is never for
+        # the array's timestep (it is answered with error 7); only the array model's free
+        # timestep is constrained by this.
         m.d.comb += Assume(
             ~(
                 state["IDLE"]
-                & frame.valid
-                & (frame.payload.error == 0)
+                & self.link.receiver.frame.valid
+                & (frame.error == 0)
                 & (rx["code"] == p.CMD_STEPS)
                 & ex["in_sequence"]
+                & frame.lists
             )
         )
         bare, cfg, step, steps = u.kinds
-        record, ring, sender = ex["record"], ex["ring"], ex["sender"]
+        record, ring, sender, run = ex["record"], ex["ring"], ex["sender"], ex["run"]
+        regs = ex["sender_regs"]
         data_ready, index_ready = rx["steps_ready"]
         # The kinds are registered from the code, which LEN0 does not change: current from LEN1.
         current = _any(state, ("LEN1", "LEN_CHECK", "PAYLOAD", "CRC0", "CRC1", "CRC_FOLD", "CHECK"))
+        streaming = ex["streaming"]
+        held_count = record["held"][32:]
+        # The spike entries of the response the sender has taken and not sent (the harness's
+        # count): set from the record it takes, less one per entry sent.
+        unsent = Signal(range(neurons + 1), name="unsent")
+        with m.If(record["pop"]):
+            m.d.sync += unsent.eq(held_count)
+        with m.Elif(ring["advance"]):
+            m.d.sync += unsent.eq(unsent - 1)
+        # The reported LIF neurons of the frame on offer, as the executor's `reported`.
+        total = Const(0)
+        for number, population in enumerate(self.link.plan.populations):
+            if not population.is_input:
+                total = total + Mux(frame.report[number], population.size, 0)
+        room = Signal(name="room_expected")
+        m.d.sync += room.eq(ring["count"] + ring["reported"] <= neurons)
+        run_states = [name for name in STEPS_STATES if name not in ("S_NEXT", "S_DRAIN")]
+        in_step = _any(state, run_states)
+        started = _any(state, run_states[1:])  # the array was started
+        offering = _any(state, ("S_GOT", "S_BITS", "S_OFFER"))
+        quiet_states = _any(state, ("S_NEXT", "S_READ", "S_DONE", "S_DRAIN"))
+        cur = ring["cur"]
+        in_spikes, left, hi = regs["in_spikes"], regs["left"], regs["hi"]
+        # The payload bytes the sender still has to give: the head's, then 2 per entry.
+        to_give = Mux(in_spikes, 0, left) + 2 * unsent - hi
+        tx_payload = _any(state, ("TX_CODE", "TX_LEN0", "TX_LEN1", "TX_PAYLOAD"))
         return [
-            (~ex["steps_go"] & ~ex["streaming"], "inv: no STEPS run"),
-            (sender["R_IDLE"], "inv: sender idle"),
-            (~record["full"], "inv: record empty"),
-            (ring["count"] == 0, "inv: ring empty"),
             (_one_hot(Cat(*sender.values())), "inv: sender state"),
             (
-                ~state["EXEC"] | (ex["steps_stale"] == (rx["code"] == p.CMD_STEPS)),
+                ~state["EXEC"]
+                | (
+                    ((ex["steps_go"] | ex["steps_stale"]) == (rx["code"] == p.CMD_STEPS))
+                    & ~(ex["steps_go"] & ex["steps_stale"])
+                ),
                 "inv: STEPS decoded",
             ),
-            (ex["sending"] == state["SEND"], "inv: sending"),
+            (ex["sending"] == (state["SEND"] | sender["R_SEND"]), "inv: sending"),
             (~ex["settled"] | state["FEED"], "inv: settled"),
             (
                 ~current | (Cat(*rx["kinds"]) == Cat(bare, cfg, step, steps)),
                 "inv: kinds",
             ),
             (~(data_ready | index_ready) | state["PAYLOAD"] | state["CRC0"], "inv: STEPS entry"),
+            # A checked STEPS frame has a step or more; the one run is of bitmaps.
+            (
+                ~((state["CHECK"] & ~rx["bad_payload"]) | (state["HOLD"] & (rx["err_code"] == 0)))
+                | (rx["code"] != p.CMD_STEPS)
+                | (frame.steps != 0),
+                "inv: STEPS checked",
+            ),
+            (
+                ~(state["EXEC"] & ex["steps_go"]) | ((frame.steps != 0) & ~frame.lists),
+                "inv: STEPS taken",
+            ),
+            (streaming == _any(state, STEPS_STATES), "inv: streaming"),
+            (~streaming | (state["HOLD"] & ~frame.lists), "inv: STEPS run"),
+            (~in_step & ~state["S_NEXT"] | (run["steps_left"] != 0), "inv: steps left"),
+            (~state["S_DRAIN"] | (run["steps_left"] == 0), "inv: steps drained"),
+            (state["S_OFFER"] == run["offer"], "inv: STEPS offer"),
+            # The array: started from S_NEXT, running while the step's inputs go in.
+            (~quiet_states | ~a.busy, "inv: STEPS array idle"),
+            (~offering | (a.running & ~a.ended), "inv: STEPS feeding"),
+            (~state["S_WAIT"] | (a.running & (a.ended | u.end_queued)), "inv: STEPS wait"),
+            # The record register and the sender.
+            (~in_step | ~record["full"], "inv: record in a step"),
+            (streaming | (sender["R_IDLE"] & ~record["full"]), "inv: sender idle"),
+            (~sender["R_IDLE"] | (unsent == 0), "inv: unsent"),
+            (unsent <= neurons, "inv: unsent range"),
+            (~record["full"] | (held_count <= neurons), "inv: record count"),
+            (
+                ~sender["R_HEAD"]
+                | (
+                    state["TX_IDLE"]
+                    & ~tx["t_full"]
+                    & (regs["length"] == 4 + 2 * unsent)
+                    & (left == 4)
+                    & ~in_spikes
+                    & ~hi
+                ),
+                "inv: sender head",
+            ),
+            (
+                sender["R_IDLE"] | Mux(in_spikes, left == 0, (left >= 1) & (left <= 4)),
+                "inv: sender left",
+            ),
+            (sender["R_IDLE"] | ~hi | (in_spikes & (unsent != 0)), "inv: sender hi"),
+            (
+                ~sender["R_SEND"] | (to_give == Mux(tx_payload, tx["t_len"], 0)),
+                "inv: sender bytes",
+            ),
+            # The spike ring: its entries are those of the response taken, of the record
+            # held and of the step running; a step starts only with room for all its spikes.
+            (ring["count"] == unsent + Mux(record["full"], held_count, 0) + cur, "inv: ring"),
+            (streaming | (cur == 0), "inv: ring idle"),
+            (~(quiet_states & ~state["S_DONE"]) | (cur == 0), "inv: ring cur"),
+            (~started | ~a.running | (cur <= a.spikes), "inv: ring spikes"),
+            (~streaming | (ring["reported"] == total), "inv: reported"),
+            (ring["room"] == room, "inv: room"),
+            (
+                ~(state["S_NEXT"] & ring["room"]) | (ring["count"] + total <= neurons),
+                "inv: room in S_NEXT",
+            ),
+            (
+                ~in_step | ((cur <= total) & (ring["count"] + total <= neurons + cur)),
+                "inv: room in a step",
+            ),
+            (
+                ~(state["S_NEXT"] & sender["R_IDLE"] & ~record["full"]) | ring["room"],
+                "inv: room when drained",
+            ),
+            (
+                ~streaming | (self.ranking.stream_rank <= self.ranking.steps_max),
+                "inv: STEPS rank",
+            ),
         ] + u.fifo_asserts
 
     def _fifo(self, m, u):
@@ -394,16 +497,17 @@ class HostLinkHarness(wiring.Component):
         ends = Signal(2, name="fifo_ends")
         m.d.sync += ends.eq(ends + pushed_end - taken_end)
         u.end_queued = ends == 1
-        feeding = state["FEED"] | state["FEED_WAIT"]
+        feeding = _any(state, ("FEED", "FEED_WAIT", "S_GOT", "S_BITS", "S_OFFER"))
+        waiting = state["STEP_WAIT"] | state["S_WAIT"]
         level = fifo.level
         u.fifo_asserts = [
-            (feeding | state["STEP_WAIT"] | (level == 0), "inv: fifo idle"),
-            (ends <= Mux(state["STEP_WAIT"], level, 0), "inv: fifo end"),
-            (~state["STEP_WAIT"] | (a.ended != u.end_queued), "inv: fifo end queued"),
+            (feeding | waiting | (level == 0), "inv: fifo idle"),
+            (ends <= Mux(waiting, level, 0), "inv: fifo end"),
+            (~waiting | (a.ended != u.end_queued), "inv: fifo end queued"),
             # `end` is the last event: once the array took it, the FIFO is empty.
             (~a.ended | (level == 0), "inv: fifo after the end"),
             (
-                ~(state["STEP_WAIT"] & (level == 1) & u.end_queued) | sin.payload.end,
+                ~(waiting & (level == 1) & u.end_queued) | sin.payload.end,
                 "inv: fifo last",
             ),
             (~(feeding & (level != 0)) | ~sin.payload.end, "inv: fifo head"),
@@ -426,6 +530,11 @@ class HostLinkHarness(wiring.Component):
         n_idx, half, left = rx["n_idx"], rx["half"], rx["left"]
         taken = n_idx + rx["index_ready"]
         feeding = state["FEED"] | state["FEED_WAIT"]
+        steps = self.link.steps
+        # With STEPS, the sender's payload too; a step of a STEPS frame.
+        sending = state["SEND"] | (ex["sender"]["R_SEND"] if steps else 0)
+        s_read = state["S_READ"] if steps else 0
+        s_running = _any(state, ("S_GOT", "S_BITS", "S_OFFER", "S_WAIT")) if steps else 0
         # Each unit's states, a flip-flop each: exactly one set.
         one_hot = [
             (_one_hot(Cat(*(state[name] for name in names))), f"inv: {unit} state")
@@ -439,7 +548,7 @@ class HostLinkHarness(wiring.Component):
             # One frame at a time: the executor busy only with a frame held, the transmitter
             # only while the executor sends.
             (state["IDLE"] | state["HOLD"], "inv: executor busy without a frame"),
-            (state["SEND"] == ~state["TX_IDLE"], "inv: transmitter"),
+            (sending == ~state["TX_IDLE"], "inv: transmitter"),
             # A good frame is taken from CHECK, with error 0; only errors wait in HOLD for the
             # idle executor.
             (~(state["HOLD"] & state["IDLE"]) | (rx["err_code"] != 0), "inv: error on offer"),
@@ -477,7 +586,7 @@ class HostLinkHarness(wiring.Component):
                 Mux(
                     state["EXEC"],
                     (ex["start"] == ex["command"].step) & (ex["reset"] == (code == p.CMD_RESET)),
-                    ~ex["start"] & ~ex["reset"],
+                    (ex["start"] == s_read) & ~ex["reset"],
                 ),
                 "inv: start and reset",
             ),
@@ -504,8 +613,11 @@ class HostLinkHarness(wiring.Component):
             (~feeding | (a.running & ~a.ended), "inv: feeding"),
             (~state["STEP_WAIT"] | (a.running & (a.ended | u.end_queued)), "inv: step wait"),
             (~state["RESET_WAIT"] | ~a.running, "inv: reset wait"),
-            (feeding | state["STEP_WAIT"] | state["RESET_WAIT"] | ~a.busy, "inv: array idle"),
-            (~a.running | (ex["n_spk"] == a.spikes), "inv: spikes"),
+            (
+                feeding | state["STEP_WAIT"] | state["RESET_WAIT"] | s_running | ~a.busy,
+                "inv: array idle",
+            ),
+            (~a.running | s_running | (ex["n_spk"] == a.spikes), "inv: spikes"),
             (ex["n_spk"] <= self.link.neurons, "inv: n_spk"),
         ]
 

@@ -26,7 +26,8 @@ class FreeArray(wiring.Component):
     Like the array: ``busy`` is low only when idle; while idle, ``reset_state`` starts a reset
     and else ``start`` starts a step; ``cfg.ready`` is ``~busy``; a step takes input events
     until one with ``end``, then pulses ``done`` in its last busy cycle; output spikes come
-    only during a step, at most ``neurons`` of them. Free, within bounds: when ``spike_in``
+    only during a step, at most ``neurons`` of them, each of a LIF population (``spiking``;
+    ``docs/array.md``: input populations have no spikes out). Free, within bounds: when ``spike_in``
     is ready (at the latest after ``in_stall`` cycles of an offered event), when ``done``
     comes (at the latest ``done_within`` cycles after ``end`` was taken), how long a reset
     takes (at most ``reset_within`` + 1 cycles), the spikes and their payload, ``cycles`` and
@@ -37,15 +38,18 @@ class FreeArray(wiring.Component):
     array : NeuronArray
         The array replaced: its signature and widths are copied.
     neurons : int
+    spiking : sequence of int
+        The numbers of the LIF populations.
     in_stall, done_within, reset_within : int
     """
 
-    def __init__(self, array, *, neurons, in_stall, done_within, reset_within):
+    def __init__(self, array, *, neurons, spiking, in_stall, done_within, reset_within):
         self.pop_width = array.pop_width
         self.index_width = array.index_width
         self.cfg_data_width = array.cfg_data_width
         self.cfg_addr_width = array.cfg_addr_width
         self.neurons = neurons
+        self.spiking = tuple(spiking)
         self.in_stall = in_stall
         self.done_within = done_within
         self.reset_within = reset_within
@@ -107,6 +111,10 @@ class FreeArray(wiring.Component):
             out.valid.eq(AnySeq(1) & self.running & (self.spikes != self.neurons)),
             out.payload.as_value().eq(AnySeq(len(out.payload.as_value()))),
         ]
+        lif = 0
+        for number in self.spiking:
+            lif = lif | (out.payload.population == number)
+        m.d.comb += Assume(~out.valid | lif)
         with m.If(out.valid):
             m.d.sync += self.spikes.eq(self.spikes + 1)
         return m

@@ -3,7 +3,8 @@
 For every state of the link, an upper bound on the quiet cycles (no byte offered, no UART
 error) still needed to get idle: in a receive state ``timeout - timer + 1`` plus the error
 answer; in the transmitter the bytes still to send times ``tx_stall + 2`` plus the wait of the
-byte on offer; in the step states the feeding and the array model's bounds; a pending UART error
+byte on offer; in the step states the feeding and the array model's bounds; while a STEPS
+frame runs the steps left, the record held and the sender's response; a pending UART error
 adds a flush and an error answer. Costs in quiet cycles, with the harness's bounds. A byte of a
 response takes at most ``tx_stall + 2`` cycles: chosen into the transmitter's register, offered
 while ``tx`` is not ready, taken.
@@ -52,6 +53,10 @@ class Ranking:
         self.tx_stall = tx_stall
         self.tx_waited = tx_waited
         self.steps = link.steps
+        if self.steps and self.n_in > 8:
+            # The STEPS part counts one bitmap byte a step.
+            raise ValueError(f"the STEPS ranking needs at most 8 inputs, not {self.n_in}")
+        self.frame = link.receiver.frame.payload
         self.resp_len = Signal(16)
         self.bound = self._max_rank()
 
@@ -76,6 +81,8 @@ class Ranking:
             # the FIFO's term below pays for), and at most in_stall + 1 cycles in the FIFO.
             c["item"] = a.in_stall + 4
             c["step"] = lambda n: 1 + (n + 1) * c["item"] + c["step_wait0"]
+        if self.steps:
+            self._steps_costs(c)
         c["cfg_write"] = 1 + self._tx(0)
         c["exec_max"] = max(
             1 + self._tx(self.identity_len),
@@ -84,9 +91,30 @@ class Ranking:
             3 + a.reset_within + self._tx(0),
             1 + max(c["cfg_write"], c["error"]),
             c["step"](self.n_in),
+            *([1 + c["tail"](255)] if self.steps else []),
         )
         c["check"] = 1 + max(c["flush0"], c["error"], c["exec_max"])
         return c
+
+    def _steps_costs(self, c):
+        """The costs of a STEPS frame's run (bitmaps of one byte a step; the frame's steps
+        need not be well-formed: a bitmap byte has at most 8 inputs set).
+
+        A step from S_NEXT: S_NEXT, S_READ, S_GOT, then per input S_BITS and S_OFFER and its
+        time in the FIFO (``item``), the end the same, S_WAIT (``done_within`` + 1) and
+        S_DONE. Its response from the sender's R_IDLE that takes its record (``record``, at
+        most ``4 + 2 * neurons`` payload bytes). ``tail(k)``: ``k`` steps and their
+        responses, one after the other, then S_DRAIN's cycle: an upper bound, as the sender
+        and the executor run beside each other.
+        """
+        a = self.array
+        c["s_wait"] = a.done_within + 2
+        c["record"] = lambda n: 1 + (6 + 4 + 2 * n) * (self.tx_stall + 2) + 1
+        c["record_max"] = c["record"](self.neurons)
+        c["s_step"] = 3 + 9 * c["item"] + c["s_wait"]
+        per_step = c["s_step"] + c["record_max"]
+        c["tail"] = lambda k: k * per_step + 1
+        self.steps_max = c["tail"](255)
 
     def _max_rank(self):
         # The largest value of `rank`: CRC_FOLD with a UART error pending dominates LEN_CHECK
@@ -186,9 +214,15 @@ class Ranking:
                 with m.Case(p.CMD_STEP):
                     m.d.comb += exec_rank.eq(c["step"](u.rx["n_idx"]))
                 if self.steps:
-                    # (Never for the array's timestep: the harness assumes so.) ERROR.
+                    # For the array's timestep: the run; else ERROR.
                     with m.Case(p.CMD_STEPS):
-                        m.d.comb += exec_rank.eq(1 + c["error"])
+                        m.d.comb += exec_rank.eq(
+                            Mux(
+                                u.ex["steps_go"],
+                                1 + c["tail"](self.frame.steps),
+                                1 + c["error"],
+                            )
+                        )
             m.d.comb += rank.eq(exec_rank + extra)
         with m.If(state["RESET_WAIT"]):
             m.d.comb += rank.eq(
@@ -222,6 +256,7 @@ class Ranking:
         with m.If(state["ANSWER"]):
             m.d.comb += rank.eq((6 + self.resp_len) * B + 1 + extra)
         # Bytes still to be chosen into the transmitter's register, per state.
+        tx_rank = Signal(range(4 * self.bound), name="tx_rank")
         to_send = {"TX_CODE": 5, "TX_LEN0": 4, "TX_LEN1": 3, "TX_PAYLOAD": 2}
         for name in TX_STATES[1:]:
             with m.If(state[name]):
@@ -229,5 +264,54 @@ class Ranking:
                     left = to_send[name] + t_len
                 else:
                     left = {"TX_CRC0": 2, "TX_CRC1": 1, "TX_END": 0}[name]
-                m.d.comb += rank.eq(left * B + wait + 1 + extra)
+                m.d.comb += tx_rank.eq(left * B + wait + 1)
+        with m.If(~state["TX_IDLE"]):
+            m.d.comb += rank.eq(tx_rank + extra)
+        if self.steps:
+            self.stream_rank = self._run(m, u, c, tx_rank)
+            with m.If(u.ex["streaming"]):
+                m.d.comb += rank.eq(self.stream_rank + extra)
         return rank
+
+    def _run(self, m, u, c, tx_rank):
+        """The rank of a STEPS frame's run (without a pending UART error): the executor's
+        steps still to run, the record held, and the sender's response (its header, or the
+        transmitter's bytes). Each is a bound of its own work done alone; the executor waits
+        (in S_NEXT, S_DRAIN) only while the sender's part falls."""
+        a, state, ex = self.array, u.state, u.ex
+        B = self.tx_stall + 2
+        run, sender, record = ex["run"], ex["sender"], ex["record"]
+        steps_left = run["steps_left"]
+        item = c["item"]
+        level = ex["in_fifo"].level
+        queued = level * (a.in_stall + 1) - a.stalled
+        later = c["record_max"] + c["tail"](steps_left - 1)  # after this step's S_DONE
+        bits = run["bits"]
+        inputs = sum(bits[k] for k in range(len(bits)))  # the byte's inputs not offered yet
+        run_rank = Signal(range(4 * self.bound), name="run_rank")
+        ranks = {
+            "S_NEXT": c["tail"](steps_left),
+            "S_READ": c["s_step"] - 1 + later,
+            "S_GOT": c["s_step"] - 2 + queued + later,
+            "S_BITS": (inputs + 1) * item + queued + c["s_wait"] + later,
+            "S_OFFER": Mux(run["item_end"], 0, inputs + 1) * item
+            + (item - 1)
+            + queued
+            + c["s_wait"]
+            + later,
+            "S_WAIT": Mux(a.ended, a.done_within - a.since_end, a.done_within) + 2 + queued + later,
+            "S_DONE": 1 + later,
+            "S_DRAIN": 1,
+        }
+        for name, value in ranks.items():
+            with m.If(state[name]):
+                m.d.comb += run_rank.eq(value)
+        held_count = record["held"][32:]
+        stream_rank = Signal(range(4 * self.bound), name="stream_rank")
+        m.d.comb += stream_rank.eq(
+            run_rank
+            + Mux(record["full"], c["record"](held_count), 0)
+            + Mux(sender["R_HEAD"], (6 + ex["sender_regs"]["length"]) * B + 1, 0)
+            + Mux(sender["R_SEND"], tx_rank, 0)
+        )
+        return stream_rank

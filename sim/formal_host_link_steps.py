@@ -109,6 +109,7 @@ class StepsHarness(wiring.Component):
         self.array = FreeArray(
             real,
             neurons=self.link.neurons,
+            spiking=[n for n, q in enumerate(plan.populations) if not q.is_input],
             in_stall=in_stall,
             done_within=done_within,
             reset_within=reset_within,

@@ -10,11 +10,12 @@ k-induction of length 3, for every reachable state. The planted bugs, monkeypatc
 receiver's module (``hdl/host_link_rx.py``), are bounded checks with only the claims asserted,
 so that the failure is a claim, not a helper invariant.
 
-The harness builds the link with STEPS as boards do (none runs: assumed), and without.
+The harness builds the link with STEPS as boards do (frames of bitmaps run; none of index
+lists runs: assumed), and without.
 ``StepsHarness`` (``spikeforge.sim.formal_host_link_steps``): the link with STEPS sent one
 STEPS frame from reset, or free input; bounded checks (BMC) of the frame's run and answers and
 of STEPS safety claims, and a planted sender bug (the executor's state machines monkeypatched
-through ``hdl/host_link_exec.py``'s ``OneHotFSM``). Default run about 2 minutes on two cores.
+through ``hdl/host_link_exec.py``'s ``OneHotFSM``). Default run about 3.3 minutes on two cores.
 """
 
 import types
@@ -36,16 +37,25 @@ from spikeforge.spec import protocol
 
 @pytest.mark.parametrize("steps", [True, False], ids=["steps", "no_steps"])
 def test_no_wedge(formal, tmp_path, steps):
-    # The link as boards build it (with STEPS, none run) and without STEPS.
+    # The link as boards build it (with STEPS, those of bitmaps running) and without STEPS.
     harness = HostLinkHarness(check=["live"], steps=steps)
-    # Every response, the longest (IDENTIFY, 75 bytes at up to 4 cycles each) included, and a
-    # UART error left pending behind it.
-    assert harness.quiet_bound == 356
+    # Without STEPS: every response, the longest (IDENTIFY, 75 bytes at up to 4 cycles each)
+    # included, and a UART error left pending behind it. With STEPS: a frame of 255 steps,
+    # each run and answered one after the other (104 cycles a step and its response).
+    assert harness.quiet_bound == (26576 if steps else 356)
     assert_passes(prove(harness, "live", mode="prove", depth=3, build_dir=tmp_path))
 
 
-@pytest.mark.parametrize("steps", [True, False], ids=["steps", "no_steps"])
-@pytest.mark.parametrize("gap", [0, 15])
+@pytest.mark.parametrize(
+    "gap, steps",
+    [
+        # With STEPS runs in it, gap 0 takes about 40 s: --slow.
+        pytest.param(0, True, id="0-steps", marks=pytest.mark.slow),
+        pytest.param(0, False, id="0-no_steps"),
+        pytest.param(15, True, id="15-steps"),
+        pytest.param(15, False, id="15-no_steps"),
+    ],
+)
 def test_request_recovers(formal, tmp_path, gap, steps):
     # gap 0: bytes back to back (one waits for LEN_CHECK); gap 15: just under the timeout.
     harness = HostLinkHarness(check=["recover"], gap=gap, steps=steps)
@@ -149,6 +159,24 @@ def test_steps_catches_a_sender_that_never_returns(formal, tmp_path, monkeypatch
     result = prove(harness, "steps_bug", mode="bmc", depth=harness.depth, build_dir=tmp_path)
     assert_fails_with_trace(result, tmp_path)
     assert failed_assertions(result) == {"steps: not done in time"}
+
+
+def test_no_wedge_induction_catches_a_sender_that_never_returns(formal, tmp_path, monkeypatch):
+    # The same bug under the "live" proof, whose induction now runs STEPS frames: it fails
+    # in its induction step (status UNKNOWN: no trace from reset is that short), on the
+    # invariants that tie the sender to the transmitter: the sender is still in R_SEND with
+    # the response out. The bounded check above shows the wedge it leads to.
+    class Stuck(OneHotFSM):
+        def goto(self, name):
+            if not (self.here == "R_SEND" and name == "R_IDLE"):
+                super().goto(name)
+
+    monkeypatch.setattr(host_link_exec, "OneHotFSM", Stuck)
+    harness = HostLinkHarness(check=["live"])
+    result = prove(harness, "live_steps_bug", mode="prove", depth=3, build_dir=tmp_path)
+    assert result.status == "UNKNOWN"
+    assert result.counterexample is not None and "induct" in result.counterexample.name
+    assert failed_assertions(result) == {"inv: sending", "inv: transmitter"}
 
 
 @pytest.mark.slow
