@@ -49,15 +49,14 @@ from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume, Cat, Const, Fragment, Module, Mux, Signal
 from amaranth.lib import wiring
 
-from spikeforge.gen.compile import compile_network
-from spikeforge.hdl.host_link import RX_STATES, TX_STATES, HostLink
+from spikeforge.hdl.host_link import RX_STATES, TX_STATES
 from spikeforge.hdl.host_link_exec import STEPS_STATES, decode_command
 from spikeforge.hdl.host_link_rx import FRAME_STATES
 from spikeforge.spec import protocol as p
 
 from ..spec.limits import check_int
 from .formal import check_properties, no_reset
-from .formal_host_link_model import FreeArray, tiny_network
+from .formal_host_link_model import FreeArray, free_link, tiny_network
 from .formal_host_link_rank import Ranking
 from .formal_host_link_recover import REQUESTS, Recovery
 
@@ -165,21 +164,15 @@ class HostLinkHarness(wiring.Component):
         if quiet is not None and (not isinstance(quiet, int) or quiet < 1):
             raise TypeError(f"quiet must be a positive integer, not {quiet!r}")
         net = tiny_network() if net is None else net
-        plan = compile_network(net, 1)
-        self.link = HostLink(plan, stages=1, timeout=timeout, steps=steps)
-        real = self.link.array
-        # Only its signature and widths are used. Elaborating it once marks it and its parts
-        # as used, which Amaranth warns about otherwise.
-        Fragment.get(real, None)
-        self.array = FreeArray(
-            real,
-            neurons=self.link.neurons,
-            spiking=[n for n, q in enumerate(plan.populations) if not q.is_input],
+        self.link, plan = free_link(
+            net,
+            timeout=timeout,
+            steps=steps,
             in_stall=in_stall,
             done_within=done_within,
             reset_within=reset_within,
         )
-        self.link.array = self.array
+        self.array = self.link.array
         self.timeout = timeout
         self.tx_stall = tx_stall
         self.n_in = plan.n_inputs

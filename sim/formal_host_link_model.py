@@ -7,12 +7,15 @@ matters that a step, a reset and a configuration write end, within bounds.
 """
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Assume, Module, Signal
+from amaranth.hdl import Assume, Fragment, Module, Signal
 from amaranth.lib import wiring
+
+from spikeforge.gen.compile import compile_network
+from spikeforge.hdl.host_link import HostLink
 
 from .formal import proof_network
 
-__all__ = ["tiny_network", "FreeArray"]
+__all__ = ["tiny_network", "FreeArray", "free_link"]
 
 
 def tiny_network():
@@ -118,3 +121,23 @@ class FreeArray(wiring.Component):
         with m.If(out.valid):
             m.d.sync += self.spikes.eq(self.spikes + 1)
         return m
+
+
+def free_link(net, *, timeout, steps, in_stall, done_within, reset_within):
+    """A :class:`~spikeforge.hdl.host_link.HostLink` of ``net`` (1 lane, 1 stage) whose array
+    is a :class:`FreeArray` with the bounds given; returns the link and its plan."""
+    plan = compile_network(net, 1)
+    link = HostLink(plan, stages=1, timeout=timeout, steps=steps)
+    real = link.array
+    # Only its signature and widths are used. Elaborating it once marks it and its parts as
+    # used, which Amaranth warns about otherwise.
+    Fragment.get(real, None)
+    link.array = FreeArray(
+        real,
+        neurons=link.neurons,
+        spiking=[n for n, q in enumerate(plan.populations) if not q.is_input],
+        in_stall=in_stall,
+        done_within=done_within,
+        reset_within=reset_within,
+    )
+    return link, plan

@@ -30,13 +30,11 @@ from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume, Fragment, Module, Mux, Signal
 from amaranth.lib import wiring
 
-from spikeforge.gen.compile import compile_network
-from spikeforge.hdl.host_link import HostLink
 from spikeforge.spec import protocol as p
 
 from ..spec.limits import check_int
 from .formal import no_reset
-from .formal_host_link_model import FreeArray, tiny_network
+from .formal_host_link_model import free_link, tiny_network
 
 __all__ = ["STEPS_REQUESTS", "STEPS_TIMESTEP", "StepsHarness"]
 
@@ -100,21 +98,15 @@ class StepsHarness(wiring.Component):
         ]:
             check_int(name, value, 0, 255)
         net = tiny_network()
-        plan = compile_network(net, 1)
-        self.link = HostLink(plan, stages=1, timeout=timeout, steps=True)
-        real = self.link.array
-        # Only its signature and widths are used (elaborated once, so that Amaranth does not
-        # warn about it and its parts being unused).
-        Fragment.get(real, None)
-        self.array = FreeArray(
-            real,
-            neurons=self.link.neurons,
-            spiking=[n for n, q in enumerate(plan.populations) if not q.is_input],
+        self.link, plan = free_link(
+            net,
+            timeout=timeout,
+            steps=True,
             in_stall=in_stall,
             done_within=done_within,
             reset_within=reset_within,
         )
-        self.link.array = self.array
+        self.array = self.link.array
         self.tx_stall = tx_stall
         n_in = plan.n_inputs
         self.request = request

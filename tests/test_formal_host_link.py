@@ -146,15 +146,21 @@ def test_steps_frame_under_default_bounds(formal, tmp_path, request_name):
     assert_passes(result)
 
 
-def test_steps_catches_a_sender_that_never_returns(formal, tmp_path, monkeypatch):
-    # The sender of STEPS responses stays in R_SEND after its response is out: the record of
-    # the next step is never taken, the frame never done.
+def _stick_the_sender(monkeypatch):
+    """Plant a bug: the sender of STEPS responses never goes from R_SEND back to R_IDLE."""
+
     class Stuck(OneHotFSM):
         def goto(self, name):
             if not (self.here == "R_SEND" and name == "R_IDLE"):
                 super().goto(name)
 
     monkeypatch.setattr(host_link_exec, "OneHotFSM", Stuck)
+
+
+def test_steps_catches_a_sender_that_never_returns(formal, tmp_path, monkeypatch):
+    # The sender of STEPS responses stays in R_SEND after its response is out: the record of
+    # the next step is never taken, the frame never done.
+    _stick_the_sender(monkeypatch)
     harness = StepsHarness("bitmaps", tx_stall=0, in_stall=0, done_within=1)
     result = prove(harness, "steps_bug", mode="bmc", depth=harness.depth, build_dir=tmp_path)
     assert_fails_with_trace(result, tmp_path)
@@ -166,12 +172,7 @@ def test_no_wedge_induction_catches_a_sender_that_never_returns(formal, tmp_path
     # in its induction step (status UNKNOWN: no trace from reset is that short), on the
     # invariants that tie the sender to the transmitter: the sender is still in R_SEND with
     # the response out. The bounded check above shows the wedge it leads to.
-    class Stuck(OneHotFSM):
-        def goto(self, name):
-            if not (self.here == "R_SEND" and name == "R_IDLE"):
-                super().goto(name)
-
-    monkeypatch.setattr(host_link_exec, "OneHotFSM", Stuck)
+    _stick_the_sender(monkeypatch)
     harness = HostLinkHarness(check=["live"])
     result = prove(harness, "live_steps_bug", mode="prove", depth=3, build_dir=tmp_path)
     assert result.status == "UNKNOWN"
